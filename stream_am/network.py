@@ -1,0 +1,175 @@
+"""Split a ``torch.nn.Sequential`` into code blocks, nonlinear blocks and an output layer.
+
+A network is read as ``x -> pre -> [block_1 -> act_1] -> ... -> [block_L -> act_L] -> output``, where each
+*code block* is a ``Linear`` or ``Conv2d`` optionally followed by a ``BatchNorm``; its output is the code
+``c_l``. ``act_l`` is a (possibly empty) chain of weightless modules. The output layer is the last
+``Linear`` and must end the network (the loss is applied to its raw outputs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from stream_am.nn import Sign, Step
+
+__all__ = ["CodeBlock", "Network", "decompose", "NONLINEAR_TYPES", "CODE_TYPES"]
+
+CODE_TYPES = (nn.Linear, nn.Conv2d)
+NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d)
+NONLINEAR_TYPES = (
+    nn.ReLU,
+    nn.LeakyReLU,
+    nn.Tanh,
+    nn.Sigmoid,
+    nn.GELU,
+    nn.Flatten,
+    nn.MaxPool2d,
+    nn.AvgPool2d,
+    nn.Dropout,
+    nn.Identity,
+    Sign,
+    Step,
+)
+
+
+@dataclass
+class CodeBlock:
+    """A layer with weights (``Linear``/``Conv2d``) and an optional ``BatchNorm`` after it."""
+
+    layer: nn.Linear | nn.Conv2d
+    norm: nn.BatchNorm1d | nn.BatchNorm2d | None = None
+
+    def parameters(self) -> list[nn.Parameter]:
+        params = list(self.layer.parameters())
+        if self.norm is not None:
+            params += list(self.norm.parameters())
+        return params
+
+    def forward(self, a: torch.Tensor, *, batch_stats: bool = False, update_stats: bool = False) -> torch.Tensor:
+        """Code of input ``a``; ``batch_stats`` normalises with the batch (training), else running stats."""
+        z = self.layer(a)
+        if self.norm is None:
+            return z
+        use_batch = batch_stats and z.shape[0] > 1
+        bn = self.norm
+        return nn.functional.batch_norm(
+            z,
+            bn.running_mean if (update_stats or not use_batch) else None,
+            bn.running_var if (update_stats or not use_batch) else None,
+            bn.weight,
+            bn.bias,
+            training=use_batch,
+            momentum=bn.momentum if bn.momentum is not None else 0.1,
+            eps=bn.eps,
+        )
+
+
+def _apply(mods: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
+    for m in mods:
+        if isinstance(m, nn.Dropout):
+            continue  # AM's codes regularise; dropout is identity in AM (documented)
+        x = m(x)
+    return x
+
+
+@dataclass
+class Network:
+    """A decomposed network (see module docstring)."""
+
+    pre: list[nn.Module]
+    blocks: list[CodeBlock]
+    acts: list[list[nn.Module]]
+    out: nn.Linear
+
+    @property
+    def n_codes(self) -> int:
+        return len(self.blocks)
+
+    def act(self, l: int, c: torch.Tensor) -> torch.Tensor:  # noqa: E741
+        """Nonlinear block after code ``l`` (0-based)."""
+        return _apply(self.acts[l], c)
+
+    def preprocess(self, x: torch.Tensor) -> torch.Tensor:
+        return _apply(self.pre, x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Inference forward pass (running BatchNorm statistics)."""
+        a = self.preprocess(x)
+        for l, block in enumerate(self.blocks):  # noqa: E741
+            a = self.act(l, block.forward(a))
+        return self.out(a)
+
+    def is_elementwise(self, l: int) -> bool:  # noqa: E741
+        """Whether act ``l`` keeps the code's shape (no Flatten/pooling)."""
+        return not any(isinstance(m, (nn.Flatten, nn.MaxPool2d, nn.AvgPool2d)) for m in self.acts[l])
+
+
+def _flatten(module: nn.Module) -> list[nn.Module]:
+    out: list[nn.Module] = []
+    for m in module.children():
+        if isinstance(m, nn.Sequential):
+            out.extend(_flatten(m))
+        else:
+            out.append(m)
+    return out
+
+
+def decompose(module: nn.Module) -> Network:
+    """Split ``module`` (a ``torch.nn.Sequential``, nested ones flattened) into a :class:`Network`.
+
+    Raises ``ValueError`` naming the offending module when the layout is not supported.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> from stream_am.network import decompose
+    >>> net = decompose(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 3)))
+    >>> net.n_codes, net.out.out_features
+    (2, 3)
+    """
+    if not isinstance(module, nn.Sequential):
+        raise ValueError(f"module must be a torch.nn.Sequential, got {type(module).__name__}")
+    mods = _flatten(module)
+    weighted = [i for i, m in enumerate(mods) if isinstance(m, CODE_TYPES)]
+    if not weighted:
+        raise ValueError("module must contain at least one nn.Linear (the output layer)")
+    last = weighted[-1]
+    if not isinstance(mods[last], nn.Linear):
+        raise ValueError(f"module[{last}] ({mods[last]!r}): the output layer must be an nn.Linear")
+    if last != len(mods) - 1:
+        raise ValueError(
+            f"module[{last + 1}] ({mods[last + 1]!r}): nothing may follow the output nn.Linear "
+            "(the loss is applied to its raw outputs)"
+        )
+    pre: list[nn.Module] = []
+    blocks: list[CodeBlock] = []
+    acts: list[list[nn.Module]] = []
+    current = pre
+    i = 0
+    while i < last:
+        m = mods[i]
+        if isinstance(m, CODE_TYPES):
+            norm = None
+            if i + 1 < last and isinstance(mods[i + 1], NORM_TYPES):
+                norm = mods[i + 1]
+                want = nn.BatchNorm1d if isinstance(m, nn.Linear) else nn.BatchNorm2d
+                if not isinstance(norm, want):
+                    raise ValueError(f"module[{i + 1}] ({norm!r}) does not match the layer before it ({m!r})")
+                i += 1
+            blocks.append(CodeBlock(m, norm))
+            acts.append([])
+            current = acts[-1]
+        elif isinstance(m, NORM_TYPES):
+            raise ValueError(f"module[{i}] ({m!r}): BatchNorm must directly follow a Linear or Conv2d")
+        elif isinstance(m, NONLINEAR_TYPES):
+            if any(p.requires_grad for p in m.parameters()):
+                raise ValueError(f"module[{i}] ({m!r}) has trainable parameters; nonlinear blocks must have none")
+            current.append(m)
+        else:
+            supported = ", ".join(t.__name__ for t in CODE_TYPES + NORM_TYPES + NONLINEAR_TYPES)
+            raise ValueError(f"module[{i}] ({m!r}) is not supported; supported modules: {supported}")
+        i += 1
+    return Network(pre=pre, blocks=blocks, acts=acts, out=mods[last])
