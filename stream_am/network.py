@@ -42,36 +42,70 @@ class CodeBlock:
     layer: nn.Linear | nn.Conv2d
     norm: nn.BatchNorm1d | nn.BatchNorm2d | None = None
 
-    def parameters(self) -> list[nn.Parameter]:
+    def parameters(self) -> list[torch.Tensor]:
         params = list(self.layer.parameters())
         if self.norm is not None:
-            params += list(self.norm.parameters())
+        params: list[torch.Tensor] = list(self.layer.parameters())
         return params
 
-    def forward(self, a: torch.Tensor, *, batch_stats: bool = False, update_stats: bool = False) -> torch.Tensor:
-        """Code of input ``a``; ``batch_stats`` normalises with the batch (training), else running stats."""
+    def forward(self, a: torch.Tensor, *, batch_stats: bool = False) -> torch.Tensor:
+        """Code of input ``a``.
+
+        With ``batch_stats`` (learning) a BatchNorm normalises with the batch's own moments (running
+        statistics are left alone; see :meth:`update_running_stats`), except for a batch of one sample,
+        which uses the running statistics.
+        """
         z = self.layer(a)
-        if self.norm is None:
+        bn = self.norm
+        if bn is None:
             return z
         use_batch = batch_stats and z.shape[0] > 1
-        bn = self.norm
         return nn.functional.batch_norm(
             z,
-            bn.running_mean if (update_stats or not use_batch) else None,
-            bn.running_var if (update_stats or not use_batch) else None,
+            None if use_batch else bn.running_mean,
+            None if use_batch else bn.running_var,
             bn.weight,
             bn.bias,
             training=use_batch,
-            momentum=bn.momentum if bn.momentum is not None else 0.1,
             eps=bn.eps,
         )
 
+    @torch.no_grad()
+    def update_running_stats(self, a: torch.Tensor) -> None:
+        """Fold the batch moments of ``layer(a)`` into the BatchNorm running statistics."""
+        bn = self.norm
+        if bn is None or a.shape[0] < 2 or bn.running_mean is None or bn.running_var is None:
+            return
+        z = self.layer(a)
+        dims = [0] + list(range(2, z.ndim))
+        m = bn.momentum if bn.momentum is not None else 0.1
+        bn.running_mean.mul_(1 - m).add_(z.mean(dims), alpha=m)
+        bn.running_var.mul_(1 - m).add_(z.var(dims, unbiased=True), alpha=m)
+        if bn.num_batches_tracked is not None:
+            bn.num_batches_tracked.add_(1)
 
-def _apply(mods: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
-    for m in mods:
+
+def _apply(
+    mods: list[nn.Module],
+    x: torch.Tensor,
+    masks: dict[int, torch.Tensor] | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Apply weightless modules; ``Dropout`` is active only when ``masks`` is given (learning).
+
+    Dropout masks are drawn once per learning step from the learner's own ``generator`` and cached in
+    ``masks`` so that the code and weight updates of one step see the same mask; no global RNG is used.
+    """
+    for k, m in enumerate(mods):
         if isinstance(m, nn.Dropout):
-            continue  # AM's codes regularise; dropout is identity in AM (documented)
-        x = m(x)
+            if masks is None or m.p == 0:
+                continue
+            if k not in masks:
+                keep = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype) >= m.p
+                masks[k] = keep.to(x.dtype) / (1.0 - m.p)
+            x = x * masks[k]
+        else:
+            x = m(x)
     return x
 
 
@@ -88,12 +122,23 @@ class Network:
     def n_codes(self) -> int:
         return len(self.blocks)
 
-    def act(self, l: int, c: torch.Tensor) -> torch.Tensor:  # noqa: E741
+    def act(
+        self,
+        l: int,  # noqa: E741
+        c: torch.Tensor,
+        masks: dict[int, torch.Tensor] | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         """Nonlinear block after code ``l`` (0-based)."""
-        return _apply(self.acts[l], c)
+        return _apply(self.acts[l], c, masks, generator)
 
-    def preprocess(self, x: torch.Tensor) -> torch.Tensor:
-        return _apply(self.pre, x)
+    def preprocess(
+        self,
+        x: torch.Tensor,
+        masks: dict[int, torch.Tensor] | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        return _apply(self.pre, x, masks, generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Inference forward pass (running BatchNorm statistics)."""
@@ -126,7 +171,8 @@ def decompose(module: nn.Module) -> Network:
     --------
     >>> from torch import nn
     >>> from stream_am.network import decompose
-    >>> net = decompose(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 3)))
+    >>> seq = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 3))
+    >>> net = decompose(seq)
     >>> net.n_codes, net.out.out_features
     (2, 3)
     """
@@ -152,24 +198,28 @@ def decompose(module: nn.Module) -> Network:
     while i < last:
         m = mods[i]
         if isinstance(m, CODE_TYPES):
-            norm = None
+            norm: nn.BatchNorm1d | nn.BatchNorm2d | None = None
             if i + 1 < last and isinstance(mods[i + 1], NORM_TYPES):
-                norm = mods[i + 1]
+                norm = mods[i + 1]  # type: ignore[assignment]
                 want = nn.BatchNorm1d if isinstance(m, nn.Linear) else nn.BatchNorm2d
                 if not isinstance(norm, want):
                     raise ValueError(f"module[{i + 1}] ({norm!r}) does not match the layer before it ({m!r})")
                 i += 1
-            blocks.append(CodeBlock(m, norm))
+            blocks.append(CodeBlock(m, norm))  # type: ignore[arg-type]
             acts.append([])
             current = acts[-1]
         elif isinstance(m, NORM_TYPES):
             raise ValueError(f"module[{i}] ({m!r}): BatchNorm must directly follow a Linear or Conv2d")
         elif isinstance(m, NONLINEAR_TYPES):
             if any(p.requires_grad for p in m.parameters()):
-                raise ValueError(f"module[{i}] ({m!r}) has trainable parameters; nonlinear blocks must have none")
+                raise ValueError(
+                    f"module[{i}] ({m!r}) has trainable parameters; nonlinear blocks must have none"
+                )
             current.append(m)
         else:
             supported = ", ".join(t.__name__ for t in CODE_TYPES + NORM_TYPES + NONLINEAR_TYPES)
             raise ValueError(f"module[{i}] ({m!r}) is not supported; supported modules: {supported}")
         i += 1
-    return Network(pre=pre, blocks=blocks, acts=acts, out=mods[last])
+    out = mods[last]
+    assert isinstance(out, nn.Linear)  # checked above
+    return Network(pre=pre, blocks=blocks, acts=acts, out=out)

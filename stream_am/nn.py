@@ -54,7 +54,7 @@ class Sign(nn.Module):
 
 
 class Step(nn.Module):
-    """Heaviside step, ``1`` where ``x >= 0`` else ``0``; straight-through gradient ``0.5`` inside ``[-1, 1]``.
+    """Heaviside step, ``1`` where ``x >= 0`` else ``0``; straight-through gradient 0.5 inside ``[-1, 1]``.
 
     Examples
     --------

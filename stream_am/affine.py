@@ -1,0 +1,40 @@
+"""Affine views of layers for the memory solves: rows of (input, code) pairs and ``[bias | W]`` matrices."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+__all__ = ["rows", "get_affine", "set_affine"]
+
+
+def rows(layer: nn.Linear | nn.Conv2d, a: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input, code) pairs, one row each: samples for ``Linear``, image patches for ``Conv2d``."""
+    if isinstance(layer, nn.Linear):
+        return a.flatten(1), c
+    if layer.padding_mode != "zeros" or isinstance(layer.padding, str):
+        raise ValueError(
+            f"variant='mem' supports Conv2d with padding_mode='zeros' and numeric padding only, got {layer!r}"
+        )
+    patches = F.unfold(
+        a, layer.kernel_size, dilation=layer.dilation, padding=layer.padding, stride=layer.stride
+    )
+    return patches.transpose(1, 2).reshape(-1, patches.shape[1]), c.permute(0, 2, 3, 1).reshape(
+        -1, c.shape[1]
+    )
+
+
+def get_affine(layer: nn.Linear | nn.Conv2d) -> torch.Tensor:
+    """``[bias | W]`` with ``W`` flattened to (out, in); a missing bias reads as zeros."""
+    w = layer.weight.detach().reshape(layer.weight.shape[0], -1)
+    b = layer.bias.detach() if layer.bias is not None else w.new_zeros(w.shape[0])
+    return torch.cat([b[:, None], w], dim=1)
+
+
+@torch.no_grad()
+def set_affine(layer: nn.Linear | nn.Conv2d, wb: torch.Tensor) -> None:
+    """Write ``[bias | W]`` back into ``layer`` (the bias is dropped if the layer has none)."""
+    layer.weight.copy_(wb[:, 1:].reshape(layer.weight.shape))
+    if layer.bias is not None:
+        layer.bias.copy_(wb[:, 0])

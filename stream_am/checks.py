@@ -1,0 +1,106 @@
+"""Validation of hyperparameters and tensor inputs: every error is a ``ValueError`` naming the field."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+__all__ = [
+    "check_choice",
+    "check_int",
+    "check_float",
+    "check_device",
+    "resolve_device",
+    "check_x",
+    "check_batch",
+]
+
+
+def check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+
+
+def check_int(name: str, value: Any, low: int = 0) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+
+
+def check_float(name: str, value: Any, low: float, high: float, low_inclusive: bool = True) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok:
+        ok = (value >= low if low_inclusive else value > low) and (high == math.inf or value < high)
+    if not ok:
+        lo = "[" if low_inclusive else "("
+        raise ValueError(f"{name} must be a finite number in {lo}{low}, {high}), got {value!r}")
+
+
+def check_device(device: Any) -> None:
+    if not isinstance(device, str):
+        raise ValueError(f"device must be a string such as 'cpu', 'cuda' or 'auto', got {device!r}")
+    if device == "auto":
+        return
+    try:
+        torch.device(device)
+    except (RuntimeError, ValueError) as exc:
+        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}") from exc
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` becomes CUDA when available; asking for CUDA without it is a ``ValueError``."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} but CUDA is not available")
+    return dev
+
+
+def check_x(x: Any, *, device: torch.device, n_inputs: int | None, name: str = "x") -> torch.Tensor:
+    """A finite float tensor with a batch dimension, on ``device``."""
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if not (x.is_floating_point()):
+        raise ValueError(f"{name} must have a floating dtype, got {x.dtype}")
+    if x.ndim < 2:
+        raise ValueError(f"{name} must have shape (n_samples, ...), got shape {tuple(x.shape)}")
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} is an empty batch")
+    if n_inputs is not None and (x.ndim != 2 or x.shape[1] != n_inputs):
+        raise ValueError(
+            f"{name} has shape {tuple(x.shape)}, but the network expects (n_samples, {n_inputs})"
+        )
+    x = x.to(device=device, dtype=torch.float32)
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return x
+
+
+def check_batch(
+    x: Any, y: Any, *, loss: str, n_outputs: int, device: torch.device, n_inputs: int | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validate a learning batch; returns ``(x, y)`` on ``device``."""
+    x = check_x(x, device=device, n_inputs=n_inputs)
+    if not isinstance(y, torch.Tensor):
+        raise ValueError(f"y must be a torch.Tensor, got {type(y).__name__}")
+    if y.shape[0:1] != x.shape[0:1]:
+        raise ValueError(f"x has {x.shape[0]} samples but y has {y.shape[0] if y.ndim else 0}")
+    if loss == "cross_entropy":
+        if y.ndim != 1 or y.is_floating_point() or y.dtype == torch.bool or y.is_complex():
+            raise ValueError(
+                f"y must be a 1-d integer tensor of class indices, got {y.dtype} {tuple(y.shape)}"
+            )
+        if bool((y < 0).any()) or bool((y >= n_outputs).any()):
+            raise ValueError(f"y has labels outside [0, {n_outputs}): min {int(y.min())}, max {int(y.max())}")
+        return x, y.to(device=device, dtype=torch.long)
+    if y.ndim == 1 and n_outputs == 1:
+        y = y[:, None]
+    if y.ndim != 2 or y.shape[1] != n_outputs:
+        raise ValueError(f"y must have shape (n_samples, {n_outputs}), got {tuple(y.shape)}")
+    y = y.to(device=device, dtype=torch.float32)
+    if not bool(torch.isfinite(y).all()):
+        raise ValueError("y contains NaN or infinite values")
+    return x, y

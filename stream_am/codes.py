@@ -1,0 +1,141 @@
+"""Codes: the forward pass that produces them and their top-down update, one block at a time.
+
+Every code objective is a sum over samples (each sample's code is its own variable, so a step is the same
+whatever the mini-batch size) of squared Euclidean distances:
+
+- top code:    loss(y, out(act_L(c))) / mu + ||c - c0||^2 + (lambda_c / mu) ||c||_1
+- hidden code: ||block_{l+1}(act_l(c)) - c_{l+1}||^2 + ||c - c0||^2 + (lambda_c / mu) ||c||_1
+
+where ``c0`` is the forward value and ``c_{l+1}`` the code just updated above (detached). A gradient taken
+here reaches exactly one block: the code itself and the block right above it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch.nn import functional as F
+
+from stream_am.network import Network
+
+__all__ = ["forward_codes", "update_codes", "output_loss", "nesterov_descent"]
+
+Mask = dict[int, torch.Tensor] | None
+Masks = list[dict[int, torch.Tensor]]
+
+
+def output_loss(out: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
+    """Sum over samples of the per-sample loss (cross-entropy, or the mean squared error over outputs)."""
+    if loss == "cross_entropy":
+        return F.cross_entropy(out, y, reduction="sum")
+    if loss == "onehot_mse":
+        return (out - F.one_hot(y, out.shape[1]).to(out.dtype)).pow(2).sum()
+    return (out - y).pow(2).mean(dim=1).sum()
+
+
+@torch.no_grad()
+def forward_codes(
+    net: Network, x: torch.Tensor, masks: Masks | None = None, generator: torch.Generator | None = None
+) -> list[torch.Tensor]:
+    """Codes ``c_1..c_L`` of ``x`` (BatchNorm on batch moments), without gradients."""
+    a = net.preprocess(x, None if masks is None else masks[0], generator)
+    codes = []
+    for l, block in enumerate(net.blocks):  # noqa: E741
+        c = block.forward(a, batch_stats=True)
+        codes.append(c)
+        a = net.act(l, c, None if masks is None else masks[l + 1], generator)
+    return codes
+
+
+def nesterov_descent(
+    c0: torch.Tensor,
+    value_and_grad: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+    steps: int,
+    lr: float,
+    momentum: float,
+) -> torch.Tensor:
+    """``steps`` Nesterov steps from ``c0`` (PyTorch's formulation), monotone by safeguard.
+
+    A step that raises the objective is undone, the momentum reset and the step size halved (an adaptive
+    restart), so the returned code never has a higher objective than ``c0`` whatever ``lr`` and ``mu``.
+    The last step's objective is checked with one extra evaluation.
+    """
+    c = c0.clone()
+    v = torch.zeros_like(c)
+    best, g = value_and_grad(c)
+    for _ in range(steps):
+        v.mul_(momentum).add_(g)
+        trial = c - lr * (g + momentum * v)
+        value, g_trial = value_and_grad(trial)
+        if bool(value <= best):
+            c, best, g = trial, value, g_trial
+        else:
+            v.zero_()
+            lr *= 0.5
+    return c
+
+
+def _l1(c: torch.Tensor, weight: float) -> torch.Tensor:
+    return weight * c.abs().sum() if weight > 0 else c.new_zeros(())
+
+
+Objective = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _top_objective(
+    net: Network, c0: torch.Tensor, y: torch.Tensor, loss: str, mu: float, sparsity: float, masks: Mask
+) -> Objective:
+    def objective(c: torch.Tensor) -> torch.Tensor:
+        out = net.out(net.act(net.n_codes - 1, c, masks))
+        return output_loss(out, y, loss) / mu + (c - c0).pow(2).sum() + _l1(c, sparsity)
+
+    return objective
+
+
+def _hidden_objective(
+    net: Network, l: int, c0: torch.Tensor, target: torch.Tensor, sparsity: float, masks: Mask
+) -> Objective:
+    block = net.blocks[l + 1]
+
+    def objective(c: torch.Tensor) -> torch.Tensor:
+        pred = block.forward(net.act(l, c, masks), batch_stats=True)
+        return (pred - target).pow(2).sum() + (c - c0).pow(2).sum() + _l1(c, sparsity)
+
+    return objective
+
+
+def update_codes(
+    net: Network,
+    codes: list[torch.Tensor],
+    y: torch.Tensor,
+    *,
+    loss: str,
+    mu: float,
+    steps: int,
+    lr: float,
+    momentum: float,
+    lambda_c: float,
+    masks: Masks | None = None,
+) -> list[torch.Tensor]:
+    """Return the updated codes, computed from the top code down."""
+    L = len(codes)
+    new: list[torch.Tensor] = [c for c in codes]
+    sparsity = lambda_c / mu
+    for l in range(L - 1, -1, -1):
+        c0 = codes[l]
+        act_masks = None if masks is None else masks[l + 1]
+        if l == L - 1:
+            objective = _top_objective(net, c0, y, loss, mu, sparsity, act_masks)
+        else:
+            objective = _hidden_objective(net, l, c0, new[l + 1], sparsity, act_masks)
+
+        def grad(c: torch.Tensor, objective: Objective = objective) -> tuple[torch.Tensor, torch.Tensor]:
+            with torch.enable_grad():
+                leaf = c.detach().requires_grad_(True)
+                value = objective(leaf)
+                (g,) = torch.autograd.grad(value, [leaf])
+            return value.detach(), g
+
+        new[l] = nesterov_descent(c0, grad, steps, lr, momentum)
+    return new

@@ -1,0 +1,408 @@
+"""OnlineAM: one online step = forward codes, top-down code updates, then every layer fits its own weights."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from stream_am import checks
+from stream_am.affine import get_affine as _get_affine
+from stream_am.affine import rows as _rows
+from stream_am.affine import set_affine as _set_affine
+from stream_am.codes import forward_codes, output_loss, update_codes
+from stream_am.network import CodeBlock, Network, decompose
+from stream_am.updaters import AdamRule, MemoryRule
+
+__all__ = ["OnlineAM"]
+
+_FLOAT_PARAMS = {  # name: (low, high, low_inclusive)
+    "mu": (0.0, math.inf, False),
+    "mu_growth": (0.0, math.inf, True),
+    "mu_max_factor": (1.0, math.inf, True),
+    "code_lr": (0.0, math.inf, True),
+    "code_momentum": (0.0, 1.0, True),
+    "weight_lr": (0.0, math.inf, False),
+    "output_lr": (0.0, math.inf, False),
+    "memory_decay": (0.0, 1.0, True),
+    "ridge": (0.0, math.inf, False),
+    "lambda_c": (0.0, math.inf, True),
+    "lambda_w": (0.0, math.inf, True),
+}
+
+
+class OnlineAM:
+    """Online Alternating Minimization with auxiliary variables (Choromanska et al., ICML 2019).
+
+    Parameters
+    ----------
+    module
+        A ``torch.nn.Sequential`` (see :func:`stream_am.network.decompose` for the supported layouts). The
+        learner trains it in place; it is moved to ``device`` on the first step.
+    variant
+        ``"mem"`` (hidden layers solve a co-activation memory by ridge least squares) or ``"adam"`` (local
+        Adam steps).
+    loss
+        ``"cross_entropy"`` (integer class targets) or ``"mse"`` (float targets, any output width).
+    readout
+        How the output layer learns: ``"memory"`` (ridge fit of one-hot or regression targets from the last
+        hidden layer, in the same statistics as AM-mem; the default for both variants, chosen by measurement)
+        or ``"adam"`` (Adam steps on the loss).
+    device
+        ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (CUDA when available).
+    seed
+        Seeds the learner's own ``torch.Generator`` (dropout masks). No global RNG is touched.
+    mu
+        Weight of the code-coupling terms; the top code trades ``loss / mu`` against staying near its
+        forward value.
+    mu_growth, mu_max_factor
+        ``mu`` grows by ``mu_growth`` after each step while below ``mu_max_factor * mu``.
+    code_steps, code_lr, code_momentum
+        Nesterov gradient steps on each code, per sample (independent of the mini-batch size).
+    weight_steps, weight_lr
+        Adam steps and step size for hidden layers (``variant="adam"``).
+    output_lr
+        Adam step size of the output layer (``readout="adam"``); ``weight_steps`` steps per mini-batch.
+    memory_decay
+        Per-sample forgetting rate of every memory in ``[0, 1)``; settable between steps.
+    ridge
+        Proximal ridge of the memory solves, in units of the inputs' mean square.
+    lambda_c, lambda_w
+        L1 sparsity of codes and (AM-Adam) weights.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from stream_am import OnlineAM
+    >>> g = torch.Generator().manual_seed(0)
+    >>> x = torch.randn(256, 2, generator=g)
+    >>> y = ((x[:, 0] * x[:, 1]) > 0).long()          # XOR of the signs: not linearly separable
+    >>> net = nn.Sequential(nn.Linear(2, 32), nn.ReLU(), nn.Linear(32, 2))
+    >>> am = OnlineAM(net, variant="mem", seed=0)
+    >>> for _ in range(60):
+    ...     stats = am.partial_fit(x, y)
+    >>> acc = (am.predict(x).argmax(1) == y).float().mean().item()
+    >>> acc > 0.85
+    True
+    """
+
+    def __init__(
+        self,
+        module: nn.Module,
+        variant: str = "mem",
+        loss: str = "cross_entropy",
+        readout: str = "memory",
+        device: str = "cpu",
+        seed: int | None = 0,
+        mu: float = 0.1,
+        mu_growth: float = 0.0,
+        mu_max_factor: float = 10.0,
+        code_steps: int = 5,
+        code_lr: float = 0.1,
+        code_momentum: float = 0.9,
+        weight_steps: int = 1,
+        weight_lr: float = 0.008,
+        output_lr: float = 0.008,
+        memory_decay: float = 1e-3,
+        ridge: float = 1e-2,
+        lambda_c: float = 0.0,
+        lambda_w: float = 0.0,
+    ):
+        self.module = module
+        self.variant = variant
+        self.loss = loss
+        self.readout = readout
+        self.device = device
+        self.seed = seed
+        self.mu = mu
+        self.mu_growth = mu_growth
+        self.mu_max_factor = mu_max_factor
+        self.code_steps = code_steps
+        self.code_lr = code_lr
+        self.code_momentum = code_momentum
+        self.weight_steps = weight_steps
+        self.weight_lr = weight_lr
+        self.output_lr = output_lr
+        self.memory_decay = memory_decay
+        self.ridge = ridge
+        self.lambda_c = lambda_c
+        self.lambda_w = lambda_w
+        self._validate_params()
+        self._net: Network = decompose(module)
+        if variant == "mem":
+            for block in self._net.blocks:
+                if block.norm is not None:
+                    raise ValueError(
+                        f"variant='mem' fits each block as an affine least-squares map and cannot fit "
+                        f"{block.norm!r}; use variant='adam' or remove the BatchNorm"
+                    )
+                if isinstance(block.layer, nn.Conv2d) and block.layer.groups != 1:
+                    raise ValueError(f"variant='mem' supports Conv2d with groups=1 only, got {block.layer!r}")
+        self._built = False
+        self.samples_seen = 0
+        self.n_steps = 0
+
+    # ------------------------------------------------------------------ configuration
+    def _validate_params(self) -> None:
+        checks.check_choice("variant", self.variant, ("mem", "adam"))
+        checks.check_choice("loss", self.loss, ("cross_entropy", "mse"))
+        checks.check_choice("readout", self.readout, ("memory", "adam"))
+        checks.check_device(self.device)
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
+            raise ValueError(f"seed must be an int or None, got {self.seed!r}")
+        for name in ("code_steps", "weight_steps"):
+            checks.check_int(name, getattr(self, name), low=0 if name == "code_steps" else 1)
+        for name, (lo, hi, lo_incl) in _FLOAT_PARAMS.items():
+            checks.check_float(name, getattr(self, name), lo, hi, lo_incl)
+
+    def get_config(self) -> dict[str, Any]:
+        """Constructor arguments except ``module`` (JSON-serialisable)."""
+        return {
+            k: getattr(self, k)
+            for k in (
+                "variant",
+                "loss",
+                "readout",
+                "device",
+                "seed",
+                *_FLOAT_PARAMS,
+                "code_steps",
+                "weight_steps",
+            )
+        }
+
+    @property
+    def n_inputs(self) -> int:
+        first = self._net.blocks[0].layer if self._net.blocks else self._net.out
+        return first.in_features if isinstance(first, nn.Linear) else first.in_channels
+
+    @property
+    def n_outputs(self) -> int:
+        return self._net.out.out_features
+
+    # ------------------------------------------------------------------ lazy state
+    def _build(self) -> None:
+        dev = checks.resolve_device(self.device)
+        self.module.to(dev)
+        self._device = dev
+        self._generator = torch.Generator(device=dev)
+        if self.seed is not None:
+            self._generator.manual_seed(self.seed)
+        self._mu = float(self.mu)
+        self._adam = [AdamRule(self.weight_lr) for _ in self._net.blocks]
+        self._memory = [MemoryRule(self.memory_decay, self.ridge) for _ in self._net.blocks]
+        self._out_adam = AdamRule(self.output_lr)
+        self._out_memory = MemoryRule(self.memory_decay, self.ridge)
+        self._built = True
+
+    # ------------------------------------------------------------------ public API
+    def partial_fit(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        """One AM step on the mini-batch ``(x, y)``; returns statistics measured *before* the update.
+
+        ``loss`` and (classification) ``accuracy`` are those of the model's predictions on this batch before
+        learning from it (test-then-train). Bad input raises ``ValueError`` and changes nothing.
+        """
+        if not self._built:
+            self._build()
+        x, y = checks.check_batch(
+            x,
+            y,
+            loss=self.loss,
+            n_outputs=self.n_outputs,
+            device=self._device,
+            n_inputs=self.n_inputs if self._first_is_linear() else None,
+        )
+        net = self._net
+        n = x.shape[0]
+        masks: list[dict[int, torch.Tensor]] = [{} for _ in range(net.n_codes + 1)]
+        with torch.no_grad():
+            codes = forward_codes(net, x, masks, self._generator)
+            a_top = net.act(net.n_codes - 1, codes[-1], masks[-1]) if codes else net.preprocess(x, masks[0])
+            before = net.out(a_top)
+            stats = {"loss": float(output_loss(before, y, self.loss)) / n, "n": float(n), "mu": self._mu}
+            if self.loss == "cross_entropy":
+                stats["accuracy"] = float((before.argmax(1) == y).float().mean())
+        if codes:
+            # the top code descends the loss the readout itself minimises (squared error to one-hot
+            # targets for the memory readout): consistent subproblems (measured: stable, see README)
+            code_loss = (
+                "onehot_mse" if (self.loss == "cross_entropy" and self.readout == "memory") else self.loss
+            )
+            codes = update_codes(
+                net,
+                codes,
+                y,
+                loss=code_loss,
+                mu=self._mu,
+                steps=self.code_steps,
+                lr=self.code_lr,
+                momentum=self.code_momentum,
+                lambda_c=self.lambda_c,
+                masks=masks,
+            )
+        with torch.no_grad():
+            inputs = [net.preprocess(x, masks[0])] + [
+                net.act(l, c, masks[l + 1]) for l, c in enumerate(codes)
+            ]
+        for l, block in enumerate(net.blocks):  # noqa: E741  (independent subproblems)
+            self._fit_block(l, block, inputs[l], codes[l], n)
+        self._fit_output(inputs[-1], y, n)
+        for l, block in enumerate(net.blocks):  # noqa: E741
+            block.update_running_stats(inputs[l])
+        if self.mu_growth > 0 and self._mu < self.mu_max_factor * self.mu:
+            self._mu += self.mu_growth
+        self.samples_seen += n
+        self.n_steps += 1
+        return stats
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Network outputs (logits or values) for ``x``; never changes any state."""
+        if not self._built:
+            dev = checks.resolve_device(self.device)
+            self.module.to(dev)
+        dev = next(self.module.parameters()).device
+        x = checks.check_x(x, device=dev, n_inputs=self.n_inputs if self._first_is_linear() else None)
+        return self._net.forward(x)
+
+    @torch.no_grad()
+    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+        """Class probabilities (softmax of the outputs); classification only."""
+        if self.loss != "cross_entropy":
+            raise ValueError("predict_proba needs loss='cross_entropy'")
+        return torch.softmax(self.predict(x), dim=1)
+
+    def forget(self, factor: float) -> None:
+        """Scale the weight of everything the memories remember by ``factor`` in ``(0, 1]``."""
+        if not self._built:
+            return
+        for m in [*self._memory, self._out_memory]:
+            m.forget(factor)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        if name == "memory_decay" and self.__dict__.get("_built"):
+            checks.check_float("memory_decay", value, 0.0, 1.0, True)
+            for m in [*self._memory, self._out_memory]:
+                m.decay = value
+
+    # ------------------------------------------------------------------ per-layer updates
+    def _first_is_linear(self) -> bool:
+        first = self._net.blocks[0].layer if self._net.blocks else self._net.out
+        return isinstance(first, nn.Linear) and not self._net.pre
+
+    def _fit_block(self, l: int, block: CodeBlock, a: torch.Tensor, c: torch.Tensor, n: int) -> None:  # noqa: E741
+        if self.variant == "mem":
+            rows_a, rows_c = _rows(block.layer, a, c)
+            self._memory[l].update(rows_a, rows_c, n)
+            _set_affine(block.layer, self._memory[l].solve(_get_affine(block.layer)))
+            return
+        params = block.parameters()
+        for _ in range(self.weight_steps):
+            with torch.enable_grad():
+                obj = F.mse_loss(block.forward(a, batch_stats=True), c)
+                if self.lambda_w > 0:
+                    obj = obj + self.lambda_w * block.layer.weight.abs().mean()
+                grads = torch.autograd.grad(obj, params)
+            self._adam[l].step(params, list(grads))
+
+    def _fit_output(self, a: torch.Tensor, y: torch.Tensor, n: int) -> None:
+        out = self._net.out
+        if self.readout == "memory":
+            target = F.one_hot(y, out.out_features).to(a.dtype) if self.loss == "cross_entropy" else y
+            self._out_memory.update(a.flatten(1), target, n)
+            _set_affine(out, self._out_memory.solve(_get_affine(out)))
+            return
+        params = list(out.parameters())
+        for _ in range(self.weight_steps):
+            with torch.enable_grad():
+                obj = output_loss(out(a), y, self.loss) / n
+                grads = torch.autograd.grad(obj, params)
+            self._out_adam.step(params, list(grads))
+
+    # ------------------------------------------------------------------ state and growth
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Flat ``{name: tensor}`` of everything learned (module, memories, Adam moments, counters).
+
+        Empty before the first step. Tensors are the live ones; copy them to keep a snapshot.
+        """
+        if not self._built:
+            return {}
+        sd: dict[str, torch.Tensor] = {f"module.{k}": v for k, v in self.module.state_dict().items()}
+        for l in range(self._net.n_codes):  # noqa: E741
+            sd.update(self._adam[l].state_dict(f"adam.{l}."))
+            sd.update(self._memory[l].state_dict(f"memory.{l}."))
+        sd.update(self._out_adam.state_dict("adam.out."))
+        sd.update(self._out_memory.state_dict("memory.out."))
+        sd["mu"] = torch.tensor(self._mu, dtype=torch.float64)
+        sd["samples_seen"] = torch.tensor(self.samples_seen, dtype=torch.int64)
+        sd["n_steps"] = torch.tensor(self.n_steps, dtype=torch.int64)
+        sd["generator"] = self._generator.get_state()
+        return sd
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore what :meth:`state_dict` returned; shapes are checked before anything changes."""
+        if not state:
+            return
+        if not self._built:
+            self._build()
+        mod = {k[len("module.") :]: v for k, v in state.items() if k.startswith("module.")}
+        own = self.module.state_dict()
+        for k, v in own.items():
+            if k not in mod:
+                raise ValueError(f"state is missing module.{k}")
+            if tuple(mod[k].shape) != tuple(v.shape):
+                raise ValueError(
+                    f"state[module.{k}] has shape {tuple(mod[k].shape)}, expected {tuple(v.shape)}"
+                )
+        self.module.load_state_dict(mod)
+        for l, block in enumerate(self._net.blocks):  # noqa: E741
+            self._adam[l].load_state_dict(state, f"adam.{l}.", list(block.parameters()))
+            n_in, n_out = _get_affine(block.layer).shape[1] - 1, block.layer.weight.shape[0]
+            self._memory[l].load_state_dict(state, f"memory.{l}.", n_in, n_out)
+        out = self._net.out
+        self._out_adam.load_state_dict(state, "adam.out.", list(out.parameters()))
+        self._out_memory.load_state_dict(state, "memory.out.", out.in_features, out.out_features)
+        self._mu = float(state["mu"])
+        self.samples_seen = int(state["samples_seen"])
+        self.n_steps = int(state["n_steps"])
+        self._generator.set_state(state["generator"].cpu())
+
+    def grow_inputs(self, n_new: int) -> None:
+        """Add ``n_new`` input features (zero weights) keeping everything learned."""
+        checks.check_int("n_new", n_new, low=1)
+        if not self._first_is_linear():
+            raise ValueError("grow_inputs needs a network that starts with nn.Linear")
+        layer = self._net.blocks[0].layer if self._net.blocks else self._net.out
+        assert isinstance(layer, nn.Linear)
+        with torch.no_grad():
+            w = layer.weight
+            layer.weight = nn.Parameter(torch.cat([w, w.new_zeros(w.shape[0], n_new)], dim=1))
+        layer.in_features += n_new
+        if self._built:
+            if self._net.blocks:
+                self._adam[0].grow(0, 1, n_new)
+                self._memory[0].grow_inputs(n_new)
+            else:
+                self._out_adam.grow(0, 1, n_new)
+                self._out_memory.grow_inputs(n_new)
+
+    def grow_outputs(self, n_new: int) -> None:
+        """Add ``n_new`` output units (zero weights and bias) keeping everything learned."""
+        checks.check_int("n_new", n_new, low=1)
+        out = self._net.out
+        with torch.no_grad():
+            w = out.weight
+            out.weight = nn.Parameter(torch.cat([w, w.new_zeros(n_new, w.shape[1])], dim=0))
+            if out.bias is not None:
+                out.bias = nn.Parameter(torch.cat([out.bias, out.bias.new_zeros(n_new)]))
+        out.out_features += n_new
+        if self._built:
+            self._out_adam.grow(0, 0, n_new)
+            if out.bias is not None:
+                self._out_adam.grow(1, 0, n_new)
+            self._out_memory.grow_outputs(n_new)

@@ -1,0 +1,126 @@
+"""Adam, as an update rule for one block's parameters (AM-Adam and the Adam readout).
+
+The functional core :func:`adam_update` works in place on tensors; :class:`AdamRule` owns the moments of one
+block, created lazily with ``zeros_like`` so they follow the parameters' device, and can be grown when the
+block's tensors grow (new features, new classes) without losing the moments already learned.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+__all__ = ["adam_update", "AdamRule"]
+
+
+@torch.no_grad()
+def adam_update(
+    param: torch.Tensor,
+    grad: torch.Tensor,
+    exp_avg: torch.Tensor,
+    exp_avg_sq: torch.Tensor,
+    step: int,
+    *,
+    lr: float,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-8,
+) -> None:
+    """One Adam step (Kingma & Ba, 2015) on ``param``; ``step`` counts from 1.
+
+    Examples
+    --------
+    >>> import torch
+    >>> p, g = torch.tensor([1.0]), torch.tensor([0.5])
+    >>> m, v = torch.zeros(1), torch.zeros(1)
+    >>> adam_update(p, g, m, v, 1, lr=0.1)
+    >>> round(p.item(), 6)
+    0.9
+    """
+    exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
+    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    bias1 = 1 - beta1**step
+    bias2 = 1 - beta2**step
+    denom = (exp_avg_sq / bias2).sqrt_().add_(eps)
+    param.addcdiv_(exp_avg, denom, value=-lr / bias1)
+
+
+class AdamRule:
+    """Adam moments for a list of parameters.
+
+    Parameters
+    ----------
+    lr
+        Step size.
+    betas
+        Decay rates of the first and second moments.
+    eps
+        Added to the denominator.
+    """
+
+    def __init__(self, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+        if not (lr > 0 and math.isfinite(lr)):
+            raise ValueError(f"lr must be a positive number, got {lr!r}")
+        self.lr = lr
+        self.betas = betas
+        self.eps = eps
+        self.step_count = 0
+        self.exp_avg: list[torch.Tensor] = []
+        self.exp_avg_sq: list[torch.Tensor] = []
+
+    def step(self, params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor]) -> None:
+        if not self.exp_avg:
+            self.exp_avg = [torch.zeros_like(p) for p in params]
+            self.exp_avg_sq = [torch.zeros_like(p) for p in params]
+        self.step_count += 1
+        for p, g, m, v in zip(params, grads, self.exp_avg, self.exp_avg_sq, strict=True):
+            adam_update(
+                p,
+                g,
+                m,
+                v,
+                self.step_count,
+                lr=self.lr,
+                beta1=self.betas[0],
+                beta2=self.betas[1],
+                eps=self.eps,
+            )
+
+    def grow(self, index: int, dim: int, n_new: int) -> None:
+        """Append ``n_new`` zero slices along ``dim`` to the moments of parameter ``index``."""
+        if not self.exp_avg:
+            return
+        for moments in (self.exp_avg, self.exp_avg_sq):
+            t = moments[index]
+            shape = list(t.shape)
+            shape[dim] = n_new
+            moments[index] = torch.cat([t, t.new_zeros(shape)], dim=dim)
+
+    def state_dict(self, prefix: str) -> dict[str, torch.Tensor]:
+        if not self.exp_avg:
+            return {}
+        out = {f"{prefix}step": torch.tensor(self.step_count, dtype=torch.int64)}
+        for i, (m, v) in enumerate(zip(self.exp_avg, self.exp_avg_sq, strict=True)):
+            out[f"{prefix}{i}.exp_avg"] = m
+            out[f"{prefix}{i}.exp_avg_sq"] = v
+        return out
+
+    def load_state_dict(
+        self, state: dict[str, torch.Tensor], prefix: str, params: list[torch.Tensor]
+    ) -> None:
+        if f"{prefix}step" not in state:
+            self.step_count, self.exp_avg, self.exp_avg_sq = 0, [], []
+            return
+        ms, vs = [], []
+        for i, p in enumerate(params):
+            m, v = state[f"{prefix}{i}.exp_avg"], state[f"{prefix}{i}.exp_avg_sq"]
+            if m.shape != p.shape or v.shape != p.shape:
+                raise ValueError(
+                    f"state[{prefix}{i}.exp_avg] has shape {tuple(m.shape)}, expected {tuple(p.shape)}"
+                )
+            ms.append(m.to(p.device, p.dtype).clone())
+            vs.append(v.to(p.device, p.dtype).clone())
+        self.step_count = int(state[f"{prefix}step"])
+        self.exp_avg, self.exp_avg_sq = ms, vs

@@ -1,0 +1,150 @@
+"""Co-activation memory (AM-mem): normalised input/code statistics and their ridge least-squares solve.
+
+For a layer with input rows ``a`` (augmented with a leading constant 1, so the bias is fitted too) and
+code rows ``c`` the memory keeps the *weighted means*
+
+    A = sum_t w_t a_t a_t^T / S,    B = sum_t w_t c_t a_t^T / S,    S = sum_t w_t,
+
+with each remembered sample's weight ``w_t`` multiplied by ``(1 - decay)`` for every later sample. Means stay
+bounded however long the stream (the authors' sums grow without bound and lose float32 precision), and
+``decay > 0`` forgets exponentially for non-stationary streams. The weights solve the proximal ridge problem
+
+    W = argmin  1/2 Tr(W A W^T) - Tr(W B^T) + ridge/2 ||W - W_prev||^2
+      = (B + ridge W_prev) (A + ridge I)^-1,
+
+one Cholesky solve per layer and step (no loop over columns). Directions the data has not spanned (dead or
+new inputs) keep their previous weights, so every weight stays finite.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+__all__ = ["memory_update", "ridge_solve", "MemoryRule"]
+
+
+@torch.no_grad()
+def memory_update(
+    A: torch.Tensor, B: torch.Tensor, S: float, a: torch.Tensor, c: torch.Tensor, n_samples: int, decay: float
+) -> float:
+    """Fold rows ``a`` (n x d, augmented) and ``c`` (n x k) into ``A``, ``B`` in place; return the new ``S``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> A, B = torch.zeros(2, 2), torch.zeros(1, 2)
+    >>> a = torch.tensor([[1.0, 2.0], [1.0, 4.0]])
+    >>> S = memory_update(A, B, 0.0, a, torch.tensor([[1.0], [3.0]]), 2, 0.0)
+    >>> S, A.tolist(), B.tolist()
+    (2.0, [[1.0, 3.0], [3.0, 10.0]], [[2.0, 7.0]])
+    """
+    n = a.shape[0]
+    keep = S * (1.0 - decay) ** n_samples
+    total = keep + n
+    A.mul_(keep / total).addmm_(a.T, a, alpha=1.0 / total)
+    B.mul_(keep / total).addmm_(c.T, a, alpha=1.0 / total)
+    return total
+
+
+@torch.no_grad()
+def ridge_solve(A: torch.Tensor, B: torch.Tensor, W_prev: torch.Tensor, ridge: float) -> torch.Tensor:
+    """Return ``(B + ridge W_prev) (A + ridge I)^-1`` by a Cholesky solve.
+
+    Examples
+    --------
+    >>> import torch
+    >>> A = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    >>> B = torch.tensor([[2.0, 3.0]])
+    >>> ridge_solve(A, B, torch.zeros(1, 2), 1e-12).tolist()
+    [[1.0, 3.0]]
+    """
+    d = A.shape[0]
+    eye = torch.eye(d, dtype=A.dtype, device=A.device)
+    rhs = (B + ridge * W_prev).T
+    r = ridge
+    for _ in range(6):
+        L, info = torch.linalg.cholesky_ex(A + r * eye)
+        if int(info) == 0:
+            return torch.cholesky_solve(rhs, L).T
+        r = max(r * 10.0, 1e-6)
+    raise FloatingPointError("memory matrix is not positive definite even with a large ridge")
+
+
+class MemoryRule:
+    """Co-activation memory of one layer (see the module docstring).
+
+    Parameters
+    ----------
+    decay
+        Per-sample forgetting rate in ``[0, 1)``; 0 remembers everything equally.
+    ridge
+        Proximal ridge weight, in units of the inputs' mean square.
+    """
+
+    def __init__(self, decay: float = 0.0, ridge: float = 1e-2):
+        if not (0.0 <= decay < 1.0):
+            raise ValueError(f"decay must be in [0, 1), got {decay!r}")
+        if not (ridge > 0 and math.isfinite(ridge)):
+            raise ValueError(f"ridge must be a positive number, got {ridge!r}")
+        self.decay = decay
+        self.ridge = ridge
+        self.A: torch.Tensor | None = None
+        self.B: torch.Tensor | None = None
+        self.S = 0.0
+
+    def update(self, a: torch.Tensor, c: torch.Tensor, n_samples: int) -> None:
+        """Add rows ``a`` (un-augmented inputs) and ``c`` (targets) to the memory."""
+        a = torch.cat([a.new_ones(a.shape[0], 1), a], dim=1)
+        if self.A is None or self.B is None:
+            self.A = a.new_zeros(a.shape[1], a.shape[1])
+            self.B = a.new_zeros(c.shape[1], a.shape[1])
+        self.S = memory_update(self.A, self.B, self.S, a, c, n_samples, self.decay)
+
+    def solve(self, W_prev: torch.Tensor) -> torch.Tensor:
+        """Weights ``[bias | W]`` fitting the memory, starting from ``W_prev`` (same layout)."""
+        if self.A is None or self.B is None:
+            raise RuntimeError("the memory is empty")
+        return ridge_solve(self.A, self.B, W_prev, self.ridge)
+
+    def forget(self, factor: float) -> None:
+        """Scale the weight of everything remembered by ``factor`` in ``(0, 1]``."""
+        if not (0.0 < factor <= 1.0):
+            raise ValueError(f"factor must be in (0, 1], got {factor!r}")
+        self.S *= factor
+
+    def grow_inputs(self, n_new: int) -> None:
+        if self.A is None or self.B is None:
+            return
+        d = self.A.shape[0]
+        A = self.A.new_zeros(d + n_new, d + n_new)
+        A[:d, :d] = self.A
+        self.A = A
+        self.B = torch.cat([self.B, self.B.new_zeros(self.B.shape[0], n_new)], dim=1)
+
+    def grow_outputs(self, n_new: int) -> None:
+        if self.B is None:
+            return
+        self.B = torch.cat([self.B, self.B.new_zeros(n_new, self.B.shape[1])], dim=0)
+
+    def state_dict(self, prefix: str) -> dict[str, torch.Tensor]:
+        if self.A is None or self.B is None:
+            return {}
+        return {
+            f"{prefix}A": self.A,
+            f"{prefix}B": self.B,
+            f"{prefix}S": torch.tensor(self.S, dtype=torch.float64),
+        }
+
+    def load_state_dict(self, state: dict[str, torch.Tensor], prefix: str, n_in: int, n_out: int) -> None:
+        if f"{prefix}A" not in state:
+            self.A, self.B, self.S = None, None, 0.0
+            return
+        A, B = state[f"{prefix}A"], state[f"{prefix}B"]
+        if tuple(A.shape) != (n_in + 1, n_in + 1) or tuple(B.shape) != (n_out, n_in + 1):
+            raise ValueError(
+                f"state[{prefix}A/B] have shapes {tuple(A.shape)}/{tuple(B.shape)}, "
+                f"expected {(n_in + 1, n_in + 1)}/{(n_out, n_in + 1)}"
+            )
+        self.A, self.B, self.S = A.clone(), B.clone(), float(state[f"{prefix}S"])
