@@ -43,9 +43,9 @@ class CodeBlock:
     norm: nn.BatchNorm1d | nn.BatchNorm2d | None = None
 
     def parameters(self) -> list[torch.Tensor]:
-        params = list(self.layer.parameters())
-        if self.norm is not None:
         params: list[torch.Tensor] = list(self.layer.parameters())
+        if self.norm is not None:
+            params += list(self.norm.parameters())
         return params
 
     def forward(self, a: torch.Tensor, *, batch_stats: bool = False) -> torch.Tensor:
