@@ -1,0 +1,40 @@
+"""Shared builders for the engine tests."""
+
+import torch
+from torch import nn
+
+
+def mlp(widths, act=nn.ReLU, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    layers: list[nn.Module] = []
+    for a, b in zip(widths[:-2], widths[1:-1]):
+        layers += [nn.Linear(a, b), act()]
+    layers.append(nn.Linear(widths[-2], widths[-1]))
+    seq = nn.Sequential(*layers)
+    with torch.no_grad():
+        for p in seq.parameters():
+            p.copy_((torch.rand(p.shape, generator=g) * 2 - 1) / p.shape[-1] ** 0.5)
+    return seq
+
+
+def blobs(n=256, d=4, k=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, k, (n,), generator=g)
+    centers = torch.randn(k, d, generator=g) * 2
+    return centers[y] + torch.randn(n, d, generator=g), y
+
+
+def xor(n=512, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 2, generator=g)
+    return x, ((x[:, 0] * x[:, 1]) > 0).long()
+
+
+def snapshot(am):
+    return {k: v.detach().clone() for k, v in am.state_dict().items()}
+
+
+def assert_same_state(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k

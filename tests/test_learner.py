@@ -1,0 +1,248 @@
+import math
+
+import pytest
+import torch
+from helpers_engine import assert_same_state, blobs, mlp, snapshot, xor
+from torch import nn
+
+from stream_am import OnlineAM
+from stream_am.nn import Sign
+
+
+def _accuracy(am, x, y):
+    return (am.predict(x).argmax(1) == y).float().mean().item()
+
+
+@pytest.mark.parametrize("variant", ["mem", "adam"])
+@pytest.mark.parametrize("readout", ["memory", "adam"])
+def test_learns_a_separable_stream(variant, readout):
+    x, y = blobs(n=600)
+    am = OnlineAM(mlp([4, 16, 16, 3]), variant=variant, readout=readout, seed=0)
+    for i in range(0, 600, 20):
+        am.partial_fit(x[i : i + 20], y[i : i + 20])
+    assert _accuracy(am, x, y) > 0.85
+    assert am.samples_seen == 600 and am.n_steps == 30
+
+
+@pytest.mark.parametrize("variant", ["mem", "adam"])
+def test_sign_network_learns_xor(variant):
+    x, y = xor()
+    am = OnlineAM(mlp([2, 64, 64, 2], act=Sign), variant=variant, seed=0)
+    for _ in range(8):
+        for i in range(0, 512, 32):
+            am.partial_fit(x[i : i + 32], y[i : i + 32])
+    assert _accuracy(am, x, y) > 0.85  # a linear model cannot beat ~0.6 on XOR
+
+
+def test_regression_with_mse_and_batch_of_one():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(400, 3, generator=g)
+    y = torch.stack([x[:, 0] - 2 * x[:, 1], x[:, 2].abs()], dim=1)
+    for variant in ("mem", "adam"):
+        am = OnlineAM(mlp([3, 16, 2], act=nn.Tanh), variant=variant, loss="mse", seed=0)
+        first = am.partial_fit(x[:1], y[:1])["loss"]
+        for i in range(1, 400):
+            am.partial_fit(x[i : i + 1], y[i : i + 1])
+        mse = (am.predict(x) - y).pow(2).mean().item()
+        assert mse < 0.5 * y.var(0).mean().item(), (variant, mse, first)
+
+
+def test_conv_network_learns_with_both_variants():
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 2, (128,), generator=g)
+    x = torch.randn(128, 1, 6, 6, generator=g) * 0.3
+    x[y == 1, :, :3, :] += 1.0  # class 1: bright top half
+    for variant in ("mem", "adam"):
+        seq = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(36, 2))
+        am = OnlineAM(seq, variant=variant, seed=0)
+        for _ in range(5):
+            for i in range(0, 128, 16):
+                am.partial_fit(x[i : i + 16], y[i : i + 16])
+        assert _accuracy(am, x, y) > 0.9, variant
+
+
+def test_batchnorm_with_adam_including_batch_of_one():
+    x, y = blobs(n=300)
+    seq = nn.Sequential(nn.Linear(4, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 3))
+    am = OnlineAM(seq, variant="adam", seed=0)
+    am.partial_fit(x[:1], y[:1])
+    for i in range(1, 300, 20):
+        am.partial_fit(x[i : i + 20], y[i : i + 20])
+    assert _accuracy(am, x, y) > 0.85
+    assert seq[1].num_batches_tracked.item() == 15  # one running-stat update per multi-sample step
+
+
+def test_mem_refuses_batchnorm_by_name():
+    seq = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
+    with pytest.raises(ValueError, match="BatchNorm1d"):
+        OnlineAM(seq, variant="mem")
+
+
+def test_seeded_runs_are_bitwise_identical_and_global_rng_untouched():
+    x, y = blobs()
+    modules = [mlp([4, 16, 3]), mlp([4, 16, 3])]  # built before the RNG check: nn.Linear() uses it
+    torch_state = torch.random.get_rng_state()
+    runs = []
+    for seq in modules:
+        am = OnlineAM(seq, seed=3)
+        for i in range(0, 256, 32):
+            am.partial_fit(x[i : i + 32], y[i : i + 32])
+        runs.append(snapshot(am))
+    assert_same_state(runs[0], runs[1])
+    assert torch.equal(torch.random.get_rng_state(), torch_state)
+
+
+def test_dropout_masks_come_from_the_learner_seed():
+    x, y = blobs()
+
+    seqs = iter([mlp([4, 16, 3]) for _ in range(4)])  # built before the RNG check: nn.Linear() uses it
+
+    def run(seed):
+        seq = next(seqs)
+        am = OnlineAM(nn.Sequential(seq[0], seq[1], nn.Dropout(0.5), seq[2]), variant="adam", seed=seed)
+        am.partial_fit(x, y)
+        return snapshot(am)["module.3.weight"]
+
+    state = torch.random.get_rng_state()
+    assert torch.equal(run(1), run(1))
+    assert not torch.equal(run(1), run(2))
+    assert torch.equal(torch.random.get_rng_state(), state)
+
+
+@pytest.mark.parametrize("variant", ["mem", "adam"])
+def test_state_dict_round_trip_continues_bit_identically(variant):
+    x, y = blobs()
+    a = OnlineAM(mlp([4, 8, 8, 3]), variant=variant, seed=0)
+    for i in range(0, 128, 32):
+        a.partial_fit(x[i : i + 32], y[i : i + 32])
+    b = OnlineAM(mlp([4, 8, 8, 3], seed=9), variant=variant, seed=5)
+    b.load_state_dict(snapshot(a))
+    for i in range(128, 256, 32):
+        a.partial_fit(x[i : i + 32], y[i : i + 32])
+        b.partial_fit(x[i : i + 32], y[i : i + 32])
+    assert_same_state(snapshot(a), snapshot(b))
+    assert torch.equal(a.predict(x), b.predict(x))
+
+
+def test_load_state_dict_checks_shapes_before_changing_anything():
+    x, y = blobs()
+    a = OnlineAM(mlp([4, 8, 3]), seed=0)
+    a.partial_fit(x, y)
+    b = OnlineAM(mlp([4, 9, 3]), seed=0)
+    b.partial_fit(x, y)
+    before = snapshot(b)
+    with pytest.raises(ValueError, match=r"module\.0\.weight"):
+        b.load_state_dict(snapshot(a))
+    assert_same_state(before, snapshot(b))
+
+
+def _bad_batches(x, y):
+    return [
+        (x[:, :3], y, "shape"),
+        (x.long(), y, "floating"),
+        (x[:0], y[:0], "empty"),
+        (torch.where(torch.arange(len(x))[:, None] == 3, float("nan"), x), y, "NaN"),
+        (x, y[:-1], "samples"),
+        (x, torch.full_like(y, 7), "outside"),
+        (x, y.float(), "integer"),
+        (x.numpy(), y, "torch.Tensor"),
+    ]
+
+
+@pytest.mark.parametrize("variant", ["mem", "adam"])
+def test_bad_input_raises_and_changes_nothing(variant):
+    x, y = blobs(n=64)
+    am = OnlineAM(mlp([4, 8, 3]), variant=variant, seed=0)
+    am.partial_fit(x, y)
+    before = snapshot(am)
+    for bx, by, match in _bad_batches(x, y):
+        with pytest.raises(ValueError, match=match):
+            am.partial_fit(bx, by)
+        assert_same_state(before, snapshot(am))
+    assert am.samples_seen == 64
+
+
+def test_predict_never_changes_state():
+    x, y = blobs()
+    am = OnlineAM(mlp([4, 8, 3]), seed=0)
+    am.partial_fit(x, y)
+    before = snapshot(am)
+    am.predict(x)
+    am.predict_proba(x)
+    assert_same_state(before, snapshot(am))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"variant": "sgd"}, "variant"),
+        ({"loss": "hinge"}, "loss"),
+        ({"readout": "ridge"}, "readout"),
+        ({"mu": 0.0}, "mu"),
+        ({"mu": float("nan")}, "mu"),
+        ({"code_steps": -1}, "code_steps"),
+        ({"code_steps": 1.5}, "code_steps"),
+        ({"weight_steps": 0}, "weight_steps"),
+        ({"memory_decay": 1.0}, "memory_decay"),
+        ({"ridge": -1.0}, "ridge"),
+        ({"code_momentum": 1.0}, "code_momentum"),
+        ({"device": "tpu"}, "device"),
+        ({"seed": "0"}, "seed"),
+    ],
+)
+def test_hyperparameter_errors_name_the_field(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        OnlineAM(mlp([4, 8, 3]), **kwargs)
+
+
+def test_cuda_request_without_cuda_is_a_clear_error():
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available on this machine")
+    am = OnlineAM(mlp([4, 8, 3]), device="cuda")
+    x, y = blobs()
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        am.partial_fit(x, y)
+
+
+def test_growth_keeps_everything_learned():
+    x, y = blobs(k=3)
+    am = OnlineAM(mlp([4, 8, 3]), variant="adam", readout="adam", seed=0)
+    am.partial_fit(x, y)
+    before = snapshot(am)
+    am.grow_inputs(2)
+    am.grow_outputs(1)
+    after = snapshot(am)
+    assert torch.equal(after["module.0.weight"][:, :4], before["module.0.weight"])
+    assert torch.equal(after["module.0.weight"][:, 4:], torch.zeros(8, 2))
+    assert torch.equal(after["module.2.weight"][:3], before["module.2.weight"])
+    assert torch.equal(after["adam.0.0.exp_avg_sq"][:, :4], before["adam.0.0.exp_avg_sq"])
+    assert torch.equal(after["adam.out.1.exp_avg"][:3], before["adam.out.1.exp_avg"])
+    x2 = torch.cat([x, torch.randn(len(x), 2)], dim=1)
+    stats = am.partial_fit(x2, torch.full_like(y, 3))
+    assert am.n_inputs == 6 and am.n_outputs == 4 and math.isfinite(stats["loss"])
+
+
+def test_memory_growth_keeps_statistics():
+    x, y = blobs(k=3)
+    am = OnlineAM(mlp([4, 8, 3]), variant="mem", seed=0)
+    am.partial_fit(x, y)
+    before = snapshot(am)
+    am.grow_inputs(1)
+    am.grow_outputs(2)
+    after = snapshot(am)
+    assert torch.equal(after["memory.0.A"][:5, :5], before["memory.0.A"])
+    assert torch.equal(after["memory.out.B"][:3], before["memory.out.B"])
+    assert torch.equal(after["memory.out.B"][3:], torch.zeros(2, 9))
+
+
+def test_forget_and_runtime_memory_decay():
+    x, y = blobs()
+    am = OnlineAM(mlp([4, 8, 3]), seed=0)
+    am.partial_fit(x, y)
+    s = float(am.state_dict()["memory.0.S"])
+    am.forget(0.5)
+    assert float(am.state_dict()["memory.0.S"]) == pytest.approx(s / 2)
+    am.memory_decay = 0.01
+    assert am._memory[0].decay == 0.01
+    with pytest.raises(ValueError, match="memory_decay"):
+        am.memory_decay = 2.0
