@@ -1,0 +1,105 @@
+import pytest
+import torch
+from helpers_engine import blobs, mlp
+from torch import nn
+from torch.nn import functional as F
+
+from stream_am import OnlineAM
+from stream_am.codes import _hidden_objective, _top_objective, forward_codes, update_codes
+from stream_am.network import decompose
+from stream_am.nn import Sign
+from stream_am.updaters import MemoryRule, ridge_solve
+
+
+@pytest.mark.parametrize("act", [nn.ReLU, nn.Tanh, Sign])
+@pytest.mark.parametrize("lr", [0.01, 0.1, 5.0])
+@pytest.mark.parametrize("loss", ["cross_entropy", "onehot_mse"])
+def test_each_code_update_lowers_its_own_objective(act, lr, loss):
+    x, y = blobs(n=64)
+    net = decompose(mlp([4, 16, 16, 3], act=act))
+    codes = forward_codes(net, x)
+    new = update_codes(net, codes, y, loss=loss, mu=0.1, steps=5, lr=lr, momentum=0.9, lambda_c=0.01)
+    top = _top_objective(net, codes[1], y, loss, 0.1, 0.1, None)
+    assert top(new[1]) <= top(codes[1])
+    hidden = _hidden_objective(net, 0, codes[0], new[1], 0.1, None)
+    assert hidden(new[0]) <= hidden(codes[0])
+    if lr <= 0.1 and act is not Sign:
+        assert top(new[1]) < top(codes[1])  # and it actually moves
+
+
+def test_memory_solve_equals_closed_form_ridge_least_squares():
+    g = torch.Generator().manual_seed(0)
+    n, d, k, ridge = 300, 6, 4, 0.05
+    a = torch.randn(n, d, generator=g, dtype=torch.float64)
+    c = torch.randn(n, k, generator=g, dtype=torch.float64)
+    w0 = torch.randn(k, d + 1, generator=g, dtype=torch.float64)
+    rule = MemoryRule(decay=0.0, ridge=ridge)
+    for i in range(0, n, 37):  # uneven batches
+        rule.update(a[i : i + 37], c[i : i + 37], len(a[i : i + 37]))
+    got = rule.solve(w0)
+    # independent reference: lstsq of the stacked system [Xa/sqrt(n); sqrt(r) I] W^T = [C/sqrt(n); sqrt(r) W0^T]
+    xa = torch.cat([torch.ones(n, 1, dtype=torch.float64), a], dim=1)
+    lhs = torch.cat([xa / n**0.5, ridge**0.5 * torch.eye(d + 1, dtype=torch.float64)])
+    rhs = torch.cat([c / n**0.5, ridge**0.5 * w0.T])
+    want = torch.linalg.lstsq(lhs, rhs).solution.T
+    torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9)
+
+
+def test_memory_decay_weights_samples_exponentially():
+    rule = MemoryRule(decay=0.5, ridge=1e-3)
+    rule.update(torch.tensor([[1.0]]), torch.tensor([[1.0]]), 1)
+    rule.update(torch.tensor([[2.0]]), torch.tensor([[2.0]]), 1)
+    # weights 0.5 (old) and 1 (new): mean of a^2 = (0.5 * 1 + 4) / 1.5
+    assert rule.S == pytest.approx(1.5)
+    assert rule.A[1, 1].item() == pytest.approx(4.5 / 1.5)
+
+
+def test_constant_and_dead_features_keep_weights_finite():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(200, 5, generator=g)
+    a[:, 1] = 0.0  # dead
+    a[:, 2] = 3.0  # constant (collinear with the bias)
+    a[:, 3] = 1.0 + 1e-7 * torch.randn(200, generator=g)  # near-constant
+    c = a[:, :1] * 2 + 1
+    rule = MemoryRule(decay=0.0, ridge=1e-6)
+    w0 = torch.zeros(1, 6)
+    rule.update(a, c, 200)
+    w = rule.solve(w0)
+    assert torch.isfinite(w).all()
+    assert w[0, 2].item() == 0.0  # the dead input keeps its previous weight
+    pred = torch.cat([torch.ones(200, 1), a], 1) @ w.T
+    assert (pred - c).abs().max() < 1e-2
+
+
+def test_ridge_solve_survives_a_singular_matrix():
+    A = torch.zeros(3, 3)
+    w = ridge_solve(A, torch.ones(2, 3), torch.zeros(2, 3), 1e-12)
+    assert torch.isfinite(w).all()
+
+
+def test_am_adam_layer_step_matches_hand_computation():
+    torch.manual_seed(0)
+    seq = nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 2))
+    am = OnlineAM(seq, variant="adam", weight_lr=0.01, seed=0)
+    am._build()
+    a = torch.tensor([[1.0, 2.0, -1.0], [0.5, 0.0, 1.0]])
+    c = torch.tensor([[0.3, -0.2], [1.0, 0.5]])
+    w, b = seq[0].weight.detach().clone(), seq[0].bias.detach().clone()
+    am._fit_block(0, am._net.blocks[0], a, c, 2)
+    r = a @ w.T + b - c  # residual; objective mean((.)^2) over 4 elements
+    gw, gb = 2 * r.T @ a / 4, 2 * r.sum(0) / 4
+    # first Adam step: m/(1-b1) = g, sqrt(v/(1-b2)) = |g|  ->  step = lr * g / (|g| + eps)
+    torch.testing.assert_close(seq[0].weight.detach(), w - 0.01 * gw / (gw.abs() + 1e-8))
+    torch.testing.assert_close(seq[0].bias.detach(), b - 0.01 * gb / (gb.abs() + 1e-8))
+
+
+def test_memory_readout_is_the_ridge_fit_of_one_hot_targets():
+    x, y = blobs(n=100)
+    seq = mlp([4, 3])  # readout only
+    am = OnlineAM(seq, variant="mem", ridge=1e-3, memory_decay=0.0, seed=0)
+    w0 = torch.cat([seq[0].bias.detach()[:, None], seq[0].weight.detach()], 1)
+    am.partial_fit(x, y)
+    xa = torch.cat([torch.ones(100, 1), x], 1)
+    A, B = xa.T @ xa / 100, F.one_hot(y, 3).float().T @ xa / 100
+    want = torch.linalg.solve(A + 1e-3 * torch.eye(5), (B + 1e-3 * w0).T).T
+    torch.testing.assert_close(seq[0].weight.detach(), want[:, 1:], rtol=1e-4, atol=1e-4)
