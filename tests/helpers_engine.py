@@ -7,7 +7,7 @@ from torch import nn
 def mlp(widths, act=nn.ReLU, seed=0):
     g = torch.Generator().manual_seed(seed)
     layers: list[nn.Module] = []
-    for a, b in zip(widths[:-2], widths[1:-1]):
+    for a, b in zip(widths[:-2], widths[1:-1], strict=True):
         layers += [nn.Linear(a, b), act()]
     layers.append(nn.Linear(widths[-2], widths[-1]))
     seq = nn.Sequential(*layers)
