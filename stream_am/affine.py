@@ -26,15 +26,18 @@ def rows(layer: nn.Linear | nn.Conv2d, a: torch.Tensor, c: torch.Tensor) -> tupl
 
 
 def get_affine(layer: nn.Linear | nn.Conv2d) -> torch.Tensor:
-    """``[bias | W]`` with ``W`` flattened to (out, in); a missing bias reads as zeros."""
+    """``[bias | W]`` with ``W`` flattened to (out, in); just ``W`` for a layer without bias."""
     w = layer.weight.detach().reshape(layer.weight.shape[0], -1)
-    b = layer.bias.detach() if layer.bias is not None else w.new_zeros(w.shape[0])
-    return torch.cat([b[:, None], w], dim=1)
+    if layer.bias is None:
+        return w.clone()
+    return torch.cat([layer.bias.detach()[:, None], w], dim=1)
 
 
 @torch.no_grad()
 def set_affine(layer: nn.Linear | nn.Conv2d, wb: torch.Tensor) -> None:
-    """Write ``[bias | W]`` back into ``layer`` (the bias is dropped if the layer has none)."""
+    """Write ``[bias | W]`` (or ``W`` for a layer without bias) back into ``layer``."""
+    if layer.bias is None:
+        layer.weight.copy_(wb.reshape(layer.weight.shape))
+        return
     layer.weight.copy_(wb[:, 1:].reshape(layer.weight.shape))
-    if layer.bias is not None:
-        layer.bias.copy_(wb[:, 0])
+    layer.bias.copy_(wb[:, 0])

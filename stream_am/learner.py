@@ -194,9 +194,11 @@ class OnlineAM:
             self._generator.manual_seed(self.seed)
         self._mu = float(self.mu)
         self._adam = [AdamRule(self.weight_lr) for _ in self._net.blocks]
-        self._memory = [MemoryRule(self.memory_decay, self.ridge) for _ in self._net.blocks]
+        self._memory = [
+            MemoryRule(self.memory_decay, self.ridge, bias=b.layer.bias is not None) for b in self._net.blocks
+        ]
         self._out_adam = AdamRule(self.output_lr)
-        self._out_memory = MemoryRule(self.memory_decay, self.ridge)
+        self._out_memory = MemoryRule(self.memory_decay, self.ridge, bias=self._net.out.bias is not None)
         self._built = True
 
     # ------------------------------------------------------------------ public API
@@ -362,7 +364,8 @@ class OnlineAM:
         self.module.load_state_dict(mod)
         for l, block in enumerate(self._net.blocks):  # noqa: E741
             self._adam[l].load_state_dict(state, f"adam.{l}.", list(block.parameters()))
-            n_in, n_out = _get_affine(block.layer).shape[1] - 1, block.layer.weight.shape[0]
+            n_out = block.layer.weight.shape[0]
+            n_in = block.layer.weight[0].numel()
             self._memory[l].load_state_dict(state, f"memory.{l}.", n_in, n_out)
         out = self._net.out
         self._out_adam.load_state_dict(state, "adam.out.", list(out.parameters()))

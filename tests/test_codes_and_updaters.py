@@ -103,3 +103,13 @@ def test_memory_readout_is_the_ridge_fit_of_one_hot_targets():
     A, B = xa.T @ xa / 100, F.one_hot(y, 3).float().T @ xa / 100
     want = torch.linalg.solve(A + 1e-3 * torch.eye(5), (B + 1e-3 * w0).T).T
     torch.testing.assert_close(seq[0].weight.detach(), want[:, 1:], rtol=1e-4, atol=1e-4)
+
+
+def test_memory_fits_layers_without_bias():
+    x, y = blobs(n=128)
+    seq = nn.Sequential(nn.Linear(4, 8, bias=False), nn.ReLU(), nn.Linear(8, 3, bias=False))
+    am = OnlineAM(seq, variant="mem", seed=0)
+    for i in range(0, 128, 32):
+        am.partial_fit(x[i : i + 32], y[i : i + 32])
+    assert am.state_dict()["memory.0.A"].shape == (4, 4)
+    assert (am.predict(x).argmax(1) == y).float().mean() > 0.8

@@ -81,29 +81,33 @@ class MemoryRule:
         Per-sample forgetting rate in ``[0, 1)``; 0 remembers everything equally.
     ridge
         Proximal ridge weight, in units of the inputs' mean square.
+    bias
+        Whether rows are augmented with a constant 1 (the layer has a bias).
     """
 
-    def __init__(self, decay: float = 0.0, ridge: float = 1e-2):
+    def __init__(self, decay: float = 0.0, ridge: float = 1e-2, bias: bool = True):
         if not (0.0 <= decay < 1.0):
             raise ValueError(f"decay must be in [0, 1), got {decay!r}")
         if not (ridge > 0 and math.isfinite(ridge)):
             raise ValueError(f"ridge must be a positive number, got {ridge!r}")
         self.decay = decay
         self.ridge = ridge
+        self.bias = bias
         self.A: torch.Tensor | None = None
         self.B: torch.Tensor | None = None
         self.S = 0.0
 
     def update(self, a: torch.Tensor, c: torch.Tensor, n_samples: int) -> None:
         """Add rows ``a`` (un-augmented inputs) and ``c`` (targets) to the memory."""
-        a = torch.cat([a.new_ones(a.shape[0], 1), a], dim=1)
+        if self.bias:
+            a = torch.cat([a.new_ones(a.shape[0], 1), a], dim=1)
         if self.A is None or self.B is None:
             self.A = a.new_zeros(a.shape[1], a.shape[1])
             self.B = a.new_zeros(c.shape[1], a.shape[1])
         self.S = memory_update(self.A, self.B, self.S, a, c, n_samples, self.decay)
 
     def solve(self, W_prev: torch.Tensor) -> torch.Tensor:
-        """Weights ``[bias | W]`` fitting the memory, starting from ``W_prev`` (same layout)."""
+        """Weights ``[bias | W]`` (``W`` without a bias) fitting the memory, from ``W_prev`` (same layout)."""
         if self.A is None or self.B is None:
             raise RuntimeError("the memory is empty")
         return ridge_solve(self.A, self.B, W_prev, self.ridge)
@@ -142,9 +146,9 @@ class MemoryRule:
             self.A, self.B, self.S = None, None, 0.0
             return
         A, B = state[f"{prefix}A"], state[f"{prefix}B"]
-        if tuple(A.shape) != (n_in + 1, n_in + 1) or tuple(B.shape) != (n_out, n_in + 1):
+        d = n_in + int(self.bias)
+        if tuple(A.shape) != (d, d) or tuple(B.shape) != (n_out, d):
             raise ValueError(
-                f"state[{prefix}A/B] have shapes {tuple(A.shape)}/{tuple(B.shape)}, "
-                f"expected {(n_in + 1, n_in + 1)}/{(n_out, n_in + 1)}"
+                f"state[{prefix}A/B] have shapes {tuple(A.shape)}/{tuple(B.shape)}, expected {(d, d)}/{(n_out, d)}"
             )
         self.A, self.B, self.S = A.clone(), B.clone(), float(state[f"{prefix}S"])
