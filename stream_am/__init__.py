@@ -1,0 +1,7 @@
+"""stream_am: train neural networks online, on data streams, without backpropagation."""
+
+from stream_am.learner import OnlineAM
+
+__version__ = "0.1.0"
+
+__all__ = ["OnlineAM", "__version__"]
