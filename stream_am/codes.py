@@ -15,8 +15,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+from torch import nn
 from torch.nn import functional as F
 
+from stream_am.fastgrad import elementwise, linear_objective
 from stream_am.network import Network
 
 __all__ = ["forward_codes", "update_codes", "output_loss", "nesterov_descent"]
@@ -105,6 +107,31 @@ def _hidden_objective(
     return objective
 
 
+def _fast_value_and_grad(
+    net: Network,
+    l: int,
+    c: torch.Tensor,
+    c0: torch.Tensor,
+    new: list[torch.Tensor],
+    y: torch.Tensor,
+    loss: str,
+    mu: float,
+    sparsity: float,
+    masks: Mask,
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    top = l == net.n_codes - 1
+    layer = net.out if top else net.blocks[l + 1].layer
+    if not top and (net.blocks[l + 1].norm is not None or not isinstance(layer, nn.Linear)) or c.ndim != 2:
+        return None
+    act = elementwise(net.acts[l], c, masks)
+    if act is None:
+        return None
+    assert isinstance(layer, nn.Linear)
+    if top:
+        return linear_objective(layer, act, c, c0, y, loss, 1.0 / mu, sparsity)
+    return linear_objective(layer, act, c, c0, new[l + 1], "sq", 1.0, sparsity)
+
+
 def update_codes(
     net: Network,
     codes: list[torch.Tensor],
@@ -117,8 +144,12 @@ def update_codes(
     momentum: float,
     lambda_c: float,
     masks: Masks | None = None,
+    fast_path: bool = True,
 ) -> list[torch.Tensor]:
-    """Return the updated codes, computed from the top code down."""
+    """Return the updated codes, computed from the top code down.
+
+    ``fast_path`` uses closed-form gradients (:mod:`stream_am.fastgrad`) where the layout allows.
+    """
     L = len(codes)
     new: list[torch.Tensor] = [c for c in codes]
     sparsity = lambda_c / mu
@@ -130,12 +161,20 @@ def update_codes(
         else:
             objective = _hidden_objective(net, l, c0, new[l + 1], sparsity, act_masks)
 
-        def grad(c: torch.Tensor, objective: Objective = objective) -> tuple[torch.Tensor, torch.Tensor]:
+        def grad(
+            c: torch.Tensor, objective: Objective = objective, l: int = l, c0: torch.Tensor = c0, m: Mask = act_masks
+        ) -> tuple[torch.Tensor, torch.Tensor]:
+            if fast_path:
+                with torch.no_grad():
+                    fast = _fast_value_and_grad(net, l, c, c0, new, y, loss, mu, sparsity, m)
+                if fast is not None:
+                    return fast
             with torch.enable_grad():
                 leaf = c.detach().requires_grad_(True)
                 value = objective(leaf)
                 (g,) = torch.autograd.grad(value, [leaf])
             return value.detach(), g
 
-        new[l] = nesterov_descent(c0, grad, steps, lr, momentum)
+        with torch.no_grad():
+            new[l] = nesterov_descent(c0, grad, steps, lr, momentum)
     return new

@@ -79,13 +79,15 @@ class OnlineAM:
     >>> from torch import nn
     >>> from stream_am import OnlineAM
     >>> g = torch.Generator().manual_seed(0)
-    >>> x = torch.randn(256, 2, generator=g)
-    >>> y = ((x[:, 0] * x[:, 1]) > 0).long()          # XOR of the signs: not linearly separable
+    >>> def xor_batch(n):                      # XOR of the signs: not linearly separable
+    ...     x = torch.randn(n, 2, generator=g)
+    ...     return x, ((x[:, 0] * x[:, 1]) > 0).long()
     >>> net = nn.Sequential(nn.Linear(2, 32), nn.ReLU(), nn.Linear(32, 2))
     >>> am = OnlineAM(net, variant="mem", seed=0)
-    >>> for _ in range(60):
-    ...     stats = am.partial_fit(x, y)
-    >>> acc = (am.predict(x).argmax(1) == y).float().mean().item()
+    >>> for _ in range(100):                   # a stream of 100 mini-batches of 32
+    ...     stats = am.partial_fit(*xor_batch(32))
+    >>> x_test, y_test = xor_batch(1000)
+    >>> acc = (am.predict(x_test).argmax(1) == y_test).float().mean().item()
     >>> acc > 0.85
     True
     """
@@ -101,11 +103,11 @@ class OnlineAM:
         mu: float = 0.1,
         mu_growth: float = 0.0,
         mu_max_factor: float = 10.0,
-        code_steps: int = 5,
-        code_lr: float = 0.1,
+        code_steps: int = 1,
+        code_lr: float = 0.05,
         code_momentum: float = 0.9,
         weight_steps: int = 1,
-        weight_lr: float = 0.008,
+        weight_lr: float = 0.005,
         output_lr: float = 0.008,
         memory_decay: float = 1e-3,
         ridge: float = 1e-2,

@@ -113,3 +113,32 @@ def test_memory_fits_layers_without_bias():
         am.partial_fit(x[i : i + 32], y[i : i + 32])
     assert am.state_dict()["memory.0.A"].shape == (4, 4)
     assert (am.predict(x).argmax(1) == y).float().mean() > 0.8
+
+
+@pytest.mark.parametrize(
+    "act",
+    [nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.GELU, Sign, lambda: nn.Sequential(nn.ReLU(), nn.Dropout(0.3))],
+)
+@pytest.mark.parametrize("loss", ["cross_entropy", "onehot_mse"])
+def test_closed_form_code_gradients_match_autograd(act, loss):
+    from stream_am.network import decompose as dec
+
+    x, y = blobs(n=32)
+    net = dec(mlp([4, 16, 16, 3], act=act))
+    masks = [{} for _ in range(3)]
+    codes = forward_codes(net, x, masks, torch.Generator().manual_seed(0))
+    kw = dict(loss=loss, mu=0.2, steps=3, lr=0.05, momentum=0.9, lambda_c=0.01, masks=masks)
+    fast = update_codes(net, codes, y, fast_path=True, **kw)
+    slow = update_codes(net, codes, y, fast_path=False, **kw)
+    for f, s in zip(fast, slow, strict=True):
+        torch.testing.assert_close(f, s, rtol=1e-4, atol=1e-5)
+
+
+def test_regression_code_gradients_match_autograd():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(16, 4, generator=g), torch.randn(16, 2, generator=g)
+    net = decompose(mlp([4, 8, 2], act=nn.Tanh))
+    codes = forward_codes(net, x)
+    kw = dict(loss="mse", mu=0.5, steps=3, lr=0.1, momentum=0.9, lambda_c=0.0)
+    fast, slow = update_codes(net, codes, y, **kw), update_codes(net, codes, y, fast_path=False, **kw)
+    torch.testing.assert_close(fast[0], slow[0])
