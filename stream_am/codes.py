@@ -50,26 +50,27 @@ def forward_codes(
     return codes
 
 
+ValueAndGrad = Callable[[torch.Tensor, bool], tuple[torch.Tensor, torch.Tensor | None]]
+
+
 def nesterov_descent(
-    c0: torch.Tensor,
-    value_and_grad: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
-    steps: int,
-    lr: float,
-    momentum: float,
+    c0: torch.Tensor, value_and_grad: ValueAndGrad, steps: int, lr: float, momentum: float
 ) -> torch.Tensor:
     """``steps`` Nesterov steps from ``c0`` (PyTorch's formulation), monotone by safeguard.
 
     A step that raises the objective is undone, the momentum reset and the step size halved (an adaptive
     restart), so the returned code never has a higher objective than ``c0`` whatever ``lr`` and ``mu``.
-    The last step's objective is checked with one extra evaluation.
+    ``value_and_grad(c, need_grad)`` is called ``steps + 1`` times; the last call needs no gradient.
+    ``c0`` is never modified.
     """
-    c = c0.clone()
-    v = torch.zeros_like(c)
-    best, g = value_and_grad(c)
-    for _ in range(steps):
+    c = c0
+    best, g = value_and_grad(c0, True)
+    v = torch.zeros_like(c0)
+    for k in range(steps):
+        assert g is not None
         v.mul_(momentum).add_(g)
         trial = c - lr * (g + momentum * v)
-        value, g_trial = value_and_grad(trial)
+        value, g_trial = value_and_grad(trial, k < steps - 1)
         if bool(value <= best):
             c, best, g = trial, value, g_trial
         else:
@@ -118,7 +119,9 @@ def _fast_value_and_grad(
     mu: float,
     sparsity: float,
     masks: Mask,
-) -> tuple[torch.Tensor, torch.Tensor] | None:
+    need_grad: bool,
+    out: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor | None] | None:
     top = l == net.n_codes - 1
     layer = net.out if top else net.blocks[l + 1].layer
     if not top and (net.blocks[l + 1].norm is not None or not isinstance(layer, nn.Linear)) or c.ndim != 2:
@@ -128,8 +131,8 @@ def _fast_value_and_grad(
         return None
     assert isinstance(layer, nn.Linear)
     if top:
-        return linear_objective(layer, act, c, c0, y, loss, 1.0 / mu, sparsity)
-    return linear_objective(layer, act, c, c0, new[l + 1], "sq", 1.0, sparsity)
+        return linear_objective(layer, act, c, c0, y, loss, 1.0 / mu, sparsity, out=out, need_grad=need_grad)
+    return linear_objective(layer, act, c, c0, new[l + 1], "sq", 1.0, sparsity, out=out, need_grad=need_grad)
 
 
 def update_codes(
@@ -145,10 +148,12 @@ def update_codes(
     lambda_c: float,
     masks: Masks | None = None,
     fast_path: bool = True,
+    top_out: torch.Tensor | None = None,
 ) -> list[torch.Tensor]:
     """Return the updated codes, computed from the top code down.
 
-    ``fast_path`` uses closed-form gradients (:mod:`stream_am.fastgrad`) where the layout allows.
+    ``fast_path`` uses closed-form gradients (:mod:`stream_am.fastgrad`) where the layout allows;
+    ``top_out`` (the network's outputs at the forward codes) saves recomputing them.
     """
     L = len(codes)
     new: list[torch.Tensor] = [c for c in codes]
@@ -161,12 +166,22 @@ def update_codes(
         else:
             objective = _hidden_objective(net, l, c0, new[l + 1], sparsity, act_masks)
 
+        # the objective's fit term at c0 is already known: the forward code above (or the outputs)
+        out0 = top_out if l == L - 1 else (codes[l + 1] if net.blocks[l + 1].norm is None else None)
+
         def grad(
-            c: torch.Tensor, objective: Objective = objective, l: int = l, c0: torch.Tensor = c0, m: Mask = act_masks
-        ) -> tuple[torch.Tensor, torch.Tensor]:
+            c: torch.Tensor,
+            need_grad: bool,
+            objective: Objective = objective,
+            l: int = l,
+            c0: torch.Tensor = c0,
+            m: Mask = act_masks,
+            out0: torch.Tensor | None = out0,
+        ) -> tuple[torch.Tensor, torch.Tensor | None]:
             if fast_path:
                 with torch.no_grad():
-                    fast = _fast_value_and_grad(net, l, c, c0, new, y, loss, mu, sparsity, m)
+                    out = out0 if c is c0 else None
+                    fast = _fast_value_and_grad(net, l, c, c0, new, y, loss, mu, sparsity, m, need_grad, out)
                 if fast is not None:
                     return fast
             with torch.enable_grad():

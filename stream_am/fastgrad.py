@@ -73,14 +73,18 @@ def linear_objective(
     kind: str,
     scale: float,
     sparsity: float,
-) -> tuple[torch.Tensor, torch.Tensor]:
+    out: torch.Tensor | None = None,
+    need_grad: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Value and gradient of ``scale * fit(layer(a), target) + ||c - c0||^2 + sparsity ||c||_1``.
 
     ``kind`` is the fit: ``"sq"`` (sum of squares), ``"cross_entropy"`` (``target`` holds class indices),
     ``"onehot_mse"`` (squared error to one-hot targets) or ``"mse"`` (per-sample mean of squares).
+    ``out`` may pass ``layer(a)`` when it is already known; without ``need_grad`` the gradient is ``None``.
     """
     a, da = act
-    out = F.linear(a, layer.weight, layer.bias)
+    if out is None:
+        out = F.linear(a, layer.weight, layer.bias)
     if kind == "cross_entropy":
         value = F.cross_entropy(out, target, reduction="sum")
         gout = torch.softmax(out, dim=1)
@@ -94,11 +98,14 @@ def linear_objective(
         gout = r * (2.0 / k)
     diff = c - c0
     value = scale * value + diff.pow(2).sum()
+    if sparsity > 0:
+        value = value + sparsity * c.abs().sum()
+    if not need_grad:
+        return value, None
     grad = (gout @ layer.weight).mul_(scale)
     if da is not None:
         grad.mul_(da)
     grad.add_(diff, alpha=2.0)
     if sparsity > 0:
-        value = value + sparsity * c.abs().sum()
         grad.add_(torch.sign(c), alpha=sparsity)
     return value, grad

@@ -34,6 +34,16 @@ _FLOAT_PARAMS = {  # name: (low, high, low_inclusive)
 }
 
 
+@torch.no_grad()
+def _linear_mse_grads(layer: nn.Linear, a: torch.Tensor, c: torch.Tensor, lambda_w: float) -> list[torch.Tensor]:
+    """Gradients (weight, bias) of ``mean((layer(a) - c)^2) + lambda_w * mean|W|``."""
+    r = F.linear(a, layer.weight, layer.bias).sub_(c).mul_(2.0 / c.numel())
+    gw = r.T @ a
+    if lambda_w > 0:
+        gw.add_(torch.sign(layer.weight), alpha=lambda_w / layer.weight.numel())
+    return [gw, r.sum(0)]
+
+
 class OnlineAM:
     """Online Alternating Minimization with auxiliary variables (Choromanska et al., ICML 2019).
 
@@ -70,6 +80,9 @@ class OnlineAM:
         Per-sample forgetting rate of every memory in ``[0, 1)``; settable between steps.
     ridge
         Proximal ridge of the memory solves, in units of the inputs' mean square.
+    solve_every
+        Memories absorb every mini-batch, but are solved for new weights on every ``solve_every``-th step
+        (the solve costs O(n_in^3 + n_out n_in^2) per layer; see ``benchmarks/step_time.py``).
     lambda_c, lambda_w
         L1 sparsity of codes and (AM-Adam) weights.
 
@@ -111,6 +124,7 @@ class OnlineAM:
         output_lr: float = 0.008,
         memory_decay: float = 1e-3,
         ridge: float = 1e-2,
+        solve_every: int = 1,
         lambda_c: float = 0.0,
         lambda_w: float = 0.0,
     ):
@@ -131,6 +145,7 @@ class OnlineAM:
         self.output_lr = output_lr
         self.memory_decay = memory_decay
         self.ridge = ridge
+        self.solve_every = solve_every
         self.lambda_c = lambda_c
         self.lambda_w = lambda_w
         self._validate_params()
@@ -156,6 +171,7 @@ class OnlineAM:
         checks.check_device(self.device)
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
             raise ValueError(f"seed must be an int or None, got {self.seed!r}")
+        checks.check_int("solve_every", self.solve_every, low=1)
         for name in ("code_steps", "weight_steps"):
             checks.check_int(name, getattr(self, name), low=0 if name == "code_steps" else 1)
         for name, (lo, hi, lo_incl) in _FLOAT_PARAMS.items():
@@ -174,6 +190,7 @@ class OnlineAM:
                 *_FLOAT_PARAMS,
                 "code_steps",
                 "weight_steps",
+                "solve_every",
             )
         }
 
@@ -247,6 +264,7 @@ class OnlineAM:
                 momentum=self.code_momentum,
                 lambda_c=self.lambda_c,
                 masks=masks,
+                top_out=before,
             )
         with torch.no_grad():
             inputs = [net.preprocess(x, masks[0])] + [
@@ -295,6 +313,10 @@ class OnlineAM:
                 m.decay = value
 
     # ------------------------------------------------------------------ per-layer updates
+    def _solve_now(self) -> bool:
+        """Memory solves run on the first step and then every ``solve_every`` steps."""
+        return self.n_steps % self.solve_every == 0
+
     def _first_is_linear(self) -> bool:
         first = self._net.blocks[0].layer if self._net.blocks else self._net.out
         return isinstance(first, nn.Linear) and not self._net.pre
@@ -303,23 +325,29 @@ class OnlineAM:
         if self.variant == "mem":
             rows_a, rows_c = _rows(block.layer, a, c)
             self._memory[l].update(rows_a, rows_c, n)
-            _set_affine(block.layer, self._memory[l].solve(_get_affine(block.layer)))
+            if self._solve_now():
+                _set_affine(block.layer, self._memory[l].solve(_get_affine(block.layer)))
             return
         params = block.parameters()
+        closed_form = block.norm is None and isinstance(block.layer, nn.Linear) and block.layer.bias is not None
         for _ in range(self.weight_steps):
-            with torch.enable_grad():
-                obj = F.mse_loss(block.forward(a, batch_stats=True), c)
-                if self.lambda_w > 0:
-                    obj = obj + self.lambda_w * block.layer.weight.abs().mean()
-                grads = torch.autograd.grad(obj, params)
-            self._adam[l].step(params, list(grads))
+            if closed_form:  # the gradient of mean((a W^T + b - c)^2) is two products: no autograd needed
+                grads = _linear_mse_grads(block.layer, a, c, self.lambda_w)
+            else:
+                with torch.enable_grad():
+                    obj = F.mse_loss(block.forward(a, batch_stats=True), c)
+                    if self.lambda_w > 0:
+                        obj = obj + self.lambda_w * block.layer.weight.abs().mean()
+                    grads = list(torch.autograd.grad(obj, params))
+            self._adam[l].step(params, grads)
 
     def _fit_output(self, a: torch.Tensor, y: torch.Tensor, n: int) -> None:
         out = self._net.out
         if self.readout == "memory":
             target = F.one_hot(y, out.out_features).to(a.dtype) if self.loss == "cross_entropy" else y
             self._out_memory.update(a.flatten(1), target, n)
-            _set_affine(out, self._out_memory.solve(_get_affine(out)))
+            if self._solve_now():
+                _set_affine(out, self._out_memory.solve(_get_affine(out)))
             return
         params = list(out.parameters())
         for _ in range(self.weight_steps):

@@ -142,3 +142,16 @@ def test_regression_code_gradients_match_autograd():
     kw = dict(loss="mse", mu=0.5, steps=3, lr=0.1, momentum=0.9, lambda_c=0.0)
     fast, slow = update_codes(net, codes, y, **kw), update_codes(net, codes, y, fast_path=False, **kw)
     torch.testing.assert_close(fast[0], slow[0])
+
+
+def test_closed_form_weight_gradients_match_autograd():
+    from stream_am.learner import _linear_mse_grads
+
+    g = torch.Generator().manual_seed(0)
+    layer = nn.Linear(5, 3)
+    a, c = torch.randn(7, 5, generator=g), torch.randn(7, 3, generator=g)
+    obj = F.mse_loss(layer(a), c) + 0.1 * layer.weight.abs().mean()
+    want = torch.autograd.grad(obj, [layer.weight, layer.bias])
+    got = _linear_mse_grads(layer, a, c, 0.1)
+    for w, gt in zip(want, got, strict=True):
+        torch.testing.assert_close(gt, w)
