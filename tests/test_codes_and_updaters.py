@@ -155,3 +155,13 @@ def test_closed_form_weight_gradients_match_autograd():
     got = _linear_mse_grads(layer, a, c, 0.1)
     for w, gt in zip(want, got, strict=True):
         torch.testing.assert_close(gt, w)
+
+
+@pytest.mark.parametrize(("d", "k"), [(40, 3), (40, 64), (300, 10)])
+def test_ridge_solve_both_triangular_orders_match_linalg_solve(d, k):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3 * d, d, generator=g, dtype=torch.float64)
+    A, B, W = x.T @ x / (3 * d), torch.randn(k, d, generator=g, dtype=torch.float64), torch.randn(k, d, generator=g,
+                                                                                                  dtype=torch.float64)
+    want = torch.linalg.solve(A + 0.1 * torch.eye(d, dtype=torch.float64), (B + 0.1 * W).T).T
+    torch.testing.assert_close(ridge_solve(A, B, W, 0.1), want)

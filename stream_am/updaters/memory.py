@@ -50,7 +50,13 @@ def memory_update(
 
 @torch.no_grad()
 def ridge_solve(A: torch.Tensor, B: torch.Tensor, W_prev: torch.Tensor, ridge: float) -> torch.Tensor:
-    """Return ``(B + ridge W_prev) (A + ridge I)^-1`` by a Cholesky solve.
+    """Return ``(B + ridge W_prev) (A + ridge I)^-1`` from a Cholesky factor and two triangular solves.
+
+    Measured on one CPU thread (``n_in x n_in`` factor, ``n_out`` right-hand sides), triangular solves applied
+    from the right beat ``torch.cholesky_solve`` by 1.6-13x (785/256: 7.3 vs 11.9 ms; 1025/1024: 59 vs
+    95 ms; 65/64: 0.04 vs 0.54 ms), LU (``torch.linalg.solve``) and an explicit inverse; with few outputs
+    (257/10) solving from the left is faster (0.11 ms). A factorisation that fails (a matrix not numerically
+    positive definite) is retried with a ridge ten times larger.
 
     Examples
     --------
@@ -61,13 +67,18 @@ def ridge_solve(A: torch.Tensor, B: torch.Tensor, W_prev: torch.Tensor, ridge: f
     [[1.0, 3.0]]
     """
     d = A.shape[0]
-    eye = torch.eye(d, dtype=A.dtype, device=A.device)
-    rhs = (B + ridge * W_prev).T
+    rhs = B + ridge * W_prev
     r = ridge
     for _ in range(6):
-        L, info = torch.linalg.cholesky_ex(A + r * eye)
+        M = A.clone()
+        M.diagonal().add_(r)
+        L, info = torch.linalg.cholesky_ex(M)
         if int(info) == 0:
-            return torch.cholesky_solve(rhs, L).T
+            if rhs.shape[0] >= 32 or rhs.shape[0] * 8 >= d:  # W L L^T = rhs, solved from the right
+                Z = torch.linalg.solve_triangular(L.T, rhs, upper=True, left=False)
+                return torch.linalg.solve_triangular(L, Z, upper=False, left=False)
+            Y = torch.linalg.solve_triangular(L, rhs.T, upper=False)
+            return torch.linalg.solve_triangular(L.T, Y, upper=True).T
         r = max(r * 10.0, 1e-6)
     raise FloatingPointError("memory matrix is not positive definite even with a large ridge")
 
