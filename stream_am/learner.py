@@ -14,6 +14,7 @@ from stream_am.affine import get_affine as _get_affine
 from stream_am.affine import rows as _rows
 from stream_am.affine import set_affine as _set_affine
 from stream_am.codes import forward_codes, output_loss, update_codes
+from stream_am.learner_state import LearnerState
 from stream_am.network import CodeBlock, Network, decompose
 from stream_am.updaters import AdamRule, MemoryRule
 
@@ -44,7 +45,7 @@ def _linear_mse_grads(layer: nn.Linear, a: torch.Tensor, c: torch.Tensor, lambda
     return [gw, r.sum(0)]
 
 
-class OnlineAM:
+class OnlineAM(LearnerState):
     """Online Alternating Minimization with auxiliary variables (Choromanska et al., ICML 2019).
 
     Parameters
@@ -329,10 +330,11 @@ class OnlineAM:
                 _set_affine(block.layer, self._memory[l].solve(_get_affine(block.layer)))
             return
         params = block.parameters()
-        closed_form = block.norm is None and isinstance(block.layer, nn.Linear) and block.layer.bias is not None
+        layer = block.layer
+        closed_form = block.norm is None and isinstance(layer, nn.Linear) and layer.bias is not None
         for _ in range(self.weight_steps):
-            if closed_form:  # the gradient of mean((a W^T + b - c)^2) is two products: no autograd needed
-                grads = _linear_mse_grads(block.layer, a, c, self.lambda_w)
+            if closed_form and isinstance(layer, nn.Linear):  # mean((a W^T + b - c)^2): two products, no autograd
+                grads = _linear_mse_grads(layer, a, c, self.lambda_w)
             else:
                 with torch.enable_grad():
                     obj = F.mse_loss(block.forward(a, batch_stats=True), c)
@@ -355,87 +357,3 @@ class OnlineAM:
                 obj = output_loss(out(a), y, self.loss) / n
                 grads = torch.autograd.grad(obj, params)
             self._out_adam.step(params, list(grads))
-
-    # ------------------------------------------------------------------ state and growth
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        """Flat ``{name: tensor}`` of everything learned (module, memories, Adam moments, counters).
-
-        Empty before the first step. Tensors are the live ones; copy them to keep a snapshot.
-        """
-        if not self._built:
-            return {}
-        sd: dict[str, torch.Tensor] = {f"module.{k}": v for k, v in self.module.state_dict().items()}
-        for l in range(self._net.n_codes):  # noqa: E741
-            sd.update(self._adam[l].state_dict(f"adam.{l}."))
-            sd.update(self._memory[l].state_dict(f"memory.{l}."))
-        sd.update(self._out_adam.state_dict("adam.out."))
-        sd.update(self._out_memory.state_dict("memory.out."))
-        sd["mu"] = torch.tensor(self._mu, dtype=torch.float64)
-        sd["samples_seen"] = torch.tensor(self.samples_seen, dtype=torch.int64)
-        sd["n_steps"] = torch.tensor(self.n_steps, dtype=torch.int64)
-        sd["generator"] = self._generator.get_state()
-        return sd
-
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        """Restore what :meth:`state_dict` returned; shapes are checked before anything changes."""
-        if not state:
-            return
-        if not self._built:
-            self._build()
-        mod = {k[len("module.") :]: v for k, v in state.items() if k.startswith("module.")}
-        own = self.module.state_dict()
-        for k, v in own.items():
-            if k not in mod:
-                raise ValueError(f"state is missing module.{k}")
-            if tuple(mod[k].shape) != tuple(v.shape):
-                raise ValueError(
-                    f"state[module.{k}] has shape {tuple(mod[k].shape)}, expected {tuple(v.shape)}"
-                )
-        self.module.load_state_dict(mod)
-        for l, block in enumerate(self._net.blocks):  # noqa: E741
-            self._adam[l].load_state_dict(state, f"adam.{l}.", list(block.parameters()))
-            n_out = block.layer.weight.shape[0]
-            n_in = block.layer.weight[0].numel()
-            self._memory[l].load_state_dict(state, f"memory.{l}.", n_in, n_out)
-        out = self._net.out
-        self._out_adam.load_state_dict(state, "adam.out.", list(out.parameters()))
-        self._out_memory.load_state_dict(state, "memory.out.", out.in_features, out.out_features)
-        self._mu = float(state["mu"])
-        self.samples_seen = int(state["samples_seen"])
-        self.n_steps = int(state["n_steps"])
-        self._generator.set_state(state["generator"].cpu())
-
-    def grow_inputs(self, n_new: int) -> None:
-        """Add ``n_new`` input features (zero weights) keeping everything learned."""
-        checks.check_int("n_new", n_new, low=1)
-        if not self._first_is_linear():
-            raise ValueError("grow_inputs needs a network that starts with nn.Linear")
-        layer = self._net.blocks[0].layer if self._net.blocks else self._net.out
-        assert isinstance(layer, nn.Linear)
-        with torch.no_grad():
-            w = layer.weight
-            layer.weight = nn.Parameter(torch.cat([w, w.new_zeros(w.shape[0], n_new)], dim=1))
-        layer.in_features += n_new
-        if self._built:
-            if self._net.blocks:
-                self._adam[0].grow(0, 1, n_new)
-                self._memory[0].grow_inputs(n_new)
-            else:
-                self._out_adam.grow(0, 1, n_new)
-                self._out_memory.grow_inputs(n_new)
-
-    def grow_outputs(self, n_new: int) -> None:
-        """Add ``n_new`` output units (zero weights and bias) keeping everything learned."""
-        checks.check_int("n_new", n_new, low=1)
-        out = self._net.out
-        with torch.no_grad():
-            w = out.weight
-            out.weight = nn.Parameter(torch.cat([w, w.new_zeros(n_new, w.shape[1])], dim=0))
-            if out.bias is not None:
-                out.bias = nn.Parameter(torch.cat([out.bias, out.bias.new_zeros(n_new)]))
-        out.out_features += n_new
-        if self._built:
-            self._out_adam.grow(0, 0, n_new)
-            if out.bias is not None:
-                self._out_adam.grow(1, 0, n_new)
-            self._out_memory.grow_outputs(n_new)
