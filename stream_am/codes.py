@@ -66,16 +66,20 @@ def nesterov_descent(
     c = c0
     best, g = value_and_grad(c0, True)
     v = torch.zeros_like(c0)
+    step = torch.full((), lr, dtype=c0.dtype, device=c0.device)
     for k in range(steps):
         assert g is not None
         v.mul_(momentum).add_(g)
-        trial = c - lr * (g + momentum * v)
+        trial = c - step * (g + momentum * v)
         value, g_trial = value_and_grad(trial, k < steps - 1)
-        if bool(value <= best):
-            c, best, g = trial, value, g_trial
-        else:
-            v.zero_()
-            lr *= 0.5
+        # accept or undo without a device-to-host sync (torch.where), so GPU steps never stall here
+        ok = value <= best
+        c = torch.where(ok, trial, c)
+        best = torch.where(ok, value, best)
+        if g_trial is not None:
+            g = torch.where(ok, g_trial, g)
+        v = torch.where(ok, v, torch.zeros_like(v))
+        step = torch.where(ok, step, step * 0.5)
     return c
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import torch
@@ -219,6 +221,7 @@ class OnlineAM(LearnerState):
         ]
         self._out_adam = AdamRule(self.output_lr)
         self._out_memory = MemoryRule(self.memory_decay, self.ridge, bias=self._net.out.bias is not None)
+        self._streams: list[torch.cuda.Stream] = []
         self._built = True
 
     # ------------------------------------------------------------------ public API
@@ -245,9 +248,9 @@ class OnlineAM(LearnerState):
             codes = forward_codes(net, x, masks, self._generator)
             a_top = net.act(net.n_codes - 1, codes[-1], masks[-1]) if codes else net.preprocess(x, masks[0])
             before = net.out(a_top)
-            stats = {"loss": float(output_loss(before, y, self.loss)) / n, "n": float(n), "mu": self._mu}
+            measured = {"loss": output_loss(before, y, self.loss) / n}
             if self.loss == "cross_entropy":
-                stats["accuracy"] = float((before.argmax(1) == y).float().mean())
+                measured["accuracy"] = (before.argmax(1) == y).float().mean()
         if codes:
             # the top code descends the loss the readout itself minimises (squared error to one-hot
             # targets for the memory readout): consistent subproblems (measured: stable, see README)
@@ -271,15 +274,15 @@ class OnlineAM(LearnerState):
             inputs = [net.preprocess(x, masks[0])] + [
                 net.act(l, c, masks[l + 1]) for l, c in enumerate(codes)
             ]
-        for l, block in enumerate(net.blocks):  # noqa: E741  (independent subproblems)
-            self._fit_block(l, block, inputs[l], codes[l], n)
-        self._fit_output(inputs[-1], y, n)
+        stats = {"n": float(n), "mu": self._mu}
+        self._fit_layers(inputs, codes, y, n)
         for l, block in enumerate(net.blocks):  # noqa: E741
             block.update_running_stats(inputs[l])
         if self.mu_growth > 0 and self._mu < self.mu_max_factor * self.mu:
             self._mu += self.mu_growth
         self.samples_seen += n
         self.n_steps += 1
+        stats.update({k: float(v) for k, v in measured.items()})  # the step's only device-to-host copy
         return stats
 
     @torch.no_grad()
@@ -321,6 +324,27 @@ class OnlineAM(LearnerState):
     def _first_is_linear(self) -> bool:
         first = self._net.blocks[0].layer if self._net.blocks else self._net.out
         return isinstance(first, nn.Linear) and not self._net.pre
+
+    def _fit_layers(self, inputs: list[torch.Tensor], codes: list[torch.Tensor], y: torch.Tensor, n: int) -> None:
+        """Every layer's weight subproblem; they are independent, so on CUDA each runs on its own stream."""
+        net = self._net
+        jobs: list[Callable[[], None]] = [
+            partial(self._fit_block, l, b, inputs[l], codes[l], n) for l, b in enumerate(net.blocks)
+        ]
+        jobs.append(partial(self._fit_output, inputs[-1], y, n))
+        if self._device.type != "cuda" or len(jobs) < 2:
+            for job in jobs:
+                job()
+            return
+        main = torch.cuda.current_stream(self._device)
+        if len(self._streams) != len(jobs):
+            self._streams = [torch.cuda.Stream(self._device) for _ in jobs]
+        for job, stream in zip(jobs, self._streams, strict=True):
+            stream.wait_stream(main)  # inputs and codes are ready
+            with torch.cuda.stream(stream):
+                job()
+        for stream in self._streams:
+            main.wait_stream(stream)  # the step ends when every layer has its weights
 
     def _fit_block(self, l: int, block: CodeBlock, a: torch.Tensor, c: torch.Tensor, n: int) -> None:  # noqa: E741
         if self.variant == "mem":

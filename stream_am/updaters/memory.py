@@ -66,21 +66,27 @@ def ridge_solve(A: torch.Tensor, B: torch.Tensor, W_prev: torch.Tensor, ridge: f
     >>> ridge_solve(A, B, torch.zeros(1, 2), 1e-12).tolist()
     [[1.0, 3.0]]
     """
-    d = A.shape[0]
     rhs = B + ridge * W_prev
     r = ridge
     for _ in range(6):
         M = A.clone()
         M.diagonal().add_(r)
         L, info = torch.linalg.cholesky_ex(M)
+        if A.is_cuda:  # no device-to-host sync: a failed factorisation keeps the previous weights
+            return torch.where(info == 0, _triangular_solves(L, rhs), W_prev)
         if int(info) == 0:
-            if rhs.shape[0] >= 32 or rhs.shape[0] * 8 >= d:  # W L L^T = rhs, solved from the right
-                Z = torch.linalg.solve_triangular(L.T, rhs, upper=True, left=False)
-                return torch.linalg.solve_triangular(L, Z, upper=False, left=False)
-            Y = torch.linalg.solve_triangular(L, rhs.T, upper=False)
-            return torch.linalg.solve_triangular(L.T, Y, upper=True).T
+            return _triangular_solves(L, rhs)
         r = max(r * 10.0, 1e-6)
     raise FloatingPointError("memory matrix is not positive definite even with a large ridge")
+
+
+def _triangular_solves(L: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
+    """``W`` with ``W L L^T = rhs``: from the right for many outputs, from the left for few (measured)."""
+    if rhs.shape[0] >= 32 or rhs.shape[0] * 8 >= L.shape[0]:
+        Z = torch.linalg.solve_triangular(L.T, rhs, upper=True, left=False)
+        return torch.linalg.solve_triangular(L, Z, upper=False, left=False)
+    Y = torch.linalg.solve_triangular(L, rhs.T, upper=False)
+    return torch.linalg.solve_triangular(L.T, Y, upper=True).T
 
 
 class MemoryRule:
