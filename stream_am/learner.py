@@ -86,6 +86,8 @@ class OnlineAM(LearnerState):
     solve_every
         Memories absorb every mini-batch, but are solved for new weights on every ``solve_every``-th step
         (the solve costs O(n_in^3 + n_out n_in^2) per layer; see ``benchmarks/step_time.py``).
+    parallel_layers
+        On CUDA, run the (independent) per-layer weight updates on separate CUDA streams.
     lambda_c, lambda_w
         L1 sparsity of codes and (AM-Adam) weights.
 
@@ -128,6 +130,7 @@ class OnlineAM(LearnerState):
         memory_decay: float = 1e-3,
         ridge: float = 1e-2,
         solve_every: int = 1,
+        parallel_layers: bool = True,
         lambda_c: float = 0.0,
         lambda_w: float = 0.0,
     ):
@@ -149,6 +152,7 @@ class OnlineAM(LearnerState):
         self.memory_decay = memory_decay
         self.ridge = ridge
         self.solve_every = solve_every
+        self.parallel_layers = parallel_layers
         self.lambda_c = lambda_c
         self.lambda_w = lambda_w
         self._validate_params()
@@ -175,6 +179,8 @@ class OnlineAM(LearnerState):
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
             raise ValueError(f"seed must be an int or None, got {self.seed!r}")
         checks.check_int("solve_every", self.solve_every, low=1)
+        if not isinstance(self.parallel_layers, bool):
+            raise ValueError(f"parallel_layers must be a bool, got {self.parallel_layers!r}")
         for name in ("code_steps", "weight_steps"):
             checks.check_int(name, getattr(self, name), low=0 if name == "code_steps" else 1)
         for name, (lo, hi, lo_incl) in _FLOAT_PARAMS.items():
@@ -194,6 +200,7 @@ class OnlineAM(LearnerState):
                 "code_steps",
                 "weight_steps",
                 "solve_every",
+                "parallel_layers",
             )
         }
 
@@ -332,7 +339,7 @@ class OnlineAM(LearnerState):
             partial(self._fit_block, l, b, inputs[l], codes[l], n) for l, b in enumerate(net.blocks)
         ]
         jobs.append(partial(self._fit_output, inputs[-1], y, n))
-        if self._device.type != "cuda" or len(jobs) < 2:
+        if self._device.type != "cuda" or len(jobs) < 2 or not self.parallel_layers:
             for job in jobs:
                 job()
             return
