@@ -50,37 +50,40 @@ def forward_codes(
     return codes
 
 
-ValueAndGrad = Callable[[torch.Tensor, bool], tuple[torch.Tensor, torch.Tensor | None]]
+Evaluation = tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]
+ValueAndGrad = Callable[[torch.Tensor, bool], Evaluation]
 
 
 def nesterov_descent(
     c0: torch.Tensor, value_and_grad: ValueAndGrad, steps: int, lr: float, momentum: float
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``steps`` Nesterov steps from ``c0`` (PyTorch's formulation), monotone by safeguard.
 
     A step that raises the objective is undone, the momentum reset and the step size halved (an adaptive
     restart), so the returned code never has a higher objective than ``c0`` whatever ``lr`` and ``mu``.
-    ``value_and_grad(c, need_grad)`` is called ``steps + 1`` times; the last call needs no gradient.
-    ``c0`` is never modified.
+    ``value_and_grad(c, need_grad)`` returns ``(value, grad, aux)`` and is called ``steps + 1`` times (the last
+    call needs no gradient); ``aux`` (the output of the layer above, when known) is returned for the final
+    code. ``c0`` is never modified.
     """
     c = c0
-    best, g = value_and_grad(c0, True)
+    best, g, aux = value_and_grad(c0, True)
     v = torch.zeros_like(c0)
     step = torch.full((), lr, dtype=c0.dtype, device=c0.device)
     for k in range(steps):
         assert g is not None
         v.mul_(momentum).add_(g)
         trial = c - step * (g + momentum * v)
-        value, g_trial = value_and_grad(trial, k < steps - 1)
+        value, g_trial, aux_trial = value_and_grad(trial, k < steps - 1)
         # accept or undo without a device-to-host sync (torch.where), so GPU steps never stall here
         ok = value <= best
         c = torch.where(ok, trial, c)
+        aux = torch.where(ok, aux_trial, aux) if aux is not None and aux_trial is not None else None
         best = torch.where(ok, value, best)
         if g_trial is not None:
             g = torch.where(ok, g_trial, g)
         v = torch.where(ok, v, torch.zeros_like(v))
         step = torch.where(ok, step, step * 0.5)
-    return c
+    return c, aux
 
 
 def _l1(c: torch.Tensor, weight: float) -> torch.Tensor:
@@ -125,7 +128,7 @@ def _fast_value_and_grad(
     masks: Mask,
     need_grad: bool,
     out: torch.Tensor | None,
-) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+) -> Evaluation | None:
     top = l == net.n_codes - 1
     layer = net.out if top else net.blocks[l + 1].layer
     if not top and (net.blocks[l + 1].norm is not None or not isinstance(layer, nn.Linear)) or c.ndim != 2:
@@ -153,14 +156,17 @@ def update_codes(
     masks: Masks | None = None,
     fast_path: bool = True,
     top_out: torch.Tensor | None = None,
-) -> list[torch.Tensor]:
-    """Return the updated codes, computed from the top code down.
+) -> tuple[list[torch.Tensor], list[torch.Tensor | None]]:
+    """Return the updated codes, computed from the top code down, and what the layer above each outputs.
 
+    ``above[l]`` is the output (before any BatchNorm) of the layer above code ``l`` at the updated code,
+    when the closed-form path computed it (else ``None``): the weight step of that layer reuses it.
     ``fast_path`` uses closed-form gradients (:mod:`stream_am.fastgrad`) where the layout allows;
     ``top_out`` (the network's outputs at the forward codes) saves recomputing them.
     """
     L = len(codes)
     new: list[torch.Tensor] = [c for c in codes]
+    above: list[torch.Tensor | None] = [None] * L
     sparsity = lambda_c / mu
     for l in range(L - 1, -1, -1):
         c0 = codes[l]
@@ -181,7 +187,7 @@ def update_codes(
             c0: torch.Tensor = c0,
             m: Mask = act_masks,
             out0: torch.Tensor | None = out0,
-        ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        ) -> Evaluation:
             if fast_path:
                 with torch.no_grad():
                     out = out0 if c is c0 else None
@@ -192,8 +198,8 @@ def update_codes(
                 leaf = c.detach().requires_grad_(True)
                 value = objective(leaf)
                 (g,) = torch.autograd.grad(value, [leaf])
-            return value.detach(), g
+            return value.detach(), g, None
 
         with torch.no_grad():
-            new[l] = nesterov_descent(c0, grad, steps, lr, momentum)
-    return new
+            new[l], above[l] = nesterov_descent(c0, grad, steps, lr, momentum)
+    return new, above

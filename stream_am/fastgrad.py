@@ -75,16 +75,18 @@ def linear_objective(
     sparsity: float,
     out: torch.Tensor | None = None,
     need_grad: bool = True,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
     """Value and gradient of ``scale * fit(layer(a), target) + ||c - c0||^2 + sparsity ||c||_1``.
 
     ``kind`` is the fit: ``"sq"`` (sum of squares), ``"cross_entropy"`` (``target`` holds class indices),
     ``"onehot_mse"`` (squared error to one-hot targets) or ``"mse"`` (per-sample mean of squares).
     ``out`` may pass ``layer(a)`` when it is already known; without ``need_grad`` the gradient is ``None``.
+    Returns ``(value, gradient, layer(a))``.
     """
     a, da = act
     if out is None:
         out = F.linear(a, layer.weight, layer.bias)
+    layer_out = out
     if kind == "cross_entropy":
         value = F.cross_entropy(out, target, reduction="sum")
         gout = torch.softmax(out, dim=1)
@@ -101,11 +103,11 @@ def linear_objective(
     if sparsity > 0:
         value = value + sparsity * c.abs().sum()
     if not need_grad:
-        return value, None
+        return value, None, layer_out
     grad = (gout @ layer.weight).mul_(scale)
     if da is not None:
         grad.mul_(da)
     grad.add_(diff, alpha=2.0)
     if sparsity > 0:
         grad.add_(torch.sign(c), alpha=sparsity)
-    return value, grad
+    return value, grad, layer_out

@@ -38,9 +38,11 @@ _FLOAT_PARAMS = {  # name: (low, high, low_inclusive)
 
 
 @torch.no_grad()
-def _linear_mse_grads(layer: nn.Linear, a: torch.Tensor, c: torch.Tensor, lambda_w: float) -> list[torch.Tensor]:
-    """Gradients (weight, bias) of ``mean((layer(a) - c)^2) + lambda_w * mean|W|``."""
-    r = F.linear(a, layer.weight, layer.bias).sub_(c).mul_(2.0 / c.numel())
+def _linear_mse_grads(
+    layer: nn.Linear, a: torch.Tensor, c: torch.Tensor, lambda_w: float, out: torch.Tensor | None = None
+) -> list[torch.Tensor]:
+    """Gradients (weight, bias) of ``mean((layer(a) - c)^2) + lambda_w * mean|W|``; ``out`` is ``layer(a)``."""
+    r = (F.linear(a, layer.weight, layer.bias) if out is None else out).sub(c).mul_(2.0 / c.numel())
     gw = r.T @ a
     if lambda_w > 0:
         gw.add_(torch.sign(layer.weight), alpha=lambda_w / layer.weight.numel())
@@ -258,13 +260,15 @@ class OnlineAM(LearnerState):
             measured = {"loss": output_loss(before, y, self.loss) / n}
             if self.loss == "cross_entropy":
                 measured["accuracy"] = (before.argmax(1) == y).float().mean()
+        forward = codes
+        above: list[torch.Tensor | None] = []
         if codes:
             # the top code descends the loss the readout itself minimises (squared error to one-hot
             # targets for the memory readout): consistent subproblems (measured: stable, see README)
             code_loss = (
                 "onehot_mse" if (self.loss == "cross_entropy" and self.readout == "memory") else self.loss
             )
-            codes = update_codes(
+            codes, above = update_codes(
                 net,
                 codes,
                 y,
@@ -282,7 +286,10 @@ class OnlineAM(LearnerState):
                 net.act(l, c, masks[l + 1]) for l, c in enumerate(codes)
             ]
         stats = {"n": float(n), "mu": self._mu}
-        self._fit_layers(inputs, codes, y, n)
+        # what each layer outputs for its (updated) input is often known already: block 1's input never
+        # changes (its output is the forward code), and a code step computes the output of the layer above
+        known: list[torch.Tensor | None] = [forward[0] if forward else None] + above[:-1]
+        self._fit_layers(inputs, codes, known, y, n)
         for l, block in enumerate(net.blocks):  # noqa: E741
             block.update_running_stats(inputs[l])
         if self.mu_growth > 0 and self._mu < self.mu_max_factor * self.mu:
@@ -332,11 +339,18 @@ class OnlineAM(LearnerState):
         first = self._net.blocks[0].layer if self._net.blocks else self._net.out
         return isinstance(first, nn.Linear) and not self._net.pre
 
-    def _fit_layers(self, inputs: list[torch.Tensor], codes: list[torch.Tensor], y: torch.Tensor, n: int) -> None:
+    def _fit_layers(
+        self,
+        inputs: list[torch.Tensor],
+        codes: list[torch.Tensor],
+        known: list[torch.Tensor | None],
+        y: torch.Tensor,
+        n: int,
+    ) -> None:
         """Every layer's weight subproblem; they are independent, so on CUDA each runs on its own stream."""
         net = self._net
         jobs: list[Callable[[], None]] = [
-            partial(self._fit_block, l, b, inputs[l], codes[l], n) for l, b in enumerate(net.blocks)
+            partial(self._fit_block, l, b, inputs[l], codes[l], n, known[l]) for l, b in enumerate(net.blocks)
         ]
         jobs.append(partial(self._fit_output, inputs[-1], y, n))
         if self._device.type != "cuda" or len(jobs) < 2 or not self.parallel_layers:
@@ -353,7 +367,10 @@ class OnlineAM(LearnerState):
         for stream in self._streams:
             main.wait_stream(stream)  # the step ends when every layer has its weights
 
-    def _fit_block(self, l: int, block: CodeBlock, a: torch.Tensor, c: torch.Tensor, n: int) -> None:  # noqa: E741
+    def _fit_block(
+        self, l: int, block: CodeBlock, a: torch.Tensor, c: torch.Tensor, n: int, known: torch.Tensor | None = None
+    ) -> None:
+        """Fit block ``l`` to its codes; ``known`` is ``block.layer(a)`` when already computed."""
         if self.variant == "mem":
             rows_a, rows_c = _rows(block.layer, a, c)
             self._memory[l].update(rows_a, rows_c, n)
@@ -363,9 +380,9 @@ class OnlineAM(LearnerState):
         params = block.parameters()
         layer = block.layer
         closed_form = block.norm is None and isinstance(layer, nn.Linear) and layer.bias is not None
-        for _ in range(self.weight_steps):
+        for k in range(self.weight_steps):
             if closed_form and isinstance(layer, nn.Linear):  # mean((a W^T + b - c)^2): two products, no autograd
-                grads = _linear_mse_grads(layer, a, c, self.lambda_w)
+                grads = _linear_mse_grads(layer, a, c, self.lambda_w, known if k == 0 else None)
             else:
                 with torch.enable_grad():
                     obj = F.mse_loss(block.forward(a, batch_stats=True), c)

@@ -18,7 +18,7 @@ def test_each_code_update_lowers_its_own_objective(act, lr, loss):
     x, y = blobs(n=64)
     net = decompose(mlp([4, 16, 16, 3], act=act))
     codes = forward_codes(net, x)
-    new = update_codes(net, codes, y, loss=loss, mu=0.1, steps=5, lr=lr, momentum=0.9, lambda_c=0.01)
+    new, _ = update_codes(net, codes, y, loss=loss, mu=0.1, steps=5, lr=lr, momentum=0.9, lambda_c=0.01)
     top = _top_objective(net, codes[1], y, loss, 0.1, 0.1, None)
     assert top(new[1]) <= top(codes[1])
     hidden = _hidden_objective(net, 0, codes[0], new[1], 0.1, None)
@@ -128,8 +128,10 @@ def test_closed_form_code_gradients_match_autograd(act, loss):
     masks = [{} for _ in range(3)]
     codes = forward_codes(net, x, masks, torch.Generator().manual_seed(0))
     kw = dict(loss=loss, mu=0.2, steps=3, lr=0.05, momentum=0.9, lambda_c=0.01, masks=masks)
-    fast = update_codes(net, codes, y, fast_path=True, **kw)
-    slow = update_codes(net, codes, y, fast_path=False, **kw)
+    fast, above = update_codes(net, codes, y, fast_path=True, **kw)
+    slow, _ = update_codes(net, codes, y, fast_path=False, **kw)
+    # what the closed-form path hands to the weight step is the layer above's output at the new code
+    torch.testing.assert_close(above[0], net.blocks[1].layer(net.act(0, fast[0], masks[1])), rtol=1e-5, atol=1e-5)
     for f, s in zip(fast, slow, strict=True):
         torch.testing.assert_close(f, s, rtol=1e-4, atol=1e-5)
 
@@ -140,7 +142,7 @@ def test_regression_code_gradients_match_autograd():
     net = decompose(mlp([4, 8, 2], act=nn.Tanh))
     codes = forward_codes(net, x)
     kw = dict(loss="mse", mu=0.5, steps=3, lr=0.1, momentum=0.9, lambda_c=0.0)
-    fast, slow = update_codes(net, codes, y, **kw), update_codes(net, codes, y, fast_path=False, **kw)
+    (fast, _), (slow, _) = update_codes(net, codes, y, **kw), update_codes(net, codes, y, fast_path=False, **kw)
     torch.testing.assert_close(fast[0], slow[0])
 
 
