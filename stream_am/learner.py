@@ -301,10 +301,7 @@ class OnlineAM(LearnerState):
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
-        """Network outputs (logits or values) for ``x``; never changes any state."""
-        if not self._built:
-            dev = checks.resolve_device(self.device)
-            self.module.to(dev)
+        """Network outputs (logits or values) for ``x``, on the module's device; never changes any state."""
         dev = next(self.module.parameters()).device
         x = checks.check_x(x, device=dev, n_inputs=self.n_inputs if self._first_is_linear() else None)
         return self._net.forward(x)
