@@ -33,6 +33,7 @@ class LearnerState:
     _out_adam: AdamRule
     _out_memory: MemoryRule
     _generator: torch.Generator
+    _device: torch.device
 
     def _build(self) -> None:  # provided by OnlineAM
         raise NotImplementedError
@@ -79,10 +80,10 @@ class LearnerState:
             self._adam[l].load_state_dict(state, f"adam.{l}.", list(block.parameters()))
             n_out = block.layer.weight.shape[0]
             n_in = block.layer.weight[0].numel()
-            self._memory[l].load_state_dict(state, f"memory.{l}.", n_in, n_out)
+            self._memory[l].load_state_dict(state, f"memory.{l}.", n_in, n_out, device=self._device)
         out = self._net.out
         self._out_adam.load_state_dict(state, "adam.out.", list(out.parameters()))
-        self._out_memory.load_state_dict(state, "memory.out.", out.in_features, out.out_features)
+        self._out_memory.load_state_dict(state, "memory.out.", out.in_features, out.out_features, device=self._device)
         self._mu = float(state["mu"])
         self.samples_seen = int(state["samples_seen"])
         self.n_steps = int(state["n_steps"])

@@ -158,7 +158,10 @@ class MemoryRule:
             f"{prefix}S": torch.tensor(self.S, dtype=torch.float64),
         }
 
-    def load_state_dict(self, state: dict[str, torch.Tensor], prefix: str, n_in: int, n_out: int) -> None:
+    def load_state_dict(
+        self, state: dict[str, torch.Tensor], prefix: str, n_in: int, n_out: int, device: torch.device | None = None
+    ) -> None:
+        """Restore ``A``, ``B``, ``S`` (shapes checked first), on ``device`` when given."""
         if f"{prefix}A" not in state:
             self.A, self.B, self.S = None, None, 0.0
             return
@@ -168,4 +171,5 @@ class MemoryRule:
             raise ValueError(
                 f"state[{prefix}A/B] have shapes {tuple(A.shape)}/{tuple(B.shape)}, expected {(d, d)}/{(n_out, d)}"
             )
-        self.A, self.B, self.S = A.clone(), B.clone(), float(state[f"{prefix}S"])
+        self.A, self.B = A.to(device=device, copy=True), B.to(device=device, copy=True)
+        self.S = float(state[f"{prefix}S"])

@@ -1,0 +1,115 @@
+"""Time one AM step against one backprop Adam step on the same network and mini-batch.
+
+For each shape, AM-mem, AM-Adam and a plain ``torch.optim.Adam`` backprop step are timed *interleaved* in one
+process (so machine noise hits all three alike); each figure is the median of ``--steps`` steps after
+``--warmup`` warm-up steps. Ratios (AM / backprop) are the result; absolute times vary with the machine.
+
+    python benchmarks/step_time.py [--threads 1 2] [--steps 30] [--device cpu|cuda] [--shapes NAME ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import time
+
+import torch
+from torch import nn
+
+from stream_am import OnlineAM
+from stream_am.estimators import build_mlp
+
+SHAPES = {
+    "64-64-64-10/b32": ((64, 64, 64, 10), 32),
+    "784-256-256-10/b128": ((784, 256, 256, 10), 128),
+    "784-1024-1024-10/b256": ((784, 1024, 1024, 10), 256),
+    "deep-10x256/b128": ((784, *([256] * 10), 10), 128),
+}
+
+
+class BackpropStep:
+    """One end-to-end backprop step with torch.optim.Adam (the reference)."""
+
+    def __init__(self, module: nn.Module, lr: float = 1e-3):
+        self.module = module
+        self.opt = torch.optim.Adam(module.parameters(), lr=lr)
+
+    def partial_fit(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.opt.zero_grad(set_to_none=True)
+        nn.functional.cross_entropy(self.module(x), y).backward()
+        self.opt.step()
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_shape(widths, batch, device, steps, warmup, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, widths[0], generator=g).to(device)
+    y = torch.randint(0, widths[-1], (batch,), generator=g).to(device)
+
+    def net():
+        return build_mlp(widths[0], widths[-1], tuple(widths[1:-1]), seed=seed).to(device)
+
+    learners = {
+        "AM-mem": OnlineAM(net(), variant="mem", device=str(device), seed=seed),
+        "AM-Adam": OnlineAM(net(), variant="adam", device=str(device), seed=seed),
+        "AM-mem/4": OnlineAM(net(), variant="mem", solve_every=4, device=str(device), seed=seed),
+        "backprop-Adam": BackpropStep(net()),
+    }
+    if device.type == "cuda":
+        for v in ("mem", "adam"):
+            learners[f"AM-{v} serial"] = OnlineAM(net(), variant=v, parallel_layers=False, device=str(device))
+    times: dict[str, list[float]] = {k: [] for k in learners}
+    for i in range(warmup + steps):
+        for name, learner in learners.items():
+            _sync(device)
+            t = time.perf_counter()
+            learner.partial_fit(x, y)
+            _sync(device)
+            if i >= warmup:
+                times[name].append(time.perf_counter() - t)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, nargs="*", default=[1, 2])
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--shapes", nargs="*", default=list(SHAPES), choices=list(SHAPES))
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    rows = []
+    cuda_cols = " AM-mem serial / bp | AM-Adam serial / bp |" if device.type == "cuda" else ""
+    print(
+        "| shape | threads | backprop Adam ms | AM-mem ms | AM-Adam ms | AM-mem / bp | AM-Adam / bp "
+        "| AM-mem solve_every=4 / bp |" + cuda_cols
+    )
+    print("|---" * (8 + 2 * (device.type == "cuda")) + "|")
+    for threads in args.threads if device.type == "cpu" else [torch.get_num_threads()]:
+        torch.set_num_threads(threads)
+        for name in args.shapes:
+            widths, batch = SHAPES[name]
+            t = time_shape(widths, batch, device, args.steps, args.warmup)
+            bp = t["backprop-Adam"]
+            row = {"shape": name, "threads": threads, **{k: v * 1e3 for k, v in t.items()}}
+            rows.append(row)
+            extra = "".join(f" {t[k] / bp:.2f} |" for k in ("AM-mem serial", "AM-Adam serial") if k in t)
+            print(
+                f"| {name} | {threads} | {bp * 1e3:.2f} | {t['AM-mem'] * 1e3:.2f} | {t['AM-Adam'] * 1e3:.2f} "
+                f"| {t['AM-mem'] / bp:.2f} | {t['AM-Adam'] / bp:.2f} | {t['AM-mem/4'] / bp:.2f} |{extra}",
+                flush=True,
+            )
+    if device.type == "cuda":
+        print(f"\npeak GPU memory: {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB")
+    print(f"peak process RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

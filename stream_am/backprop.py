@@ -1,0 +1,288 @@
+"""End-to-end backpropagation with the same tensor API as :class:`stream_am.learner.OnlineAM`.
+
+:class:`BackpropLearner` is the reference that AM is compared against: it trains the very same
+``torch.nn.Sequential`` with one optimiser step (Adam or SGD) per mini-batch on the whole network. The
+optimiser is a small functional core (:func:`stream_am.updaters.adam.adam_update`, :func:`sgd_update`) over
+flat, named state, so ``state_dict`` is safetensors-compatible and growing a layer pads the optimiser moments instead of
+rebuilding them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from stream_am.updaters.adam import adam_update
+
+__all__ = ["BackpropLearner", "sgd_update"]
+
+_LOSSES = ("cross_entropy", "mse")
+_OPTIMIZERS = ("adam", "sgd")
+
+
+def sgd_update(
+    param: torch.Tensor, grad: torch.Tensor, momentum_buffer: torch.Tensor, *, lr: float, momentum: float
+) -> None:
+    """One in-place SGD step with heavy-ball ``momentum`` (0 gives plain SGD)."""
+    momentum_buffer.mul_(momentum).add_(grad)
+    param.add_(momentum_buffer, alpha=-lr)
+
+
+def _linears(module: nn.Module) -> list[nn.Linear]:
+    return [m for m in module.modules() if isinstance(m, nn.Linear)]
+
+
+def _layers(module: nn.Module) -> list[nn.Module]:
+    out: list[nn.Module] = []
+    for m in module.children():
+        out.extend(_layers(m) if isinstance(m, nn.Sequential) else [m])
+    return out
+
+
+class BackpropLearner:
+    """Train an ``nn.Sequential`` end to end with backprop, one optimiser step per ``partial_fit``.
+
+    Parameters
+    ----------
+    module
+        The network; its first and last layers must be ``nn.Linear`` for growth. It is trained in place.
+    optimizer
+        ``"adam"`` or ``"sgd"``.
+    loss
+        ``"cross_entropy"`` (``y`` holds class indices) or ``"mse"`` (``y`` holds ``n_outputs`` values).
+    lr, betas, eps
+        Adam's step size, moment decays and denominator term (SGD uses ``lr`` only).
+    momentum
+        SGD heavy-ball momentum.
+    device
+        Where the state lives once learning starts.
+    seed
+        Seed of the learner's own ``torch.Generator`` (Dropout layers are skipped, so nothing here is random
+        today; the generator is kept in the state for forward compatibility).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from stream_am.backprop import BackpropLearner
+    >>> from stream_am.estimators import build_mlp
+    >>> bp = BackpropLearner(build_mlp(2, 2, (4,), seed=0), optimizer="adam", lr=0.05)
+    >>> x = torch.tensor([[0.0, 1.0], [1.0, 0.0]]); y = torch.tensor([1, 0])
+    >>> for _ in range(50):
+    ...     stats = bp.partial_fit(x, y)
+    >>> bp.predict(x).argmax(1).tolist(), bp.samples_seen
+    ([1, 0], 100)
+    """
+
+    def __init__(
+        self,
+        module: nn.Module,
+        optimizer: str = "adam",
+        loss: str = "cross_entropy",
+        lr: float = 1e-3,
+        momentum: float = 0.0,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        device: str = "cpu",
+        seed: int = 0,
+    ) -> None:
+        if not isinstance(module, nn.Module) or not _linears(module):
+            raise ValueError(f"module must be an nn.Module containing an nn.Linear, got {module!r}")
+        if optimizer not in _OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {_OPTIMIZERS}, got {optimizer!r}")
+        if loss not in _LOSSES:
+            raise ValueError(f"loss must be one of {_LOSSES}, got {loss!r}")
+        for name, value in (("lr", lr), ("eps", eps)):
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+        if not (isinstance(momentum, (int, float)) and 0 <= momentum < 1):
+            raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+        if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
+        try:
+            torch.device(device)
+        except (RuntimeError, TypeError) as err:
+            raise ValueError(f"device must be a torch device string, got {device!r}") from err
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+        self.module = module
+        self.optimizer, self.loss, self.lr, self.momentum = optimizer, loss, lr, momentum
+        self.betas: tuple[float, float] = (float(betas[0]), float(betas[1]))
+        self.eps, self.device, self.seed = eps, device, seed
+        self._state: dict[str, torch.Tensor] | None = None  # optimiser state, created on the first step
+        self._generator: torch.Generator | None = None
+        self._step = 0
+        self.samples_seen = 0
+
+    # -- sizes ---------------------------------------------------------------------------------------
+    @property
+    def n_inputs(self) -> int:
+        return _linears(self.module)[0].in_features
+
+    @property
+    def n_outputs(self) -> int:
+        return _linears(self.module)[-1].out_features
+
+    @property
+    def n_steps(self) -> int:
+        return self._step
+
+    def _slots(self) -> tuple[str, ...]:
+        return ("exp_avg", "exp_avg_sq") if self.optimizer == "adam" else ("momentum_buffer",)
+
+    # -- lazy state ----------------------------------------------------------------------------------
+    def _start(self) -> None:
+        if self._state is not None:
+            return
+        self.module.to(self.device)
+        self._generator = torch.Generator(device=self.device).manual_seed(self.seed)
+        self._state = {
+            f"{slot}.{name}": torch.zeros_like(p)
+            for name, p in self.module.named_parameters()
+            for slot in self._slots()
+        }
+
+    # -- learning ------------------------------------------------------------------------------------
+    def _check_x(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or x.dim() != 2 or not x.is_floating_point():
+            raise ValueError(f"x must be a 2-d floating tensor, got {getattr(x, 'shape', type(x))}")
+        if x.shape[1] != self.n_inputs:
+            raise ValueError(f"x has {x.shape[1]} features, but the network expects {self.n_inputs}")
+        return x
+
+    def _check_y(self, y: torch.Tensor, n: int) -> torch.Tensor:
+        if not isinstance(y, torch.Tensor) or y.shape[0] != n:
+            raise ValueError(f"y must be a tensor with {n} rows, got {getattr(y, 'shape', type(y))}")
+        if self.loss == "cross_entropy":
+            if y.dim() != 1 or y.dtype != torch.int64:
+                raise ValueError(f"y must be a 1-d int64 tensor of class indices, got {y.dtype} {tuple(y.shape)}")
+            if n and (int(y.min()) < 0 or int(y.max()) >= self.n_outputs):
+                raise ValueError(f"y holds class indices outside [0, {self.n_outputs})")
+            return y
+        if y.dim() == 1 and self.n_outputs == 1:
+            y = y.unsqueeze(1)
+        if y.dim() != 2 or y.shape[1] != self.n_outputs or not y.is_floating_point():
+            raise ValueError(f"y must be a float tensor of shape [{n}, {self.n_outputs}], got {tuple(y.shape)}")
+        return y
+
+    def _train_forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.module.train(x.shape[0] > 1)  # BatchNorm needs two samples for batch statistics
+        try:
+            for m in _layers(self.module):
+                if not isinstance(m, nn.Dropout):  # Dropout would draw from the global RNG
+                    x = m(x)
+        finally:
+            self.module.eval()
+        return x
+
+    def partial_fit(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        """One optimiser step on the mini-batch ``(x, y)``; returns ``{"loss": ...}`` before the step."""
+        x = self._check_x(x)
+        y = self._check_y(y, x.shape[0])
+        if x.shape[0] == 0:
+            return {"loss": float("nan")}
+        self._start()
+        assert self._state is not None
+        x, y = x.to(self.device), y.to(self.device)
+        params = dict(self.module.named_parameters())
+        out = self._train_forward(x)
+        if self.loss == "cross_entropy":
+            loss = nn.functional.cross_entropy(out, y)
+        else:
+            loss = nn.functional.mse_loss(out, y.to(out.dtype))
+        grads = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
+        self._step += 1
+        with torch.no_grad():
+            for (name, p), g in zip(params.items(), grads, strict=True):
+                if g is None:
+                    continue
+                if self.optimizer == "adam":
+                    adam_update(p, g, self._state[f"exp_avg.{name}"], self._state[f"exp_avg_sq.{name}"], self._step,
+                                lr=self.lr, beta1=self.betas[0], beta2=self.betas[1], eps=self.eps)
+                else:
+                    sgd_update(p, g, self._state[f"momentum_buffer.{name}"], lr=self.lr, momentum=self.momentum)
+        self.samples_seen += x.shape[0]
+        return {"loss": float(loss.detach())}
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw outputs (logits or values), on the learner's device; no state changes."""
+        x = self._check_x(x)
+        device = _linears(self.module)[0].weight.device
+        return self.module(x.to(device))
+
+    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+        """Softmax of :meth:`predict` (classification)."""
+        return torch.softmax(self.predict(x), dim=1)
+
+    # -- growth --------------------------------------------------------------------------------------
+    def _grow(self, layer: nn.Linear, prefix: str, n_new: int, dim: int) -> None:
+        with torch.no_grad():
+            for pname in ("weight", "bias") if dim == 0 else ("weight",):
+                old = getattr(layer, pname)
+                if old is None:
+                    continue
+                pad = list(old.shape)
+                pad[dim] = n_new
+                setattr(layer, pname, nn.Parameter(torch.cat([old, old.new_zeros(pad)], dim=dim)))
+                state = self._state if self._state is not None else {}
+                for slot in self._slots() if state else ():
+                    key = f"{slot}.{prefix}{pname}"
+                    state[key] = torch.cat([state[key], state[key].new_zeros(pad)], dim=dim)
+        if dim == 0:
+            layer.out_features += n_new
+        else:
+            layer.in_features += n_new
+
+    def _grow_checked(self, n_new: int, which: int) -> None:
+        if isinstance(n_new, bool) or not isinstance(n_new, int) or n_new < 0:
+            raise ValueError(f"n_new must be a non-negative int, got {n_new!r}")
+        layer = _linears(self.module)[which]
+        prefix = next(name for name, m in self.module.named_modules() if m is layer)
+        if n_new:
+            self._grow(layer, prefix + ".", n_new, dim=1 if which == 0 else 0)
+
+    def grow_inputs(self, n_new: int) -> None:
+        """Add ``n_new`` input features to the first ``Linear`` (zero weights); moments are zero-padded."""
+        first = _layers(self.module)[0]
+        if not isinstance(first, nn.Linear):
+            raise ValueError(f"grow_inputs needs an nn.Linear first layer, got {first!r}")
+        self._grow_checked(n_new, 0)
+
+    def grow_outputs(self, n_new: int) -> None:
+        """Add ``n_new`` output units to the last ``Linear`` (zero weights and bias); moments are padded."""
+        self._grow_checked(n_new, -1)
+
+    # -- persistence ---------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Flat copy of the learned state (``{}`` before the first step); safetensors-compatible."""
+        if self._state is None:
+            return {}
+        assert self._generator is not None
+        sd = {f"module.{k}": v.detach().clone() for k, v in self.module.state_dict().items()}
+        sd.update({f"optim.{k}": v.clone() for k, v in self._state.items()})
+        sd["optim.step"] = torch.tensor(self._step, dtype=torch.int64)
+        sd["samples_seen"] = torch.tensor(self.samples_seen, dtype=torch.int64)
+        sd["rng_state"] = self._generator.get_state()
+        return sd
+
+    def load_state_dict(self, sd: dict[str, torch.Tensor]) -> None:
+        """Restore :meth:`state_dict` output; keys and shapes must match the current network exactly."""
+        self.module.to(self.device)
+        expected = {f"module.{k}": v for k, v in self.module.state_dict().items()}
+        expected.update({f"optim.{s}.{n}": p for n, p in self.module.named_parameters() for s in self._slots()})
+        scalars = {"optim.step", "samples_seen", "rng_state"}
+        missing = (set(expected) | scalars) - set(sd)
+        unexpected = set(sd) - set(expected) - scalars
+        if missing or unexpected:
+            raise ValueError(f"state_dict keys mismatch: missing {sorted(missing)}, unexpected {sorted(unexpected)}")
+        for key, ref in expected.items():
+            if tuple(sd[key].shape) != tuple(ref.shape):
+                raise ValueError(f"state_dict[{key!r}] has shape {tuple(sd[key].shape)}, expected {tuple(ref.shape)}")
+        self.module.load_state_dict({k[len("module."):]: sd[k] for k in expected if k.startswith("module.")})
+        self._state = {k[len("optim."):]: sd[k].clone().to(self.device) for k in expected if k.startswith("optim.")}
+        self._step = int(sd["optim.step"])
+        self.samples_seen = int(sd["samples_seen"])
+        self._generator = torch.Generator(device=self.device)
+        self._generator.set_state(sd["rng_state"].detach().cpu().clone())

@@ -1,0 +1,231 @@
+"""``AMClassifier`` and ``AMRegressor``: river estimators trained by Online Alternating Minimization.
+
+They only build the engine, :class:`stream_am.learner.OnlineAM`; features, labels,
+batching, scaling and persistence live in :mod:`stream_am.estimators.base` and its two task mixins. The AM
+hyperparameters are ``OnlineAM``'s, with its defaults (read from its signature) and meaning; the engine's
+``parallel_layers`` (a GPU scheduling switch) keeps its default.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from typing import Any
+
+from torch import nn
+
+from stream_am import checks
+from stream_am.estimators.classifier import StreamClassifier
+from stream_am.estimators.regressor import StreamRegressor
+from stream_am.learner import OnlineAM
+
+__all__ = ["AMClassifier", "AMRegressor", "AM_HYPERPARAMETERS"]
+
+#: OnlineAM hyperparameters passed through unchanged: name -> (low, high, low inclusive); ints have high None
+AM_HYPERPARAMETERS: dict[str, tuple[float, float | None, bool]] = {
+    "mu": (0.0, math.inf, False),
+    "mu_growth": (0.0, math.inf, True),
+    "mu_max_factor": (1.0, math.inf, True),
+    "code_steps": (0, None, True),
+    "code_lr": (0.0, math.inf, True),
+    "code_momentum": (0.0, 1.0, True),
+    "weight_steps": (1, None, True),
+    "weight_lr": (0.0, math.inf, False),
+    "output_lr": (0.0, math.inf, False),
+    "memory_decay": (0.0, 1.0, True),
+    "ridge": (0.0, math.inf, False),
+    "solve_every": (1, None, True),
+    "lambda_c": (0.0, math.inf, True),
+    "lambda_w": (0.0, math.inf, True),
+}
+
+
+#: the engine's own defaults, so that the estimators never drift from them
+_ENGINE_DEFAULTS: dict[str, Any] = {n: p.default for n, p in inspect.signature(OnlineAM).parameters.items()}
+
+
+class _AMMixin:
+    variant: str
+    readout: str
+    device: str
+    seed: int | None
+    _loss: str
+
+    def _check_am_params(self) -> None:
+        checks.check_choice("variant", self.variant, ("mem", "adam"))
+        checks.check_choice("readout", self.readout, ("memory", "adam"))
+        for name, (low, high, inclusive) in AM_HYPERPARAMETERS.items():
+            if high is None:
+                checks.check_int(name, getattr(self, name), low=int(low))
+            else:
+                checks.check_float(name, getattr(self, name), low, high, inclusive)
+
+    def _make_engine(self, module: nn.Sequential) -> Any:
+        return OnlineAM(module, variant=self.variant, loss=self._loss, readout=self.readout, device=self.device,
+                        seed=self.seed, **{k: getattr(self, k) for k in AM_HYPERPARAMETERS})
+
+
+class AMClassifier(_AMMixin, StreamClassifier):
+    """A feed-forward classifier trained online by Alternating Minimization (no end-to-end backprop).
+
+    Parameters
+    ----------
+    hidden_sizes
+        Width of each hidden layer of the MLP built by :func:`~stream_am.estimators.build_mlp`.
+    activation
+        ``relu``, ``tanh``, ``sigmoid``, ``gelu``, ``leaky_relu``, ``sign`` or ``step`` (the last two are
+        non-differentiable; AM trains them all the same).
+    variant
+        ``"mem"`` (hidden layers solve a co-activation memory) or ``"adam"`` (local Adam steps).
+    readout
+        ``"memory"`` (ridge readout from the last hidden layer) or ``"adam"``.
+    batch_size
+        Samples per AM step; ``learn_one`` buffers until it has that many.
+    standardize
+        Standardise every feature online (see :mod:`stream_am.estimators.base`).
+    mu, mu_growth, mu_max_factor, code_steps, code_lr, code_momentum, weight_steps, weight_lr, output_lr
+        Passed to :class:`stream_am.learner.OnlineAM`; see its documentation.
+    memory_decay, ridge, solve_every, lambda_c, lambda_w
+        Passed to :class:`stream_am.learner.OnlineAM`; see its documentation.
+    device
+        ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``.
+    seed
+        Seeds the initial weights and the engine's own generator; no global RNG is touched.
+
+    Examples
+    --------
+    A river stream, tested then trained sample by sample (``learn_one`` steps every ``batch_size``):
+
+    >>> from river import datasets, evaluate, metrics
+    >>> from stream_am import AMClassifier
+    >>> model = AMClassifier(hidden_sizes=(16,), batch_size=16, seed=0)
+    >>> evaluate.progressive_val_score(datasets.Phishing().take(500), model, metrics.Accuracy())
+    Accuracy: 85.77%
+    >>> proba = model.predict_proba_one({"empty_server_form_handler": 1.0})
+    >>> {label: round(p, 3) for label, p in proba.items()}
+    {True: 0.391, False: 0.609}
+
+    The scikit-learn style API, with the labels declared up front:
+
+    >>> import numpy as np
+    >>> X = np.array([[0.0, 1.0], [1.0, 0.0], [0.0, 2.0], [2.0, 0.0]] * 5)
+    >>> clf = AMClassifier(batch_size=4, seed=0).partial_fit(X, ["b", "a", "b", "a"] * 5, classes=["a", "b"])
+    >>> clf.classes_.tolist(), clf.n_steps, clf.predict(X[:4]).tolist()
+    (['a', 'b'], 5, ['b', 'a', 'b', 'a'])
+    >>> clf.learn_one({0: 3.0, 1: 0.0}, "a")
+    >>> clf.n_buffered, clf.n_steps
+    (1, 5)
+    >>> clf.flush()
+    >>> clf.n_buffered, clf.n_steps
+    (0, 6)
+    """
+
+    _loss = "cross_entropy"
+
+    def __init__(
+        self,
+        hidden_sizes: tuple[int, ...] = (64,),
+        activation: str = "relu",
+        variant: str = "mem",
+        readout: str = "memory",
+        batch_size: int = 32,
+        standardize: bool = True,
+        mu: float = _ENGINE_DEFAULTS["mu"],
+        mu_growth: float = _ENGINE_DEFAULTS["mu_growth"],
+        mu_max_factor: float = _ENGINE_DEFAULTS["mu_max_factor"],
+        code_steps: int = _ENGINE_DEFAULTS["code_steps"],
+        code_lr: float = _ENGINE_DEFAULTS["code_lr"],
+        code_momentum: float = _ENGINE_DEFAULTS["code_momentum"],
+        weight_steps: int = _ENGINE_DEFAULTS["weight_steps"],
+        weight_lr: float = _ENGINE_DEFAULTS["weight_lr"],
+        output_lr: float = _ENGINE_DEFAULTS["output_lr"],
+        memory_decay: float = _ENGINE_DEFAULTS["memory_decay"],
+        ridge: float = _ENGINE_DEFAULTS["ridge"],
+        solve_every: int = _ENGINE_DEFAULTS["solve_every"],
+        lambda_c: float = _ENGINE_DEFAULTS["lambda_c"],
+        lambda_w: float = _ENGINE_DEFAULTS["lambda_w"],
+        device: str = "cpu",
+        seed: int | None = 0,
+    ) -> None:
+        self.hidden_sizes, self.activation, self.variant, self.readout = hidden_sizes, activation, variant, readout
+        self.batch_size, self.standardize = batch_size, standardize
+        self.mu, self.mu_growth, self.mu_max_factor = mu, mu_growth, mu_max_factor
+        self.code_steps, self.code_lr, self.code_momentum = code_steps, code_lr, code_momentum
+        self.weight_steps, self.weight_lr, self.output_lr = weight_steps, weight_lr, output_lr
+        self.memory_decay, self.ridge, self.lambda_c, self.lambda_w = memory_decay, ridge, lambda_c, lambda_w
+        self.solve_every = solve_every
+        self.device, self.seed = device, seed
+        self._check_params()
+        self._check_am_params()
+        self._reset()
+
+    @classmethod
+    def _unit_test_params(cls) -> Any:
+        yield {"hidden_sizes": (4,), "batch_size": 16}
+        yield {"hidden_sizes": (4,), "batch_size": 16, "variant": "adam", "readout": "adam"}
+
+
+class AMRegressor(_AMMixin, StreamRegressor):
+    """A feed-forward regressor trained online by Alternating Minimization (no end-to-end backprop).
+
+    Parameters are those of :class:`AMClassifier` (the loss is the mean squared error), plus:
+
+    Parameters
+    ----------
+    standardize_target
+        Learn the standardised target and undo the scaling in predictions (see
+        :mod:`stream_am.estimators.regressor`).
+
+    Examples
+    --------
+    >>> from river import datasets, evaluate, metrics
+    >>> from stream_am import AMRegressor
+    >>> model = AMRegressor(hidden_sizes=(16,), batch_size=16, seed=0)
+    >>> evaluate.progressive_val_score(datasets.TrumpApproval().take(500), model, metrics.MAE())
+    MAE: 0.889137
+    """
+
+    _loss = "mse"
+
+    def __init__(
+        self,
+        hidden_sizes: tuple[int, ...] = (64,),
+        activation: str = "relu",
+        variant: str = "mem",
+        readout: str = "memory",
+        batch_size: int = 32,
+        standardize: bool = True,
+        standardize_target: bool = True,
+        mu: float = _ENGINE_DEFAULTS["mu"],
+        mu_growth: float = _ENGINE_DEFAULTS["mu_growth"],
+        mu_max_factor: float = _ENGINE_DEFAULTS["mu_max_factor"],
+        code_steps: int = _ENGINE_DEFAULTS["code_steps"],
+        code_lr: float = _ENGINE_DEFAULTS["code_lr"],
+        code_momentum: float = _ENGINE_DEFAULTS["code_momentum"],
+        weight_steps: int = _ENGINE_DEFAULTS["weight_steps"],
+        weight_lr: float = _ENGINE_DEFAULTS["weight_lr"],
+        output_lr: float = _ENGINE_DEFAULTS["output_lr"],
+        memory_decay: float = _ENGINE_DEFAULTS["memory_decay"],
+        ridge: float = _ENGINE_DEFAULTS["ridge"],
+        solve_every: int = _ENGINE_DEFAULTS["solve_every"],
+        lambda_c: float = _ENGINE_DEFAULTS["lambda_c"],
+        lambda_w: float = _ENGINE_DEFAULTS["lambda_w"],
+        device: str = "cpu",
+        seed: int | None = 0,
+    ) -> None:
+        self.hidden_sizes, self.activation, self.variant, self.readout = hidden_sizes, activation, variant, readout
+        self.batch_size, self.standardize, self.standardize_target = batch_size, standardize, standardize_target
+        self.mu, self.mu_growth, self.mu_max_factor = mu, mu_growth, mu_max_factor
+        self.code_steps, self.code_lr, self.code_momentum = code_steps, code_lr, code_momentum
+        self.weight_steps, self.weight_lr, self.output_lr = weight_steps, weight_lr, output_lr
+        self.memory_decay, self.ridge, self.lambda_c, self.lambda_w = memory_decay, ridge, lambda_c, lambda_w
+        self.solve_every = solve_every
+        self.device, self.seed = device, seed
+        self._check_params()
+        self._check_am_params()
+        self._reset()
+
+    @classmethod
+    def _unit_test_params(cls) -> Any:
+        yield {"hidden_sizes": (4,), "batch_size": 16}
+        yield {"hidden_sizes": (4,), "batch_size": 16, "variant": "adam", "readout": "adam"}

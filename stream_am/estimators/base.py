@@ -1,0 +1,336 @@
+"""The engine-agnostic core shared by every stream estimator: features, scaling, buffering, growth, state.
+
+Semantics (the same for the AM estimators and the backprop baselines):
+
+- **Features** are numbered in first-seen order; features first seen in the same sample (a dict, or a row
+  of a frame or array) are numbered in sorted order, so the key order of a dict never matters. A new
+  feature grows the engine's input layer (zero weights; every learned weight, memory and optimiser moment
+  is kept). A feature absent from a sample contributes 0
+  to the network input; features never learned are ignored at prediction time.
+- **Standardisation** (``standardize=True``): each feature keeps a running mean and standard deviation
+  (:class:`~stream_am.estimators.moments.RunningMoments`) over the samples in which it was present. A sample
+  updates them when it is *learned*, i.e. buffered. A mini-batch is standardised when its step runs, with
+  the statistics that include all of its samples; a prediction uses the current statistics. A standardised
+  missing feature is 0, i.e. it is imputed with its mean.
+- **Buffering**: ``learn_one`` buffers a sample and runs one engine step when ``batch_size`` samples are
+  buffered. ``learn_many`` / ``partial_fit`` cut their rows at the same boundaries, so they are exactly
+  (bitwise) equivalent to feeding the rows one by one. ``flush()`` runs a step on a partial buffer.
+- **Predictions** use the weights of the last completed step (and the current feature statistics). The
+  engine is built, from :func:`~stream_am.estimators.networks.build_mlp` and ``seed``, at the first step.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Hashable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from stream_am import checks
+from stream_am.estimators.moments import RunningMoments
+from stream_am.estimators.networks import ACTIVATIONS, build_mlp
+
+__all__ = ["StreamEstimator"]
+
+
+class StreamEstimator:
+    """Mixin holding the learned state of a stream estimator; see the module docstring for the semantics.
+
+    Subclasses store their constructor arguments (``hidden_sizes``, ``activation``, ``batch_size``,
+    ``standardize``, ``device``, ``seed`` at least), call :meth:`_check_params` and :meth:`_reset`, and define
+    ``_make_engine``, ``_n_outputs``, ``_encode_targets`` and ``_target_tensor``.
+    """
+
+    hidden_sizes: tuple[int, ...]
+    activation: str
+    batch_size: int
+    standardize: bool
+    device: str
+    seed: int | None
+    _target_dtype: type = np.float64  # dtype of buffered targets (class indices or values)
+
+    # -- construction --------------------------------------------------------------------------------
+    def _check_params(self) -> None:
+        sizes = self.hidden_sizes
+        if not isinstance(sizes, tuple) or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in sizes):
+            raise ValueError(f"hidden_sizes must be a tuple of positive ints, got {sizes!r}")
+        checks.check_choice("activation", self.activation, sorted(ACTIVATIONS))
+        checks.check_int("batch_size", self.batch_size, low=1)
+        if not isinstance(self.standardize, bool):
+            raise ValueError(f"standardize must be a bool, got {self.standardize!r}")
+        checks.check_device(self.device)
+        if self.seed is not None:
+            checks.check_int("seed", self.seed, low=0)
+
+    def _reset(self) -> None:
+        self._features: list[Hashable] = []
+        self._feature_index: dict[Hashable, int] = {}
+        self._moments: RunningMoments | None = None
+        self._buf_x: np.ndarray | None = None
+        self._buf_mask: np.ndarray | None = None
+        self._buf_y: list[Any] = []
+        self._engine: Any = None
+        self._n_learned = 0
+        self._last_stats: dict[str, float] = {}
+
+    # -- hooks ---------------------------------------------------------------------------------------
+    def _make_engine(self, module: torch.nn.Sequential) -> Any:
+        raise NotImplementedError
+
+    def _n_outputs(self) -> int:
+        raise NotImplementedError
+
+    def _encode_targets(self, ys: list[Any]) -> list[Any]:
+        """Register the targets of rows being learned (growing outputs, updating target statistics)."""
+        raise NotImplementedError
+
+    def _target_tensor(self, ys: list[Any]) -> torch.Tensor:
+        raise NotImplementedError
+
+    # -- public helpers ------------------------------------------------------------------------------
+    @property
+    def n_features_in_(self) -> int:
+        """Number of features learned so far."""
+        return len(self._features)
+
+    @property
+    def engine(self) -> Any:
+        """The live engine (``OnlineAM`` or ``BackpropLearner``), ``None`` before the first step.
+
+        It is the model itself, not a copy: what is done to it (``forget``, a new ``memory_decay``) changes
+        the estimator.
+        """
+        return self._engine
+
+    @property
+    def n_buffered(self) -> int:
+        """Samples learned but not yet used by a step."""
+        return len(self._buf_y)
+
+    @property
+    def n_steps(self) -> int:
+        """Engine steps run so far."""
+        return 0 if self._engine is None else int(self._engine.n_steps)
+
+    @property
+    def last_step_stats(self) -> dict[str, float]:
+        """What the engine's last ``partial_fit`` returned (``{}`` before the first step)."""
+        return dict(self._last_stats)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the estimator to the directory ``path``: ``config.json`` + ``state.safetensors`` (no pickle)."""
+        from stream_am.estimators import persistence
+
+        return persistence.save(self, path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Any:
+        """Read an estimator written by :meth:`save`; it predicts and learns exactly as the saved one."""
+        from stream_am.estimators import persistence
+
+        return persistence.load(path, expected=cls)
+
+    def flush(self) -> None:
+        """Run one engine step on the buffered samples now, even if fewer than ``batch_size``.
+
+        Afterwards the buffer is empty and the next step happens ``batch_size`` learned samples later.
+        Nothing happens when the buffer is empty.
+        """
+        if self._buf_y:
+            self._step()
+
+    # -- learning ------------------------------------------------------------------------------------
+    def _start(self) -> None:
+        if self._buf_x is None:
+            self._moments = RunningMoments()
+            self._buf_x = np.zeros((self.batch_size, 0))
+            self._buf_mask = np.zeros((self.batch_size, 0), dtype=bool)
+
+    def _register_features(self, names: Sequence[Hashable]) -> np.ndarray:
+        self._start()
+        assert self._moments is not None and self._buf_x is not None and self._buf_mask is not None
+        new = _canonical([c for c in names if c not in self._feature_index])
+        if new:
+            for c in new:
+                self._feature_index[c] = len(self._features)
+                self._features.append(c)
+            k = len(new)
+            self._moments.grow(k)
+            self._buf_x = np.pad(self._buf_x, ((0, 0), (0, k)))
+            self._buf_mask = np.pad(self._buf_mask, ((0, 0), (0, k)))
+            if self._engine is not None:
+                self._engine.grow_inputs(k)
+        return np.array([self._feature_index[c] for c in names], dtype=np.int64)
+
+    def _learn_one(self, names: list[Hashable], row: np.ndarray, target: Any) -> None:
+        """:meth:`_learn_rows` for one fully observed row (``1 x k``): the same state, bit for bit, faster."""
+        self._start()
+        assert self._moments is not None and self._buf_x is not None and self._buf_mask is not None
+        index = self._feature_index
+        if any(c not in index for c in names):
+            self._register_features(names)
+        columns = np.fromiter((index[c] for c in names), dtype=np.int64, count=len(names))
+        encoded = self._encode_targets([target])
+        values = row[0]
+        if self.standardize:
+            self._moments.update_row(columns, values)
+        b = len(self._buf_y)
+        self._buf_x[b, columns] = values
+        self._buf_mask[b, columns] = True
+        self._buf_y.extend(encoded)
+        self._n_learned += 1
+        if len(self._buf_y) == self.batch_size:
+            self._step()
+
+    def _learn_rows(
+        self, names: Sequence[Hashable], rows: np.ndarray, targets: list[Any], present: np.ndarray | None = None
+    ) -> None:
+        """Learn validated ``rows`` (float64, one column per name) in order, cut at buffer boundaries.
+
+        ``present`` (same shape, bool) marks observed cells; ``None`` means all. A feature is registered at
+        the first row where it is present, exactly as a ``learn_one`` loop would.
+        """
+        self._start()
+        n, k = rows.shape
+        if n == 0:
+            return
+        if present is None:
+            present = np.ones((n, k), dtype=bool)
+        seen = present.any(axis=0)
+        first = np.where(seen, present.argmax(axis=0), n)
+        index = np.array([self._feature_index.get(c, -1) for c in names], dtype=np.int64)
+        start = 0
+        while start < n:
+            m = min(n - start, self.batch_size - len(self._buf_y))
+            for r in np.unique(first[(index < 0) & (first < start + m)]):
+                group = [j for j in range(k) if first[j] == r and index[j] < 0]
+                registered = self._register_features([names[j] for j in group])
+                index[group] = registered
+            sel = np.flatnonzero(index >= 0)
+            self._learn_chunk(index[sel], rows[start:start + m, sel], present[start:start + m, sel],
+                              targets[start:start + m])
+            start += m
+
+    def _learn_chunk(self, columns: np.ndarray, chunk: np.ndarray, present: np.ndarray, targets: list[Any]) -> None:
+        assert self._moments is not None and self._buf_x is not None and self._buf_mask is not None
+        m = chunk.shape[0]
+        encoded = self._encode_targets(targets)
+        if self.standardize:
+            self._moments.update(columns, chunk, present)
+        b = len(self._buf_y)
+        self._buf_x[b:b + m, columns] = np.where(present, chunk, 0.0)
+        self._buf_mask[b:b + m, columns] = present
+        self._buf_y.extend(encoded)
+        self._n_learned += m
+        if len(self._buf_y) == self.batch_size:
+            self._step()
+
+    def _step(self) -> None:
+        assert self._buf_x is not None and self._buf_mask is not None
+        n = len(self._buf_y)
+        x = self._network_input(self._buf_x[:n], self._buf_mask[:n])
+        y = self._target_tensor(self._buf_y)
+        engine = self._engine
+        if engine is None:
+            seed = secrets.randbits(31) if self.seed is None else self.seed  # None: fresh OS entropy
+            module = build_mlp(len(self._features), self._n_outputs(), self.hidden_sizes, self.activation, seed)
+            engine = self._make_engine(module)
+        stats = engine.partial_fit(x, y)
+        self._engine = engine
+        self._last_stats = {k: float(v) for k, v in stats.items()}
+        self._buf_x[:n] = 0.0
+        self._buf_mask[:n] = False
+        self._buf_y = []
+
+    # -- inference -----------------------------------------------------------------------------------
+    def _network_input(self, rows: np.ndarray, mask: np.ndarray | None) -> torch.Tensor:
+        """float32 network input from rows over *all* features (``mask``: which cells were observed)."""
+        if self.standardize and self._moments is not None:
+            mean, scale = self._moments.mean_scale()
+            rows = (rows - mean) / scale
+        if mask is not None:
+            rows = np.where(mask, rows, 0.0)
+        return torch.from_numpy(np.ascontiguousarray(rows, dtype=np.float32))
+
+    def _outputs(
+        self, names: Sequence[Hashable], rows: np.ndarray, proba: bool, present: np.ndarray | None = None
+    ) -> np.ndarray | None:
+        """Engine outputs (probabilities when ``proba``) for rows over ``names``; None before the first step."""
+        if self._engine is None:
+            return None
+        known = [j for j, c in enumerate(names) if c in self._feature_index]
+        cols = [self._feature_index[names[j]] for j in known]
+        full = np.zeros((rows.shape[0], len(self._features)))
+        mask = np.zeros(full.shape, dtype=bool)
+        full[:, cols] = rows[:, known]
+        mask[:, cols] = True if present is None else present[:, known]
+        x = self._network_input(full, mask)
+        with torch.no_grad():
+            out = self._engine.predict(x).detach().cpu().numpy().astype(np.float64)
+        if proba:  # softmax in float64, so that probabilities sum to 1 to double precision
+            out = np.exp(out - out.max(axis=1, keepdims=True))
+            out /= out.sum(axis=1, keepdims=True)
+        return out
+
+    # -- state ---------------------------------------------------------------------------------------
+    def _payload(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """``(meta, arrays)``: Python-level state and numpy arrays; together they restore the estimator."""
+        meta: dict[str, Any] = {
+            "features": list(self._features),
+            "n_learned": self._n_learned,
+            "started": self._buf_x is not None,
+            "engine": None if self._engine is None else [self._engine.n_inputs, self._engine.n_outputs],
+            "last_stats": dict(self._last_stats),
+        }
+        arrays: dict[str, np.ndarray] = {}
+        if self._buf_x is not None and self._moments is not None and self._buf_mask is not None:
+            arrays.update(self._moments.state("moments."))
+            arrays["buffer.x"], arrays["buffer.mask"] = self._buf_x.copy(), self._buf_mask.copy()
+            arrays["buffer.y"] = np.array(self._buf_y, dtype=self._target_dtype)
+        if self._engine is not None:
+            for k, v in self._engine.state_dict().items():
+                arrays[f"engine.{k}"] = v.detach().cpu().clone().numpy()
+        return meta, arrays
+
+    def _restore(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        self._reset()
+        self._features = list(meta["features"])
+        self._feature_index = {c: i for i, c in enumerate(self._features)}
+        self._n_learned = int(meta["n_learned"])
+        self._last_stats = {k: float(v) for k, v in meta["last_stats"].items()}
+        if meta["started"]:
+            self._moments = RunningMoments.from_state(arrays, "moments.")
+            self._buf_x = np.array(arrays["buffer.x"], dtype=np.float64)
+            self._buf_mask = np.array(arrays["buffer.mask"], dtype=bool)
+            self._buf_y = [v.item() for v in arrays["buffer.y"]]
+        if meta["engine"] is not None:
+            n_in, n_out = meta["engine"]
+            engine = self._make_engine(build_mlp(n_in, n_out, self.hidden_sizes, self.activation, 0))
+            device = checks.resolve_device(self.device)  # restored state goes straight to the engine's device
+            sd = {k[len("engine."):]: torch.from_numpy(np.array(v)).to(device) for k, v in arrays.items()
+                  if k.startswith("engine.")}
+            engine.load_state_dict(sd)
+            self._engine = engine
+
+    def __getstate__(self) -> dict[str, Any]:
+        meta, arrays = self._payload()
+        return {"params": self._get_params(), "meta": meta, "arrays": arrays}  # type: ignore[attr-defined]
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state["params"])  # type: ignore[misc]
+        self._restore(state["meta"], state["arrays"])
+
+
+def _canonical(names: list[Hashable]) -> list[Hashable]:
+    """Features first seen together, in a canonical order, so that a dict's key order never matters."""
+    if len(names) < 2:
+        return names
+    try:
+        if len({type(c) for c in names}) == 1:
+            return sorted(names)  # type: ignore[type-var]
+    except TypeError:
+        pass
+    return sorted(names, key=lambda c: (type(c).__name__, repr(c)))

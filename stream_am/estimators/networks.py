@@ -1,0 +1,93 @@
+"""Build the feed-forward networks that the estimators and the baselines train.
+
+Both the AM estimators and the backprop baselines call :func:`build_mlp`, so a comparison between them is
+like for like: same layers, same initialisation, same seed. Weights are drawn from a private
+``torch.Generator``; the global torch RNG is never touched.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import torch
+from torch import nn
+
+from stream_am.nn import Sign, Step
+
+__all__ = ["ACTIVATIONS", "build_mlp"]
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "gelu": nn.GELU,
+    "leaky_relu": nn.LeakyReLU,
+    "sign": Sign,
+    "step": Step,
+}
+
+
+def _linear(n_in: int, n_out: int, generator: torch.Generator) -> nn.Linear:
+    """An ``nn.Linear`` initialised like torch's default (uniform in +-1/sqrt(fan_in)) from ``generator``."""
+    with warnings.catch_warnings():  # an empty layer (no features yet) makes torch warn that init is a no-op
+        warnings.filterwarnings("ignore", message="Initializing zero-element tensors")
+        layer = nn.utils.skip_init(nn.Linear, n_in, n_out)  # built on the meta device: no global-RNG draw
+    bound = 1.0 / math.sqrt(n_in) if n_in > 0 else 0.0
+    with torch.no_grad():
+        layer.weight.copy_(torch.empty(n_out, n_in).uniform_(-bound, bound, generator=generator))
+        layer.bias.copy_(torch.empty(n_out).uniform_(-bound, bound, generator=generator))
+    return layer
+
+
+def build_mlp(
+    n_inputs: int,
+    n_outputs: int,
+    hidden_sizes: tuple[int, ...] = (64,),
+    activation: str = "relu",
+    seed: int = 0,
+) -> nn.Sequential:
+    """A multilayer perceptron ``Linear -> act -> ... -> Linear`` on the CPU.
+
+    Parameters
+    ----------
+    n_inputs
+        Number of input features (may be 0: the first layer then has no weights yet and grows later).
+    n_outputs
+        Number of outputs (classes, or regression targets).
+    hidden_sizes
+        Width of each hidden layer; ``()`` gives a linear model.
+    activation
+        One of ``relu``, ``tanh``, ``sigmoid``, ``gelu``, ``leaky_relu``, ``sign``, ``step``.
+    seed
+        Seed of the private generator that draws the initial weights.
+
+    Examples
+    --------
+    >>> from stream_am.estimators import build_mlp
+    >>> net = build_mlp(3, 2, hidden_sizes=(4,), activation="sign", seed=0)
+    >>> net
+    Sequential(
+      (0): Linear(in_features=3, out_features=4, bias=True)
+      (1): Sign()
+      (2): Linear(in_features=4, out_features=2, bias=True)
+    )
+    >>> round(net[0].weight.detach()[0, 0].item(), 4)
+    -0.0043
+    """
+    for name, value in (("n_inputs", n_inputs), ("n_outputs", n_outputs)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+    sizes = tuple(hidden_sizes)
+    if any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in sizes):
+        raise ValueError(f"hidden_sizes must be a tuple of positive ints, got {hidden_sizes!r}")
+    generator = torch.Generator().manual_seed(int(seed))
+    layers: list[nn.Module] = []
+    width = n_inputs
+    for h in sizes:
+        layers += [_linear(width, h, generator), ACTIVATIONS[activation]()]
+        width = h
+    layers.append(_linear(width, n_outputs, generator))
+    return nn.Sequential(*layers)

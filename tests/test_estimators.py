@@ -1,0 +1,227 @@
+"""Semantics of the stream estimators: batching, flush, standardisation, labels, numpy API, parameters."""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from estimator_helpers import FACTORIES, stream
+
+from stream_am import AMClassifier, AMRegressor, OnlineAM
+from stream_am.baselines import BackpropClassifier, BackpropRegressor
+from stream_am.estimators.am import AM_HYPERPARAMETERS
+from stream_am.nn import Sign
+
+ALL = (AMClassifier, AMRegressor, BackpropClassifier, BackpropRegressor)
+
+
+def test_learn_one_buffers_and_steps_every_batch_size():
+    model = AMClassifier(hidden_sizes=(4,), batch_size=5, code_steps=1)
+    rows = stream(model, 12)
+    for i, (x, y) in enumerate(rows):
+        assert model.learn_one(x, y) is None
+        assert (model.n_steps, model.n_buffered) == ((i + 1) // 5, (i + 1) % 5)
+    assert model._engine.samples_seen == 10
+    model.flush()
+    assert (model.n_steps, model.n_buffered, model._engine.samples_seen) == (3, 0, 12)
+    model.flush()  # empty buffer: nothing happens
+    assert model.n_steps == 3
+
+
+def test_predictions_use_the_last_completed_step():
+    model = BackpropClassifier(hidden_sizes=(4,), batch_size=5, standardize=False)
+    rows = stream(model, 9)
+    for x, y in rows[:5]:
+        model.learn_one(x, y)
+    probe = [model.predict_proba_one(x) for x, _ in rows]
+    for x, y in rows[5:7] + [({**rows[0][0], "new": 1.0}, "x")]:  # buffered, no step, no new label
+        model.learn_one(x, y)
+    assert [model.predict_proba_one(x) for x, _ in rows] == probe
+
+
+@pytest.mark.parametrize("cls", [AMClassifier, BackpropClassifier])
+def test_classifier_before_learning_and_before_the_first_step(cls):
+    model = cls(batch_size=4)
+    assert model.predict_one({"a": 1.0}) is None and model.predict_proba_one({"a": 1.0}) == {}
+    assert model.predict_many(pd.DataFrame({"a": [1.0, 2.0]})).tolist() == [None, None]
+    assert model.predict_proba_many(pd.DataFrame({"a": [1.0]})).shape == (1, 0)
+    with pytest.raises(ValueError, match="has not seen any label"):
+        model.predict(np.ones((1, 1)))
+    model.learn_one({"a": 1.0}, "cat")
+    model.learn_one({"a": 2.0}, "dog")
+    assert model.predict_proba_one({"a": 3.0}) == {"cat": 0.5, "dog": 0.5}
+    assert model.predict_one({"a": 3.0}) == "cat"
+
+
+@pytest.mark.parametrize("cls", [AMRegressor, BackpropRegressor])
+def test_regressor_predicts_the_target_mean_before_the_first_step(cls):
+    model = cls(batch_size=4)
+    assert model.predict_one({"a": 1.0}) == 0.0
+    model.learn_one({"a": 1.0}, 10.0)
+    model.learn_one({"a": 2.0}, 20.0)
+    assert model.predict_one({"a": 3.0}) == 15.0
+    assert model.clone({"standardize_target": False}).predict_one({"a": 1.0}) == 0.0
+
+
+def test_standardisation_statistics_match_numpy():
+    model = BackpropClassifier(batch_size=7)
+    rows = stream(model, 30)
+    for x, y in rows:
+        model.learn_one(x, y)
+    mean, scale = model._moments.mean_scale()
+    for j, f in enumerate(model._features):
+        values = np.array([x[f] for x, _ in rows if f in x])
+        assert model._moments.count[j] == len(values)
+        np.testing.assert_allclose([mean[j], scale[j]], [values.mean(), values.std()], rtol=1e-12)
+
+
+def test_standardize_false_feeds_raw_values_and_zero_for_missing():
+    model = BackpropRegressor(batch_size=2, standardize=False)
+    model.learn_one({"a": 3.0, "b": 4.0}, 1.0)
+    model.learn_one({"b": 5.0}, 1.0)
+    assert model._network_input(model._buf_x[:0], model._buf_mask[:0]).shape == (0, 2)
+    model2 = BackpropRegressor(batch_size=3, standardize=False)
+    model2.learn_one({"a": 3.0, "b": 4.0}, 1.0)
+    model2.learn_one({"b": 5.0}, 1.0)
+    x = model2._network_input(model2._buf_x[:2], model2._buf_mask[:2])
+    assert x.tolist() == [[3.0, 4.0], [0.0, 5.0]]
+
+
+def test_feature_order_is_first_seen_and_key_order_free():
+    model = AMClassifier()
+    model.learn_one({"z": 1.0, "b": 2.0}, 0)
+    model.learn_one({"a": 1.0, "b": 2.0, "c": 3.0}, 1)
+    assert model._features == ["b", "z", "a", "c"] and model.n_features_in_ == 4
+
+
+def test_partial_fit_classes_and_classes_():
+    model = AMClassifier(batch_size=4)
+    X = np.arange(12.0).reshape(6, 2)
+    assert model.partial_fit(X, [1, 1, 2, 2, 1, 2], classes=[2, 1, 3]) is model
+    assert model.classes_.tolist() == [2, 1, 3] and model._engine.n_outputs == 3
+    assert model.predict_proba(X).shape == (6, 3)
+    assert set(model.predict(X).tolist()) <= {1, 2, 3}
+    model.partial_fit(X[:2], [3, 3], classes=[1, 2, 3])  # the same set again is fine
+    with pytest.raises(ValueError, match="y\\[0\\] = 4 is not one of the declared classes"):
+        model.learn_one({0: 1.0, 1: 2.0}, 4)
+
+
+def test_classes_must_cover_labels_already_learned():
+    model = BackpropClassifier()
+    model.learn_one({0: 1.0}, "a")
+    with pytest.raises(ValueError, match="lacks labels already learned"):
+        model.partial_fit(np.ones((1, 1)), ["b"], classes=["b"])
+
+
+def test_numpy_labels_become_python_scalars():
+    model = BackpropClassifier(batch_size=2)
+    model.learn_one({"a": 1.0}, np.bool_(True))
+    model.learn_many(pd.DataFrame({"a": [0.0]}), pd.Series([False]))
+    assert model._classes == [True, False] and all(type(c) is bool for c in model.predict_proba_one({"a": 1.0}))
+
+
+def test_sign_activation_builds_a_sign_network():
+    model = AMClassifier(activation="sign", hidden_sizes=(5,), batch_size=4, code_steps=1)
+    for x, y in stream(model, 4):
+        model.learn_one(x, y)
+    assert any(isinstance(m, Sign) for m in model._engine.module)
+
+
+@pytest.mark.parametrize("cls", ALL)
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("hidden_sizes", [8]), ("hidden_sizes", (0,)), ("activation", "swish"), ("batch_size", 0),
+     ("batch_size", 2.0), ("standardize", 1), ("device", "tpu:x"), ("seed", -1)],
+)
+def test_bad_parameters_name_the_field(cls, field, value):
+    with pytest.raises(ValueError, match=field):
+        cls(**{field: value})
+
+
+@pytest.mark.parametrize(
+    ("cls", "field", "value"),
+    [(AMClassifier, "variant", "sgd"), (AMRegressor, "readout", "x"), (AMClassifier, "mu", 0.0),
+     (AMClassifier, "code_steps", -1), (AMRegressor, "memory_decay", 1.0), (BackpropClassifier, "optimizer", "rmsprop"),
+     (BackpropRegressor, "lr", 0.0), (BackpropClassifier, "momentum", 1.0), (AMRegressor, "standardize_target", "yes")],
+)
+def test_bad_specific_parameters_name_the_field(cls, field, value):
+    with pytest.raises(ValueError, match=field):
+        cls(**{field: value})
+
+
+@pytest.mark.parametrize("cls", [AMClassifier, AMRegressor])
+def test_am_defaults_mirror_online_am(cls):
+    engine = inspect.signature(OnlineAM).parameters
+    ours = inspect.signature(cls).parameters
+    for name in (*AM_HYPERPARAMETERS, "variant", "readout", "device", "seed"):
+        assert ours[name].default == engine[name].default, name
+
+
+@pytest.mark.parametrize("cls", ALL)
+def test_constructor_stores_arguments_and_creates_no_tensors(cls):
+    model = cls(hidden_sizes=(3, 2), batch_size=9, seed=4)
+    assert (model.hidden_sizes, model.batch_size, model.seed) == ((3, 2), 9, 4)
+    assert model._engine is None and model._buf_x is None
+    assert repr(model) == repr(model.clone())
+
+
+def test_engine_is_built_on_the_first_step_from_the_seed():
+    a, b = FACTORIES["bp-adam-clf"](), FACTORIES["bp-adam-clf"]()
+    for m in (a, b):
+        for x, y in stream(m, 5):
+            m.learn_one(x, y)
+    assert _same_weights(a, b)
+    c = a.clone({"seed": 2})
+    for x, y in stream(c, 5):
+        c.learn_one(x, y)
+    assert not _same_weights(a, c)
+
+
+def _same_weights(a, b):
+    pairs = zip(a._engine.module.parameters(), b._engine.module.parameters(), strict=True)
+    return all(torch.equal(p, q) for p, q in pairs)
+
+
+def test_load_refuses_another_class(tmp_path):
+    path = AMClassifier().save(tmp_path / "m")
+    with pytest.raises(ValueError, match="holds a AMClassifier, not a AMRegressor"):
+        AMRegressor.load(path)
+    with pytest.raises(ValueError, match="config.json"):
+        AMRegressor.load(tmp_path / "nothing")
+
+
+def test_save_refuses_names_json_cannot_keep(tmp_path):
+    model = BackpropClassifier()
+    model.learn_one({("a", 1): 1.0, frozenset({1}): 2.0}, "y")
+    with pytest.raises(ValueError, match="feature names holds frozenset"):
+        model.save(tmp_path / "m")
+    model2 = BackpropClassifier()
+    model2.learn_one({("a", 1): 1.0, 3: 2.0}, (1, "b"))
+    restored = BackpropClassifier.load(model2.save(tmp_path / "m2"))
+    assert restored._features == model2._features and restored._classes == [(1, "b")]
+
+
+@pytest.mark.parametrize("cls", ALL)
+def test_empty_samples_frames_and_linear_networks(cls):
+    model = cls(batch_size=2)
+    for i in range(4):
+        model.learn_one({}, i % 2)  # no features at all: the network starts with zero inputs
+    model.learn_many(pd.DataFrame({"a": []}, dtype=float), pd.Series([], dtype=object))
+    model.learn_one({"a": 1.0}, 1)
+    model.learn_one({"a": 2.0}, 0)
+    assert (model.n_steps, model.engine.n_inputs) == (3, 1)
+    linear = cls(hidden_sizes=(), batch_size=3)  # first layer == output layer: both growths hit it
+    for i in range(7):
+        linear.learn_one({f"f{i % 3}": float(i)}, i % 2)
+    assert linear.engine.n_inputs == 3 and len(linear.engine.module) == 1
+
+
+def test_seed_none_draws_fresh_initial_weights():
+    a, b = AMClassifier(seed=None, batch_size=4), AMClassifier(seed=None, batch_size=4)
+    for m in (a, b):
+        for i in range(4):
+            m.learn_one({"x": float(i)}, i % 2)
+    assert not _same_weights(a, b)
