@@ -225,3 +225,12 @@ def test_seed_none_draws_fresh_initial_weights():
         for i in range(4):
             m.learn_one({"x": float(i)}, i % 2)
     assert not _same_weights(a, b)
+
+
+def test_feature_names_in_lists_features_in_input_order():
+    from stream_am import AMClassifier
+
+    clf = AMClassifier(seed=0)
+    clf.learn_one({"b": 1.0, "a": 2.0}, True)
+    clf.learn_one({"c": 1.0}, False)
+    assert clf.feature_names_in_ == ["a", "b", "c"] and clf.n_features_in_ == 3

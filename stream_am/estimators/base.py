@@ -97,6 +97,11 @@ class StreamEstimator:
         return len(self._features)
 
     @property
+    def feature_names_in_(self) -> list[Hashable]:
+        """Names of the features learned so far, in input-layer order (positions for the numpy API)."""
+        return list(self._features)
+
+    @property
     def engine(self) -> Any:
         """The live engine (``OnlineAM`` or ``BackpropLearner``), ``None`` before the first step.
 

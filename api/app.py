@@ -1,0 +1,52 @@
+"""``create_app(settings)``: the FastAPI application, its lifespan and middleware."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from api.errors import install_handlers
+from api.limits import BodySizeLimit
+from api.registry import Registry
+from api.routers import learning_router, models_router, ops_router
+from api.settings import Settings
+from api.telemetry import Telemetry, TelemetryMiddleware
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the service; models are restored when the lifespan starts, checkpointed when it ends.
+
+    Without ``settings`` they are read from the environment (``STREAM_AM_*``), which lets
+    ``uvicorn --factory api.app:create_app`` work.
+    """
+    settings = settings if settings is not None else Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        registry = Registry(settings)
+        await run_in_threadpool(registry.open)
+        app.state.registry = registry
+        try:
+            yield
+        finally:
+            await run_in_threadpool(registry.close)
+
+    app = FastAPI(
+        title="stream_am",
+        summary="Online Alternating Minimization over HTTP; acknowledged updates are durable.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.telemetry = Telemetry()
+    install_handlers(app)
+    app.include_router(ops_router)
+    app.include_router(learning_router)
+    app.include_router(models_router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, max_import_bytes=settings.max_import_bytes)
+    app.add_middleware(TelemetryMiddleware, telemetry=app.state.telemetry)
+    return app

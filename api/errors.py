@@ -1,0 +1,107 @@
+"""Error types of the service and the handlers that turn them into JSON answers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from api.schemas import INSTANCE_TAGS
+
+__all__ = [
+    "FieldError",
+    "ModelExists",
+    "ModelNotFound",
+    "Overloaded",
+    "field_name",
+    "install_handlers",
+]
+
+
+class FieldError(ValueError):
+    """Bad input attributable to one request field (answered with 422)."""
+
+    def __init__(self, field: str, msg: str) -> None:
+        super().__init__(f"{field}: {msg}")
+        self.field = field
+        self.msg = msg
+
+
+class ModelNotFound(LookupError):
+    """No model of that name (answered with 404)."""
+
+
+class ModelExists(ValueError):
+    """A model of that name already exists (answered with 409)."""
+
+
+class Overloaded(RuntimeError):
+    """The writer queue of a model is full or the model is closing (answered with 503)."""
+
+
+_TAGS = set(INSTANCE_TAGS)
+
+
+def field_name(loc: Sequence[Any]) -> str:
+    """Render a pydantic location as ``instances[0].x`` (without ``body`` and union tags)."""
+    out = ""
+    parts = list(loc)
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:]
+    previous: Any = None
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif isinstance(previous, int) and part in _TAGS:
+            pass  # the tag of a union member, not a field
+        else:
+            out += f".{part}" if out else str(part)
+        previous = part
+    return out or "body"
+
+
+def _error(status: int, items: list[dict[str, Any]]) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"detail": items})
+
+
+async def _validation(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    items = [
+        {
+            "field": "body" if e.get("type") == "json_invalid" else field_name(e.get("loc", ())),
+            "msg": str(e.get("msg", "")),
+            "type": str(e.get("type", "")),
+        }
+        for e in exc.errors()
+    ]
+    return _error(422, items)
+
+
+async def _value_error(_: Request, exc: Exception) -> JSONResponse:
+    field = exc.field if isinstance(exc, FieldError) else None
+    msg = exc.msg if isinstance(exc, FieldError) else str(exc)
+    return _error(422, [{"field": field, "msg": msg, "type": "value_error"}])
+
+
+async def _not_found(_: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse(status_code=404, content={"detail": str(exc.args[0] if exc.args else exc)})
+
+
+async def _exists(_: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse(status_code=409, content={"detail": str(exc)})
+
+
+async def _overloaded(_: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse(status_code=503, content={"detail": str(exc)}, headers={"Retry-After": "1"})
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Map validation and library ``ValueError`` to 422, unknown models to 404, overload to 503."""
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(ModelExists, _exists)
+    app.add_exception_handler(ValueError, _value_error)
+    app.add_exception_handler(ModelNotFound, _not_found)
+    app.add_exception_handler(Overloaded, _overloaded)

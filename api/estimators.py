@@ -1,0 +1,165 @@
+"""The one place that knows how the server calls stream_am estimators.
+
+Learning goes through :func:`learn` both when a request is acknowledged and when the event log is
+replayed after a restart, so both take exactly the same estimator calls in the same order.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import threading
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "ESTIMATORS",
+    "build",
+    "config",
+    "describe",
+    "frame",
+    "is_classifier",
+    "labels",
+    "learn",
+    "load",
+    "predict",
+    "save",
+    "use_torch_threads",
+]
+
+ESTIMATORS = ("AMClassifier", "AMRegressor")
+Row = dict[str, float]
+_thread_state = threading.local()
+
+
+def use_torch_threads(n: int | None) -> None:
+    """Apply torch's intra-op thread count to the calling thread (once per thread).
+
+    The setting does not reliably reach threads started elsewhere (the writer, the request pool),
+    so every thread that runs the model applies it itself.
+    """
+    if n is None or getattr(_thread_state, "torch_threads", None) == n:
+        return
+    import torch
+
+    torch.set_num_threads(n)
+    _thread_state.torch_threads = n
+
+
+def _class(name: str) -> Any:
+    if name not in ESTIMATORS:
+        raise ValueError(f"estimator: expected one of {ESTIMATORS}, got {name!r}")
+    return getattr(importlib.import_module("stream_am"), name)
+
+
+def build(name: str, params: dict[str, Any]) -> Any:
+    """A fresh estimator; JSON lists become tuples (``hidden_sizes``); errors name ``params``."""
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
+    try:
+        return _class(name)(**kwargs)
+    except TypeError as exc:
+        raise ValueError(f"params: {exc}") from exc
+    except ValueError as exc:
+        raise ValueError(f"params: {exc}") from exc
+
+
+def is_classifier(name: str) -> bool:
+    return name == "AMClassifier"
+
+
+def _frame(rows: list[Row]) -> Any:
+    """The rows as one float64 DataFrame when they share their feature names (in order), else None."""
+    keys = list(rows[0])
+    if any(list(r) != keys for r in rows):
+        return None
+    import numpy as np
+    import pandas as pd
+
+    values = np.array([[r[k] for k in keys] for r in rows], dtype=np.float64)
+    return pd.DataFrame(values, columns=keys, copy=False)
+
+
+def frame(rows: list[Row]) -> Any:
+    """The DataFrame :func:`learn` and :func:`labels` would build (None when the features differ)."""
+    return _frame(rows)
+
+
+def learn(estimator: Any, rows: list[Row], targets: list[Any], frame: Any = None) -> None:
+    """Learn a batch in order: ``learn_many`` when the rows share their features, else ``learn_one``.
+
+    Both are bitwise equivalent in stream_am; live learning and replay take this same path.
+    ``frame`` is ``frame(rows)`` when the caller built it already.
+    """
+    frame = _frame(rows) if frame is None else frame
+    if frame is not None:
+        import pandas as pd
+
+        estimator.learn_many(frame, pd.Series(targets, dtype=object))  # keeps Python label types
+    else:
+        for i, (x, y) in enumerate(zip(rows, targets, strict=True)):
+            try:
+                estimator.learn_one(x, y)
+            except ValueError as exc:
+                if i == 0:
+                    raise  # nothing learned: the model is unchanged
+                raise RuntimeError(f"row {i} was refused after {i} rows were learned: {exc}") from exc
+
+
+def predict(estimator: Any, rows: list[Row], classifier: bool) -> tuple[list[Any], list[dict[str, float]] | None]:
+    """Predictions (and class probabilities for classifiers); never changes the estimator.
+
+    One row goes through ``predict_*_one``, several rows sharing their features through
+    ``predict_*_many``, other batches row by row.
+    """
+    frame = _frame(rows) if len(rows) > 1 else None
+    if not classifier:
+        if frame is not None:
+            return [_number(v) for v in estimator.predict_many(frame).tolist()], None
+        return [_number(estimator.predict_one(x)) for x in rows], None
+    if frame is not None:
+        table = estimator.predict_proba_many(frame)
+        classes = [_label(c) for c in table.columns]
+        probas = [dict(zip(classes, map(float, row), strict=True)) for row in table.to_numpy()]
+    else:
+        probas = [{_label(k): float(v) for k, v in estimator.predict_proba_one(x).items()} for x in rows]
+    preds = [max(p, key=p.__getitem__) if p else None for p in probas]
+    return preds, [{str(k): v for k, v in p.items()} for p in probas]
+
+
+def labels(estimator: Any, rows: list[Row], frame: Any) -> list[Any]:
+    """Predicted labels (or values) only, for prequential scoring; never changes the estimator."""
+    if frame is not None:
+        return [_label(v) for v in estimator.predict_many(frame).tolist()]
+    return [_label(estimator.predict_one(x)) for x in rows]
+
+
+def _label(y: Any) -> Any:
+    return y.item() if hasattr(y, "item") else y
+
+
+def _number(y: Any) -> float | None:
+    if y is None:
+        return None
+    value = float(y)
+    return value if math.isfinite(value) else None
+
+
+def describe(estimator: Any) -> tuple[list[Any], list[str]]:
+    """Known classes and feature names (empty before learning)."""
+    classes = getattr(estimator, "classes_", None)
+    features = getattr(estimator, "feature_names_in_", None)
+    return [_label(c) for c in (list(classes) if classes is not None else [])], [str(f) for f in features or []]
+
+
+def config(estimator: Any) -> dict[str, Any]:
+    """The full constructor configuration, JSON-ready (tuples become lists)."""
+    params = estimator._get_params()
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
+
+
+def save(estimator: Any, directory: Path) -> None:
+    estimator.save(directory)
+
+
+def load(name: str, directory: Path) -> Any:
+    return _class(name).load(directory)

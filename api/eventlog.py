@@ -1,0 +1,113 @@
+"""Per-model SQLite event log (WAL, ``synchronous=FULL``) and the store of predictions awaiting labels."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["EventLog", "connect"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, payload TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS pending (
+    n INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, payload TEXT NOT NULL, created REAL NOT NULL
+);
+"""
+
+
+def connect(path: Path, synchronous: str = "FULL") -> sqlite3.Connection:
+    """A connection in WAL mode; ``synchronous=FULL`` makes every commit reach the disk before it returns."""
+    conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+class EventLog:
+    """Accepted learn requests of one model, in order, plus stored predictions keyed by id.
+
+    Only the model's writer thread appends events; predictions with ids use a second connection
+    (``synchronous=NORMAL``: they survive a killed process, not a power cut).
+    """
+
+    def __init__(self, path: Path, max_pending: int) -> None:
+        self.path = path
+        self.max_pending = max_pending
+        self._writer = connect(path, "FULL")
+        self._writer.executescript(_SCHEMA)
+        self._reader = connect(path, "NORMAL")
+        self._reader_lock = threading.Lock()
+
+    def append(self, payloads: Sequence[dict[str, Any]], consumed_ids: Sequence[str]) -> int:
+        """Append events and drop consumed pending ids in one durable transaction; return the last seq."""
+        conn = self._writer
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for payload in payloads:
+                conn.execute("INSERT INTO events (payload) VALUES (?)", (json.dumps(payload),))
+            conn.executemany("DELETE FROM pending WHERE id = ?", [(i,) for i in consumed_ids])
+            seq = int(conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()[0])
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return seq
+
+    def replay(self, after: int) -> Iterator[tuple[int, dict[str, Any]]]:
+        """Events with ``seq > after`` in order."""
+        cur = self._writer.execute("SELECT seq, payload FROM events WHERE seq > ? ORDER BY seq", (after,))
+        for seq, payload in cur:
+            yield int(seq), json.loads(payload)
+
+    def compact(self, upto: int) -> None:
+        """Delete the events a checkpoint already holds."""
+        self._writer.execute("DELETE FROM events WHERE seq <= ?", (upto,))
+        self._writer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def count(self) -> int:
+        return int(self._writer.execute("SELECT count(*) FROM events").fetchone()[0])
+
+    def last_seq(self) -> int:
+        row = self._writer.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+        return int(row[0]) if row else 0
+
+    def put_pending(self, items: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Store ``(id, {"x": row, "pred": prediction})``; the oldest are dropped beyond ``max_pending``."""
+        now = time.time()
+        with self._reader_lock:
+            conn = self._reader
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO pending (id, payload, created) VALUES (?, ?, ?)",
+                    [(i, json.dumps(p), now) for i, p in items],
+                )
+                conn.execute("DELETE FROM pending WHERE n <= (SELECT max(n) FROM pending) - ?", (self.max_pending,))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def get_pending(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Stored entries for the ids that exist (read by the writer thread)."""
+        found: dict[str, dict[str, Any]] = {}
+        for i in ids:
+            row = self._writer.execute("SELECT payload FROM pending WHERE id = ?", (i,)).fetchone()
+            if row is not None:
+                found[i] = json.loads(row[0])
+        return found
+
+    def pending_count(self) -> int:
+        with self._reader_lock:
+            return int(self._reader.execute("SELECT count(*) FROM pending").fetchone()[0])
+
+    def close(self) -> None:
+        with self._reader_lock:
+            self._reader.close()
+        self._writer.close()

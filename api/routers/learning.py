@@ -1,0 +1,98 @@
+"""``predict``, ``partial_fit`` and ``learn`` for the model ``default`` and under ``/models/{name}``."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Depends
+from starlette.concurrency import run_in_threadpool
+
+from api.errors import FieldError
+from api.instances import check_batch, check_targets, to_rows
+from api.jobs import LearnJob
+from api.registry import DEFAULT_MODEL, Registry
+from api.routers.deps import RegistryDep, SettingsDep
+from api.schemas import LearnRequest, LearnResponse, PredictRequest, PredictResponse
+from api.security import require_api_key
+from api.settings import Settings
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["learning"])
+_WRITE = [Depends(require_api_key)]
+
+
+_INLINE_ROWS = 8  # predictions this small run on the event loop when they cannot block
+
+
+async def _predict(name: str, body: PredictRequest, registry: Registry, settings: Settings) -> PredictResponse:
+    model = registry.get(name)
+    check_batch(len(body.instances), settings.max_batch)
+    rows = to_rows(body.instances)
+    if body.ids is not None and len(body.ids) != len(rows):
+        raise FieldError("ids", f"got {len(body.ids)} ids for {len(rows)} instances")
+    if body.ids is not None and len(set(body.ids)) != len(body.ids):
+        raise FieldError("ids", "ids must be unique within a request")
+    # a small prediction on a fresh snapshot takes < 1 ms and never blocks: run it on the event loop;
+    # others may wait for a snapshot copy or write stored predictions: run them in the thread pool
+    answer = model.predict(rows, None, wait=False) if body.ids is None and len(rows) <= _INLINE_ROWS else None
+    if answer is None:
+        answer = await run_in_threadpool(model.predict, rows, body.ids)
+    assert answer is not None
+    preds, probas, version = answer
+    return PredictResponse(predictions=preds, probabilities=probas, model_version=version)
+
+
+async def _learn(name: str, body: LearnRequest, registry: Registry, settings: Settings) -> LearnResponse:
+    model = registry.get(name)
+    if (body.instances is None) == (body.ids is None):
+        raise FieldError("instances", "give either `instances` or `ids` (of earlier predictions), not both")
+    if body.instances is not None:
+        check_batch(len(body.instances), settings.max_batch)
+        rows, ids = to_rows(body.instances), None
+    else:
+        assert body.ids is not None
+        check_batch(len(body.ids), settings.max_batch, field="ids")
+        if len(set(body.ids)) != len(body.ids):
+            raise FieldError("ids", "ids must be unique within a request")
+        rows, ids = None, list(body.ids)
+    n = len(rows) if rows is not None else len(ids or [])
+    targets = check_targets(body.targets, n, model.classifier)
+    result = await asyncio.wrap_future(model.submit(LearnJob(rows, ids, targets)))
+    return LearnResponse(learned=result.learned, samples_seen=result.samples_seen, model_version=result.model_version)
+
+
+@router.post("/predict", response_model=PredictResponse)
+async def predict_default(body: PredictRequest, registry: RegistryDep, settings: SettingsDep) -> PredictResponse:
+    """Predict with the model ``default``."""
+    return await _predict(DEFAULT_MODEL, body, registry, settings)
+
+
+@router.post("/models/{name}/predict", response_model=PredictResponse)
+async def predict_named(
+    name: str,
+    body: PredictRequest,
+    registry: RegistryDep,
+    settings: SettingsDep,
+) -> PredictResponse:
+    """Predict with a named model; ``ids`` keep the instances for a later label."""
+    return await _predict(name, body, registry, settings)
+
+
+@router.post("/partial_fit", response_model=LearnResponse, dependencies=_WRITE)
+@router.post("/learn", response_model=LearnResponse, dependencies=_WRITE)
+async def learn_default(body: LearnRequest, registry: RegistryDep, settings: SettingsDep) -> LearnResponse:
+    """Learn with the model ``default``; answered once the samples are in the durable log."""
+    return await _learn(DEFAULT_MODEL, body, registry, settings)
+
+
+@router.post("/models/{name}/partial_fit", response_model=LearnResponse, dependencies=_WRITE)
+@router.post("/models/{name}/learn", response_model=LearnResponse, dependencies=_WRITE)
+async def learn_named(
+    name: str,
+    body: LearnRequest,
+    registry: RegistryDep,
+    settings: SettingsDep,
+) -> LearnResponse:
+    """Learn with a named model; with ``ids``, from the instances stored by an earlier predict."""
+    return await _learn(name, body, registry, settings)

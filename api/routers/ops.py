@@ -1,0 +1,25 @@
+"""``GET /health`` and ``GET /metrics`` (Prometheus text format)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse
+
+from api.routers.deps import RegistryDep
+from api.schemas import Health
+from api.telemetry import render
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/health", response_model=Health)
+def health(registry: RegistryDep) -> Health:
+    return Health(status="ok", models=len(registry.all()))
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+def metrics(request: Request, registry: RegistryDep) -> PlainTextResponse:
+    text = render(request.app.state.telemetry, registry.all())
+    return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")

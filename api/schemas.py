@@ -1,0 +1,140 @@
+"""Request and response bodies of the HTTP API."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, StrictBool, StrictInt, StrictStr, Tag
+
+__all__ = [
+    "INSTANCE_TAGS",
+    "ErrorItem",
+    "ErrorResponse",
+    "ExportDocument",
+    "Health",
+    "Instance",
+    "LearnRequest",
+    "LearnResponse",
+    "ModelCreate",
+    "ModelInfo",
+    "ModelList",
+    "PredictRequest",
+    "PredictResponse",
+    "Target",
+]
+
+#: A finite JSON number; strings, booleans, NaN and infinities are refused.
+Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+FeatureName = Annotated[str, Field(min_length=1, max_length=200)]
+INSTANCE_TAGS = ("object", "array", "boolean", "integer", "number", "string")
+
+
+def _instance_form(value: Any) -> str:
+    return "object" if isinstance(value, dict) else "array"
+
+
+#: ``{"feature": number}`` or ``[number, ...]`` (features named "0", "1", ...).
+Instance = Annotated[
+    Annotated[dict[FeatureName, Number], Tag("object")] | Annotated[list[Number], Tag("array")],
+    Discriminator(_instance_form),
+]
+
+
+def _target_form(value: Any) -> str | None:
+    for kind, tag in ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string")):
+        if isinstance(value, kind):
+            return tag
+    return None
+
+
+#: A class label (integer, string or boolean) or a regression target (finite number).
+Target = Annotated[
+    Annotated[StrictBool, Tag("boolean")]
+    | Annotated[StrictInt, Tag("integer")]
+    | Annotated[Number, Tag("number")]
+    | Annotated[StrictStr, Field(max_length=200), Tag("string")],
+    Discriminator(
+        _target_form,
+        custom_error_type="target_type",
+        custom_error_message="a target must be a number, a string or a boolean",
+    ),
+]
+SampleId = Annotated[str, Field(min_length=1, max_length=200)]
+ModelName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PredictRequest(_Body):
+    instances: list[Instance] = Field(description="Instances to predict.")
+    ids: list[SampleId] | None = Field(
+        None, description="Optional ids: features and predictions are kept until a label arrives."
+    )
+
+
+class LearnRequest(_Body):
+    instances: list[Instance] | None = Field(None, description="Instances; omit when `ids` is given.")
+    ids: list[SampleId] | None = Field(None, description="Ids of earlier predictions (delayed labels).")
+    targets: list[Target] = Field(description="One target per instance or id.")
+
+
+class PredictResponse(BaseModel):
+    predictions: list[Any]
+    probabilities: list[dict[str, float]] | None = None
+    model_version: int
+
+
+class LearnResponse(BaseModel):
+    learned: int
+    samples_seen: int
+    model_version: int
+
+
+class ModelCreate(_Body):
+    name: ModelName
+    estimator: Literal["AMClassifier", "AMRegressor"] = "AMClassifier"
+    params: dict[str, Any] = Field(default_factory=dict, description="Constructor arguments.")
+
+
+class ModelInfo(BaseModel):
+    name: str
+    estimator: str
+    params: dict[str, Any] = Field(description="The constructor arguments given at creation.")
+    config: dict[str, Any] = Field(description="The estimator's full configuration (`_get_params()`).")
+    samples_seen: int
+    model_version: int
+    classes: list[Any]
+    features: list[str]
+    metrics: dict[str, float | int | None]
+    pending_ids: int
+
+
+class ModelList(BaseModel):
+    models: list[ModelInfo]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    models: int
+
+
+class ExportDocument(_Body):
+    format: Literal["stream_am.model/1"] = "stream_am.model/1"
+    estimator: Literal["AMClassifier", "AMRegressor"]
+    params: dict[str, Any]
+    state: dict[str, Any] = Field(default_factory=dict, description="samples_seen, version, metrics.")
+    files: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,100}$")], str] = Field(
+        description="File name -> base64 content: JSON configuration and safetensors tensors only."
+    )
+
+
+class ErrorItem(BaseModel):
+    field: str | None
+    msg: str
+    type: str
+
+
+class ErrorResponse(BaseModel):
+    detail: list[ErrorItem] | str

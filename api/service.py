@@ -1,0 +1,301 @@
+"""One served model: a single writer thread, an event log, checkpoints and a prediction snapshot.
+
+Write path: a request puts a :class:`LearnJob` on the model's queue and waits. The writer thread takes
+up to ``write_group`` queued jobs, learns them in order on its private estimator, appends them to the
+event log in one ``synchronous=FULL`` transaction, records the new acknowledged state (the head) and
+answers the jobs. Nothing is acknowledged before its commit returned.
+
+Read path: ``predict`` uses a snapshot, a private copy of the estimator that is never learned on, so every
+prediction sees one consistent acknowledged state. After a commit the writer copies its estimator into a
+new snapshot when predictions were served since the last copy; otherwise the copy is made lazily by the
+first prediction that finds the snapshot older than the acknowledged state (it waits for the writer's
+current group). A learn-only stream therefore pays for no copies, and a mixed one rarely waits.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from api import checkpoints, estimators
+from api.errors import FieldError, ModelNotFound, Overloaded
+from api.eventlog import EventLog
+from api.jobs import LearnJob, LearnResult, Snapshot
+from api.prequential import Prequential
+from api.settings import Settings
+
+__all__ = ["ServedModel"]
+
+Row = dict[str, float]
+_log = logging.getLogger("stream_am.api")
+
+
+class ServedModel:
+    """A named estimator served over HTTP; see the module docstring for the write and read paths."""
+
+    def __init__(self, name: str, estimator: str, params: dict[str, Any], directory: Path, settings: Settings):
+        self.name = name
+        self.estimator_name = estimator
+        self.params = params
+        self.directory = directory
+        self.settings = settings
+        self.classifier = estimators.is_classifier(estimator)
+        self._queue: queue.Queue[LearnJob | None] = queue.Queue(maxsize=settings.max_queue)
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._submit_lock = threading.Lock()
+        self._est_lock = threading.RLock()  # held by the writer while its estimator is ahead of the head
+        self._reads = False
+        self._head: Snapshot
+        self._snapshot: Snapshot
+        self.checkpoints_written = 0
+        self.samples_learned = 0  # learned by this process (for /metrics)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def open(self) -> None:
+        """Restore the newest checkpoint, replay the log after it, publish, start the writer."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.log = EventLog(self.directory / "events.sqlite", self.settings.max_pending_ids)
+        estimators.use_torch_threads(self.settings.torch_threads)
+        self._restore()
+        self._thread = threading.Thread(target=self._run, name=f"writer-{self.name}", daemon=True)
+        self._thread.start()
+
+    def close(self, checkpoint: bool = True) -> None:
+        """Stop accepting writes, drain the queue, write a final checkpoint if anything is new."""
+        with self._submit_lock:
+            if self._closed:
+                return
+            self._closed = True
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+        if checkpoint and self._seq > self._ckpt_seq:
+            self._checkpoint()
+        self.log.close()
+
+    # -- public operations -----------------------------------------------------------------------
+    def submit(self, job: LearnJob) -> Future[LearnResult]:
+        with self._submit_lock:
+            if self._closed:
+                raise Overloaded(f"model {self.name!r} is closing")
+            try:
+                self._queue.put_nowait(job)
+            except queue.Full:
+                raise Overloaded(f"model {self.name!r}: the write queue is full") from None
+        return job.future
+
+    def predict(self, rows: list[Row], ids: list[str] | None, wait: bool = True) -> tuple[list[Any], Any, int] | None:
+        """Predict on the current snapshot; with ``ids``, keep instances and predictions for a label.
+
+        With ``wait=False`` it answers None instead of waiting for a snapshot copy.
+        """
+        estimators.use_torch_threads(self.settings.torch_threads)
+        self._reads = True
+        snap = self._snapshot
+        if snap.version != self._head.version:
+            if not wait:
+                return None
+            snap = self.current()
+        preds, probas = estimators.predict(snap.estimator, rows, self.classifier)
+        if ids is not None:
+            try:
+                self.log.put_pending([(i, {"x": r, "p": p}) for i, r, p in zip(ids, rows, preds, strict=True)])
+            except sqlite3.ProgrammingError:  # the model was deleted meanwhile
+                raise ModelNotFound(f"model {self.name!r} not found") from None
+        return preds, probas, snap.version
+
+    def pending_count(self) -> int:
+        try:
+            return self.log.pending_count()
+        except sqlite3.ProgrammingError:
+            return 0
+
+    @property
+    def head(self) -> Snapshot:
+        """Counters and metrics of the acknowledged state (without an estimator copy)."""
+        return self._head
+
+    def current(self) -> Snapshot:
+        """A snapshot of the acknowledged state: every update answered so far is in it."""
+        self._reads = True
+        snap = self._snapshot
+        if snap.version == self._head.version:
+            return snap
+        with self._est_lock:  # the writer is between groups when this is acquired
+            if self._snapshot.version != self._head.version:
+                self._snapshot = replace(self._head, estimator=copy.deepcopy(self._est))
+            return self._snapshot
+
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
+    # -- restore ---------------------------------------------------------------------------------
+    def _restore(self) -> None:
+        found = checkpoints.latest(self.directory / "checkpoints")
+        if found is None:
+            self._est = estimators.build(self.estimator_name, self.params)
+            meta: dict[str, Any] = {}
+        else:
+            path, meta = found
+            self._est = estimators.load(self.estimator_name, path / "model")
+        self._seq = self._ckpt_seq = int(meta.get("seq", 0))
+        self._samples = int(meta.get("samples_seen", 0))
+        self._version = int(meta.get("model_version", 0))
+        self._metrics = Prequential(self.classifier, meta.get("metrics"))
+        for seq, payload in self.log.replay(self._seq):
+            self._apply(payload["x"], payload["y"], payload.get("p"))
+            self._seq = seq
+        self._since_ckpt = 0
+        self._ckpt_time = time.monotonic()
+        self._publish()
+
+    def _apply(self, rows: list[Row], targets: list[Any], preds: list[Any] | None, frame: Any = None) -> None:
+        estimators.learn(self._est, rows, targets, frame)
+        if preds is not None:
+            self._metrics.update(preds, targets)
+        self._samples += len(rows)
+        self._version += 1
+
+    def _publish(self, copy_now: bool = True) -> None:
+        """Record the acknowledged state; copy the estimator now or leave it to :meth:`current`."""
+        self._head = Snapshot(None, self._version, self._samples, self._metrics.summary(), self._metrics.state())
+        if copy_now:
+            self._copy()
+
+    def _copy(self) -> None:
+        self._reads = False
+        self._snapshot = replace(self._head, estimator=copy.deepcopy(self._est))
+
+    # -- writer thread ---------------------------------------------------------------------------
+    def _run(self) -> None:
+        estimators.use_torch_threads(self.settings.torch_threads)
+        while True:
+            try:
+                first = self._queue.get(timeout=self._wait())
+            except queue.Empty:
+                self._guarded(self._maybe_checkpoint)
+                continue
+            jobs, stop = [first] if first is not None else [], first is None
+            while not stop and len(jobs) < self.settings.write_group:
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if job is None:
+                    stop = True
+                else:
+                    jobs.append(job)
+            if jobs:
+                with self._est_lock:
+                    self._guarded(self._process, jobs)
+                self._guarded(self._maybe_checkpoint)
+            if stop:
+                return
+
+    def _guarded(self, step: Any, *args: Any) -> None:
+        """Run a writer step; an unexpected error is logged and never kills the writer thread.
+
+        A failed checkpoint leaves the event log intact (it is compacted only after a checkpoint),
+        so nothing acknowledged is lost; a failed group is answered with 503 and the model rebuilt.
+        """
+        try:
+            step(*args)
+        except BaseException as exc:
+            _log.exception("model %r: writer step %s failed", self.name, getattr(step, "__name__", step))
+            for job in args[0] if args else []:
+                if not job.future.done():
+                    job.future.set_exception(Overloaded(f"model {self.name!r}: {type(exc).__name__}; retry"))
+
+    def _wait(self) -> float | None:
+        if self._seq == self._ckpt_seq:
+            return None
+        return max(0.01, self.settings.checkpoint_every_seconds - (time.monotonic() - self._ckpt_time))
+
+    def _process(self, jobs: list[LearnJob]) -> None:
+        payloads: list[dict[str, Any]] = []
+        consumed: list[str] = []
+        done: list[tuple[LearnJob, LearnResult]] = []
+        for job in jobs:
+            if not job.future.set_running_or_notify_cancel():
+                continue
+            try:
+                rows, preds, frame = self._resolve(job, consumed)
+                self._apply(rows, job.targets, preds, frame)
+            except ValueError as exc:  # refused by validation or the estimator: model unchanged
+                job.future.set_exception(exc)
+                continue
+            except BaseException as exc:
+                self._fail_group(jobs, exc)
+                return
+            payloads.append({"x": rows, "y": job.targets, "p": preds})
+            consumed.extend(job.ids or [])
+            done.append((job, LearnResult(len(rows), self._samples, self._version)))
+        if not payloads:
+            return
+        try:
+            self._seq = self.log.append(payloads, consumed)
+        except BaseException as exc:
+            self._fail_group(jobs, exc)
+            return
+        n = sum(r.learned for _, r in done)
+        self._since_ckpt += n
+        self.samples_learned += n
+        self._publish(copy_now=False)  # the head first: a reader that gets the answer must see it
+        for job, result in done:
+            job.future.set_result(result)
+        if self._reads:  # predictions are being served: copy now rather than make one of them wait
+            self._copy()
+
+    def _resolve(self, job: LearnJob, consumed: list[str]) -> tuple[list[Row], list[Any] | None, Any]:
+        """Rows, predictions to score (None: not scored) and the rows' DataFrame (or None)."""
+        if job.ids is None:
+            assert job.rows is not None
+            frame = estimators.frame(job.rows)
+            if not self.settings.prequential:
+                return job.rows, None, frame
+            return job.rows, estimators.labels(self._est, job.rows, frame), frame
+        stored = self.log.get_pending(job.ids)
+        for k, i in enumerate(job.ids):
+            if i not in stored or i in consumed:
+                raise FieldError(f"ids[{k}]", f"no stored prediction awaits a label under id {i!r}")
+        return [stored[i]["x"] for i in job.ids], [stored[i]["p"] for i in job.ids], None
+
+    def _fail_group(self, jobs: list[LearnJob], exc: BaseException) -> None:
+        """Something unexpected: rebuild the acknowledged state from checkpoint + log, fail the group."""
+        error = Overloaded(f"model {self.name!r}: learning failed ({type(exc).__name__}: {exc}); retry")
+        for job in jobs:
+            if not job.future.done():
+                job.future.set_exception(error)
+        self._restore()
+
+    def _maybe_checkpoint(self) -> None:
+        if self._seq == self._ckpt_seq:
+            return
+        due_time = time.monotonic() - self._ckpt_time >= self.settings.checkpoint_every_seconds
+        if self._since_ckpt >= self.settings.checkpoint_every_samples or due_time:
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        meta = {
+            "samples_seen": self._samples,
+            "model_version": self._version,
+            "metrics": self._metrics.state(),
+            "estimator": self.estimator_name,
+        }
+        root = self.directory / "checkpoints"
+        checkpoints.write(root, self._seq, meta, lambda d: estimators.save(self._est, d))
+        self.log.compact(self._seq)
+        checkpoints.prune(root, self.settings.keep_checkpoints)
+        self._ckpt_seq = self._seq
+        self._since_ckpt = 0
+        self._ckpt_time = time.monotonic()
+        self.checkpoints_written += 1

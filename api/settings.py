@@ -1,0 +1,44 @@
+"""Typed server settings, read from the environment with the prefix ``STREAM_AM_``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    """Configuration of the stream_am HTTP service.
+
+    Every field can be set from the environment, e.g. ``STREAM_AM_STATE_DIR=/data``,
+    ``STREAM_AM_API_KEY=secret`` or ``STREAM_AM_MAX_BATCH=256``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="STREAM_AM_", extra="ignore")
+
+    state_dir: Path = Field(default=Path("state"), description="Directory holding the SQLite logs and checkpoints.")
+    host: str = Field(default="127.0.0.1", description="Interface `stream-am serve` binds to.")
+    port: int = Field(default=8000, ge=0, le=65535, description="Port `stream-am serve` listens on.")
+    api_key: SecretStr | None = Field(
+        default=None, description="When set, writes and exports need `Authorization: Bearer <key>`."
+    )
+    max_batch: int = Field(default=1024, ge=1, description="Most instances accepted in one request.")
+    max_body_bytes: int = Field(default=8 * 2**20, ge=1024, description="Largest request body, in bytes.")
+    max_import_bytes: int = Field(default=256 * 2**20, ge=1024, description="Largest body for model imports.")
+    checkpoint_every_samples: int = Field(default=10_000, ge=1, description="Checkpoint after this many samples.")
+    checkpoint_every_seconds: float = Field(
+        default=60.0, gt=0, description="Checkpoint a model with new samples after this many seconds."
+    )
+    keep_checkpoints: int = Field(default=2, ge=1, description="Checkpoints kept per model.")
+    max_models: int = Field(default=64, ge=1, description="Most models the registry holds.")
+    max_pending_ids: int = Field(default=100_000, ge=1, description="Most stored predictions awaiting a label.")
+    max_queue: int = Field(default=1024, ge=1, description="Most learn requests waiting for a model's writer.")
+    write_group: int = Field(default=64, ge=1, description="Most queued learn requests committed in one fsync.")
+    prequential: bool = Field(default=True, description="Score each labelled sample before learning it.")
+    create_default_model: bool = Field(default=True, description="Create the model `default` on first start.")
+    torch_threads: int | None = Field(
+        default=1, ge=1, description="torch intra-op threads of each serving thread (None: torch's default)."
+    )

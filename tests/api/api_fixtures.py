@@ -1,0 +1,116 @@
+"""Fixtures for the HTTP service tests: in-process apps and real server subprocesses on loopback.
+
+Imported by the test modules (not a conftest.py: with ``--doctest-modules`` two conftest.py files in
+package-less test folders collide).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from api import Settings, create_app
+
+REPO = Path(__file__).resolve().parents[2]
+SMALL = {"hidden_sizes": [8], "batch_size": 4, "seed": 0}
+
+
+@pytest.fixture
+def make_client(tmp_path: Path) -> Iterator[Callable[..., TestClient]]:
+    """``make_client(**settings)`` -> a started ``TestClient`` over a fresh (or reused) state dir."""
+    clients: list[TestClient] = []
+
+    def make(**overrides: Any) -> TestClient:
+        overrides.setdefault("state_dir", tmp_path / "state")
+        client = TestClient(create_app(Settings(**overrides)))
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in reversed(clients):
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client: Callable[..., TestClient]) -> TestClient:
+    return make_client()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """A real server process (``python -m api.cli serve`` or ``python -m uvicorn --factory``)."""
+
+    def __init__(self, state_dir: Path, env: dict[str, str] | None = None, via_uvicorn: bool = False) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        full_env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+            **(env or {}),
+        }
+        if via_uvicorn:
+            full_env["STREAM_AM_STATE_DIR"] = str(state_dir)
+            cmd = [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app"]
+            cmd += ["--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"]
+        else:
+            cmd = [sys.executable, "-m", "api.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+            cmd += ["--state-dir", str(state_dir), "--log-level", "warning"]
+        self.proc = subprocess.Popen(cmd, cwd=REPO, env=full_env)
+        self._wait()
+
+    def _wait(self, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1.0).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        self.kill()
+        raise RuntimeError("server did not become healthy")
+
+    def kill(self) -> None:
+        """``kill -9``: no shutdown hook, no final checkpoint."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> int:
+        """A graceful stop (SIGTERM): the lifespan writes final checkpoints (uvicorn re-raises the signal)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=60)
+
+
+@pytest.fixture
+def start_server() -> Iterator[Callable[..., Server]]:
+    servers: list[Server] = []
+
+    def start(state_dir: Path, **kwargs: Any) -> Server:
+        server = Server(state_dir, **kwargs)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.kill()

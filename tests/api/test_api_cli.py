@@ -1,0 +1,51 @@
+"""The ``stream-am`` console script: ``serve`` arguments and the ``scenario`` / ``demo`` hooks."""
+
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from api import cli
+
+
+def _fake_module(monkeypatch: pytest.MonkeyPatch, name: str, calls: list[list[str]]) -> None:
+    module = types.ModuleType(name)
+
+    def main(argv: list[str]) -> int:
+        calls.append(argv)
+        return 3
+
+    module.main = main  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, name, module)
+
+
+def test_scenario_and_demo_delegate(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[list[str]] = []
+    _fake_module(monkeypatch, "scenarios.cli", calls)
+    _fake_module(monkeypatch, "stream_am.demo", calls)
+    assert cli.main(["scenario", "run", "drift", "--seed", "1"]) == 3
+    assert cli.main(["demo", "--quick"]) == 3
+    assert calls == [["run", "drift", "--seed", "1"], ["--quick"]]
+
+
+def test_serve_builds_settings_from_flags(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    seen: dict[str, Any] = {}
+
+    def fake_run(app: Any, host: str, port: int, **kwargs: Any) -> None:
+        seen.update(app=app, host=host, port=port, settings=app.state.settings)
+
+    monkeypatch.setattr("uvicorn.run", fake_run)
+    monkeypatch.setenv("STREAM_AM_MAX_BATCH", "5")
+    assert cli.main(["serve", "--host", "0.0.0.0", "--port", "9123", "--state-dir", str(tmp_path)]) == 0
+    assert seen["host"] == "0.0.0.0" and seen["port"] == 9123
+    assert seen["settings"].state_dir == tmp_path and seen["settings"].max_batch == 5
+
+
+def test_unknown_command_exits_with_usage() -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main(["bogus"])
+    assert info.value.code == 2

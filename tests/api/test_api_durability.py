@@ -1,0 +1,139 @@
+"""Restart = checkpoint + replay of the log: the restored model is bitwise the acknowledged one."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import api_fixtures
+import pytest
+from fastapi.testclient import TestClient
+
+from api.jobs import LearnJob
+from api.settings import Settings
+
+# pytest fixtures shared by the tests/api modules (no conftest.py here: see api_fixtures)
+make_client = api_fixtures.make_client
+
+SMALL = {"hidden_sizes": [8], "batch_size": 4, "seed": 0}  # a small, fast model
+
+PROBE = {"instances": [{"a": 0.3, "b": -1.0}, {"a": 2.0, "b": 0.5}, [0.1, 0.2]]}
+
+
+def _feed(client: TestClient, path: str, sizes: list[int], start: int = 0) -> int:
+    i = start
+    for n in sizes:
+        xs = [{"a": (i + k) % 5 / 5.0, "b": ((i + k) * 7 % 11) / 11.0} for k in range(n)]
+        ys = [int((i + k) % 3 == 0) for k in range(n)]
+        r = client.post(path, json={"instances": xs, "targets": ys})
+        assert r.status_code == 200, r.text
+        i += n
+    return i
+
+
+def _events(state: Path) -> int:
+    total = 0
+    for db in state.glob("models/*/events.sqlite"):
+        with sqlite3.connect(db) as conn:
+            total += conn.execute("SELECT count(*) FROM events").fetchone()[0]
+    return total
+
+
+def test_restart_replays_log_after_checkpoint(make_client: Callable[..., TestClient], tmp_path: Path) -> None:
+    settings = {"checkpoint_every_samples": 20, "checkpoint_every_seconds": 3600}
+    first = make_client(**settings)
+    first.post("/models", json={"name": "m", "params": SMALL})
+    _feed(first, "/models/m/partial_fit", [7, 5, 9, 3, 6, 1])  # 31 samples: a checkpoint, then a log tail
+    expected = first.post("/models/m/predict", json=PROBE).json()
+    info = first.get("/models/m").json()
+    assert info["samples_seen"] == 31
+    state = tmp_path / "state"
+    assert len(list(state.glob("models/m-*/checkpoints/ckpt-*"))) >= 1
+    assert 0 < _events(state) < 6  # compacted: only the tail after the checkpoint is left
+    # simulate a crash: stop without the final checkpoint, then start a new app on the same state
+    first.app.state.registry.close(checkpoint=False)  # type: ignore[attr-defined]
+    second = make_client(**settings)
+    assert second.post("/models/m/predict", json=PROBE).json() == expected
+    restored = second.get("/models/m").json()
+    assert restored == info
+
+
+def test_partial_buffer_survives_checkpoint(make_client: Callable[..., TestClient], tmp_path: Path) -> None:
+    """A checkpoint taken with a partly filled buffer continues exactly like the uninterrupted model."""
+    client = make_client(checkpoint_every_samples=1)  # checkpoint after every request
+    for name in ("a", "b"):
+        client.post("/models", json={"name": name, "params": SMALL})
+    _feed(client, "/models/a/partial_fit", [3, 2, 6, 1, 5])
+    _feed(client, "/models/b/partial_fit", [17])
+    client.app.state.registry.close(checkpoint=False)  # type: ignore[attr-defined]
+    again = make_client(checkpoint_every_samples=1)
+    for name in ("a", "b"):
+        _feed(again, f"/models/{name}/partial_fit", [6, 5], start=17)
+    pa = again.post("/models/a/predict", json=PROBE).json()
+    pb = again.post("/models/b/predict", json=PROBE).json()
+    assert pa["predictions"] == pb["predictions"] and pa["probabilities"] == pb["probabilities"]
+
+
+def test_graceful_shutdown_checkpoints_and_empties_log(make_client: Callable[..., TestClient], tmp_path: Path) -> None:
+    client = make_client()
+    _feed(client, "/partial_fit", [10, 10])
+    expected = client.post("/predict", json=PROBE).json()
+    client.__exit__(None, None, None)
+    assert _events(tmp_path / "state") == 0
+    again = make_client()
+    assert again.post("/predict", json=PROBE).json() == expected
+
+
+def test_deleted_model_stays_deleted(make_client: Callable[..., TestClient], tmp_path: Path) -> None:
+    client = make_client()
+    client.post("/models", json={"name": "gone", "params": SMALL})
+    assert client.delete("/models/gone").status_code == 204
+    assert client.delete("/models/default").status_code == 204
+    client.__exit__(None, None, None)
+    again = make_client()
+    assert again.get("/models").json()["models"] == []  # `default` is created on the first start only
+    assert list((tmp_path / "state" / "models").iterdir()) == []
+
+
+def test_one_server_per_state_dir(make_client: Callable[..., TestClient]) -> None:
+    make_client()
+    with pytest.raises(RuntimeError, match="in use"):
+        make_client()
+
+
+def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("STREAM_AM_MAX_BATCH", "7")
+    monkeypatch.setenv("STREAM_AM_STATE_DIR", str(tmp_path / "env-state"))
+    monkeypatch.setenv("STREAM_AM_API_KEY", "sup3r-secret")
+    s = Settings()
+    assert s.max_batch == 7 and s.state_dir == tmp_path / "env-state"
+    assert s.api_key is not None and s.api_key.get_secret_value() == "sup3r-secret"
+    assert "sup3r-secret" not in repr(s)
+
+
+def test_time_based_checkpoint(make_client: Callable[..., TestClient], tmp_path: Path) -> None:
+    client = make_client(checkpoint_every_seconds=0.2)
+    _feed(client, "/partial_fit", [3])
+    deadline = time.monotonic() + 10
+    while _events(tmp_path / "state") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _events(tmp_path / "state") == 0  # checkpointed and compacted without new requests
+    assert list((tmp_path / "state").glob("models/default-*/checkpoints/ckpt-*"))
+
+
+def test_full_write_queue_answers_503(make_client: Callable[..., TestClient]) -> None:
+    client = make_client(max_queue=1)
+    model = client.app.state.registry.get("default")  # type: ignore[attr-defined]
+    rows, targets = [{"a": 1.0}], [1]
+    with model._est_lock:  # hold the writer: it takes the first job, then waits
+        first = model.submit(LearnJob(rows, None, targets))
+        deadline = time.monotonic() + 10
+        while model.queue_depth() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        second = model.submit(LearnJob(rows, None, targets))  # fills the queue
+        r = client.post("/partial_fit", json={"instances": rows, "targets": targets})
+        assert r.status_code == 503 and r.headers["retry-after"] == "1"
+    assert first.result(timeout=30).samples_seen == 1 and second.result(timeout=30).samples_seen == 2
+    assert client.get("/models/default").json()["samples_seen"] == 2

@@ -1,0 +1,147 @@
+"""In-process tests (``with TestClient(app)``) of every endpoint."""
+
+from __future__ import annotations
+
+import base64
+
+import api_fixtures
+from fastapi.testclient import TestClient
+
+# pytest fixtures shared by the tests/api modules (no conftest.py here: see api_fixtures)
+client = api_fixtures.client
+make_client = api_fixtures.make_client
+
+SMALL = {"hidden_sizes": [8], "batch_size": 4, "seed": 0}  # a small, fast model
+
+
+def _blobs(n: int, offset: int = 0) -> tuple[list[dict[str, float]], list[int]]:
+    xs, ys = [], []
+    for i in range(offset, offset + n):
+        y = i % 2
+        xs.append({"a": float(y) + 0.01 * (i % 7), "b": float(1 - y) - 0.02 * (i % 5)})
+        ys.append(y)
+    return xs, ys
+
+
+def test_health_and_default_model(client: TestClient) -> None:
+    assert client.get("/health").json() == {"status": "ok", "models": 1}
+    info = client.get("/models/default").json()
+    assert info["estimator"] == "AMClassifier"
+    assert info["samples_seen"] == 0 and info["model_version"] == 0
+
+
+def test_learn_then_predict_default(client: TestClient) -> None:
+    xs, ys = _blobs(40)
+    r = client.post("/partial_fit", json={"instances": xs, "targets": ys})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"learned": 40, "samples_seen": 40, "model_version": 1}
+    r = client.post("/learn", json={"instances": xs[:3], "targets": ys[:3]})
+    assert r.json()["samples_seen"] == 43 and r.json()["model_version"] == 2
+    r = client.post("/predict", json={"instances": xs[:2]})
+    body = r.json()
+    assert r.status_code == 200 and body["model_version"] == 2
+    assert len(body["predictions"]) == 2 and all(p in (0, 1) for p in body["predictions"])
+    assert set(body["probabilities"][0]) == {"0", "1"}
+    assert abs(sum(body["probabilities"][0].values()) - 1.0) < 1e-6
+    info = client.get("/models/default").json()
+    assert info["classes"] == [0, 1] and info["features"] == ["a", "b"]
+    assert info["metrics"]["scored"] == 43 and 0.0 <= info["metrics"]["accuracy"] <= 1.0
+
+
+def test_list_instances_name_features_by_position(client: TestClient) -> None:
+    r = client.post("/partial_fit", json={"instances": [[1.0, 2.0], [3, 4]], "targets": ["x", "y"]})
+    assert r.status_code == 200, r.text
+    assert client.get("/models/default").json()["features"] == ["0", "1"]
+    same_as_dict = client.post("/predict", json={"instances": [{"0": 1.0, "1": 2.0}]}).json()
+    as_list = client.post("/predict", json={"instances": [[1.0, 2.0]]}).json()
+    assert same_as_dict == as_list
+
+
+def test_model_registry_crud(client: TestClient) -> None:
+    r = client.post("/models", json={"name": "reg", "estimator": "AMRegressor", "params": SMALL})
+    assert r.status_code == 201, r.text
+    assert r.json()["params"] == SMALL
+    assert client.post("/models", json={"name": "reg", "estimator": "AMRegressor"}).status_code == 409
+    names = [m["name"] for m in client.get("/models").json()["models"]]
+    assert names == ["default", "reg"]
+    r = client.post(
+        "/models/reg/partial_fit", json={"instances": [[1.0], [2.0], [3.0], [4.0]], "targets": [1, 2, 3, 4]}
+    )
+    assert r.status_code == 200, r.text
+    r = client.post("/models/reg/predict", json={"instances": [[2.5]]}).json()
+    assert isinstance(r["predictions"][0], float) and r["probabilities"] is None
+    metrics = client.get("/models/reg").json()["metrics"]
+    assert metrics["scored"] == 4 and metrics["mae"] is not None and metrics["rmse"] is not None
+    assert client.delete("/models/reg").status_code == 204
+    assert client.get("/models/reg").status_code == 404
+    assert client.delete("/models/reg").status_code == 404
+
+
+def test_delayed_labels_by_id(client: TestClient) -> None:
+    xs, ys = _blobs(8)
+    client.post("/partial_fit", json={"instances": xs, "targets": ys})
+    predicted = client.post("/predict", json={"instances": xs[:4], "ids": ["e1", "e2", "e3", "e4"]}).json()
+    assert client.get("/models/default").json()["pending_ids"] == 4
+    r = client.post("/partial_fit", json={"ids": ["e2", "e1"], "targets": [ys[1], ys[0]]})
+    assert r.status_code == 200, r.text
+    assert r.json()["learned"] == 2 and r.json()["samples_seen"] == 10
+    info = client.get("/models/default").json()
+    assert info["pending_ids"] == 2 and info["metrics"]["scored"] == 10
+    # an id is consumed once
+    again = client.post("/partial_fit", json={"ids": ["e1"], "targets": [ys[0]]})
+    assert again.status_code == 422 and again.json()["detail"][0]["field"] == "ids[0]"
+    assert client.get("/models/default").json()["samples_seen"] == 10
+    assert predicted["model_version"] == 1
+
+
+def test_metrics_prometheus_text(client: TestClient) -> None:
+    xs, ys = _blobs(8)
+    client.post("/partial_fit", json={"instances": xs, "targets": ys})
+    client.post("/predict", json={"instances": xs[:1]})
+    r = client.get("/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    text = r.text
+    assert 'stream_am_http_requests_total{method="POST",route="/partial_fit",status="200"} 1' in text
+    assert 'stream_am_http_request_duration_seconds_bucket{route="/predict",le="+Inf"} 1' in text
+    assert 'stream_am_samples_learned_total{model="default"} 8' in text
+    assert 'stream_am_model_samples_seen{model="default"} 8' in text
+    assert 'stream_am_model_prequential{model="default",metric="accuracy"}' in text
+    for line in text.splitlines():
+        assert line.startswith("#") or len(line.rsplit(" ", 1)) == 2
+
+
+def test_export_import_round_trip(client: TestClient) -> None:
+    client.post("/models", json={"name": "src", "params": SMALL})
+    xs, ys = _blobs(10)
+    client.post("/models/src/partial_fit", json={"instances": xs, "targets": ys})
+    doc = client.get("/models/src/export").json()
+    assert doc["format"] == "stream_am.model/1" and doc["state"]["samples_seen"] == 10
+    assert any(f.endswith(".safetensors") for f in doc["files"]) and any(f.endswith(".json") for f in doc["files"])
+    r = client.post("/models/copy/import", json=doc)
+    assert r.status_code == 201, r.text
+    assert r.json()["samples_seen"] == 10 and r.json()["params"] == SMALL
+    probe = {"instances": xs[:5]}
+    assert (
+        client.post("/models/copy/predict", json=probe).json() == client.post("/models/src/predict", json=probe).json()
+    )
+    # both continue identically
+    more, more_y = _blobs(6, offset=10)
+    for name in ("src", "copy"):
+        client.post(f"/models/{name}/partial_fit", json={"instances": more, "targets": more_y})
+    assert (
+        client.post("/models/copy/predict", json=probe).json() == client.post("/models/src/predict", json=probe).json()
+    )
+    assert client.post("/models/copy/import", json=doc).status_code == 409
+    assert client.post("/models/copy/import?replace=true", json=doc).status_code == 201
+    assert client.get("/models/copy").json()["samples_seen"] == 10
+
+
+def test_import_refuses_other_files(client: TestClient) -> None:
+    doc = {
+        "estimator": "AMClassifier",
+        "params": {},
+        "files": {"model.pkl": base64.b64encode(b"\x80\x04K\x01.").decode()},
+    }
+    r = client.post("/models/evil/import", json=doc)
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "files.model.pkl"
+    assert client.get("/models/evil").status_code == 404

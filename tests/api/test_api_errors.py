@@ -1,0 +1,135 @@
+"""Bad input answers a clear error naming the field and leaves the model unchanged."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import api_fixtures
+import pytest
+from fastapi.testclient import TestClient
+
+# pytest fixtures shared by the tests/api modules (no conftest.py here: see api_fixtures)
+client = api_fixtures.client
+make_client = api_fixtures.make_client
+
+GOOD = {"instances": [{"a": 1.0, "b": 2.0}], "targets": [1]}
+
+
+def _field(response: object) -> str:
+    detail = response.json()["detail"]  # type: ignore[attr-defined]
+    return str(detail[0]["field"])
+
+
+def _state(client: TestClient) -> tuple[int, int, dict[str, object]]:
+    info = client.get("/models/default").json()
+    probe = client.post("/predict", json={"instances": [{"a": 1.0, "b": 2.0}]}).json()
+    return info["samples_seen"], info["model_version"], probe
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"targets": [1]}, "instances"),
+        ({"instances": [{"a": 1.0}]}, "targets"),
+        ({"instances": [{"a": "x"}], "targets": [1]}, "instances[0].a"),
+        ({"instances": [{"a": True}], "targets": [1]}, "instances[0].a"),
+        ({"instances": [[1.0, None]], "targets": [1]}, "instances[0][1]"),
+        ({"instances": [{"a": 1.0}, {"a": 2.0}], "targets": [1]}, "targets"),
+        ({"instances": [], "targets": []}, "instances"),
+        ({"instances": [{}], "targets": [1]}, "instances[0]"),
+        ({"instances": [{"a": 1.0}], "targets": [1.5]}, "targets[0]"),
+        ({"instances": [{"a": 1.0}], "targets": [None]}, "targets[0]"),
+        ({"instances": [{"a": 1.0}], "ids": ["q"], "targets": [1]}, "instances"),
+        ({"instances": [{"a": 1.0}], "targets": [1], "extra": 1}, "extra"),
+        ({"ids": ["nope"], "targets": [1]}, "ids[0]"),
+        ({"ids": ["x", "x"], "targets": [1, 1]}, "ids"),
+    ],
+)
+def test_bad_learn_requests_name_the_field(client: TestClient, body: dict[str, object], field: str) -> None:
+    client.post("/partial_fit", json=GOOD)
+    before = _state(client)
+    r = client.post("/partial_fit", json=body)
+    assert r.status_code == 422, r.text
+    assert _field(r) == field
+    assert _state(client) == before
+
+
+@pytest.mark.parametrize("raw", ["[1, NaN]", "[Infinity]", "[-Infinity]"])
+def test_non_finite_values_are_refused(client: TestClient, raw: str) -> None:
+    before = _state(client)
+    body = '{"instances": [' + raw + '], "targets": [1]}'
+    r = client.post("/partial_fit", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 422 and _field(r).startswith("instances[0]")
+    assert _state(client) == before
+
+
+def test_malformed_json(client: TestClient) -> None:
+    r = client.post("/partial_fit", content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["detail"][0]["type"] == "json_invalid"
+
+
+def test_regression_targets_must_be_numbers(client: TestClient) -> None:
+    client.post("/models", json={"name": "r", "estimator": "AMRegressor"})
+    r = client.post("/models/r/partial_fit", json={"instances": [[1.0]], "targets": ["high"]})
+    assert r.status_code == 422 and _field(r) == "targets[0]"
+
+
+def test_batch_limits(make_client: Callable[..., TestClient]) -> None:
+    client = make_client(max_batch=3)
+    r = client.post("/partial_fit", json={"instances": [[1.0]] * 4, "targets": [1] * 4})
+    assert r.status_code == 422 and _field(r) == "instances" and "max_batch=3" in r.text
+    r = client.post("/predict", json={"instances": [[1.0]] * 4})
+    assert r.status_code == 422 and _field(r) == "instances"
+    assert client.post("/partial_fit", json={"instances": [[1.0]] * 3, "targets": [1] * 3}).status_code == 200
+
+
+def test_body_size_limit(make_client: Callable[..., TestClient]) -> None:
+    client = make_client(max_body_bytes=2048)
+    big = {"instances": [[1.0] * 600], "targets": [1]}
+    r = client.post("/partial_fit", json=big)
+    assert r.status_code == 413
+    chunks = iter([b'{"instances": [[' + b"1.0," * 600, b'1.0]], "targets": [1]}'])
+    r = client.post("/partial_fit", content=chunks, headers={"content-type": "application/json"})
+    assert r.status_code == 413
+    assert client.get("/models/default").json()["samples_seen"] == 0
+
+
+def test_unknown_model_is_404(client: TestClient) -> None:
+    for method, path, body in [
+        ("post", "/models/nope/predict", {"instances": [[1.0]]}),
+        ("post", "/models/nope/partial_fit", {"instances": [[1.0]], "targets": [1]}),
+        ("post", "/models/nope/learn", {"instances": [[1.0]], "targets": [1]}),
+        ("get", "/models/nope", None),
+        ("delete", "/models/nope", None),
+        ("get", "/models/nope/export", None),
+    ]:
+        r = client.request(method, path, json=body)
+        assert r.status_code == 404, (path, r.text)
+        assert "nope" in r.json()["detail"]
+
+
+def test_bad_model_configuration(client: TestClient) -> None:
+    r = client.post("/models", json={"name": "bad", "params": {"hidden_sizes": [-3]}})
+    assert r.status_code == 422 and r.json()["detail"][0]["msg"].startswith("params")
+    r = client.post("/models", json={"name": "bad", "params": {"no_such_arg": 1}})
+    assert r.status_code == 422 and "no_such_arg" in r.text
+    r = client.post("/models", json={"name": "../etc", "params": {}})
+    assert r.status_code == 422 and _field(r) == "name"
+    r = client.post("/models", json={"name": "x", "estimator": "Pickle"})
+    assert r.status_code == 422 and _field(r) == "estimator"
+    assert [m["name"] for m in client.get("/models").json()["models"]] == ["default"]
+
+
+def test_api_key_guards_writes(make_client: Callable[..., TestClient]) -> None:
+    client = make_client(api_key="s3cret")
+    assert client.post("/partial_fit", json=GOOD).status_code == 401
+    bad = {"Authorization": "Bearer wrong"}
+    assert client.post("/partial_fit", json=GOOD, headers=bad).status_code == 401
+    assert client.post("/models", json={"name": "m"}, headers=bad).status_code == 401
+    assert client.delete("/models/default").status_code == 401
+    assert client.get("/models/default/export").status_code == 401
+    assert client.post("/models/x/import", json={}).status_code == 401
+    ok = {"Authorization": "Bearer s3cret"}
+    assert client.post("/partial_fit", json=GOOD, headers=ok).status_code == 200
+    assert client.post("/predict", json={"instances": [[1.0]]}).status_code == 200
+    assert client.get("/models/default").json()["samples_seen"] == 1
