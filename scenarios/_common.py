@@ -1,0 +1,157 @@
+"""Shared pieces of the scenarios: run configuration, the learners compared, data, and the runner."""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from river import forest, linear_model, metrics, preprocessing, tree
+from tqdm.auto import tqdm
+
+from scenarios import _report
+from stream_am.evaluate import Prequential, PrequentialResult
+
+__all__ = [
+    "RunConfig", "Outcome", "Scenario", "make_learner", "prequential", "digits", "rows", "execute",
+    "summary", "BASE_LEARNERS",
+]
+
+BASE_LEARNERS = ("AM-mem", "AM-Adam", "BP-Adam", "BP-SGD")
+Stream = Iterable[tuple[dict, Any]]
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """How a scenario runs: ``quick`` shrinks data and networks to seconds; ``seed`` fixes data and models."""
+
+    out: Path
+    quick: bool = False
+    seed: int = 0
+    progress: bool = True
+    batch_size: int = 32
+    hidden: tuple[int, ...] | None = None
+
+    @property
+    def hidden_sizes(self) -> tuple[int, ...]:
+        """``hidden`` if given, else two layers of 64 (one of 16 in quick mode)."""
+        if self.hidden is not None:
+            return self.hidden
+        return (16,) if self.quick else (64, 64)
+
+
+@dataclass
+class Outcome:
+    """What a scenario measured, before it is written out."""
+
+    config: dict[str, Any]
+    learners: dict[str, dict[str, Any]]
+    curves: dict[str, tuple[np.ndarray, np.ndarray]]
+    marks: list[int] = field(default_factory=list)
+    mark_label: str = "drift"
+    matrices: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    family: str
+    description: str
+    run: Callable[[RunConfig], Outcome]
+
+
+def make_learner(name: str, cfg: RunConfig, activation: str = "relu", **extra: Any) -> Any:
+    """A fresh learner by its table name; every neural learner gets the same network, batch size and seed."""
+    from stream_am import strategies
+    from stream_am.drift import DriftAware
+
+    net: dict[str, Any] = {"hidden_sizes": cfg.hidden_sizes, "activation": activation, "batch_size": cfg.batch_size,
+           "seed": cfg.seed}
+    if name.startswith("AM-"):
+        from stream_am import AMClassifier
+
+        if name not in ("AM-mem", "AM-Adam", "AM-mem+drift", "AM-Adam+drift", "AM-mem eta=0"):
+            raise ValueError(f"unknown learner {name!r}")
+        decay: dict[str, Any] = {"memory_decay": 0.0} if name.endswith("eta=0") else {}
+        am = AMClassifier(variant="adam" if "Adam" in name else "mem", **net, **decay)
+        if not name.endswith("+drift"):
+            return am
+        return DriftAware(am, forget_factor=extra.get("forget_factor", 0.1))
+    if name in ("BP-Adam", "BP-SGD", "Replay"):
+        from stream_am.baselines import BackpropClassifier
+
+        opt = {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9} if name == "BP-SGD" else {"optimizer": "adam"}
+        bp = BackpropClassifier(**net, **opt)
+        if name == "Replay":
+            size = extra.get("buffer_size", 500)
+            return strategies.ReplayClassifier(bp, buffer_size=size, batch_size=cfg.batch_size, seed=cfg.seed)
+        return bp
+    if name == "EWC":
+        every = extra.get("consolidate_every", 500)
+        ewc = strategies.EWCClassifier(**net, consolidate_every=every, ewc_lambda=extra.get("ewc_lambda", 100.0))
+        return preprocessing.StandardScaler() | ewc
+    if name == "LogReg":
+        return preprocessing.StandardScaler() | linear_model.SoftmaxRegression()
+    if name == "HAT":
+        return tree.HoeffdingAdaptiveTreeClassifier(seed=cfg.seed)
+    if name == "ARF":
+        return forest.ARFClassifier(n_models=3 if cfg.quick else 10, seed=cfg.seed)
+    raise ValueError(f"unknown learner {name!r}")
+
+
+def prequential(
+    model: Any, stream: Stream, total: int, cfg: RunConfig, desc: str, marks: Sequence[int] = ()
+) -> PrequentialResult:
+    """Test-then-train ``model`` over ``stream`` (``total`` samples) with a progress bar."""
+    with tqdm(total=total, desc=desc, disable=not cfg.progress, leave=False) as bar:
+        ev = Prequential(model, cfg.batch_size, {"macro_f1": metrics.MacroF1()}, on_batch=bar.update)
+        ev.run(stream, n=total)
+    res = ev.result()
+    res.marks = list(marks)
+    return res
+
+
+def summary(res: PrequentialResult) -> dict[str, Any]:
+    """Metrics every learner reports: prequential accuracy, macro F1, time and throughput."""
+    return {
+        "accuracy": res.metrics["accuracy"],
+        "macro_f1": res.metrics["macro_f1"],
+        "time_s": res.seconds,
+        "samples_per_s": res.n_samples / max(res.seconds, 1e-9),
+    }
+
+
+def rows(X: np.ndarray, prefix: str = "x") -> list[dict[str, float]]:
+    """Feature rows of a matrix as river dicts ``{"x00": ..., ...}``."""
+    width = len(str(X.shape[1] - 1))
+    names = [f"{prefix}{j:0{width}d}" for j in range(X.shape[1])]
+    return [dict(zip(names, map(float, r), strict=True)) for r in X]
+
+
+def digits() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's bundled 8x8 digits: 1797 samples, 64 pixels in ``[0, 16]``, 10 classes."""
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    return data.data.astype(float), data.target.astype(int)
+
+
+def execute(scenario: Scenario, cfg: RunConfig) -> dict[str, Any]:
+    """Run ``scenario`` and write ``results.json``, ``results.md`` and its plots into ``cfg.out``."""
+    t0 = time.perf_counter()
+    outcome = scenario.run(cfg)
+    config = {"seed": cfg.seed, "quick": cfg.quick, "hidden_sizes": list(cfg.hidden_sizes),
+              "batch_size": cfg.batch_size, **outcome.config,
+              "machine": f"{platform.machine()} {platform.system()} {platform.python_version()}",
+              "wall_time_s": round(time.perf_counter() - t0, 2)}
+    doc = _report.write_results(cfg.out, scenario.name, config, outcome.learners, scenario.description)
+    if outcome.curves:
+        _report.plot_curves(cfg.out / "accuracy.png", outcome.curves, outcome.marks, scenario.name,
+                            outcome.mark_label)
+    if outcome.matrices:
+        _report.plot_matrices(cfg.out / "accuracy_matrix.png", outcome.matrices, scenario.name)
+    return doc

@@ -1,0 +1,121 @@
+"""Write a scenario's outputs: results.json, results.md and PNG plots (matplotlib, Agg backend)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["write_results", "plot_curves", "plot_matrices"]
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_clean(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        f = float(value)
+        return f if math.isfinite(f) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.3f}" if abs(value) < 100 else f"{value:.0f}"
+    return str(value)
+
+
+def write_results(
+    out: Path, scenario: str, config: dict[str, Any], learners: dict[str, dict[str, Any]], description: str = ""
+) -> dict[str, Any]:
+    """Write ``results.json`` and ``results.md``; return the JSON document.
+
+    Scalar metrics become table columns; list-valued ones (accuracy matrices, per-drift lists) go to JSON
+    only.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    doc = _clean({"scenario": scenario, "config": config, "learners": learners})
+    (out / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
+    columns: list[str] = []
+    for metrics in doc["learners"].values():
+        for k, v in metrics.items():
+            if not isinstance(v, (list, dict)) and k not in columns:
+                columns.append(k)
+    lines = [f"# {scenario}", ""]
+    if description:
+        lines += [description, ""]
+    lines += ["Config: " + ", ".join(f"`{k}={v}`" for k, v in doc["config"].items()), ""]
+    lines += ["| learner | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for name, metrics in doc["learners"].items():
+        lines.append(f"| {name} | " + " | ".join(_fmt(metrics.get(c)) for c in columns) + " |")
+    (out / "results.md").write_text("\n".join(lines) + "\n")
+    return doc
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_curves(
+    path: Path,
+    curves: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    marks: Sequence[int] = (),
+    title: str = "",
+    mark_label: str = "drift",
+) -> None:
+    """Rolling prequential accuracy of each learner against samples seen, with ``marks`` as dashed lines."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    for name, (x, y) in curves.items():
+        ax.plot(x, y, label=name, lw=1.2)
+    for i, m in enumerate(marks):
+        ax.axvline(m, color="grey", ls="--", lw=0.8, label=mark_label if i == 0 else None)
+    ax.set_xlabel("samples seen")
+    ax.set_ylabel("rolling accuracy")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(title)
+    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_matrices(path: Path, matrices: Mapping[str, np.ndarray], title: str = "") -> None:
+    """One heatmap per learner of its accuracy matrix ``R[i, j]`` (row: after task i; column: task j)."""
+    plt = _pyplot()
+    n = len(matrices)
+    cols = min(n, 4)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.0 * rows), squeeze=False)
+    for ax, (name, R) in zip(axes.flat, matrices.items(), strict=False):
+        R = np.asarray(R)
+        ax.imshow(R, vmin=0, vmax=1, cmap="viridis")
+        for (i, j), v in np.ndenumerate(R):
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6, color="w" if v < 0.6 else "k")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("task evaluated", fontsize=7)
+        ax.set_ylabel("after task", fontsize=7)
+        ax.set_xticks(range(R.shape[1]))
+        ax.set_yticks(range(R.shape[0]))
+        ax.tick_params(labelsize=6)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,67 @@
+"""``scenario list`` and ``scenario run NAME [--quick] [--out DIR] [--seed N]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+import scenarios
+from scenarios import RunConfig, execute
+
+__all__ = ["main", "build_parser"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stream-am scenario", description=scenarios.__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="print every scenario: name, family, description")
+    run = sub.add_parser("run", help="run one scenario and write results.json, results.md and plots")
+    run.add_argument("name", help="scenario name (see `list`), or `all`")
+    run.add_argument("--quick", action="store_true", help="tiny data and networks: seconds per scenario")
+    run.add_argument("--out", type=Path, default=None, help="output directory (default: results/NAME)")
+    run.add_argument("--seed", type=int, default=0, help="seed of data order, generators and models")
+    run.add_argument("--hidden", type=int, nargs="+", default=None, metavar="WIDTH",
+                     help="hidden layer widths of every neural learner (default: 64 64; 16 with --quick)")
+    run.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    run.add_argument("--threads", type=int, default=1,
+                     help="torch intra-op threads while running (default 1: the networks are small, and more "
+                     "threads than free cores slow them down many times)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "list":
+        width = max(map(len, scenarios.names()))
+        for s in scenarios.REGISTRY.values():
+            print(f"{s.name:<{width}}  {s.family:<18}  {s.description}")
+        return 0
+    names = scenarios.names() if args.name == "all" else [args.name]
+    try:
+        chosen = [scenarios.get(n) for n in names]
+    except ValueError as err:
+        print(err, file=sys.stderr)
+        return 2
+    if args.hidden is not None and min(args.hidden) < 1:
+        print(f"--hidden widths must be >= 1, got {args.hidden}", file=sys.stderr)
+        return 2
+    if args.threads < 1:
+        print(f"--threads must be >= 1, got {args.threads}", file=sys.stderr)
+        return 2
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    try:
+        for s in chosen:
+            out = args.out if args.out is not None else Path("results") / s.name
+            if len(chosen) > 1 and args.out is not None:
+                out = out / s.name
+            hidden = None if args.hidden is None else tuple(args.hidden)
+            cfg = RunConfig(out=out, quick=args.quick, seed=args.seed, progress=not args.no_progress, hidden=hidden)
+            doc = execute(s, cfg)
+            print(f"{s.name}: {out / 'results.md'} ({doc['config']['wall_time_s']} s)")
+    finally:
+        torch.set_num_threads(threads)
+    return 0

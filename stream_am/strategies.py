@@ -1,0 +1,302 @@
+"""Reference continual-learning strategies beside naive backprop: reservoir replay and online EWC.
+
+Both are small, honest river classifiers. Neither is told where tasks begin: replay keeps a uniform sample
+of everything seen (reservoir sampling); EWC consolidates every ``consolidate_every`` samples.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from river import base
+from river.base.typing import ClfTarget
+from torch import nn
+from torch.func import functional_call, grad, vmap
+
+from stream_am.estimators.networks import ACTIVATIONS, build_mlp
+
+__all__ = ["ReplayClassifier", "EWCClassifier"]
+
+class ReplayClassifier(base.Wrapper, base.MiniBatchClassifier):
+    """Experience replay: each mini-batch is learnt together with a sample from a reservoir buffer.
+
+    Parameters
+    ----------
+    classifier
+        A river mini-batch classifier (``learn_many``), for example the backprop baseline.
+    buffer_size
+        Capacity of the reservoir; it holds a uniform sample of the whole stream seen so far.
+    replay_ratio
+        Replayed samples per new sample in each step.
+    batch_size
+        ``learn_one`` gathers this many samples before a step.
+    seed
+        Seed of the reservoir's own random generator.
+
+    Examples
+    --------
+    >>> from river import linear_model
+    >>> model = ReplayClassifier(linear_model.LogisticRegression(), buffer_size=8, batch_size=4)
+    >>> for i in range(20):
+    ...     model.learn_one({"a": float(i % 2)}, i % 2 == 1)
+    >>> len(model.buffer_), model.n_seen_
+    (8, 20)
+    """
+
+    def __init__(
+        self,
+        classifier: base.MiniBatchClassifier,
+        buffer_size: int = 1000,
+        replay_ratio: float = 1.0,
+        batch_size: int = 32,
+        seed: int = 0,
+    ) -> None:
+        if buffer_size < 1:
+            raise ValueError(f"buffer_size must be >= 1, got {buffer_size}")
+        if replay_ratio < 0:
+            raise ValueError(f"replay_ratio must be >= 0, got {replay_ratio}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.classifier = classifier
+        self.buffer_size = buffer_size
+        self.replay_ratio = replay_ratio
+        self.batch_size = batch_size
+        self.seed = seed
+        self.buffer_: list[tuple[dict, Any]] = []
+        self.n_seen_ = 0
+        self._pending: list[tuple[dict, Any]] = []
+        self._rng: np.random.Generator | None = None
+
+    @property
+    def _multiclass(self) -> bool:
+        return bool(getattr(self.classifier, "_multiclass", False))
+
+    def _unit_test_skips(self) -> set[str]:
+        return {"check_learn_many_matches_learn_one"}  # each learn_many also learns replayed samples
+
+    @property
+    def _wrapped_model(self) -> base.MiniBatchClassifier:
+        return self.classifier
+
+    @classmethod
+    def _unit_test_params(cls) -> Any:
+        from river import linear_model
+
+        yield {"classifier": linear_model.LogisticRegression(), "buffer_size": 16, "batch_size": 4}
+
+    def learn_one(self, x: dict, y: Any, **kwargs: Any) -> None:
+        self._pending.append((dict(x), y))
+        if len(self._pending) >= self.batch_size:
+            xs, ys = zip(*self._pending, strict=True)
+            self._pending = []
+            self.learn_many(pd.DataFrame(list(xs)), pd.Series(list(ys)))
+
+    def learn_many(self, X: pd.DataFrame, y: pd.Series, **kwargs: Any) -> None:
+        if self._rng is None:
+            self._rng = np.random.default_rng(self.seed)
+        new = list(zip(X.to_dict(orient="records"), y.tolist(), strict=True))
+        k = min(len(self.buffer_), int(round(self.replay_ratio * len(new))))
+        picks: list[int] = self._rng.choice(len(self.buffer_), size=k, replace=False).tolist() if k else []
+        rows = new + [self.buffer_[i] for i in picks]
+        xs, ys = zip(*rows, strict=True)
+        self.classifier.learn_many(pd.DataFrame(list(xs)), pd.Series(list(ys)))
+        for item in new:  # reservoir sampling (Vitter's algorithm R)
+            self.n_seen_ += 1
+            if len(self.buffer_) < self.buffer_size:
+                self.buffer_.append(item)
+            else:
+                j = int(self._rng.integers(self.n_seen_))
+                if j < self.buffer_size:
+                    self.buffer_[j] = item
+
+    def predict_proba_one(self, x: dict, **kwargs: Any) -> dict[ClfTarget, float]:
+        return self.classifier.predict_proba_one(x, **kwargs)
+
+    def predict_one(self, x: dict, **kwargs: Any) -> ClfTarget | None:
+        return self.classifier.predict_one(x, **kwargs)
+
+    def predict_proba_many(self, X: pd.DataFrame, **kwargs: Any) -> pd.DataFrame:
+        return self.classifier.predict_proba_many(X, **kwargs)
+
+    def predict_many(self, X: pd.DataFrame, **kwargs: Any) -> pd.Series:
+        return self.classifier.predict_many(X, **kwargs)
+
+
+class EWCClassifier(base.MiniBatchClassifier):
+    """An MLP trained by backprop with an online elastic-weight-consolidation penalty.
+
+    The loss is ``CE + (ewc_lambda / 2) * sum_i F_i (theta_i - theta*_i)^2``. ``F`` is the diagonal empirical
+    Fisher (mean squared per-sample gradient of the log-likelihood). Task boundaries are unknown, so every
+    ``consolidate_every`` samples the Fisher of that window is folded in, ``F <- fisher_decay * F + F_window``
+    (online EWC, Schwarz et al. 2018), and the anchor ``theta*`` moves to the current weights. With
+    ``consolidate_every`` near a task's length this behaves like per-task EWC. Inputs are used as given:
+    put a ``river.preprocessing.StandardScaler`` in front. New classes grow the output layer; its Adam
+    state is carried over. Features are fixed, in sorted order, at the first step; later new ones are
+    ignored and missing ones read as 0.
+
+    Examples
+    --------
+    >>> model = EWCClassifier(hidden_sizes=(8,), batch_size=4, consolidate_every=8)
+    >>> for i in range(16):
+    ...     model.learn_one({"a": float(i % 2)}, "odd" if i % 2 else "even")
+    >>> model.n_consolidations_, model.classes_
+    (2, ['even', 'odd'])
+    """
+
+    def __init__(
+        self,
+        hidden_sizes: tuple[int, ...] = (64, 64),
+        activation: str = "relu",
+        lr: float = 0.005,
+        batch_size: int = 32,
+        ewc_lambda: float = 100.0,
+        consolidate_every: int = 500,
+        fisher_decay: float = 1.0,
+        seed: int = 0,
+    ) -> None:
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        positive = {"lr": lr, "batch_size": batch_size, "consolidate_every": consolidate_every}
+        for name, value in positive.items():
+            if value <= 0:
+                raise ValueError(f"{name} must be > 0, got {value}")
+        if ewc_lambda < 0 or not 0 <= fisher_decay <= 1:
+            raise ValueError(f"ewc_lambda must be >= 0, fisher_decay in [0, 1]: {ewc_lambda}, {fisher_decay}")
+        self.hidden_sizes = hidden_sizes
+        self.activation = activation
+        self.lr = lr
+        self.batch_size = batch_size
+        self.ewc_lambda = ewc_lambda
+        self.consolidate_every = consolidate_every
+        self.fisher_decay = fisher_decay
+        self.seed = seed
+        self.classes_: list[Any] = []
+        self.n_consolidations_ = 0
+        self._features: list[str] | None = None
+        self._pending: list[tuple[dict, Any]] = []
+
+    def _build(self, features: list[str]) -> None:
+        # the estimators' network builder: same layers and initialisation as the baselines for one seed
+        self._net = build_mlp(len(features), 1, tuple(self.hidden_sizes), self.activation, self.seed)
+        self._features = features
+        self._opt = torch.optim.Adam(self._net.parameters(), lr=self.lr)
+        self._zeros()
+        self._n_window = 0
+
+    def _zeros(self) -> None:
+        self._fisher = [torch.zeros_like(p) for p in self._net.parameters()]
+        self._window = [torch.zeros_like(p) for p in self._net.parameters()]
+        self._anchor = [p.detach().clone() for p in self._net.parameters()]
+
+    def _grow(self, n_classes: int) -> None:
+        out: nn.Linear = self._net[-1]  # type: ignore[assignment]
+        new = nn.Linear(out.in_features, n_classes)
+        extra = n_classes - out.out_features
+        with torch.no_grad():
+            new.weight[: out.out_features] = out.weight
+            new.bias[: out.out_features] = out.bias
+            new.weight[out.out_features :] = 0.0
+            new.bias[out.out_features :] = 0.0
+        group = self._opt.param_groups[0]
+        for old_p, new_p in [(out.weight, new.weight), (out.bias, new.bias)]:
+            state = self._opt.state.pop(old_p, None)
+            if state:
+                for key in ("exp_avg", "exp_avg_sq"):
+                    state[key] = _pad(state[key], extra)
+                self._opt.state[new_p] = state
+            group["params"][[id(p) for p in group["params"]].index(id(old_p))] = new_p
+        self._net[-1] = new
+        self._fisher[-2:] = [_pad(t, extra) for t in self._fisher[-2:]]
+        self._window[-2:] = [_pad(t, extra) for t in self._window[-2:]]
+        self._anchor[-2:] = [_pad(t, extra) for t in self._anchor[-2:]]
+
+    def _n_outputs(self) -> int:
+        out: nn.Linear = self._net[-1]  # type: ignore[assignment]
+        return out.out_features
+
+    def _tensor(self, X: pd.DataFrame) -> torch.Tensor:
+        assert self._features is not None
+        values = X.reindex(columns=self._features).fillna(0.0).to_numpy(float)
+        return torch.tensor(values, dtype=torch.float32)
+
+    @property
+    def _multiclass(self) -> bool:
+        return True
+
+    def _unit_test_skips(self) -> set[str]:
+        return {"check_learn_many_matches_learn_one"}  # one Adam step per mini-batch, not per sample
+
+    def _add_classes(self, labels: list[Any]) -> None:
+        for label in labels:
+            if label not in self.classes_:
+                self.classes_.append(label)
+        if self._features is not None and len(self.classes_) > self._n_outputs():
+            self._grow(len(self.classes_))
+
+    def learn_one(self, x: dict, y: Any) -> None:
+        self._add_classes([y])
+        self._pending.append((dict(x), y))
+        if len(self._pending) >= self.batch_size:
+            xs, ys = zip(*self._pending, strict=True)
+            self._pending = []
+            self.learn_many(pd.DataFrame(list(xs)), pd.Series(list(ys)))
+
+    def learn_many(self, X: pd.DataFrame, y: pd.Series) -> None:
+        if self._features is None:
+            self._build(sorted(X.columns, key=str))
+        self._add_classes(y.tolist())
+        x = self._tensor(X)
+        t = torch.tensor([self.classes_.index(v) for v in y.tolist()])
+        loss = nn.functional.cross_entropy(self._net(x), t)
+        if self.ewc_lambda > 0 and self.n_consolidations_:
+            triples = zip(self._fisher, self._net.parameters(), self._anchor, strict=True)
+            loss = loss + 0.5 * self.ewc_lambda * sum((f * (p - a) ** 2).sum() for f, p, a in triples)
+        self._opt.zero_grad()
+        loss.backward()
+        self._opt.step()
+        self._accumulate_fisher(x, t)
+
+    def _accumulate_fisher(self, x: torch.Tensor, t: torch.Tensor) -> None:
+        params = {k: v.detach() for k, v in self._net.named_parameters()}
+
+        def nll(p: dict[str, torch.Tensor], xi: torch.Tensor, ti: torch.Tensor) -> torch.Tensor:
+            out = functional_call(self._net, p, (xi.unsqueeze(0),))
+            return nn.functional.cross_entropy(out, ti.unsqueeze(0))
+
+        grads = vmap(grad(nll), in_dims=(None, 0, 0))(params, x, t)
+        for w, g in zip(self._window, grads.values(), strict=True):
+            w += (g**2).sum(dim=0)
+        self._n_window += len(t)
+        if self._n_window >= self.consolidate_every:
+            pairs = zip(self._fisher, self._window, strict=True)
+            self._fisher = [self.fisher_decay * f + w / self._n_window for f, w in pairs]
+            self._window = [torch.zeros_like(w) for w in self._window]
+            self._anchor = [p.detach().clone() for p in self._net.parameters()]
+            self._n_window = 0
+            self.n_consolidations_ += 1
+
+    def predict_proba_many(self, X: pd.DataFrame) -> pd.DataFrame:
+        if not self.classes_:
+            return pd.DataFrame(index=X.index)
+        if self._features is None:  # labels seen, no step yet: uniform
+            return pd.DataFrame(1.0 / len(self.classes_), columns=self.classes_, index=X.index)
+        with torch.no_grad():
+            p = torch.softmax(self._net(self._tensor(X))[:, : len(self.classes_)].double(), dim=1).numpy()
+        return pd.DataFrame(p, columns=self.classes_, index=X.index)
+
+    def predict_proba_one(self, x: dict, **kwargs: Any) -> dict[ClfTarget, float]:
+        proba = self.predict_proba_many(pd.DataFrame([x]))
+        return {c: float(proba[c].iloc[0]) for c in proba.columns}
+
+    def predict_many(self, X: pd.DataFrame) -> pd.Series:
+        proba = self.predict_proba_many(X)
+        if proba.shape[1] == 0:
+            return pd.Series([None] * len(X), index=X.index, dtype=object)
+        return proba.idxmax(axis=1)
+
+
+def _pad(t: torch.Tensor, extra: int) -> torch.Tensor:
+    return torch.cat([t, torch.zeros((extra, *t.shape[1:]), dtype=t.dtype)])

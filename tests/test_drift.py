@@ -1,0 +1,115 @@
+"""Drift-aware AM (stream_am.drift.DriftAware): detector on the loss -> engine.forget / memory_decay boost."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from river import base, checks, drift
+
+from stream_am import AMClassifier
+from stream_am.drift import DriftAware
+
+
+class Engine:
+    def __init__(self):
+        self.memory_decay = 1e-3
+        self.forgets = []
+
+    def forget(self, factor):
+        self.forgets.append(factor)
+
+
+class Constant(base.MiniBatchClassifier):
+    """Always predicts 0; exposes a fake engine."""
+
+    def __init__(self):
+        self.engine = Engine()
+        self.learnt = 0
+
+    def learn_one(self, x, y):
+        self.learnt += 1
+
+    def learn_many(self, X, y):
+        self.learnt += len(X)
+
+    def predict_proba_one(self, x):
+        return {0: 0.9, 1: 0.1}
+
+    def predict_proba_many(self, X):
+        return pd.DataFrame({0: np.full(len(X), 0.9), 1: np.full(len(X), 0.1)}, index=X.index)
+
+
+def _stream(n=2000, switch=1000):
+    X = pd.DataFrame({"a": np.zeros(n)})
+    y = pd.Series((np.arange(n) >= switch).astype(int))
+    return X, y
+
+
+@pytest.mark.parametrize("signal", ["error", "log_loss"])
+def test_forgets_once_after_an_abrupt_switch(signal):
+    inner = Constant()
+    model = DriftAware(inner, signal=signal, forget_factor=0.25)
+    X, y = _stream()
+    for s in range(0, len(X), 50):
+        model.learn_many(X[s : s + 50], y[s : s + 50])
+    assert inner.engine.forgets == [0.25] and inner.learnt == 2000
+    assert len(model.drifts_) == 1 and 1000 < model.drifts_[0] <= 1100
+
+
+def test_boost_raises_decay_then_restores_it():
+    inner = Constant()
+    model = DriftAware(inner, detector=drift.ADWIN(), forget_factor=1.0, boost_decay=0.05, boost_samples=200)
+    X, y = _stream()
+    decays = []
+    for s in range(0, len(X), 50):
+        model.learn_many(X[s : s + 50], y[s : s + 50])
+        decays.append(inner.engine.memory_decay)
+    assert 0.05 in decays and decays[-1] == 1e-3
+    assert sum(d == 0.05 for d in decays) == 4
+
+
+def test_learn_one_path_and_delegation():
+    inner = Constant()
+    model = DriftAware(inner, detector=drift.PageHinkley(min_instances=10, threshold=3.0))
+    for i in range(100):
+        model.learn_one({"a": 0.0}, int(i >= 50))
+    assert model.drifts_ and inner.engine.forgets
+    assert model.predict_one({"a": 0.0}) == 0 and model.predict_proba_one({"a": 0.0}) == {0: 0.9, 1: 0.1}
+
+
+def test_needs_an_engine_and_valid_params():
+    class NoEngine(Constant):
+        def __init__(self):
+            self.learnt = 0
+
+    with pytest.raises(TypeError, match="engine"):
+        DriftAware(NoEngine()).learn_one({"a": 0.0}, 1)
+    for kwargs in [{"signal": "x"}, {"forget_factor": 0.0}, {"boost_decay": 1.0}, {"boost_samples": -1}]:
+        with pytest.raises(ValueError):
+            DriftAware(Constant(), **kwargs)
+
+
+def test_wraps_a_real_am_classifier():
+    model = DriftAware(AMClassifier(hidden_sizes=(8,), batch_size=16, seed=0), forget_factor=0.5)
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.normal(size=1200), "b": rng.normal(size=1200)})
+    y = pd.Series(np.where(np.arange(1200) < 600, X["a"] > 0, X["a"] < 0))
+    for s in range(0, 1200, 16):
+        model.learn_many(X[s : s + 16], y[s : s + 16])
+    assert any(600 < d <= 900 for d in model.drifts_)  # the switch is found (early false alarms aside)
+    assert model.classifier.engine is not None
+    assert model.clone().drifts_ == []
+
+
+@pytest.mark.slow  # ~25 s on 2 shared cores
+def test_river_check_estimator():
+    checks.check_estimator(DriftAware(AMClassifier(hidden_sizes=(4,), batch_size=4, code_steps=2)))
+
+
+def test_a_falling_loss_is_not_a_drift():
+    inner = Constant()
+    model = DriftAware(inner)
+    X = pd.DataFrame({"a": np.zeros(2000)})
+    y = pd.Series((np.arange(2000) < 1000).astype(int))  # errors first, then none: ADWIN fires, no forgetting
+    for s in range(0, 2000, 50):
+        model.learn_many(X[s : s + 50], y[s : s + 50])
+    assert model.drifts_ == [] and inner.engine.forgets == []

@@ -1,0 +1,73 @@
+"""Smoke-run every scenario in quick mode through the CLI and check what it writes."""
+
+import json
+
+import pytest
+
+import scenarios
+from scenarios.cli import main
+
+REQUIRED = {
+    "stationary": {"phishing", "bananas", "image-segments", "digits"},
+    "drift": {"agrawal-abrupt", "agrawal-gradual", "hyperplane", "recurring", "rbf-drift"},
+    "continual": {"split-digits", "permuted-digits", "split-segments"},
+    "non-differentiable": {"sign-digits"},
+}
+
+
+def test_list_prints_every_scenario(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for family, names in REQUIRED.items():
+        for name in names:
+            assert name in scenarios.REGISTRY and scenarios.get(name).family == family
+            assert name in out
+
+
+def test_unknown_scenario_is_an_error(capsys, tmp_path):
+    assert main(["run", "nope", "--quick", "--out", str(tmp_path)]) == 2
+    assert "unknown scenario 'nope'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="known: phishing"):
+        scenarios.get("nope")
+
+
+@pytest.mark.parametrize("name", scenarios.names())
+def test_quick_run_writes_results_and_plots(name, tmp_path):
+    assert main(["run", name, "--quick", "--out", str(tmp_path), "--seed", "1", "--no-progress"]) == 0
+    doc = json.loads((tmp_path / "results.json").read_text())
+    assert doc["scenario"] == name and doc["config"]["seed"] == 1 and doc["config"]["quick"] is True
+    assert len(doc["learners"]) >= 6
+    table = (tmp_path / "results.md").read_text()
+    for learner, metrics in doc["learners"].items():
+        assert f"| {learner} |" in table
+        assert all(isinstance(v, (int, float, list)) for v in metrics.values() if v is not None)
+    assert (tmp_path / "accuracy.png").stat().st_size > 1000
+    family = scenarios.get(name).family
+    if family == "continual":
+        T = doc["config"]["n_tasks"]
+        assert (tmp_path / "accuracy_matrix.png").exists()
+        for metrics in doc["learners"].values():
+            assert {"final_avg_acc", "forgetting", "bwt", "fwt", "joint_avg_acc"} <= set(metrics)
+            assert len(metrics["accuracy_matrix"]) == T and len(metrics["accuracy_matrix"][0]) == T
+    elif family == "drift" and doc["config"]["drift_points"]:
+        assert {"mean_drop", "mean_recovery"} <= set(doc["learners"]["AM-mem"])
+        assert "detections" in doc["learners"]["AM-mem+drift"]
+    else:
+        assert all(0.0 <= m["accuracy"] <= 1.0 for m in doc["learners"].values())
+
+
+def test_same_seed_same_results(tmp_path):
+    docs = []
+    for k in range(2):
+        assert main(["run", "sign-bananas", "--quick", "--out", str(tmp_path / str(k)), "--no-progress"]) == 0
+        docs.append(json.loads((tmp_path / str(k) / "results.json").read_text()))
+    for a, b in zip(docs[0]["learners"].values(), docs[1]["learners"].values(), strict=True):
+        assert a["accuracy"] == b["accuracy"] and a["macro_f1"] == b["macro_f1"]
+
+
+def test_hidden_option_and_bad_values(tmp_path, capsys):
+    assert main(["run", "phishing", "--quick", "--hidden", "8", "4", "--out", str(tmp_path), "--no-progress"]) == 0
+    assert json.loads((tmp_path / "results.json").read_text())["config"]["hidden_sizes"] == [8, 4]
+    assert main(["run", "phishing", "--quick", "--hidden", "0", "--out", str(tmp_path)]) == 2
+    assert main(["run", "phishing", "--quick", "--threads", "0", "--out", str(tmp_path)]) == 2
+    assert "--threads must be >= 1" in capsys.readouterr().err
