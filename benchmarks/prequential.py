@@ -52,6 +52,8 @@ def learners(widths: list[int], seed: int) -> dict[str, Callable[[], object]]:
         "AM-mem, Adam readout": lambda: OnlineAM(net(), variant="mem", readout="adam", seed=seed),
         "AM-Adam, Adam readout": lambda: OnlineAM(net(), variant="adam", readout="adam", seed=seed),
         "AM-mem, solve_every=4": lambda: OnlineAM(net(), variant="mem", solve_every=4, seed=seed),
+        "AM-mem, 3 code steps": lambda: OnlineAM(net(), variant="mem", code_steps=3, seed=seed),
+        "AM-Adam, 3 code steps": lambda: OnlineAM(net(), variant="adam", code_steps=3, seed=seed),
     }
     for opt, lrs in (("adam", (1e-3, 3e-3, 1e-2)), ("sgd", (1e-2, 3e-2, 1e-1))):
         for lr in lrs:

@@ -1,7 +1,8 @@
 """Time one AM step against one backprop Adam step on the same network and mini-batch.
 
-For each shape, AM-mem, AM-Adam and a plain ``torch.optim.Adam`` backprop step are timed *interleaved* in one
-process (so machine noise hits all three alike); each figure is the median of ``--steps`` steps after
+For each shape, AM-mem and AM-Adam (defaults; memories solved every 4th step; three code steps) and a plain
+``torch.optim.Adam`` backprop step are timed *interleaved* in one process (so machine noise hits all of them
+alike); each figure is the median of ``--steps`` steps after
 ``--warmup`` warm-up steps. Ratios (AM / backprop) are the result; absolute times vary with the machine.
 
     python benchmarks/step_time.py [--threads 1 2] [--steps 30] [--device cpu|cuda] [--shapes NAME ...]
@@ -58,6 +59,8 @@ def time_shape(widths, batch, device, steps, warmup, seed=0):
         "AM-mem": OnlineAM(net(), variant="mem", device=str(device), seed=seed),
         "AM-Adam": OnlineAM(net(), variant="adam", device=str(device), seed=seed),
         "AM-mem/4": OnlineAM(net(), variant="mem", solve_every=4, device=str(device), seed=seed),
+        "AM-mem 3": OnlineAM(net(), variant="mem", code_steps=3, device=str(device), seed=seed),
+        "AM-Adam 3": OnlineAM(net(), variant="adam", code_steps=3, device=str(device), seed=seed),
         "backprop-Adam": BackpropStep(net()),
     }
     if device.type == "cuda":
@@ -88,9 +91,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     cuda_cols = " AM-mem serial / bp | AM-Adam serial / bp |" if device.type == "cuda" else ""
     print(
         "| shape | threads | backprop Adam ms | AM-mem ms | AM-Adam ms | AM-mem / bp | AM-Adam / bp "
-        "| AM-mem solve_every=4 / bp |" + cuda_cols
+        "| AM-mem solve_every=4 / bp | AM-mem 3 code steps / bp | AM-Adam 3 code steps / bp |" + cuda_cols
     )
-    print("|---" * (8 + 2 * (device.type == "cuda")) + "|")
+    print("|---" * (10 + 2 * (device.type == "cuda")) + "|")
     for threads in args.threads if device.type == "cpu" else [torch.get_num_threads()]:
         torch.set_num_threads(threads)
         for name in args.shapes:
@@ -102,7 +105,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             extra = "".join(f" {t[k] / bp:.2f} |" for k in ("AM-mem serial", "AM-Adam serial") if k in t)
             print(
                 f"| {name} | {threads} | {bp * 1e3:.2f} | {t['AM-mem'] * 1e3:.2f} | {t['AM-Adam'] * 1e3:.2f} "
-                f"| {t['AM-mem'] / bp:.2f} | {t['AM-Adam'] / bp:.2f} | {t['AM-mem/4'] / bp:.2f} |{extra}",
+                f"| {t['AM-mem'] / bp:.2f} | {t['AM-Adam'] / bp:.2f} | {t['AM-mem/4'] / bp:.2f} "
+                f"| {t['AM-mem 3'] / bp:.2f} | {t['AM-Adam 3'] / bp:.2f} |{extra}",
                 flush=True,
             )
     if device.type == "cuda":

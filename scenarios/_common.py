@@ -74,9 +74,11 @@ def make_learner(name: str, cfg: RunConfig, activation: str = "relu", **extra: A
     if name.startswith("AM-"):
         from stream_am import AMClassifier
 
-        if name not in ("AM-mem", "AM-Adam", "AM-mem+drift", "AM-Adam+drift", "AM-mem eta=0"):
+        if name not in ("AM-mem", "AM-Adam", "AM-mem+drift", "AM-Adam+drift", "AM-mem eta=0", "AM-mem 3 steps"):
             raise ValueError(f"unknown learner {name!r}")
         decay: dict[str, Any] = {"memory_decay": 0.0} if name.endswith("eta=0") else {}
+        if name.endswith("3 steps"):
+            decay["code_steps"] = 3
         am = AMClassifier(variant="adam" if "Adam" in name else "mem", **net, **decay)
         if not name.endswith("+drift"):
             return am

@@ -29,7 +29,7 @@ from stream_am.evaluate import accuracy_on, continual_metrics
 
 __all__ = ["SCENARIOS", "Task"]
 
-LEARNERS = ("AM-mem", "AM-mem eta=0", *BASE_LEARNERS[1:], "Replay", "EWC", "HAT", "ARF")
+LEARNERS = ("AM-mem", "AM-mem 3 steps", "AM-mem eta=0", *BASE_LEARNERS[1:], "Replay", "EWC", "HAT", "ARF")
 
 
 @dataclass

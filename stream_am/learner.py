@@ -123,7 +123,7 @@ class OnlineAM(LearnerState):
         mu: float = 0.1,
         mu_growth: float = 0.0,
         mu_max_factor: float = 10.0,
-        code_steps: int = 3,
+        code_steps: int = 1,
         code_lr: float = 0.05,
         code_momentum: float = 0.9,
         weight_steps: int = 1,
