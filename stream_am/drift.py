@@ -15,14 +15,15 @@ from typing import Any
 
 import pandas as pd
 from river import base, drift
-from river.base.typing import ClfTarget
+
+from stream_am.wrapping import ClassifierWrapper
 
 __all__ = ["DriftAware"]
 
 _SIGNALS = ("error", "log_loss")
 
 
-class DriftAware(base.Wrapper, base.MiniBatchClassifier):
+class DriftAware(ClassifierWrapper):
     """Adapt an AM classifier's memory forgetting when a drift detector fires on its loss.
 
     Parameters
@@ -94,16 +95,8 @@ class DriftAware(base.Wrapper, base.MiniBatchClassifier):
         self._saved_decay: float | None = None
         self._boost_left = 0
 
-    @property
-    def _multiclass(self) -> bool:
-        return bool(getattr(self.classifier, "_multiclass", False))
-
     def _unit_test_skips(self) -> set[str]:
         return {"check_learn_many_matches_learn_one"}  # the detector scores a batch with the pre-batch model
-
-    @property
-    def _wrapped_model(self) -> base.MiniBatchClassifier:
-        return self.classifier
 
     @classmethod
     def _unit_test_params(cls) -> Any:
@@ -170,15 +163,3 @@ class DriftAware(base.Wrapper, base.MiniBatchClassifier):
             ]
         self._observe(losses)
         self.classifier.learn_many(X, y)
-
-    def predict_proba_one(self, x: dict, **kwargs: Any) -> dict[ClfTarget, float]:
-        return self.classifier.predict_proba_one(x, **kwargs)
-
-    def predict_one(self, x: dict, **kwargs: Any) -> ClfTarget | None:
-        return self.classifier.predict_one(x, **kwargs)
-
-    def predict_proba_many(self, X: pd.DataFrame, **kwargs: Any) -> pd.DataFrame:
-        return self.classifier.predict_proba_many(X, **kwargs)
-
-    def predict_many(self, X: pd.DataFrame, **kwargs: Any) -> pd.Series:
-        return self.classifier.predict_many(X, **kwargs)

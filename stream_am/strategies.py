@@ -17,10 +17,12 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from stream_am.estimators.networks import ACTIVATIONS, build_mlp
+from stream_am.wrapping import ClassifierWrapper
 
 __all__ = ["ReplayClassifier", "EWCClassifier"]
 
-class ReplayClassifier(base.Wrapper, base.MiniBatchClassifier):
+
+class ReplayClassifier(ClassifierWrapper):
     """Experience replay: each mini-batch is learnt together with a sample from a reservoir buffer.
 
     Parameters
@@ -70,16 +72,8 @@ class ReplayClassifier(base.Wrapper, base.MiniBatchClassifier):
         self._pending: list[tuple[dict, Any]] = []
         self._rng: np.random.Generator | None = None
 
-    @property
-    def _multiclass(self) -> bool:
-        return bool(getattr(self.classifier, "_multiclass", False))
-
     def _unit_test_skips(self) -> set[str]:
         return {"check_learn_many_matches_learn_one"}  # each learn_many also learns replayed samples
-
-    @property
-    def _wrapped_model(self) -> base.MiniBatchClassifier:
-        return self.classifier
 
     @classmethod
     def _unit_test_params(cls) -> Any:
@@ -111,18 +105,6 @@ class ReplayClassifier(base.Wrapper, base.MiniBatchClassifier):
                 j = int(self._rng.integers(self.n_seen_))
                 if j < self.buffer_size:
                     self.buffer_[j] = item
-
-    def predict_proba_one(self, x: dict, **kwargs: Any) -> dict[ClfTarget, float]:
-        return self.classifier.predict_proba_one(x, **kwargs)
-
-    def predict_one(self, x: dict, **kwargs: Any) -> ClfTarget | None:
-        return self.classifier.predict_one(x, **kwargs)
-
-    def predict_proba_many(self, X: pd.DataFrame, **kwargs: Any) -> pd.DataFrame:
-        return self.classifier.predict_proba_many(X, **kwargs)
-
-    def predict_many(self, X: pd.DataFrame, **kwargs: Any) -> pd.Series:
-        return self.classifier.predict_many(X, **kwargs)
 
 
 class EWCClassifier(base.MiniBatchClassifier):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -114,3 +115,12 @@ def start_server() -> Iterator[Callable[..., Server]]:
     yield start
     for server in servers:
         server.kill()
+
+
+def logged_events(state: Path) -> int:
+    """Learn events still in the SQLite logs under a state directory (0 once compacted)."""
+    total = 0
+    for db in state.glob("models/*/events.sqlite"):
+        with sqlite3.connect(db) as conn:
+            total += conn.execute("SELECT count(*) FROM events").fetchone()[0]
+    return total

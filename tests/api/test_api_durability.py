@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,14 +32,6 @@ def _feed(client: TestClient, path: str, sizes: list[int], start: int = 0) -> in
     return i
 
 
-def _events(state: Path) -> int:
-    total = 0
-    for db in state.glob("models/*/events.sqlite"):
-        with sqlite3.connect(db) as conn:
-            total += conn.execute("SELECT count(*) FROM events").fetchone()[0]
-    return total
-
-
 def test_restart_replays_log_after_checkpoint(make_client: Callable[..., TestClient], tmp_path: Path) -> None:
     settings = {"checkpoint_every_samples": 20, "checkpoint_every_seconds": 3600}
     first = make_client(**settings)
@@ -51,7 +42,7 @@ def test_restart_replays_log_after_checkpoint(make_client: Callable[..., TestCli
     assert info["samples_seen"] == 31
     state = tmp_path / "state"
     assert len(list(state.glob("models/m-*/checkpoints/ckpt-*"))) >= 1
-    assert 0 < _events(state) < 6  # compacted: only the tail after the checkpoint is left
+    assert 0 < api_fixtures.logged_events(state) < 6  # compacted: only the tail after the checkpoint is left
     # simulate a crash: stop without the final checkpoint, then start a new app on the same state
     first.app.state.registry.close(checkpoint=False)  # type: ignore[attr-defined]
     second = make_client(**settings)
@@ -81,7 +72,7 @@ def test_graceful_shutdown_checkpoints_and_empties_log(make_client: Callable[...
     _feed(client, "/partial_fit", [10, 10])
     expected = client.post("/predict", json=PROBE).json()
     client.__exit__(None, None, None)
-    assert _events(tmp_path / "state") == 0
+    assert api_fixtures.logged_events(tmp_path / "state") == 0
     again = make_client()
     assert again.post("/predict", json=PROBE).json() == expected
 
@@ -117,9 +108,9 @@ def test_time_based_checkpoint(make_client: Callable[..., TestClient], tmp_path:
     client = make_client(checkpoint_every_seconds=0.2)
     _feed(client, "/partial_fit", [3])
     deadline = time.monotonic() + 10
-    while _events(tmp_path / "state") and time.monotonic() < deadline:
+    while api_fixtures.logged_events(tmp_path / "state") and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _events(tmp_path / "state") == 0  # checkpointed and compacted without new requests
+    assert api_fixtures.logged_events(tmp_path / "state") == 0  # checkpointed and compacted without new requests
     assert list((tmp_path / "state").glob("models/default-*/checkpoints/ckpt-*"))
 
 

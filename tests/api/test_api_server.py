@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -26,14 +25,6 @@ def _batch(i: int, n: int) -> tuple[list[dict[str, float]], list[int]]:
     return xs, [int(x["a"] + x["b"] > 0.2) for x in xs]
 
 
-def _events(state: Path) -> int:
-    total = 0
-    for db in state.glob("models/*/events.sqlite"):
-        with sqlite3.connect(db) as conn:
-            total += conn.execute("SELECT count(*) FROM events").fetchone()[0]
-    return total
-
-
 def test_kill_9_restart_predicts_exactly_as_before(start_server: Callable[..., Any], tmp_path: Path) -> None:
     state = tmp_path / "state"
     env = {"STREAM_AM_CHECKPOINT_EVERY_SAMPLES": "60"}
@@ -50,7 +41,8 @@ def test_kill_9_restart_predicts_exactly_as_before(start_server: Callable[..., A
         info = http.get("/models/default").json()
         assert http.post("/predict", json={"instances": PROBE["instances"][:2], "ids": ["p1", "p2"]}).is_success
     assert info["samples_seen"] == acknowledged == sum(SIZES)
-    assert list(state.glob("models/*/checkpoints/ckpt-*")) and _events(state) > 0  # checkpoint + log tail
+    assert list(state.glob("models/*/checkpoints/ckpt-*"))
+    assert api_fixtures.logged_events(state) > 0  # checkpoint + log tail
     server.kill()
     restarted = start_server(state, env=env, via_uvicorn=True)
     with httpx.Client(base_url=restarted.url, timeout=30) as http:
@@ -68,7 +60,7 @@ def test_kill_9_restart_predicts_exactly_as_before(start_server: Callable[..., A
     table = reference.predict_proba_many(pd.DataFrame(PROBE["instances"]))  # the server's path for 3 rows
     assert [{str(k): float(v) for k, v in row.items()} for _, row in table.iterrows()] == before["probabilities"]
     restarted.stop()
-    assert _events(state) == 0  # a graceful stop checkpoints and compacts
+    assert api_fixtures.logged_events(state) == 0  # a graceful stop checkpoints and compacts
 
 
 def test_concurrent_load_loses_nothing(start_server: Callable[..., Any], tmp_path: Path) -> None:
