@@ -166,8 +166,14 @@ class OnlineAM(LearnerState):
                         f"variant='mem' fits each block as an affine least-squares map and cannot fit "
                         f"{block.norm!r}; use variant='adam' or remove the BatchNorm"
                     )
-                if isinstance(block.layer, nn.Conv2d) and block.layer.groups != 1:
-                    raise ValueError(f"variant='mem' supports Conv2d with groups=1 only, got {block.layer!r}")
+                conv = block.layer
+                if isinstance(conv, nn.Conv2d) and (
+                    conv.groups != 1 or conv.padding_mode != "zeros" or isinstance(conv.padding, str)
+                ):
+                    raise ValueError(
+                        "variant='mem' supports Conv2d with groups=1, padding_mode='zeros' and numeric padding "
+                        f"only, got {conv!r}"
+                    )
         self._built = False
         self.samples_seen = 0
         self.n_steps = 0

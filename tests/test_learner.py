@@ -249,3 +249,18 @@ def test_forget_and_runtime_memory_decay():
     assert am._memory[0].decay == 0.01
     with pytest.raises(ValueError, match="memory_decay"):
         am.memory_decay = 2.0
+
+
+@pytest.mark.parametrize(
+    "conv",
+    [
+        lambda: nn.Conv2d(1, 2, 3, groups=1, padding="same"),
+        lambda: nn.Conv2d(2, 2, 3, groups=2),
+        lambda: nn.Conv2d(1, 2, 3, padding=1, padding_mode="reflect"),
+    ],
+)
+def test_mem_refuses_unsupported_convolutions_up_front(conv):
+    layer = conv()
+    seq = nn.Sequential(layer, nn.ReLU(), nn.Flatten(), nn.Linear(8, 2))
+    with pytest.raises(ValueError, match="Conv2d"):
+        OnlineAM(seq, variant="mem")
