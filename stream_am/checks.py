@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -16,6 +17,7 @@ __all__ = [
     "resolve_device",
     "check_x",
     "check_batch",
+    "shape_errors",
 ]
 
 
@@ -104,3 +106,14 @@ def check_batch(
     if not bool(torch.isfinite(y).all()):
         raise ValueError("y contains NaN or infinite values")
     return x, y
+
+
+@contextmanager
+def shape_errors(x: torch.Tensor, name: str = "x") -> Iterator[None]:
+    """Turn torch's shape errors inside the block into a ``ValueError`` naming ``name`` and its shape."""
+    try:
+        yield
+    except RuntimeError as exc:
+        if "shape" not in str(exc) and "size" not in str(exc) and "dimension" not in str(exc):
+            raise
+        raise ValueError(f"{name} has shape {tuple(x.shape)}, which the network cannot take: {exc}") from exc

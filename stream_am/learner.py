@@ -259,7 +259,7 @@ class OnlineAM(LearnerState):
         net = self._net
         n = x.shape[0]
         masks: list[dict[int, torch.Tensor]] = [{} for _ in range(net.n_codes + 1)]
-        with torch.no_grad():
+        with torch.no_grad(), checks.shape_errors(x):  # nothing has changed yet if the network refuses x
             codes = forward_codes(net, x, masks, self._generator)
             a_top = net.act(net.n_codes - 1, codes[-1], masks[-1]) if codes else net.preprocess(x, masks[0])
             before = net.out(a_top)
@@ -310,7 +310,8 @@ class OnlineAM(LearnerState):
         """Network outputs (logits or values) for ``x``, on the module's device; never changes any state."""
         dev = next(self.module.parameters()).device
         x = checks.check_x(x, device=dev, n_inputs=self.n_inputs if self._first_is_linear() else None)
-        return self._net.forward(x)
+        with checks.shape_errors(x):
+            return self._net.forward(x)
 
     @torch.no_grad()
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:

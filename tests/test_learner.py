@@ -264,3 +264,19 @@ def test_mem_refuses_unsupported_convolutions_up_front(conv):
     seq = nn.Sequential(layer, nn.ReLU(), nn.Flatten(), nn.Linear(8, 2))
     with pytest.raises(ValueError, match="Conv2d"):
         OnlineAM(seq, variant="mem")
+
+
+def test_input_the_conv_network_cannot_take_is_a_value_error_and_changes_nothing():
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        seq = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8, 2))
+    am = OnlineAM(seq, variant="mem", seed=0)
+    good = torch.randn(4, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    am.partial_fit(good, torch.tensor([0, 1, 0, 1]))
+    before = snapshot(am)
+    for bad in (torch.randn(4, 3, 4, 4), torch.randn(4, 1, 6, 6)):
+        with pytest.raises(ValueError, match=r"x has shape"):
+            am.partial_fit(bad, torch.tensor([0, 1, 0, 1]))
+        with pytest.raises(ValueError, match=r"x has shape"):
+            am.predict(bad)
+    assert_same_state(before, snapshot(am))
