@@ -234,3 +234,17 @@ def test_feature_names_in_lists_features_in_input_order():
     clf.learn_one({"b": 1.0, "a": 2.0}, True)
     clf.learn_one({"c": 1.0}, False)
     assert clf.feature_names_in_ == ["a", "b", "c"] and clf.n_features_in_ == 3
+
+
+def test_load_can_override_the_saved_device(tmp_path):
+    from stream_am import AMClassifier
+
+    clf = AMClassifier(hidden_sizes=(4,), batch_size=4, seed=0)
+    for i in range(12):
+        clf.learn_one({"a": float(i % 3), "b": float(i % 2)}, i % 2 == 0)
+    clf.save(tmp_path / "m")
+    loaded = AMClassifier.load(tmp_path / "m", device="cpu")
+    assert loaded.device == "cpu"
+    assert loaded.predict_proba_one({"a": 1.0, "b": 0.0}) == clf.predict_proba_one({"a": 1.0, "b": 0.0})
+    with pytest.raises(ValueError, match="device"):
+        AMClassifier.load(tmp_path / "m", device="tpu")

@@ -132,11 +132,14 @@ class StreamEstimator:
         return persistence.save(self, path)
 
     @classmethod
-    def load(cls, path: str | Path) -> Any:
-        """Read an estimator written by :meth:`save`; it predicts and learns exactly as the saved one."""
+    def load(cls, path: str | Path, device: str | None = None) -> Any:
+        """Read an estimator written by :meth:`save`; it predicts and learns exactly as the saved one.
+
+        ``device`` overrides the saved ``device`` parameter (a model saved on ``"cuda"`` loads on ``"cpu"``).
+        """
         from stream_am.estimators import persistence
 
-        return persistence.load(path, expected=cls)
+        return persistence.load(path, expected=cls, device=device)
 
     def flush(self) -> None:
         """Run one engine step on the buffered samples now, even if fewer than ``batch_size``.

@@ -72,8 +72,12 @@ def save(estimator: Any, path: str | Path) -> Path:
     return directory
 
 
-def load(path: str | Path, expected: type | None = None) -> Any:
-    """Read an estimator written by :func:`save`; ``expected`` (a class) is checked when given."""
+def load(path: str | Path, expected: type | None = None, device: str | None = None) -> Any:
+    """Read an estimator written by :func:`save`; ``expected`` (a class) is checked when given.
+
+    ``device`` replaces the saved ``device`` parameter (e.g. a model trained with ``"cuda"`` loaded where
+    there is no GPU); the learned state is moved there.
+    """
     from safetensors.numpy import load_file
 
     directory = Path(path)
@@ -88,7 +92,10 @@ def load(path: str | Path, expected: type | None = None) -> Any:
         raise ValueError(f"path {str(path)!r}: unknown estimator class {config['class']!r}")
     if expected is not None and not issubclass(cls, expected):
         raise ValueError(f"path {str(path)!r} holds a {cls.__name__}, not a {expected.__name__}")
-    estimator = cls(**{k: _decode(v) for k, v in config["params"].items()})
+    params = {k: _decode(v) for k, v in config["params"].items()}
+    if device is not None:
+        params["device"] = device
+    estimator = cls(**params)
     meta = dict(config["meta"])
     meta["features"] = [_decode(c) for c in meta["features"]]
     if "classes" in meta:
