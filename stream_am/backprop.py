@@ -14,6 +14,7 @@ import math
 import torch
 from torch import nn
 
+from stream_am.network import flatten
 from stream_am.updaters.adam import adam_update
 
 __all__ = ["BackpropLearner", "sgd_update"]
@@ -33,12 +34,6 @@ def sgd_update(
 def _linears(module: nn.Module) -> list[nn.Linear]:
     return [m for m in module.modules() if isinstance(m, nn.Linear)]
 
-
-def _layers(module: nn.Module) -> list[nn.Module]:
-    out: list[nn.Module] = []
-    for m in module.children():
-        out.extend(_layers(m) if isinstance(m, nn.Sequential) else [m])
-    return out
 
 
 class BackpropLearner:
@@ -169,7 +164,7 @@ class BackpropLearner:
     def _train_forward(self, x: torch.Tensor) -> torch.Tensor:
         self.module.train(x.shape[0] > 1)  # BatchNorm needs two samples for batch statistics
         try:
-            for m in _layers(self.module):
+            for m in flatten(self.module):
                 if not isinstance(m, nn.Dropout):  # Dropout would draw from the global RNG
                     x = m(x)
         finally:
@@ -245,7 +240,7 @@ class BackpropLearner:
 
     def grow_inputs(self, n_new: int) -> None:
         """Add ``n_new`` input features to the first ``Linear`` (zero weights); moments are zero-padded."""
-        first = _layers(self.module)[0]
+        first = flatten(self.module)[0]
         if not isinstance(first, nn.Linear):
             raise ValueError(f"grow_inputs needs an nn.Linear first layer, got {first!r}")
         self._grow_checked(n_new, 0)

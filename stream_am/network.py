@@ -15,7 +15,7 @@ from torch import nn
 
 from stream_am.nn import Sign, Step
 
-__all__ = ["CodeBlock", "Network", "decompose", "NONLINEAR_TYPES", "CODE_TYPES"]
+__all__ = ["CodeBlock", "Network", "decompose", "flatten", "NONLINEAR_TYPES", "CODE_TYPES"]
 
 CODE_TYPES = (nn.Linear, nn.Conv2d)
 NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d)
@@ -152,11 +152,12 @@ class Network:
         return not any(isinstance(m, (nn.Flatten, nn.MaxPool2d, nn.AvgPool2d)) for m in self.acts[l])
 
 
-def _flatten(module: nn.Module) -> list[nn.Module]:
+def flatten(module: nn.Module) -> list[nn.Module]:
+    """The modules of ``module`` in order, nested ``nn.Sequential`` containers flattened."""
     out: list[nn.Module] = []
     for m in module.children():
         if isinstance(m, nn.Sequential):
-            out.extend(_flatten(m))
+            out.extend(flatten(m))
         else:
             out.append(m)
     return out
@@ -178,7 +179,7 @@ def decompose(module: nn.Module) -> Network:
     """
     if not isinstance(module, nn.Sequential):
         raise ValueError(f"module must be a torch.nn.Sequential, got {type(module).__name__}")
-    mods = _flatten(module)
+    mods = flatten(module)
     weighted = [i for i, m in enumerate(mods) if isinstance(m, CODE_TYPES)]
     if not weighted:
         raise ValueError("module must contain at least one nn.Linear (the output layer)")
