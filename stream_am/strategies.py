@@ -145,8 +145,10 @@ class EWCClassifier(base.MiniBatchClassifier):
         for name, value in positive.items():
             if value <= 0:
                 raise ValueError(f"{name} must be > 0, got {value}")
-        if ewc_lambda < 0 or not 0 <= fisher_decay <= 1:
-            raise ValueError(f"ewc_lambda must be >= 0, fisher_decay in [0, 1]: {ewc_lambda}, {fisher_decay}")
+        if ewc_lambda < 0:
+            raise ValueError(f"ewc_lambda must be >= 0, got {ewc_lambda!r}")
+        if not 0 <= fisher_decay <= 1:
+            raise ValueError(f"fisher_decay must be in [0, 1], got {fisher_decay!r}")
         self.hidden_sizes = hidden_sizes
         self.activation = activation
         self.lr = lr

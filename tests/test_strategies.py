@@ -131,3 +131,13 @@ def test_ewc_rejects_bad_params(kwargs):
                          ids=["EWCClassifier", "ReplayClassifier"])
 def test_river_check_estimator(make):
     checks.check_estimator(make())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"), [({"ewc_lambda": -1.0}, "ewc_lambda"), ({"fisher_decay": 1.5}, "fisher_decay")]
+)
+def test_ewc_parameter_errors_name_the_field(kwargs, field):
+    from stream_am.strategies import EWCClassifier
+
+    with pytest.raises(ValueError, match=f"^{field} must"):
+        EWCClassifier(**kwargs)
