@@ -10,13 +10,13 @@ __all__ = ["rows", "get_affine", "set_affine"]
 
 
 def rows(layer: nn.Linear | nn.Conv2d, a: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(input, code) pairs, one row each: samples for ``Linear``, image patches for ``Conv2d``."""
+    """(input, code) pairs, one row each: samples for ``Linear``, image patches for ``Conv2d``.
+
+    A ``Conv2d`` must have ``groups=1``, zero padding mode and numeric padding (``OnlineAM`` checks this when
+    it is built, before any state exists).
+    """
     if isinstance(layer, nn.Linear):
         return a.flatten(1), c
-    if layer.padding_mode != "zeros" or isinstance(layer.padding, str):
-        raise ValueError(
-            f"variant='mem' supports Conv2d with padding_mode='zeros' and numeric padding only, got {layer!r}"
-        )
     patches = F.unfold(
         a, layer.kernel_size, dilation=layer.dilation, padding=layer.padding, stride=layer.stride
     )
