@@ -17,9 +17,9 @@ def rows(layer: nn.Linear | nn.Conv2d, a: torch.Tensor, c: torch.Tensor) -> tupl
     """
     if isinstance(layer, nn.Linear):
         return a.flatten(1), c
-    patches = F.unfold(
-        a, layer.kernel_size, dilation=layer.dilation, padding=layer.padding, stride=layer.stride
-    )
+    padding = layer.padding
+    assert not isinstance(padding, str)  # refused by the OnlineAM constructor
+    patches = F.unfold(a, layer.kernel_size, dilation=layer.dilation, padding=padding, stride=layer.stride)
     return patches.transpose(1, 2).reshape(-1, patches.shape[1]), c.permute(0, 2, 3, 1).reshape(
         -1, c.shape[1]
     )
