@@ -1,7 +1,8 @@
 """Time one AM step against one backprop Adam step on the same network and mini-batch.
 
 For each shape, AM-mem and AM-Adam (defaults; memories solved every 4th step; three code steps) and a plain
-``torch.optim.Adam`` backprop step are timed *interleaved* in one process (so machine noise hits all of them
+``torch.optim.Adam`` backprop step (its default implementation, and ``fused=True``, the kernel the AM
+learners' Adam steps use) are timed *interleaved* in one process (so machine noise hits all of them
 alike); each figure is the median of ``--steps`` steps after
 ``--warmup`` warm-up steps. Ratios (AM / backprop) are the result; absolute times vary with the machine.
 
@@ -32,9 +33,9 @@ SHAPES = {
 class BackpropStep:
     """One end-to-end backprop step with torch.optim.Adam (the reference)."""
 
-    def __init__(self, module: nn.Module, lr: float = 1e-3):
+    def __init__(self, module: nn.Module, lr: float = 1e-3, fused: bool | None = None):
         self.module = module
-        self.opt = torch.optim.Adam(module.parameters(), lr=lr)
+        self.opt = torch.optim.Adam(module.parameters(), lr=lr, fused=fused)
 
     def partial_fit(self, x: torch.Tensor, y: torch.Tensor) -> None:
         self.opt.zero_grad(set_to_none=True)
@@ -62,6 +63,7 @@ def time_shape(widths, batch, device, steps, warmup, seed=0):
         "AM-mem 3": OnlineAM(net(), variant="mem", code_steps=3, device=str(device), seed=seed),
         "AM-Adam 3": OnlineAM(net(), variant="adam", code_steps=3, device=str(device), seed=seed),
         "backprop-Adam": BackpropStep(net()),
+        "backprop-Adam fused": BackpropStep(net(), fused=True),
     }
     if device.type == "cuda":
         for v in ("mem", "adam"):
@@ -91,22 +93,24 @@ def main(argv: list[str] | None = None) -> list[dict]:
     cuda_cols = " AM-mem serial / bp | AM-Adam serial / bp |" if device.type == "cuda" else ""
     print(
         "| shape | threads | backprop Adam ms | AM-mem ms | AM-Adam ms | AM-mem / bp | AM-Adam / bp "
-        "| AM-mem solve_every=4 / bp | AM-mem 3 code steps / bp | AM-Adam 3 code steps / bp |" + cuda_cols
+        "| AM-mem solve_every=4 / bp | AM-mem 3 code steps / bp | AM-Adam 3 code steps / bp "
+        "| fused-Adam bp ms | AM-mem / fused bp | AM-Adam / fused bp |" + cuda_cols
     )
-    print("|---" * (10 + 2 * (device.type == "cuda")) + "|")
+    print("|---" * (13 + 2 * (device.type == "cuda")) + "|")
     for threads in args.threads if device.type == "cpu" else [torch.get_num_threads()]:
         torch.set_num_threads(threads)
         for name in args.shapes:
             widths, batch = SHAPES[name]
             t = time_shape(widths, batch, device, args.steps, args.warmup)
-            bp = t["backprop-Adam"]
+            bp, fbp = t["backprop-Adam"], t["backprop-Adam fused"]
             row = {"shape": name, "threads": threads, **{k: v * 1e3 for k, v in t.items()}}
             rows.append(row)
             extra = "".join(f" {t[k] / bp:.2f} |" for k in ("AM-mem serial", "AM-Adam serial") if k in t)
             print(
                 f"| {name} | {threads} | {bp * 1e3:.2f} | {t['AM-mem'] * 1e3:.2f} | {t['AM-Adam'] * 1e3:.2f} "
                 f"| {t['AM-mem'] / bp:.2f} | {t['AM-Adam'] / bp:.2f} | {t['AM-mem/4'] / bp:.2f} "
-                f"| {t['AM-mem 3'] / bp:.2f} | {t['AM-Adam 3'] / bp:.2f} |{extra}",
+                f"| {t['AM-mem 3'] / bp:.2f} | {t['AM-Adam 3'] / bp:.2f} | {fbp * 1e3:.2f} | {t['AM-mem'] / fbp:.2f} "
+                f"| {t['AM-Adam'] / fbp:.2f} |{extra}",
                 flush=True,
             )
     if device.type == "cuda":

@@ -2,7 +2,7 @@
 
 :class:`BackpropLearner` is the reference that AM is compared against: it trains the very same
 ``torch.nn.Sequential`` with one optimiser step (Adam or SGD) per mini-batch on the whole network. The
-optimiser is a small functional core (:func:`stream_am.updaters.adam.adam_update`, :func:`sgd_update`) over
+optimiser is a small functional core (:func:`stream_am.updaters.adam.adam_update_many`, :func:`sgd_update`) over
 flat, named state, so ``state_dict`` is safetensors-compatible and growing a layer pads the optimiser moments instead of
 rebuilding them.
 """
@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from stream_am.network import flatten
-from stream_am.updaters.adam import adam_update
+from stream_am.updaters.adam import adam_update_many
 
 __all__ = ["BackpropLearner", "sgd_update"]
 
@@ -189,13 +189,21 @@ class BackpropLearner:
         grads = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
         self._step += 1
         with torch.no_grad():
-            for (name, p), g in zip(params.items(), grads, strict=True):
-                if g is None:
-                    continue
-                if self.optimizer == "adam":
-                    adam_update(p, g, self._state[f"exp_avg.{name}"], self._state[f"exp_avg_sq.{name}"], self._step,
-                                lr=self.lr, beta1=self.betas[0], beta2=self.betas[1], eps=self.eps)
-                else:
+            live = [(name, p, g) for (name, p), g in zip(params.items(), grads, strict=True) if g is not None]
+            if self.optimizer == "adam":
+                adam_update_many(
+                    [p for _, p, _ in live],
+                    [g for _, _, g in live],
+                    [self._state[f"exp_avg.{name}"] for name, _, _ in live],
+                    [self._state[f"exp_avg_sq.{name}"] for name, _, _ in live],
+                    self._step,
+                    lr=self.lr,
+                    beta1=self.betas[0],
+                    beta2=self.betas[1],
+                    eps=self.eps,
+                )
+            else:
+                for name, p, g in live:
                     sgd_update(p, g, self._state[f"momentum_buffer.{name}"], lr=self.lr, momentum=self.momentum)
         self.samples_seen += x.shape[0]
         return {"loss": float(loss.detach())}

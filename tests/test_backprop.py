@@ -8,7 +8,7 @@ from torch import nn
 
 from stream_am.backprop import BackpropLearner
 from stream_am.estimators import build_mlp
-from stream_am.updaters.adam import adam_update
+from stream_am.updaters.adam import adam_update, adam_update_many
 
 
 def _data(n=32, n_in=3, seed=0):
@@ -40,6 +40,25 @@ def test_adam_update_matches_torch_adam():
         opt.step()
         adam_update(p2, g, m, v, step, lr=0.1)
     torch.testing.assert_close(p1.detach(), p2)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_adam_update_many_fused_and_op_by_op_agree_with_torch_adam(fused):
+    gen = torch.Generator().manual_seed(0)
+    params = [torch.randn(5, 4, generator=gen), torch.randn(5, generator=gen)]
+    ref = [p.clone().requires_grad_(True) for p in params]
+    opt = torch.optim.Adam(ref, lr=0.01, betas=(0.8, 0.99), eps=1e-6)
+    ms, vs = [torch.zeros_like(p) for p in params], [torch.zeros_like(p) for p in params]
+    for step in range(1, 6):
+        grads = [torch.randn(p.shape, generator=gen) for p in params]
+        for r, g in zip(ref, grads, strict=True):
+            r.grad = g.clone()
+        opt.step()
+        adam_update_many(params, grads, ms, vs, step, lr=0.01, beta1=0.8, beta2=0.99, eps=1e-6, fused=fused)
+    for p, m, v, r in zip(params, ms, vs, ref, strict=True):
+        torch.testing.assert_close(p, r.detach())
+        torch.testing.assert_close(m, opt.state[r]["exp_avg"])
+        torch.testing.assert_close(v, opt.state[r]["exp_avg_sq"])
 
 
 def test_regression_loss():
