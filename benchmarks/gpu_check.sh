@@ -9,4 +9,4 @@ OUT="${OUT:-/tmp/gpu_out}"; mkdir -p "$OUT"
 { date -u; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv;
   python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"; } 2>&1 | tee "$OUT/gpu.txt"
 python3 -m pytest tests/test_gpu.py -m gpu -q -p no:cacheprovider 2>&1 | tee "$OUT/gpu_tests.txt"
-python3 benchmarks/step_time.py --device cuda --steps 30 --warmup 5 2>&1 | tee "$OUT/step_time_cuda.txt"
+python3 benchmarks/step_time.py --device cuda --steps 10 --warmup 2 2>&1 | tee "$OUT/step_time_cuda.txt"
