@@ -33,6 +33,8 @@ def output_loss(out: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
         return F.cross_entropy(out, y, reduction="sum")
     if loss == "onehot_mse":
         return (out - F.one_hot(y, out.shape[1]).to(out.dtype)).pow(2).sum()
+    if loss == "sq":  # y already holds the targets (e.g. one-hot rows)
+        return (out - y).pow(2).sum()
     return (out - y).pow(2).mean(dim=1).sum()
 
 
@@ -165,6 +167,8 @@ def update_codes(
     ``top_out`` (the network's outputs at the forward codes) saves recomputing them.
     """
     L = len(codes)
+    if loss == "onehot_mse" and codes:  # one-hot targets once per batch, not at every evaluation
+        y, loss = F.one_hot(y, net.out.out_features).to(codes[-1].dtype), "sq"
     new: list[torch.Tensor] = [c for c in codes]
     above: list[torch.Tensor | None] = [None] * L
     sparsity = lambda_c / mu

@@ -8,7 +8,8 @@ from stream_am import OnlineAM
 from stream_am.codes import _hidden_objective, _top_objective, forward_codes, update_codes
 from stream_am.network import decompose
 from stream_am.nn import Sign
-from stream_am.updaters import MemoryRule, ridge_solve
+from stream_am.updaters import AdamRule, MemoryRule, ridge_solve
+from stream_am.updaters.adam import adam_update_many
 
 
 @pytest.mark.parametrize("act", [nn.ReLU, nn.Tanh, Sign])
@@ -167,3 +168,27 @@ def test_ridge_solve_both_triangular_orders_match_linalg_solve(d, k):
                                                                                                   dtype=torch.float64)
     want = torch.linalg.solve(A + 0.1 * torch.eye(d, dtype=torch.float64), (B + 0.1 * W).T).T
     torch.testing.assert_close(ridge_solve(A, B, W, 0.1), want)
+
+
+def test_adam_rule_resumes_its_step_count_after_load_and_matches_the_op_by_op_formula():
+    gen = torch.Generator().manual_seed(0)
+    params = [torch.randn(4, 3, generator=gen), torch.randn(4, generator=gen)]
+    grads = [[torch.randn(p.shape, generator=gen) for p in params] for _ in range(6)]
+    first = AdamRule(0.05)
+    for g in grads[:3]:
+        first.step(params, g)
+    # a restored rule continues at step 4 (its fused step counters are rebuilt from step_count)
+    restored_params = [p.clone() for p in params]
+    restored = AdamRule(0.05)
+    restored.load_state_dict(first.state_dict("adam."), "adam.", restored_params)
+    # the reference: the same three steps and the rest with the textbook formula, step by step
+    ref_params = [p.clone() for p in params]
+    ms, vs = [m.clone() for m in first.exp_avg], [v.clone() for v in first.exp_avg_sq]
+    for k, g in enumerate(grads[3:], start=4):
+        first.step(params, g)
+        restored.step(restored_params, g)
+        adam_update_many(ref_params, g, ms, vs, k, lr=0.05, fused=False)
+    assert first.step_count == restored.step_count == 6
+    for p, r, q in zip(params, restored_params, ref_params, strict=True):
+        torch.testing.assert_close(p, r, rtol=0, atol=0)
+        torch.testing.assert_close(p, q)
