@@ -69,17 +69,20 @@ def nesterov_descent(
     """
     c = c0
     best, g, aux = value_and_grad(c0, True)
-    v = torch.zeros_like(c0)
+    v: torch.Tensor | None = None
     step = torch.full((), lr, dtype=c0.dtype, device=c0.device)
     for k in range(steps):
         assert g is not None
-        v.mul_(momentum).add_(g)
+        v = g.clone() if v is None else v.mul_(momentum).add_(g)  # the momentum buffer starts at zero
         trial = c - step * (g + momentum * v)
-        value, g_trial, aux_trial = value_and_grad(trial, k < steps - 1)
+        last = k == steps - 1
+        value, g_trial, aux_trial = value_and_grad(trial, not last)
         # accept or undo without a device-to-host sync (torch.where), so GPU steps never stall here
         ok = value <= best
         c = torch.where(ok, trial, c)
         aux = torch.where(ok, aux_trial, aux) if aux is not None and aux_trial is not None else None
+        if last:  # the search state below is dead after the last step
+            break
         best = torch.where(ok, value, best)
         if g_trial is not None:
             g = torch.where(ok, g_trial, g)

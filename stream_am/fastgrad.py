@@ -26,14 +26,16 @@ def elementwise(
 ) -> tuple[torch.Tensor, torch.Tensor | None] | None:
     """``(act(c), d act / d c)`` for a chain of elementwise modules (``None`` derivative means 1).
 
+    The derivative may be a boolean mask (ReLU), which multiplies like 0/1 in the float dtype.
+
     Returns ``None`` when a module is not elementwise (pooling, flatten, tanh-approximated GELU, ...).
     Sign and Step use their straight-through derivatives, as autograd does.
     """
     a, d = c, None
     for k, m in enumerate(mods):
         if isinstance(m, nn.ReLU):
-            g = (a > 0).to(a.dtype)
-            a = a * g
+            a = torch.relu(a)
+            g = a > 0  # a boolean mask: multiplying by it promotes to the float dtype
         elif isinstance(m, nn.LeakyReLU):
             g = torch.where(a > 0, 1.0, m.negative_slope).to(a.dtype)
             a = a * g
