@@ -1,0 +1,39 @@
+"""Smoke tests of the speed and accuracy benchmark scripts at tiny sizes (they print tables; nothing timed)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_step_time_prints_a_ratio_row_per_shape(capsys: pytest.CaptureFixture[str]) -> None:
+    step_time = _load("step_time")
+    rows = step_time.main(["--threads", "1", "--steps", "1", "--warmup", "0", "--shapes", "64-64-64-10/b32"])
+    assert [r["shape"] for r in rows] == ["64-64-64-10/b32"]
+    expected = {"AM-mem", "AM-Adam", "AM-mem/4", "AM-mem 3", "AM-Adam 3", "backprop-Adam", "backprop-Adam fused"}
+    assert expected <= set(rows[0]) and all(rows[0][k] > 0 for k in expected)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 64-64-64-10/b32")]
+    assert len(lines) == 1 and len(lines[0].strip("|").split("|")) == 13
+
+
+def test_prequential_reports_accuracy_for_am_and_backprop(capsys: pytest.CaptureFixture[str]) -> None:
+    prequential = _load("prequential")
+    result = prequential.main(["--widths", "64,16,10"])
+    out = capsys.readouterr().out
+    assert "AM-mem minus best backprop Adam" in out
+    accuracies = [v["accuracy"] for v in result.values()]
+    assert len(accuracies) == 13
+    assert all(0.0 <= a <= 1.0 for a in accuracies) and max(accuracies) > 0.5
