@@ -57,7 +57,12 @@ ValueAndGrad = Callable[[torch.Tensor, bool], Evaluation]
 
 
 def nesterov_descent(
-    c0: torch.Tensor, value_and_grad: ValueAndGrad, steps: int, lr: float, momentum: float
+    c0: torch.Tensor,
+    value_and_grad: ValueAndGrad,
+    steps: int,
+    lr: float,
+    momentum: float,
+    host_branch: bool | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``steps`` Nesterov steps from ``c0`` (PyTorch's formulation), monotone by safeguard.
 
@@ -65,20 +70,32 @@ def nesterov_descent(
     restart), so the returned code never has a higher objective than ``c0`` whatever ``lr`` and ``mu``.
     ``value_and_grad(c, need_grad)`` returns ``(value, grad, aux)`` and is called ``steps + 1`` times (the last
     call needs no gradient); ``aux`` (the output of the layer above, when known) is returned for the final
-    code. ``c0`` is never modified.
+    code. ``c0`` is never modified. Accepting or undoing a step branches in Python when ``host_branch``
+    (default: ``c0`` is on the CPU, where reading the test costs nothing) and otherwise selects with
+    ``torch.where``, so a GPU step never waits for the device; both give the same result.
     """
     c = c0
     best, g, aux = value_and_grad(c0, True)
     v: torch.Tensor | None = None
     step = torch.full((), lr, dtype=c0.dtype, device=c0.device)
+    on_host = c0.device.type == "cpu" if host_branch is None else host_branch
     for k in range(steps):
         assert g is not None
         v = g.clone() if v is None else v.mul_(momentum).add_(g)  # the momentum buffer starts at zero
-        trial = c - step * (g + momentum * v)
+        trial = torch.addcmul(c, step, g.add(v, alpha=momentum), value=-1.0)  # c - step (g + momentum v)
         last = k == steps - 1
         value, g_trial, aux_trial = value_and_grad(trial, not last)
-        # accept or undo without a device-to-host sync (torch.where), so GPU steps never stall here
         ok = value <= best
+        if on_host:
+            if bool(ok):
+                c, aux, best = trial, aux_trial if aux is not None else None, value
+                if g_trial is not None:
+                    g = g_trial
+            elif not last:
+                v.zero_()
+                step = step * 0.5
+            continue
+        # accept or undo without a device-to-host sync (torch.where), so GPU steps never stall here
         c = torch.where(ok, trial, c)
         aux = torch.where(ok, aux_trial, aux) if aux is not None and aux_trial is not None else None
         if last:  # the search state below is dead after the last step

@@ -66,6 +66,12 @@ def elementwise(
     return a, d
 
 
+def _sumsq(t: torch.Tensor) -> torch.Tensor:
+    """Sum of squares in one pass (a dot product of the flattened tensor with itself)."""
+    flat = t.reshape(-1)
+    return torch.dot(flat, flat)
+
+
 def linear_objective(
     layer: nn.Linear,
     act: tuple[torch.Tensor, torch.Tensor | None],
@@ -93,20 +99,21 @@ def linear_objective(
         value = F.cross_entropy(out, target, reduction="sum")
         gout = torch.softmax(out, dim=1)
         gout[torch.arange(len(target), device=out.device), target] -= 1
+        gscale = scale
     else:
         if kind == "onehot_mse":
             target = F.one_hot(target, out.shape[1]).to(out.dtype)
         r = out - target
         k = out.shape[1] if kind == "mse" else 1
-        value = r.pow(2).sum() / k
-        gout = r * (2.0 / k)
+        value = _sumsq(r) / k
+        gout, gscale = r, scale * 2.0 / k  # the factor is applied to the (smaller) product below
     diff = c - c0
-    value = scale * value + diff.pow(2).sum()
+    value = scale * value + _sumsq(diff)
     if sparsity > 0:
         value = value + sparsity * c.abs().sum()
     if not need_grad:
         return value, None, layer_out
-    grad = (gout @ layer.weight).mul_(scale)
+    grad = (gout @ layer.weight).mul_(gscale)
     if da is not None:
         grad.mul_(da)
     grad.add_(diff, alpha=2.0)

@@ -5,7 +5,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from stream_am import OnlineAM
-from stream_am.codes import _hidden_objective, _top_objective, forward_codes, update_codes
+from stream_am.codes import _hidden_objective, _top_objective, forward_codes, nesterov_descent, update_codes
 from stream_am.network import decompose
 from stream_am.nn import Sign
 from stream_am.updaters import AdamRule, MemoryRule, ridge_solve
@@ -192,3 +192,29 @@ def test_adam_rule_resumes_its_step_count_after_load_and_matches_the_op_by_op_fo
     for p, r, q in zip(params, restored_params, ref_params, strict=True):
         torch.testing.assert_close(p, r, rtol=0, atol=0)
         torch.testing.assert_close(p, q)
+
+
+@pytest.mark.parametrize("lr", [0.05, 5.0])  # 5.0 overshoots: steps are undone, momentum reset, lr halved
+def test_nesterov_branch_and_select_paths_agree_and_never_raise_the_objective(lr):
+    gen = torch.Generator().manual_seed(0)
+    target, c0 = torch.randn(6, 4, generator=gen), torch.randn(6, 4, generator=gen)
+    calls = {True: 0, False: 0}
+
+    def make(flag):
+        def value_and_grad(c, need_grad):
+            calls[flag] += 1
+            r = c - target
+            return (r * r).sum(), (2 * r if need_grad else None), c * 3
+
+        return value_and_grad
+
+    results = {
+        flag: nesterov_descent(c0, make(flag), steps=5, lr=lr, momentum=0.9, host_branch=flag)
+        for flag in (True, False)
+    }
+    (c_branch, aux_branch), (c_select, aux_select) = results[True], results[False]
+    torch.testing.assert_close(c_branch, c_select, rtol=0, atol=0)
+    torch.testing.assert_close(aux_branch, aux_select, rtol=0, atol=0)
+    torch.testing.assert_close(aux_branch, c_branch * 3)
+    assert ((c_branch - target) ** 2).sum() <= ((c0 - target) ** 2).sum()
+    assert calls == {True: 6, False: 6}
