@@ -43,6 +43,17 @@ def adam_update_many(
     scalar tensor made on the parameters' device (a fill, not a host-to-device copy), or in ``step_tensors``
     (one float32 scalar per parameter, holding ``step - 1``; the fused kernel increments them in place).
     Returns whether the fused kernel ran (``step_tensors`` are then incremented, else left alone).
+
+    Examples
+    --------
+    >>> import torch
+    >>> params = [torch.tensor([1.0, 2.0]), torch.tensor([3.0])]
+    >>> grads = [torch.tensor([0.5, -0.5]), torch.tensor([2.0])]
+    >>> moments = [torch.zeros_like(p) for p in params], [torch.zeros_like(p) for p in params]
+    >>> adam_update_many(params, grads, *moments, 1, lr=0.1)
+    True
+    >>> [[round(v, 4) for v in p.tolist()] for p in params]  # a first Adam step moves each entry by lr
+    [[0.9, 2.1], [2.9]]
     """
     if not params:
         return False
