@@ -37,3 +37,13 @@ def test_prequential_reports_accuracy_for_am_and_backprop(capsys: pytest.Capture
     accuracies = [v["accuracy"] for v in result.values()]
     assert len(accuracies) == 13
     assert all(0.0 <= a <= 1.0 for a in accuracies) and max(accuracies) > 0.5
+
+
+def test_memory_solvers_exact_solves_agree_and_inexact_ones_do_not(capsys: pytest.CaptureFixture[str]) -> None:
+    memory_solvers = _load("memory_solvers")
+    result = memory_solvers.main(["--repeats", "1", "--shapes", "33x8/b16"])["33x8/b16"]
+    for exact in ("Cholesky + triangular (stream_am)", "cholesky_solve", "LU solve", "explicit inverse"):
+        assert result[exact][1] is not None and result[exact][1] < 1e-4
+    warm = result["no update (W_prev)"][1]
+    assert warm is not None and warm > 1e-4  # the last batch moved the solution
+    assert "backprop layer" in capsys.readouterr().out
