@@ -169,3 +169,18 @@ def test_bad_batches_change_nothing():
         with pytest.raises(ValueError):
             bp.partial_fit(bad_x, bad_y)
     assert all(torch.equal(v, bp.state_dict()[k]) for k, v in before.items())
+
+
+def test_adam_update_many_handles_transposed_gradients_and_parameters():
+    """torch's fused kernel reads tensors as flat memory: strided inputs must not be misread."""
+    gen = torch.Generator().manual_seed(1)
+    grad_t = torch.randn(4, 5, generator=gen).T  # a (5, 4) gradient that is not contiguous
+    for param in (torch.randn(5, 4, generator=gen), torch.randn(4, 5, generator=gen).T):
+        results = []
+        for fused in (None, False):
+            p, m, v = param.clone(), torch.zeros_like(param), torch.zeros_like(param)
+            for step in (1, 2):
+                adam_update_many([p], [grad_t], [m], [v], step, lr=0.1, fused=fused)
+            results.append((p, m, v))
+        for auto, reference in zip(*results, strict=True):
+            torch.testing.assert_close(auto, reference)

@@ -38,8 +38,10 @@ def adam_update_many(
 
     Runs torch's fused Adam kernel (``torch.optim.adam.adam(..., fused=True)``: one pass over each tensor,
     measured 1.2-3.5x faster than the textbook sequence of in-place ops on one CPU thread for 64x65 to
-    1024x1025 weights) when every tensor is a floating-point tensor on a CPU or CUDA device; otherwise the
-    same formula as separate in-place operations (``fused=False`` forces those). The step count lives in a
+    1024x1025 weights) when parameters and moments are contiguous floating-point tensors of one dtype on a
+    CPU or CUDA device (gradients are made contiguous first: the kernel reads every tensor as flat memory, and
+    silently misreads a transposed one); otherwise the same formula as separate in-place operations
+    (``fused=False`` forces those). The step count lives in a
     scalar tensor made on the parameters' device (a fill, not a host-to-device copy), or in ``step_tensors``
     (one float32 scalar per parameter, holding ``step - 1``; the fused kernel increments them in place).
     Returns whether the fused kernel ran (``step_tensors`` are then incremented, else left alone).
@@ -59,9 +61,13 @@ def adam_update_many(
         return False
     dev = params[0].device
     fused = (fused is None or fused) and dev.type in _FUSED_DEVICES and all(
-        t.device == dev and t.dtype == params[0].dtype and t.is_floating_point()
-        for t in (*params, *grads, *exp_avgs, *exp_avg_sqs)
+        t.device == dev and t.dtype == params[0].dtype and t.is_floating_point() and t.is_contiguous()
+        for t in (*params, *exp_avgs, *exp_avg_sqs)
     )
+    if fused:
+        # the fused kernel reads every tensor as flat memory: a transposed gradient would be misread
+        grads = [g.contiguous() if g.dtype == params[0].dtype else g.to(params[0].dtype).contiguous() for g in grads]
+        fused = all(g.device == dev for g in grads)
     if fused:
         steps = (
             list(step_tensors)
