@@ -107,8 +107,8 @@ def linear_objective(
         k = out.shape[1] if kind == "mse" else 1
         value = _sumsq(r) / k
         gout, gscale = r, scale * 2.0 / k  # the factor is applied to the (smaller) product below
-    diff = c - c0
-    value = scale * value + _sumsq(diff)
+    diff = None if c is c0 else c - c0  # at the forward code the proximal term and its gradient are zero
+    value = scale * value if diff is None else scale * value + _sumsq(diff)
     if sparsity > 0:
         value = value + sparsity * c.abs().sum()
     if not need_grad:
@@ -116,7 +116,8 @@ def linear_objective(
     grad = (gout @ layer.weight).mul_(gscale)
     if da is not None:
         grad.mul_(da)
-    grad.add_(diff, alpha=2.0)
+    if diff is not None:
+        grad.add_(diff, alpha=2.0)
     if sparsity > 0:
         grad.add_(torch.sign(c), alpha=sparsity)
     return value, grad, layer_out
