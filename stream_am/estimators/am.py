@@ -76,7 +76,9 @@ class AMClassifier(_AMMixin, StreamClassifier):
         ``relu``, ``tanh``, ``sigmoid``, ``gelu``, ``leaky_relu``, ``sign`` or ``step`` (the last two are
         non-differentiable; AM trains them all the same).
     variant
-        ``"mem"`` (hidden layers solve a co-activation memory) or ``"adam"`` (local Adam steps).
+        ``"mem"`` (hidden layers solve a co-activation memory) or ``"adam"`` (local Adam steps). A memory is
+        ``n_in x n_in``: prefer ``"adam"`` for wide inputs (hundreds of features and more), where an AM-mem
+        step costs several backprop steps (see the README's "Step time").
     readout
         ``"memory"`` (ridge readout from the last hidden layer) or ``"adam"``.
     batch_size
