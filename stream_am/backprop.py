@@ -14,6 +14,7 @@ import math
 import torch
 from torch import nn
 
+from stream_am import checks
 from stream_am.network import flatten
 from stream_am.updaters.adam import adam_update_many
 
@@ -84,23 +85,18 @@ class BackpropLearner:
     ) -> None:
         if not isinstance(module, nn.Module) or not _linears(module):
             raise ValueError(f"module must be an nn.Module containing an nn.Linear, got {module!r}")
-        if optimizer not in _OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {_OPTIMIZERS}, got {optimizer!r}")
-        if loss not in _LOSSES:
-            raise ValueError(f"loss must be one of {_LOSSES}, got {loss!r}")
+        checks.check_choice("optimizer", optimizer, _OPTIMIZERS)
+        checks.check_choice("loss", loss, _LOSSES)
         for name, value in (("lr", lr), ("eps", eps)):
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-        if not (isinstance(momentum, (int, float)) and 0 <= momentum < 1):
-            raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+            checks.check_float(name, value, 0.0, math.inf, low_inclusive=False)
+        checks.check_float("momentum", momentum, 0.0, 1.0)
         if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
             raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
         try:
             torch.device(device)
         except (RuntimeError, TypeError) as err:
             raise ValueError(f"device must be a torch device string, got {device!r}") from err
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+        checks.check_int("seed", seed, low=0)
         self.module = module
         self.optimizer, self.loss, self.lr, self.momentum = optimizer, loss, lr, momentum
         self.betas: tuple[float, float] = (float(betas[0]), float(betas[1]))

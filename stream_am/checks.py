@@ -31,13 +31,17 @@ def check_int(name: str, value: Any, low: int = 0) -> None:
         raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
 
 
-def check_float(name: str, value: Any, low: float, high: float, low_inclusive: bool = True) -> None:
+def check_float(
+    name: str, value: Any, low: float, high: float, low_inclusive: bool = True, high_inclusive: bool = False
+) -> None:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if ok:
-        ok = (value >= low if low_inclusive else value > low) and (high == math.inf or value < high)
+        ok = (value >= low if low_inclusive else value > low) and (
+            high == math.inf or (value <= high if high_inclusive else value < high)
+        )
     if not ok:
-        lo = "[" if low_inclusive else "("
-        raise ValueError(f"{name} must be a finite number in {lo}{low}, {high}), got {value!r}")
+        lo, hi = "[" if low_inclusive else "(", "]" if high_inclusive else ")"
+        raise ValueError(f"{name} must be a finite number in {lo}{low}, {high}{hi}, got {value!r}")
 
 
 def check_device(device: Any) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 from river import base, drift
 
+from stream_am import checks
 from stream_am.wrapping import ClassifierWrapper
 
 __all__ = ["DriftAware"]
@@ -75,14 +76,11 @@ class DriftAware(ClassifierWrapper):
         boost_decay: float | None = None,
         boost_samples: int = 500,
     ) -> None:
-        if signal not in _SIGNALS:
-            raise ValueError(f"signal must be one of {_SIGNALS}, got {signal!r}")
-        if not 0 < forget_factor <= 1:
-            raise ValueError(f"forget_factor must be in (0, 1], got {forget_factor!r}")
-        if boost_decay is not None and not 0 <= boost_decay < 1:
-            raise ValueError(f"boost_decay must be in [0, 1), got {boost_decay!r}")
-        if boost_samples < 0:
-            raise ValueError(f"boost_samples must be >= 0, got {boost_samples!r}")
+        checks.check_choice("signal", signal, _SIGNALS)
+        checks.check_float("forget_factor", forget_factor, 0.0, 1.0, low_inclusive=False, high_inclusive=True)
+        if boost_decay is not None:
+            checks.check_float("boost_decay", boost_decay, 0.0, 1.0)
+        checks.check_int("boost_samples", boost_samples, low=0)
         self.classifier = classifier
         self.detector = detector
         self.signal = signal

@@ -21,6 +21,8 @@ import pandas as pd
 from river import compose
 from river import metrics as river_metrics
 
+from stream_am import checks
+
 __all__ = [
     "PrequentialResult",
     "Prequential",
@@ -83,8 +85,7 @@ def rolling_accuracy(correct: np.ndarray, window: int) -> np.ndarray:
     >>> rolling_accuracy(np.array([1, 0, 1, 1]), window=2).tolist()
     [1.0, 0.5, 0.5, 1.0]
     """
-    if window < 1:
-        raise ValueError(f"window must be >= 1, got {window}")
+    checks.check_int("window", window, low=1)
     c = np.concatenate([[0.0], np.cumsum(np.asarray(correct, dtype=float))])
     t = np.arange(1, len(c))
     lo = np.maximum(0, t - window)
@@ -147,8 +148,7 @@ class Prequential:
         metrics: dict[str, river_metrics.base.Metric] | None = None,
         on_batch: Callable[[int], Any] | None = None,
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        checks.check_int("batch_size", batch_size, low=1)
         self.model = model
         self.batch_size = batch_size
         self.metrics = dict(metrics or {})

@@ -6,6 +6,7 @@ of everything seen (reservoir sampling); EWC consolidates every ``consolidate_ev
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,7 @@ from river.base.typing import ClfTarget
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
+from stream_am import checks
 from stream_am.estimators.networks import ACTIVATIONS, build_mlp
 from stream_am.wrapping import ClassifierWrapper
 
@@ -56,12 +58,9 @@ class ReplayClassifier(ClassifierWrapper):
         batch_size: int = 32,
         seed: int = 0,
     ) -> None:
-        if buffer_size < 1:
-            raise ValueError(f"buffer_size must be >= 1, got {buffer_size}")
-        if replay_ratio < 0:
-            raise ValueError(f"replay_ratio must be >= 0, got {replay_ratio}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        checks.check_int("buffer_size", buffer_size, low=1)
+        checks.check_float("replay_ratio", replay_ratio, 0.0, math.inf)
+        checks.check_int("batch_size", batch_size, low=1)
         self.classifier = classifier
         self.buffer_size = buffer_size
         self.replay_ratio = replay_ratio
@@ -139,16 +138,12 @@ class EWCClassifier(base.MiniBatchClassifier):
         fisher_decay: float = 1.0,
         seed: int = 0,
     ) -> None:
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
-        positive = {"lr": lr, "batch_size": batch_size, "consolidate_every": consolidate_every}
-        for name, value in positive.items():
-            if value <= 0:
-                raise ValueError(f"{name} must be > 0, got {value}")
-        if ewc_lambda < 0:
-            raise ValueError(f"ewc_lambda must be >= 0, got {ewc_lambda!r}")
-        if not 0 <= fisher_decay <= 1:
-            raise ValueError(f"fisher_decay must be in [0, 1], got {fisher_decay!r}")
+        checks.check_choice("activation", activation, sorted(ACTIVATIONS))
+        checks.check_float("lr", lr, 0.0, math.inf, low_inclusive=False)
+        checks.check_int("batch_size", batch_size, low=1)
+        checks.check_int("consolidate_every", consolidate_every, low=1)
+        checks.check_float("ewc_lambda", ewc_lambda, 0.0, math.inf)
+        checks.check_float("fisher_decay", fisher_decay, 0.0, 1.0, high_inclusive=True)
         self.hidden_sizes = hidden_sizes
         self.activation = activation
         self.lr = lr

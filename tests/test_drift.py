@@ -84,8 +84,9 @@ def test_needs_an_engine_and_valid_params():
     with pytest.raises(TypeError, match="engine"):
         DriftAware(NoEngine()).learn_one({"a": 0.0}, 1)
     for kwargs in [{"signal": "x"}, {"forget_factor": 0.0}, {"boost_decay": 1.0}, {"boost_samples": -1}]:
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=f"^{next(iter(kwargs))} must"):
             DriftAware(Constant(), **kwargs)
+    assert DriftAware(Constant(), forget_factor=1.0).forget_factor == 1.0  # the upper bound is closed
 
 
 def test_wraps_a_real_am_classifier():

@@ -134,10 +134,22 @@ def test_river_check_estimator(make):
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "field"), [({"ewc_lambda": -1.0}, "ewc_lambda"), ({"fisher_decay": 1.5}, "fisher_decay")]
+    ("kwargs", "field"),
+    [
+        ({"ewc_lambda": -1.0}, "ewc_lambda"),
+        ({"fisher_decay": 1.5}, "fisher_decay"),
+        ({"lr": float("nan")}, "lr"),
+        ({"consolidate_every": 2.5}, "consolidate_every"),
+    ],
 )
 def test_ewc_parameter_errors_name_the_field(kwargs, field):
     from stream_am.strategies import EWCClassifier
 
     with pytest.raises(ValueError, match=f"^{field} must"):
         EWCClassifier(**kwargs)
+
+
+def test_ewc_accepts_the_closed_upper_bound_of_fisher_decay():
+    from stream_am.strategies import EWCClassifier
+
+    assert EWCClassifier(fisher_decay=1.0).fisher_decay == 1.0
