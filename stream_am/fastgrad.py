@@ -87,7 +87,7 @@ def linear_objective(
     """Value and gradient of ``scale * fit(layer(a), target) + ||c - c0||^2 + sparsity ||c||_1``.
 
     ``kind`` is the fit: ``"sq"`` (sum of squares), ``"cross_entropy"`` (``target`` holds class indices),
-    ``"onehot_mse"`` (squared error to one-hot targets) or ``"mse"`` (per-sample mean of squares).
+    or ``"mse"`` (per-sample mean of squares).
     ``out`` may pass ``layer(a)`` when it is already known; without ``need_grad`` the gradient is ``None``.
     Returns ``(value, gradient, layer(a))``.
     """
@@ -101,8 +101,6 @@ def linear_objective(
         gout[torch.arange(len(target), device=out.device), target] -= 1
         gscale = scale
     else:
-        if kind == "onehot_mse":
-            target = F.one_hot(target, out.shape[1]).to(out.dtype)
         r = out - target
         k = out.shape[1] if kind == "mse" else 1
         value = _sumsq(r) / k

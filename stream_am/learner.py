@@ -269,17 +269,19 @@ class OnlineAM(LearnerState):
                 measured["accuracy"] = (before.argmax(1) == y).float().mean()
         forward = codes
         above: list[torch.Tensor | None] = []
+        # the memory readout fits one-hot targets, and the top code descends that same squared error:
+        # consistent subproblems (measured: stable, see README); the one-hot rows are built once per batch
+        onehot = (
+            F.one_hot(y, self.n_outputs).to(x.dtype)
+            if (self.loss == "cross_entropy" and self.readout == "memory")
+            else None
+        )
         if codes:
-            # the top code descends the loss the readout itself minimises (squared error to one-hot
-            # targets for the memory readout): consistent subproblems (measured: stable, see README)
-            code_loss = (
-                "onehot_mse" if (self.loss == "cross_entropy" and self.readout == "memory") else self.loss
-            )
             codes, above = update_codes(
                 net,
                 codes,
-                y,
-                loss=code_loss,
+                y if onehot is None else onehot,
+                loss=self.loss if onehot is None else "sq",
                 mu=self._mu,
                 steps=self.code_steps,
                 lr=self.code_lr,
@@ -296,7 +298,7 @@ class OnlineAM(LearnerState):
         # what each layer outputs for its (updated) input is often known already: block 1's input never
         # changes (its output is the forward code), and a code step computes the output of the layer above
         known: list[torch.Tensor | None] = [forward[0] if forward else None] + above[:-1]
-        self._fit_layers(inputs, codes, known, y, n)
+        self._fit_layers(inputs, codes, known, y, n, y if onehot is None else onehot)
         for l, block in enumerate(net.blocks):  # noqa: E741
             block.update_running_stats(inputs[l])
         if self.mu_growth > 0 and self._mu < self.mu_max_factor * self.mu:
@@ -351,13 +353,17 @@ class OnlineAM(LearnerState):
         known: list[torch.Tensor | None],
         y: torch.Tensor,
         n: int,
+        readout_target: torch.Tensor,
     ) -> None:
-        """Every layer's weight subproblem; they are independent, so on CUDA each runs on its own stream."""
+        """Every layer's weight subproblem; they are independent, so on CUDA each runs on its own stream.
+
+        ``readout_target`` is what a memory readout fits: the one-hot rows of ``y`` for classification.
+        """
         net = self._net
         jobs: list[Callable[[], None]] = [
             partial(self._fit_block, l, b, inputs[l], codes[l], n, known[l]) for l, b in enumerate(net.blocks)
         ]
-        jobs.append(partial(self._fit_output, inputs[-1], y, n))
+        jobs.append(partial(self._fit_output, inputs[-1], y, n, readout_target))
         if self._device.type != "cuda" or len(jobs) < 2 or not self.parallel_layers:
             for job in jobs:
                 job()
@@ -396,10 +402,9 @@ class OnlineAM(LearnerState):
                     grads = list(torch.autograd.grad(obj, params))
             self._adam[l].step(params, grads)
 
-    def _fit_output(self, a: torch.Tensor, y: torch.Tensor, n: int) -> None:
+    def _fit_output(self, a: torch.Tensor, y: torch.Tensor, n: int, target: torch.Tensor) -> None:
         out = self._net.out
         if self.readout == "memory":
-            target = F.one_hot(y, out.out_features).to(a.dtype) if self.loss == "cross_entropy" else y
             self._out_memory.update(a.flatten(1), target, n)
             if self._solve_now():
                 _set_affine(out, self._out_memory.solve(_get_affine(out)))
