@@ -66,7 +66,7 @@ def adam_update_many(
     )
     if fused:
         # the fused kernel reads every tensor as flat memory: a transposed gradient would be misread
-        grads = [g.contiguous() if g.dtype == params[0].dtype else g.to(params[0].dtype).contiguous() for g in grads]
+        grads = [g.to(params[0].dtype).contiguous() for g in grads]  # both no-ops when already so
         fused = all(g.device == dev for g in grads)
     if fused:
         steps = (
