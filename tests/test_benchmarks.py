@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
+from collections.abc import Callable
 from types import ModuleType
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+Loader = Callable[[str], ModuleType]
 
 
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_step_time_prints_a_ratio_row_per_shape(capsys: pytest.CaptureFixture[str]) -> None:
-    step_time = _load("step_time")
+def test_step_time_prints_a_ratio_row_per_shape(load_benchmark: Loader, capsys: pytest.CaptureFixture[str]) -> None:
+    step_time = load_benchmark("step_time")
     rows = step_time.main(["--threads", "1", "--steps", "1", "--warmup", "0", "--shapes", "64-64-64-10/b32"])
     assert [r["shape"] for r in rows] == ["64-64-64-10/b32"]
     expected = {"AM-mem", "AM-Adam", "AM-mem/4", "AM-mem 3", "AM-Adam 3", "backprop-Adam", "backprop-Adam fused"}
@@ -29,8 +20,10 @@ def test_step_time_prints_a_ratio_row_per_shape(capsys: pytest.CaptureFixture[st
     assert len(lines) == 1 and len(lines[0].strip("|").split("|")) == 13
 
 
-def test_prequential_reports_accuracy_for_am_and_backprop(capsys: pytest.CaptureFixture[str]) -> None:
-    prequential = _load("prequential")
+def test_prequential_reports_accuracy_for_am_and_backprop(
+    load_benchmark: Loader, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prequential = load_benchmark("prequential")
     result = prequential.main(["--widths", "64,16,10"])
     out = capsys.readouterr().out
     assert "AM-mem minus best backprop Adam" in out
@@ -39,8 +32,10 @@ def test_prequential_reports_accuracy_for_am_and_backprop(capsys: pytest.Capture
     assert all(0.0 <= a <= 1.0 for a in accuracies) and max(accuracies) > 0.5
 
 
-def test_memory_solvers_exact_solves_agree_and_inexact_ones_do_not(capsys: pytest.CaptureFixture[str]) -> None:
-    memory_solvers = _load("memory_solvers")
+def test_memory_solvers_exact_solves_agree_and_inexact_ones_do_not(
+    load_benchmark: Loader, capsys: pytest.CaptureFixture[str]
+) -> None:
+    memory_solvers = load_benchmark("memory_solvers")
     result = memory_solvers.main(["--repeats", "1", "--shapes", "33x8/b16"])["33x8/b16"]
     for exact in ("Cholesky + triangular (stream_am)", "cholesky_solve", "LU solve", "explicit inverse"):
         assert result[exact][1] is not None and result[exact][1] < 1e-4

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "http_load.py"
-
 
 @pytest.mark.slow
-def test_http_load_benchmark_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    spec = importlib.util.spec_from_file_location("http_load", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def test_http_load_benchmark_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], load_benchmark: Callable[[str], ModuleType]
+) -> None:
+    module = load_benchmark("http_load")
     assert module.main(["--requests", "6", "--concurrency", "2", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "predict, 1 instance" in out and "in-process learn_many" in out
