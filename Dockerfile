@@ -17,7 +17,7 @@ COPY pyproject.toml README.md ./
 COPY stream_am ./stream_am
 COPY api ./api
 COPY scenarios ./scenarios
-RUN pip install .
+RUN pip install ".[server]"
 
 # Non-root user; the state (SQLite event logs and checkpoints) lives on a volume.
 RUN useradd --create-home --uid 10001 stream && mkdir -p /data && chown stream:stream /data

@@ -3,7 +3,7 @@
 The library (``stream_am``) never imports this package.
 """
 
-from api.app import create_app
-from api.settings import Settings
+from stream_am.server.app import create_app
+from stream_am.server.settings import Settings
 
 __all__ = ["Settings", "create_app"]

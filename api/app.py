@@ -7,13 +7,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
-
-from api.errors import install_handlers
-from api.limits import BodySizeLimit
-from api.registry import Registry
-from api.routers import learning_router, models_router, ops_router
-from api.settings import Settings
-from api.telemetry import Telemetry, TelemetryMiddleware
+from stream_am.server.errors import install_handlers
+from stream_am.server.limits import BodySizeLimit
+from stream_am.server.registry import Registry
+from stream_am.server.routers import learning_router, models_router, ops_router
+from stream_am.server.settings import Settings
+from stream_am.server.telemetry import Telemetry, TelemetryMiddleware
 
 __all__ = ["create_app"]
 

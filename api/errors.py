@@ -8,8 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-
-from api.schemas import INSTANCE_TAGS
+from stream_am.server.schemas import INSTANCE_TAGS
 
 __all__ = [
     "FieldError",

@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from api.errors import FieldError
+from stream_am.server.errors import FieldError
 
 __all__ = ["check_batch", "check_targets", "to_rows"]
 

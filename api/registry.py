@@ -13,12 +13,12 @@ import uuid
 from pathlib import Path
 from typing import IO, Any
 
-from api import checkpoints, estimators
-from api.errors import FieldError, ModelExists, ModelNotFound
-from api.eventlog import connect
-from api.prequential import Prequential
-from api.service import ServedModel
-from api.settings import Settings
+from stream_am.server import checkpoints, estimators
+from stream_am.server.errors import FieldError, ModelExists, ModelNotFound
+from stream_am.server.eventlog import connect
+from stream_am.server.prequential import Prequential
+from stream_am.server.service import ServedModel
+from stream_am.server.settings import Settings
 
 __all__ = ["DEFAULT_MODEL", "Registry"]
 

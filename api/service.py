@@ -25,12 +25,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from api import checkpoints, estimators
-from api.errors import FieldError, ModelNotFound, Overloaded
-from api.eventlog import EventLog
-from api.jobs import LearnJob, LearnResult, Snapshot
-from api.prequential import Prequential
-from api.settings import Settings
+from stream_am.server import checkpoints, estimators
+from stream_am.server.errors import FieldError, ModelNotFound, Overloaded
+from stream_am.server.eventlog import EventLog
+from stream_am.server.jobs import LearnJob, LearnResult, Snapshot
+from stream_am.server.prequential import Prequential
+from stream_am.server.settings import Settings
 
 __all__ = ["ServedModel"]
 

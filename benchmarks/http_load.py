@@ -52,7 +52,7 @@ def _start_server(state_dir: Path, port: int) -> subprocess.Popen[bytes]:
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
         "STREAM_AM_CHECKPOINT_EVERY_SAMPLES": "1000000",
     }
-    cmd = [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--state-dir", str(state_dir)]
+    cmd = [sys.executable, "-m", "stream_am.cli", "serve", "--port", str(port), "--state-dir", str(state_dir)]
     proc = subprocess.Popen([*cmd, "--log-level", "warning"], cwd=REPO, env=env)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

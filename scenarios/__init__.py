@@ -6,8 +6,8 @@ with ``python -m scenarios run NAME [--quick] [--out DIR] [--seed N]``; list the
 
 from __future__ import annotations
 
-from scenarios import continual, drift, nondiff, stationary
-from scenarios._common import RunConfig, Scenario, execute
+from stream_am.scenarios import continual, drift, nondiff, stationary
+from stream_am.scenarios._common import RunConfig, Scenario, execute
 
 __all__ = ["REGISTRY", "RunConfig", "Scenario", "execute", "get", "names"]
 

@@ -1,5 +1,5 @@
 import sys
 
-from scenarios.cli import main
+from stream_am.scenarios.cli import main
 
 sys.exit(main(sys.argv[1:]))

@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 from river import forest, linear_model, metrics, preprocessing, tree
+from stream_am.scenarios import _report
 from tqdm.auto import tqdm
 
-from scenarios import _report
 from stream_am.evaluate import Prequential, PrequentialResult
 
 __all__ = [

@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 import torch
+from stream_am.scenarios import RunConfig, execute
 
-import scenarios
-from scenarios import RunConfig, execute
+from stream_am import scenarios
 
 __all__ = ["main", "build_parser"]
 

@@ -13,9 +13,7 @@ from typing import Any
 
 import numpy as np
 from river import datasets
-from tqdm.auto import tqdm
-
-from scenarios._common import (
+from stream_am.scenarios._common import (
     BASE_LEARNERS,
     Outcome,
     RunConfig,
@@ -25,6 +23,8 @@ from scenarios._common import (
     prequential,
     rows,
 )
+from tqdm.auto import tqdm
+
 from stream_am.evaluate import accuracy_on, continual_metrics
 
 __all__ = ["SCENARIOS", "Task"]

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 from river.datasets import synth
+from stream_am.scenarios._common import BASE_LEARNERS, Outcome, RunConfig, Scenario, make_learner, prequential, summary
 
-from scenarios._common import BASE_LEARNERS, Outcome, RunConfig, Scenario, make_learner, prequential, summary
 from stream_am.evaluate import drift_recovery
 
 __all__ = ["SCENARIOS", "switching"]

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from scenarios._common import Outcome, RunConfig, Scenario, make_learner, prequential, summary
-from scenarios.stationary import QUICK_SAMPLES, _digits, _river
+from stream_am.scenarios._common import Outcome, RunConfig, Scenario, make_learner, prequential, summary
+from stream_am.scenarios.stationary import QUICK_SAMPLES, _digits, _river
 
 __all__ = ["SCENARIOS"]
 

@@ -6,8 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 from river import datasets
-
-from scenarios._common import (
+from stream_am.scenarios._common import (
     BASE_LEARNERS,
     Outcome,
     RunConfig,

@@ -2,7 +2,7 @@
 
 import re
 
-from api.cli import main
+from stream_am.cli import main
 
 
 def test_demo_prints_prequential_accuracy(capsys):

@@ -3,9 +3,9 @@
 import json
 
 import pytest
+from stream_am.scenarios.cli import main
 
-import scenarios
-from scenarios.cli import main
+from stream_am import scenarios
 
 REQUIRED = {
     "stationary": {"phishing", "bananas", "image-segments", "digits"},

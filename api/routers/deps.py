@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
-
-from api.registry import Registry
-from api.settings import Settings
+from stream_am.server.registry import Registry
+from stream_am.server.settings import Settings
 
 __all__ = ["RegistryDep", "SettingsDep", "get_registry", "get_settings"]
 

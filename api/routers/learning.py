@@ -6,15 +6,14 @@ import asyncio
 
 from fastapi import APIRouter, Depends
 from starlette.concurrency import run_in_threadpool
-
-from api.errors import FieldError
-from api.instances import check_batch, check_targets, to_rows
-from api.jobs import LearnJob
-from api.registry import DEFAULT_MODEL, Registry
-from api.routers.deps import RegistryDep, SettingsDep
-from api.schemas import LearnRequest, LearnResponse, PredictRequest, PredictResponse
-from api.security import require_api_key
-from api.settings import Settings
+from stream_am.server.errors import FieldError
+from stream_am.server.instances import check_batch, check_targets, to_rows
+from stream_am.server.jobs import LearnJob
+from stream_am.server.registry import DEFAULT_MODEL, Registry
+from stream_am.server.routers.deps import RegistryDep, SettingsDep
+from stream_am.server.schemas import LearnRequest, LearnResponse, PredictRequest, PredictResponse
+from stream_am.server.security import require_api_key
+from stream_am.server.settings import Settings
 
 __all__ = ["router"]
 

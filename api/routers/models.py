@@ -8,12 +8,11 @@ from pathlib import Path
 
 from fastapi import APIRouter, Depends, Response
 from starlette.concurrency import run_in_threadpool
-
-from api import estimators
-from api.routers.deps import RegistryDep
-from api.schemas import ExportDocument, ModelCreate, ModelInfo, ModelList
-from api.security import require_api_key
-from api.service import ServedModel
+from stream_am.server import estimators
+from stream_am.server.routers.deps import RegistryDep
+from stream_am.server.schemas import ExportDocument, ModelCreate, ModelInfo, ModelList
+from stream_am.server.security import require_api_key
+from stream_am.server.service import ServedModel
 
 __all__ = ["router"]
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
-
-from api.routers.deps import RegistryDep
-from api.schemas import Health
-from api.telemetry import render
+from stream_am.server.routers.deps import RegistryDep
+from stream_am.server.schemas import Health
+from stream_am.server.telemetry import render
 
 __all__ = ["router"]
 

@@ -72,8 +72,8 @@ def build_mlp(
       (1): Sign()
       (2): Linear(in_features=4, out_features=2, bias=True)
     )
-    >>> round(net[0].weight.detach()[0, 0].item(), 4)
-    -0.0043
+    >>> round(net[0].weight.detach()[0, 0].item(), 3)
+    -0.004
     """
     for name, value in (("n_inputs", n_inputs), ("n_outputs", n_outputs)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:

@@ -20,8 +20,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-
-from api import Settings, create_app
+from stream_am.server import Settings, create_app
 
 REPO = Path(__file__).resolve().parents[2]
 SMALL = {"hidden_sizes": [8], "batch_size": 4, "seed": 0}
@@ -68,10 +67,10 @@ class Server:
         }
         if via_uvicorn:
             full_env["STREAM_AM_STATE_DIR"] = str(state_dir)
-            cmd = [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app"]
+            cmd = [sys.executable, "-m", "uvicorn", "--factory", "stream_am.server.app:create_app"]
             cmd += ["--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"]
         else:
-            cmd = [sys.executable, "-m", "api.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+            cmd = [sys.executable, "-m", "stream_am.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
             cmd += ["--state-dir", str(state_dir), "--log-level", "warning"]
         self.proc = subprocess.Popen(cmd, cwd=REPO, env=full_env)
         self._wait()

@@ -9,9 +9,8 @@ from pathlib import Path
 import api_fixtures
 import pytest
 from fastapi.testclient import TestClient
-
-from api.jobs import LearnJob
-from api.settings import Settings
+from stream_am.server.jobs import LearnJob
+from stream_am.server.settings import Settings
 
 # pytest fixtures shared by the tests/api modules (no conftest.py here: see api_fixtures)
 make_client = api_fixtures.make_client

@@ -1,4 +1,4 @@
-"""The ``stream-am`` console script: ``serve`` arguments and the ``scenario`` / ``demo`` hooks."""
+"""The ``stream-am`` console script: ``serve`` arguments, ``--version``, lazy subcommands."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from api import cli
+from stream_am import cli
 
 
 def _fake_module(monkeypatch: pytest.MonkeyPatch, name: str, calls: list[list[str]]) -> None:
@@ -25,7 +25,7 @@ def _fake_module(monkeypatch: pytest.MonkeyPatch, name: str, calls: list[list[st
 
 def test_scenario_and_demo_delegate(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[list[str]] = []
-    _fake_module(monkeypatch, "scenarios.cli", calls)
+    _fake_module(monkeypatch, "stream_am.scenarios.cli", calls)
     _fake_module(monkeypatch, "stream_am.demo", calls)
     assert cli.main(["scenario", "run", "drift", "--seed", "1"]) == 3
     assert cli.main(["demo", "--quick"]) == 3
@@ -49,3 +49,34 @@ def test_unknown_command_exits_with_usage() -> None:
     with pytest.raises(SystemExit) as info:
         cli.main(["bogus"])
     assert info.value.code == 2
+
+
+def test_version_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    import stream_am
+
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"stream-am {stream_am.__version__}"
+
+
+def test_library_and_demo_do_not_import_the_server() -> None:
+    import subprocess
+
+    code = (
+        "import sys, stream_am, stream_am.cli, stream_am.demo; "
+        "print(sorted(m for m in ('fastapi', 'uvicorn', 'stream_am.server', 'matplotlib') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_installed_names_are_project_specific() -> None:
+    import importlib.util
+
+    assert importlib.util.find_spec("stream_am.server") is not None
+    assert importlib.util.find_spec("stream_am.scenarios") is not None
+    import stream_am.scenarios
+    import stream_am.server
+
+    assert stream_am.server.__name__ == "stream_am.server" and stream_am.scenarios.__name__ == "stream_am.scenarios"

@@ -1,0 +1,70 @@
+"""The ``stream-am`` console script: ``serve``, ``scenario``, ``demo`` and ``--version``.
+
+Each subcommand imports what it needs only when it runs: ``stream-am demo`` and ``stream-am --version``
+never import the HTTP service, and ``import stream_am`` never imports this module's subcommands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from stream_am._version import __version__
+
+__all__ = ["main"]
+
+# Subcommands whose argument parsing belongs to another module: ``stream-am NAME ARGS`` calls
+# ``MODULE.main(ARGS)``. They are listed here so that ``--help`` shows them without importing them.
+_DELEGATED = {
+    "scenario": ("stream_am.scenarios.cli", "Run the scenario suite: `stream-am scenario list|run NAME ...`."),
+    "demo": ("stream_am.demo", "A one-minute demonstration: AM against backprop and river on a digits stream."),
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stream-am", description="Online Alternating Minimization on data streams.")
+    parser.add_argument("--version", action="version", version=f"stream-am {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{serve,scenario,demo}")
+    serve = sub.add_parser("serve", help="Start the HTTP service (settings also from STREAM_AM_* variables).")
+    serve.add_argument("--host", default=None, help="Interface to bind (default 127.0.0.1).")
+    serve.add_argument("--port", type=int, default=None, help="Port to listen on (default 8000).")
+    serve.add_argument("--state-dir", type=Path, default=None, help="Directory for logs and checkpoints.")
+    serve.add_argument("--log-level", default="info", help="uvicorn log level (default info).")
+    serve.add_argument("--access-log", action="store_true", help="Log every request (off by default).")
+    for name, (_, text) in _DELEGATED.items():
+        sub.add_parser(name, help=text, add_help=False)
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from stream_am.server.app import create_app
+        from stream_am.server.settings import Settings
+    except ImportError as err:  # the server's dependencies are an extra
+        print(f"stream-am serve needs the server extra ({err.name} is missing): "
+              "pip install 'stream-am[server]'", file=sys.stderr)
+        return 2
+    overrides = {"host": args.host, "port": args.port, "state_dir": args.state_dir}
+    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    app = create_app(settings)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level, access_log=args.access_log)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``stream-am``; returns the exit status."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and args_list[0] in _DELEGATED:
+        module = importlib.import_module(_DELEGATED[args_list[0]][0])
+        return int(module.main(args_list[1:]) or 0)
+    args = _parser().parse_args(args_list)
+    return _serve(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
