@@ -10,15 +10,36 @@ from typing import Any
 import torch
 
 __all__ = [
+    "InputError",
+    "MAX_SEED",
     "check_choice",
     "check_int",
     "check_float",
     "check_device",
     "resolve_device",
+    "check_device_exists",
     "check_x",
     "check_batch",
     "shape_errors",
 ]
+
+
+#: the largest seed accepted (``torch.Generator.manual_seed`` takes 64-bit values; numpy's generators too)
+MAX_SEED = 2**63 - 1
+
+
+class InputError(ValueError):
+    """A refused input value, with where it was: ``field`` (``"x"``, ``"X"``, ``"y"``), ``row`` and ``key``.
+
+    ``row`` is the position in the batch (``None`` for a single sample), ``key`` the feature (``None`` for a
+    label or target). Callers such as the HTTP service map these to their own field names.
+    """
+
+    def __init__(self, msg: str, field: str, row: int | None = None, key: Any = None) -> None:
+        super().__init__(msg)
+        self.field = field
+        self.row = row
+        self.key = key
 
 
 def check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
@@ -26,9 +47,10 @@ def check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
         raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
 
 
-def check_int(name: str, value: Any, low: int = 0) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+def check_int(name: str, value: Any, low: int = 0, high: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+        bounds = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise ValueError(f"{name} must be an int {bounds}, got {value!r}")
 
 
 def check_float(
@@ -50,9 +72,19 @@ def check_device(device: Any) -> None:
     if device == "auto":
         return
     try:
-        torch.device(device)
+        kind = torch.device(device).type
     except (RuntimeError, ValueError) as exc:
         raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}") from exc
+    if kind not in ("cpu", "cuda"):  # 'meta' holds no data, others are not supported
+        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}")
+
+
+def check_device_exists(device: str) -> torch.device:
+    """:func:`resolve_device`, and for ``cuda:N`` also that device ``N`` exists on this host."""
+    dev = resolve_device(device)
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device={device!r} but this host has {torch.cuda.device_count()} CUDA device(s)")
+    return dev
 
 
 def resolve_device(device: str) -> torch.device:

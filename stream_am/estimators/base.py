@@ -15,6 +15,9 @@ Semantics (the same for the AM estimators and the backprop baselines):
 - **Buffering**: ``learn_one`` buffers a sample and runs one engine step when ``batch_size`` samples are
   buffered. ``learn_many`` / ``partial_fit`` cut their rows at the same boundaries, so they are exactly
   (bitwise) equivalent to feeding the rows one by one. ``flush()`` runs a step on a partial buffer.
+- **Validate, then apply**: every check that can refuse a call (values, magnitude limits, labels, the device)
+  runs before anything changes; a call that raises ``ValueError`` leaves the estimator exactly as it was
+  (features, statistics, buffer, labels, engine). See :mod:`stream_am.estimators.inputs` for the limits.
 - **Predictions** use the weights of the last completed step (and the current feature statistics). The
   engine is built, from :func:`~stream_am.estimators.networks.build_mlp` and ``seed``, at the first step.
 """
@@ -30,6 +33,7 @@ import numpy as np
 import torch
 
 from stream_am import checks
+from stream_am.estimators import inputs
 from stream_am.estimators.moments import RunningMoments
 from stream_am.estimators.networks import ACTIVATIONS, build_mlp
 
@@ -63,7 +67,7 @@ class StreamEstimator:
             raise ValueError(f"standardize must be a bool, got {self.standardize!r}")
         checks.check_device(self.device)
         if self.seed is not None:
-            checks.check_int("seed", self.seed, low=0)
+            checks.check_int("seed", self.seed, low=0, high=checks.MAX_SEED)
 
     def _reset(self) -> None:
         self._features: list[Hashable] = []
@@ -75,6 +79,16 @@ class StreamEstimator:
         self._engine: Any = None
         self._n_learned = 0
         self._last_stats: dict[str, float] = {}
+
+    @property
+    def _feature_limit(self) -> float:
+        """Largest accepted feature magnitude: values reach float32 unscaled without ``standardize``."""
+        return inputs.MAX_MAGNITUDE if self.standardize else inputs.MAX_RAW_MAGNITUDE
+
+    def _check_can_step(self, n_new: int) -> None:
+        """Refuse, before anything changes, a call whose first step could not build the engine (no device)."""
+        if self._engine is None and len(self._buf_y) + n_new >= self.batch_size:
+            checks.resolve_device(self.device)
 
     # -- hooks ---------------------------------------------------------------------------------------
     def _make_engine(self, module: torch.nn.Sequential) -> Any:
@@ -175,6 +189,7 @@ class StreamEstimator:
 
     def _learn_one(self, names: list[Hashable], row: np.ndarray, target: Any) -> None:
         """:meth:`_learn_rows` for one fully observed row (``1 x k``): the same state, bit for bit, faster."""
+        self._check_can_step(1)
         self._start()
         assert self._moments is not None and self._buf_x is not None and self._buf_mask is not None
         index = self._feature_index
@@ -201,10 +216,11 @@ class StreamEstimator:
         ``present`` (same shape, bool) marks observed cells; ``None`` means all. A feature is registered at
         the first row where it is present, exactly as a ``learn_one`` loop would.
         """
-        self._start()
         n, k = rows.shape
         if n == 0:
             return
+        self._check_can_step(n)
+        self._start()
         if present is None:
             present = np.ones((n, k), dtype=bool)
         seen = present.any(axis=0)

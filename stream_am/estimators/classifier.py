@@ -4,7 +4,9 @@ Labels are numbered in first-seen order (numpy scalars become Python scalars). A
 learning grows the engine's output layer at once (zero weights; everything learned is kept). Before the
 first step the prediction is uniform over the labels seen; before any learning ``predict_proba_one``
 returns ``{}`` and ``predict_one`` ``None``. ``classes=`` in :meth:`partial_fit` declares the labels up
-front, as in scikit-learn; afterwards an undeclared label is a ``ValueError``.
+front, as in scikit-learn; afterwards an undeclared label is a ``ValueError``. A classifier has one label
+type: ``True``, ``1``, ``1.0`` and ``"1"`` are never merged, a label of another type than the first is a
+``ValueError``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import torch
 from river import base
 from river.base.typing import ClfTarget
 
+from stream_am.checks import InputError
 from stream_am.estimators import inputs
 from stream_am.estimators.base import StreamEstimator
 
@@ -68,11 +71,14 @@ class StreamClassifier(StreamEstimator, base.MiniBatchClassifier):
     def _target_tensor(self, ys: list[Any]) -> torch.Tensor:
         return torch.tensor(ys, dtype=torch.int64)
 
-    def _check_declared(self, ys: list[Any], field: str = "y") -> None:
+    def _check_labels(self, ys: list[Any], single: bool = False) -> None:
+        """One label type, and only declared labels once ``classes`` were declared (nothing changes here)."""
+        inputs.check_label_types(ys, self._classes, "y", single=single)
         if self._classes_declared:
             for i, y in enumerate(ys):
                 if y not in self._class_index:
-                    raise ValueError(f"{field}[{i}] = {y!r} is not one of the declared classes {self._classes!r}")
+                    raise InputError(f"y[{i}] = {y!r} is not one of the declared classes {self._classes!r}", "y",
+                                     None if single else i)
 
     def _proba(self, names: Sequence[Hashable], rows: np.ndarray, present: np.ndarray | None = None) -> np.ndarray:
         out = self._outputs(names, rows, proba=True, present=present)
@@ -84,14 +90,14 @@ class StreamClassifier(StreamEstimator, base.MiniBatchClassifier):
     # -- river API -----------------------------------------------------------------------------------
     def learn_one(self, x: dict, y: Any) -> None:
         """Learn one sample (buffered; a step runs every ``batch_size`` samples)."""
-        names, row = inputs.dict_row(x)
+        names, row = inputs.dict_row(x, self._feature_limit)
         label = inputs.check_label(y)
-        self._check_declared([label])
+        self._check_labels([label], single=True)
         self._learn_one(names, row, label)
 
     def predict_proba_one(self, x: dict, **kwargs: Any) -> dict[ClfTarget, float]:
         """Probability of every label seen, from the last completed step; ``{}`` before any learning."""
-        names, row = inputs.dict_row(x)
+        names, row = inputs.dict_row(x, self._feature_limit)
         p = self._proba(names, row)[0]
         return {c: float(v) for c, v in zip(self._classes, p, strict=True)}
 
@@ -102,19 +108,19 @@ class StreamClassifier(StreamEstimator, base.MiniBatchClassifier):
 
     def learn_many(self, X: pd.DataFrame, y: pd.Series) -> None:
         """Learn the rows of ``X`` in order: exactly the same as ``learn_one`` on each row (NaN = missing)."""
-        names, rows, present = inputs.frame_rows(X)
+        names, rows, present = inputs.frame_rows(X, limit=self._feature_limit)
         labels = inputs.labels_of(y, len(rows), classification=True)
-        self._check_declared(labels)
+        self._check_labels(labels)
         self._learn_rows(names, rows, labels, present)
 
     def predict_proba_many(self, X: pd.DataFrame) -> pd.DataFrame:
         """One row of label probabilities per row of ``X`` (no columns before any learning)."""
-        names, rows, present = inputs.frame_rows(X)
+        names, rows, present = inputs.frame_rows(X, limit=self._feature_limit)
         return pd.DataFrame(self._proba(names, rows, present), index=X.index, columns=list(self._classes))
 
     def predict_many(self, X: pd.DataFrame) -> pd.Series:
         """Most probable label per row (``None`` before any learning)."""
-        names, rows, present = inputs.frame_rows(X)
+        names, rows, present = inputs.frame_rows(X, limit=self._feature_limit)
         return pd.Series(self._labels(self._proba(names, rows, present)), index=X.index, dtype=object)
 
     def _labels(self, proba: np.ndarray) -> list[Any]:
@@ -133,7 +139,7 @@ class StreamClassifier(StreamEstimator, base.MiniBatchClassifier):
 
     def _numpy_rows(self, X: Any) -> tuple[list[int], np.ndarray]:
         expected = len(self._features) or None
-        rows = inputs.array_rows(X, expected, type(self).__name__)
+        rows = inputs.array_rows(X, expected, type(self).__name__, limit=self._feature_limit)
         return self._numpy_names(rows.shape[1]), rows
 
     def partial_fit(self, X: Any, y: Any, classes: Any = None) -> StreamClassifier:
@@ -147,6 +153,8 @@ class StreamClassifier(StreamEstimator, base.MiniBatchClassifier):
         declared = None
         if classes is not None:
             declared = [inputs.check_label(c, f"classes[{i}]") for i, c in enumerate(np.asarray(classes, dtype=object))]
+            inputs.check_label_types(declared, self._classes, "classes")
+            inputs.check_label_types(labels, self._classes or declared, "y")
             if len(set(declared)) != len(declared):
                 raise ValueError(f"classes has duplicates: {declared!r}")
             if self._classes_declared and set(declared) != set(self._classes):
@@ -158,8 +166,9 @@ class StreamClassifier(StreamEstimator, base.MiniBatchClassifier):
                 if lab not in set(declared):
                     raise ValueError(f"y[{i}] = {lab!r} is not one of classes={declared!r}")
         else:
-            self._check_declared(labels)
+            self._check_labels(labels)
         if declared is not None:
+            self._check_can_step(len(rows))
             for c in declared:
                 if c not in self._class_index:
                     self._add_class(c)

@@ -1,7 +1,14 @@
 """Validation and conversion of the estimators' inputs: dicts, DataFrames, arrays, labels and targets.
 
-Every function either returns clean float64 data or raises a ``ValueError`` that names the offending field
-and value, before the estimator changes anything.
+Every function either returns clean float64 data or raises a ``ValueError`` (an
+:class:`~stream_am.checks.InputError`) that names the offending field and value, before the estimator changes
+anything.
+
+**Magnitude limits.** A feature value or regression target must be finite and at most :data:`MAX_MAGNITUDE`
+(1e20) in absolute value, or :data:`MAX_RAW_MAGNITUDE` (1e15) when it reaches the network unscaled
+(``standardize=False`` / ``standardize_target=False``: the network computes in float32). Within these limits
+the running statistics cannot overflow (their sums stay below 1e60 for any count), a standardised value fits
+float32, and so a batch that passes validation cannot fail later inside a step.
 """
 
 from __future__ import annotations
@@ -14,7 +21,25 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["native", "check_label", "check_target", "dict_row", "frame_rows", "array_rows", "labels_of"]
+from stream_am.checks import InputError
+
+__all__ = [
+    "MAX_MAGNITUDE",
+    "MAX_RAW_MAGNITUDE",
+    "native",
+    "check_label",
+    "check_label_types",
+    "check_target",
+    "dict_row",
+    "frame_rows",
+    "array_rows",
+    "labels_of",
+]
+
+#: largest absolute feature value or target that is standardised before it reaches the network
+MAX_MAGNITUDE = 1e20
+#: largest absolute value that reaches the network unscaled (float32 arithmetic)
+MAX_RAW_MAGNITUDE = 1e15
 
 
 def native(value: Any) -> Any:
@@ -22,92 +47,118 @@ def native(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _real(value: Any, field: str) -> float:
+def _real(value: Any, name: str, limit: float, field: str, row: int | None = None, key: Any = None) -> float:
     if not isinstance(value, (numbers.Real, np.bool_)):
-        raise ValueError(f"{field} must be a real number, got {value!r} ({type(value).__name__})")
-    out = float(value)
+        raise InputError(f"{name} must be a real number, got {value!r} ({type(value).__name__})", field, row, key)
+    try:
+        out = float(value)
+    except OverflowError:  # an int beyond float64
+        out = math.inf
     if not math.isfinite(out):
-        raise ValueError(f"{field} must be finite, got {value!r}")
+        raise InputError(f"{name} must be finite, got {value!r}", field, row, key)
+    if abs(out) > limit:
+        raise InputError(f"{name} = {value!r} exceeds the magnitude limit {limit:g} (|value| <= {limit:g})",
+                         field, row, key)
     return out
 
 
-def check_label(y: Any, field: str = "y") -> Hashable:
+def check_label(y: Any, field: str = "y", row: int | None = None) -> Hashable:
     """A class label: hashable, not None, not NaN; numpy scalars become Python scalars."""
     y = native(y)
     if y is None or not isinstance(y, Hashable) or (isinstance(y, float) and math.isnan(y)):
-        raise ValueError(f"{field} must be a hashable class label, got {y!r}")
+        raise InputError(f"{field} must be a hashable class label, got {y!r}", field.split("[")[0], row)
     return y
 
 
-def check_target(y: Any, field: str = "y") -> float:
-    """A regression target: a finite real number."""
-    return _real(y, field)
+def check_label_types(labels: list[Any], classes: list[Any], field: str = "y", single: bool = False) -> None:
+    """One label type per classifier: ``1``, ``True``, ``1.0`` and ``"1"`` are different labels, never merged.
+
+    Python treats ``True == 1 == 1.0`` as one dict key, so mixing these types would silently merge classes;
+    a label whose type differs from the first label's is refused. ``single``: ``field`` names one label.
+    """
+    kind = type(classes[0]) if classes else (type(labels[0]) if labels else None)
+    for i, y in enumerate(labels):
+        if type(y) is not kind:
+            assert kind is not None
+            name = field if single else f"{field}[{i}]"
+            raise InputError(
+                f"{name} = {y!r} is a {type(y).__name__}, but this classifier's labels are of type {kind.__name__} "
+                "(one label type per model)", field, None if single else i)
+
+
+def check_target(y: Any, field: str = "y", limit: float = MAX_MAGNITUDE, row: int | None = None) -> float:
+    """A regression target: a finite real number of magnitude at most ``limit``."""
+    return _real(y, field, limit, field.split("[")[0], row)
 
 
 _PLAIN = frozenset({float, int, bool, np.float64, np.float32, np.int64, np.int32, np.bool_})
 
 
-def dict_row(x: Any) -> tuple[list[Hashable], np.ndarray]:
-    """Keys and float64 values (shape ``1 x k``) of a feature dict ``x``."""
+def dict_row(x: Any, limit: float = MAX_MAGNITUDE) -> tuple[list[Hashable], np.ndarray]:
+    """Keys and float64 values (shape ``1 x k``) of a feature dict ``x``; values beyond ``limit`` are refused."""
     if not isinstance(x, dict):
-        raise ValueError(f"x must be a dict of feature -> number, got {type(x).__name__}")
+        raise InputError(f"x must be a dict of feature -> number, got {type(x).__name__}", "x")
     keys = list(x)
     values = list(x.values())
     if all(type(v) in _PLAIN for v in values):  # fast path; the checks below name any offender
         row = np.array(values, dtype=np.float64).reshape(1, -1)
-        if np.isfinite(row).all():
+        if np.isfinite(row).all() and not (np.abs(row) > limit).any():
             return keys, row
-    return keys, np.array([_real(x[k], f"x[{k!r}]") for k in keys], dtype=np.float64).reshape(1, -1)
+    return keys, np.array([_real(x[k], f"x[{k!r}]", limit, "x", None, k) for k in keys],
+                          dtype=np.float64).reshape(1, -1)
 
 
-def frame_rows(X: Any, name: str = "X") -> tuple[list[Hashable], np.ndarray, np.ndarray]:
+def frame_rows(X: Any, name: str = "X", limit: float = MAX_MAGNITUDE) -> tuple[list[Hashable], np.ndarray, np.ndarray]:
     """Columns, float64 values and the mask of observed cells of a DataFrame.
 
     NaN marks a missing value (as pandas does when a frame is built from dicts with different keys);
     infinite and non-numeric cells are refused.
     """
     if not isinstance(X, pd.DataFrame):
-        raise ValueError(f"{name} must be a pandas DataFrame, got {type(X).__name__}")
+        raise InputError(f"{name} must be a pandas DataFrame, got {type(X).__name__}", name)
     cols = list(X.columns)
     if len(set(cols)) != len(cols):
-        raise ValueError(f"{name} has duplicate columns: {cols!r}")
+        raise InputError(f"{name} has duplicate columns: {cols!r}", name)
     for c in cols:
         dtype = X[c].dtype
         if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)):
-            raise ValueError(f"{name}[{c!r}] must be numeric, got dtype {dtype}")
+            raise InputError(f"{name}[{c!r}] must be numeric, got dtype {dtype}", name, None, c)
     values = X.to_numpy(dtype=np.float64, copy=True).reshape(len(X), len(cols))
     present = ~np.isnan(values)
-    _check_finite(np.where(present, values, 0.0), name, cols)
+    _check_finite(np.where(present, values, 0.0), name, cols, limit)
     return cols, np.where(present, values, 0.0), present
 
 
-def array_rows(X: Any, n_features: int | None, owner: str, name: str = "X") -> np.ndarray:
+def array_rows(X: Any, n_features: int | None, owner: str, name: str = "X", limit: float = MAX_MAGNITUDE) -> np.ndarray:
     """A 2-d float64 copy of an array-like; ``n_features`` (when set) is enforced scikit-learn style."""
     try:
         values = np.array(X, dtype=np.float64)
     except (TypeError, ValueError) as err:
-        raise ValueError(f"{name} must be a 2-d array of numbers: {err}") from err
+        raise InputError(f"{name} must be a 2-d array of numbers: {err}", name) from err
     if values.ndim != 2:
-        raise ValueError(f"{name} must be a 2-d array, got shape {values.shape}")
+        raise InputError(f"{name} must be a 2-d array, got shape {values.shape}", name)
     if n_features is not None and values.shape[1] != n_features:
-        raise ValueError(
-            f"{name} has {values.shape[1]} features, but {owner} is expecting {n_features} features as input."
+        raise InputError(
+            f"{name} has {values.shape[1]} features, but {owner} is expecting {n_features} features as input.", name
         )
-    _check_finite(values, name, list(range(values.shape[1])))
+    _check_finite(values, name, list(range(values.shape[1])), limit)
     return values
 
 
-def _check_finite(values: np.ndarray, name: str, cols: list[Hashable]) -> None:
-    bad = np.argwhere(~np.isfinite(values))
+def _check_finite(values: np.ndarray, name: str, cols: list[Hashable], limit: float) -> None:
+    bad = np.argwhere(~np.isfinite(values) | (np.abs(values) > limit))
     if len(bad):
-        i, j = bad[0]
-        raise ValueError(f"{name}[{cols[j]!r}] has a non-finite value {values[i, j]!r} in row {i}")
+        i, j = (int(v) for v in bad[0])
+        value = values[i, j]
+        why = "a non-finite value" if not np.isfinite(value) else f"a value beyond the magnitude limit {limit:g}"
+        raise InputError(f"{name}[{cols[j]!r}] has {why} {value!r} in row {i}", name, i, cols[j])
 
 
-def labels_of(y: Any, n: int, classification: bool, name: str = "y") -> list[Any]:
-    """Checked labels (or float targets) of a 1-d array-like / Series of length ``n``."""
+def labels_of(y: Any, n: int, classification: bool, name: str = "y", limit: float = MAX_MAGNITUDE) -> list[Any]:
+    """Checked labels (or float targets of magnitude at most ``limit``) of a 1-d array-like / Series of length ``n``."""
     values = y.to_numpy() if isinstance(y, pd.Series) else np.asarray(y, dtype=object if classification else None)
     if values.ndim != 1 or len(values) != n:
-        raise ValueError(f"{name} must be 1-d with {n} entries (one per row of X), got shape {values.shape}")
-    check = check_label if classification else check_target
-    return [check(v, f"{name}[{i}]") for i, v in enumerate(values)]
+        raise InputError(f"{name} must be 1-d with {n} entries (one per row of X), got shape {values.shape}", name)
+    if classification:
+        return [check_label(v, f"{name}[{i}]", i) for i, v in enumerate(values)]
+    return [check_target(v, f"{name}[{i}]", limit, i) for i, v in enumerate(values)]

@@ -4,7 +4,8 @@ With ``standardize_target=True`` the target keeps a running mean and standard de
 sample is learned, exactly like a feature: the network learns ``(y - mean) / std`` (statistics as of the
 step) and a prediction is ``output * std + mean`` (current statistics). Before the first step the network
 output is taken as 0, so the prediction is the running target mean (0.0 before any learning, or always
-when ``standardize_target=False``).
+when ``standardize_target=False``). Targets beyond the magnitude limits of :mod:`stream_am.estimators.inputs`
+are refused, so the target statistics cannot overflow.
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ class StreamRegressor(StreamEstimator, base.MiniBatchRegressor):
         self._target_moments = RunningMoments()
         self._target_moments.grow(1)
 
+    @property
+    def _target_limit(self) -> float:
+        return inputs.MAX_MAGNITUDE if self.standardize_target else inputs.MAX_RAW_MAGNITUDE
+
     # -- hooks ---------------------------------------------------------------------------------------
     def _n_outputs(self) -> int:
         return 1
@@ -70,29 +75,29 @@ class StreamRegressor(StreamEstimator, base.MiniBatchRegressor):
     # -- river API -----------------------------------------------------------------------------------
     def learn_one(self, x: dict, y: Any) -> None:
         """Learn one sample (buffered; a step runs every ``batch_size`` samples)."""
-        names, row = inputs.dict_row(x)
-        target = inputs.check_target(y)
+        names, row = inputs.dict_row(x, self._feature_limit)
+        target = inputs.check_target(y, limit=self._target_limit)
         self._learn_one(names, row, target)
 
     def predict_one(self, x: dict, **kwargs: Any) -> float:
         """Prediction from the last completed step (the running target mean before the first one)."""
-        names, row = inputs.dict_row(x)
+        names, row = inputs.dict_row(x, self._feature_limit)
         return float(self._values(names, row)[0])
 
     def learn_many(self, X: pd.DataFrame, y: pd.Series) -> None:
         """Learn the rows of ``X`` in order: exactly the same as ``learn_one`` on each row (NaN = missing)."""
-        names, rows, present = inputs.frame_rows(X)
-        targets = inputs.labels_of(y, len(rows), classification=False)
+        names, rows, present = inputs.frame_rows(X, limit=self._feature_limit)
+        targets = inputs.labels_of(y, len(rows), classification=False, limit=self._target_limit)
         self._learn_rows(names, rows, targets, present)
 
     def predict_many(self, X: pd.DataFrame) -> pd.Series:
         """One prediction per row of ``X``."""
-        names, rows, present = inputs.frame_rows(X)
+        names, rows, present = inputs.frame_rows(X, limit=self._feature_limit)
         return pd.Series(self._values(names, rows, present), index=X.index, dtype=np.float64)
 
     # -- numpy API -----------------------------------------------------------------------------------
     def _numpy_rows(self, X: Any) -> tuple[list[int], np.ndarray]:
-        rows = inputs.array_rows(X, len(self._features) or None, type(self).__name__)
+        rows = inputs.array_rows(X, len(self._features) or None, type(self).__name__, limit=self._feature_limit)
         if self._features != list(range(len(self._features))):
             raise ValueError(
                 f"the numpy API addresses features by column position, but {type(self).__name__} has learned "
@@ -103,7 +108,7 @@ class StreamRegressor(StreamEstimator, base.MiniBatchRegressor):
     def partial_fit(self, X: Any, y: Any) -> StreamRegressor:
         """Learn the rows of a 2-d array (features by position) in order, like :meth:`learn_many`."""
         names, rows = self._numpy_rows(X)
-        targets = inputs.labels_of(y, len(rows), classification=False)
+        targets = inputs.labels_of(y, len(rows), classification=False, limit=self._target_limit)
         self._learn_rows(names, rows, targets)
         return self
 

@@ -1,0 +1,109 @@
+"""Validate, then apply: a call the estimator refuses leaves it exactly as it was (issue 14)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stream_am import AMClassifier, AMRegressor
+from stream_am.checks import InputError
+from stream_am.estimators import inputs
+
+
+def _state(model: Any) -> tuple[Any, dict[str, bytes]]:
+    meta, arrays = model._payload()
+    extra = {"classes": list(getattr(model, "_classes", []))}
+    return (meta, extra), {k: np.ascontiguousarray(v).tobytes() for k, v in arrays.items()}
+
+
+def _rows(n: int, start: int = 0) -> pd.DataFrame:
+    return pd.DataFrame({"a": [(start + i) % 5 / 5.0 for i in range(n)], "b": [(i * 7 % 11) / 11.0 for i in range(n)]})
+
+
+def test_rejected_batch_with_huge_value_leaves_classifier_unchanged() -> None:
+    """Issue 14.1: a 1e300 in a 32-row batch used to stay buffered and overflow the feature statistics."""
+    model = AMClassifier(hidden_sizes=(8,), batch_size=32, seed=0)
+    model.learn_one({"y": 1.0}, "a")
+    before = _state(model)
+    bad = pd.DataFrame({"x": [1e300] + [float(i) for i in range(31)], "z": [-1e300] + [0.0] * 31})
+    with pytest.raises(InputError, match="magnitude limit") as err:
+        model.learn_many(bad, pd.Series(["b"] * 32))
+    assert (err.value.field, err.value.row, err.value.key) == ("X", 0, "x")
+    assert _state(model) == before
+    assert model.n_buffered == 1 and model.feature_names_in_ == ["y"] and model.classes_.tolist() == ["a"]
+    model.learn_many(_rows(40), pd.Series(["a", "b"] * 20))  # still learns
+    assert model.n_steps == 1 and np.isfinite(model.predict_proba_many(_rows(4)).to_numpy()).all()
+
+
+@pytest.mark.parametrize("target", [1e200, 1e308, -1e308, 10**400])
+def test_huge_regression_target_is_refused_up_front(target: Any) -> None:
+    """Issue 14.2: one huge target used to overflow the target statistics and break every later learn."""
+    model = AMRegressor(hidden_sizes=(8,), batch_size=4, seed=0)
+    model.learn_many(_rows(3), pd.Series([0.5, 1.0, 1.5]))
+    before = _state(model)
+    with pytest.raises(ValueError, match="y"):
+        model.learn_one({"a": 1.0, "b": 0.0}, target)
+    with pytest.raises(InputError) as err:
+        model.learn_many(_rows(8), pd.Series([1.0, target] + [0.0] * 6, dtype=object))
+    assert (err.value.field, err.value.row) == ("y", 1)
+    assert _state(model) == before
+    model.learn_many(_rows(9, 3), pd.Series(np.linspace(0, 2, 9)))
+    assert model.n_steps == 3 and np.isfinite(model.predict_many(_rows(5)).to_numpy()).all()
+
+
+def test_values_within_the_limits_never_overflow_the_statistics() -> None:
+    big = inputs.MAX_MAGNITUDE
+    model = AMRegressor(hidden_sizes=(4,), batch_size=4, seed=0)
+    xs = pd.DataFrame({"a": [big, -big, big, -big, 0.0, 1.0, -big, big]})
+    model.learn_many(xs, pd.Series([big, -big, 0.0, 1.0, -big, big, 2.0, 3.0]))
+    assert model.n_steps == 2
+    mean, scale = model._moments.mean_scale()
+    assert np.isfinite(mean).all() and np.isfinite(scale).all()
+    raw = AMRegressor(hidden_sizes=(4,), batch_size=4, standardize=False, seed=0)
+    with pytest.raises(InputError, match="1e\\+15"):
+        raw.learn_one({"a": 1e16}, 1.0)
+
+
+def test_one_label_type_per_classifier() -> None:
+    """Issue 14.10: [1, 0] after [True, False] used to merge into the boolean classes."""
+    model = AMClassifier(hidden_sizes=(4,), batch_size=4, seed=0)
+    model.learn_many(_rows(2), pd.Series([True, False]))
+    before = _state(model)
+    with pytest.raises(InputError, match="y\\[0\\] = 1 is a int.*bool") as err:
+        model.learn_many(_rows(2), pd.Series([1, 0]))
+    assert err.value.row == 0
+    with pytest.raises(ValueError, match="one label type"):
+        model.learn_one({"a": 1.0}, 1)
+    with pytest.raises(ValueError, match="one label type"):
+        model.learn_many(_rows(2), pd.Series([True, "True"], dtype=object))
+    assert _state(model) == before
+    other = AMClassifier(hidden_sizes=(4,), batch_size=4, seed=0)
+    with pytest.raises(ValueError, match="one label type"):
+        other.learn_many(_rows(2), pd.Series([1, "1"], dtype=object))
+    assert other.n_buffered == 0 and other.classes_.tolist() == []
+
+
+def test_a_device_that_cannot_step_is_refused_before_buffering(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    model = AMClassifier(hidden_sizes=(4,), batch_size=4, device="cuda", seed=0)
+    model.learn_many(_rows(3), pd.Series([0, 1, 0]))  # no step yet: buffered
+    before = _state(model)
+    with pytest.raises(ValueError, match="CUDA"):
+        model.learn_many(_rows(4), pd.Series([0, 1, 0, 1]))
+    with pytest.raises(ValueError, match="CUDA"):
+        model.learn_one({"a": 1.0}, 1)
+    assert _state(model) == before
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [({"seed": 10**30}, "seed"), ({"device": "meta"}, "device"), ({"seed": -1}, "seed")],
+)
+def test_unusable_settings_are_refused_by_the_constructor(params: dict[str, Any], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        AMClassifier(**params)
