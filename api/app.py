@@ -11,6 +11,7 @@ from stream_am.server.errors import install_handlers
 from stream_am.server.limits import BodySizeLimit
 from stream_am.server.registry import Registry
 from stream_am.server.routers import learning_router, models_router, ops_router
+from stream_am.server.security import ApiKeyGuard
 from stream_am.server.settings import Settings
 from stream_am.server.telemetry import Telemetry, TelemetryMiddleware
 
@@ -47,5 +48,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(learning_router)
     app.include_router(models_router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, max_import_bytes=settings.max_import_bytes)
+    app.add_middleware(ApiKeyGuard, api=app, key=settings.api_key)  # before any body is read
     app.add_middleware(TelemetryMiddleware, telemetry=app.state.telemetry)
     return app

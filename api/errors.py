@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,12 +12,18 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from stream_am.server.schemas import INSTANCE_TAGS
 
+from stream_am.checks import InputError
+
+_log = logging.getLogger("stream_am.api")
+
 __all__ = [
     "FieldError",
     "ModelExists",
     "ModelNotFound",
     "Overloaded",
+    "Unavailable",
     "field_name",
+    "input_field",
     "install_handlers",
 ]
 
@@ -39,6 +47,21 @@ class ModelExists(ValueError):
 
 class Overloaded(RuntimeError):
     """The writer queue of a model is full or the model is closing (answered with 503)."""
+
+
+class Unavailable(RuntimeError):
+    """A model or the storage cannot serve now; the message names the cause (answered with 503)."""
+
+
+def input_field(exc: InputError, rows: str = "instances", row: int | None = None) -> FieldError:
+    """A library :class:`~stream_am.checks.InputError` as a request field: ``x``/``X`` -> ``rows[i].key``,
+    ``y`` -> ``targets[i]``; ``row`` is the row when the library saw a single sample."""
+    row = exc.row if exc.row is not None else row
+    index = "" if row is None else f"[{row}]"
+    if exc.field == "y":
+        return FieldError(f"targets{index}", str(exc))
+    key = "" if exc.key is None or rows != "instances" else f".{exc.key}"
+    return FieldError(f"{rows}{index}{key}", str(exc))
 
 
 _TAGS = set(INSTANCE_TAGS)
@@ -80,7 +103,9 @@ async def _validation(_: Request, exc: Exception) -> JSONResponse:
 
 
 async def _value_error(_: Request, exc: Exception) -> JSONResponse:
-    field = exc.field if isinstance(exc, FieldError) else None
+    if isinstance(exc, InputError):
+        exc = input_field(exc)
+    field = exc.field if isinstance(exc, FieldError) else "body"  # every 422 names a field
     msg = exc.msg if isinstance(exc, FieldError) else str(exc)
     return _error(422, [{"field": field, "msg": msg, "type": "value_error"}])
 
@@ -97,6 +122,12 @@ async def _overloaded(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=503, content={"detail": str(exc)}, headers={"Retry-After": "1"})
 
 
+async def _storage(request: Request, exc: Exception) -> JSONResponse:
+    """A full disk or another storage failure outside a model's writer: 503 naming the cause."""
+    _log.error("%s %s: storage error: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
+    return await _overloaded(request, Unavailable(f"storage error: {type(exc).__name__}: {exc}"))
+
+
 def install_handlers(app: FastAPI) -> None:
     """Map validation and library ``ValueError`` to 422, unknown models to 404, overload to 503."""
     app.add_exception_handler(RequestValidationError, _validation)
@@ -104,3 +135,6 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ValueError, _value_error)
     app.add_exception_handler(ModelNotFound, _not_found)
     app.add_exception_handler(Overloaded, _overloaded)
+    app.add_exception_handler(Unavailable, _overloaded)
+    app.add_exception_handler(OSError, _storage)
+    app.add_exception_handler(sqlite3.OperationalError, _storage)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ __all__ = [
     "build",
     "config",
     "describe",
+    "fingerprint",
     "frame",
     "is_classifier",
     "labels",
@@ -53,14 +55,26 @@ def _class(name: str) -> Any:
 
 
 def build(name: str, params: dict[str, Any]) -> Any:
-    """A fresh estimator; JSON lists become tuples (``hidden_sizes``); errors name ``params``."""
+    """A fresh estimator; JSON lists become tuples (``hidden_sizes``); errors name ``params.<parameter>``."""
+    from stream_am.server.errors import FieldError
+
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
+    cls = _class(name)
     try:
-        return _class(name)(**kwargs)
-    except TypeError as exc:
-        raise ValueError(f"params: {exc}") from exc
-    except ValueError as exc:
-        raise ValueError(f"params: {exc}") from exc
+        return cls(**kwargs)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise FieldError(_param_field(str(exc), params), f"params: {exc}") from exc
+
+
+def _param_field(msg: str, params: dict[str, Any]) -> str:
+    """``params.<name>`` for the parameter an estimator's error message is about (``params`` if unclear)."""
+    quoted = re.search(r"argument '(\w+)'", msg)  # TypeError: unexpected keyword argument 'x'
+    if quoted:
+        return f"params.{quoted.group(1)}"
+    for key in sorted(params, key=len, reverse=True):
+        if msg.startswith(key) or msg.startswith(f"{key}="):
+            return f"params.{key}"
+    return "params"
 
 
 def is_classifier(name: str) -> bool:
@@ -68,48 +82,51 @@ def is_classifier(name: str) -> bool:
 
 
 def _frame(rows: list[Row]) -> Any:
-    """The rows as one float64 DataFrame when they share their feature names (in order), else None."""
-    keys = list(rows[0])
-    if any(list(r) != keys for r in rows):
-        return None
+    """The rows as one float64 DataFrame over the union of their features (NaN marks a missing one).
+
+    ``learn_many`` on it is bitwise the same as ``learn_one`` on each row, and the whole batch is validated
+    before anything is learned.
+    """
     import numpy as np
     import pandas as pd
 
-    values = np.array([[r[k] for k in keys] for r in rows], dtype=np.float64)
+    keys = list(rows[0])
+    if all(list(r) == keys for r in rows):
+        values = np.array([[r[k] for k in keys] for r in rows], dtype=np.float64)
+    else:
+        keys = list(dict.fromkeys(k for r in rows for k in r))
+        position = {k: j for j, k in enumerate(keys)}
+        values = np.full((len(rows), len(keys)), np.nan)
+        for i, r in enumerate(rows):
+            for k, v in r.items():
+                values[i, position[k]] = v
     return pd.DataFrame(values, columns=keys, copy=False)
 
 
 def frame(rows: list[Row]) -> Any:
-    """The DataFrame :func:`learn` and :func:`labels` would build (None when the features differ)."""
+    """The DataFrame :func:`learn` and :func:`labels` would build."""
     return _frame(rows)
 
 
 def learn(estimator: Any, rows: list[Row], targets: list[Any], frame: Any = None) -> None:
-    """Learn a batch in order: ``learn_many`` when the rows share their features, else ``learn_one``.
+    """Learn a batch in order with one ``learn_many`` (bitwise a ``learn_one`` loop in stream_am).
 
-    Both are bitwise equivalent in stream_am; live learning and replay take this same path.
-    ``frame`` is ``frame(rows)`` when the caller built it already.
+    The estimator validates the whole batch first: a refused batch leaves it unchanged. Live learning and
+    replay take this same path. ``frame`` is ``frame(rows)`` when the caller built it already.
     """
+    import pandas as pd
+
     frame = _frame(rows) if frame is None else frame
-    if frame is not None:
-        import pandas as pd
-
-        estimator.learn_many(frame, pd.Series(targets, dtype=object))  # keeps Python label types
-    else:
-        for i, (x, y) in enumerate(zip(rows, targets, strict=True)):
-            try:
-                estimator.learn_one(x, y)
-            except ValueError as exc:
-                if i == 0:
-                    raise  # nothing learned: the model is unchanged
-                raise RuntimeError(f"row {i} was refused after {i} rows were learned: {exc}") from exc
+    estimator.learn_many(frame, pd.Series(targets, dtype=object))  # keeps Python label types
 
 
-def predict(estimator: Any, rows: list[Row], classifier: bool) -> tuple[list[Any], list[dict[str, float]] | None]:
+def predict(
+    estimator: Any, rows: list[Row], classifier: bool
+) -> tuple[list[Any], list[dict[str, float | None]] | None]:
     """Predictions (and class probabilities for classifiers); never changes the estimator.
 
-    One row goes through ``predict_*_one``, several rows sharing their features through
-    ``predict_*_many``, other batches row by row.
+    One row goes through ``predict_*_one``, several through ``predict_*_many``. A non-finite output (a
+    diverged model) is answered as ``null``, never as an invalid JSON number.
     """
     frame = _frame(rows) if len(rows) > 1 else None
     if not classifier:
@@ -122,15 +139,20 @@ def predict(estimator: Any, rows: list[Row], classifier: bool) -> tuple[list[Any
         probas = [dict(zip(classes, map(float, row), strict=True)) for row in table.to_numpy()]
     else:
         probas = [{_label(k): float(v) for k, v in estimator.predict_proba_one(x).items()} for x in rows]
-    preds = [max(p, key=p.__getitem__) if p else None for p in probas]
-    return preds, [{str(k): v for k, v in p.items()} for p in probas]
+    preds = [max(p, key=p.__getitem__) if p and all(map(math.isfinite, p.values())) else None for p in probas]
+    return preds, [{str(k): _number(v) for k, v in p.items()} for p in probas]
 
 
 def labels(estimator: Any, rows: list[Row], frame: Any) -> list[Any]:
     """Predicted labels (or values) only, for prequential scoring; never changes the estimator."""
-    if frame is not None:
-        return [_label(v) for v in estimator.predict_many(frame).tolist()]
-    return [_label(estimator.predict_one(x)) for x in rows]
+    frame = _frame(rows) if frame is None else frame
+    return [_label(v) for v in estimator.predict_many(frame).tolist()]
+
+
+def fingerprint(estimator: Any) -> tuple[int, int, int, int]:
+    """Counters that any learning changes: steps, buffered samples, features, classes."""
+    classes = getattr(estimator, "classes_", ())
+    return estimator.n_steps, estimator.n_buffered, estimator.n_features_in_, len(classes)
 
 
 def _label(y: Any) -> Any:

@@ -29,6 +29,12 @@ def connect(path: Path, synchronous: str = "FULL") -> sqlite3.Connection:
     return conn
 
 
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back if a transaction is still open: SQLite ends it itself on some errors (a full disk)."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+
+
 class EventLog:
     """Accepted learn requests of one model, in order, plus stored predictions keyed by id.
 
@@ -55,7 +61,7 @@ class EventLog:
             seq = int(conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()[0])
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
         return seq
 
@@ -69,6 +75,13 @@ class EventLog:
         """Delete the events a checkpoint already holds."""
         self._writer.execute("DELETE FROM events WHERE seq <= ?", (upto,))
         self._writer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def covers(self, after: int) -> bool:
+        """Whether the log still holds every event with ``seq > after`` (compaction deletes a prefix)."""
+        first = self._writer.execute("SELECT min(seq) FROM events").fetchone()[0]
+        if first is None:
+            return self.last_seq() <= after
+        return int(first) <= after + 1
 
     def count(self) -> int:
         return int(self._writer.execute("SELECT count(*) FROM events").fetchone()[0])
@@ -91,7 +104,7 @@ class EventLog:
                 conn.execute("DELETE FROM pending WHERE n <= (SELECT max(n) FROM pending) - ?", (self.max_pending,))
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise
 
     def get_pending(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:

@@ -29,8 +29,8 @@ class Prequential:
             self.n += 1
             if self.classifier:
                 self.correct += int(p is not None and p == y and type(p) is type(y))
-            else:
-                err = float(y) - (float(p) if p is not None else 0.0)
+            else:  # a missing or non-finite prediction (a diverged model) scores as 0.0
+                err = float(y) - (float(p) if p is not None and math.isfinite(float(p)) else 0.0)
                 self.abs_err += abs(err)
                 self.sq_err += err * err
 
@@ -42,6 +42,11 @@ class Prequential:
             return {"scored": self.n, "accuracy": self.correct / self.n if self.n else None}
         return {
             "scored": self.n,
-            "mae": self.abs_err / self.n if self.n else None,
-            "rmse": math.sqrt(self.sq_err / self.n) if self.n else None,
+            "mae": _finite(self.abs_err / self.n) if self.n else None,
+            "rmse": _finite(math.sqrt(self.sq_err / self.n)) if self.n else None,
         }
+
+
+def _finite(value: float) -> float | None:
+    """JSON has no infinities: an overflowed error sum is reported as unknown."""
+    return value if math.isfinite(value) else None

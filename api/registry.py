@@ -1,9 +1,15 @@
-"""The model registry: which models exist (durably, in ``registry.sqlite``) and their served instances."""
+"""The model registry: which models exist (durably, in ``registry.sqlite``) and their served instances.
+
+A model that cannot be restored at start (no intact checkpoint plus log reproduces it) is quarantined: its
+requests get 503 naming the reason, ``/health`` reports it, the other models serve; deleting it or
+importing over it (``replace``) clears it.
+"""
 
 from __future__ import annotations
 
 import base64
 import json
+import logging
 import re
 import shutil
 import tempfile
@@ -14,11 +20,14 @@ from pathlib import Path
 from typing import IO, Any
 
 from stream_am.server import checkpoints, estimators
-from stream_am.server.errors import FieldError, ModelExists, ModelNotFound
+from stream_am.server.errors import FieldError, ModelExists, ModelNotFound, Unavailable
 from stream_am.server.eventlog import connect
+from stream_am.server.model_limits import check_config
 from stream_am.server.prequential import Prequential
-from stream_am.server.service import ServedModel
+from stream_am.server.service import IMPORTED, ServedModel
 from stream_am.server.settings import Settings
+
+_log = logging.getLogger("stream_am.api")
 
 __all__ = ["DEFAULT_MODEL", "Registry"]
 
@@ -39,6 +48,7 @@ class Registry:
         self.settings = settings
         self.root = Path(settings.state_dir)
         self._models: dict[str, ServedModel] = {}
+        self._quarantined: dict[str, tuple[str, Path]] = {}  # name -> (reason, directory)
         self._lock = threading.Lock()
         self._lock_file: IO[bytes] | None = None
 
@@ -53,8 +63,15 @@ class Registry:
             if stray.name not in known:
                 shutil.rmtree(stray, ignore_errors=True)
         for name, estimator, params, directory in rows:
-            model = ServedModel(name, estimator, json.loads(params), self.root / "models" / directory, self.settings)
-            model.open()
+            path = self.root / "models" / directory
+            model = ServedModel(name, estimator, json.loads(params), path, self.settings)
+            try:
+                model.open()
+            except Exception as exc:  # this model alone: the others serve
+                reason = f"{type(exc).__name__}: {exc}"
+                _log.error("model %r is quarantined: it cannot be restored: %s", name, reason)
+                self._quarantined[name] = (reason, path)
+                continue
             self._models[name] = model
         first = self._db.execute("SELECT value FROM meta WHERE key = 'initialised'").fetchone() is None
         if first:
@@ -76,35 +93,90 @@ class Registry:
     def get(self, name: str) -> ServedModel:
         model = self._models.get(name)
         if model is None:
+            quarantined = self._quarantined.get(name)
+            if quarantined is not None:
+                raise Unavailable(f"model {name!r} is quarantined: {quarantined[0]}")
             raise ModelNotFound(f"model {name!r} not found")
+        if model.broken is not None:
+            raise Unavailable(f"model {name!r} is quarantined: {model.broken}")
         return model
 
     def all(self) -> list[ServedModel]:
-        return list(self._models.values())
+        """The models that serve (not the quarantined ones)."""
+        return [m for m in self._models.values() if m.broken is None]
+
+    def problems(self) -> dict[str, str]:
+        """What is wrong, per model: quarantined models and failing background work (for ``/health``)."""
+        out = {name: f"quarantined: {reason}" for name, (reason, _) in self._quarantined.items()}
+        for name, model in list(self._models.items()):
+            if model.broken is not None:
+                out[name] = f"quarantined: {model.broken}"
+            elif model.trouble.problems:
+                out[name] = "; ".join(model.trouble.problems.values())
+        return out
+
+    def _validated(self, name: str, estimator: str, params: dict[str, Any]) -> None:
+        if not _NAME.fullmatch(name):
+            raise FieldError("name", f"a model name matches {_NAME.pattern}, got {name!r}")
+        check_config(estimators.config(estimators.build(estimator, params)), self.settings)
+
+    def _start(self, name: str, estimator: str, params: dict[str, Any], export: dict[str, Any] | None) -> tuple[
+        ServedModel, str
+    ]:
+        """A new, opened model in a fresh directory (removed again if anything fails)."""
+        directory = f"{name}-{uuid.uuid4().hex[:12]}"
+        path = self.root / "models" / directory
+        path.mkdir(parents=True)
+        try:
+            if export is not None:
+                _seed_checkpoint(path, estimator, export, self.settings)
+            model = ServedModel(name, estimator, params, path, self.settings)
+            model.open()
+        except BaseException:
+            shutil.rmtree(path, ignore_errors=True)
+            raise
+        return model, directory
+
+    def replace(self, name: str, estimator: str, params: dict[str, Any], export: dict[str, Any]) -> ServedModel:
+        """Import over ``name``: the old model is removed only once the new one has fully loaded."""
+        self._validated(name, estimator, params)
+        model, directory = self._start(name, estimator, params, export)
+        with self._lock:
+            old = self._models.get(name)
+            old_quarantined = self._quarantined.pop(name, None)
+            if old is None and old_quarantined is None:
+                if len(self._models) >= self.settings.max_models:
+                    model.close(checkpoint=False)
+                    shutil.rmtree(model.directory, ignore_errors=True)
+                    raise FieldError("name", f"the registry already holds max_models={self.settings.max_models}")
+                self._db.execute(
+                    "INSERT INTO models VALUES (?, ?, ?, ?, ?)",
+                    (name, estimator, json.dumps(params), directory, time.time()),
+                )
+            else:
+                self._db.execute(
+                    "UPDATE models SET estimator = ?, params = ?, dir = ? WHERE name = ?",
+                    (estimator, json.dumps(params), directory, name),
+                )
+            self._models[name] = model
+        if old is not None:
+            old.close(checkpoint=False)
+        for gone in [old.directory if old is not None else None, old_quarantined[1] if old_quarantined else None]:
+            if gone is not None:
+                shutil.rmtree(gone, ignore_errors=True)
+        return model
 
     def create(
         self, name: str, estimator: str, params: dict[str, Any], export: dict[str, Any] | None = None
     ) -> ServedModel:
         """Register and start a model; ``export`` (an export document) seeds it with learned state."""
-        if not _NAME.fullmatch(name):
-            raise FieldError("name", f"a model name matches {_NAME.pattern}, got {name!r}")
-        estimators.build(estimator, params)  # validates the configuration before anything is written
+        self._validated(name, estimator, params)  # before anything is written
         with self._lock:
-            if name in self._models:
+            if name in self._models or name in self._quarantined:
                 raise ModelExists(f"model {name!r} already exists")
             if len(self._models) >= self.settings.max_models:
                 raise FieldError("name", f"the registry already holds max_models={self.settings.max_models}")
-            directory = f"{name}-{uuid.uuid4().hex[:12]}"
-            path = self.root / "models" / directory
-            path.mkdir(parents=True)
-            try:
-                if export is not None:
-                    _seed_checkpoint(path, estimator, export)
-                model = ServedModel(name, estimator, params, path, self.settings)
-                model.open()
-            except BaseException:
-                shutil.rmtree(path, ignore_errors=True)
-                raise
+            model, directory = self._start(name, estimator, params, export)
             self._db.execute(
                 "INSERT INTO models VALUES (?, ?, ?, ?, ?)",
                 (name, estimator, json.dumps(params), directory, time.time()),
@@ -114,11 +186,14 @@ class Registry:
 
     def delete(self, name: str) -> None:
         with self._lock:
-            model = self.get(name)
+            quarantined = self._quarantined.pop(name, None)
+            model = self._models.pop(name, None)
+            if model is None and quarantined is None:
+                raise ModelNotFound(f"model {name!r} not found")
             self._db.execute("DELETE FROM models WHERE name = ?", (name,))
-            del self._models[name]
-        model.close(checkpoint=False)
-        shutil.rmtree(model.directory, ignore_errors=True)
+        if model is not None:
+            model.close(checkpoint=False)
+        shutil.rmtree(model.directory if model is not None else quarantined[1], ignore_errors=True)  # type: ignore[index]
 
 
 def _lock_state_dir(root: Path) -> IO[bytes]:
@@ -136,8 +211,8 @@ def _lock_state_dir(root: Path) -> IO[bytes]:
     return handle
 
 
-def _seed_checkpoint(path: Path, estimator: str, export: dict[str, Any]) -> None:
-    """Write an imported model as checkpoint 0 after checking that it loads."""
+def _seed_checkpoint(path: Path, estimator: str, export: dict[str, Any], settings: Settings) -> None:
+    """Write an imported model as checkpoint 0 after checking that it loads and fits the host's limits."""
     files: dict[str, str] = export["files"]
     state = export.get("state") or {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -151,9 +226,16 @@ def _seed_checkpoint(path: Path, estimator: str, export: dict[str, Any]) -> None
             except ValueError as exc:
                 raise FieldError(f"files.{fname}", f"not valid base64: {exc}") from exc
         try:
-            estimators.load(estimator, staged)
-        except (ValueError, KeyError, OSError) as exc:
-            raise FieldError("files", f"the files do not hold a loadable {estimator}: {exc}") from exc
+            loaded = estimators.load(estimator, staged)
+        except Exception as exc:  # whatever the damage (bad JSON shapes, bad safetensors), it is the input's
+            raise FieldError("files", f"the files do not hold a loadable {estimator}: {type(exc).__name__}: {exc}"
+                             ) from exc
+        check_config(estimators.config(loaded), settings, "files")
+        classes, features = estimators.describe(loaded)
+        for field, count, limit in (("classes", len(classes), settings.max_classes),
+                                    ("features", len(features), settings.max_features)):
+            if count > limit:
+                raise FieldError("files", f"the model has {count} {field}, more than max_{field}={limit}")
         metrics = Prequential(estimators.is_classifier(estimator), state.get("metrics")).state()
         meta = {
             "samples_seen": int(state.get("samples_seen", 0)),
@@ -161,4 +243,5 @@ def _seed_checkpoint(path: Path, estimator: str, export: dict[str, Any]) -> None
             "metrics": metrics,
             "estimator": estimator,
         }
+        (path / IMPORTED).touch()  # its learned state is in checkpoint 0 only: never rebuilt from the log alone
         checkpoints.write(path / "checkpoints", 0, meta, lambda d: shutil.copytree(staged, d))

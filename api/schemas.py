@@ -11,6 +11,7 @@ __all__ = [
     "ErrorItem",
     "ErrorResponse",
     "ExportDocument",
+    "ExportState",
     "Health",
     "Instance",
     "LearnRequest",
@@ -82,7 +83,7 @@ class LearnRequest(_Body):
 
 class PredictResponse(BaseModel):
     predictions: list[Any]
-    probabilities: list[dict[str, float]] | None = None
+    probabilities: list[dict[str, float | None]] | None = None
     model_version: int
 
 
@@ -116,15 +117,27 @@ class ModelList(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok"]
-    models: int
+    status: Literal["ok", "degraded"] = Field(description="`degraded` while any model has a problem.")
+    models: int = Field(description="Models serving.")
+    problems: dict[str, str] = Field(
+        default_factory=dict, description="Model -> what is wrong (quarantined, checkpoints or log failing)."
+    )
+
+
+Count = Annotated[int, Field(strict=True, ge=0, le=2**63 - 1)]
+
+
+class ExportState(BaseModel):
+    samples_seen: Count = 0
+    model_version: Count = 0
+    metrics: dict[str, Annotated[float, Field(allow_inf_nan=False, ge=0, le=1e300)]] | None = None
 
 
 class ExportDocument(_Body):
     format: Literal["stream_am.model/1"] = "stream_am.model/1"
     estimator: Literal["AMClassifier", "AMRegressor"]
     params: dict[str, Any]
-    state: dict[str, Any] = Field(default_factory=dict, description="samples_seen, version, metrics.")
+    state: ExportState = Field(default_factory=ExportState, description="samples_seen, version, metrics.")
     files: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,100}$")], str] = Field(
         description="File name -> base64 content: JSON configuration and safetensors tensors only."
     )

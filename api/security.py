@@ -1,23 +1,78 @@
-"""API-key check for writes: ``Authorization: Bearer <key>``, compared in constant time."""
+"""API-key check: ``Authorization: Bearer <key>``, compared in constant time, before any work.
+
+A route is protected when it declares the dependency :func:`require_api_key`. :class:`ApiKeyGuard` (ASGI
+middleware) checks those routes before the application runs, so the body of a protected request is never
+read (nor parsed, nor counted against memory) without the key. The dependency repeats the check inside the
+route, and :func:`check_api_key` serves routes protected only in some cases (``predict`` with ``ids``,
+which stores data). Which endpoints are open is listed in ``docs/security.md``.
+"""
 
 from __future__ import annotations
 
 import hmac
+from collections.abc import Iterator
+from typing import Any
 
 from fastapi import HTTPException, Request
+from pydantic import SecretStr
+from starlette.responses import JSONResponse
+from starlette.routing import Match
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["require_api_key"]
+__all__ = ["ApiKeyGuard", "check_api_key", "require_api_key"]
+
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+_DETAIL = "a valid API key is required"
+
+
+def _authorised(key: SecretStr | None, header: str) -> bool:
+    if key is None:
+        return True
+    scheme, _, token = header.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), key.get_secret_value().encode())
+
+
+def check_api_key(request: Request) -> None:
+    """401 unless the configured key (if any) is presented."""
+    if not _authorised(request.app.state.settings.api_key, request.headers.get("authorization", "")):
+        raise HTTPException(status_code=401, detail=_DETAIL, headers=_CHALLENGE)
 
 
 async def require_api_key(request: Request) -> None:
-    """FastAPI dependency: 401 unless the configured key (if any) is presented."""
-    key = request.app.state.settings.api_key
-    if key is None:
-        return
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    expected = key.get_secret_value().encode()
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected):
-        raise HTTPException(
-            status_code=401, detail="a valid API key is required", headers={"WWW-Authenticate": "Bearer"}
-        )
+    """FastAPI dependency marking a route as protected (see :class:`ApiKeyGuard`)."""
+    check_api_key(request)
+
+
+def _endpoints(routes: list[Any]) -> Iterator[Any]:
+    """The routes themselves, also inside included routers (FastAPI keeps those as one entry)."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from _endpoints(inner.routes)
+        else:
+            yield route
+
+
+class ApiKeyGuard:
+    """Answers 401 to a protected route without the key before the application (or its body) is touched."""
+
+    def __init__(self, app: ASGIApp, api: Any, key: SecretStr | None) -> None:
+        self.app = app
+        self.api = api  # the FastAPI application, whose routes say which are protected
+        self.key = key
+
+    def _protected(self, scope: Scope) -> bool:
+        for route in _endpoints(self.api.router.routes):
+            match, _ = route.matches(scope)
+            if match == Match.FULL:
+                deps = getattr(route, "dependencies", [])
+                return any(getattr(d, "dependency", None) is require_api_key for d in deps)
+        return False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.key is not None and self._protected(scope):
+            headers = dict(scope.get("headers", []))
+            if not _authorised(self.key, headers.get(b"authorization", b"").decode("latin-1")):
+                await JSONResponse({"detail": _DETAIL}, status_code=401, headers=_CHALLENGE)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

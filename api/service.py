@@ -5,6 +5,10 @@ up to ``write_group`` queued jobs, learns them in order on its private estimator
 event log in one ``synchronous=FULL`` transaction, records the new acknowledged state (the head) and
 answers the jobs. Nothing is acknowledged before its commit returned.
 
+Each job is validated, then applied: a job the estimator refuses (422) or that fails unexpectedly (503
+naming the cause) is answered alone; the model is rebuilt to the state before that job when it had changed,
+and the well-formed jobs of the group are learned and acknowledged as usual.
+
 Read path: ``predict`` uses a snapshot, a private copy of the estimator that is never learned on, so every
 prediction sees one consistent acknowledged state. After a commit the writer copies its estimator into a
 new snapshot when predictions were served since the last copy; otherwise the copy is made lazily by the
@@ -26,13 +30,21 @@ from pathlib import Path
 from typing import Any
 
 from stream_am.server import checkpoints, estimators
-from stream_am.server.errors import FieldError, ModelNotFound, Overloaded
+from stream_am.server.errors import FieldError, ModelNotFound, Overloaded, Unavailable, input_field
 from stream_am.server.eventlog import EventLog
 from stream_am.server.jobs import LearnJob, LearnResult, Snapshot
+from stream_am.server.model_limits import check_growth
 from stream_am.server.prequential import Prequential
+from stream_am.server.recovery import restore_point
 from stream_am.server.settings import Settings
+from stream_am.server.trouble import Trouble
 
-__all__ = ["ServedModel"]
+from stream_am.checks import InputError
+
+__all__ = ["IMPORTED", "ServedModel"]
+
+#: a marker file in the directory of an imported model: it cannot be rebuilt from its log alone
+IMPORTED = "imported"
 
 Row = dict[str, float]
 _log = logging.getLogger("stream_am.api")
@@ -58,6 +70,8 @@ class ServedModel:
         self._snapshot: Snapshot
         self.checkpoints_written = 0
         self.samples_learned = 0  # learned by this process (for /metrics)
+        self.trouble = Trouble(name, settings.retry_max_seconds)
+        self.broken: str | None = None  # why the model cannot serve any more (it could not be rebuilt)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def open(self) -> None:
@@ -65,7 +79,11 @@ class ServedModel:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.log = EventLog(self.directory / "events.sqlite", self.settings.max_pending_ids)
         estimators.use_torch_threads(self.settings.torch_threads)
-        self._restore()
+        try:
+            self._restore()
+        except BaseException:
+            self.log.close()
+            raise
         self._thread = threading.Thread(target=self._run, name=f"writer-{self.name}", daemon=True)
         self._thread.start()
 
@@ -78,13 +96,18 @@ class ServedModel:
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join()
-        if checkpoint and self._seq > self._ckpt_seq:
-            self._checkpoint()
+        if checkpoint and self._seq > self._ckpt_seq and self.broken is None:
+            try:
+                self._checkpoint()
+            except Exception as exc:  # e.g. a full disk: the log still holds every acknowledged update
+                self.trouble.failed("checkpoint", exc)
         self.log.close()
 
     # -- public operations -----------------------------------------------------------------------
     def submit(self, job: LearnJob) -> Future[LearnResult]:
         with self._submit_lock:
+            if self.broken is not None:
+                raise Unavailable(f"model {self.name!r} is quarantined: {self.broken}")
             if self._closed:
                 raise Overloaded(f"model {self.name!r} is closing")
             try:
@@ -105,7 +128,10 @@ class ServedModel:
             if not wait:
                 return None
             snap = self.current()
-        preds, probas = estimators.predict(snap.estimator, rows, self.classifier)
+        try:
+            preds, probas = estimators.predict(snap.estimator, rows, self.classifier)
+        except InputError as exc:
+            raise input_field(exc, row=0 if len(rows) == 1 else None) from None
         if ids is not None:
             try:
                 self.log.put_pending([(i, {"x": r, "p": p}) for i, r, p in zip(ids, rows, preds, strict=True)])
@@ -140,13 +166,11 @@ class ServedModel:
 
     # -- restore ---------------------------------------------------------------------------------
     def _restore(self) -> None:
-        found = checkpoints.latest(self.directory / "checkpoints")
-        if found is None:
-            self._est = estimators.build(self.estimator_name, self.params)
-            meta: dict[str, Any] = {}
-        else:
-            path, meta = found
-            self._est = estimators.load(self.estimator_name, path / "model")
+        """The acknowledged state: the newest intact checkpoint the log continues, plus the log after it."""
+        load = lambda path: estimators.load(self.estimator_name, path)  # noqa: E731
+        scratch = not (self.directory / IMPORTED).exists()
+        est, meta = restore_point(self.name, self.directory / "checkpoints", self.log, load, from_scratch=scratch)
+        self._est = est if est is not None else estimators.build(self.estimator_name, self.params)
         self._seq = self._ckpt_seq = int(meta.get("seq", 0))
         self._samples = int(meta.get("samples_seen", 0))
         self._version = int(meta.get("model_version", 0))
@@ -202,23 +226,24 @@ class ServedModel:
                 return
 
     def _guarded(self, step: Any, *args: Any) -> None:
-        """Run a writer step; an unexpected error is logged and never kills the writer thread.
+        """Run a writer step; an error escaping it never kills the writer thread.
 
-        A failed checkpoint leaves the event log intact (it is compacted only after a checkpoint),
-        so nothing acknowledged is lost; a failed group is answered with 503 and the model rebuilt.
+        Steps handle their own failures; what escapes means the model could not even be rebuilt from its
+        checkpoints and log: it is quarantined (its requests get 503 naming the reason).
         """
         try:
             step(*args)
-        except BaseException as exc:
-            _log.exception("model %r: writer step %s failed", self.name, getattr(step, "__name__", step))
+        except Exception as exc:
+            self.broken = self.trouble.failed("rebuilding the model", exc)
             for job in args[0] if args else []:
                 if not job.future.done():
-                    job.future.set_exception(Overloaded(f"model {self.name!r}: {type(exc).__name__}; retry"))
+                    job.future.set_exception(Unavailable(f"model {self.name!r} is quarantined: {self.broken}"))
 
     def _wait(self) -> float | None:
         if self._seq == self._ckpt_seq:
             return None
-        return max(0.01, self.settings.checkpoint_every_seconds - (time.monotonic() - self._ckpt_time))
+        due = self.settings.checkpoint_every_seconds - (time.monotonic() - self._ckpt_time)
+        return max(0.01, due, self.trouble.wait("checkpoint"))
 
     def _process(self, jobs: list[LearnJob]) -> None:
         payloads: list[dict[str, Any]] = []
@@ -227,15 +252,21 @@ class ServedModel:
         for job in jobs:
             if not job.future.set_running_or_notify_cancel():
                 continue
+            before = estimators.fingerprint(self._est)
             try:
                 rows, preds, frame = self._resolve(job, consumed)
                 self._apply(rows, job.targets, preds, frame)
-            except ValueError as exc:  # refused by validation or the estimator: model unchanged
-                job.future.set_exception(exc)
+            except ValueError as exc:  # refused: validated before anything changed (checked, to be sure)
+                if estimators.fingerprint(self._est) != before:
+                    self._rebuild(payloads)
+                rows_field = "instances" if job.ids is None else "ids"
+                job.future.set_exception(input_field(exc, rows_field) if isinstance(exc, InputError) else exc)
                 continue
-            except BaseException as exc:
-                self._fail_group(jobs, exc)
-                return
+            except Exception as exc:  # unexpected: this job alone fails, the model goes back to before it
+                cause = self.trouble.failed("learning", exc)
+                self._rebuild(payloads)
+                job.future.set_exception(Overloaded(f"model {self.name!r}: {cause}; retry"))
+                continue
             payloads.append({"x": rows, "y": job.targets, "p": preds})
             consumed.extend(job.ids or [])
             done.append((job, LearnResult(len(rows), self._samples, self._version)))
@@ -243,9 +274,12 @@ class ServedModel:
             return
         try:
             self._seq = self.log.append(payloads, consumed)
-        except BaseException as exc:
-            self._fail_group(jobs, exc)
+        except Exception as exc:  # e.g. a full disk: nothing of the group is acknowledged
+            cause = self.trouble.failed("event log", exc)
+            self._fail_group([job for job, _ in done], Unavailable(f"model {self.name!r}: {cause}; retry"))
             return
+        self.trouble.ok("event log")
+        self.trouble.ok("learning")
         n = sum(r.learned for _, r in done)
         self._since_ckpt += n
         self.samples_learned += n
@@ -259,6 +293,7 @@ class ServedModel:
         """Rows, predictions to score (None: not scored) and the rows' DataFrame (or None)."""
         if job.ids is None:
             assert job.rows is not None
+            self._check_growth(job.rows, job.targets, "instances")
             frame = estimators.frame(job.rows)
             if not self.settings.prequential:
                 return job.rows, None, frame
@@ -267,22 +302,38 @@ class ServedModel:
         for k, i in enumerate(job.ids):
             if i not in stored or i in consumed:
                 raise FieldError(f"ids[{k}]", f"no stored prediction awaits a label under id {i!r}")
-        return [stored[i]["x"] for i in job.ids], [stored[i]["p"] for i in job.ids], None
+        rows = [stored[i]["x"] for i in job.ids]
+        self._check_growth(rows, job.targets, "ids")
+        return rows, [stored[i]["p"] for i in job.ids], None
 
-    def _fail_group(self, jobs: list[LearnJob], exc: BaseException) -> None:
-        """Something unexpected: rebuild the acknowledged state from checkpoint + log, fail the group."""
-        error = Overloaded(f"model {self.name!r}: learning failed ({type(exc).__name__}: {exc}); retry")
+    def _check_growth(self, rows: list[Row], targets: list[Any], rows_field: str) -> None:
+        classes, features = estimators.describe(self._est)
+        check_growth(features, classes, rows, targets if self.classifier else None, self.settings, rows_field)
+
+    def _rebuild(self, payloads: list[dict[str, Any]]) -> None:
+        """Back to the acknowledged state (checkpoint + log), then the jobs of this group learned so far."""
+        self._restore()
+        for p in payloads:
+            self._apply(p["x"], p["y"], p["p"])
+
+    def _fail_group(self, jobs: list[LearnJob], error: Exception) -> None:
+        """Nothing of the group could be made durable: rebuild the acknowledged state, fail the group."""
         for job in jobs:
             if not job.future.done():
                 job.future.set_exception(error)
         self._restore()
 
     def _maybe_checkpoint(self) -> None:
-        if self._seq == self._ckpt_seq:
+        if self._seq == self._ckpt_seq or not self.trouble.due("checkpoint"):
             return
         due_time = time.monotonic() - self._ckpt_time >= self.settings.checkpoint_every_seconds
         if self._since_ckpt >= self.settings.checkpoint_every_samples or due_time:
-            self._checkpoint()
+            try:
+                self._checkpoint()
+            except Exception as exc:  # the log keeps everything: nothing acknowledged is lost
+                self.trouble.failed("checkpoint", exc)
+            else:
+                self.trouble.ok("checkpoint")
 
     def _checkpoint(self) -> None:
         meta = {
@@ -293,8 +344,8 @@ class ServedModel:
         }
         root = self.directory / "checkpoints"
         checkpoints.write(root, self._seq, meta, lambda d: estimators.save(self._est, d))
-        self.log.compact(self._seq)
-        checkpoints.prune(root, self.settings.keep_checkpoints)
+        oldest = checkpoints.prune(root, self.settings.keep_checkpoints)
+        self.log.compact(oldest)  # the log goes back to the oldest kept checkpoint: a damaged newer one is survivable
         self._ckpt_seq = self._seq
         self._since_ckpt = 0
         self._ckpt_time = time.monotonic()

@@ -34,7 +34,19 @@ class Settings(BaseSettings):
     )
     keep_checkpoints: int = Field(default=2, ge=1, description="Checkpoints kept per model.")
     max_models: int = Field(default=64, ge=1, description="Most models the registry holds.")
-    max_pending_ids: int = Field(default=100_000, ge=1, description="Most stored predictions awaiting a label.")
+    max_pending_ids: int = Field(
+        default=100_000, ge=1, description="Most stored predictions awaiting a label (the oldest are dropped)."
+    )
+    max_features: int = Field(
+        default=2048, ge=1, description="Most features one model learns (a memory layer costs features^2)."
+    )
+    max_classes: int = Field(default=1000, ge=2, description="Most class labels one classifier learns.")
+    max_model_batch_size: int = Field(default=4096, ge=1, description="Largest `batch_size` a model may have.")
+    max_hidden_size: int = Field(default=4096, ge=1, description="Widest hidden layer a model may have.")
+    max_hidden_layers: int = Field(default=8, ge=1, description="Most hidden layers a model may have.")
+    retry_max_seconds: float = Field(
+        default=300.0, gt=0, description="Longest wait between retries of a failing checkpoint (doubling from 1 s)."
+    )
     max_queue: int = Field(default=1024, ge=1, description="Most learn requests waiting for a model's writer.")
     write_group: int = Field(default=64, ge=1, description="Most queued learn requests committed in one fsync.")
     prequential: bool = Field(default=True, description="Score each labelled sample before learning it.")

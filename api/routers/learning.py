@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 from stream_am.server.errors import FieldError
 from stream_am.server.instances import check_batch, check_targets, to_rows
@@ -12,7 +12,7 @@ from stream_am.server.jobs import LearnJob
 from stream_am.server.registry import DEFAULT_MODEL, Registry
 from stream_am.server.routers.deps import RegistryDep, SettingsDep
 from stream_am.server.schemas import LearnRequest, LearnResponse, PredictRequest, PredictResponse
-from stream_am.server.security import require_api_key
+from stream_am.server.security import check_api_key, require_api_key
 from stream_am.server.settings import Settings
 
 __all__ = ["router"]
@@ -24,10 +24,16 @@ _WRITE = [Depends(require_api_key)]
 _INLINE_ROWS = 8  # predictions this small run on the event loop when they cannot block
 
 
-async def _predict(name: str, body: PredictRequest, registry: Registry, settings: Settings) -> PredictResponse:
+async def _predict(
+    request: Request, name: str, body: PredictRequest, registry: Registry, settings: Settings
+) -> PredictResponse:
+    if body.ids is not None:  # stores instances for a later label: a write
+        check_api_key(request)
     model = registry.get(name)
     check_batch(len(body.instances), settings.max_batch)
     rows = to_rows(body.instances)
+    if body.ids is not None and len(body.ids) > settings.max_pending_ids:
+        raise FieldError("ids", f"{len(body.ids)} ids are more than max_pending_ids={settings.max_pending_ids}")
     if body.ids is not None and len(body.ids) != len(rows):
         raise FieldError("ids", f"got {len(body.ids)} ids for {len(rows)} instances")
     if body.ids is not None and len(set(body.ids)) != len(body.ids):
@@ -62,20 +68,23 @@ async def _learn(name: str, body: LearnRequest, registry: Registry, settings: Se
 
 
 @router.post("/predict", response_model=PredictResponse)
-async def predict_default(body: PredictRequest, registry: RegistryDep, settings: SettingsDep) -> PredictResponse:
-    """Predict with the model ``default``."""
-    return await _predict(DEFAULT_MODEL, body, registry, settings)
+async def predict_default(
+    request: Request, body: PredictRequest, registry: RegistryDep, settings: SettingsDep
+) -> PredictResponse:
+    """Predict with the model ``default`` (with ``ids``: needs the API key when one is configured)."""
+    return await _predict(request, DEFAULT_MODEL, body, registry, settings)
 
 
 @router.post("/models/{name}/predict", response_model=PredictResponse)
 async def predict_named(
+    request: Request,
     name: str,
     body: PredictRequest,
     registry: RegistryDep,
     settings: SettingsDep,
 ) -> PredictResponse:
-    """Predict with a named model; ``ids`` keep the instances for a later label."""
-    return await _predict(name, body, registry, settings)
+    """Predict with a named model; ``ids`` keep the instances for a later label (and need the API key)."""
+    return await _predict(request, name, body, registry, settings)
 
 
 @router.post("/partial_fit", response_model=LearnResponse, dependencies=_WRITE)

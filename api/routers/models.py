@@ -93,8 +93,8 @@ async def import_model(name: str, body: ExportDocument, registry: RegistryDep, r
     """Create model ``name`` from an export document; ``?replace=true`` replaces an existing model."""
 
     def work() -> ServedModel:
-        if replace and name in {m.name for m in registry.all()}:
-            registry.delete(name)
+        if replace:  # the old model stays until the new one has fully loaded
+            return registry.replace(name, body.estimator, body.params, export=body.model_dump())
         return registry.create(name, body.estimator, body.params, export=body.model_dump())
 
     return _info(await run_in_threadpool(work))

@@ -15,7 +15,9 @@ router = APIRouter(tags=["operations"])
 
 @router.get("/health", response_model=Health)
 def health(registry: RegistryDep) -> Health:
-    return Health(status="ok", models=len(registry.all()))
+    """``ok``, or ``degraded`` with what is wrong per model (quarantined, checkpoints or the log failing)."""
+    problems = registry.problems()
+    return Health(status="degraded" if problems else "ok", models=len(registry.all()), problems=problems)
 
 
 @router.get("/metrics", response_class=PlainTextResponse)

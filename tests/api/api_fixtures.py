@@ -117,9 +117,11 @@ def start_server() -> Iterator[Callable[..., Server]]:
 
 
 def logged_events(state: Path) -> int:
-    """Learn events still in the SQLite logs under a state directory (0 once compacted)."""
+    """Learn events logged after the newest checkpoint of each model under a state directory (0 once
+    checkpointed; the log itself keeps the events back to the oldest kept checkpoint)."""
     total = 0
     for db in state.glob("models/*/events.sqlite"):
+        newest = max((int(p.name[len("ckpt-"):]) for p in db.parent.glob("checkpoints/ckpt-*")), default=0)
         with sqlite3.connect(db) as conn:
-            total += conn.execute("SELECT count(*) FROM events").fetchone()[0]
+            total += conn.execute("SELECT count(*) FROM events WHERE seq > ?", (newest,)).fetchone()[0]
     return total

@@ -24,7 +24,7 @@ def _blobs(n: int, offset: int = 0) -> tuple[list[dict[str, float]], list[int]]:
 
 
 def test_health_and_default_model(client: TestClient) -> None:
-    assert client.get("/health").json() == {"status": "ok", "models": 1}
+    assert client.get("/health").json() == {"status": "ok", "models": 1, "problems": {}}
     info = client.get("/models/default").json()
     assert info["estimator"] == "AMClassifier"
     assert info["samples_seen"] == 0 and info["model_version"] == 0

@@ -1,0 +1,65 @@
+"""Limits that protect the host: model settings, features and classes, checked before anything changes.
+
+A model whose settings the host cannot serve (a device it lacks, a batch or a layer too large for its
+memory) is refused at creation or import with 422 naming the parameter and the limit, instead of failing
+on every later request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from stream_am.server.errors import FieldError
+from stream_am.server.settings import Settings
+
+from stream_am import checks
+
+__all__ = ["check_config", "check_growth"]
+
+Row = dict[str, float]
+
+
+def check_config(config: dict[str, Any], settings: Settings, field: str = "params") -> None:
+    """Refuse an estimator configuration (``_get_params()``) this host cannot serve."""
+    try:
+        checks.check_device_exists(str(config.get("device", "cpu")))
+    except ValueError as exc:
+        raise FieldError(f"{field}.device", str(exc)) from exc
+    batch_size = int(config.get("batch_size", 1))
+    if batch_size > settings.max_model_batch_size:
+        raise FieldError(
+            f"{field}.batch_size", f"{batch_size} exceeds max_model_batch_size={settings.max_model_batch_size}"
+        )
+    sizes = list(config.get("hidden_sizes", ()))
+    if len(sizes) > settings.max_hidden_layers:
+        limit = settings.max_hidden_layers
+        raise FieldError(f"{field}.hidden_sizes", f"{len(sizes)} layers exceed max_hidden_layers={limit}")
+    for i, h in enumerate(sizes):
+        if int(h) > settings.max_hidden_size:
+            raise FieldError(f"{field}.hidden_sizes[{i}]", f"{h} exceeds max_hidden_size={settings.max_hidden_size}")
+
+
+def check_growth(
+    features: Sequence[str], classes: Sequence[Any], rows: Sequence[Row], targets: Sequence[Any] | None,
+    settings: Settings, rows_field: str = "instances",
+) -> None:
+    """Refuse rows or labels that would take a model past ``max_features`` or ``max_classes``."""
+    known = set(features)
+    new = set().union(*rows) - known
+    if len(known) + len(new) > settings.max_features:
+        raise FieldError(
+            rows_field,
+            f"learning these rows would give the model {len(known) + len(new)} features, "
+            f"more than max_features={settings.max_features}",
+        )
+    if targets is None:
+        return
+    labels = set(classes)
+    fresh = {y for y in targets if y not in labels}
+    if len(labels) + len(fresh) > settings.max_classes:
+        raise FieldError(
+            "targets",
+            f"learning these labels would give the model {len(labels) + len(fresh)} classes, "
+            f"more than max_classes={settings.max_classes}",
+        )
