@@ -31,6 +31,10 @@ def check_config(config: dict[str, Any], settings: Settings, field: str = "param
         raise FieldError(
             f"{field}.batch_size", f"{batch_size} exceeds max_model_batch_size={settings.max_model_batch_size}"
         )
+    for name in ("code_steps", "weight_steps"):
+        steps = int(config.get(name, 0))
+        if steps > settings.max_inner_steps:
+            raise FieldError(f"{field}.{name}", f"{steps} exceeds max_inner_steps={settings.max_inner_steps}")
     sizes = list(config.get("hidden_sizes", ()))
     if len(sizes) > settings.max_hidden_layers:
         limit = settings.max_hidden_layers

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     max_model_batch_size: int = Field(default=4096, ge=1, description="Largest `batch_size` a model may have.")
     max_hidden_size: int = Field(default=4096, ge=1, description="Widest hidden layer a model may have.")
     max_hidden_layers: int = Field(default=8, ge=1, description="Most hidden layers a model may have.")
+    max_inner_steps: int = Field(
+        default=100, ge=1, description="Largest `code_steps` / `weight_steps` (inner iterations of every step)."
+    )
     retry_max_seconds: float = Field(
         default=300.0, gt=0, description="Longest wait between retries of a failing checkpoint (doubling from 1 s)."
     )
