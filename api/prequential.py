@@ -8,6 +8,8 @@ from typing import Any
 
 __all__ = ["Prequential"]
 
+_MAX_ERROR = 1e100  # errors of a diverged regressor are clipped here
+
 
 class Prequential:
     """Accuracy for classifiers, MAE and RMSE for regressors, over every labelled sample scored.
@@ -31,6 +33,7 @@ class Prequential:
                 self.correct += int(p is not None and p == y and type(p) is type(y))
             else:  # a missing or non-finite prediction (a diverged model) scores as 0.0
                 err = float(y) - (float(p) if p is not None and math.isfinite(float(p)) else 0.0)
+                err = max(-_MAX_ERROR, min(_MAX_ERROR, err))  # the sums stay finite (JSON has no infinity)
                 self.abs_err += abs(err)
                 self.sq_err += err * err
 

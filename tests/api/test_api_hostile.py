@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -206,3 +207,14 @@ def test_labels_of_another_type_are_refused_not_merged(client: TestClient) -> No
     assert _detail(client.post("/models/s/learn", json={"instances": [[1.0]], "targets": ["1"]}))["field"] == (
         "targets[0]")
     assert client.get("/models/s").json()["classes"] == [1]
+
+
+def test_a_diverged_regressor_keeps_every_answer_valid_json() -> None:
+    """Item 11: huge errors of a diverged regressor must not turn the metrics (and /models, export) into a 500."""
+    from stream_am.server.prequential import Prequential
+
+    metrics = Prequential(classifier=False)
+    metrics.update([1e300, float("inf"), None], [0.0, 1.0, 2.0])
+    summary, state = metrics.summary(), metrics.state()
+    assert all(v is None or math.isfinite(v) for v in summary.values())
+    assert all(math.isfinite(v) for v in state.values())
