@@ -191,7 +191,7 @@ def _run(app: tuple[TestClient, dict[str, Any]], max_examples: int) -> None:
 
 
 def test_random_requests_never_break_a_model(app: tuple[TestClient, dict[str, Any]]) -> None:
-    _run(app, max_examples=60)
+    _run(app, max_examples=100)
 
 
 @pytest.mark.slow
