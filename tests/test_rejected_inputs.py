@@ -107,3 +107,23 @@ def test_a_device_that_cannot_step_is_refused_before_buffering(monkeypatch: pyte
 def test_unusable_settings_are_refused_by_the_constructor(params: dict[str, Any], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         AMClassifier(**params)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda m: m.partial_fit(np.array([[1.0, 2.0], [1e300, 0.0]]), [0, 1], classes=[0, 1, 2]),
+        lambda m: m.partial_fit(np.array([[1.0, 2.0]]), [True], classes=[True, False]),
+        lambda m: m.partial_fit(np.array([[1.0, 2.0], [3.0, 4.0]]), [0, 7], classes=[0, 1]),
+        lambda m: m.learn_one({0: 1.0, 1: -1e21}, 0),
+        lambda m: m.learn_one({0: 1.0, 5: 1.0}, "a"),
+        lambda m: m.learn_many(pd.DataFrame({0: [1.0, np.nan], 1: [np.inf, 1.0]}), pd.Series([0, 1])),
+    ],
+)
+def test_every_entry_point_refuses_without_changing_the_classifier(call: Any) -> None:
+    model = AMClassifier(hidden_sizes=(4,), batch_size=2, seed=0)
+    model.partial_fit(np.array([[0.0, 1.0], [1.0, 0.0], [0.5, 0.5]]), [0, 1, 0])  # a step, then one buffered
+    before = _state(model)
+    with pytest.raises(ValueError):
+        call(model)
+    assert _state(model) == before

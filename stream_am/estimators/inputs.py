@@ -76,10 +76,11 @@ def check_label_types(labels: list[Any], classes: list[Any], field: str = "y", s
     Python treats ``True == 1 == 1.0`` as one dict key, so mixing these types would silently merge classes;
     a label whose type differs from the first label's is refused. ``single``: ``field`` names one label.
     """
-    kind = type(classes[0]) if classes else (type(labels[0]) if labels else None)
+    if not labels:
+        return
+    kind = type(classes[0]) if classes else type(labels[0])
     for i, y in enumerate(labels):
         if type(y) is not kind:
-            assert kind is not None
             name = field if single else f"{field}[{i}]"
             raise InputError(
                 f"{name} = {y!r} is a {type(y).__name__}, but this classifier's labels are of type {kind.__name__} "
