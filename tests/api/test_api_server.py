@@ -100,3 +100,27 @@ def test_concurrent_load_loses_nothing(start_server: Callable[..., Any], tmp_pat
     assert r.status_code == 401
     assert httpx.post(f"{server.url}/predict", json={"instances": xs}).status_code == 200
     server.stop()
+
+
+def test_a_damaged_model_does_not_stop_the_server(start_server: Callable[..., Any], tmp_path: Path) -> None:
+    """Issue 14.4: one corrupt checkpoint used to stop the whole server at start (exit 3, a traceback)."""
+    state = tmp_path / "state"
+    env = {"STREAM_AM_CHECKPOINT_EVERY_SAMPLES": "10"}
+    server = start_server(state, env=env)
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        assert http.post("/models", json={"name": "m", "params": {"batch_size": 4, "seed": 0}}).status_code == 201
+        for i in range(0, 60, 20):
+            xs, ys = _batch(i, 20)
+            for name in ("m", "default"):
+                assert http.post(f"/models/{name}/learn", json={"instances": xs, "targets": ys}).status_code == 200
+        before = http.post("/predict", json=PROBE).json()
+    server.kill()
+    for ckpt in state.glob("models/m-*/checkpoints/ckpt-*"):  # every checkpoint of m; the log was compacted
+        (ckpt / "model" / "state.safetensors").write_bytes(b"\0" * 16)
+    restarted = start_server(state, env=env)  # starts: it would raise if the process exited
+    with httpx.Client(base_url=restarted.url, timeout=30) as http:
+        health = http.get("/health").json()
+        assert health["status"] == "degraded" and "state.safetensors" in health["problems"]["m"]
+        assert http.get("/models/m").status_code == 503
+        assert http.post("/predict", json=PROBE).json() == before
+    assert restarted.stop() in (0, -15)
