@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import queue
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["LearnJob", "LearnResult", "Snapshot"]
+__all__ = ["LearnJob", "LearnResult", "Snapshot", "take_group"]
 
 Row = dict[str, float]
 
@@ -39,3 +40,18 @@ class LearnJob:
     ids: list[str] | None
     targets: list[Any]
     future: Future[LearnResult] = field(default_factory=Future)
+
+
+def take_group(jobs: queue.Queue[LearnJob | None], first: LearnJob | None, limit: int) -> tuple[list[LearnJob], bool]:
+    """``first`` and the jobs queued behind it, at most ``limit``; ``True`` when the stop marker (None) came."""
+    group, stop = ([first] if first is not None else []), first is None
+    while not stop and len(group) < limit:
+        try:
+            job = jobs.get_nowait()
+        except queue.Empty:
+            break
+        if job is None:
+            stop = True
+        else:
+            group.append(job)
+    return group, stop

@@ -32,7 +32,7 @@ from typing import Any
 from stream_am.server import checkpoints, estimators
 from stream_am.server.errors import FieldError, ModelNotFound, Overloaded, Unavailable, input_field
 from stream_am.server.eventlog import EventLog
-from stream_am.server.jobs import LearnJob, LearnResult, Snapshot
+from stream_am.server.jobs import LearnJob, LearnResult, Snapshot, take_group
 from stream_am.server.model_limits import check_growth
 from stream_am.server.prequential import Prequential
 from stream_am.server.recovery import restore_point
@@ -208,16 +208,7 @@ class ServedModel:
             except queue.Empty:
                 self._guarded(self._maybe_checkpoint)
                 continue
-            jobs, stop = [first] if first is not None else [], first is None
-            while not stop and len(jobs) < self.settings.write_group:
-                try:
-                    job = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if job is None:
-                    stop = True
-                else:
-                    jobs.append(job)
+            jobs, stop = take_group(self._queue, first, self.settings.write_group)
             if jobs:
                 with self._est_lock:
                     self._guarded(self._process, jobs)
