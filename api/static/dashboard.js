@@ -38,6 +38,7 @@
     if (view.abort) view.abort.abort();
     sessionStorage.removeItem(KEY_STORE);
     $("main").hidden = true;
+    $("picker").hidden = true;
     $("keyform").hidden = false;
     $("keyerror").hidden = !refused;
     setConn("offline", "API key needed");
@@ -61,6 +62,7 @@
       const index = await getJSON("/history");
       say(index.models.length ? "" : "No model is served yet: create one with POST /models.");
       fillPicker(index.models.map((m) => m.name));
+      $("picker").hidden = false;
       $("main").hidden = index.models.length === 0;
       const wanted = decodeURIComponent(location.hash.slice(1));
       const names = index.models.map((m) => m.name);

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import itertools
 import json
 import re
@@ -209,3 +210,13 @@ def test_the_page_and_the_docs_load_nothing_from_elsewhere(client: TestClient) -
         assert urls and all(u.startswith("/") for u in urls), (path, urls)
         for url in urls:
             assert client.get(url).status_code == 200, url
+
+
+def test_every_static_file_ships_as_package_data() -> None:
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads((api_fixtures.REPO / "pyproject.toml").read_text())
+    patterns = project["tool"]["setuptools"]["package-data"]["stream_am.server"]
+    root = api_fixtures.REPO / "api"
+    files = {p.relative_to(root).as_posix() for p in (root / "static").rglob("*") if p.is_file()}
+    shipped = {f for pattern in patterns for f in glob.glob(pattern, root_dir=root)}  # setuptools' glob rules
+    assert files and files <= shipped, sorted(files - shipped)

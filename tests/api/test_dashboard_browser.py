@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -153,10 +154,12 @@ def test_a_drift_scenario_streamed_through_the_server_shows_a_drift_mark(
     # built with the scenario suite's `switching`
     concepts = [iter(synth.STAGGER(classification_function=f, seed=f)) for f in (0, 2)]
     stream = switching(concepts, [0, 1], [1200], width=1, seed=0)
-    for _ in range(40):
-        batch = list(itertools.islice(stream, 60))
+    for _ in range(60):
+        batch = list(itertools.islice(stream, 40))
         body = {"instances": [x for x, _ in batch], "targets": [int(y) for _, y in batch]}
+        assert http.post("/models/drift/predict", json={"instances": body["instances"][:4]}).status_code == 200
         assert http.post("/models/drift/partial_fit", json=body).status_code == 200
+        time.sleep(0.05)  # a paced stream: the curve gets a point every 0.2 s
     w.wait_for("() => document.querySelectorAll('#marks li.drift').length > 0")
     w.wait_for("() => document.querySelector('#c-samples').textContent === '2,400'")
     at = int(w.text("#marks li.drift").split(" at ")[1].split(" samples")[0].replace(",", ""))
@@ -201,6 +204,11 @@ def test_the_page_asks_for_the_key_once_and_sends_it_in_a_header(
     assert data and all(r.headers.get("authorization") == f"Bearer {key}" for r in data[-3:])
     assert not any(key in r.url for r in w.requests)
     w.shot("unlocked")
+    w.clean()
+
+    w.page.reload()  # asked once: the key stays for this tab
+    w.wait_for("() => document.querySelector('#conn').dataset.state === 'live'")
+    assert w.page.locator("#keyform").is_hidden()
     w.clean()
 
 
