@@ -26,6 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--hidden", type=int, nargs="+", default=None, metavar="WIDTH",
                      help="hidden layer widths of every neural learner (default: 64 64; 16 with --quick)")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    run.add_argument("--html", action="store_true",
+                     help="also write report.html: one self-contained file (no external request) with the "
+                     "table, curves and accuracy matrices")
     run.add_argument("--threads", type=int, default=1,
                      help="torch intra-op threads while running (default 1: the networks are small, and more "
                      "threads than free cores slow them down many times)")
@@ -59,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
             if len(chosen) > 1 and args.out is not None:
                 out = out / s.name
             hidden = None if args.hidden is None else tuple(args.hidden)
-            cfg = RunConfig(out=out, quick=args.quick, seed=args.seed, progress=not args.no_progress, hidden=hidden)
+            cfg = RunConfig(out=out, quick=args.quick, seed=args.seed, progress=not args.no_progress, hidden=hidden,
+                            html=args.html)
             doc = execute(s, cfg)
             print(f"{s.name}: {out / 'results.md'} ({doc['config']['wall_time_s']} s)")
     finally:

@@ -212,6 +212,22 @@ def test_the_page_asks_for_the_key_once_and_sends_it_in_a_header(
     w.clean()
 
 
+def test_the_scenario_report_is_one_file_that_loads_nothing_else(
+    tmp_path: Path, watch: Callable[..., Watched]
+) -> None:
+    from stream_am.scenarios.cli import main
+
+    out = tmp_path / "recurring"
+    assert main(["run", "recurring", "--quick", "--html", "--no-progress", "--out", str(out)]) == 0
+    w = watch(out.as_uri(), "scenario-report")
+    w.page.goto((out / "report.html").as_uri())
+    assert w.page.locator("svg polyline").count() >= 6
+    assert w.page.locator("table tbody tr").count() >= 6
+    assert [r.url for r in w.requests] == [(out / "report.html").as_uri()]
+    w.shot("recurring")
+    w.clean()
+
+
 @pytest.mark.parametrize("path, ready", [("/docs", ".swagger-ui .info .title"), ("/redoc", "h1")])
 def test_api_docs_render_offline(server: Any, watch: Callable[..., Watched], path: str, ready: str) -> None:
     w = watch(server.url, path.strip("/"))
