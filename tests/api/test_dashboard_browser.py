@@ -142,6 +142,29 @@ def test_page_loads_offline_then_follows_learning_without_reload(server: Any, wa
     w.clean()
 
 
+def test_the_selector_switches_to_a_regressor_and_its_errors(server: Any, watch: Callable[..., Watched]) -> None:
+    http = httpx.Client(base_url=server.url, timeout=30)
+    body = {"name": "reg", "estimator": "AMRegressor", "params": SMALL}
+    assert http.post("/models", json=body).status_code == 201
+    for i in range(4):
+        xs = [{"a": k / 32.0, "b": float(i)} for k in range(32)]
+        body = {"instances": xs, "targets": [2.0 * x["a"] - x["b"] for x in xs]}
+        assert http.post("/models/reg/partial_fit", json=body).status_code == 200
+    w = watch(server.url, "selector")
+    w.page.goto(f"{server.url}/dashboard")
+    w.wait_for("() => document.querySelector('#conn').dataset.state === 'live'")
+    names = w.page.locator("#model option").all_inner_texts()
+    assert {"default", "reg"} <= set(names) and w.page.locator("#model").input_value() == "default"
+    w.page.select_option("#model", "reg")
+    w.wait_for("() => document.querySelector('#c-samples').textContent === '128'")
+    assert "MAE and RMSE" in w.text("#metric-title")
+    assert w.text("#c-metric-label").lower().startswith("mae / rmse")
+    assert w.page.locator("#classes-panel").is_hidden()
+    assert w.page.url.endswith("#reg")
+    w.shot("regressor")
+    w.clean()
+
+
 def test_a_drift_scenario_streamed_through_the_server_shows_a_drift_mark(
     server: Any, watch: Callable[..., Watched]
 ) -> None:
