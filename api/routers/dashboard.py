@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
+from stream_am.server.history_schemas import DashboardConfig, HistoryIndex, HistoryView
 from stream_am.server.routers.deps import RegistryDep, SettingsDep
 from stream_am.server.service import ServedModel
 from stream_am.server.telemetry import Telemetry
@@ -58,7 +59,7 @@ def dashboard() -> HTMLResponse:
     return HTMLResponse(page, headers={"Content-Security-Policy": CSP, "Cache-Control": "no-cache"})
 
 
-@router.get("/dashboard/config")
+@router.get("/dashboard/config", response_model=DashboardConfig)
 def dashboard_config(settings: SettingsDep) -> dict[str, Any]:
     """What the page needs before its first data request: whether reads need the API key."""
     return {
@@ -68,14 +69,14 @@ def dashboard_config(settings: SettingsDep) -> dict[str, Any]:
     }
 
 
-@router.get("/history")
+@router.get("/history", response_model=HistoryIndex)
 def history_index(request: Request, registry: RegistryDep) -> dict[str, Any]:
     """The counters of every model (no points), in creation order."""
     telemetry: Telemetry = request.app.state.telemetry
     return {"models": [status(m, telemetry) for m in registry.all()]}
 
 
-@router.get("/models/{name}/history")
+@router.get("/models/{name}/history", response_model=HistoryView)
 def model_history(
     name: str, request: Request, registry: RegistryDep, since: Since = 0, limit: Limit = None
 ) -> dict[str, Any]:
