@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 from stream_am.server.errors import install_handlers
+from stream_am.server.json_default import JSONByDefault
 from stream_am.server.limits import BodySizeLimit
 from stream_am.server.registry import Registry
 from stream_am.server.routers import learning_router, models_router, ops_router
@@ -48,4 +49,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(models_router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, max_import_bytes=settings.max_import_bytes)
     app.add_middleware(TelemetryMiddleware, telemetry=app.state.telemetry)
+    app.add_middleware(JSONByDefault)
     return app
