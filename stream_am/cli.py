@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,7 +52,12 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     overrides = {"host": args.host, "port": args.port, "state_dir": args.state_dir}
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
-    if _in_use(Path(settings.state_dir)):  # the server checks again when it takes the lock
+    root = Path(settings.state_dir)
+    if root.exists() and not os.access(root, os.W_OK | os.X_OK):
+        print(f"stream-am serve: the state directory {root} is not writable by this user; "
+              "pass another --state-dir or give this user write access to it", file=sys.stderr)
+        return 1
+    if _in_use(root):  # the server checks again when it takes the lock
         print(f"stream-am serve: the state directory {settings.state_dir} is in use by another stream_am server; "
               "stop it or pass another --state-dir", file=sys.stderr)
         return 1

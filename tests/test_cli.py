@@ -92,3 +92,13 @@ def test_serve_on_a_state_dir_in_use_is_one_clear_line(
         assert cli.main(["serve", "--state-dir", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "in use by another stream_am server" in err and "Traceback" not in err
+
+
+def test_serve_on_a_read_only_state_dir_is_one_clear_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("uvicorn.run", lambda *a, **k: pytest.fail("the server must not start"))
+    monkeypatch.setattr("os.access", lambda path, mode: False)  # as for a root-owned bind mount
+    assert cli.main(["serve", "--state-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not writable" in err
