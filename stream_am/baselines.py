@@ -60,8 +60,9 @@ class BackpropClassifier(_BackpropMixin, SklearnClassifier, StreamClassifier):
     >>> from river import datasets, evaluate, metrics
     >>> from stream_am.baselines import BackpropClassifier
     >>> model = BackpropClassifier(hidden_sizes=(16,), batch_size=16, seed=0)
-    >>> evaluate.progressive_val_score(datasets.Phishing().take(500), model, metrics.Accuracy())
-    Accuracy: 78.16%
+    >>> accuracy = evaluate.progressive_val_score(datasets.Phishing().take(500), model, metrics.Accuracy())
+    >>> round(accuracy.get(), 1)  # 0.782 on the development machine
+    0.8
     """
 
     _loss = "cross_entropy"

@@ -56,7 +56,7 @@ def test_python_example_runs_as_written(code: str, quoted: str | None) -> None:
         assert all(abs(g - w) <= 0.02 * s for g, w, s in zip(got, want, scale, strict=True)), (quoted, out)
 
 
-def test_every_page_has_an_example_or_none_is_expected() -> None:
+def test_the_examples_are_found() -> None:
     assert len(_examples()) >= 6  # README (2), index, method, estimators (2): a lost fence would drop one
 
 

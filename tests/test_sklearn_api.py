@@ -139,3 +139,10 @@ def test_sparse_input_is_refused_with_a_clear_error():
 def test_epochs_is_validated():
     with pytest.raises(ValueError, match="epochs"):
         AMClassifier(epochs=0)
+
+
+def test_labels_declared_after_learning_follow_the_learned_ones_sorted():
+    model = BackpropClassifier()
+    model.learn_one({0: 1.0}, "m")
+    model.partial_fit(np.ones((1, 1)), ["m"], classes=["z", "m", "a"])
+    assert model.classes_.tolist() == ["m", "a", "z"]

@@ -11,8 +11,9 @@ public estimator (``AMClassifier(_AMMixin, SklearnClassifier, StreamClassifier)`
 - ``fit(X, y)``: forget everything, then learn the rows ``epochs`` times in order (the same as
   ``partial_fit`` on the rows repeated ``epochs`` times), then ``flush()`` so that every row is learned
   even when there are fewer than ``batch_size``. A classifier's labels are declared from ``y``, sorted.
-- ``partial_fit`` never forgets; a classifier's ``classes=`` given before any label is learned is sorted, so
-  that ``classes_`` and the columns of ``predict_proba`` are in sorted order, as in scikit-learn.
+- ``partial_fit`` never forgets; a classifier's ``classes=`` is sorted, so that ``classes_`` and the columns
+  of ``predict_proba`` are in sorted order, as in scikit-learn (labels learned before the declaration keep
+  their outputs; the new ones follow them, sorted).
 - ``score(X, y)``: accuracy (classifiers) or R² (regressors).
 - scikit-learn's input conventions: sparse input is refused (``TypeError``), a column-vector ``y`` is
   accepted with a ``DataConversionWarning``, a classifier refuses continuous targets, ``predict`` before
@@ -188,7 +189,7 @@ class SklearnClassifier(_SklearnAPI, _ClassifierBase):
         rows = self._sk_X(X, reset=not self.__sklearn_is_fitted__())
         labels = self._sk_y(y)
         check_classification_targets(labels)
-        if classes is not None and not self._classes:
+        if classes is not None:  # declared labels take their outputs in sorted order
             classes = _sorted(list(np.asarray(classes, dtype=object).tolist()))
         super().partial_fit(rows, labels, classes=classes)
         return self
