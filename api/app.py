@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from stream_am.server.errors import install_handlers
+from stream_am.server.json_default import JSONByDefault
 from stream_am.server.limits import BodySizeLimit
 from stream_am.server.readaccess import ReadAccess
 from stream_am.server.registry import Registry
@@ -56,4 +57,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, max_import_bytes=settings.max_import_bytes)
     app.add_middleware(ReadAccess, protect=settings.api_key is not None and settings.protect_reads)
     app.add_middleware(TelemetryMiddleware, telemetry=app.state.telemetry)
+    app.add_middleware(JSONByDefault)
     return app

@@ -148,7 +148,8 @@ def describe(estimator: Any) -> tuple[list[Any], list[str]]:
     """Known classes and feature names (empty before learning)."""
     classes = getattr(estimator, "classes_", None)
     features = getattr(estimator, "feature_names_in_", None)
-    return [_label(c) for c in (list(classes) if classes is not None else [])], [str(f) for f in features or []]
+    features = [] if features is None else list(features)  # an object array once named features are learned
+    return [_label(c) for c in (list(classes) if classes is not None else [])], [str(f) for f in features]
 
 
 def config(estimator: Any) -> dict[str, Any]:

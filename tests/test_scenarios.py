@@ -78,3 +78,17 @@ def test_hidden_option_and_bad_values(tmp_path, capsys):
     assert main(["run", "phishing", "--quick", "--hidden", "0", "--out", str(tmp_path)]) == 2
     assert main(["run", "phishing", "--quick", "--threads", "0", "--out", str(tmp_path)]) == 2
     assert "--threads must be >= 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("flags", "tty", "shown"), [
+    ([], False, False), ([], True, True), (["--progress"], False, True), (["--no-progress"], True, False),
+])
+def test_progress_bars_only_on_a_terminal_unless_asked(monkeypatch, tmp_path, flags, tty, shown):
+    import stream_am.scenarios.cli as scenario_cli
+
+    seen = []
+    monkeypatch.setattr(scenario_cli, "_on_a_terminal", lambda: tty)
+    monkeypatch.setattr(scenario_cli, "execute", lambda s, cfg: seen.append(cfg.progress) or
+                        {"config": {"wall_time_s": 0.0}})
+    assert scenario_cli.main(["run", "phishing", "--quick", "--out", str(tmp_path), *flags]) == 0
+    assert seen == [shown]
