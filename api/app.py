@@ -6,11 +6,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from stream_am.server.errors import install_handlers
+from stream_am.server.json_default import JSONByDefault
 from stream_am.server.limits import BodySizeLimit
+from stream_am.server.readaccess import ReadAccess
 from stream_am.server.registry import Registry
-from stream_am.server.routers import learning_router, models_router, ops_router
+from stream_am.server.routers import dashboard_router, docs_router, learning_router, models_router, ops_router
 from stream_am.server.security import ApiKeyGuard
 from stream_am.server.settings import Settings
 from stream_am.server.telemetry import Telemetry, TelemetryMiddleware
@@ -40,6 +43,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="stream_am",
         summary="Online Alternating Minimization over HTTP; acknowledged updates are durable.",
         lifespan=lifespan,
+        docs_url=None,  # served by docs_router from local assets
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.telemetry = Telemetry()
@@ -47,7 +52,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ops_router)
     app.include_router(learning_router)
     app.include_router(models_router)
+    app.include_router(dashboard_router)
+    app.include_router(docs_router)
+    app.mount("/static", StaticFiles(packages=[("stream_am.server", "static")]), name="static")
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, max_import_bytes=settings.max_import_bytes)
     app.add_middleware(ApiKeyGuard, api=app, key=settings.api_key)  # before any body is read
+    app.add_middleware(ReadAccess, protect=settings.api_key is not None and settings.protect_reads)
     app.add_middleware(TelemetryMiddleware, telemetry=app.state.telemetry)
+    app.add_middleware(JSONByDefault)
     return app

@@ -89,17 +89,26 @@ def _error(status: int, items: list[dict[str, Any]]) -> JSONResponse:
     return JSONResponse(status_code=status, content={"detail": items})
 
 
-async def _validation(_: Request, exc: Exception) -> JSONResponse:
+async def _validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     items = [
         {
             "field": "body" if e.get("type") == "json_invalid" else field_name(e.get("loc", ())),
-            "msg": str(e.get("msg", "")),
+            "msg": _not_json(request) if tuple(e.get("loc", ())) == ("body",) else str(e.get("msg", "")),
             "type": str(e.get("type", "")),
         }
         for e in exc.errors()
     ]
     return _error(422, items)
+
+
+def _not_json(request: Request) -> str:
+    """The message for a body that was not read as a JSON object, naming the usual cause: the content type
+    (``curl -d`` sends ``application/x-www-form-urlencoded`` unless told otherwise)."""
+    kind = request.headers.get("content-type")
+    if kind is None or "json" in kind:
+        return "the body must be a JSON object"
+    return f"the body must be a JSON object sent with the header 'content-type: application/json' (got {kind!r})"
 
 
 async def _value_error(_: Request, exc: Exception) -> JSONResponse:

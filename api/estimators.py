@@ -151,8 +151,8 @@ def labels(estimator: Any, rows: list[Row], frame: Any) -> list[Any]:
 
 def fingerprint(estimator: Any) -> tuple[int, int, int, int]:
     """Counters that any learning changes: steps, buffered samples, features, classes."""
-    classes = getattr(estimator, "classes_", ())
-    return estimator.n_steps, estimator.n_buffered, estimator.n_features_in_, len(classes)
+    classes = getattr(estimator, "classes_", ())  # both raise AttributeError before learning (scikit-learn)
+    return estimator.n_steps, estimator.n_buffered, getattr(estimator, "n_features_in_", 0), len(classes)
 
 
 def _label(y: Any) -> Any:
@@ -170,7 +170,8 @@ def describe(estimator: Any) -> tuple[list[Any], list[str]]:
     """Known classes and feature names (empty before learning)."""
     classes = getattr(estimator, "classes_", None)
     features = getattr(estimator, "feature_names_in_", None)
-    return [_label(c) for c in (list(classes) if classes is not None else [])], [str(f) for f in features or []]
+    features = [] if features is None else list(features)  # an object array once named features are learned
+    return [_label(c) for c in (list(classes) if classes is not None else [])], [str(f) for f in features]
 
 
 def config(estimator: Any) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from typing import Any
 from stream_am.server import checkpoints, estimators
 from stream_am.server.errors import FieldError, ModelNotFound, Overloaded, Unavailable, input_field
 from stream_am.server.eventlog import EventLog
+from stream_am.server.history import History
 from stream_am.server.jobs import LearnJob, LearnResult, Snapshot, take_group
 from stream_am.server.model_limits import check_growth
 from stream_am.server.prequential import Prequential
@@ -175,6 +176,7 @@ class ServedModel:
         self._samples = int(meta.get("samples_seen", 0))
         self._version = int(meta.get("model_version", 0))
         self._metrics = Prequential(self.classifier, meta.get("metrics"))
+        self.history = History.configured(self.classifier, self.settings, meta.get("history"))
         for seq, payload in self.log.replay(self._seq):
             self._apply(payload["x"], payload["y"], payload.get("p"))
             self._seq = seq
@@ -188,10 +190,12 @@ class ServedModel:
             self._metrics.update(preds, targets)
         self._samples += len(rows)
         self._version += 1
+        self.history.observe(self._est, targets, preds, self._samples)
 
     def _publish(self, copy_now: bool = True) -> None:
         """Record the acknowledged state; copy the estimator now or leave it to :meth:`current`."""
         self._head = Snapshot(None, self._version, self._samples, self._metrics.summary(), self._metrics.state())
+        self.history.publish(self._samples, self._version, self._head.metrics)
         if copy_now:
             self._copy()
 
@@ -332,6 +336,7 @@ class ServedModel:
             "model_version": self._version,
             "metrics": self._metrics.state(),
             "estimator": self.estimator_name,
+            "history": self.history.checkpointed(self._seq, self._samples),
         }
         root = self.directory / "checkpoints"
         checkpoints.write(root, self._seq, meta, lambda d: estimators.save(self._est, d))

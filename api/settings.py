@@ -57,3 +57,12 @@ class Settings(BaseSettings):
     torch_threads: int | None = Field(
         default=1, ge=1, description="torch intra-op threads of each serving thread (None: torch's default)."
     )
+    protect_reads: bool = Field(
+        default=False, description="With `api_key` set, reads (models, metrics, history) need the key too."
+    )
+    history_window: int = Field(default=500, ge=1, le=100_000, description="Samples in the dashboard's rolling window.")
+    history_points: int = Field(default=2000, ge=10, le=100_000, description="Most history points kept per model.")
+    history_interval: float = Field(default=1.0, gt=0, description="Fewest seconds between two history points.")
+    stream_seconds: float = Field(
+        default=25.0, gt=0, description="Length of one history stream response; the dashboard reconnects."
+    )

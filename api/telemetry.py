@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from stream_am.server.latency import PredictLatency
 
 __all__ = ["Telemetry", "TelemetryMiddleware", "render"]
 
@@ -24,6 +25,7 @@ class Telemetry:
         self.requests: dict[tuple[str, str, int], int] = defaultdict(int)
         self.buckets: dict[str, list[int]] = defaultdict(lambda: [0] * (len(BUCKETS) + 1))
         self.sums: dict[str, float] = defaultdict(float)
+        self.predict_latency = PredictLatency()
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         with self._lock:
@@ -110,4 +112,6 @@ class TelemetryMiddleware:
         finally:
             route = scope.get("route")
             path = getattr(route, "path", None) or "unmatched"
-            self.telemetry.observe(scope["method"], path, status, time.perf_counter() - start)
+            seconds = time.perf_counter() - start
+            self.telemetry.observe(scope["method"], path, status, seconds)
+            self.telemetry.predict_latency.observe(path, scope.get("path_params", {}), status, seconds)

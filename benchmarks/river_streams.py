@@ -59,6 +59,7 @@ def learners(seed: int) -> dict[str, Callable[[], Any]]:
     return {
         "AM-mem": lambda: AMClassifier(variant="mem", seed=seed),
         "AM-Adam": lambda: AMClassifier(variant="adam", seed=seed),
+        "AM-mem 3 code steps": lambda: AMClassifier(variant="mem", code_steps=3, seed=seed),
         "backprop Adam": lambda: BackpropClassifier(seed=seed),
         "river LogisticRegression": logreg,
         "river HoeffdingAdaptiveTree": lambda: tree.HoeffdingAdaptiveTreeClassifier(seed=seed),

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 from river import forest, linear_model, metrics, preprocessing, tree
-from stream_am.scenarios import _report
+from stream_am.scenarios import _html, _report
 from tqdm.auto import tqdm
 
 from stream_am.evaluate import Prequential, PrequentialResult
@@ -35,6 +35,7 @@ class RunConfig:
     progress: bool = True
     batch_size: int = 32
     hidden: tuple[int, ...] | None = None
+    html: bool = False
 
     @property
     def hidden_sizes(self) -> tuple[int, ...]:
@@ -143,7 +144,7 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
 
 
 def execute(scenario: Scenario, cfg: RunConfig) -> dict[str, Any]:
-    """Run ``scenario`` and write ``results.json``, ``results.md`` and its plots into ``cfg.out``."""
+    """Run ``scenario`` and write ``results.json``, ``results.md``, its plots (and ``report.html``) into ``cfg.out``."""
     t0 = time.perf_counter()
     outcome = scenario.run(cfg)
     config = {"seed": cfg.seed, "quick": cfg.quick, "hidden_sizes": list(cfg.hidden_sizes),
@@ -153,7 +154,10 @@ def execute(scenario: Scenario, cfg: RunConfig) -> dict[str, Any]:
     doc = _report.write_results(cfg.out, scenario.name, config, outcome.learners, scenario.description)
     if outcome.curves:
         _report.plot_curves(cfg.out / "accuracy.png", outcome.curves, outcome.marks, scenario.name,
-                            outcome.mark_label)
+                            outcome.mark_label, config.get("window"))
     if outcome.matrices:
         _report.plot_matrices(cfg.out / "accuracy_matrix.png", outcome.matrices, scenario.name)
+    if cfg.html:
+        _html.write_html(cfg.out / "report.html", doc, scenario.description, outcome.curves, outcome.marks,
+                         outcome.mark_label, outcome.matrices)
     return doc

@@ -1,4 +1,7 @@
-"""Write a scenario's outputs: results.json, results.md and PNG plots (matplotlib, Agg backend)."""
+"""Write a scenario's outputs: results.json, results.md and PNG plots (matplotlib, Agg backend).
+
+The optional HTML report is :mod:`stream_am.scenarios._html`.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from stream_am.scenarios._html import STYLES
 
 __all__ = ["write_results", "plot_curves", "plot_matrices"]
 
@@ -24,6 +28,9 @@ def _clean(value: Any) -> Any:
     if isinstance(value, np.integer):
         return int(value)
     return value
+
+
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
 def _fmt(value: Any) -> str:
@@ -76,22 +83,29 @@ def plot_curves(
     marks: Sequence[int] = (),
     title: str = "",
     mark_label: str = "drift",
+    window: int | None = None,
 ) -> None:
-    """Rolling prequential accuracy of each learner against samples seen, with ``marks`` as dashed lines."""
+    """Rolling prequential accuracy of each learner against samples seen, with ``marks`` as dashed lines.
+
+    Each learner has its own colour, line style and marker (placed at staggered samples), so curves that
+    coincide stay distinguishable; the legend sits outside the axes; the y label gives the window size.
+    """
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(9, 4.5))
-    for name, (x, y) in curves.items():
-        ax.plot(x, y, label=name, lw=1.2)
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    for i, ((name, (x, y)), (colour, _, style)) in enumerate(zip(curves.items(), STYLES * 4, strict=False)):
+        every = max(1, len(x) // 8)
+        ax.plot(x, y, label=name, lw=1.4, color=colour, ls=style, marker=_MARKERS[i % len(_MARKERS)], ms=4,
+                markevery=(i * every // max(1, len(curves)) % every, every))
     for i, m in enumerate(marks):
-        ax.axvline(m, color="grey", ls="--", lw=0.8, label=mark_label if i == 0 else None)
+        ax.axvline(m, color="grey", ls=(0, (4, 3)), lw=0.9, label=mark_label if i == 0 else None)
     ax.set_xlabel("samples seen")
-    ax.set_ylabel("rolling accuracy")
+    ax.set_ylabel("rolling accuracy" + (f"\n(window: {window:,} samples)" if window else ""))
     ax.set_ylim(0, 1.02)
     ax.set_title(title)
-    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
 
 

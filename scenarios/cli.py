@@ -25,11 +25,23 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0, help="seed of data order, generators and models")
     run.add_argument("--hidden", type=int, nargs="+", default=None, metavar="WIDTH",
                      help="hidden layer widths of every neural learner (default: 64 64; 16 with --quick)")
-    run.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    bars = run.add_mutually_exclusive_group()
+    bars.add_argument("--progress", dest="progress", action="store_true", default=None,
+                      help="show progress bars (the default on a terminal only)")
+    bars.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bars")
+    run.add_argument("--html", action="store_true",
+                     help="also write report.html: one self-contained file (no external request) with the "
+                     "table, curves and accuracy matrices")
     run.add_argument("--threads", type=int, default=1,
                      help="torch intra-op threads while running (default 1: the networks are small, and more "
                      "threads than free cores slow them down many times)")
     return parser
+
+
+def _on_a_terminal() -> bool:
+    """Progress bars by default only when both output streams are terminals, so that redirected output
+    (a log file, CI, a pipe) is not flooded with bar redraws."""
+    return sys.stdout.isatty() and sys.stderr.isatty()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads < 1:
         print(f"--threads must be >= 1, got {args.threads}", file=sys.stderr)
         return 2
+    show_bars = _on_a_terminal() if args.progress is None else args.progress
     threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     try:
@@ -59,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
             if len(chosen) > 1 and args.out is not None:
                 out = out / s.name
             hidden = None if args.hidden is None else tuple(args.hidden)
-            cfg = RunConfig(out=out, quick=args.quick, seed=args.seed, progress=not args.no_progress, hidden=hidden)
+            cfg = RunConfig(out=out, quick=args.quick, seed=args.seed, progress=show_bars, hidden=hidden,
+                            html=args.html)
             doc = execute(s, cfg)
             print(f"{s.name}: {out / 'results.md'} ({doc['config']['wall_time_s']} s)")
     finally:

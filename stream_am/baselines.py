@@ -17,6 +17,7 @@ from stream_am import checks
 from stream_am.backprop import BackpropLearner
 from stream_am.estimators.classifier import StreamClassifier
 from stream_am.estimators.regressor import StreamRegressor
+from stream_am.estimators.sklearn_api import SklearnClassifier, SklearnRegressor
 
 __all__ = ["BackpropClassifier", "BackpropRegressor"]
 
@@ -40,12 +41,12 @@ class _BackpropMixin:
                                seed=0 if self.seed is None else self.seed)
 
 
-class BackpropClassifier(_BackpropMixin, StreamClassifier):
+class BackpropClassifier(_BackpropMixin, SklearnClassifier, StreamClassifier):
     """An MLP classifier trained by end-to-end backprop, one optimiser step per mini-batch.
 
     Parameters
     ----------
-    hidden_sizes, activation, batch_size, standardize, device, seed
+    hidden_sizes, activation, batch_size, standardize, epochs, device, seed
         As in :class:`~stream_am.estimators.AMClassifier`.
     optimizer
         ``"adam"`` or ``"sgd"``.
@@ -59,8 +60,9 @@ class BackpropClassifier(_BackpropMixin, StreamClassifier):
     >>> from river import datasets, evaluate, metrics
     >>> from stream_am.baselines import BackpropClassifier
     >>> model = BackpropClassifier(hidden_sizes=(16,), batch_size=16, seed=0)
-    >>> evaluate.progressive_val_score(datasets.Phishing().take(500), model, metrics.Accuracy())
-    Accuracy: 78.16%
+    >>> accuracy = evaluate.progressive_val_score(datasets.Phishing().take(500), model, metrics.Accuracy())
+    >>> round(accuracy.get(), 1)  # 0.782 on the development machine
+    0.8
     """
 
     _loss = "cross_entropy"
@@ -74,12 +76,13 @@ class BackpropClassifier(_BackpropMixin, StreamClassifier):
         momentum: float = 0.0,
         batch_size: int = 32,
         standardize: bool = True,
+        epochs: int = 1,
         device: str = "cpu",
         seed: int | None = 0,
     ) -> None:
         self.hidden_sizes, self.activation, self.optimizer, self.lr = hidden_sizes, activation, optimizer, lr
         self.momentum, self.batch_size, self.standardize = momentum, batch_size, standardize
-        self.device, self.seed = device, seed
+        self.epochs, self.device, self.seed = epochs, device, seed
         self._check_params()
         self._check_backprop_params()
         self._reset()
@@ -89,7 +92,7 @@ class BackpropClassifier(_BackpropMixin, StreamClassifier):
         yield {"hidden_sizes": (4,), "batch_size": 16}
 
 
-class BackpropRegressor(_BackpropMixin, StreamRegressor):
+class BackpropRegressor(_BackpropMixin, SklearnRegressor, StreamRegressor):
     """An MLP regressor trained by end-to-end backprop (mean squared error), one step per mini-batch.
 
     Parameters are those of :class:`BackpropClassifier`, plus ``standardize_target`` (as in
@@ -117,12 +120,13 @@ class BackpropRegressor(_BackpropMixin, StreamRegressor):
         batch_size: int = 32,
         standardize: bool = True,
         standardize_target: bool = True,
+        epochs: int = 1,
         device: str = "cpu",
         seed: int | None = 0,
     ) -> None:
         self.hidden_sizes, self.activation, self.optimizer, self.lr = hidden_sizes, activation, optimizer, lr
         self.momentum, self.batch_size, self.standardize = momentum, batch_size, standardize
-        self.standardize_target, self.device, self.seed = standardize_target, device, seed
+        self.standardize_target, self.epochs, self.device, self.seed = standardize_target, epochs, device, seed
         self._check_params()
         self._check_backprop_params()
         self._reset()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,9 +52,37 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     overrides = {"host": args.host, "port": args.port, "state_dir": args.state_dir}
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    root = Path(settings.state_dir)
+    if root.exists() and not os.access(root, os.W_OK | os.X_OK):
+        print(f"stream-am serve: the state directory {root} is not writable by this user; "
+              "pass another --state-dir or give this user write access to it", file=sys.stderr)
+        return 1
+    if _in_use(root):  # the server checks again when it takes the lock
+        print(f"stream-am serve: the state directory {settings.state_dir} is in use by another stream_am server; "
+              "stop it or pass another --state-dir", file=sys.stderr)
+        return 1
     app = create_app(settings)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level, access_log=args.access_log)
     return 0
+
+
+def _in_use(root: Path) -> bool:
+    """Whether another process holds the lock a server takes on its state directory (``.lock``)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: servers take no lock either
+        return False
+    try:
+        handle = open(root / ".lock", "ab")
+    except OSError:  # no directory yet: nobody serves it
+        return False
+    with handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    return False
 
 
 def main(argv: Sequence[str] | None = None) -> int:

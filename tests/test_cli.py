@@ -80,3 +80,25 @@ def test_installed_names_are_project_specific() -> None:
     import stream_am.server
 
     assert stream_am.server.__name__ == "stream_am.server" and stream_am.scenarios.__name__ == "stream_am.scenarios"
+
+
+def test_serve_on_a_state_dir_in_use_is_one_clear_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fcntl = pytest.importorskip("fcntl")
+    monkeypatch.setattr("uvicorn.run", lambda *a, **k: pytest.fail("a second server must not start"))
+    with open(tmp_path / ".lock", "ab") as held:  # what a running server holds
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert cli.main(["serve", "--state-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "in use by another stream_am server" in err and "Traceback" not in err
+
+
+def test_serve_on_a_read_only_state_dir_is_one_clear_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("uvicorn.run", lambda *a, **k: pytest.fail("the server must not start"))
+    monkeypatch.setattr("os.access", lambda path, mode: False)  # as for a root-owned bind mount
+    assert cli.main(["serve", "--state-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not writable" in err

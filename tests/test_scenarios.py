@@ -1,6 +1,7 @@
 """Smoke-run every scenario in quick mode through the CLI and check what it writes."""
 
 import json
+import re
 
 import pytest
 from stream_am.scenarios.cli import main
@@ -33,7 +34,7 @@ def test_unknown_scenario_is_an_error(capsys, tmp_path):
 
 @pytest.mark.parametrize("name", scenarios.names())
 def test_quick_run_writes_results_and_plots(name, tmp_path):
-    assert main(["run", name, "--quick", "--out", str(tmp_path), "--seed", "1", "--no-progress"]) == 0
+    assert main(["run", name, "--quick", "--out", str(tmp_path), "--seed", "1", "--no-progress", "--html"]) == 0
     doc = json.loads((tmp_path / "results.json").read_text())
     assert doc["scenario"] == name and doc["config"]["seed"] == 1 and doc["config"]["quick"] is True
     assert len(doc["learners"]) >= 6
@@ -42,10 +43,15 @@ def test_quick_run_writes_results_and_plots(name, tmp_path):
         assert f"| {learner} |" in table
         assert all(isinstance(v, (int, float, list)) for v in metrics.values() if v is not None)
     assert (tmp_path / "accuracy.png").stat().st_size > 1000
+    report = (tmp_path / "report.html").read_text()
+    assert all(f"<td>{learner}</td>" in report and f"<title>{learner}</title>" in report for learner in doc["learners"])
+    assert not re.search(r"""(src|href)=|url\(|@import|<script""", report)  # one file: nothing to load
+    assert f"window: {doc['config']['window']:,} samples" in report
     family = scenarios.get(name).family
     if family == "continual":
         T = doc["config"]["n_tasks"]
         assert (tmp_path / "accuracy_matrix.png").exists()
+        assert report.count("<figure>") == len(doc["learners"])
         for metrics in doc["learners"].values():
             assert {"final_avg_acc", "forgetting", "bwt", "fwt", "joint_avg_acc"} <= set(metrics)
             assert len(metrics["accuracy_matrix"]) == T and len(metrics["accuracy_matrix"][0]) == T
@@ -68,6 +74,21 @@ def test_same_seed_same_results(tmp_path):
 def test_hidden_option_and_bad_values(tmp_path, capsys):
     assert main(["run", "phishing", "--quick", "--hidden", "8", "4", "--out", str(tmp_path), "--no-progress"]) == 0
     assert json.loads((tmp_path / "results.json").read_text())["config"]["hidden_sizes"] == [8, 4]
+    assert not (tmp_path / "report.html").exists()  # only with --html
     assert main(["run", "phishing", "--quick", "--hidden", "0", "--out", str(tmp_path)]) == 2
     assert main(["run", "phishing", "--quick", "--threads", "0", "--out", str(tmp_path)]) == 2
     assert "--threads must be >= 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("flags", "tty", "shown"), [
+    ([], False, False), ([], True, True), (["--progress"], False, True), (["--no-progress"], True, False),
+])
+def test_progress_bars_only_on_a_terminal_unless_asked(monkeypatch, tmp_path, flags, tty, shown):
+    import stream_am.scenarios.cli as scenario_cli
+
+    seen = []
+    monkeypatch.setattr(scenario_cli, "_on_a_terminal", lambda: tty)
+    monkeypatch.setattr(scenario_cli, "execute", lambda s, cfg: seen.append(cfg.progress) or
+                        {"config": {"wall_time_s": 0.0}})
+    assert scenario_cli.main(["run", "phishing", "--quick", "--out", str(tmp_path), *flags]) == 0
+    assert seen == [shown]

@@ -17,6 +17,7 @@ from torch import nn
 from stream_am import checks
 from stream_am.estimators.classifier import StreamClassifier
 from stream_am.estimators.regressor import StreamRegressor
+from stream_am.estimators.sklearn_api import SklearnClassifier, SklearnRegressor
 from stream_am.learner import OnlineAM
 
 __all__ = ["AMClassifier", "AMRegressor", "AM_HYPERPARAMETERS"]
@@ -65,7 +66,7 @@ class _AMMixin:
                         seed=self.seed, **{k: getattr(self, k) for k in AM_HYPERPARAMETERS})
 
 
-class AMClassifier(_AMMixin, StreamClassifier):
+class AMClassifier(_AMMixin, SklearnClassifier, StreamClassifier):
     """A feed-forward classifier trained online by Alternating Minimization (no end-to-end backprop).
 
     Parameters
@@ -89,6 +90,9 @@ class AMClassifier(_AMMixin, StreamClassifier):
         Passed to :class:`stream_am.learner.OnlineAM`; see its documentation.
     memory_decay, ridge, solve_every, lambda_c, lambda_w
         Passed to :class:`stream_am.learner.OnlineAM`; see its documentation.
+    epochs
+        Passes over the data made by :meth:`fit` (scikit-learn API); every other method learns each sample
+        once.
     device
         ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``.
     seed
@@ -101,8 +105,9 @@ class AMClassifier(_AMMixin, StreamClassifier):
     >>> from river import datasets, evaluate, metrics
     >>> from stream_am import AMClassifier
     >>> model = AMClassifier(hidden_sizes=(16,), batch_size=16, seed=0)
-    >>> evaluate.progressive_val_score(datasets.Phishing().take(500), model, metrics.Accuracy())
-    Accuracy: 85.77%
+    >>> accuracy = evaluate.progressive_val_score(datasets.Phishing().take(500), model, metrics.Accuracy())
+    >>> round(accuracy.get(), 1)  # 0.858 on the development machine
+    0.9
     >>> proba = model.predict_proba_one({"empty_server_form_handler": 1.0})
     >>> {label: round(p, 2) for label, p in proba.items()}
     {True: 0.39, False: 0.61}
@@ -146,6 +151,7 @@ class AMClassifier(_AMMixin, StreamClassifier):
         solve_every: int = _ENGINE_DEFAULTS["solve_every"],
         lambda_c: float = _ENGINE_DEFAULTS["lambda_c"],
         lambda_w: float = _ENGINE_DEFAULTS["lambda_w"],
+        epochs: int = 1,
         device: str = "cpu",
         seed: int | None = 0,
     ) -> None:
@@ -156,6 +162,7 @@ class AMClassifier(_AMMixin, StreamClassifier):
         self.weight_steps, self.weight_lr, self.output_lr = weight_steps, weight_lr, output_lr
         self.memory_decay, self.ridge, self.lambda_c, self.lambda_w = memory_decay, ridge, lambda_c, lambda_w
         self.solve_every = solve_every
+        self.epochs = epochs
         self.device, self.seed = device, seed
         self._check_params()
         self._check_am_params()
@@ -167,7 +174,7 @@ class AMClassifier(_AMMixin, StreamClassifier):
         yield {"hidden_sizes": (4,), "batch_size": 16, "variant": "adam", "readout": "adam"}
 
 
-class AMRegressor(_AMMixin, StreamRegressor):
+class AMRegressor(_AMMixin, SklearnRegressor, StreamRegressor):
     """A feed-forward regressor trained online by Alternating Minimization (no end-to-end backprop).
 
     Parameters are those of :class:`AMClassifier` (the loss is the mean squared error), plus:
@@ -213,6 +220,7 @@ class AMRegressor(_AMMixin, StreamRegressor):
         solve_every: int = _ENGINE_DEFAULTS["solve_every"],
         lambda_c: float = _ENGINE_DEFAULTS["lambda_c"],
         lambda_w: float = _ENGINE_DEFAULTS["lambda_w"],
+        epochs: int = 1,
         device: str = "cpu",
         seed: int | None = 0,
     ) -> None:
@@ -223,6 +231,7 @@ class AMRegressor(_AMMixin, StreamRegressor):
         self.weight_steps, self.weight_lr, self.output_lr = weight_steps, weight_lr, output_lr
         self.memory_decay, self.ridge, self.lambda_c, self.lambda_w = memory_decay, ridge, lambda_c, lambda_w
         self.solve_every = solve_every
+        self.epochs = epochs
         self.device, self.seed = device, seed
         self._check_params()
         self._check_am_params()

@@ -43,6 +43,11 @@ def _decode(item: Any) -> Any:
     return {"bool": bool, "int": int, "float": float, "str": str}[kind](value)
 
 
+def _a(name: str) -> str:
+    """``name`` with its indefinite article: "an AMClassifier", "a BackpropRegressor"."""
+    return f"{'an' if name[:1] in 'AEIOU' else 'a'} {name}"
+
+
 def _registry() -> dict[str, type]:
     from stream_am.baselines import BackpropClassifier, BackpropRegressor
     from stream_am.estimators.am import AMClassifier, AMRegressor
@@ -91,7 +96,7 @@ def load(path: str | Path, expected: type | None = None, device: str | None = No
     if cls is None:
         raise ValueError(f"path {str(path)!r}: unknown estimator class {config['class']!r}")
     if expected is not None and not issubclass(cls, expected):
-        raise ValueError(f"path {str(path)!r} holds a {cls.__name__}, not a {expected.__name__}")
+        raise ValueError(f"path {str(path)!r} holds {_a(cls.__name__)}, not {_a(expected.__name__)}")
     params = {k: _decode(v) for k, v in config["params"].items()}
     if device is not None:
         params["device"] = device

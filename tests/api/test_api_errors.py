@@ -133,3 +133,13 @@ def test_api_key_guards_writes(make_client: Callable[..., TestClient]) -> None:
     assert client.post("/partial_fit", json=GOOD, headers=ok).status_code == 200
     assert client.post("/predict", json={"instances": [[1.0]]}).status_code == 200
     assert client.get("/models/default").json()["samples_seen"] == 1
+
+
+def test_a_body_sent_as_a_form_names_the_content_type(client: TestClient) -> None:
+    # what `curl -d '{...}'` sends without -H 'content-type: application/json'
+    body = '{"instances": [{"x": 1.0}], "targets": ["a"]}'
+    r = client.post("/partial_fit", content=body, headers={"content-type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 422
+    assert "content-type: application/json" in r.json()["detail"][0]["msg"]
+    r = client.post("/predict", content='{"instances": [{"x": 1.0}]}')  # no content-type at all: read as JSON
+    assert r.status_code == 200, (r.json(), r.request.headers)
