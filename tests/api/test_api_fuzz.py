@@ -1,5 +1,5 @@
-"""Property-based: random bodies at every endpoint of a live app never give a 5xx, never change a model they
-are refused by, and never stop it learning (issue 14).
+"""Property-based: random bodies at every endpoint of a live app (the dashboard's reads included) never give
+a 5xx, never change a model they are refused by, and never stop it learning (issue 14).
 
 Two probe models (a classifier ``c`` and a regressor ``r``) are observed after every request: samples
 seen, version, features, classes, buffered samples and the predictions on a probe set. A refused request
@@ -113,7 +113,11 @@ def requests(draw: st.DrawFn, export: dict[str, Any]) -> tuple[str, str, Any]:
     if kind == "create":
         return "POST", "/models", draw(create_body | anything)
     if kind == "get":
-        return "GET", draw(st.sampled_from([f"/models/{name}", "/models"])), None
+        number = st.integers(-(10**20), 10**20) | st.sampled_from(["x", "1e400", ""])
+        query = f"?since={draw(number)}&limit={draw(number)}" if draw(st.booleans()) else ""
+        paths = [f"/models/{name}", "/models", "/history", "/dashboard/config", f"/models/{name}/history{query}",
+                 f"/models/{name}/history/stream{query.split('&')[0]}"]
+        return "GET", draw(st.sampled_from(paths)), None
     if kind == "delete":  # deleting the probes would be an accepted write: only the others
         return "DELETE", f"/models/{draw(st.sampled_from(['m1', 'm2', 'nope', '']))}", None
     if kind == "export":
@@ -133,7 +137,8 @@ def requests(draw: st.DrawFn, export: dict[str, Any]) -> tuple[str, str, Any]:
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, dict[str, Any]]]:
     state: Path = tmp_path_factory.mktemp("fuzz") / "state"
     limits = {"max_features": 32, "max_classes": 8, "max_batch": 16, "max_models": 6, "max_model_batch_size": 64,
-              "max_hidden_size": 64, "max_hidden_layers": 3, "max_inner_steps": 5, "max_pending_ids": 50}
+              "max_hidden_size": 64, "max_hidden_layers": 3, "max_inner_steps": 5, "max_pending_ids": 50,
+              "stream_seconds": 0.05, "history_interval": 0.01}
     with TestClient(create_app(Settings(state_dir=state, **limits))) as client:
         client.post("/models", json={"name": "c", "params": SMALL})
         client.post("/models", json={"name": "r", "estimator": "AMRegressor", "params": SMALL})
