@@ -221,18 +221,20 @@ class ServedModel:
                 return
 
     def _guarded(self, step: Any, *args: Any) -> None:
-        """Run a writer step; an error escaping it never kills the writer thread.
+        """Run a writer step; an error escaping it never kills the writer thread, and is logged once.
 
-        Steps handle their own failures; what escapes means the model could not even be rebuilt from its
-        checkpoints and log: it is quarantined (its requests get 503 naming the reason).
+        Steps handle the failures of requests themselves; what escapes is answered with 503 naming the cause
+        (the model is quarantined if it could not be rebuilt, see :meth:`_rebuild`).
         """
         try:
             step(*args)
         except Exception as exc:
-            self.broken = self.trouble.failed("rebuilding the model", exc)
+            cause = self.trouble.failed(f"writer step {getattr(step, '__name__', step)}", exc)
+            error = (Unavailable(f"model {self.name!r} is quarantined: {self.broken}") if self.broken is not None
+                     else Overloaded(f"model {self.name!r}: {cause}; retry"))
             for job in args[0] if args else []:
                 if not job.future.done():
-                    job.future.set_exception(Unavailable(f"model {self.name!r} is quarantined: {self.broken}"))
+                    job.future.set_exception(error)
 
     def _wait(self) -> float | None:
         if self._seq == self._ckpt_seq:
@@ -306,17 +308,24 @@ class ServedModel:
         check_growth(features, classes, rows, targets if self.classifier else None, self.settings, rows_field)
 
     def _rebuild(self, payloads: list[dict[str, Any]]) -> None:
-        """Back to the acknowledged state (checkpoint + log), then the jobs of this group learned so far."""
-        self._restore()
-        for p in payloads:
-            self._apply(p["x"], p["y"], p["p"])
+        """Back to the acknowledged state (checkpoint + log), then the jobs of this group learned so far.
+
+        If even that fails (the checkpoints and log no longer reproduce the model), it is quarantined.
+        """
+        try:
+            self._restore()
+            for p in payloads:
+                self._apply(p["x"], p["y"], p["p"])
+        except Exception as exc:
+            self.broken = self.trouble.failed("rebuilding the model", exc)
+            raise
 
     def _fail_group(self, jobs: list[LearnJob], error: Exception) -> None:
         """Nothing of the group could be made durable: rebuild the acknowledged state, fail the group."""
         for job in jobs:
             if not job.future.done():
                 job.future.set_exception(error)
-        self._restore()
+        self._rebuild([])
 
     def _maybe_checkpoint(self) -> None:
         if self._seq == self._ckpt_seq or not self.trouble.due("checkpoint"):

@@ -207,3 +207,30 @@ def test_failing_checkpoint_backs_off_and_shows_in_health(
         _feed(client, "/learn", 1, size=2)
         time.sleep(0.2)
     assert client.get("/health").json()["status"] == "ok"
+
+
+def test_a_model_that_cannot_be_rebuilt_at_run_time_is_quarantined(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failing request sends its model back to checkpoint + log; if even that fails, only it stops serving."""
+    from stream_am.server import estimators, recovery, service
+
+    client.post("/models", json={"name": "m", "params": SMALL})
+    _feed(client, "/models/m/learn", 1)
+    learn = estimators.learn
+
+    def failing(est: Any, rows: list[dict[str, float]], targets: list[Any], frame: Any = None) -> None:
+        if "boom" in rows[0]:
+            raise RuntimeError("boom")
+        learn(est, rows, targets, frame)
+
+    def unrecoverable(*_: Any, **__: Any) -> Any:
+        raise recovery.Unrecoverable("ckpt-00000000000000000001/model/state.safetensors: checksum mismatch")
+
+    monkeypatch.setattr(estimators, "learn", failing)
+    monkeypatch.setattr(service, "restore_point", unrecoverable)
+    r = client.post("/models/m/learn", json={"instances": [{"boom": 1.0}], "targets": [1]})
+    assert r.status_code == 503 and "quarantined" in r.json()["detail"] and "checksum" in r.json()["detail"]
+    assert client.post("/models/m/learn", json={"instances": [[1.0]], "targets": [1]}).status_code == 503
+    assert "m" in client.get("/health").json()["problems"]
+    _feed(client, "/learn", 1)  # the others serve
