@@ -147,10 +147,6 @@ class Network:
             a = self.act(l, block.forward(a))
         return self.out(a)
 
-    def is_elementwise(self, l: int) -> bool:  # noqa: E741
-        """Whether act ``l`` keeps the code's shape (no Flatten/pooling)."""
-        return not any(isinstance(m, (nn.Flatten, nn.MaxPool2d, nn.AvgPool2d)) for m in self.acts[l])
-
 
 def flatten(module: nn.Module) -> list[nn.Module]:
     """The modules of ``module`` in order, nested ``nn.Sequential`` containers flattened."""

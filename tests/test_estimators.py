@@ -169,7 +169,7 @@ def test_constructor_stores_arguments_and_creates_no_tensors(cls):
 
 
 def test_engine_is_built_on_the_first_step_from_the_seed():
-    a, b = FACTORIES["bp-adam-clf"](), FACTORIES["bp-adam-clf"]()
+    a, b = FACTORIES["BackpropClassifier-0"](), FACTORIES["BackpropClassifier-0"]()
     for m in (a, b):
         for x, y in stream(m, 5):
             m.learn_one(x, y)

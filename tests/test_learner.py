@@ -246,7 +246,7 @@ def test_forget_and_runtime_memory_decay():
     am.forget(0.5)
     assert float(am.state_dict()["memory.0.S"]) == pytest.approx(s / 2)
     am.memory_decay = 0.01
-    assert am._memory[0].decay == 0.01
+    assert am._updaters[0].decay == am._updaters[-1].decay == 0.01
     with pytest.raises(ValueError, match="memory_decay"):
         am.memory_decay = 2.0
 
