@@ -2,7 +2,7 @@ import math
 
 import pytest
 import torch
-from helpers_engine import assert_same_state, blobs, mlp, snapshot, xor
+from helpers_engine import assert_continue_identically, assert_same_state, blobs, mlp, snapshot, xor
 from torch import nn
 
 from stream_am import OnlineAM
@@ -120,11 +120,7 @@ def test_state_dict_round_trip_continues_bit_identically(variant):
         a.partial_fit(x[i : i + 32], y[i : i + 32])
     b = OnlineAM(mlp([4, 8, 8, 3], seed=9), variant=variant, seed=5)
     b.load_state_dict(snapshot(a))
-    for i in range(128, 256, 32):
-        a.partial_fit(x[i : i + 32], y[i : i + 32])
-        b.partial_fit(x[i : i + 32], y[i : i + 32])
-    assert_same_state(snapshot(a), snapshot(b))
-    assert torch.equal(a.predict(x), b.predict(x))
+    assert_continue_identically(a, b, x, y, 128, 32)
 
 
 def test_load_state_dict_checks_shapes_before_changing_anything():

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from helpers_engine import assert_same_state, blobs, mlp, snapshot
+from helpers_engine import assert_continue_identically, assert_same_state, blobs, mlp, snapshot
 from torch import nn
 
 from stream_am import AMClassifier, OnlineAM
@@ -79,11 +79,7 @@ def test_auto_decides_once_and_a_restored_learner_keeps_the_decision():
     b = OnlineAM(mlp([4, 8, 8, 3], seed=3), variant="auto", seed=1)
     b.load_state_dict(snapshot(a))
     assert b.variants_ == chosen
-    for i in range(64, 256, 64):
-        a.partial_fit(x[i : i + 64], y[i : i + 64])
-        b.partial_fit(x[i : i + 64], y[i : i + 64])
-    assert_same_state(snapshot(a), snapshot(b))
-    assert torch.equal(a.predict(x), b.predict(x))
+    assert_continue_identically(a, b, x, y, 64, 64)
 
 
 def test_a_state_of_other_variants_is_refused_before_anything_changes():
