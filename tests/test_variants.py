@@ -1,7 +1,6 @@
 """Per-layer variants: explicit sequences, the refusals, and the cost model behind variant="auto"."""
 
 import pytest
-import torch
 from helpers_engine import assert_continue_identically, assert_same_state, blobs, mlp, snapshot
 from torch import nn
 
