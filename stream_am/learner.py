@@ -96,7 +96,7 @@ class OnlineAM(LearnerState):
     def __init__(
         self,
         module: nn.Module,
-        variant: str | Sequence[str] = "mem",
+        variant: str | Sequence[str] = "auto",
         loss: str = "cross_entropy",
         readout: str = "memory",
         device: str = "cpu",

@@ -57,9 +57,11 @@ class AMClassifier(_AMMixin, StreamClassifier):
         ``relu``, ``tanh``, ``sigmoid``, ``gelu``, ``leaky_relu``, ``sign`` or ``step`` (the last two are
         non-differentiable; AM trains them all the same).
     variant
-        ``"mem"`` (hidden layers solve a co-activation memory) or ``"adam"`` (local Adam steps). A memory is
-        ``n_in x n_in``: prefer ``"adam"`` for wide inputs (hundreds of features and more), where an AM-mem
-        step costs several backprop steps (see the README's "Step time").
+        How each hidden layer fits its weights: ``"auto"`` (the default: a co-activation memory in the top
+        layers where it is cheap, local Adam steps below, by the cost model of :mod:`stream_am.variants`),
+        ``"mem"``, ``"adam"``, or a tuple with one of those per hidden layer. On a few dozen features
+        ``"auto"`` is ``"mem"``; on hundreds it takes Adam for the first layer, whose memory would cost
+        several backprop steps (figures in ``benchmarks/README.md``).
     readout
         ``"memory"`` (ridge readout from the last hidden layer) or ``"adam"``.
     batch_size
@@ -109,7 +111,7 @@ class AMClassifier(_AMMixin, StreamClassifier):
         self,
         hidden_sizes: tuple[int, ...] = (64,),
         activation: str = "relu",
-        variant: str = "mem",
+        variant: str | tuple[str, ...] = "auto",
         readout: str = "memory",
         batch_size: int = 32,
         standardize: bool = True,
@@ -144,7 +146,7 @@ class AMClassifier(_AMMixin, StreamClassifier):
 
     @classmethod
     def _unit_test_params(cls) -> Any:
-        yield {"hidden_sizes": (4,), "batch_size": 16}
+        yield {"hidden_sizes": (4,), "batch_size": 16, "variant": "mem"}
         yield {"hidden_sizes": (4,), "batch_size": 16, "variant": "adam", "readout": "adam"}
         yield {"hidden_sizes": (40, 4), "batch_size": 16, "variant": "auto"}
 
@@ -176,7 +178,7 @@ class AMRegressor(_AMMixin, StreamRegressor):
         self,
         hidden_sizes: tuple[int, ...] = (64,),
         activation: str = "relu",
-        variant: str = "mem",
+        variant: str | tuple[str, ...] = "auto",
         readout: str = "memory",
         batch_size: int = 32,
         standardize: bool = True,
@@ -212,6 +214,6 @@ class AMRegressor(_AMMixin, StreamRegressor):
 
     @classmethod
     def _unit_test_params(cls) -> Any:
-        yield {"hidden_sizes": (4,), "batch_size": 16}
+        yield {"hidden_sizes": (4,), "batch_size": 16, "variant": "mem"}
         yield {"hidden_sizes": (4,), "batch_size": 16, "variant": "adam", "readout": "adam"}
         yield {"hidden_sizes": (40, 4), "batch_size": 16, "variant": "auto"}
