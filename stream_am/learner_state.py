@@ -54,12 +54,14 @@ class LearnerState:
         if not self._built:
             return {}
         sd: dict[str, torch.Tensor] = {f"module.{k}": v for k, v in self.module.state_dict().items()}
-        sd["variants"] = torch.tensor([_CODES.index(u.name) for u in self._updaters[:-1]], dtype=torch.int8)
+        dev = self._device  # every tensor of the state lives where the learner does (the generator aside)
+        sd["variants"] = torch.tensor([_CODES.index(u.name) for u in self._updaters[:-1]], dtype=torch.int8,
+                                      device=dev)
         for prefix, updater in zip(self._prefixes(), self._updaters, strict=True):
             sd.update(updater.state_dict(prefix))
-        sd["mu"] = torch.tensor(self._mu, dtype=torch.float64)
-        sd["samples_seen"] = torch.tensor(self.samples_seen, dtype=torch.int64)
-        sd["n_steps"] = torch.tensor(self.n_steps, dtype=torch.int64)
+        sd["mu"] = torch.tensor(self._mu, dtype=torch.float64, device=dev)
+        sd["samples_seen"] = torch.tensor(self.samples_seen, dtype=torch.int64, device=dev)
+        sd["n_steps"] = torch.tensor(self.n_steps, dtype=torch.int64, device=dev)
         sd["generator"] = self._generator.get_state()
         return sd
 

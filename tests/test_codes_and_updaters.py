@@ -102,6 +102,15 @@ def test_ridge_solve_survives_a_singular_matrix():
     assert torch.isfinite(w).all()
 
 
+def test_a_failed_factorisation_keeps_the_layer_weights():
+    layer = nn.Linear(3, 2)
+    before = [p.detach().clone() for p in layer.parameters()]
+    memory = MemoryUpdater(layer, decay=0.0, ridge=1e-2)
+    stats = memory.statistics(torch.ones(4, 3), torch.ones(4, 2), 4)
+    memory.apply([-s for s in stats], 4)  # a memory that is not positive definite (as a NaN-free stand-in)
+    assert all(torch.equal(p, q) for p, q in zip(layer.parameters(), before, strict=True))
+
+
 def test_am_adam_layer_step_matches_hand_computation():
     torch.manual_seed(0)
     seq = nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 2))

@@ -162,8 +162,8 @@ class MemoryUpdater:
         return {
             f"{prefix}A": self.A,
             f"{prefix}B": self.B,
-            f"{prefix}S": torch.tensor(self.S, dtype=torch.float64),
-            f"{prefix}updates": torch.tensor(self.n_updates, dtype=torch.int64),
+            f"{prefix}S": torch.tensor(self.S, dtype=torch.float64, device=self.A.device),
+            f"{prefix}updates": torch.tensor(self.n_updates, dtype=torch.int64, device=self.A.device),
         }
 
     def load_state_dict(self, state: dict[str, torch.Tensor], prefix: str) -> None:
