@@ -12,10 +12,9 @@ backprop steps; a memory in place of Adam adds ``MEMORY_OVERHEAD_US`` plus ``2 b
 ``(d^3 / 3 + 2 k d^2) / solve_every`` (Cholesky factor, two triangular solves) flops at ``SOLVE_RATE``.
 Starting from the top code layer, each ``"auto"`` layer takes the memory while the step stays within
 ``TARGET_RATIO`` backprop steps, and the first layer that does not fit (or cannot be fitted by a memory)
-ends the search: the memories form the top of the network. (Measured on digits, a memory layer under an
-Adam layer was the worst combination: prequential accuracy 0.841 and 0.909 against 0.895 and 0.912 with
-Adam everywhere, on 64-64-64-10 and 64-256-256-10; figures in ``benchmarks/README.md``.) Image patches of
-a ``Conv2d`` are not counted in ``b``, which errs towards Adam.
+ends the search: the memories form the top of the network (on digits, a memory layer under an Adam layer
+was the least accurate combination we measured; the figures, and the constants' measurements, are in
+``benchmarks/README.md``). Image patches of a ``Conv2d`` are not counted in ``b``, which errs towards Adam.
 """
 
 from __future__ import annotations

@@ -44,3 +44,13 @@ def test_memory_solvers_exact_solves_agree_and_inexact_ones_do_not(
     warm = result["no update (W_prev)"][1]
     assert warm is not None and warm > 1e-4  # the last batch moved the solution
     assert "backprop layer" in capsys.readouterr().out
+
+
+def test_variants_prints_layer_costs_and_every_mix(load_benchmark: Loader, capsys: pytest.CaptureFixture[str]) -> None:
+    variants = load_benchmark("variants")
+    costs, accuracy = variants.main(["--layers", "9x4/b8", "--widths", "64,8,8,10", "--repeats", "2"])
+    assert set(costs["9x4/b8"]) == {"mem", "adam", "bp", "model_extra", "model_bp"}
+    mixes = accuracy["64,8,8,10"]
+    assert {"mem/mem", "mem/adam", "adam/mem", "adam/adam"} < set(mixes)
+    assert [k for k in mixes if k.startswith("auto=")] == ["auto=mem/mem"]  # narrow layers: memories
+    assert all(0.0 <= v <= 1.0 for v in mixes.values()) and "| 9x4/b8 |" in capsys.readouterr().out
