@@ -190,10 +190,6 @@ class OnlineAM(LearnerState):
         self._streams: list[torch.cuda.Stream] = []
         self._built = True
 
-    def _build_for(self, x: Any) -> None:
-        n = x.shape[0] if isinstance(x, torch.Tensor) and x.ndim > 0 else 1
-        self._build(resolve_variants(self.variant, self._net, max(n, 1), self.solve_every))
-
     # ------------------------------------------------------------------ public API
     def partial_fit(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         """One AM step on the mini-batch ``(x, y)``; returns statistics measured *before* the update.
@@ -201,11 +197,11 @@ class OnlineAM(LearnerState):
         ``loss`` and (classification) ``accuracy`` are those of the model's predictions on this batch before
         learning from it (test-then-train). Bad input raises ``ValueError`` and changes nothing.
         """
-        if not self._built:
-            self._build_for(x)
-        first_linear = self._first_is_linear()
-        x, y = checks.check_batch(x, y, loss=self.loss, n_outputs=self.n_outputs, device=self._device,
-                                  n_inputs=self.n_inputs if first_linear else None)
+        device = self._device if self._built else checks.resolve_device(self.device)
+        x, y = checks.check_batch(x, y, loss=self.loss, n_outputs=self.n_outputs, device=device,
+                                  n_inputs=self.n_inputs if self._first_is_linear() else None)
+        if not self._built:  # the first valid batch decides "auto" layers, from its size
+            self._build(resolve_variants(self.variant, self._net, x.shape[0], self.solve_every))
         net, n = self._net, x.shape[0]
         masks: list[dict[int, torch.Tensor]] = [{} for _ in range(net.n_codes + 1)]
         with torch.no_grad(), checks.shape_errors(x):  # nothing has changed yet if the network refuses x

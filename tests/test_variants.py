@@ -106,3 +106,13 @@ def test_estimator_with_a_per_layer_variant_saves_and_loads(tmp_path):
     loaded = AMClassifier.load(tmp_path / "m")
     assert loaded.engine is not None and loaded.engine.variants_ == ["adam", "mem"]
     assert [loaded.predict_proba_one(x) for x, _ in rows] == [model.predict_proba_one(x) for x, _ in rows]
+
+
+def test_a_bad_first_batch_builds_nothing_and_decides_nothing():
+    x, y = blobs(n=32)
+    am = OnlineAM(mlp([4, 8, 3]), variant="auto", seed=0)
+    with pytest.raises(ValueError, match="outside"):
+        am.partial_fit(x, y + 10)
+    assert am.state_dict() == {} and am.variants_ == []
+    am.partial_fit(x, y)
+    assert am.variants_ == ["mem"]
