@@ -6,10 +6,19 @@ from torch.nn import functional as F
 
 from stream_am import OnlineAM
 from stream_am.codes import forward_codes, nesterov_descent, update_codes
-from stream_am.network import decompose
+from stream_am.network import CodeBlock, decompose
 from stream_am.nn import Sign
 from stream_am.objectives import AutogradObjective, LinearObjective, build_objectives
-from stream_am.updaters import AdamState, MemoryUpdater, memory_fold, memory_increments, ridge_solve
+from stream_am.updaters import (
+    AdamReadout,
+    AdamState,
+    AdamUpdater,
+    MemoryUpdater,
+    Updater,
+    memory_fold,
+    memory_increments,
+    ridge_solve,
+)
 from stream_am.updaters.adam import linear_mse_grads
 
 
@@ -190,11 +199,42 @@ def test_closed_form_weight_gradients_match_autograd():
     g = torch.Generator().manual_seed(0)
     layer = nn.Linear(5, 3)
     a, c = torch.randn(7, 5, generator=g), torch.randn(7, 3, generator=g)
-    obj = F.mse_loss(layer(a), c) + 0.1 * layer.weight.abs().mean()
+    obj = F.mse_loss(layer(a), c, reduction="none").mean(1).sum()  # the sum over samples of each one's mse
     want = torch.autograd.grad(obj, [layer.weight, layer.bias])
-    got = linear_mse_grads(layer, a, c, 0.1)
+    got = linear_mse_grads(layer, a, c)
     for w, gt in zip(want, got, strict=True):
         torch.testing.assert_close(gt, w)
+
+
+def _updaters(kind):
+    layer = nn.Linear(5, 4)
+    if kind == "mem":
+        return layer, MemoryUpdater(layer, decay=1e-3, ridge=1e-2)
+    if kind == "readout":
+        return layer, AdamReadout(layer, 0.01, 1, "mse")
+    return layer, AdamUpdater(CodeBlock(layer), 0.01, lambda_w=0.1)
+
+
+@pytest.mark.parametrize("kind", ["mem", "adam", "readout"])
+def test_statistics_of_shards_add_up_to_the_batchs_and_apply_equals_fit(kind):
+    """What a data-parallel learner relies on: one sum of every shard's statistics, then apply."""
+    g = torch.Generator().manual_seed(0)
+    a, c = torch.randn(12, 5, generator=g), torch.randn(12, 4, generator=g)
+    whole, u = _updaters(kind)
+    assert isinstance(u, Updater)
+    parts = [u.statistics(a[:5], c[:5], 5), u.statistics(a[5:], c[5:], 7)]
+    full = u.statistics(a, c, 12)
+    summed = [p + q for p, q in zip(*parts, strict=True)]
+    for s, f in zip(summed, full, strict=True):
+        torch.testing.assert_close(s, f)
+    other, v = _updaters(kind)
+    other.load_state_dict(whole.state_dict())
+    before = whole.weight.detach().clone()
+    u.apply(summed, 12)
+    v.fit(a, c, 12)
+    for p, q in zip(whole.parameters(), other.parameters(), strict=True):
+        torch.testing.assert_close(p, q)
+    assert not torch.equal(whole.weight, before)  # and it did learn
 
 
 @pytest.mark.parametrize(("d", "k"), [(40, 3), (40, 64), (300, 10)])

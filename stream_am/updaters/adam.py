@@ -163,24 +163,25 @@ class AdamState:
 
 @torch.no_grad()
 def linear_mse_grads(
-    layer: nn.Linear, a: torch.Tensor, c: torch.Tensor, lambda_w: float, out: torch.Tensor | None = None
+    layer: nn.Linear, a: torch.Tensor, c: torch.Tensor, out: torch.Tensor | None = None
 ) -> list[torch.Tensor]:
-    """Gradients of ``mean((layer(a) - c)^2) + lambda_w * mean|W|`` (weight, then bias if any), no autograd.
+    """Gradients (weight, then bias if any) of the sum over samples of ``mean((layer(a_i) - c_i)^2)``.
 
-    ``out`` is ``layer(a)`` when already known.
+    Two matrix products, no autograd; ``out`` is ``layer(a)`` when already known. Sums, so that the
+    gradients of shards of a batch add up to the batch's.
     """
-    r = (F.linear(a, layer.weight, layer.bias) if out is None else out).sub(c).mul_(2.0 / c.numel())
+    r = (F.linear(a, layer.weight, layer.bias) if out is None else out).sub(c).mul_(2.0 * a.shape[0] / c.numel())
     gw = r.T @ a
-    if lambda_w > 0:
-        gw.add_(torch.sign(layer.weight), alpha=lambda_w / layer.weight.numel())
     return [gw, r.sum(0)] if layer.bias is not None else [gw]
 
 
 class AdamUpdater:
     """AM-Adam: ``steps`` Adam steps on ``mse(block(a), c) + lambda_w mean|W|`` for one code block.
 
-    The gradient is two matrix products for a plain ``Linear`` block (decided once, here) and autograd on
-    this one block otherwise (``Conv2d``, BatchNorm).
+    :meth:`statistics` are the gradients of the *sum* over samples of each sample's squared error (two
+    matrix products for a plain ``Linear`` block, decided once, here; autograd on this one block otherwise:
+    ``Conv2d``, BatchNorm); :meth:`apply` divides them by the number of samples, adds the L1 term of the
+    weights and takes the Adam step.
     """
 
     name = "adam"
@@ -195,15 +196,18 @@ class AdamUpdater:
     ) -> list[torch.Tensor]:
         layer = self.block.layer
         if self._closed_form and isinstance(layer, nn.Linear):
-            return linear_mse_grads(layer, a, target, self.lambda_w, known)
+            return linear_mse_grads(layer, a, target, known)
         with torch.enable_grad():
-            obj = F.mse_loss(self.block.forward(a, batch_stats=True), target)
-            if self.lambda_w > 0:
-                obj = obj + self.lambda_w * layer.weight.abs().mean()
+            obj = F.mse_loss(self.block.forward(a, batch_stats=True), target, reduction="sum")
+            obj = obj * (a.shape[0] / target.numel())  # the sum over samples of each sample's mean
             return list(torch.autograd.grad(obj, self.block.parameters()))
 
     def apply(self, stats: list[torch.Tensor], n: int) -> None:
-        self.adam.step(self.block.parameters(), stats)
+        grads = [s / n for s in stats]
+        if self.lambda_w > 0:
+            w = self.block.layer.weight
+            grads[0].add_(torch.sign(w), alpha=self.lambda_w / w.numel())
+        self.adam.step(self.block.parameters(), grads)
 
     def fit(self, a: torch.Tensor, target: torch.Tensor, n: int, known: torch.Tensor | None = None) -> None:
         for k in range(self.steps):

@@ -15,7 +15,10 @@ __all__ = ["AdamReadout", "make_readout"]
 
 
 class AdamReadout(AdamUpdater):
-    """``steps`` Adam steps on the mean output loss (``cross_entropy`` or ``mse``) of the output layer."""
+    """``steps`` Adam steps on the mean output loss (``cross_entropy`` or ``mse``) of the output layer.
+
+    Its statistics are the gradients of the loss summed over samples; :meth:`apply` divides by their number.
+    """
 
     def __init__(self, out: nn.Linear, lr: float, steps: int, loss: str):
         super().__init__(CodeBlock(out), lr, steps)
@@ -26,8 +29,7 @@ class AdamReadout(AdamUpdater):
     ) -> list[torch.Tensor]:
         params = self.block.parameters()
         with torch.enable_grad():
-            obj = output_loss(self.block.layer(a), target, self.loss) / n
-            return list(torch.autograd.grad(obj, params))
+            return list(torch.autograd.grad(output_loss(self.block.layer(a), target, self.loss), params))
 
 
 def make_readout(
