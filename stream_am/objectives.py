@@ -72,7 +72,7 @@ class CodeObjective:
         """This step's data: forward code ``c0``, ``target`` above, dropout ``masks``, ``mu``, the L1 weight
         ``sparsity`` and ``out0``, the output of the layer above at ``c0`` when known."""
         self.c0, self.target, self.masks, self.mu, self.sparsity = c0, target, masks, mu, sparsity
-        self.output = out0
+        self.out0 = self.output = out0
 
     def __call__(self, c: torch.Tensor, need_grad: bool) -> Evaluation:
         """``(value, gradient or None, output of the layer above at c or None)``."""
@@ -106,19 +106,14 @@ class AutogradObjective(CodeObjective):
 class LinearObjective(CodeObjective):
     """A plain ``Linear`` above an elementwise nonlinear block: value and gradient in closed form."""
 
-    def start(self, c0, target, masks, mu, sparsity, out0) -> None:  # type: ignore[no-untyped-def]
-        super().start(c0, target, masks, mu, sparsity, out0)
-        self._out0 = out0
-        self._scale = 1.0 / mu if self.top else 1.0
-
     @torch.no_grad()
     def __call__(self, c: torch.Tensor, need_grad: bool) -> Evaluation:
         layer = self.net.out if self.top else self.net.blocks[self.l + 1].layer
         act = elementwise(self.net.acts[self.l], c, self.masks)
         assert act is not None  # build_objectives chose this class because the chain is elementwise
         a, da = act
-        out = self._out0 if c is self.c0 and self._out0 is not None else F.linear(a, layer.weight, layer.bias)
-        scale, target = self._scale, self.target
+        out = self.out0 if c is self.c0 and self.out0 is not None else F.linear(a, layer.weight, layer.bias)
+        scale, target = (1.0 / self.mu if self.top else 1.0), self.target
         if self.kind == "cross_entropy":
             value = F.cross_entropy(out, target, reduction="sum")
             gout = torch.softmax(out, dim=1)
