@@ -200,17 +200,22 @@ class OnlineAM(LearnerState):
         device = self._device if self._built else checks.resolve_device(self.device)
         x, y = checks.check_batch(x, y, loss=self.loss, n_outputs=self.n_outputs, device=device,
                                   n_inputs=self.n_inputs if self._first_is_linear() else None)
-        if not self._built:  # the first valid batch decides "auto" layers, from its size
+        first = not self._built
+        if first:  # the first valid batch decides "auto" layers, from its size
             self._build(resolve_variants(self.variant, self._net, x.shape[0], self.solve_every))
         net, n = self._net, x.shape[0]
         masks: list[dict[int, torch.Tensor]] = [{} for _ in range(net.n_codes + 1)]
-        with torch.no_grad(), checks.shape_errors(x):  # nothing has changed yet if the network refuses x
-            codes = forward_codes(net, x, masks, self._generator)
-            top_in = net.act(net.n_codes - 1, codes[-1], masks[-1]) if codes else net.preprocess(x, masks[0])
-            before = net.out(top_in)
-            measured = {"loss": output_loss(before, y, self.loss) / n}
-            if self.loss == "cross_entropy":
-                measured["accuracy"] = (before.argmax(1) == y).float().mean()
+        try:
+            with torch.no_grad(), checks.shape_errors(x):  # nothing has changed yet if the network refuses x
+                codes = forward_codes(net, x, masks, self._generator)
+                top_in = net.act(net.n_codes - 1, codes[-1], masks[-1]) if codes else net.preprocess(x, masks[0])
+                before = net.out(top_in)
+        except ValueError:
+            self._built = not first  # a first batch the network refuses builds nothing either
+            raise
+        measured = {"loss": output_loss(before, y, self.loss) / n}
+        if self.loss == "cross_entropy":
+            measured["accuracy"] = (before.argmax(1) == y).float().mean()
         target = F.one_hot(y, self.n_outputs).to(x.dtype) if self._onehot else y  # built once per batch
         new = update_codes(self._objectives, codes, target, masks, before, mu=self._mu, lambda_c=self.lambda_c,
                            steps=self.code_steps, lr=self.code_lr, momentum=self.code_momentum)

@@ -268,6 +268,9 @@ def test_input_the_conv_network_cannot_take_is_a_value_error_and_changes_nothing
         seq = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8, 2))
     am = OnlineAM(seq, variant="mem", seed=0)
     good = torch.randn(4, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match=r"x has shape"):  # refused as the very first batch: nothing is built
+        am.partial_fit(torch.randn(4, 1, 6, 6), torch.tensor([0, 1, 0, 1]))
+    assert am.state_dict() == {}
     am.partial_fit(good, torch.tensor([0, 1, 0, 1]))
     before = snapshot(am)
     for bad in (torch.randn(4, 3, 4, 4), torch.randn(4, 1, 6, 6)):
