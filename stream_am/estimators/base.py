@@ -21,6 +21,7 @@ Semantics (the same for the AM estimators and the backprop baselines):
 
 from __future__ import annotations
 
+import abc
 import secrets
 from collections.abc import Hashable, Sequence
 from pathlib import Path
@@ -30,13 +31,15 @@ import numpy as np
 import torch
 
 from stream_am import checks
+from stream_am.engine import Engine
+from stream_am.estimators import persistence
 from stream_am.estimators.moments import RunningMoments
 from stream_am.estimators.networks import ACTIVATIONS, build_mlp
 
 __all__ = ["StreamEstimator"]
 
 
-class StreamEstimator:
+class StreamEstimator(abc.ABC):
     """Mixin holding the learned state of a stream estimator; see the module docstring for the semantics.
 
     Subclasses store their constructor arguments (``hidden_sizes``, ``activation``, ``batch_size``,
@@ -51,6 +54,10 @@ class StreamEstimator:
     device: str
     seed: int | None
     _target_dtype: type = np.float64  # dtype of buffered targets (class indices or values)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        persistence.register(cls)  # loadable by name; persistence imports no estimator class
 
     # -- construction --------------------------------------------------------------------------------
     def _check_params(self) -> None:
@@ -72,23 +79,26 @@ class StreamEstimator:
         self._buf_x: np.ndarray | None = None
         self._buf_mask: np.ndarray | None = None
         self._buf_y: list[Any] = []
-        self._engine: Any = None
+        self._engine: Engine | None = None
         self._n_learned = 0
         self._last_stats: dict[str, float] = {}
 
-    # -- hooks ---------------------------------------------------------------------------------------
-    def _make_engine(self, module: torch.nn.Sequential) -> Any:
-        raise NotImplementedError
+    # -- hooks (abstract: the concrete classes derive from river's ABCs) ------------------------------
+    @abc.abstractmethod
+    def _make_engine(self, module: torch.nn.Sequential) -> Engine:
+        """The engine that will train ``module`` (built at the first step)."""
 
+    @abc.abstractmethod
     def _n_outputs(self) -> int:
-        raise NotImplementedError
+        """Width of the network's output layer for the targets registered so far."""
 
+    @abc.abstractmethod
     def _encode_targets(self, ys: list[Any]) -> list[Any]:
         """Register the targets of rows being learned (growing outputs, updating target statistics)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _target_tensor(self, ys: list[Any]) -> torch.Tensor:
-        raise NotImplementedError
+        """The engine's target tensor for encoded targets ``ys``."""
 
     # -- public helpers ------------------------------------------------------------------------------
     @property
@@ -102,7 +112,7 @@ class StreamEstimator:
         return list(self._features)
 
     @property
-    def engine(self) -> Any:
+    def engine(self) -> Engine | None:
         """The live engine (``OnlineAM`` or ``BackpropLearner``), ``None`` before the first step.
 
         It is the model itself, not a copy: what is done to it (``forget``, a new ``memory_decay``) changes
@@ -127,8 +137,6 @@ class StreamEstimator:
 
     def save(self, path: str | Path) -> Path:
         """Write the estimator to the directory ``path``: ``config.json`` + ``state.safetensors`` (no pickle)."""
-        from stream_am.estimators import persistence
-
         return persistence.save(self, path)
 
     @classmethod
@@ -137,8 +145,6 @@ class StreamEstimator:
 
         ``device`` overrides the saved ``device`` parameter (a model saved on ``"cuda"`` loads on ``"cpu"``).
         """
-        from stream_am.estimators import persistence
-
         return persistence.load(path, expected=cls, device=device)
 
     def flush(self) -> None:
