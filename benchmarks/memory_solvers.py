@@ -29,7 +29,7 @@ from collections.abc import Callable
 
 import torch
 
-from stream_am.updaters.memory import memory_update, ridge_solve
+from stream_am.updaters.memory import memory_fold, memory_increments, ridge_solve
 
 SHAPES = [(65, 64, 32), (257, 256, 128), (785, 64, 32), (785, 256, 128), (1025, 1024, 256)]
 RIDGE = 1e-2
@@ -58,7 +58,7 @@ def _problem(n_in: int, n_out: int, batch: int, gen: torch.Generator):
         c = x @ true_w.T + 0.1 * torch.randn(batch, n_out, generator=gen)
         if k == 39:
             W_prev = ridge_solve(A, B, W_prev, RIDGE)
-        S = memory_update(A, B, S, a, c, batch, 1e-3)
+        S = memory_fold(A, B, S, memory_increments(a, c), batch, batch, 1e-3)
     return A, B, W_prev, a, c
 
 
@@ -76,7 +76,7 @@ def measure(n_in: int, n_out: int, batch: int, repeats: int, seed: int = 0) -> d
     out: dict[str, tuple[float, float | None]] = {}
 
     def fold() -> None:
-        memory_update(A.clone(), B.clone(), 1000.0, a, c, batch, 1e-3)
+        memory_fold(A.clone(), B.clone(), 1000.0, memory_increments(a, c), batch, batch, 1e-3)
 
     out["fold"] = (_time(fold, repeats), None)
 

@@ -49,6 +49,7 @@ def learners(widths: list[int], seed: int) -> dict[str, Callable[[], object]]:
     out: dict[str, Callable[[], object]] = {
         "AM-mem": lambda: OnlineAM(net(), variant="mem", seed=seed),
         "AM-Adam": lambda: OnlineAM(net(), variant="adam", seed=seed),
+        "AM-auto": lambda: OnlineAM(net(), variant="auto", seed=seed),
         "AM-mem, Adam readout": lambda: OnlineAM(net(), variant="mem", readout="adam", seed=seed),
         "AM-Adam, Adam readout": lambda: OnlineAM(net(), variant="adam", readout="adam", seed=seed),
         "AM-mem, solve_every=4": lambda: OnlineAM(net(), variant="mem", solve_every=4, seed=seed),
@@ -82,9 +83,12 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
             results[f"{spec} {name}"] = {"accuracy": acc, "samples_per_s": speed}
             print(f"| {name} | {acc:.4f} | {speed:,.0f} |")
         best_bp = max(v["accuracy"] for k, v in results.items() if k.startswith(spec) and "backprop-adam" in k)
-        for am in ("AM-mem", "AM-Adam"):
+        for am in ("AM-mem", "AM-Adam", "AM-auto"):
             margin = results[f"{spec} {am}"]["accuracy"] - best_bp
             print(f"\n{am} minus best backprop Adam: {100 * margin:+.2f} points (target: >= -1)")
+        best = max(results[f"{spec} {am}"]["accuracy"] for am in ("AM-mem", "AM-Adam"))
+        margin = results[f"{spec} AM-auto"]["accuracy"] - best
+        print(f"\nAM-auto minus the best single variant: {100 * margin:+.2f} points (target: >= -1)")
     return results
 
 

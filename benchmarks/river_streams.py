@@ -60,6 +60,7 @@ def learners(seed: int) -> dict[str, Callable[[], Any]]:
         "AM-mem": lambda: AMClassifier(variant="mem", seed=seed),
         "AM-Adam": lambda: AMClassifier(variant="adam", seed=seed),
         "AM-mem 3 code steps": lambda: AMClassifier(variant="mem", code_steps=3, seed=seed),
+        "AM-auto": lambda: AMClassifier(variant="auto", seed=seed),
         "backprop Adam": lambda: BackpropClassifier(seed=seed),
         "river LogisticRegression": logreg,
         "river HoeffdingAdaptiveTree": lambda: tree.HoeffdingAdaptiveTreeClassifier(seed=seed),
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, dict[str, float]]
         print(f"| {name} ({len(data)}) | {cells} | {DEEP_RIVER.get(name, float('nan')):.3f} |", flush=True)
     print("\n| stream | estimator | learn_one samples/s | learn_many samples/s | ratio |\n|---|---|---|---|---|")
     data = list(make_stream["agrawal-switch"]())[:5000]
-    for variant in ("mem", "adam"):
+    for variant in ("mem", "adam", "auto"):
         one, many = throughput(data, lambda v=variant: AMClassifier(variant=v, seed=args.seed))
         print(f"| agrawal-switch (5000) | AM-{variant} | {one:,.0f} | {many:,.0f} | {one / many:.2f} |")
     return results

@@ -64,6 +64,7 @@ def time_shape(widths, batch, device, steps, warmup, seed=0):
     learners = {
         "AM-mem": OnlineAM(net(), variant="mem", device=str(device), seed=seed),
         "AM-Adam": OnlineAM(net(), variant="adam", device=str(device), seed=seed),
+        "AM-auto": OnlineAM(net(), variant="auto", device=str(device), seed=seed),
         "AM-mem/4": OnlineAM(net(), variant="mem", solve_every=4, device=str(device), seed=seed),
         "AM-mem 3": OnlineAM(net(), variant="mem", code_steps=3, device=str(device), seed=seed),
         "AM-Adam 3": OnlineAM(net(), variant="adam", code_steps=3, device=str(device), seed=seed),
@@ -85,7 +86,9 @@ def time_shape(widths, batch, device, steps, warmup, seed=0):
             _sync(device)
             if i >= warmup:
                 times[name].append((time.perf_counter() - t) / BLOCK)
-    return {k: statistics.median(v) for k, v in times.items()}
+    auto = learners["AM-auto"]
+    assert isinstance(auto, OnlineAM)
+    return {k: statistics.median(v) for k, v in times.items()}, "/".join(auto.variants_)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -102,14 +105,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print(
         "| shape | threads | backprop Adam ms | AM-mem ms | AM-Adam ms | AM-mem / bp | AM-Adam / bp "
         "| AM-mem solve_every=4 / bp | AM-mem 3 code steps / bp | AM-Adam 3 code steps / bp "
-        "| fused-Adam bp ms | AM-mem / fused bp | AM-Adam / fused bp |" + cuda_cols
+        "| fused-Adam bp ms | AM-mem / fused bp | AM-Adam / fused bp | AM-auto / bp | auto's layers |" + cuda_cols
     )
-    print("|---" * (13 + 2 * (device.type == "cuda")) + "|")
+    print("|---" * (15 + 2 * (device.type == "cuda")) + "|")
     for threads in args.threads if device.type == "cpu" else [torch.get_num_threads()]:
         torch.set_num_threads(threads)
         for name in args.shapes:
             widths, batch = SHAPES[name]
-            t = time_shape(widths, batch, device, args.steps, args.warmup)
+            t, auto = time_shape(widths, batch, device, args.steps, args.warmup)
             bp, fbp = t["backprop-Adam"], t["backprop-Adam fused"]
             row = {"shape": name, "threads": threads, **{k: v * 1e3 for k, v in t.items()}}
             rows.append(row)
@@ -118,7 +121,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 f"| {name} | {threads} | {bp * 1e3:.2f} | {t['AM-mem'] * 1e3:.2f} | {t['AM-Adam'] * 1e3:.2f} "
                 f"| {t['AM-mem'] / bp:.2f} | {t['AM-Adam'] / bp:.2f} | {t['AM-mem/4'] / bp:.2f} "
                 f"| {t['AM-mem 3'] / bp:.2f} | {t['AM-Adam 3'] / bp:.2f} | {fbp * 1e3:.2f} | {t['AM-mem'] / fbp:.2f} "
-                f"| {t['AM-Adam'] / fbp:.2f} |{extra}",
+                f"| {t['AM-Adam'] / fbp:.2f} | {t['AM-auto'] / bp:.2f} | {auto} |{extra}",
                 flush=True,
             )
     if device.type == "cuda":

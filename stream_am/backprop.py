@@ -2,7 +2,7 @@
 
 :class:`BackpropLearner` is the reference that AM is compared against: it trains the very same
 ``torch.nn.Sequential`` with one optimiser step (Adam or SGD) per mini-batch on the whole network. The
-optimiser is a small functional core (:func:`stream_am.updaters.adam.adam_update_many`, :func:`sgd_update`) over
+optimiser is a small functional core (:func:`stream_am.updaters.adam.adam_step`, :func:`sgd_update`) over
 flat, named state, so ``state_dict`` is safetensors-compatible and growing a layer pads the optimiser moments instead of
 rebuilding them.
 """
@@ -16,7 +16,7 @@ from torch import nn
 
 from stream_am import checks
 from stream_am.network import flatten
-from stream_am.updaters.adam import adam_update_many
+from stream_am.updaters.adam import adam_step
 
 __all__ = ["BackpropLearner", "sgd_update"]
 
@@ -92,10 +92,7 @@ class BackpropLearner:
         checks.check_float("momentum", momentum, 0.0, 1.0)
         if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
             raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
-        try:
-            torch.device(device)
-        except (RuntimeError, TypeError) as err:
-            raise ValueError(f"device must be a torch device string, got {device!r}") from err
+        checks.check_device(device)
         checks.check_int("seed", seed, low=0)
         self.module = module
         self.optimizer, self.loss, self.lr, self.momentum = optimizer, loss, lr, momentum
@@ -135,27 +132,8 @@ class BackpropLearner:
         }
 
     # -- learning ------------------------------------------------------------------------------------
-    def _check_x(self, x: torch.Tensor) -> torch.Tensor:
-        if not isinstance(x, torch.Tensor) or x.dim() != 2 or not x.is_floating_point():
-            raise ValueError(f"x must be a 2-d floating tensor, got {getattr(x, 'shape', type(x))}")
-        if x.shape[1] != self.n_inputs:
-            raise ValueError(f"x has {x.shape[1]} features, but the network expects {self.n_inputs}")
-        return x
-
-    def _check_y(self, y: torch.Tensor, n: int) -> torch.Tensor:
-        if not isinstance(y, torch.Tensor) or y.shape[0] != n:
-            raise ValueError(f"y must be a tensor with {n} rows, got {getattr(y, 'shape', type(y))}")
-        if self.loss == "cross_entropy":
-            if y.dim() != 1 or y.dtype != torch.int64:
-                raise ValueError(f"y must be a 1-d int64 tensor of class indices, got {y.dtype} {tuple(y.shape)}")
-            if n and (int(y.min()) < 0 or int(y.max()) >= self.n_outputs):
-                raise ValueError(f"y holds class indices outside [0, {self.n_outputs})")
-            return y
-        if y.dim() == 1 and self.n_outputs == 1:
-            y = y.unsqueeze(1)
-        if y.dim() != 2 or y.shape[1] != self.n_outputs or not y.is_floating_point():
-            raise ValueError(f"y must be a float tensor of shape [{n}, {self.n_outputs}], got {tuple(y.shape)}")
-        return y
+    def _device_now(self) -> torch.device:
+        return _linears(self.module)[0].weight.device
 
     def _train_forward(self, x: torch.Tensor) -> torch.Tensor:
         self.module.train(x.shape[0] > 1)  # BatchNorm needs two samples for batch statistics
@@ -168,14 +146,15 @@ class BackpropLearner:
         return x
 
     def partial_fit(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
-        """One optimiser step on the mini-batch ``(x, y)``; returns ``{"loss": ...}`` before the step."""
-        x = self._check_x(x)
-        y = self._check_y(y, x.shape[0])
-        if x.shape[0] == 0:
-            return {"loss": float("nan")}
+        """One optimiser step on the mini-batch ``(x, y)``; returns ``{"loss": ...}`` before the step.
+
+        Inputs are validated as :class:`~stream_am.learner.OnlineAM` validates them (:mod:`stream_am.checks`):
+        bad input, an empty batch included, raises ``ValueError`` and changes nothing.
+        """
+        x, y = checks.check_batch(x, y, loss=self.loss, n_outputs=self.n_outputs,
+                                  device=checks.resolve_device(self.device), n_inputs=self.n_inputs)
         self._start()
         assert self._state is not None
-        x, y = x.to(self.device), y.to(self.device)
         params = dict(self.module.named_parameters())
         out = self._train_forward(x)
         if self.loss == "cross_entropy":
@@ -187,12 +166,12 @@ class BackpropLearner:
         with torch.no_grad():
             live = [(name, p, g) for (name, p), g in zip(params.items(), grads, strict=True) if g is not None]
             if self.optimizer == "adam":
-                adam_update_many(
+                adam_step(
                     [p for _, p, _ in live],
                     [g for _, _, g in live],
                     [self._state[f"exp_avg.{name}"] for name, _, _ in live],
                     [self._state[f"exp_avg_sq.{name}"] for name, _, _ in live],
-                    self._step,
+                    [torch.full((), self._step - 1.0, device=p.device) for _, p, _ in live],
                     lr=self.lr,
                     beta1=self.betas[0],
                     beta2=self.betas[1],
@@ -207,9 +186,8 @@ class BackpropLearner:
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Raw outputs (logits or values), on the learner's device; no state changes."""
-        x = self._check_x(x)
-        device = _linears(self.module)[0].weight.device
-        return self.module(x.to(device))
+        x = checks.check_x(x, device=self._device_now(), n_inputs=self.n_inputs)
+        return self.module(x)
 
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         """Softmax of :meth:`predict` (classification)."""

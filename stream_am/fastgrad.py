@@ -1,9 +1,9 @@
 """Closed-form gradients of the code objectives for the common case, without autograd.
 
 When the block above a code is a plain ``Linear`` (no BatchNorm) and the nonlinear block between them is a
-chain of elementwise modules, the value and gradient of a code objective are a few matrix products. This is
-what makes a code step cheap; :mod:`stream_am.codes` falls back to autograd (on that one block) for every
-other layout, and the tests check both give the same numbers.
+chain of elementwise modules, the value and gradient of a code objective are a few matrix products
+(:class:`stream_am.objectives.LinearObjective`). This module gives that chain's value and derivative;
+:func:`is_elementwise` tells, from the modules alone, whether it applies.
 """
 
 from __future__ import annotations
@@ -12,13 +12,23 @@ import math
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from stream_am.nn import Sign, Step
 
-__all__ = ["elementwise", "linear_objective"]
+__all__ = ["elementwise", "is_elementwise"]
 
 _SQRT_2PI = math.sqrt(2 * math.pi)
+
+
+def _elementwise_module(m: nn.Module) -> bool:
+    if isinstance(m, nn.GELU):
+        return m.approximate == "none"
+    return isinstance(m, (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, Sign, Step, nn.Identity, nn.Dropout))
+
+
+def is_elementwise(mods: list[nn.Module]) -> bool:
+    """Whether :func:`elementwise` handles the chain ``mods`` (dropout masks of a learning step included)."""
+    return all(_elementwise_module(m) for m in mods)
 
 
 def elementwise(
@@ -64,58 +74,3 @@ def elementwise(
             return None
         d = g if d is None else d * g
     return a, d
-
-
-def _sumsq(t: torch.Tensor) -> torch.Tensor:
-    """Sum of squares in one pass (a dot product of the flattened tensor with itself)."""
-    flat = t.reshape(-1)
-    return torch.dot(flat, flat)
-
-
-def linear_objective(
-    layer: nn.Linear,
-    act: tuple[torch.Tensor, torch.Tensor | None],
-    c: torch.Tensor,
-    c0: torch.Tensor,
-    target: torch.Tensor,
-    kind: str,
-    scale: float,
-    sparsity: float,
-    out: torch.Tensor | None = None,
-    need_grad: bool = True,
-) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-    """Value and gradient of ``scale * fit(layer(a), target) + ||c - c0||^2 + sparsity ||c||_1``.
-
-    ``kind`` is the fit: ``"sq"`` (sum of squares), ``"cross_entropy"`` (``target`` holds class indices),
-    or ``"mse"`` (per-sample mean of squares).
-    ``out`` may pass ``layer(a)`` when it is already known; without ``need_grad`` the gradient is ``None``.
-    Returns ``(value, gradient, layer(a))``.
-    """
-    a, da = act
-    if out is None:
-        out = F.linear(a, layer.weight, layer.bias)
-    layer_out = out
-    if kind == "cross_entropy":
-        value = F.cross_entropy(out, target, reduction="sum")
-        gout = torch.softmax(out, dim=1)
-        gout[torch.arange(len(target), device=out.device), target] -= 1
-        gscale = scale
-    else:
-        r = out - target
-        k = out.shape[1] if kind == "mse" else 1
-        value = _sumsq(r) / k
-        gout, gscale = r, scale * 2.0 / k  # the factor is applied to the (smaller) product below
-    diff = None if c is c0 else c - c0  # at the forward code the proximal term and its gradient are zero
-    value = scale * value if diff is None else scale * value + _sumsq(diff)
-    if sparsity > 0:
-        value = value + sparsity * c.abs().sum()
-    if not need_grad:
-        return value, None, layer_out
-    grad = (gout @ layer.weight).mul_(gscale)
-    if da is not None:
-        grad.mul_(da)
-    if diff is not None:
-        grad.add_(diff, alpha=2.0)
-    if sparsity > 0:
-        grad.add_(torch.sign(c), alpha=sparsity)
-    return value, grad, layer_out

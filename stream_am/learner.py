@@ -1,9 +1,13 @@
-"""OnlineAM: one online step = forward codes, top-down code updates, then every layer fits its own weights."""
+"""OnlineAM: one online step = forward codes, top-down code updates, then every layer fits its own weights.
+
+The step reads top to bottom in :meth:`OnlineAM.partial_fit`; the code objectives are in
+:mod:`stream_am.objectives`, the per-layer update rules in :mod:`stream_am.updaters`. Everything that
+depends on the layout or the variant is decided once, in ``_build``: a step loops over objects.
+"""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -12,41 +16,15 @@ from torch import nn
 from torch.nn import functional as F
 
 from stream_am import checks
-from stream_am.affine import get_affine as _get_affine
-from stream_am.affine import rows as _rows
-from stream_am.affine import set_affine as _set_affine
-from stream_am.codes import forward_codes, output_loss, update_codes
+from stream_am.codes import forward_codes, update_codes
+from stream_am.hyperparameters import check_choices, check_hyperparameters
 from stream_am.learner_state import LearnerState
-from stream_am.network import CodeBlock, Network, decompose
-from stream_am.updaters import AdamRule, MemoryRule
+from stream_am.network import Network, decompose
+from stream_am.objectives import CodeObjective, build_objectives, output_loss
+from stream_am.updaters import AdamUpdater, MemoryUpdater, Updater, make_readout
+from stream_am.variants import check_network, resolve_variants
 
 __all__ = ["OnlineAM"]
-
-_FLOAT_PARAMS = {  # name: (low, high, low_inclusive)
-    "mu": (0.0, math.inf, False),
-    "mu_growth": (0.0, math.inf, True),
-    "mu_max_factor": (1.0, math.inf, True),
-    "code_lr": (0.0, math.inf, True),
-    "code_momentum": (0.0, 1.0, True),
-    "weight_lr": (0.0, math.inf, False),
-    "output_lr": (0.0, math.inf, False),
-    "memory_decay": (0.0, 1.0, True),
-    "ridge": (0.0, math.inf, False),
-    "lambda_c": (0.0, math.inf, True),
-    "lambda_w": (0.0, math.inf, True),
-}
-
-
-@torch.no_grad()
-def _linear_mse_grads(
-    layer: nn.Linear, a: torch.Tensor, c: torch.Tensor, lambda_w: float, out: torch.Tensor | None = None
-) -> list[torch.Tensor]:
-    """Gradients (weight, bias) of ``mean((layer(a) - c)^2) + lambda_w * mean|W|``; ``out`` is ``layer(a)``."""
-    r = (F.linear(a, layer.weight, layer.bias) if out is None else out).sub(c).mul_(2.0 / c.numel())
-    gw = r.T @ a
-    if lambda_w > 0:
-        gw.add_(torch.sign(layer.weight), alpha=lambda_w / layer.weight.numel())
-    return [gw, r.sum(0)]
 
 
 class OnlineAM(LearnerState):
@@ -58,9 +36,11 @@ class OnlineAM(LearnerState):
         A ``torch.nn.Sequential`` (see :func:`stream_am.network.decompose` for the supported layouts). The
         learner trains it in place; it is moved to ``device`` on the first step.
     variant
-        ``"mem"`` (hidden layers solve a co-activation memory by ridge least squares) or ``"adam"`` (local
-        Adam steps). A memory is ``n_in x n_in``: AM-mem is cheap on narrow inputs, but on 784-wide ones a
-        step costs 4 to 13 backprop steps against 1.5 to 1.7 for AM-Adam (``benchmarks/step_time.py``).
+        How each code layer fits its weights: ``"mem"`` (a co-activation memory solved by ridge least
+        squares), ``"adam"`` (local Adam steps), a sequence with one of those per code layer, or ``"auto"``
+        (the memory where it is cheap relative to the layer's backprop step, Adam elsewhere: see
+        :mod:`stream_am.variants`; decided on the first step, from its batch size). A memory is
+        ``n_in x n_in``: cheap on narrow inputs, costly on wide ones (figures in ``benchmarks/README.md``).
     loss
         ``"cross_entropy"`` (integer class targets) or ``"mse"`` (float targets, any output width).
     readout
@@ -79,7 +59,7 @@ class OnlineAM(LearnerState):
     code_steps, code_lr, code_momentum
         Nesterov gradient steps on each code, per sample (independent of the mini-batch size).
     weight_steps, weight_lr
-        Adam steps and step size for hidden layers (``variant="adam"``).
+        Adam steps and step size for the code layers that use Adam.
     output_lr
         Adam step size of the output layer (``readout="adam"``); ``weight_steps`` steps per mini-batch.
     memory_decay
@@ -88,11 +68,11 @@ class OnlineAM(LearnerState):
         Proximal ridge of the memory solves, in units of the inputs' mean square.
     solve_every
         Memories absorb every mini-batch, but are solved for new weights on every ``solve_every``-th step
-        (the solve costs O(n_in^3 + n_out n_in^2) per layer; see ``benchmarks/step_time.py``).
+        (the solve costs O(n_in^3 + n_out n_in^2) per layer).
     parallel_layers
         On CUDA, run the (independent) per-layer weight updates on separate CUDA streams.
     lambda_c, lambda_w
-        L1 sparsity of codes and (AM-Adam) weights.
+        L1 sparsity of codes and (Adam layers) weights.
 
     Examples
     --------
@@ -116,7 +96,7 @@ class OnlineAM(LearnerState):
     def __init__(
         self,
         module: nn.Module,
-        variant: str = "mem",
+        variant: str | Sequence[str] = "auto",
         loss: str = "cross_entropy",
         readout: str = "memory",
         device: str = "cpu",
@@ -160,58 +140,20 @@ class OnlineAM(LearnerState):
         self.lambda_w = lambda_w
         self._validate_params()
         self._net: Network = decompose(module)
-        if variant == "mem":
-            for block in self._net.blocks:
-                if block.norm is not None:
-                    raise ValueError(
-                        f"variant='mem' fits each block as an affine least-squares map and cannot fit "
-                        f"{block.norm!r}; use variant='adam' or remove the BatchNorm"
-                    )
-                conv = block.layer
-                if isinstance(conv, nn.Conv2d) and (
-                    conv.groups != 1 or conv.padding_mode != "zeros" or isinstance(conv.padding, str)
-                ):
-                    raise ValueError(
-                        "variant='mem' supports Conv2d with groups=1, padding_mode='zeros' and numeric padding "
-                        f"only, got {conv!r}"
-                    )
+        check_network(variant, self._net)
         self._built = False
         self.samples_seen = 0
         self.n_steps = 0
 
     # ------------------------------------------------------------------ configuration
     def _validate_params(self) -> None:
-        checks.check_choice("variant", self.variant, ("mem", "adam"))
-        checks.check_choice("loss", self.loss, ("cross_entropy", "mse"))
-        checks.check_choice("readout", self.readout, ("memory", "adam"))
+        check_choices(self.variant, self.readout, self.loss)
         checks.check_device(self.device)
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
             raise ValueError(f"seed must be an int or None, got {self.seed!r}")
-        checks.check_int("solve_every", self.solve_every, low=1)
         if not isinstance(self.parallel_layers, bool):
             raise ValueError(f"parallel_layers must be a bool, got {self.parallel_layers!r}")
-        for name in ("code_steps", "weight_steps"):
-            checks.check_int(name, getattr(self, name), low=0 if name == "code_steps" else 1)
-        for name, (lo, hi, lo_incl) in _FLOAT_PARAMS.items():
-            checks.check_float(name, getattr(self, name), lo, hi, lo_incl)
-
-    def get_config(self) -> dict[str, Any]:
-        """Constructor arguments except ``module`` (JSON-serialisable)."""
-        return {
-            k: getattr(self, k)
-            for k in (
-                "variant",
-                "loss",
-                "readout",
-                "device",
-                "seed",
-                *_FLOAT_PARAMS,
-                "code_steps",
-                "weight_steps",
-                "solve_every",
-                "parallel_layers",
-            )
-        }
+        check_hyperparameters(self)
 
     @property
     def n_inputs(self) -> int:
@@ -223,7 +165,8 @@ class OnlineAM(LearnerState):
         return self._net.out.out_features
 
     # ------------------------------------------------------------------ lazy state
-    def _build(self) -> None:
+    def _build(self, variants: Sequence[str]) -> None:
+        """Objectives and updaters, once: ``variants`` holds ``"mem"`` or ``"adam"`` for each code layer."""
         dev = checks.resolve_device(self.device)
         self.module.to(dev)
         self._device = dev
@@ -231,12 +174,19 @@ class OnlineAM(LearnerState):
         if self.seed is not None:
             self._generator.manual_seed(self.seed)
         self._mu = float(self.mu)
-        self._adam = [AdamRule(self.weight_lr) for _ in self._net.blocks]
-        self._memory = [
-            MemoryRule(self.memory_decay, self.ridge, bias=b.layer.bias is not None) for b in self._net.blocks
+        net = self._net
+        self._onehot = self.loss == "cross_entropy" and self.readout == "memory"  # the readout fits one-hot rows
+        self._objectives: list[CodeObjective] = build_objectives(net, "sq" if self._onehot else self.loss)
+        self._updaters: list[Updater] = [
+            MemoryUpdater(b.layer, self.memory_decay, self.ridge, self.solve_every)
+            if v == "mem"
+            else AdamUpdater(b, self.weight_lr, self.weight_steps, self.lambda_w)
+            for v, b in zip(variants, net.blocks, strict=True)
         ]
-        self._out_adam = AdamRule(self.output_lr)
-        self._out_memory = MemoryRule(self.memory_decay, self.ridge, bias=self._net.out.bias is not None)
+        self._updaters.append(
+            make_readout(self.readout, net.out, loss=self.loss, lr=self.output_lr, steps=self.weight_steps,
+                         decay=self.memory_decay, ridge=self.ridge, solve_every=self.solve_every)
+        )
         self._streams: list[torch.cuda.Stream] = []
         self._built = True
 
@@ -247,60 +197,37 @@ class OnlineAM(LearnerState):
         ``loss`` and (classification) ``accuracy`` are those of the model's predictions on this batch before
         learning from it (test-then-train). Bad input raises ``ValueError`` and changes nothing.
         """
-        if not self._built:
-            self._build()
-        x, y = checks.check_batch(
-            x,
-            y,
-            loss=self.loss,
-            n_outputs=self.n_outputs,
-            device=self._device,
-            n_inputs=self.n_inputs if self._first_is_linear() else None,
-        )
-        net = self._net
-        n = x.shape[0]
+        device = self._device if self._built else checks.resolve_device(self.device)
+        x, y = checks.check_batch(x, y, loss=self.loss, n_outputs=self.n_outputs, device=device,
+                                  n_inputs=self.n_inputs if self._first_is_linear() else None)
+        first = not self._built
+        if first:  # the first valid batch decides "auto" layers, from its size
+            self._build(resolve_variants(self.variant, self._net, x.shape[0], self.solve_every))
+        net, n = self._net, x.shape[0]
         masks: list[dict[int, torch.Tensor]] = [{} for _ in range(net.n_codes + 1)]
-        with torch.no_grad(), checks.shape_errors(x):  # nothing has changed yet if the network refuses x
-            codes = forward_codes(net, x, masks, self._generator)
-            a_top = net.act(net.n_codes - 1, codes[-1], masks[-1]) if codes else net.preprocess(x, masks[0])
-            before = net.out(a_top)
-            measured = {"loss": output_loss(before, y, self.loss) / n}
-            if self.loss == "cross_entropy":
-                measured["accuracy"] = (before.argmax(1) == y).float().mean()
-        forward = codes
-        above: list[torch.Tensor | None] = []
-        # the memory readout fits one-hot targets, and the top code descends that same squared error:
-        # consistent subproblems (measured: stable, see README); the one-hot rows are built once per batch
-        onehot = (
-            F.one_hot(y, self.n_outputs).to(x.dtype)
-            if (self.loss == "cross_entropy" and self.readout == "memory")
-            else None
-        )
-        if codes:
-            codes, above = update_codes(
-                net,
-                codes,
-                y if onehot is None else onehot,
-                loss=self.loss if onehot is None else "sq",
-                mu=self._mu,
-                steps=self.code_steps,
-                lr=self.code_lr,
-                momentum=self.code_momentum,
-                lambda_c=self.lambda_c,
-                masks=masks,
-                top_out=before,
-            )
+        try:
+            with torch.no_grad(), checks.shape_errors(x):  # nothing has changed yet if the network refuses x
+                codes = forward_codes(net, x, masks, self._generator)
+                top_in = net.act(net.n_codes - 1, codes[-1], masks[-1]) if codes else net.preprocess(x, masks[0])
+                before = net.out(top_in)
+        except ValueError:
+            self._built = not first  # a first batch the network refuses builds nothing either
+            raise
+        measured = {"loss": output_loss(before, y, self.loss) / n}
+        if self.loss == "cross_entropy":
+            measured["accuracy"] = (before.argmax(1) == y).float().mean()
+        target = F.one_hot(y, self.n_outputs).to(x.dtype) if self._onehot else y  # built once per batch
+        new = update_codes(self._objectives, codes, target, masks, before, mu=self._mu, lambda_c=self.lambda_c,
+                           steps=self.code_steps, lr=self.code_lr, momentum=self.code_momentum)
         with torch.no_grad():
-            inputs = [net.preprocess(x, masks[0])] + [
-                net.act(l, c, masks[l + 1]) for l, c in enumerate(codes)
-            ]
-        stats = {"n": float(n), "mu": self._mu}
-        # what each layer outputs for its (updated) input is often known already: block 1's input never
-        # changes (its output is the forward code), and a code step computes the output of the layer above
-        known: list[torch.Tensor | None] = [forward[0] if forward else None] + above[:-1]
-        self._fit_layers(inputs, codes, known, y, n, y if onehot is None else onehot)
+            inputs = [net.preprocess(x, masks[0])] + [net.act(l, c, masks[l + 1]) for l, c in enumerate(new)]
+        # what a layer outputs for its (updated) input is often known: block 1's input never changes (its
+        # output is the forward code), and each code objective keeps the output of the layer above it
+        known = [codes[0] if codes else None] + [o.output for o in self._objectives]
+        self._fit_layers(inputs, [*new, target], known, n)
         for l, block in enumerate(net.blocks):  # noqa: E741
             block.update_running_stats(inputs[l])
+        stats = {"n": float(n), "mu": self._mu}
         if self.mu_growth > 0 and self._mu < self.mu_max_factor * self.mu:
             self._mu += self.mu_growth
         self.samples_seen += n
@@ -325,45 +252,30 @@ class OnlineAM(LearnerState):
 
     def forget(self, factor: float) -> None:
         """Scale the weight of everything the memories remember by ``factor`` in ``(0, 1]``."""
-        if not self._built:
-            return
-        for m in [*self._memory, self._out_memory]:
-            m.forget(factor)
+        checks.check_float("factor", factor, 0.0, 1.0, low_inclusive=False, high_inclusive=True)
+        for updater in self._updaters if self._built else []:
+            updater.forget(factor)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        object.__setattr__(self, name, value)
         if name == "memory_decay" and self.__dict__.get("_built"):
             checks.check_float("memory_decay", value, 0.0, 1.0, True)
-            for m in [*self._memory, self._out_memory]:
-                m.decay = value
+            for updater in self._updaters:
+                if isinstance(updater, MemoryUpdater):
+                    updater.decay = value
+        object.__setattr__(self, name, value)
 
     # ------------------------------------------------------------------ per-layer updates
-    def _solve_now(self) -> bool:
-        """Memory solves run on the first step and then every ``solve_every`` steps."""
-        return self.n_steps % self.solve_every == 0
-
     def _first_is_linear(self) -> bool:
         first = self._net.blocks[0].layer if self._net.blocks else self._net.out
         return isinstance(first, nn.Linear) and not self._net.pre
 
     def _fit_layers(
-        self,
-        inputs: list[torch.Tensor],
-        codes: list[torch.Tensor],
-        known: list[torch.Tensor | None],
-        y: torch.Tensor,
-        n: int,
-        readout_target: torch.Tensor,
+        self, inputs: list[torch.Tensor], targets: list[torch.Tensor], known: list[torch.Tensor | None], n: int
     ) -> None:
-        """Every layer's weight subproblem; they are independent, so on CUDA each runs on its own stream.
-
-        ``readout_target`` is what a memory readout fits: the one-hot rows of ``y`` for classification.
-        """
-        net = self._net
+        """Every layer's weight subproblem; they are independent, so on CUDA each runs on its own stream."""
         jobs: list[Callable[[], None]] = [
-            partial(self._fit_block, l, b, inputs[l], codes[l], n, known[l]) for l, b in enumerate(net.blocks)
+            partial(u.fit, a, t, n, k) for u, a, t, k in zip(self._updaters, inputs, targets, known, strict=True)
         ]
-        jobs.append(partial(self._fit_output, inputs[-1], y, n, readout_target))
         if self._device.type != "cuda" or len(jobs) < 2 or not self.parallel_layers:
             for job in jobs:
                 job()
@@ -377,41 +289,3 @@ class OnlineAM(LearnerState):
                 job()
         for stream in self._streams:
             main.wait_stream(stream)  # the step ends when every layer has its weights
-
-    def _fit_block(
-        self, l: int, block: CodeBlock, a: torch.Tensor, c: torch.Tensor, n: int, known: torch.Tensor | None = None
-    ) -> None:
-        """Fit block ``l`` to its codes; ``known`` is ``block.layer(a)`` when already computed."""
-        if self.variant == "mem":
-            rows_a, rows_c = _rows(block.layer, a, c)
-            self._memory[l].update(rows_a, rows_c, n)
-            if self._solve_now():
-                _set_affine(block.layer, self._memory[l].solve(_get_affine(block.layer)))
-            return
-        params = block.parameters()
-        layer = block.layer
-        closed_form = block.norm is None and isinstance(layer, nn.Linear) and layer.bias is not None
-        for k in range(self.weight_steps):
-            if closed_form and isinstance(layer, nn.Linear):  # mean((a W^T + b - c)^2): two products, no autograd
-                grads = _linear_mse_grads(layer, a, c, self.lambda_w, known if k == 0 else None)
-            else:
-                with torch.enable_grad():
-                    obj = F.mse_loss(block.forward(a, batch_stats=True), c)
-                    if self.lambda_w > 0:
-                        obj = obj + self.lambda_w * block.layer.weight.abs().mean()
-                    grads = list(torch.autograd.grad(obj, params))
-            self._adam[l].step(params, grads)
-
-    def _fit_output(self, a: torch.Tensor, y: torch.Tensor, n: int, target: torch.Tensor) -> None:
-        out = self._net.out
-        if self.readout == "memory":
-            self._out_memory.update(a.flatten(1), target, n)
-            if self._solve_now():
-                _set_affine(out, self._out_memory.solve(_get_affine(out)))
-            return
-        params = list(out.parameters())
-        for _ in range(self.weight_steps):
-            with torch.enable_grad():
-                obj = output_loss(out(a), y, self.loss) / n
-                grads = torch.autograd.grad(obj, params)
-            self._out_adam.step(params, list(grads))

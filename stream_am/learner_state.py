@@ -1,10 +1,14 @@
 """State and growth of :class:`stream_am.learner.OnlineAM`: ``state_dict``, ``load_state_dict``, growing layers.
 
-Kept apart from the step itself; the mixin reads the attributes that ``OnlineAM._build`` creates.
+Kept apart from the step itself; the mixin reads the objects that ``OnlineAM._build`` creates and loops over
+the updaters, whatever rule each one is. Keys: ``module.*`` (the network), ``variants`` (one int8 per code
+layer: 0 memory, 1 Adam), ``{memory|adam}.{l}.*`` for code layer ``l`` and ``{memory|adam}.out.*`` for the
+readout, and the counters ``mu``, ``samples_seen``, ``n_steps``, ``generator``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import torch
@@ -14,76 +18,87 @@ from stream_am import checks
 
 if TYPE_CHECKING:
     from stream_am.network import Network
-    from stream_am.updaters import AdamRule, MemoryRule
+    from stream_am.updaters import Updater
 
 __all__ = ["LearnerState"]
+
+_CODES = ("mem", "adam")  # the int8 code of each layer's rule in ``state["variants"]``
+_PREFIX = {"mem": "memory", "adam": "adam"}
 
 
 class LearnerState:
     """Mixin: everything learned, as a flat ``{name: tensor}``, and growth that keeps it."""
 
     module: nn.Module
+    variant: str | Sequence[str]
     samples_seen: int
     n_steps: int
     _net: Network
     _built: bool
     _mu: float
-    _adam: list[AdamRule]
-    _memory: list[MemoryRule]
-    _out_adam: AdamRule
-    _out_memory: MemoryRule
+    _updaters: list[Updater]
     _generator: torch.Generator
     _device: torch.device
+    _build: Callable[[Sequence[str]], None]  # OnlineAM._build(variants)
+    _first_is_linear: Callable[[], bool]
 
-    def _build(self) -> None:  # provided by OnlineAM
-        raise NotImplementedError
-
-    def _first_is_linear(self) -> bool:  # provided by OnlineAM
-        raise NotImplementedError
+    def _prefixes(self) -> list[str]:
+        n = self._net.n_codes
+        return [f"{_PREFIX[u.name]}.{'out' if i == n else i}." for i, u in enumerate(self._updaters)]
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        """Flat ``{name: tensor}`` of everything learned (module, memories, Adam moments, counters).
+        """Flat ``{name: tensor}`` of everything learned (module, every updater's state, counters).
 
         Empty before the first step. Tensors are the live ones; copy them to keep a snapshot.
         """
         if not self._built:
             return {}
         sd: dict[str, torch.Tensor] = {f"module.{k}": v for k, v in self.module.state_dict().items()}
-        for l in range(self._net.n_codes):  # noqa: E741
-            sd.update(self._adam[l].state_dict(f"adam.{l}."))
-            sd.update(self._memory[l].state_dict(f"memory.{l}."))
-        sd.update(self._out_adam.state_dict("adam.out."))
-        sd.update(self._out_memory.state_dict("memory.out."))
-        sd["mu"] = torch.tensor(self._mu, dtype=torch.float64)
-        sd["samples_seen"] = torch.tensor(self.samples_seen, dtype=torch.int64)
-        sd["n_steps"] = torch.tensor(self.n_steps, dtype=torch.int64)
+        dev = self._device  # every tensor of the state lives where the learner does (the generator aside)
+        sd["variants"] = torch.tensor([_CODES.index(u.name) for u in self._updaters[:-1]], dtype=torch.int8,
+                                      device=dev)
+        for prefix, updater in zip(self._prefixes(), self._updaters, strict=True):
+            sd.update(updater.state_dict(prefix))
+        sd["mu"] = torch.tensor(self._mu, dtype=torch.float64, device=dev)
+        sd["samples_seen"] = torch.tensor(self.samples_seen, dtype=torch.int64, device=dev)
+        sd["n_steps"] = torch.tensor(self.n_steps, dtype=torch.int64, device=dev)
         sd["generator"] = self._generator.get_state()
         return sd
 
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        """Restore what :meth:`state_dict` returned; shapes are checked before anything changes."""
-        if not state:
-            return
-        if not self._built:
-            self._build()
+    def _check_state(self, state: dict[str, torch.Tensor]) -> list[str]:
+        """The layers' rules recorded in ``state``, after checking them and the module's shapes."""
+        variants = [_CODES[int(v)] for v in state["variants"].tolist()] if "variants" in state else None
+        if variants is None or len(variants) != self._net.n_codes:
+            raise ValueError(f"state['variants'] must hold one entry per code layer ({self._net.n_codes})")
+        asked = [self.variant] * len(variants) if isinstance(self.variant, str) else list(self.variant)
+        for l, (want, got) in enumerate(zip(asked, variants, strict=True)):  # noqa: E741
+            if want != "auto" and want != got:
+                raise ValueError(f"state holds variant {got!r} at code layer {l}, but variant asks for {want!r}")
+        if self._built and variants != self.variants_:
+            raise ValueError(f"state holds variants {variants}, but this learner uses {self.variants_}")
         mod = {k[len("module.") :]: v for k, v in state.items() if k.startswith("module.")}
-        own = self.module.state_dict()
-        for k, v in own.items():
+        for k, v in self.module.state_dict().items():
             if k not in mod:
                 raise ValueError(f"state is missing module.{k}")
             if tuple(mod[k].shape) != tuple(v.shape):
-                raise ValueError(
-                    f"state[module.{k}] has shape {tuple(mod[k].shape)}, expected {tuple(v.shape)}"
-                )
-        self.module.load_state_dict(mod)
-        for l, block in enumerate(self._net.blocks):  # noqa: E741
-            self._adam[l].load_state_dict(state, f"adam.{l}.", list(block.parameters()))
-            n_out = block.layer.weight.shape[0]
-            n_in = block.layer.weight[0].numel()
-            self._memory[l].load_state_dict(state, f"memory.{l}.", n_in, n_out, device=self._device)
-        out = self._net.out
-        self._out_adam.load_state_dict(state, "adam.out.", list(out.parameters()))
-        self._out_memory.load_state_dict(state, "memory.out.", out.in_features, out.out_features, device=self._device)
+                raise ValueError(f"state[module.{k}] has shape {tuple(mod[k].shape)}, expected {tuple(v.shape)}")
+        return variants
+
+    @property
+    def variants_(self) -> list[str]:
+        """The rule each code layer uses (``"mem"`` or ``"adam"``), once the first step has decided them."""
+        return [u.name for u in self._updaters[:-1]] if self._built else []
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore what :meth:`state_dict` returned; shapes and variants are checked before anything changes."""
+        if not state:
+            return
+        variants = self._check_state(state)
+        if not self._built:
+            self._build(variants)
+        self.module.load_state_dict({k[len("module.") :]: v for k, v in state.items() if k.startswith("module.")})
+        for prefix, updater in zip(self._prefixes(), self._updaters, strict=True):
+            updater.load_state_dict(state, prefix)
         self._mu = float(state["mu"])
         self.samples_seen = int(state["samples_seen"])
         self.n_steps = int(state["n_steps"])
@@ -95,18 +110,13 @@ class LearnerState:
         if not self._first_is_linear():
             raise ValueError("grow_inputs needs a network that starts with nn.Linear")
         layer = self._net.blocks[0].layer if self._net.blocks else self._net.out
-        assert isinstance(layer, nn.Linear)
+        assert isinstance(layer, nn.Linear)  # checked just above
         with torch.no_grad():
             w = layer.weight
             layer.weight = nn.Parameter(torch.cat([w, w.new_zeros(w.shape[0], n_new)], dim=1))
         layer.in_features += n_new
         if self._built:
-            if self._net.blocks:
-                self._adam[0].grow(0, 1, n_new)
-                self._memory[0].grow_inputs(n_new)
-            else:
-                self._out_adam.grow(0, 1, n_new)
-                self._out_memory.grow_inputs(n_new)
+            self._updaters[0].grow_inputs(n_new)
 
     def grow_outputs(self, n_new: int) -> None:
         """Add ``n_new`` output units (zero weights and bias) keeping everything learned."""
@@ -119,7 +129,4 @@ class LearnerState:
                 out.bias = nn.Parameter(torch.cat([out.bias, out.bias.new_zeros(n_new)]))
         out.out_features += n_new
         if self._built:
-            self._out_adam.grow(0, 0, n_new)
-            if out.bias is not None:
-                self._out_adam.grow(1, 0, n_new)
-            self._out_memory.grow_outputs(n_new)
+            self._updaters[-1].grow_outputs(n_new)

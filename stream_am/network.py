@@ -147,10 +147,6 @@ class Network:
             a = self.act(l, block.forward(a))
         return self.out(a)
 
-    def is_elementwise(self, l: int) -> bool:  # noqa: E741
-        """Whether act ``l`` keeps the code's shape (no Flatten/pooling)."""
-        return not any(isinstance(m, (nn.Flatten, nn.MaxPool2d, nn.AvgPool2d)) for m in self.acts[l])
-
 
 def flatten(module: nn.Module) -> list[nn.Module]:
     """The modules of ``module`` in order, nested ``nn.Sequential`` containers flattened."""
@@ -161,6 +157,17 @@ def flatten(module: nn.Module) -> list[nn.Module]:
         else:
             out.append(m)
     return out
+
+
+def _norm_after(mods: list[nn.Module], i: int, last: int) -> nn.BatchNorm1d | nn.BatchNorm2d | None:
+    """The BatchNorm right after the code layer ``mods[i]``, if any (it must match the layer's kind)."""
+    norm = mods[i + 1] if i + 1 < last else None
+    if not isinstance(norm, NORM_TYPES):
+        return None
+    want = nn.BatchNorm1d if isinstance(mods[i], nn.Linear) else nn.BatchNorm2d
+    if not isinstance(norm, want):
+        raise ValueError(f"module[{i + 1}] ({norm!r}) does not match the layer before it ({mods[i]!r})")
+    return norm
 
 
 def decompose(module: nn.Module) -> Network:
@@ -199,13 +206,8 @@ def decompose(module: nn.Module) -> Network:
     while i < last:
         m = mods[i]
         if isinstance(m, CODE_TYPES):
-            norm: nn.BatchNorm1d | nn.BatchNorm2d | None = None
-            if i + 1 < last and isinstance(mods[i + 1], NORM_TYPES):
-                norm = mods[i + 1]  # type: ignore[assignment]
-                want = nn.BatchNorm1d if isinstance(m, nn.Linear) else nn.BatchNorm2d
-                if not isinstance(norm, want):
-                    raise ValueError(f"module[{i + 1}] ({norm!r}) does not match the layer before it ({m!r})")
-                i += 1
+            norm = _norm_after(mods, i, last)
+            i += norm is not None
             blocks.append(CodeBlock(m, norm))  # type: ignore[arg-type]
             acts.append([])
             current = acts[-1]

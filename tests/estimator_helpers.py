@@ -2,34 +2,48 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-
-from stream_am import AMClassifier, AMRegressor
-from stream_am.baselines import BackpropClassifier, BackpropRegressor
+from discovery import cases, stream_estimator_classes
 
 __all__ = [
     "FACTORIES", "CLASSIFIERS", "stream", "frames", "snapshot", "state_key", "engine_state", "assert_prefix_kept",
     "assert_same_snapshot", "is_classifier",
 ]
 
-_SMALL = {"hidden_sizes": (6,), "batch_size": 5, "seed": 1}
-_AM = {**_SMALL, "code_steps": 2}
-
-FACTORIES: dict[str, Any] = {
-    "am-mem-clf": lambda: AMClassifier(**_AM),
-    "am-adam-clf": lambda: AMClassifier(**_AM, variant="adam", readout="adam"),
-    "am-sign-clf": lambda: AMClassifier(**_AM, activation="sign"),
-    "am-mem-reg": lambda: AMRegressor(**_AM),
-    "am-adam-reg": lambda: AMRegressor(**_AM, variant="adam", readout="adam"),
-    "bp-adam-clf": lambda: BackpropClassifier(**_SMALL),
-    "bp-sgd-clf": lambda: BackpropClassifier(**_SMALL, optimizer="sgd", lr=0.05, momentum=0.9),
-    "bp-adam-reg": lambda: BackpropRegressor(**_SMALL),
+_SMALL = {"batch_size": 5, "seed": 1}  # the layer sizes come from each class's `_unit_test_params`
+_AM = {"code_steps": 2}  # for estimators with code steps: two, so that the safeguard's branches run
+#: configurations beyond each class's ``_unit_test_params`` (the classes themselves are discovered)
+_EXTRA: dict[str, list[dict[str, Any]]] = {
+    "AMClassifier": [{"activation": "sign"}],
+    "BackpropClassifier": [{"optimizer": "sgd", "lr": 0.05, "momentum": 0.9}],
 }
-CLASSIFIERS = [k for k in FACTORIES if k.endswith("clf")]
+
+
+def _factory(cls: type, params: dict[str, Any]) -> Any:
+    accepted = inspect.signature(cls).parameters
+    small = {k: v for k, v in {**_SMALL, **_AM}.items() if k in accepted}
+    return lambda: cls(**{**params, **small})
+
+
+def _factories() -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    classes = stream_estimator_classes()
+    for label, cls, params in cases(classes):
+        out[label] = _factory(cls, params)
+    for cls in classes:
+        for i, params in enumerate(_EXTRA.get(cls.__name__, [])):
+            out[f"{cls.__name__}-extra{i}"] = _factory(cls, params)
+    return out
+
+
+#: every stream estimator (discovered) with each of its test configurations, small and fast
+FACTORIES: dict[str, Any] = _factories()
+CLASSIFIERS = [k for k, make in FACTORIES.items() if hasattr(make(), "predict_proba_one")]
 
 
 def is_classifier(model: Any) -> bool:

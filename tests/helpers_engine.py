@@ -38,3 +38,12 @@ def assert_same_state(a, b):
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+def assert_continue_identically(a, b, x, y, start, batch):
+    """Both learners learn ``x[start:], y[start:]`` in batches and end bit for bit equal."""
+    for i in range(start, len(x), batch):
+        a.partial_fit(x[i : i + batch], y[i : i + batch])
+        b.partial_fit(x[i : i + batch], y[i : i + batch])
+    assert_same_state(snapshot(a), snapshot(b))
+    assert torch.equal(a.predict(x), b.predict(x))

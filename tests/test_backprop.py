@@ -8,7 +8,7 @@ from torch import nn
 
 from stream_am.backprop import BackpropLearner
 from stream_am.estimators import build_mlp
-from stream_am.updaters.adam import adam_update, adam_update_many
+from stream_am.updaters.adam import adam_step
 
 
 def _data(n=32, n_in=3, seed=0):
@@ -29,36 +29,25 @@ def test_learns_a_separable_problem(optimizer):
     assert bp.samples_seen == 61 * 32 and bp.n_steps == 61
 
 
-def test_adam_update_matches_torch_adam():
-    p1 = torch.tensor([1.0, -2.0, 3.0], requires_grad=True)
-    p2 = p1.detach().clone()
-    m, v = torch.zeros(3), torch.zeros(3)
-    opt = torch.optim.Adam([p1], lr=0.1)
-    for step in range(1, 4):
-        g = torch.tensor([0.5, -1.0, 2.0]) * step
-        p1.grad = g.clone()
-        opt.step()
-        adam_update(p2, g, m, v, step, lr=0.1)
-    torch.testing.assert_close(p1.detach(), p2)
-
-
 @pytest.mark.parametrize("fused", [True, False])
-def test_adam_update_many_fused_and_op_by_op_agree_with_torch_adam(fused):
+def test_adam_step_fused_and_single_tensor_agree_with_torch_adam(fused):
     gen = torch.Generator().manual_seed(0)
     params = [torch.randn(5, 4, generator=gen), torch.randn(5, generator=gen)]
     ref = [p.clone().requires_grad_(True) for p in params]
     opt = torch.optim.Adam(ref, lr=0.01, betas=(0.8, 0.99), eps=1e-6)
     ms, vs = [torch.zeros_like(p) for p in params], [torch.zeros_like(p) for p in params]
-    for step in range(1, 6):
+    steps = [torch.zeros(()) for _ in params]
+    for _ in range(1, 6):
         grads = [torch.randn(p.shape, generator=gen) for p in params]
         for r, g in zip(ref, grads, strict=True):
             r.grad = g.clone()
         opt.step()
-        adam_update_many(params, grads, ms, vs, step, lr=0.01, beta1=0.8, beta2=0.99, eps=1e-6, fused=fused)
+        adam_step(params, grads, ms, vs, steps, lr=0.01, beta1=0.8, beta2=0.99, eps=1e-6, fused=fused)
     for p, m, v, r in zip(params, ms, vs, ref, strict=True):
         torch.testing.assert_close(p, r.detach())
         torch.testing.assert_close(m, opt.state[r]["exp_avg"])
         torch.testing.assert_close(v, opt.state[r]["exp_avg_sq"])
+    assert [float(t) for t in steps] == [5.0, 5.0]
 
 
 def test_regression_loss():
@@ -165,22 +154,24 @@ def test_bad_batches_change_nothing():
     bp = BackpropLearner(build_mlp(3, 2, (4,), seed=0))
     bp.partial_fit(x, y)
     before = bp.state_dict()
-    for bad_x, bad_y in [(x[:, :2], y), (x, y[:5]), (x, y.float()), (x, y + 5), (x.long(), y)]:
-        with pytest.raises(ValueError):
+    bad = [(x[:, :2], y, "shape"), (x, y[:5], "samples"), (x, y.float(), "integer"), (x, y + 5, "outside"),
+           (x.long(), y, "floating"), (x[:0], y[:0], "empty"), (x * float("nan"), y, "NaN")]
+    for bad_x, bad_y, match in bad:
+        with pytest.raises(ValueError, match=match):
             bp.partial_fit(bad_x, bad_y)
     assert all(torch.equal(v, bp.state_dict()[k]) for k, v in before.items())
 
 
-def test_adam_update_many_handles_transposed_gradients_and_parameters():
+def test_adam_step_handles_transposed_gradients_and_parameters():
     """torch's fused kernel reads tensors as flat memory: strided inputs must not be misread."""
     gen = torch.Generator().manual_seed(1)
     grad_t = torch.randn(4, 5, generator=gen).T  # a (5, 4) gradient that is not contiguous
     for param in (torch.randn(5, 4, generator=gen), torch.randn(4, 5, generator=gen).T):
         results = []
         for fused in (None, False):
-            p, m, v = param.clone(), torch.zeros_like(param), torch.zeros_like(param)
-            for step in (1, 2):
-                adam_update_many([p], [grad_t], [m], [v], step, lr=0.1, fused=fused)
+            p, m, v, step = param.clone(), torch.zeros_like(param), torch.zeros_like(param), torch.zeros(())
+            for _ in (1, 2):
+                adam_step([p], [grad_t], [m], [v], [step], lr=0.1, fused=fused)
             results.append((p, m, v))
         for auto, reference in zip(*results, strict=True):
             torch.testing.assert_close(auto, reference)

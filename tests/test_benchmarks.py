@@ -14,10 +14,12 @@ def test_step_time_prints_a_ratio_row_per_shape(load_benchmark: Loader, capsys: 
     step_time = load_benchmark("step_time")
     rows = step_time.main(["--threads", "1", "--steps", "1", "--warmup", "0", "--shapes", "64-64-64-10/b32"])
     assert [r["shape"] for r in rows] == ["64-64-64-10/b32"]
-    expected = {"AM-mem", "AM-Adam", "AM-mem/4", "AM-mem 3", "AM-Adam 3", "backprop-Adam", "backprop-Adam fused"}
+    expected = {"AM-mem", "AM-Adam", "AM-auto", "AM-mem/4", "AM-mem 3", "AM-Adam 3", "backprop-Adam",
+                "backprop-Adam fused"}
     assert expected <= set(rows[0]) and all(rows[0][k] > 0 for k in expected)
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 64-64-64-10/b32")]
-    assert len(lines) == 1 and len(lines[0].strip("|").split("|")) == 13
+    assert len(lines) == 1 and len(lines[0].strip("|").split("|")) == 15
+    assert lines[0].rstrip().endswith("| mem/mem |")  # the layers "auto" chose
 
 
 def test_prequential_reports_accuracy_for_am_and_backprop(
@@ -26,9 +28,9 @@ def test_prequential_reports_accuracy_for_am_and_backprop(
     prequential = load_benchmark("prequential")
     result = prequential.main(["--widths", "64,16,10"])
     out = capsys.readouterr().out
-    assert "AM-mem minus best backprop Adam" in out
+    assert "AM-mem minus best backprop Adam" in out and "AM-auto minus the best single variant" in out
     accuracies = [v["accuracy"] for v in result.values()]
-    assert len(accuracies) == 13
+    assert len(accuracies) == 14
     assert all(0.0 <= a <= 1.0 for a in accuracies) and max(accuracies) > 0.5
 
 
@@ -42,3 +44,13 @@ def test_memory_solvers_exact_solves_agree_and_inexact_ones_do_not(
     warm = result["no update (W_prev)"][1]
     assert warm is not None and warm > 1e-4  # the last batch moved the solution
     assert "backprop layer" in capsys.readouterr().out
+
+
+def test_variants_prints_layer_costs_and_every_mix(load_benchmark: Loader, capsys: pytest.CaptureFixture[str]) -> None:
+    variants = load_benchmark("variants")
+    costs, accuracy = variants.main(["--layers", "9x4/b8", "--widths", "64,8,8,10", "--repeats", "2"])
+    assert set(costs["9x4/b8"]) == {"mem", "adam", "bp", "model_extra", "model_bp"}
+    mixes = accuracy["64,8,8,10"]
+    assert {"mem/mem", "mem/adam", "adam/mem", "adam/adam"} < set(mixes)
+    assert [k for k in mixes if k.startswith("auto=")] == ["auto=mem/mem"]  # narrow layers: memories
+    assert all(0.0 <= v <= 1.0 for v in mixes.values()) and "| 9x4/b8 |" in capsys.readouterr().out

@@ -249,3 +249,13 @@ def test_cuda_state_persistence_and_continued_learning(name, tmp_path):
     for other in copies:
         assert _probe(other, rows) == _probe(model, rows)
         assert state_key(other) == state_key(model)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_engine_follows_the_engine_protocol(name):
+    from stream_am.engine import Engine
+
+    model = FACTORIES[name]()
+    _learn(model, stream(model, 12))
+    assert isinstance(model.engine, Engine)
+    assert model.engine.n_steps == model.n_steps >= 2 and model.engine.samples_seen == 10

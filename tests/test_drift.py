@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
-from river import base, checks, drift
+from river import base, drift
 
 from stream_am import AMClassifier
 from stream_am.drift import DriftAware
@@ -99,11 +99,6 @@ def test_wraps_a_real_am_classifier():
     assert any(600 < d <= 900 for d in model.drifts_)  # the switch is found (early false alarms aside)
     assert model.classifier.engine is not None
     assert model.clone().drifts_ == []
-
-
-@pytest.mark.slow  # ~25 s on 2 shared cores
-def test_river_check_estimator():
-    checks.check_estimator(DriftAware(AMClassifier(hidden_sizes=(4,), batch_size=4, code_steps=2)))
 
 
 def test_a_falling_loss_is_not_a_drift():

@@ -8,14 +8,18 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from discovery import stream_estimator_classes
 from estimator_helpers import FACTORIES, stream
+from river import base
 
 from stream_am import AMClassifier, AMRegressor, OnlineAM
 from stream_am.baselines import BackpropClassifier, BackpropRegressor
 from stream_am.estimators.am import AM_HYPERPARAMETERS
 from stream_am.nn import Sign
 
-ALL = (AMClassifier, AMRegressor, BackpropClassifier, BackpropRegressor)
+ALL = tuple(stream_estimator_classes())  # discovered: a new stream estimator is tested here too
+CLASSIFIER_CLASSES = [c for c in ALL if issubclass(c, base.Classifier)]
+REGRESSOR_CLASSES = [c for c in ALL if issubclass(c, base.Regressor)]
 
 
 def test_learn_one_buffers_and_steps_every_batch_size():
@@ -42,7 +46,7 @@ def test_predictions_use_the_last_completed_step():
     assert [model.predict_proba_one(x) for x, _ in rows] == probe
 
 
-@pytest.mark.parametrize("cls", [AMClassifier, BackpropClassifier])
+@pytest.mark.parametrize("cls", CLASSIFIER_CLASSES)
 def test_classifier_before_learning_and_before_the_first_step(cls):
     model = cls(batch_size=4)
     assert model.predict_one({"a": 1.0}) is None and model.predict_proba_one({"a": 1.0}) == {}
@@ -56,7 +60,7 @@ def test_classifier_before_learning_and_before_the_first_step(cls):
     assert model.predict_one({"a": 3.0}) == "cat"
 
 
-@pytest.mark.parametrize("cls", [AMRegressor, BackpropRegressor])
+@pytest.mark.parametrize("cls", REGRESSOR_CLASSES)
 def test_regressor_predicts_the_target_mean_before_the_first_step(cls):
     model = cls(batch_size=4)
     assert model.predict_one({"a": 1.0}) == 0.0
@@ -169,7 +173,7 @@ def test_constructor_stores_arguments_and_creates_no_tensors(cls):
 
 
 def test_engine_is_built_on_the_first_step_from_the_seed():
-    a, b = FACTORIES["bp-adam-clf"](), FACTORIES["bp-adam-clf"]()
+    a, b = FACTORIES["BackpropClassifier-0"](), FACTORIES["BackpropClassifier-0"]()
     for m in (a, b):
         for x, y in stream(m, 5):
             m.learn_one(x, y)

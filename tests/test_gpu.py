@@ -32,3 +32,13 @@ def test_auto_device_picks_cuda():
     x, y = blobs(n=32)
     am.partial_fit(x, y)
     assert next(am.module.parameters()).device.type == "cuda"
+
+
+def test_a_failed_memory_solve_keeps_the_weights_on_every_device():
+    from stream_am.updaters import ridge_solve
+
+    A = -torch.eye(3)  # not positive definite even with the ridge
+    B, W = torch.ones(2, 3), torch.full((2, 3), 0.5)
+    for device in ("cpu", "cuda"):
+        got = ridge_solve(A.to(device), B.to(device), W.to(device), 1e-2)
+        assert torch.equal(got.cpu(), W), device

@@ -2,7 +2,7 @@ import math
 
 import pytest
 import torch
-from helpers_engine import assert_same_state, blobs, mlp, snapshot, xor
+from helpers_engine import assert_continue_identically, assert_same_state, blobs, mlp, snapshot, xor
 from torch import nn
 
 from stream_am import OnlineAM
@@ -120,11 +120,7 @@ def test_state_dict_round_trip_continues_bit_identically(variant):
         a.partial_fit(x[i : i + 32], y[i : i + 32])
     b = OnlineAM(mlp([4, 8, 8, 3], seed=9), variant=variant, seed=5)
     b.load_state_dict(snapshot(a))
-    for i in range(128, 256, 32):
-        a.partial_fit(x[i : i + 32], y[i : i + 32])
-        b.partial_fit(x[i : i + 32], y[i : i + 32])
-    assert_same_state(snapshot(a), snapshot(b))
-    assert torch.equal(a.predict(x), b.predict(x))
+    assert_continue_identically(a, b, x, y, 128, 32)
 
 
 def test_load_state_dict_checks_shapes_before_changing_anything():
@@ -246,7 +242,7 @@ def test_forget_and_runtime_memory_decay():
     am.forget(0.5)
     assert float(am.state_dict()["memory.0.S"]) == pytest.approx(s / 2)
     am.memory_decay = 0.01
-    assert am._memory[0].decay == 0.01
+    assert am._updaters[0].decay == am._updaters[-1].decay == 0.01
     with pytest.raises(ValueError, match="memory_decay"):
         am.memory_decay = 2.0
 
@@ -272,6 +268,9 @@ def test_input_the_conv_network_cannot_take_is_a_value_error_and_changes_nothing
         seq = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8, 2))
     am = OnlineAM(seq, variant="mem", seed=0)
     good = torch.randn(4, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match=r"x has shape"):  # refused as the very first batch: nothing is built
+        am.partial_fit(torch.randn(4, 1, 6, 6), torch.tensor([0, 1, 0, 1]))
+    assert am.state_dict() == {}
     am.partial_fit(good, torch.tensor([0, 1, 0, 1]))
     before = snapshot(am)
     for bad in (torch.randn(4, 3, 4, 4), torch.randn(4, 1, 6, 6)):

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from river import base, checks, linear_model
+from river import base
 
 from stream_am.strategies import EWCClassifier, ReplayClassifier
 
@@ -123,14 +123,6 @@ def test_ewc_predictions_are_pure_and_seeded():
 def test_ewc_rejects_bad_params(kwargs):
     with pytest.raises(ValueError):
         EWCClassifier(**kwargs)
-
-
-@pytest.mark.parametrize("make", [pytest.param(lambda: EWCClassifier(hidden_sizes=(4,), batch_size=4),
-                                               marks=pytest.mark.slow),  # ~30 s: a Fisher pass per step
-                                  lambda: ReplayClassifier(linear_model.LogisticRegression(), batch_size=4)],
-                         ids=["EWCClassifier", "ReplayClassifier"])
-def test_river_check_estimator(make):
-    checks.check_estimator(make())
 
 
 @pytest.mark.parametrize(

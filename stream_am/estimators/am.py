@@ -9,36 +9,21 @@ hyperparameters are ``OnlineAM``'s, with its defaults (read from its signature) 
 from __future__ import annotations
 
 import inspect
-import math
+from collections.abc import Sequence
 from typing import Any
 
 from torch import nn
 
-from stream_am import checks
 from stream_am.estimators.classifier import StreamClassifier
 from stream_am.estimators.regressor import StreamRegressor
 from stream_am.estimators.sklearn_api import SklearnClassifier, SklearnRegressor
+from stream_am.hyperparameters import HYPERPARAMETERS, check_choices, check_hyperparameters
 from stream_am.learner import OnlineAM
 
 __all__ = ["AMClassifier", "AMRegressor", "AM_HYPERPARAMETERS"]
 
-#: OnlineAM hyperparameters passed through unchanged: name -> (low, high, low inclusive); ints have high None
-AM_HYPERPARAMETERS: dict[str, tuple[float, float | None, bool]] = {
-    "mu": (0.0, math.inf, False),
-    "mu_growth": (0.0, math.inf, True),
-    "mu_max_factor": (1.0, math.inf, True),
-    "code_steps": (0, None, True),
-    "code_lr": (0.0, math.inf, True),
-    "code_momentum": (0.0, 1.0, True),
-    "weight_steps": (1, None, True),
-    "weight_lr": (0.0, math.inf, False),
-    "output_lr": (0.0, math.inf, False),
-    "memory_decay": (0.0, 1.0, True),
-    "ridge": (0.0, math.inf, False),
-    "solve_every": (1, None, True),
-    "lambda_c": (0.0, math.inf, True),
-    "lambda_w": (0.0, math.inf, True),
-}
+#: OnlineAM hyperparameters passed through unchanged (the engine's spec, re-exported)
+AM_HYPERPARAMETERS = HYPERPARAMETERS
 
 
 #: the engine's own defaults, so that the estimators never drift from them
@@ -46,20 +31,16 @@ _ENGINE_DEFAULTS: dict[str, Any] = {n: p.default for n, p in inspect.signature(O
 
 
 class _AMMixin:
-    variant: str
+    variant: str | Sequence[str]
     readout: str
+    hidden_sizes: tuple[int, ...]
     device: str
     seed: int | None
     _loss: str
 
     def _check_am_params(self) -> None:
-        checks.check_choice("variant", self.variant, ("mem", "adam"))
-        checks.check_choice("readout", self.readout, ("memory", "adam"))
-        for name, (low, high, inclusive) in AM_HYPERPARAMETERS.items():
-            if high is None:
-                checks.check_int(name, getattr(self, name), low=int(low))
-            else:
-                checks.check_float(name, getattr(self, name), low, high, inclusive)
+        check_choices(self.variant, self.readout, n_codes=len(self.hidden_sizes))
+        check_hyperparameters(self)
 
     def _make_engine(self, module: nn.Sequential) -> Any:
         return OnlineAM(module, variant=self.variant, loss=self._loss, readout=self.readout, device=self.device,
@@ -77,9 +58,11 @@ class AMClassifier(_AMMixin, SklearnClassifier, StreamClassifier):
         ``relu``, ``tanh``, ``sigmoid``, ``gelu``, ``leaky_relu``, ``sign`` or ``step`` (the last two are
         non-differentiable; AM trains them all the same).
     variant
-        ``"mem"`` (hidden layers solve a co-activation memory) or ``"adam"`` (local Adam steps). A memory is
-        ``n_in x n_in``: prefer ``"adam"`` for wide inputs (hundreds of features and more), where an AM-mem
-        step costs several backprop steps (see the README's "Step time").
+        How each hidden layer fits its weights: ``"auto"`` (the default: a co-activation memory in the top
+        layers where it is cheap, local Adam steps below, by the cost model of :mod:`stream_am.variants`),
+        ``"mem"``, ``"adam"``, or a tuple with one of those per hidden layer. On a few dozen features
+        ``"auto"`` is ``"mem"``; on hundreds it takes Adam for the first layer, whose memory would cost
+        several backprop steps (figures in ``benchmarks/README.md``).
     readout
         ``"memory"`` (ridge readout from the last hidden layer) or ``"adam"``.
     batch_size
@@ -133,7 +116,7 @@ class AMClassifier(_AMMixin, SklearnClassifier, StreamClassifier):
         self,
         hidden_sizes: tuple[int, ...] = (64,),
         activation: str = "relu",
-        variant: str = "mem",
+        variant: str | tuple[str, ...] = "auto",
         readout: str = "memory",
         batch_size: int = 32,
         standardize: bool = True,
@@ -170,8 +153,9 @@ class AMClassifier(_AMMixin, SklearnClassifier, StreamClassifier):
 
     @classmethod
     def _unit_test_params(cls) -> Any:
-        yield {"hidden_sizes": (4,), "batch_size": 16}
+        yield {"hidden_sizes": (4,), "batch_size": 16, "variant": "mem"}
         yield {"hidden_sizes": (4,), "batch_size": 16, "variant": "adam", "readout": "adam"}
+        yield {"hidden_sizes": (40, 4), "batch_size": 16, "variant": "auto"}
 
 
 class AMRegressor(_AMMixin, SklearnRegressor, StreamRegressor):
@@ -201,7 +185,7 @@ class AMRegressor(_AMMixin, SklearnRegressor, StreamRegressor):
         self,
         hidden_sizes: tuple[int, ...] = (64,),
         activation: str = "relu",
-        variant: str = "mem",
+        variant: str | tuple[str, ...] = "auto",
         readout: str = "memory",
         batch_size: int = 32,
         standardize: bool = True,
@@ -239,5 +223,6 @@ class AMRegressor(_AMMixin, SklearnRegressor, StreamRegressor):
 
     @classmethod
     def _unit_test_params(cls) -> Any:
-        yield {"hidden_sizes": (4,), "batch_size": 16}
+        yield {"hidden_sizes": (4,), "batch_size": 16, "variant": "mem"}
         yield {"hidden_sizes": (4,), "batch_size": 16, "variant": "adam", "readout": "adam"}
+        yield {"hidden_sizes": (40, 4), "batch_size": 16, "variant": "auto"}

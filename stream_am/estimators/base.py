@@ -24,6 +24,7 @@ Semantics (the same for the AM estimators and the backprop baselines):
 
 from __future__ import annotations
 
+import abc
 import secrets
 from collections.abc import Hashable, Sequence
 from pathlib import Path
@@ -33,14 +34,15 @@ import numpy as np
 import torch
 
 from stream_am import checks
-from stream_am.estimators import inputs
+from stream_am.engine import Engine
+from stream_am.estimators import inputs, persistence
 from stream_am.estimators.moments import RunningMoments
 from stream_am.estimators.networks import ACTIVATIONS, build_mlp
 
 __all__ = ["StreamEstimator"]
 
 
-class StreamEstimator:
+class StreamEstimator(abc.ABC):
     """Mixin holding the learned state of a stream estimator; see the module docstring for the semantics.
 
     Subclasses store their constructor arguments (``hidden_sizes``, ``activation``, ``batch_size``,
@@ -55,6 +57,10 @@ class StreamEstimator:
     device: str
     seed: int | None
     _target_dtype: type = np.float64  # dtype of buffered targets (class indices or values)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        persistence.register(cls)  # loadable by name; persistence imports no estimator class
 
     # -- construction --------------------------------------------------------------------------------
     def _check_params(self) -> None:
@@ -76,7 +82,7 @@ class StreamEstimator:
         self._buf_x: np.ndarray | None = None
         self._buf_mask: np.ndarray | None = None
         self._buf_y: list[Any] = []
-        self._engine: Any = None
+        self._engine: Engine | None = None
         self._n_learned = 0
         self._last_stats: dict[str, float] = {}
 
@@ -90,19 +96,22 @@ class StreamEstimator:
         if self._engine is None and len(self._buf_y) + n_new >= self.batch_size:
             checks.resolve_device(self.device)
 
-    # -- hooks ---------------------------------------------------------------------------------------
-    def _make_engine(self, module: torch.nn.Sequential) -> Any:
-        raise NotImplementedError
+    # -- hooks (abstract: the concrete classes derive from river's ABCs) ------------------------------
+    @abc.abstractmethod
+    def _make_engine(self, module: torch.nn.Sequential) -> Engine:
+        """The engine that will train ``module`` (built at the first step)."""
 
+    @abc.abstractmethod
     def _n_outputs(self) -> int:
-        raise NotImplementedError
+        """Width of the network's output layer for the targets registered so far."""
 
+    @abc.abstractmethod
     def _encode_targets(self, ys: list[Any]) -> list[Any]:
         """Register the targets of rows being learned (growing outputs, updating target statistics)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _target_tensor(self, ys: list[Any]) -> torch.Tensor:
-        raise NotImplementedError
+        """The engine's target tensor for encoded targets ``ys``."""
 
     # -- public helpers ------------------------------------------------------------------------------
     @property
@@ -116,7 +125,7 @@ class StreamEstimator:
         return list(self._features)
 
     @property
-    def engine(self) -> Any:
+    def engine(self) -> Engine | None:
         """The live engine (``OnlineAM`` or ``BackpropLearner``), ``None`` before the first step.
 
         It is the model itself, not a copy: what is done to it (``forget``, a new ``memory_decay``) changes
@@ -141,8 +150,6 @@ class StreamEstimator:
 
     def save(self, path: str | Path) -> Path:
         """Write the estimator to the directory ``path``: ``config.json`` + ``state.safetensors`` (no pickle)."""
-        from stream_am.estimators import persistence
-
         return persistence.save(self, path)
 
     @classmethod
@@ -151,8 +158,6 @@ class StreamEstimator:
 
         ``device`` overrides the saved ``device`` parameter (a model saved on ``"cuda"`` loads on ``"cpu"``).
         """
-        from stream_am.estimators import persistence
-
         return persistence.load(path, expected=cls, device=device)
 
     def flush(self) -> None:

@@ -9,13 +9,14 @@ or tuples of these (pickle has no such limit).
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["save", "load", "FORMAT"]
+__all__ = ["save", "load", "register", "FORMAT"]
 
 FORMAT = "stream_am.estimator/1"
 _CONFIG, _STATE = "config.json", "state.safetensors"
@@ -48,11 +49,15 @@ def _a(name: str) -> str:
     return f"{'an' if name[:1] in 'AEIOU' else 'a'} {name}"
 
 
-def _registry() -> dict[str, type]:
-    from stream_am.baselines import BackpropClassifier, BackpropRegressor
-    from stream_am.estimators.am import AMClassifier, AMRegressor
+#: estimator classes by name, filled as they are defined (``StreamEstimator.__init_subclass__`` registers
+#: each subclass), so this module imports none of them
+_CLASSES: dict[str, type] = {}
 
-    return {c.__name__: c for c in (AMClassifier, AMRegressor, BackpropClassifier, BackpropRegressor)}
+
+def register(cls: type) -> type:
+    """Make ``cls`` loadable by its name (the class written to ``config.json``); returns ``cls``."""
+    _CLASSES[cls.__name__] = cls
+    return cls
 
 
 def save(estimator: Any, path: str | Path) -> Path:
@@ -92,8 +97,8 @@ def load(path: str | Path, expected: type | None = None, device: str | None = No
         raise ValueError(f"path {str(path)!r} holds no readable {_CONFIG}: {err}") from err
     if config.get("format") != FORMAT:
         raise ValueError(f"path {str(path)!r}: format {config.get('format')!r} is not {FORMAT!r}")
-    cls = _registry().get(config["class"])
-    if cls is None:
+    cls = _CLASSES.get(config["class"])
+    if cls is None or inspect.isabstract(cls):
         raise ValueError(f"path {str(path)!r}: unknown estimator class {config['class']!r}")
     if expected is not None and not issubclass(cls, expected):
         raise ValueError(f"path {str(path)!r} holds {_a(cls.__name__)}, not {_a(expected.__name__)}")

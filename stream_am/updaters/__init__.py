@@ -1,6 +1,19 @@
-"""Weight update rules: a functional core and a thin stateful class for each."""
+"""Per-layer weight update rules: one protocol, a memory, Adam, and the readout; functional cores inside."""
 
-from stream_am.updaters.adam import AdamRule, adam_update
-from stream_am.updaters.memory import MemoryRule, memory_update, ridge_solve
+from stream_am.updaters.adam import AdamState, AdamUpdater, adam_step
+from stream_am.updaters.base import Updater
+from stream_am.updaters.memory import MemoryUpdater, memory_fold, memory_increments, ridge_solve
+from stream_am.updaters.readout import AdamReadout, make_readout
 
-__all__ = ["AdamRule", "adam_update", "MemoryRule", "memory_update", "ridge_solve"]
+__all__ = [
+    "AdamReadout",
+    "AdamState",
+    "AdamUpdater",
+    "MemoryUpdater",
+    "Updater",
+    "adam_step",
+    "make_readout",
+    "memory_fold",
+    "memory_increments",
+    "ridge_solve",
+]

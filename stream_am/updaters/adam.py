@@ -1,134 +1,94 @@
-"""Adam, as an update rule for one block's parameters (AM-Adam and the Adam readout).
+"""Adam, as torch.optim keeps it: a functional step over lists of tensors and per-parameter state.
 
-The functional core :func:`adam_update` works in place on tensors; :class:`AdamRule` owns the moments of one
-block, created lazily with ``zeros_like`` so they follow the parameters' device, and can be grown when the
-block's tensors grow (new features, new classes) without losing the moments already learned.
+:func:`adam_step` is the functional core: it calls torch's own ``torch.optim.adam.adam`` (the fused kernel
+when every tensor allows it, else torch's single-tensor implementation), which increments each parameter's
+``step`` tensor itself. :class:`AdamState` is the thin stateful part: for each parameter one dict
+``{"step", "exp_avg", "exp_avg_sq"}``, created lazily with ``zeros_like`` so it follows the parameter's device,
+padded (never rebuilt) when the parameter grows.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
+from torch import nn
+from torch.nn import functional as F
 from torch.optim.adam import adam as torch_adam
 
-__all__ = ["adam_update", "adam_update_many", "AdamRule"]
+from stream_am.network import CodeBlock
 
+__all__ = ["adam_step", "AdamState", "AdamUpdater", "linear_mse_grads"]
 
 _FUSED_DEVICES = ("cpu", "cuda")
 
 
+def _fusable(params: Sequence[torch.Tensor], tensors: Sequence[torch.Tensor]) -> bool:
+    dev, dtype = params[0].device, params[0].dtype
+    return dev.type in _FUSED_DEVICES and all(
+        t.device == dev and t.dtype == dtype and t.is_floating_point() and t.is_contiguous() for t in tensors
+    )
+
+
 @torch.no_grad()
-def adam_update_many(
+def adam_step(
     params: Sequence[torch.Tensor],
     grads: Sequence[torch.Tensor],
     exp_avgs: Sequence[torch.Tensor],
     exp_avg_sqs: Sequence[torch.Tensor],
-    step: int,
+    steps: Sequence[torch.Tensor],
     *,
     lr: float,
     beta1: float = 0.9,
     beta2: float = 0.999,
     eps: float = 1e-8,
     fused: bool | None = None,
-    step_tensors: Sequence[torch.Tensor] | None = None,
-) -> bool:
-    """One Adam step (Kingma & Ba, 2015) on every tensor of ``params`` in place; ``step`` counts from 1.
+) -> None:
+    """One Adam step (Kingma & Ba, 2015) on every tensor of ``params``, in place; ``steps`` are incremented.
 
-    Runs torch's fused Adam kernel (``torch.optim.adam.adam(..., fused=True)``: one pass over each tensor,
-    measured 1.2-3.5x faster than the textbook sequence of in-place ops on one CPU thread for 64x65 to
-    1024x1025 weights) when parameters and moments are contiguous floating-point tensors of one dtype on a
-    CPU or CUDA device (gradients are made contiguous first: the kernel reads every tensor as flat memory, and
-    silently misreads a transposed one); otherwise the same formula as separate in-place operations
-    (``fused=False`` forces those). The step count lives in a
-    scalar tensor made on the parameters' device (a fill, not a host-to-device copy), or in ``step_tensors``
-    (one float32 scalar per parameter, holding ``step - 1``; the fused kernel increments them in place).
-    Returns whether the fused kernel ran (``step_tensors`` are then incremented, else left alone).
+    ``steps`` holds one float32 scalar tensor per parameter (the number of steps taken so far), as in
+    ``torch.optim.Adam``'s state. torch's fused kernel runs when every tensor is a contiguous floating tensor
+    of one dtype on one CPU or CUDA device (gradients are made contiguous first: the kernel reads flat memory);
+    otherwise, or with ``fused=False``, torch's single-tensor implementation.
 
     Examples
     --------
     >>> import torch
     >>> params = [torch.tensor([1.0, 2.0]), torch.tensor([3.0])]
     >>> grads = [torch.tensor([0.5, -0.5]), torch.tensor([2.0])]
-    >>> moments = [torch.zeros_like(p) for p in params], [torch.zeros_like(p) for p in params]
-    >>> adam_update_many(params, grads, *moments, 1, lr=0.1)
-    True
-    >>> [[round(v, 4) for v in p.tolist()] for p in params]  # a first Adam step moves each entry by lr
+    >>> m, v, s = ([torch.zeros_like(p) for p in params] for _ in range(3))
+    >>> adam_step(params, grads, m, v, [torch.zeros(()) for _ in params], lr=0.1)
+    >>> [[round(x, 4) for x in p.tolist()] for p in params]  # a first Adam step moves each entry by lr
     [[0.9, 2.1], [2.9]]
     """
     if not params:
-        return False
+        return
     dev = params[0].device
-    fused = (fused is None or fused) and dev.type in _FUSED_DEVICES and all(
-        t.device == dev and t.dtype == params[0].dtype and t.is_floating_point() and t.is_contiguous()
-        for t in (*params, *exp_avgs, *exp_avg_sqs)
+    use_fused = (fused is None or fused) and _fusable(params, [*params, *exp_avgs, *exp_avg_sqs])
+    if use_fused:  # the kernel reads every tensor as flat memory: a transposed gradient would be misread
+        grads = [g.to(params[0].dtype).contiguous() for g in grads]  # no-ops when already so
+        use_fused = all(g.device == dev for g in grads) and all(s.device == dev for s in steps)
+    torch_adam(
+        list(params),
+        list(grads),
+        list(exp_avgs),
+        list(exp_avg_sqs),
+        [],
+        list(steps),
+        foreach=False,
+        fused=use_fused,
+        amsgrad=False,
+        beta1=beta1,
+        beta2=beta2,
+        lr=lr,
+        weight_decay=0.0,
+        eps=eps,
+        maximize=False,
     )
-    if fused:
-        # the fused kernel reads every tensor as flat memory: a transposed gradient would be misread
-        grads = [g.to(params[0].dtype).contiguous() for g in grads]  # both no-ops when already so
-        fused = all(g.device == dev for g in grads)
-    if fused:
-        steps = (
-            list(step_tensors)
-            if step_tensors is not None
-            else [torch.full((), float(step - 1), dtype=torch.float32, device=dev) for _ in params]
-        )
-        torch_adam(
-            list(params),
-            list(grads),
-            list(exp_avgs),
-            list(exp_avg_sqs),
-            [],
-            steps,
-            fused=True,
-            amsgrad=False,
-            beta1=beta1,
-            beta2=beta2,
-            lr=lr,
-            weight_decay=0.0,
-            eps=eps,
-            maximize=False,
-        )
-        return True
-    bias1 = 1 - beta1**step
-    bias2 = 1 - beta2**step
-    for param, grad, exp_avg, exp_avg_sq in zip(params, grads, exp_avgs, exp_avg_sqs, strict=True):
-        exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
-        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        denom = (exp_avg_sq / bias2).sqrt_().add_(eps)
-        param.addcdiv_(exp_avg, denom, value=-lr / bias1)
-    return False
 
 
-def adam_update(
-    param: torch.Tensor,
-    grad: torch.Tensor,
-    exp_avg: torch.Tensor,
-    exp_avg_sq: torch.Tensor,
-    step: int,
-    *,
-    lr: float,
-    beta1: float = 0.9,
-    beta2: float = 0.999,
-    eps: float = 1e-8,
-) -> None:
-    """One Adam step on ``param`` (see :func:`adam_update_many`); ``step`` counts from 1.
-
-    Examples
-    --------
-    >>> import torch
-    >>> p, g = torch.tensor([1.0]), torch.tensor([0.5])
-    >>> m, v = torch.zeros(1), torch.zeros(1)
-    >>> adam_update(p, g, m, v, 1, lr=0.1)
-    >>> round(p.item(), 6)
-    0.9
-    """
-    adam_update_many([param], [grad], [exp_avg], [exp_avg_sq], step, lr=lr, beta1=beta1, beta2=beta2, eps=eps)
-
-
-class AdamRule:
-    """Adam moments for a list of parameters.
+class AdamState:
+    """Adam state of a list of parameters, one dict per parameter as in ``torch.optim.Adam.state``.
 
     Parameters
     ----------
@@ -141,74 +101,130 @@ class AdamRule:
     """
 
     def __init__(self, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
-        if not (lr > 0 and math.isfinite(lr)):
-            raise ValueError(f"lr must be a positive number, got {lr!r}")
-        self.lr = lr
-        self.betas = betas
-        self.eps = eps
-        self.step_count = 0
-        self.exp_avg: list[torch.Tensor] = []
-        self.exp_avg_sq: list[torch.Tensor] = []
-        self._steps: list[torch.Tensor] = []  # step_count as device scalars for the fused kernel
-        self._steps_at = -1  # the step_count they hold (-1: rebuild them)
+        self.lr, self.betas, self.eps = lr, betas, eps
+        self.state: list[dict[str, torch.Tensor]] = []
 
     def step(self, params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor]) -> None:
-        if not self.exp_avg:
-            self.exp_avg = [torch.zeros_like(p) for p in params]
-            self.exp_avg_sq = [torch.zeros_like(p) for p in params]
-        stale = self._steps_at != self.step_count or len(self._steps) != len(params)
-        if stale or any(t.device != p.device for t, p in zip(self._steps, params, strict=True)):
-            self._steps = [
-                torch.full((), float(self.step_count), dtype=torch.float32, device=p.device) for p in params
+        if not self.state:
+            self.state = [
+                {
+                    "step": torch.zeros((), dtype=torch.float32, device=p.device),
+                    "exp_avg": torch.zeros_like(p),
+                    "exp_avg_sq": torch.zeros_like(p),
+                }
+                for p in params
             ]
-        self.step_count += 1
-        fused = adam_update_many(
+        s = self.state
+        adam_step(
             params,
             grads,
-            self.exp_avg,
-            self.exp_avg_sq,
-            self.step_count,
+            [t["exp_avg"] for t in s],
+            [t["exp_avg_sq"] for t in s],
+            [t["step"] for t in s],
             lr=self.lr,
             beta1=self.betas[0],
             beta2=self.betas[1],
             eps=self.eps,
-            step_tensors=self._steps,
         )
-        self._steps_at = self.step_count if fused else -1
 
     def grow(self, index: int, dim: int, n_new: int) -> None:
         """Append ``n_new`` zero slices along ``dim`` to the moments of parameter ``index``."""
-        if not self.exp_avg:
+        if not self.state:
             return
-        for moments in (self.exp_avg, self.exp_avg_sq):
-            t = moments[index]
+        for key in ("exp_avg", "exp_avg_sq"):
+            t = self.state[index][key]
             shape = list(t.shape)
             shape[dim] = n_new
-            moments[index] = torch.cat([t, t.new_zeros(shape)], dim=dim)
+            self.state[index][key] = torch.cat([t, t.new_zeros(shape)], dim=dim)
 
     def state_dict(self, prefix: str) -> dict[str, torch.Tensor]:
-        if not self.exp_avg:
-            return {}
-        out = {f"{prefix}step": torch.tensor(self.step_count, dtype=torch.int64)}
-        for i, (m, v) in enumerate(zip(self.exp_avg, self.exp_avg_sq, strict=True)):
-            out[f"{prefix}{i}.exp_avg"] = m
-            out[f"{prefix}{i}.exp_avg_sq"] = v
-        return out
+        return {f"{prefix}{i}.{k}": v for i, s in enumerate(self.state) for k, v in s.items()}
 
-    def load_state_dict(
-        self, state: dict[str, torch.Tensor], prefix: str, params: list[torch.Tensor]
-    ) -> None:
-        if f"{prefix}step" not in state:
-            self.step_count, self.exp_avg, self.exp_avg_sq = 0, [], []
+    def load_state_dict(self, state: dict[str, torch.Tensor], prefix: str, params: Sequence[torch.Tensor]) -> None:
+        """Restore what :meth:`state_dict` returned (shapes checked first); no keys means a fresh state."""
+        if f"{prefix}0.step" not in state:
+            self.state = []
             return
-        ms, vs = [], []
         for i, p in enumerate(params):
-            m, v = state[f"{prefix}{i}.exp_avg"], state[f"{prefix}{i}.exp_avg_sq"]
-            if m.shape != p.shape or v.shape != p.shape:
-                raise ValueError(
-                    f"state[{prefix}{i}.exp_avg] has shape {tuple(m.shape)}, expected {tuple(p.shape)}"
-                )
-            ms.append(m.to(p.device, p.dtype).clone())
-            vs.append(v.to(p.device, p.dtype).clone())
-        self.step_count = int(state[f"{prefix}step"])
-        self.exp_avg, self.exp_avg_sq = ms, vs
+            for k in ("exp_avg", "exp_avg_sq"):
+                t = state.get(f"{prefix}{i}.{k}")
+                if t is None or t.shape != p.shape:
+                    got = None if t is None else tuple(t.shape)
+                    raise ValueError(f"state[{prefix}{i}.{k}] has shape {got}, expected {tuple(p.shape)}")
+        self.state = [
+            {
+                "step": state[f"{prefix}{i}.step"].to(device=p.device, dtype=torch.float32, copy=True).reshape(()),
+                "exp_avg": state[f"{prefix}{i}.exp_avg"].to(p.device, p.dtype, copy=True),
+                "exp_avg_sq": state[f"{prefix}{i}.exp_avg_sq"].to(p.device, p.dtype, copy=True),
+            }
+            for i, p in enumerate(params)
+        ]
+
+
+@torch.no_grad()
+def linear_mse_grads(
+    layer: nn.Linear, a: torch.Tensor, c: torch.Tensor, out: torch.Tensor | None = None
+) -> list[torch.Tensor]:
+    """Gradients (weight, then bias if any) of the sum over samples of ``mean((layer(a_i) - c_i)^2)``.
+
+    Two matrix products, no autograd; ``out`` is ``layer(a)`` when already known. Sums, so that the
+    gradients of shards of a batch add up to the batch's.
+    """
+    r = (F.linear(a, layer.weight, layer.bias) if out is None else out).sub(c).mul_(2.0 * a.shape[0] / c.numel())
+    gw = r.T @ a
+    return [gw, r.sum(0)] if layer.bias is not None else [gw]
+
+
+class AdamUpdater:
+    """AM-Adam: ``steps`` Adam steps on ``mse(block(a), c) + lambda_w mean|W|`` for one code block.
+
+    :meth:`statistics` are the gradients of the *sum* over samples of each sample's squared error (two
+    matrix products for a plain ``Linear`` block, decided once, here; autograd on this one block otherwise:
+    ``Conv2d``, BatchNorm); :meth:`apply` divides them by the number of samples, adds the L1 term of the
+    weights and takes the Adam step.
+    """
+
+    name = "adam"
+
+    def __init__(self, block: CodeBlock, lr: float, steps: int = 1, lambda_w: float = 0.0):
+        self.block, self.steps, self.lambda_w = block, steps, lambda_w
+        self.adam = AdamState(lr)
+        self._closed_form = block.norm is None and isinstance(block.layer, nn.Linear)
+
+    def statistics(
+        self, a: torch.Tensor, target: torch.Tensor, n: int, known: torch.Tensor | None = None
+    ) -> list[torch.Tensor]:
+        layer = self.block.layer
+        if self._closed_form and isinstance(layer, nn.Linear):
+            return linear_mse_grads(layer, a, target, known)
+        with torch.enable_grad():
+            obj = F.mse_loss(self.block.forward(a, batch_stats=True), target, reduction="sum")
+            obj = obj * (a.shape[0] / target.numel())  # the sum over samples of each sample's mean
+            return list(torch.autograd.grad(obj, self.block.parameters()))
+
+    def apply(self, stats: list[torch.Tensor], n: int) -> None:
+        grads = [s / n for s in stats]
+        if self.lambda_w > 0:
+            w = self.block.layer.weight
+            grads[0].add_(torch.sign(w), alpha=self.lambda_w / w.numel())
+        self.adam.step(self.block.parameters(), grads)
+
+    def fit(self, a: torch.Tensor, target: torch.Tensor, n: int, known: torch.Tensor | None = None) -> None:
+        for k in range(self.steps):
+            self.apply(self.statistics(a, target, n, known if k == 0 else None), n)
+
+    def forget(self, factor: float) -> None:
+        """Adam keeps no memory of samples: nothing to forget."""
+
+    def grow_inputs(self, n_new: int) -> None:
+        self.adam.grow(0, 1, n_new)
+
+    def grow_outputs(self, n_new: int) -> None:
+        for index in range(len(list(self.block.layer.parameters()))):  # weight and bias grow along dim 0
+            self.adam.grow(index, 0, n_new)
+
+    def state_dict(self, prefix: str) -> dict[str, torch.Tensor]:
+        return self.adam.state_dict(prefix)
+
+    def load_state_dict(self, state: dict[str, torch.Tensor], prefix: str) -> None:
+        self.adam.load_state_dict(state, prefix, self.block.parameters())

@@ -18,33 +18,45 @@ new inputs) keep their previous weights, so every weight stays finite.
 
 from __future__ import annotations
 
-import math
-
 import torch
+from torch import nn
 
-__all__ = ["memory_update", "ridge_solve", "MemoryRule"]
+from stream_am.affine import get_affine, rows, set_affine
+
+__all__ = ["memory_increments", "memory_fold", "ridge_solve", "MemoryUpdater"]
 
 
 @torch.no_grad()
-def memory_update(
-    A: torch.Tensor, B: torch.Tensor, S: float, a: torch.Tensor, c: torch.Tensor, n_samples: int, decay: float
+def memory_increments(a: torch.Tensor, c: torch.Tensor) -> list[torch.Tensor]:
+    """The additive statistics of rows ``a`` (n x d, augmented) and ``c`` (n x k): ``[a^T a, c^T a]``.
+
+    Sums, not means, so that statistics of several shards of a batch add up to those of the whole batch.
+    """
+    return [a.T @ a, c.T @ a]
+
+
+@torch.no_grad()
+def memory_fold(
+    A: torch.Tensor, B: torch.Tensor, S: float, increments: list[torch.Tensor], rows: int, n_samples: int,
+    decay: float,
 ) -> float:
-    """Fold rows ``a`` (n x d, augmented) and ``c`` (n x k) into ``A``, ``B`` in place; return the new ``S``.
+    """Fold :func:`memory_increments` of ``rows`` rows (from ``n_samples`` samples) into ``A``, ``B`` in place.
+
+    Returns the new total weight ``S``.
 
     Examples
     --------
     >>> import torch
     >>> A, B = torch.zeros(2, 2), torch.zeros(1, 2)
     >>> a = torch.tensor([[1.0, 2.0], [1.0, 4.0]])
-    >>> S = memory_update(A, B, 0.0, a, torch.tensor([[1.0], [3.0]]), 2, 0.0)
+    >>> S = memory_fold(A, B, 0.0, memory_increments(a, torch.tensor([[1.0], [3.0]])), 2, 2, 0.0)
     >>> S, A.tolist(), B.tolist()
     (2.0, [[1.0, 3.0], [3.0, 10.0]], [[2.0, 7.0]])
     """
-    n = a.shape[0]
     keep = S * (1.0 - decay) ** n_samples
-    total = keep + n
-    A.mul_(keep / total).addmm_(a.T, a, alpha=1.0 / total)
-    B.mul_(keep / total).addmm_(c.T, a, alpha=1.0 / total)
+    total = keep + rows
+    A.mul_(keep / total).add_(increments[0], alpha=1.0 / total)
+    B.mul_(keep / total).add_(increments[1], alpha=1.0 / total)
     return total
 
 
@@ -52,13 +64,10 @@ def memory_update(
 def ridge_solve(A: torch.Tensor, B: torch.Tensor, W_prev: torch.Tensor, ridge: float) -> torch.Tensor:
     """Return ``(B + ridge W_prev) (A + ridge I)^-1`` from a Cholesky factor and two triangular solves.
 
-    Chosen by measurement (``benchmarks/memory_solvers.py``, one CPU thread): a Cholesky factor and two
-    triangular solves applied from the right is the fastest exact solve from 257 x 256 up (257/256: 1.16 ms
-    against 1.91 for ``torch.cholesky_solve``, 2.60 for LU, 1.30 for an explicit inverse; 1025/1024: 62.9,
-    76.6, 98.1, 68.5 ms), within 2% of ``cholesky_solve`` at 785/64 (9.52 against 9.41 ms), and beaten only
-    at 65/64 by an explicit inverse (0.096 against 0.116 ms, with ten times the residual); with few outputs
-    (257/10) solving from the left is faster. A factorisation
-    that fails (a matrix not numerically positive definite) is retried with a ridge ten times larger.
+    Chosen by measurement (``benchmarks/memory_solvers.py``; figures in ``benchmarks/README.md``): the fastest
+    exact solve from 257 x 256 up; with few outputs the solves run from the left. A factorisation
+    that fails (a matrix not numerically positive definite) keeps the previous weights, on every device (the
+    test is a ``torch.where``, so a GPU never waits for it).
 
     Examples
     --------
@@ -67,19 +76,13 @@ def ridge_solve(A: torch.Tensor, B: torch.Tensor, W_prev: torch.Tensor, ridge: f
     >>> B = torch.tensor([[2.0, 3.0]])
     >>> ridge_solve(A, B, torch.zeros(1, 2), 1e-12).tolist()
     [[1.0, 3.0]]
+    >>> ridge_solve(-A, B, torch.ones(1, 2), 1e-12).tolist()  # not positive definite: nothing changes
+    [[1.0, 1.0]]
     """
-    rhs = B + ridge * W_prev
-    r = ridge
-    for _ in range(6):
-        M = A.clone()
-        M.diagonal().add_(r)
-        L, info = torch.linalg.cholesky_ex(M)
-        if A.is_cuda:  # no device-to-host sync: a failed factorisation keeps the previous weights
-            return torch.where(info == 0, _triangular_solves(L, rhs), W_prev)
-        if int(info) == 0:
-            return _triangular_solves(L, rhs)
-        r = max(r * 10.0, 1e-6)
-    raise FloatingPointError("memory matrix is not positive definite even with a large ridge")
+    M = A.clone()
+    M.diagonal().add_(ridge)
+    L, info = torch.linalg.cholesky_ex(M)
+    return torch.where(info == 0, _triangular_solves(L, B + ridge * W_prev), W_prev)
 
 
 def _triangular_solves(L: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
@@ -91,50 +94,53 @@ def _triangular_solves(L: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
     return torch.linalg.solve_triangular(L.T, Y, upper=True).T
 
 
-class MemoryRule:
-    """Co-activation memory of one layer (see the module docstring).
+class MemoryUpdater:
+    """Co-activation memory of one ``Linear`` or ``Conv2d`` layer (AM-mem), solved for its weights.
 
     Parameters
     ----------
+    layer
+        The layer it fits (read and written in place; its bias, if any, is fitted too).
     decay
-        Per-sample forgetting rate in ``[0, 1)``; 0 remembers everything equally.
+        Per-sample forgetting rate in ``[0, 1)``; 0 remembers everything equally. Settable between steps.
     ridge
-        Proximal ridge weight, in units of the inputs' mean square.
-    bias
-        Whether rows are augmented with a constant 1 (the layer has a bias).
+        Proximal ridge weight of the solve.
+    solve_every
+        Memories absorb every batch but are solved on the first and then every ``solve_every``-th one.
     """
 
-    def __init__(self, decay: float = 0.0, ridge: float = 1e-2, bias: bool = True):
-        if not (0.0 <= decay < 1.0):
-            raise ValueError(f"decay must be in [0, 1), got {decay!r}")
-        if not (ridge > 0 and math.isfinite(ridge)):
-            raise ValueError(f"ridge must be a positive number, got {ridge!r}")
-        self.decay = decay
-        self.ridge = ridge
-        self.bias = bias
+    name = "mem"
+
+    def __init__(self, layer: nn.Linear | nn.Conv2d, decay: float, ridge: float, solve_every: int = 1):
+        self.layer, self.decay, self.ridge, self.solve_every = layer, decay, ridge, solve_every
+        self.bias = layer.bias is not None
         self.A: torch.Tensor | None = None
         self.B: torch.Tensor | None = None
         self.S = 0.0
+        self.n_updates = 0
+        self._rows_per_sample = 1
 
-    def update(self, a: torch.Tensor, c: torch.Tensor, n_samples: int) -> None:
-        """Add rows ``a`` (un-augmented inputs) and ``c`` (targets) to the memory."""
+    def statistics(
+        self, a: torch.Tensor, target: torch.Tensor, n: int, known: torch.Tensor | None = None
+    ) -> list[torch.Tensor]:
+        rows_a, rows_c = rows(self.layer, a, target)
         if self.bias:
-            a = torch.cat([a.new_ones(a.shape[0], 1), a], dim=1)
-        if self.A is None or self.B is None:
-            self.A = a.new_zeros(a.shape[1], a.shape[1])
-            self.B = a.new_zeros(c.shape[1], a.shape[1])
-        self.S = memory_update(self.A, self.B, self.S, a, c, n_samples, self.decay)
+            rows_a = torch.cat([rows_a.new_ones(rows_a.shape[0], 1), rows_a], dim=1)
+        self._rows_per_sample = rows_a.shape[0] // max(n, 1)  # image patches per sample for a Conv2d
+        return memory_increments(rows_a, rows_c)
 
-    def solve(self, W_prev: torch.Tensor) -> torch.Tensor:
-        """Weights ``[bias | W]`` (``W`` without a bias) fitting the memory, from ``W_prev`` (same layout)."""
+    def apply(self, stats: list[torch.Tensor], n: int) -> None:
         if self.A is None or self.B is None:
-            raise RuntimeError("the memory is empty")
-        return ridge_solve(self.A, self.B, W_prev, self.ridge)
+            self.A, self.B = stats[0].new_zeros(stats[0].shape), stats[1].new_zeros(stats[1].shape)
+        self.S = memory_fold(self.A, self.B, self.S, stats, n * self._rows_per_sample, n, self.decay)
+        if self.n_updates % self.solve_every == 0:
+            set_affine(self.layer, ridge_solve(self.A, self.B, get_affine(self.layer), self.ridge))
+        self.n_updates += 1
+
+    def fit(self, a: torch.Tensor, target: torch.Tensor, n: int, known: torch.Tensor | None = None) -> None:
+        self.apply(self.statistics(a, target, n), n)
 
     def forget(self, factor: float) -> None:
-        """Scale the weight of everything remembered by ``factor`` in ``(0, 1]``."""
-        if not (0.0 < factor <= 1.0):
-            raise ValueError(f"factor must be in (0, 1], got {factor!r}")
         self.S *= factor
 
     def grow_inputs(self, n_new: int) -> None:
@@ -147,9 +153,8 @@ class MemoryRule:
         self.B = torch.cat([self.B, self.B.new_zeros(self.B.shape[0], n_new)], dim=1)
 
     def grow_outputs(self, n_new: int) -> None:
-        if self.B is None:
-            return
-        self.B = torch.cat([self.B, self.B.new_zeros(n_new, self.B.shape[1])], dim=0)
+        if self.B is not None:
+            self.B = torch.cat([self.B, self.B.new_zeros(n_new, self.B.shape[1])], dim=0)
 
     def state_dict(self, prefix: str) -> dict[str, torch.Tensor]:
         if self.A is None or self.B is None:
@@ -157,21 +162,21 @@ class MemoryRule:
         return {
             f"{prefix}A": self.A,
             f"{prefix}B": self.B,
-            f"{prefix}S": torch.tensor(self.S, dtype=torch.float64),
+            f"{prefix}S": torch.tensor(self.S, dtype=torch.float64, device=self.A.device),
+            f"{prefix}updates": torch.tensor(self.n_updates, dtype=torch.int64, device=self.A.device),
         }
 
-    def load_state_dict(
-        self, state: dict[str, torch.Tensor], prefix: str, n_in: int, n_out: int, device: torch.device | None = None
-    ) -> None:
-        """Restore ``A``, ``B``, ``S`` (shapes checked first), on ``device`` when given."""
+    def load_state_dict(self, state: dict[str, torch.Tensor], prefix: str) -> None:
         if f"{prefix}A" not in state:
-            self.A, self.B, self.S = None, None, 0.0
+            self.A, self.B, self.S, self.n_updates = None, None, 0.0, 0
             return
+        w = self.layer.weight
         A, B = state[f"{prefix}A"], state[f"{prefix}B"]
-        d = n_in + int(self.bias)
+        d, n_out = w[0].numel() + int(self.bias), w.shape[0]
         if tuple(A.shape) != (d, d) or tuple(B.shape) != (n_out, d):
             raise ValueError(
                 f"state[{prefix}A/B] have shapes {tuple(A.shape)}/{tuple(B.shape)}, expected {(d, d)}/{(n_out, d)}"
             )
-        self.A, self.B = A.to(device=device, copy=True), B.to(device=device, copy=True)
+        self.A, self.B = A.to(device=w.device, copy=True), B.to(device=w.device, copy=True)
         self.S = float(state[f"{prefix}S"])
+        self.n_updates = int(state[f"{prefix}updates"])

@@ -1,0 +1,118 @@
+"""Per-layer variants: explicit sequences, the refusals, and the cost model behind variant="auto"."""
+
+import pytest
+from helpers_engine import assert_continue_identically, assert_same_state, blobs, mlp, snapshot
+from torch import nn
+
+from stream_am import AMClassifier, OnlineAM
+from stream_am.estimators import build_mlp
+from stream_am.network import decompose
+from stream_am.updaters import AdamUpdater, MemoryUpdater
+from stream_am.variants import backprop_cost, memory_extra_cost, resolve_variants
+
+
+def test_a_sequence_sets_each_layers_rule_and_the_state_keys():
+    x, y = blobs(n=64)
+    am = OnlineAM(mlp([4, 8, 8, 3]), variant=["adam", "mem"], seed=0)
+    am.partial_fit(x, y)
+    assert am.variants_ == ["adam", "mem"]
+    assert [type(u) for u in am._updaters] == [AdamUpdater, MemoryUpdater, MemoryUpdater]
+    keys = set(am.state_dict())
+    assert {"adam.0.0.exp_avg", "adam.0.1.step", "memory.1.A", "memory.out.B"} <= keys
+    assert not any(k.startswith(("memory.0.", "adam.1.", "adam.out.")) for k in keys)  # no empty twin rules
+    assert am.state_dict()["variants"].tolist() == [1, 0]
+
+
+@pytest.mark.parametrize(
+    ("variant", "match"),
+    [(["mem"], "variant has 1 entries"), (["mem", "sgd"], "variant must be"), ("memory", "variant must be"),
+     (("mem", 1), "variant must be")],
+)
+def test_bad_variants_name_the_field(variant, match):
+    with pytest.raises(ValueError, match=match):
+        OnlineAM(mlp([4, 8, 8, 3]), variant=variant)
+    with pytest.raises(ValueError, match="variant"):
+        AMClassifier(hidden_sizes=(8, 8), variant=variant)
+
+
+def test_memory_refused_by_name_where_it_cannot_fit_and_auto_takes_adam_there():
+    def seq():
+        return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.BatchNorm1d(8), nn.ReLU(),
+                             nn.Linear(8, 3))
+
+    with pytest.raises(ValueError, match="code layer 1.*BatchNorm1d"):
+        OnlineAM(seq(), variant=["mem", "mem"])
+    x, y = blobs(n=64)
+    am = OnlineAM(seq(), variant="auto", seed=0)
+    am.partial_fit(x, y)
+    assert am.variants_ == ["adam", "adam"]  # the top layer cannot take a memory: the search ends there
+    mixed = OnlineAM(seq(), variant=["mem", "auto"], seed=0)
+    mixed.partial_fit(x, y)
+    assert mixed.variants_ == ["mem", "adam"]
+
+
+def _net(widths):
+    return decompose(build_mlp(widths[0], widths[-1], tuple(widths[1:-1]), seed=0))
+
+
+def test_auto_puts_memories_on_top_and_adam_where_a_memory_costs_too_much():
+    assert resolve_variants("auto", _net([10, 64, 2]), 32, 1) == ["mem"]  # narrow input: a cheap memory
+    assert resolve_variants("auto", _net([784, 64, 10]), 32, 1) == ["adam"]  # 785 x 785 memory: too costly
+    deep = resolve_variants("auto", _net([784, *[256] * 10, 10]), 128, 1)
+    assert deep[0] == "adam" and "mem" in deep
+    assert deep == sorted(deep)  # "adam" < "mem": every memory sits above every Adam layer
+    # the cost grows with the input width faster than the backprop step, and solving less often is cheaper
+    layer, wide = nn.Linear(64, 64), nn.Linear(784, 64)
+    assert memory_extra_cost(wide, 32) / backprop_cost(wide, 32) > memory_extra_cost(layer, 32) / backprop_cost(
+        layer, 32)
+    assert memory_extra_cost(wide, 32, solve_every=4) < memory_extra_cost(wide, 32)
+
+
+def test_auto_decides_once_and_a_restored_learner_keeps_the_decision():
+    x, y = blobs(n=256)
+    a = OnlineAM(mlp([4, 8, 8, 3]), variant="auto", seed=0)
+    a.partial_fit(x[:32], y[:32])
+    chosen = a.variants_
+    a.partial_fit(x[32:33], y[32:33])  # a batch of one would cost differently: nothing is re-decided
+    assert a.variants_ == chosen
+    b = OnlineAM(mlp([4, 8, 8, 3], seed=3), variant="auto", seed=1)
+    b.load_state_dict(snapshot(a))
+    assert b.variants_ == chosen
+    assert_continue_identically(a, b, x, y, 64, 64)
+
+
+def test_a_state_of_other_variants_is_refused_before_anything_changes():
+    x, y = blobs(n=64)
+    a = OnlineAM(mlp([4, 8, 8, 3]), variant=["adam", "mem"], seed=0)
+    a.partial_fit(x, y)
+    b = OnlineAM(mlp([4, 8, 8, 3]), variant="mem", seed=0)
+    with pytest.raises(ValueError, match="code layer 0"):
+        b.load_state_dict(snapshot(a))
+    assert b.state_dict() == {}
+    c = OnlineAM(mlp([4, 8, 8, 3]), variant="mem", seed=0)
+    c.partial_fit(x, y)
+    before = snapshot(c)
+    with pytest.raises(ValueError, match="variant"):
+        c.load_state_dict(snapshot(a))
+    assert_same_state(before, snapshot(c))
+
+
+def test_estimator_with_a_per_layer_variant_saves_and_loads(tmp_path):
+    rows = [({"a": float(i % 3), "b": float(i % 5)}, i % 2) for i in range(40)]
+    model = AMClassifier(hidden_sizes=(6, 6), variant=("adam", "mem"), batch_size=8, seed=0)
+    for x, y in rows:
+        model.learn_one(x, y)
+    model.save(tmp_path / "m")
+    loaded = AMClassifier.load(tmp_path / "m")
+    assert loaded.engine is not None and loaded.engine.variants_ == ["adam", "mem"]
+    assert [loaded.predict_proba_one(x) for x, _ in rows] == [model.predict_proba_one(x) for x, _ in rows]
+
+
+def test_a_bad_first_batch_builds_nothing_and_decides_nothing():
+    x, y = blobs(n=32)
+    am = OnlineAM(mlp([4, 8, 3]), variant="auto", seed=0)
+    with pytest.raises(ValueError, match="outside"):
+        am.partial_fit(x, y + 10)
+    assert am.state_dict() == {} and am.variants_ == []
+    am.partial_fit(x, y)
+    assert am.variants_ == ["mem"]
