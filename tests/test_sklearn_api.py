@@ -146,3 +146,23 @@ def test_labels_declared_after_learning_follow_the_learned_ones_sorted():
     model.learn_one({0: 1.0}, "m")
     model.partial_fit(np.ones((1, 1)), ["m"], classes=["z", "m", "a"])
     assert model.classes_.tolist() == ["m", "a", "z"]
+
+
+@pytest.mark.parametrize("cls", [AMClassifier, AMRegressor])
+def test_a_refused_fit_or_first_partial_fit_changes_nothing(cls: type) -> None:
+    X = pd.DataFrame({"a": np.arange(40.0), "b": np.arange(40.0) % 3})
+    y = (np.arange(40) % 2).astype(float if cls is AMRegressor else int)
+    bad = pd.DataFrame({"c": [1e300] * 40, "d": [0.0] * 40})  # over the magnitude limit: refused
+    model = cls(hidden_sizes=(4,), batch_size=8, seed=0).fit(X, y)
+    before = model.predict(X)
+    with pytest.raises(ValueError):
+        model.fit(bad, y)
+    assert list(model.feature_names_in_) == ["a", "b"]
+    np.testing.assert_array_equal(model.predict(X), before)
+    fresh = cls(hidden_sizes=(4,), batch_size=8, seed=0)
+    with pytest.raises(ValueError):
+        fresh.partial_fit(bad, y)
+    with pytest.raises(AttributeError):
+        fresh.feature_names_in_  # noqa: B018
+    fresh.partial_fit(X, y)  # the refused columns were not kept: the valid ones are learned
+    assert list(fresh.feature_names_in_) == ["a", "b"]

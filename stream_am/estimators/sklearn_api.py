@@ -127,23 +127,33 @@ class _SklearnAPI(_Base):
 
     # -- input conventions ------------------------------------------------------------------------
     def _sk_X(self, X: Any, reset: bool) -> np.ndarray:
-        """``X`` as a 2-d numeric array; DataFrame column names are kept (``reset``) or checked."""
+        """``X`` as a 2-d numeric array; DataFrame column names are checked unless ``reset`` (then the caller
+        keeps them with :meth:`_sk_keep_names` once the rows were learned: a refused batch changes nothing)."""
         if sp.issparse(X):
             raise TypeError(
                 f"{type(self).__name__} does not accept sparse data; convert it to a dense array with "
                 "X.toarray()."
             )
-        names = _column_names(X)
-        if reset:
-            self._sk_feature_names = names
-        else:
-            _check_names(getattr(self, "_sk_feature_names", None), names)
+        if not reset:
+            _check_names(getattr(self, "_sk_feature_names", None), _column_names(X))
         rows = check_array(X, dtype="numeric", ensure_all_finite=False, ensure_min_samples=1)
         bad = np.argwhere(~np.isfinite(rows))
         if len(bad):
             i, j = bad[0]
             raise ValueError(f"X[{j}] has a non-finite value {rows[i, j]!r} in row {i}: NaN and inf are not accepted")
         return rows
+
+    def _sk_keep_names(self, X: Any) -> None:
+        self._sk_feature_names = _column_names(X)
+
+    def _sk_fit(self, X: Any, learn: Any) -> None:
+        """``fit``: learn into a fresh copy with ``learn(copy)`` and take its state only once it succeeded,
+        so a refused ``fit`` leaves the estimator as it was."""
+        fresh = self.clone()
+        learn(fresh)
+        fresh.flush()
+        fresh._sk_keep_names(X)
+        self.__dict__.update(fresh.__dict__)
 
     def _sk_y(self, y: Any) -> np.ndarray:
         if y is None:
@@ -177,21 +187,26 @@ class SklearnClassifier(_SklearnAPI, _ClassifierBase):
         rows = self._sk_X(X, reset=True)
         labels = self._sk_y(y)
         check_classification_targets(labels)
-        self._reset()
         classes = _sorted(list(dict.fromkeys(labels.tolist())))
-        for _ in range(self.epochs):
-            super().partial_fit(rows, labels, classes=classes)
-        self.flush()
+
+        def learn(model: SklearnClassifier) -> None:
+            for _ in range(self.epochs):
+                super(SklearnClassifier, model).partial_fit(rows, labels, classes=classes)
+
+        self._sk_fit(X, learn)
         return self
 
     def partial_fit(self, X: Any, y: Any, classes: Any = None) -> SklearnClassifier:
         """Learn the rows in order (never forgets); ``classes`` declares every label, see the class doc."""
-        rows = self._sk_X(X, reset=not self.__sklearn_is_fitted__())
+        first = not self.__sklearn_is_fitted__()
+        rows = self._sk_X(X, reset=first)
         labels = self._sk_y(y)
         check_classification_targets(labels)
         if classes is not None:  # declared labels take their outputs in sorted order
             classes = _sorted(list(np.asarray(classes, dtype=object).tolist()))
         super().partial_fit(rows, labels, classes=classes)
+        if first:
+            self._sk_keep_names(X)
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -222,16 +237,21 @@ class SklearnRegressor(_SklearnAPI, _RegressorBase):
         """Forget everything, then learn the rows ``epochs`` times in order and flush; returns ``self``."""
         rows = self._sk_X(X, reset=True)
         targets = self._sk_targets(y)
-        self._reset()
-        for _ in range(self.epochs):
-            super().partial_fit(rows, targets)
-        self.flush()
+
+        def learn(model: SklearnRegressor) -> None:
+            for _ in range(self.epochs):
+                super(SklearnRegressor, model).partial_fit(rows, targets)
+
+        self._sk_fit(X, learn)
         return self
 
     def partial_fit(self, X: Any, y: Any) -> SklearnRegressor:
         """Learn the rows in order (never forgets)."""
-        rows = self._sk_X(X, reset=not self.__sklearn_is_fitted__())
+        first = not self.__sklearn_is_fitted__()
+        rows = self._sk_X(X, reset=first)
         super().partial_fit(rows, self._sk_targets(y))
+        if first:
+            self._sk_keep_names(X)
         return self
 
     def predict(self, X: Any) -> np.ndarray:
