@@ -149,7 +149,7 @@ class _SklearnAPI(_Base):
     def _sk_fit(self, X: Any, learn: Any) -> None:
         """``fit``: learn into a fresh copy with ``learn(copy)`` and take its state only once it succeeded,
         so a refused ``fit`` leaves the estimator as it was."""
-        fresh = self.clone()
+        fresh = self.clone()  # type: ignore[attr-defined]  # river's Base.clone: a new instance, same parameters
         learn(fresh)
         fresh.flush()
         fresh._sk_keep_names(X)
@@ -191,7 +191,7 @@ class SklearnClassifier(_SklearnAPI, _ClassifierBase):
 
         def learn(model: SklearnClassifier) -> None:
             for _ in range(self.epochs):
-                super(SklearnClassifier, model).partial_fit(rows, labels, classes=classes)
+                super().partial_fit(rows, labels, classes=classes)
 
         self._sk_fit(X, learn)
         return self
@@ -240,7 +240,7 @@ class SklearnRegressor(_SklearnAPI, _RegressorBase):
 
         def learn(model: SklearnRegressor) -> None:
             for _ in range(self.epochs):
-                super(SklearnRegressor, model).partial_fit(rows, targets)
+                super().partial_fit(rows, targets)
 
         self._sk_fit(X, learn)
         return self
