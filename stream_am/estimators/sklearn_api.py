@@ -25,11 +25,9 @@ The river API (``learn_one``, ``learn_many``, ``predict_one`` ...) is unchanged 
 
 from __future__ import annotations
 
-import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import accuracy_score, r2_score
@@ -38,6 +36,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, column_or_1d
 
 from stream_am import checks
+from stream_am.estimators.column_names import check_names, column_names, object_array, sorted_labels
 
 if TYPE_CHECKING:  # the mixins are always combined with these classes; mypy checks them as such
     from stream_am.estimators.base import StreamEstimator as _Base
@@ -112,7 +111,7 @@ class _SklearnAPI(_Base):
         if names is not None:
             return names.copy()
         if self._features and self._features != list(range(len(self._features))):
-            return _object_array(self._features)  # type: ignore[return-value]
+            return object_array(self._features)  # type: ignore[return-value]
         raise AttributeError(f"{type(self).__name__} has no feature names (it learned plain arrays)")
 
     def _payload(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -123,7 +122,7 @@ class _SklearnAPI(_Base):
 
     def _restore(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         super()._restore(meta, arrays)  # type: ignore[misc]
-        self._sk_feature_names = _object_array(meta.get("sklearn_feature_names"))
+        self._sk_feature_names = object_array(meta.get("sklearn_feature_names"))
 
     # -- input conventions ------------------------------------------------------------------------
     def _sk_X(self, X: Any, reset: bool) -> np.ndarray:
@@ -135,7 +134,7 @@ class _SklearnAPI(_Base):
                 "X.toarray()."
             )
         if not reset:
-            _check_names(getattr(self, "_sk_feature_names", None), _column_names(X))
+            check_names(getattr(self, "_sk_feature_names", None), column_names(X))
         rows = check_array(X, dtype="numeric", ensure_all_finite=False, ensure_min_samples=1)
         bad = np.argwhere(~np.isfinite(rows))
         if len(bad):
@@ -144,7 +143,7 @@ class _SklearnAPI(_Base):
         return rows
 
     def _sk_keep_names(self, X: Any) -> None:
-        self._sk_feature_names = _column_names(X)
+        self._sk_feature_names = column_names(X)
 
     def _sk_fit(self, X: Any, learn: Any) -> None:
         """``fit``: learn into a fresh copy with ``learn(copy)`` and take its state only once it succeeded,
@@ -187,7 +186,7 @@ class SklearnClassifier(_SklearnAPI, _ClassifierBase):
         rows = self._sk_X(X, reset=True)
         labels = self._sk_y(y)
         check_classification_targets(labels)
-        classes = _sorted(list(dict.fromkeys(labels.tolist())))
+        classes = sorted_labels(list(dict.fromkeys(labels.tolist())))
 
         def learn(model: SklearnClassifier) -> None:
             for _ in range(self.epochs):
@@ -203,7 +202,7 @@ class SklearnClassifier(_SklearnAPI, _ClassifierBase):
         labels = self._sk_y(y)
         check_classification_targets(labels)
         if classes is not None:  # declared labels take their outputs in sorted order
-            classes = _sorted(list(np.asarray(classes, dtype=object).tolist()))
+            classes = sorted_labels(list(np.asarray(classes, dtype=object).tolist()))
         super().partial_fit(rows, labels, classes=classes)
         if first:
             self._sk_keep_names(X)
@@ -272,50 +271,3 @@ class SklearnRegressor(_SklearnAPI, _RegressorBase):
         tags.regressor_tags = RegressorTags()
         return tags
 
-
-def _sorted(labels: list[Any]) -> list[Any]:
-    """Labels sorted as ``np.unique`` sorts them; in the given order when they cannot be compared."""
-    try:
-        return sorted(labels)
-    except TypeError:
-        return labels
-
-
-def _column_names(X: Any) -> np.ndarray | None:
-    """A DataFrame's column names when they are all strings (scikit-learn's rule), else ``None``."""
-    if not isinstance(X, pd.DataFrame) or not all(isinstance(c, str) for c in X.columns):
-        return None
-    return _object_array(list(X.columns))
-
-
-def _object_array(names: list[Any] | None) -> np.ndarray | None:
-    if names is None:
-        return None
-    out = np.empty(len(names), dtype=object)
-    out[:] = names
-    return out
-
-
-def _check_names(fitted: np.ndarray | None, given: np.ndarray | None) -> None:
-    """scikit-learn's column-name check: the same names in the same order, or a clear ``ValueError``."""
-    if fitted is None and given is None:
-        return
-    if fitted is None:
-        warnings.warn("X has feature names, but the estimator was fitted without feature names", stacklevel=3)
-        return
-    if given is None:
-        warnings.warn("X does not have valid feature names, but the estimator was fitted with feature names",
-                      stacklevel=3)
-        return
-    if len(fitted) == len(given) and (fitted == given).all():
-        return
-    lines = ["The feature names should match those that were passed during fit."]
-    unseen = sorted(set(given) - set(fitted))
-    missing = sorted(set(fitted) - set(given))
-    if unseen:
-        lines.append("Feature names unseen at fit time:\n" + "".join(f"- {n}\n" for n in unseen[:5]))
-    if missing:
-        lines.append("Feature names seen at fit time, yet now missing:\n" + "".join(f"- {n}\n" for n in missing[:5]))
-    if not unseen and not missing:
-        lines.append("Feature names must be in the same order as they were in fit.\n")
-    raise ValueError("\n".join(lines))
