@@ -35,9 +35,9 @@ import torch
 
 from stream_am import checks
 from stream_am.engine import Engine
-from stream_am.estimators import inputs, persistence
+from stream_am.estimators import inputs, persistence, state
 from stream_am.estimators.moments import RunningMoments
-from stream_am.estimators.networks import ACTIVATIONS, build_mlp
+from stream_am.estimators.networks import build_mlp, check_network_params
 
 __all__ = ["StreamEstimator"]
 
@@ -64,13 +64,7 @@ class StreamEstimator(abc.ABC):
 
     # -- construction --------------------------------------------------------------------------------
     def _check_params(self) -> None:
-        sizes = self.hidden_sizes
-        if not isinstance(sizes, tuple) or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in sizes):
-            raise ValueError(f"hidden_sizes must be a tuple of positive ints, got {sizes!r}")
-        checks.check_choice("activation", self.activation, sorted(ACTIVATIONS))
-        checks.check_int("batch_size", self.batch_size, low=1)
-        if not isinstance(self.standardize, bool):
-            raise ValueError(f"standardize must be a bool, got {self.standardize!r}")
+        check_network_params(self.hidden_sizes, self.activation, self.batch_size, self.standardize)
         checks.check_device(self.device)
         if self.seed is not None:
             checks.check_int("seed", self.seed, low=0, high=checks.MAX_SEED)
@@ -179,7 +173,7 @@ class StreamEstimator(abc.ABC):
     def _register_features(self, names: Sequence[Hashable]) -> np.ndarray:
         self._start()
         assert self._moments is not None and self._buf_x is not None and self._buf_mask is not None
-        new = _canonical([c for c in names if c not in self._feature_index])
+        new = inputs.canonical_order([c for c in names if c not in self._feature_index])
         if new:
             for c in new:
                 self._feature_index[c] = len(self._features)
@@ -307,42 +301,10 @@ class StreamEstimator(abc.ABC):
     # -- state ---------------------------------------------------------------------------------------
     def _payload(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """``(meta, arrays)``: Python-level state and numpy arrays; together they restore the estimator."""
-        meta: dict[str, Any] = {
-            "features": list(self._features),
-            "n_learned": self._n_learned,
-            "started": self._buf_x is not None,
-            "engine": None if self._engine is None else [self._engine.n_inputs, self._engine.n_outputs],
-            "last_stats": dict(self._last_stats),
-        }
-        arrays: dict[str, np.ndarray] = {}
-        if self._buf_x is not None and self._moments is not None and self._buf_mask is not None:
-            arrays.update(self._moments.state("moments."))
-            arrays["buffer.x"], arrays["buffer.mask"] = self._buf_x.copy(), self._buf_mask.copy()
-            arrays["buffer.y"] = np.array(self._buf_y, dtype=self._target_dtype)
-        if self._engine is not None:
-            for k, v in self._engine.state_dict().items():
-                arrays[f"engine.{k}"] = v.detach().cpu().clone().numpy()
-        return meta, arrays
+        return state.payload(self)
 
     def _restore(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-        self._reset()
-        self._features = list(meta["features"])
-        self._feature_index = {c: i for i, c in enumerate(self._features)}
-        self._n_learned = int(meta["n_learned"])
-        self._last_stats = {k: float(v) for k, v in meta["last_stats"].items()}
-        if meta["started"]:
-            self._moments = RunningMoments.from_state(arrays, "moments.")
-            self._buf_x = np.array(arrays["buffer.x"], dtype=np.float64)
-            self._buf_mask = np.array(arrays["buffer.mask"], dtype=bool)
-            self._buf_y = [v.item() for v in arrays["buffer.y"]]
-        if meta["engine"] is not None:
-            n_in, n_out = meta["engine"]
-            engine = self._make_engine(build_mlp(n_in, n_out, self.hidden_sizes, self.activation, 0))
-            device = checks.resolve_device(self.device)  # restored state goes straight to the engine's device
-            sd = {k[len("engine."):]: torch.from_numpy(np.array(v)).to(device) for k, v in arrays.items()
-                  if k.startswith("engine.")}
-            engine.load_state_dict(sd)
-            self._engine = engine
+        state.restore(self, meta, arrays)
 
     def __getstate__(self) -> dict[str, Any]:
         meta, arrays = self._payload()
@@ -352,14 +314,3 @@ class StreamEstimator(abc.ABC):
         self.__init__(**state["params"])  # type: ignore[misc]
         self._restore(state["meta"], state["arrays"])
 
-
-def _canonical(names: list[Hashable]) -> list[Hashable]:
-    """Features first seen together, in a canonical order, so that a dict's key order never matters."""
-    if len(names) < 2:
-        return names
-    try:
-        if len({type(c) for c in names}) == 1:
-            return sorted(names)  # type: ignore[type-var]
-    except TypeError:
-        pass
-    return sorted(names, key=lambda c: (type(c).__name__, repr(c)))

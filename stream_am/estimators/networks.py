@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Any
 
 import torch
 from torch import nn
 
+from stream_am import checks
 from stream_am.nn import Sign, Step
 
-__all__ = ["ACTIVATIONS", "build_mlp"]
+__all__ = ["ACTIVATIONS", "build_mlp", "check_network_params"]
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -27,6 +29,18 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "step": Step,
 }
 
+
+
+def check_network_params(hidden_sizes: Any, activation: Any, batch_size: Any, standardize: Any) -> None:
+    """The network parameters every stream estimator shares; ``ValueError`` naming the field otherwise."""
+    if not isinstance(hidden_sizes, tuple) or any(
+        isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden_sizes
+    ):
+        raise ValueError(f"hidden_sizes must be a tuple of positive ints, got {hidden_sizes!r}")
+    checks.check_choice("activation", activation, sorted(ACTIVATIONS))
+    checks.check_int("batch_size", batch_size, low=1)
+    if not isinstance(standardize, bool):
+        raise ValueError(f"standardize must be a bool, got {standardize!r}")
 
 def _linear(n_in: int, n_out: int, generator: torch.Generator) -> nn.Linear:
     """An ``nn.Linear`` initialised like torch's default (uniform in +-1/sqrt(fan_in)) from ``generator``."""
