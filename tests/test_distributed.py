@@ -121,3 +121,20 @@ def test_refuses_batchnorm_and_dropout_and_needs_a_group():
         init_process_group("gloo", timeout_s=0)
     with pytest.raises(ValueError, match="backend"):
         init_process_group("mpi")
+
+
+@pytest.mark.parametrize("how", ["die_at", pytest.param("hang_at", marks=pytest.mark.slow)])
+def test_a_dead_or_hung_peer_stops_the_others_with_a_clear_error_within_the_timeout(tmp_path, how):
+    procs = launch([{"name": "fail", "variant": "mem", "steps": 40, how: 12}], tmp_path,
+                   env_extra={"DP_TEST_TIMEOUT": "4"})
+    survivor, peer = procs
+    started = time.monotonic()
+    try:
+        _, err = survivor.communicate(timeout=90)
+    finally:
+        peer.kill()
+        peer.communicate()
+        survivor.kill()
+    assert survivor.returncode not in (0, None)
+    assert "DataParallelAM rank 0" in err and "at step 12 failed" in err, err[-2000:]
+    assert time.monotonic() - started < 60  # imports included; the collective itself waits at most 4 s
