@@ -91,3 +91,17 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+
+
+def write_csvs(directory: Path, files: int = 2, rows: int = 640) -> list[Path]:
+    """``files`` CSV files of ``rows`` rows: features ``f0..f5`` and the class in ``label``."""
+    import pandas as pd
+
+    paths = []
+    for i in range(files):
+        x, y = zip(*(batch(1000 * i + t) for t in range(rows // BATCH)), strict=True)
+        frame = pd.DataFrame(torch.cat(x).numpy(), columns=[f"f{j}" for j in range(N_IN)])
+        frame["label"] = torch.cat(y).numpy()
+        paths.append(directory / f"part{i}.csv")
+        frame.to_csv(paths[-1], index=False)
+    return paths

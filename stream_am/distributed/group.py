@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 
 import torch
 import torch.distributed as dist
@@ -25,4 +26,16 @@ def init_process_group(backend: str = "auto", timeout_s: float = 60.0) -> None:
         return
     if backend == "auto":
         backend = "nccl" if torch.cuda.is_available() else "gloo"
-    dist.init_process_group(backend, timeout=datetime.timedelta(seconds=float(timeout_s)))
+    timeout = datetime.timedelta(seconds=float(timeout_s))
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT")
+    if attempt is None or os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        dist.init_process_group(backend, timeout=timeout)
+        return
+    # Under torchrun the workers of every attempt share the agent's store; without a prefix of its own, an
+    # attempt after a restart can read the addresses of the previous attempt's (dead) workers (measured with
+    # torch 2.13: gloo's connectFullMesh is then refused).
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world, is_master=False,
+                          timeout=timeout)
+    dist.init_process_group(backend, store=dist.PrefixStore(f"stream_am/attempt_{attempt}", store), rank=rank,
+                            world_size=world, timeout=timeout)
