@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,21 @@ from stream_am import AMClassifier, OnlineAM
 from stream_am.estimators import build_mlp
 
 N_IN, N_OUT, BATCH = 6, 3, 32
+
+
+@contextmanager
+def group_of_one() -> Iterator[None]:
+    """A gloo process group of one rank in this process, destroyed on exit."""
+    import torch.distributed as dist
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
 
 
 def make_learner(config: dict[str, Any]) -> OnlineAM:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from distributed_worker import batch, eval_inputs, make_learner
+from distributed_worker import batch, eval_inputs, group_of_one, make_learner
 from safetensors.torch import load_file
 from torch import nn
 
@@ -105,6 +105,19 @@ def test_rank_checkpoint_loads_into_a_plain_online_am(parallel_runs):
     torch.testing.assert_close(am.predict(eval_inputs()), torch.tensor(result["predict"]))
     am.partial_fit(*batch(STEPS))  # and it keeps learning
     assert am.n_steps == STEPS + 1
+
+
+def test_rank_checkpoint_loads_into_a_data_parallel_am_of_another_world_size(parallel_runs):
+    state = load_file(str(parallel_runs / "adam.rank0.safetensors"))
+    plain = make_learner(CONFIGS[1])
+    plain.load_state_dict(state)
+    with group_of_one():
+        dp = DataParallelAM(make_learner(CONFIGS[1]))
+        dp.load_state_dict(state)
+        assert (dp.n_steps, dp.samples_seen, dp.world_size) == (STEPS, 32 * STEPS, 1)
+        for t in range(STEPS, STEPS + 5):
+            assert dp.partial_fit(*batch(t)) == pytest.approx(plain.partial_fit(*batch(t)), rel=1e-5, abs=1e-6)
+    torch.testing.assert_close(dp.predict(eval_inputs()), plain.predict(eval_inputs()), rtol=1e-5, atol=1e-6)
 
 
 def test_refuses_batchnorm_and_dropout_and_needs_a_group():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,8 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.distributed as dist
-from distributed_worker import write_csvs
+from distributed_worker import group_of_one, write_csvs
 from safetensors.torch import load_file
 
 from stream_am import OnlineAM
@@ -126,19 +124,13 @@ def test_job_arguments_are_checked_before_anything_starts(tmp_path, capsys):
     assert not (tmp_path / "ck").exists()
 
 
-@pytest.fixture
-def group_of_one():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
-    try:
+@pytest.fixture(name="group")
+def _group():
+    with group_of_one():
         yield
-    finally:
-        dist.destroy_process_group()
 
 
-def test_train_stream_from_a_river_iterable_resumes_from_its_checkpoint(tmp_path, group_of_one):
+def test_train_stream_from_a_river_iterable_resumes_from_its_checkpoint(tmp_path, group):
     paths = write_csvs(tmp_path, files=1, rows=640)
     names = [f"f{j}" for j in range(6)]
     stream = [(dict(zip(names, map(float, x), strict=True)), int(y)) for x, y in file_rows(paths, "label")]
