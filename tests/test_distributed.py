@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from stream_am import OnlineAM
-from stream_am.distributed import DataParallelAM, init_process_group, refusal
+from stream_am.distributed import DataParallelAM, init_process_group, refusal, step_payload
 
 WORKER = Path(__file__).with_name("distributed_worker.py")
 STEPS, EMPTY = 50, 7  # step 7: rank 1 brings no samples, rank 0 the whole batch
@@ -117,6 +117,14 @@ def test_rank_checkpoint_loads_into_a_data_parallel_am_of_another_world_size(par
         assert (dp.n_steps, dp.samples_seen, dp.world_size) == (STEPS, 32 * STEPS, 1)
         for t in range(STEPS, STEPS + 5):
             assert dp.partial_fit(*batch(t)) == pytest.approx(plain.partial_fit(*batch(t)), rel=1e-5, abs=1e-6)
+        sizes: list[int] = []
+        summed = dp._sum
+        dp._sum = lambda flat: sizes.append(flat.numel()) or summed(flat)  # type: ignore[method-assign]
+        dp.partial_fit(*batch(STEPS + 5))
+        plain.partial_fit(*batch(STEPS + 5))
+    payload = step_payload(dp.learner)  # what one step sends, as the benchmarks report it
+    assert sum(n for n in sizes if n > 1) == payload["statistics"] and payload["collectives"] == 2
+    assert sizes.count(1) == payload["scalar_collectives"] == 4
     torch.testing.assert_close(dp.predict(eval_inputs()), plain.predict(eval_inputs()), rtol=1e-5, atol=1e-6)
 
 

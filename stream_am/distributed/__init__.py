@@ -4,7 +4,7 @@
 (:mod:`stream_am.distributed.job`); see ``docs/distributed.md``.
 """
 
-from stream_am.distributed.data_parallel import DataParallelAM, refusal
+from stream_am.distributed.data_parallel import DataParallelAM, refusal, step_payload
 from stream_am.distributed.group import init_process_group
 
-__all__ = ["DataParallelAM", "init_process_group", "refusal"]
+__all__ = ["DataParallelAM", "init_process_group", "refusal", "step_payload"]

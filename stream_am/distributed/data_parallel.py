@@ -19,7 +19,7 @@ from torch import nn
 
 from stream_am.learner import OnlineAM
 
-__all__ = ["DataParallelAM", "refusal"]
+__all__ = ["DataParallelAM", "refusal", "step_payload"]
 
 _NOISY = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
 
@@ -33,6 +33,30 @@ def refusal(module: nn.Module) -> str | None:
         if isinstance(m, _NOISY) and m.p > 0:
             return f"module {name!r} is {m!r}: each worker would draw its own masks"
     return None
+
+
+def step_payload(learner: OnlineAM) -> dict[str, int]:
+    """What one data-parallel step of the built ``learner`` sends through collectives, per rank.
+
+    ``statistics``: float64 numbers summed by the step's main collective(s): ``d^2 + k d`` per memory
+    (``d`` inputs with the bias' constant, ``k`` outputs), the parameters' count per Adam layer and weight
+    step, and 3 counts; ``collectives``: how many all_reduce calls carry them (one, or ``weight_steps`` with
+    Adam); ``scalar_collectives``: the one-number sums of the code-step safeguard, ``(code_steps + 1)`` per
+    code layer; ``bytes``: ``8 * (statistics + scalar_collectives)``.
+    """
+    if not learner._built:
+        raise ValueError("learner: not built yet; call partial_fit (or load_state_dict) once first")
+    numel = 3
+    for u in learner._updaters:
+        if u.name == "mem":
+            layer = u.layer  # type: ignore[attr-defined]
+            d, k = layer.weight[0].numel() + int(layer.bias is not None), layer.weight.shape[0]
+            numel += d * d + k * d
+        else:
+            numel += u.steps * sum(p.numel() for p in u.block.parameters())  # type: ignore[attr-defined]
+    scalars = (learner.code_steps + 1) * learner._net.n_codes
+    return {"statistics": numel, "collectives": max(u.steps for u in learner._updaters),
+            "scalar_collectives": scalars, "bytes": 8 * (numel + scalars)}
 
 
 class DataParallelAM:
