@@ -87,7 +87,16 @@ def run(config: dict[str, Any], out: Path, rank: int, world: int) -> None:
             time.sleep(600)  # a rank that hangs
         x, y = batch(t)
         part = share(t, rank, world, config.get("empty_step", -1))
-        steps.append(dp.partial_fit(x[part], y[part]))
+        if config.get("perturb_at") == t and rank == 1:
+            with torch.no_grad():
+                dp.learner.module[0].weight[0, 0] += 0.5  # a rank whose weights drift away from the others'
+        try:
+            steps.append(dp.partial_fit(x[part], y[part]))
+        except RuntimeError as exc:
+            if "perturb_at" not in config:
+                raise
+            (out / f"{config['name']}.rank{rank}.error").write_text(str(exc))
+            return
         if config.get("checkpoint") and rank == 0:
             save_file({k: v.contiguous().clone() for k, v in dp.state_dict().items()}, config["checkpoint"])
     name = f"{config.get('name', 'run')}.rank{rank}"

@@ -66,6 +66,7 @@ def wait_all(procs: list[subprocess.Popen], timeout: float) -> list[tuple[int | 
 def parallel_runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("dp")
     configs = [dict(c, steps=STEPS, empty_step=EMPTY) for c in CONFIGS]
+    configs.append({"name": "diverge", "variant": "adam", "readout": "adam", "steps": 30, "perturb_at": 5, "check_every": 10})
     results = wait_all(launch(configs, out), timeout=150)
     for code, err in results:
         assert code == 0, err[-3000:]
@@ -95,6 +96,12 @@ def test_two_ranks_equal_one_process_on_the_whole_batches(parallel_runs, config)
         for a, b in zip(result["steps"], steps, strict=True):
             assert a["loss"] == pytest.approx(b["loss"], rel=1e-3, abs=1e-4)
     assert int(got["samples_seen"]) == 32 * STEPS and int(got["n_steps"]) == STEPS
+
+
+def test_weights_that_drift_apart_fail_loudly_at_the_next_check(parallel_runs):
+    for rank in (0, 1):
+        error = (parallel_runs / f"diverge.rank{rank}.error").read_text()
+        assert "weights differ across ranks after step 10" in error
 
 
 def test_rank_checkpoint_loads_into_a_plain_online_am(parallel_runs):
