@@ -66,7 +66,8 @@ def wait_all(procs: list[subprocess.Popen], timeout: float) -> list[tuple[int | 
 def parallel_runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("dp")
     configs = [dict(c, steps=STEPS, empty_step=EMPTY) for c in CONFIGS]
-    configs.append({"name": "diverge", "variant": "adam", "readout": "adam", "steps": 30, "perturb_at": 5, "check_every": 10})
+    configs.append({"name": "diverge", "variant": "adam", "readout": "adam", "steps": 30, "perturb_at": 5,
+                    "check_every": 10})
     results = wait_all(launch(configs, out), timeout=150)
     for code, err in results:
         assert code == 0, err[-3000:]
