@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from distributed_worker import group_of_one, write_csvs
@@ -18,7 +19,7 @@ from safetensors.torch import load_file
 from stream_am import OnlineAM
 from stream_am.distributed.checkpoint import load_checkpoint
 from stream_am.distributed.job import main, train_stream
-from stream_am.distributed.sources import file_rows
+from stream_am.distributed.sources import file_rows, local_batches, shard
 from stream_am.estimators import build_mlp
 
 ARGS = ["--target", "label", "--n-classes", "3", "--hidden", "16", "--checkpoint-every", "5", "--report-every", "0"]
@@ -144,3 +145,29 @@ def test_train_stream_from_a_river_iterable_resumes_from_its_checkpoint(tmp_path
     done = train_stream(resumed, stream, batch_size=32, checkpoint_dir=tmp_path / "ck", checkpoint_every=0)
     assert done["resumed_from"] == 7 and done["step"] == 20
     _assert_same(resumed.state_dict(), _reference(paths))
+
+
+def test_shards_interleave_rows_and_run_out_into_empty_shares():
+    rows = [(np.full(2, i, dtype=np.float32), i % 3) for i in range(10)]
+    assert [int(r[1]) for r in shard(rows, 1, 2)] == [1, 0, 2, 1, 0]  # rows 1, 3, 5, 7, 9
+    assert [int(r[0][0]) for r in shard(rows, 0, 2, skip=3)] == [6, 8]
+    batches = local_batches(shard(rows, 1, 2), 2, 2, classification=True)
+    sizes = [next(batches)[0].shape for _ in range(4)]
+    assert sizes == [(2, 2), (2, 2), (1, 2), (0, 2)]
+
+
+def test_parquet_sources_need_pyarrow_or_read_as_csv(tmp_path):
+    csv = write_csvs(tmp_path, files=1, rows=64)[0]
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        (tmp_path / "x.parquet").write_bytes(b"")
+        with pytest.raises(ValueError, match="pyarrow"):
+            list(file_rows([tmp_path / "x.parquet"], "label"))
+        return
+    import pandas as pd
+
+    pd.read_csv(csv).to_parquet(tmp_path / "x.parquet")
+    got, want = list(file_rows([tmp_path / "x.parquet"], "label")), list(file_rows([csv], "label"))
+    assert len(got) == len(want) == 64
+    assert all(np.array_equal(a[0], b[0]) and a[1] == b[1] for a, b in zip(got, want, strict=True))
