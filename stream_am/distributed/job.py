@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -157,9 +158,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{_PROG}: error: {exc}", file=sys.stderr)
         return 2
     torch.set_num_threads(args.threads)
-    if "RANK" not in os.environ:  # a plain ``python -m``: a group of one
-        os.environ.update(RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=os.environ.get(
-            "MASTER_PORT", "29511"))
+    if "RANK" not in os.environ:  # a plain ``python -m``: a group of one, on a free loopback port
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = str(probe.getsockname()[1])
+        os.environ.update(RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
     init_process_group(args.backend, timeout_s=args.timeout)
     n_out = args.n_classes if args.task == "classification" else 1
     module = build_mlp(width, n_out, _hidden(args.hidden), args.activation, seed=args.seed)
