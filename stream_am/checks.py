@@ -97,15 +97,17 @@ def resolve_device(device: str) -> torch.device:
     return dev
 
 
-def check_x(x: Any, *, device: torch.device, n_inputs: int | None, name: str = "x") -> torch.Tensor:
-    """A finite float tensor with a batch dimension, on ``device``."""
+def check_x(
+    x: Any, *, device: torch.device, n_inputs: int | None, name: str = "x", allow_empty: bool = False
+) -> torch.Tensor:
+    """A finite float tensor with a batch dimension, on ``device`` (0 samples only with ``allow_empty``)."""
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if not (x.is_floating_point()):
         raise ValueError(f"{name} must have a floating dtype, got {x.dtype}")
     if x.ndim < 2:
         raise ValueError(f"{name} must have shape (n_samples, ...), got shape {tuple(x.shape)}")
-    if x.shape[0] == 0:
+    if x.shape[0] == 0 and not allow_empty:
         raise ValueError(f"{name} is an empty batch")
     if n_inputs is not None and (x.ndim != 2 or x.shape[1] != n_inputs):
         raise ValueError(
@@ -118,10 +120,11 @@ def check_x(x: Any, *, device: torch.device, n_inputs: int | None, name: str = "
 
 
 def check_batch(
-    x: Any, y: Any, *, loss: str, n_outputs: int, device: torch.device, n_inputs: int | None
+    x: Any, y: Any, *, loss: str, n_outputs: int, device: torch.device, n_inputs: int | None,
+    allow_empty: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Validate a learning batch; returns ``(x, y)`` on ``device``."""
-    x = check_x(x, device=device, n_inputs=n_inputs)
+    """Validate a learning batch; returns ``(x, y)`` on ``device`` (a data-parallel share may be empty)."""
+    x = check_x(x, device=device, n_inputs=n_inputs, allow_empty=allow_empty)
     if not isinstance(y, torch.Tensor):
         raise ValueError(f"y must be a torch.Tensor, got {type(y).__name__}")
     if y.shape[0:1] != x.shape[0:1]:

@@ -80,12 +80,15 @@ def update_codes(
     steps: int,
     lr: float,
     momentum: float,
+    reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> list[torch.Tensor]:
     """The updated codes, from the top code down; each objective keeps the output of the layer above it at
     its updated code in ``output``.
 
     ``target`` is what the top code's objective fits (class indices, values or one-hot rows), ``top_out`` the
     network's outputs at the forward codes, and ``codes[l + 1]`` the output of block ``l + 1`` at ``codes[l]``.
+    The gradient steps are per sample, but the safeguard of :func:`nesterov_descent` compares the batch's
+    total objective: a data-parallel step passes ``reduce`` (a sum over workers) to compare the global one.
     """
     new = list(codes)
     for l in range(len(codes) - 1, -1, -1):  # noqa: E741
@@ -94,5 +97,19 @@ def update_codes(
         objective.start(
             codes[l], target if top else new[l + 1], masks[l + 1], mu, lambda_c / mu, top_out if top else codes[l + 1]
         )
-        new[l], objective.output = nesterov_descent(codes[l], objective, steps, lr, momentum)
+        fn = objective if reduce is None else _summed(objective, reduce)
+        new[l], objective.output = nesterov_descent(codes[l], fn, steps, lr, momentum)
     return new
+
+
+def _summed(
+    objective: CodeObjective, reduce: Callable[[torch.Tensor], torch.Tensor]
+) -> Callable[[torch.Tensor, bool], Evaluation]:
+    """``objective`` whose value is summed over the workers (one scalar collective per evaluation)."""
+
+    def value_and_grad(c: torch.Tensor, need_grad: bool) -> Evaluation:
+        value, grad, aux = objective(c, need_grad)
+        total = reduce(value.detach().reshape(1).to(torch.float64)).to(device=value.device, dtype=value.dtype)
+        return total.reshape(()), grad, aux
+
+    return value_and_grad

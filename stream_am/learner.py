@@ -21,7 +21,7 @@ from stream_am.hyperparameters import check_choices, check_hyperparameters
 from stream_am.learner_state import LearnerState
 from stream_am.network import Network, decompose
 from stream_am.objectives import CodeObjective, build_objectives, output_loss
-from stream_am.updaters import AdamUpdater, MemoryUpdater, Updater, make_readout
+from stream_am.updaters import AdamUpdater, MemoryUpdater, Reduce, Updater, fit_reduced, make_readout
 from stream_am.variants import check_network, resolve_variants
 
 __all__ = ["OnlineAM"]
@@ -197,12 +197,21 @@ class OnlineAM(LearnerState):
         ``loss`` and (classification) ``accuracy`` are those of the model's predictions on this batch before
         learning from it (test-then-train). Bad input raises ``ValueError`` and changes nothing.
         """
+        return self._step(x, y, None)
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor, reduce: Reduce | None) -> dict[str, float]:
+        """The step; with ``reduce`` (a sum over data-parallel workers, see :mod:`stream_am.distributed`) the
+        batch is this worker's share (possibly empty) and every updater applies the statistics of all shares."""
         device = self._device if self._built else checks.resolve_device(self.device)
         x, y = checks.check_batch(x, y, loss=self.loss, n_outputs=self.n_outputs, device=device,
-                                  n_inputs=self.n_inputs if self._first_is_linear() else None)
+                                  n_inputs=self.n_inputs if self._first_is_linear() else None,
+                                  allow_empty=reduce is not None)
         first = not self._built
-        if first:  # the first valid batch decides "auto" layers, from its size
-            self._build(resolve_variants(self.variant, self._net, x.shape[0], self.solve_every))
+        if first:  # the first valid batch decides "auto" layers, from its (global) size
+            batch = x.shape[0] if reduce is None else int(reduce(torch.tensor([x.shape[0]], dtype=torch.float64)))
+            if batch == 0:
+                return {"n": 0.0, "mu": float(self.mu)}
+            self._build(resolve_variants(self.variant, self._net, batch, self.solve_every))
         net, n = self._net, x.shape[0]
         masks: list[dict[int, torch.Tensor]] = [{} for _ in range(net.n_codes + 1)]
         try:
@@ -213,18 +222,31 @@ class OnlineAM(LearnerState):
         except ValueError:
             self._built = not first  # a first batch the network refuses builds nothing either
             raise
-        measured = {"loss": output_loss(before, y, self.loss) / n}
-        if self.loss == "cross_entropy":
+        loss_sum = output_loss(before, y, self.loss)
+        measured = {"loss": loss_sum / n} if reduce is None else {}
+        if self.loss == "cross_entropy" and reduce is None:
             measured["accuracy"] = (before.argmax(1) == y).float().mean()
         target = F.one_hot(y, self.n_outputs).to(x.dtype) if self._onehot else y  # built once per batch
         new = update_codes(self._objectives, codes, target, masks, before, mu=self._mu, lambda_c=self.lambda_c,
-                           steps=self.code_steps, lr=self.code_lr, momentum=self.code_momentum)
+                           steps=self.code_steps, lr=self.code_lr, momentum=self.code_momentum,
+                           reduce=reduce)
         with torch.no_grad():
             inputs = [net.preprocess(x, masks[0])] + [net.act(l, c, masks[l + 1]) for l, c in enumerate(new)]
         # what a layer outputs for its (updated) input is often known: block 1's input never changes (its
         # output is the forward code), and each code objective keeps the output of the layer above it
         known = [codes[0] if codes else None] + [o.output for o in self._objectives]
-        self._fit_layers(inputs, [*new, target], known, n)
+        if reduce is None:
+            self._fit_layers(inputs, [*new, target], known, n)
+        else:  # the global count and sums of this step come back with the statistics
+            correct = (before.argmax(1) == y).sum() if self.loss == "cross_entropy" else loss_sum.new_zeros(())
+            totals = fit_reduced(self._updaters, inputs, [*new, target], known,
+                                 torch.stack([loss_sum.new_tensor(float(n)), loss_sum, correct.to(loss_sum)]), reduce)
+            n = int(round(float(totals[0])))
+            if n == 0:
+                return {"n": 0.0, "mu": self._mu}
+            measured = {"loss": totals[1] / n}
+            if self.loss == "cross_entropy":
+                measured["accuracy"] = totals[2] / n
         for l, block in enumerate(net.blocks):  # noqa: E741
             block.update_running_stats(inputs[l])
         stats = {"n": float(n), "mu": self._mu}

@@ -54,3 +54,18 @@ def test_variants_prints_layer_costs_and_every_mix(load_benchmark: Loader, capsy
     assert {"mem/mem", "mem/adam", "adam/mem", "adam/adam"} < set(mixes)
     assert [k for k in mixes if k.startswith("auto=")] == ["auto=mem/mem"]  # narrow layers: memories
     assert all(0.0 <= v <= 1.0 for v in mixes.values()) and "| 9x4/b8 |" in capsys.readouterr().out
+
+
+def test_distributed_counts_what_a_step_sends(load_benchmark: Loader) -> None:
+    distributed = load_benchmark("distributed")
+    mem, adam = distributed.payload("8-16-3/mem"), distributed.payload("8-16-3/adam")
+    assert mem["statistics"] == 3 + (9 * 9 + 16 * 9) + (17 * 17 + 3 * 17) and mem["variants"] == "mem"
+    assert adam["statistics"] == 3 + 16 * 9 + (17 * 17 + 3 * 17) and adam["bytes"] == 8 * (adam["statistics"] + 2)
+
+
+@pytest.mark.slow
+def test_distributed_runs_the_job_at_one_and_two_processes(load_benchmark: Loader, tmp_path) -> None:
+    distributed = load_benchmark("distributed")
+    result = distributed.main(["--out", str(tmp_path), "--rows", "256", "--features", "12", "--hidden", "8",
+                               "--shapes", "8-16-3/mem"])
+    assert {p: r["samples"] for p, r in result["jobs"].items()} == {1: 256, 2: 256}

@@ -2,6 +2,7 @@
 
 from stream_am.updaters.adam import AdamState, AdamUpdater, adam_step
 from stream_am.updaters.base import Updater
+from stream_am.updaters.collective import Reduce, fit_reduced
 from stream_am.updaters.memory import MemoryUpdater, memory_fold, memory_increments, ridge_solve
 from stream_am.updaters.readout import AdamReadout, make_readout
 
@@ -10,8 +11,10 @@ __all__ = [
     "AdamState",
     "AdamUpdater",
     "MemoryUpdater",
+    "Reduce",
     "Updater",
     "adam_step",
+    "fit_reduced",
     "make_readout",
     "memory_fold",
     "memory_increments",

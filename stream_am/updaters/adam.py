@@ -9,6 +9,7 @@ padded (never rebuilt) when the parameter grows.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -170,7 +171,8 @@ def linear_mse_grads(
     Two matrix products, no autograd; ``out`` is ``layer(a)`` when already known. Sums, so that the
     gradients of shards of a batch add up to the batch's.
     """
-    r = (F.linear(a, layer.weight, layer.bias) if out is None else out).sub(c).mul_(2.0 * a.shape[0] / c.numel())
+    per_sample = math.prod(c.shape[1:])  # outputs per sample (a shard may bring no samples)
+    r = (F.linear(a, layer.weight, layer.bias) if out is None else out).sub(c).mul_(2.0 / per_sample)
     gw = r.T @ a
     return [gw, r.sum(0)] if layer.bias is not None else [gw]
 
@@ -185,6 +187,7 @@ class AdamUpdater:
     """
 
     name = "adam"
+    steps: int
 
     def __init__(self, block: CodeBlock, lr: float, steps: int = 1, lambda_w: float = 0.0):
         self.block, self.steps, self.lambda_w = block, steps, lambda_w
@@ -199,7 +202,7 @@ class AdamUpdater:
             return linear_mse_grads(layer, a, target, known)
         with torch.enable_grad():
             obj = F.mse_loss(self.block.forward(a, batch_stats=True), target, reduction="sum")
-            obj = obj * (a.shape[0] / target.numel())  # the sum over samples of each sample's mean
+            obj = obj / math.prod(target.shape[1:])  # the sum over samples of each sample's mean
             return list(torch.autograd.grad(obj, self.block.parameters()))
 
     def apply(self, stats: list[torch.Tensor], n: int) -> None:

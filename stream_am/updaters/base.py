@@ -5,7 +5,8 @@ A step of the learner hands each updater the input of its layer and the target i
 :meth:`Updater.apply` (``weight_steps`` times for Adam): ``statistics`` only computes *additive* tensors
 (memory increments, gradients; sums over the batch's samples) and changes nothing, and ``apply`` folds them
 into the updater's state and the layer's weights. A data-parallel learner can therefore sum every updater's
-statistics across workers with one collective and then call ``apply`` everywhere.
+statistics across workers with one collective and then call ``apply`` everywhere (one collective per
+weight step: Adam's second step needs the gradients at the weights its first step produced).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ class Updater(Protocol):
     """One layer's weight update rule, built once by :class:`~stream_am.learner.OnlineAM` for its layer."""
 
     name: str  # "mem" or "adam": what the learner reports as the layer's variant
+    steps: int  # how many times ``fit`` computes fresh statistics and applies them (Adam: ``weight_steps``)
 
     def statistics(
         self, a: torch.Tensor, target: torch.Tensor, n: int, known: torch.Tensor | None = None

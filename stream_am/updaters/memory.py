@@ -18,6 +18,8 @@ new inputs) keep their previous weights, so every weight stays finite.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -110,6 +112,7 @@ class MemoryUpdater:
     """
 
     name = "mem"
+    steps = 1  # fresh statistics per batch: one
 
     def __init__(self, layer: nn.Linear | nn.Conv2d, decay: float, ridge: float, solve_every: int = 1):
         self.layer, self.decay, self.ridge, self.solve_every = layer, decay, ridge, solve_every
@@ -126,7 +129,7 @@ class MemoryUpdater:
         rows_a, rows_c = rows(self.layer, a, target)
         if self.bias:
             rows_a = torch.cat([rows_a.new_ones(rows_a.shape[0], 1), rows_a], dim=1)
-        self._rows_per_sample = rows_a.shape[0] // max(n, 1)  # image patches per sample for a Conv2d
+        self._rows_per_sample = math.prod(target.shape[2:])  # image patches per sample for a Conv2d
         return memory_increments(rows_a, rows_c)
 
     def apply(self, stats: list[torch.Tensor], n: int) -> None:

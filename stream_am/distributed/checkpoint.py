@@ -1,0 +1,57 @@
+"""Atomic checkpoints of a data-parallel job: the learner's tensors (safetensors) and the job's JSON.
+
+``DIR/checkpoint.safetensors`` holds the learner's ``state_dict`` and, in its metadata, the job's description
+(``{"format", "step", "world_size", "config"}``); a copy of that JSON is written beside it as
+``DIR/checkpoint.json`` for people. Each file is written to a temporary name, flushed to disk and renamed over
+the old one, so a reader (or a job restarted after a crash) sees the previous checkpoint or the new one,
+never half of one. The safetensors file is the one a restart reads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["FORMAT", "save_checkpoint", "load_checkpoint"]
+
+FORMAT = "stream_am.distributed/1"
+_STATE, _JSON = "checkpoint.safetensors", "checkpoint.json"
+
+
+def _replace(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def save_checkpoint(directory: Path, state: dict[str, torch.Tensor], info: dict[str, Any]) -> None:
+    """Write ``state`` and ``info`` (JSON-serialisable) to ``directory`` atomically."""
+    from safetensors.torch import save
+
+    directory.mkdir(parents=True, exist_ok=True)
+    meta = {"format": FORMAT, **info}
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
+    _replace(directory / _STATE, save(tensors, metadata={"job": json.dumps(meta)}))
+    _replace(directory / _JSON, (json.dumps(meta, indent=2) + "\n").encode())
+
+
+def load_checkpoint(directory: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+    """``(state, info)`` of the checkpoint in ``directory``, or ``None`` when there is none."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    path = directory / _STATE
+    if not path.exists():
+        return None
+    with safe_open(str(path), framework="pt") as handle:
+        meta = json.loads((handle.metadata() or {}).get("job", "{}"))
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"checkpoint {path} has format {meta.get('format')!r}, expected {FORMAT!r}")
+    return load_file(str(path)), meta

@@ -1,0 +1,41 @@
+"""Initialise the default process group with a timeout that surfaces a dead peer in about a minute."""
+
+from __future__ import annotations
+
+import datetime
+import os
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["init_process_group"]
+
+
+def init_process_group(backend: str = "auto", timeout_s: float = 60.0) -> None:
+    """``torch.distributed.init_process_group`` from the environment ``torchrun`` sets, with ``timeout_s``.
+
+    ``backend``: ``"gloo"`` (CPU), ``"nccl"`` (CUDA) or ``"auto"`` (NCCL when CUDA is available). torch's own
+    default timeout is 30 minutes; a collective that waits longer than ``timeout_s`` for a peer raises.
+    Nothing happens when the default group is already initialised.
+    """
+    if backend not in ("auto", "gloo", "nccl"):
+        raise ValueError(f"backend must be 'auto', 'gloo' or 'nccl', got {backend!r}")
+    if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not timeout_s > 0:
+        raise ValueError(f"timeout_s must be a number > 0, got {timeout_s!r}")
+    if dist.is_initialized():
+        return
+    if backend == "auto":
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+    timeout = datetime.timedelta(seconds=float(timeout_s))
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT")
+    if attempt is None or os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        dist.init_process_group(backend, timeout=timeout)
+        return
+    # Under torchrun the workers of every attempt share the agent's store; without a prefix of its own, an
+    # attempt after a restart can read the addresses of the previous attempt's (dead) workers (measured with
+    # torch 2.13: gloo's connectFullMesh is then refused).
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world, is_master=False,
+                          timeout=timeout)
+    dist.init_process_group(backend, store=dist.PrefixStore(f"stream_am/attempt_{attempt}", store), rank=rank,
+                            world_size=world, timeout=timeout)
