@@ -75,11 +75,14 @@ def make_learner(name: str, cfg: RunConfig, activation: str = "relu", **extra: A
     if name.startswith("AM-"):
         from stream_am import AMClassifier
 
-        if name not in ("AM-mem", "AM-Adam", "AM-mem+drift", "AM-Adam+drift", "AM-mem eta=0", "AM-mem 3 steps"):
+        if name not in ("AM-mem", "AM-Adam", "AM-mem+drift", "AM-Adam+drift", "AM-mem eta=0", "AM-mem 3 steps",
+                        "AM-mem class", "AM-mem sample"):
             raise ValueError(f"unknown learner {name!r}")
         decay: dict[str, Any] = {"memory_decay": 0.0} if name.endswith("eta=0") else {}
         if name.endswith("3 steps"):
             decay["code_steps"] = 3
+        if name.endswith(("class", "sample")):  # the memory clock, named
+            decay["memory_clock"] = name.rsplit(" ", 1)[1]
         am = AMClassifier(variant="adam" if "Adam" in name else "mem", **net, **decay)
         if not name.endswith("+drift"):
             return am

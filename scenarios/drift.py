@@ -19,7 +19,8 @@ from stream_am.evaluate import drift_recovery
 
 __all__ = ["SCENARIOS", "switching"]
 
-LEARNERS = ("AM-mem", "AM-mem+drift", "AM-Adam", "AM-Adam+drift", *BASE_LEARNERS[2:], "LogReg", "HAT", "ARF")
+LEARNERS = ("AM-mem", "AM-mem class", "AM-mem+drift", "AM-Adam", "AM-Adam+drift", *BASE_LEARNERS[2:], "LogReg", "HAT",
+            "ARF")
 
 
 def switching(

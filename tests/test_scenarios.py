@@ -11,7 +11,7 @@ from stream_am import scenarios
 REQUIRED = {
     "stationary": {"phishing", "bananas", "image-segments", "digits"},
     "drift": {"agrawal-abrupt", "agrawal-gradual", "hyperplane", "recurring", "rbf-drift"},
-    "continual": {"split-digits", "permuted-digits", "split-segments"},
+    "continual": {"split-digits", "permuted-digits", "split-segments", "split-rbf", "split-led", "permuted-rbf"},
     "non-differentiable": {"sign-digits"},
 }
 
