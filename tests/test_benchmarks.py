@@ -18,7 +18,7 @@ def test_step_time_prints_a_ratio_row_per_shape(load_benchmark: Loader, capsys: 
                 "backprop-Adam fused"}
     assert expected <= set(rows[0]) and all(rows[0][k] > 0 for k in expected)
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 64-64-64-10/b32")]
-    assert len(lines) == 1 and len(lines[0].strip("|").split("|")) == 15
+    assert len(lines) == 1 and len(lines[0].strip("|").split("|")) == 16
     assert lines[0].rstrip().endswith("| mem/mem |")  # the layers "auto" chose
 
 
