@@ -17,12 +17,16 @@ from tqdm.auto import tqdm
 from stream_am.evaluate import Prequential, PrequentialResult
 
 __all__ = [
-    "RunConfig", "Outcome", "Scenario", "make_learner", "prequential", "digits", "rows", "execute",
+    "RunConfig", "UnknownLearners", "Outcome", "Scenario", "make_learner", "prequential", "digits", "rows", "execute",
     "summary", "BASE_LEARNERS",
 ]
 
 BASE_LEARNERS = ("AM-mem", "AM-Adam", "BP-Adam", "BP-SGD")
 Stream = Iterable[tuple[dict, Any]]
+
+
+class UnknownLearners(ValueError):
+    """``--learners`` names none of a scenario's learners."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,17 @@ class RunConfig:
     batch_size: int = 32
     hidden: tuple[int, ...] | None = None
     html: bool = False
+    learners: tuple[str, ...] | None = None
+
+    def pick(self, names: Sequence[str]) -> list[str]:
+        """The scenario's learners ``names`` that ``learners`` asks for (all of them when it is ``None``)."""
+        if self.learners is None:
+            return list(names)
+        chosen = [n for n in names if n in self.learners]
+        if not chosen:
+            raise UnknownLearners(f"none of the learners {list(self.learners)} runs in this scenario; its learners: "
+                             f"{', '.join(names)}")
+        return chosen
 
     @property
     def hidden_sizes(self) -> tuple[int, ...]:

@@ -157,7 +157,7 @@ def _continual(make: Callable[[int, bool], list[Task]],
         bounds = list(np.cumsum([len(t.train) for t in tasks])[:-1])
         window = max(20, min(len(t.train) for t in tasks) // 4)
         learners, curves, matrices = {}, {}, {}
-        for name in names:
+        for name in cfg.pick(names):
             model = make_learner(name, cfg, **_extra(n, T))
             R = np.zeros((T, T))
             correct = []

@@ -76,7 +76,7 @@ def _runner(make: Callable[..., Any], full: int) -> Callable[[RunConfig], Outcom
         learners, curves = {}, {}
         points: list[int] = []
         width = 0
-        for name in LEARNERS:
+        for name in cfg.pick(LEARNERS):
             stream, points, width = make(cfg.seed, n)
             model = make_learner(name, cfg)
             res = prequential(model, stream, n, cfg, name, points)
