@@ -91,7 +91,8 @@ def test_state_round_trips_and_classes_and_inputs_grow():
     state = {k: v.clone() for k, v in u.state_dict("m.").items()}
     other = ClassMemoryUpdater(nn.Linear(3, 3), 0.01, 1e-2)
     other.load_state_dict(state, "m.")
-    assert other.Mc is not None and torch.equal(other.Mc, state["m.Mc"])
+    assert other.Mc is not None and torch.equal(other.Mc, u.Mc)
+    assert torch.equal(state["m.Ac"], u.Mc[:, :4]) and torch.equal(state["m.Bc"], u.Mc[:, 4:])
     with pytest.raises(ValueError, match="classes apart"):
         other.load_state_dict({k: v for k, v in state.items() if not k.endswith("c")}, "m.")
     before = u.Mc.clone()

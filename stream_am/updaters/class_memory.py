@@ -139,25 +139,28 @@ class ClassMemoryUpdater(MemoryUpdater):
             self.Mc = torch.cat([self.Mc, self.Mc.new_zeros(self.Mc.shape[0], n_new, self.Mc.shape[2])], dim=1)
 
     def state_dict(self, prefix: str) -> dict[str, torch.Tensor]:
+        """The plain memory's state, plus ``Ac``, ``Bc`` (copies: the two parts of ``Mc``), ``Sc`` and ``freq``."""
         if self.Sc is not None:
             self.S = float(self.Sc.sum())  # the total weight, which only the saved state reports
         sd = super().state_dict(prefix)
-        if self.Mc is not None and self.Sc is not None and self.freq is not None:
-            sd.update({f"{prefix}Mc": self.Mc, f"{prefix}Sc": self.Sc, f"{prefix}freq": self.freq})
+        if self.Mc is not None and self.Sc is not None and self.freq is not None and self.A is not None:
+            d = self.A.shape[0]
+            sd.update({f"{prefix}Ac": self.Mc[:, :d].clone(), f"{prefix}Bc": self.Mc[:, d:].clone(),
+                       f"{prefix}Sc": self.Sc, f"{prefix}freq": self.freq})
         return sd
 
     def load_state_dict(self, state: dict[str, torch.Tensor], prefix: str) -> None:
-        if f"{prefix}A" in state and f"{prefix}Mc" not in state:
-            raise ValueError(f"state has no {prefix}Mc: it was saved by a memory that does not keep classes apart")
+        if f"{prefix}A" in state and f"{prefix}Ac" not in state:
+            raise ValueError(f"state has no {prefix}Ac: it was saved by a memory that does not keep classes apart")
         super().load_state_dict(state, prefix)
         if self.A is None or self.B is None:
             self.Mc = self.Sc = self.freq = None
             return
-        Mc, Sc, freq = (state[f"{prefix}{k}"] for k in ("Mc", "Sc", "freq"))
-        d, m = self.A.shape[0], self.B.shape[0]
-        if tuple(Mc.shape) != (Sc.shape[0], d + m, d) or freq.shape != Sc.shape:
-            raise ValueError(f"state[{prefix}Mc/Sc/freq] have shapes {tuple(Mc.shape)}/{tuple(Sc.shape)}/"
-                             f"{tuple(freq.shape)}, expected (K, {d + m}, {d})/(K,)/(K,)")
+        Ac, Bc, Sc, freq = (state[f"{prefix}{k}"] for k in ("Ac", "Bc", "Sc", "freq"))
+        K = Sc.shape[0]
+        if tuple(Ac.shape) != (K, *self.A.shape) or tuple(Bc.shape) != (K, *self.B.shape) or freq.shape != Sc.shape:
+            raise ValueError(f"state[{prefix}Ac/Bc/Sc/freq] have shapes {tuple(Ac.shape)}/{tuple(Bc.shape)}/"
+                             f"{tuple(Sc.shape)}/{tuple(freq.shape)}, expected (K, *A.shape)/(K, *B.shape)/(K,)/(K,)")
         dev = self.A.device
-        self.Mc = Mc.to(device=dev, copy=True)
+        self.Mc = torch.cat([Ac, Bc], dim=1).to(device=dev)
         self.Sc, self.freq = Sc.to(device=dev, copy=True), freq.to(device=dev, copy=True)
