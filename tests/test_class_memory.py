@@ -120,3 +120,22 @@ def test_online_am_with_the_class_clock_keeps_the_first_classes_of_a_class_incre
     assert accuracy["class"] > accuracy["sample"] + 0.2
     with pytest.raises(ValueError, match="memory_clock"):
         OnlineAM(mlp((4, 16, 4)), memory_clock="task")
+
+
+def test_on_an_imbalanced_stream_class_weights_follow_the_class_frequencies():
+    """A class seen one time in five keeps a fifth of the weight (not more: it ages on the stream's clock)."""
+    (_, cls), (_, plain) = _pair(decay=0.002)
+    g = torch.Generator().manual_seed(2)
+    ratios = []
+    for i in range(400):
+        y = (torch.rand(32, generator=g) < 0.2).long()
+        a = torch.randn(32, 3, generator=g) + 2.0 * y[:, None]
+        onehot = F.one_hot(y, 2).float()
+        cls.fit(a, onehot, 32, labels=onehot)
+        plain.fit(a, onehot, 32)
+        if i >= 200:  # the weights follow a window of about 500 samples: average their ratio over 6,400
+            assert cls.Sc is not None
+            ratios.append(cls.Sc[0].item() / cls.Sc[1].item())
+    assert 3.0 < sum(ratios) / len(ratios) < 5.5
+    assert cls.A is not None and plain.A is not None
+    torch.testing.assert_close(cls.A, plain.A, rtol=0.1, atol=0.1)
