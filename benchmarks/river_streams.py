@@ -61,6 +61,8 @@ def learners(seed: int) -> dict[str, Callable[[], Any]]:
         "AM-Adam": lambda: AMClassifier(variant="adam", seed=seed),
         "AM-mem 3 code steps": lambda: AMClassifier(variant="mem", code_steps=3, seed=seed),
         "AM-auto": lambda: AMClassifier(variant="auto", seed=seed),
+        "AM-auto class clock": lambda: AMClassifier(variant="auto", memory_clock="class", seed=seed),
+        "AM-auto sample clock": lambda: AMClassifier(variant="auto", memory_clock="sample", seed=seed),
         "backprop Adam": lambda: BackpropClassifier(seed=seed),
         "river LogisticRegression": logreg,
         "river HoeffdingAdaptiveTree": lambda: tree.HoeffdingAdaptiveTreeClassifier(seed=seed),

@@ -17,12 +17,16 @@ from tqdm.auto import tqdm
 from stream_am.evaluate import Prequential, PrequentialResult
 
 __all__ = [
-    "RunConfig", "Outcome", "Scenario", "make_learner", "prequential", "digits", "rows", "execute",
+    "RunConfig", "UnknownLearners", "Outcome", "Scenario", "make_learner", "prequential", "digits", "rows", "execute",
     "summary", "BASE_LEARNERS",
 ]
 
 BASE_LEARNERS = ("AM-mem", "AM-Adam", "BP-Adam", "BP-SGD")
 Stream = Iterable[tuple[dict, Any]]
+
+
+class UnknownLearners(ValueError):
+    """``--learners`` names none of a scenario's learners."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,17 @@ class RunConfig:
     batch_size: int = 32
     hidden: tuple[int, ...] | None = None
     html: bool = False
+    learners: tuple[str, ...] | None = None
+
+    def pick(self, names: Sequence[str]) -> list[str]:
+        """The scenario's learners ``names`` that ``learners`` asks for (all of them when it is ``None``)."""
+        if self.learners is None:
+            return list(names)
+        chosen = [n for n in names if n in self.learners]
+        if not chosen:
+            raise UnknownLearners(f"none of the learners {list(self.learners)} runs in this scenario; its learners: "
+                             f"{', '.join(names)}")
+        return chosen
 
     @property
     def hidden_sizes(self) -> tuple[int, ...]:
@@ -75,11 +90,14 @@ def make_learner(name: str, cfg: RunConfig, activation: str = "relu", **extra: A
     if name.startswith("AM-"):
         from stream_am import AMClassifier
 
-        if name not in ("AM-mem", "AM-Adam", "AM-mem+drift", "AM-Adam+drift", "AM-mem eta=0", "AM-mem 3 steps"):
+        if name not in ("AM-mem", "AM-Adam", "AM-mem+drift", "AM-Adam+drift", "AM-mem eta=0", "AM-mem 3 steps",
+                        "AM-mem class", "AM-mem sample"):
             raise ValueError(f"unknown learner {name!r}")
         decay: dict[str, Any] = {"memory_decay": 0.0} if name.endswith("eta=0") else {}
         if name.endswith("3 steps"):
             decay["code_steps"] = 3
+        if name.endswith(("class", "sample")):  # the memory clock, named
+            decay["memory_clock"] = name.rsplit(" ", 1)[1]
         am = AMClassifier(variant="adam" if "Adam" in name else "mem", **net, **decay)
         if not name.endswith("+drift"):
             return am

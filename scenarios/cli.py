@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 from stream_am.scenarios import RunConfig, execute
+from stream_am.scenarios._common import UnknownLearners
 
 from stream_am import scenarios
 
@@ -25,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0, help="seed of data order, generators and models")
     run.add_argument("--hidden", type=int, nargs="+", default=None, metavar="WIDTH",
                      help="hidden layer widths of every neural learner (default: 64 64; 16 with --quick)")
+    run.add_argument("--learners", nargs="+", default=None, metavar="NAME",
+                     help="run only these of the scenario's learners (names as in its table)")
     bars = run.add_mutually_exclusive_group()
     bars.add_argument("--progress", dest="progress", action="store_true", default=None,
                       help="show progress bars (the default on a terminal only)")
@@ -73,8 +76,12 @@ def main(argv: list[str] | None = None) -> int:
                 out = out / s.name
             hidden = None if args.hidden is None else tuple(args.hidden)
             cfg = RunConfig(out=out, quick=args.quick, seed=args.seed, progress=show_bars, hidden=hidden,
-                            html=args.html)
-            doc = execute(s, cfg)
+                            html=args.html, learners=None if args.learners is None else tuple(args.learners))
+            try:
+                doc = execute(s, cfg)
+            except UnknownLearners as err:
+                print(f"{s.name}: {err}", file=sys.stderr)
+                return 2
             print(f"{s.name}: {out / 'results.md'} ({doc['config']['wall_time_s']} s)")
     finally:
         torch.set_num_threads(threads)

@@ -1,4 +1,7 @@
-"""Continual learning without task boundaries: split-digits, permuted-digits and split-segments.
+"""Continual learning without task boundaries: split and permuted digits, split segments, and long streams.
+
+The long scenarios (``split-rbf``, ``split-led``, ``permuted-rbf``) have tasks of at least 1,500 training
+samples each, long enough for a memory that fades on a clock to lose the first tasks before the stream ends.
 
 Each task has a training part, streamed once (test-then-train) in task order, and a held-out test part.
 After each task every learner is scored on every task's test part, giving the accuracy matrix ``R``.
@@ -13,6 +16,7 @@ from typing import Any
 
 import numpy as np
 from river import datasets
+from river.datasets import synth
 from stream_am.scenarios._common import (
     BASE_LEARNERS,
     Outcome,
@@ -30,6 +34,9 @@ from stream_am.evaluate import accuracy_on, continual_metrics
 __all__ = ["SCENARIOS", "Task"]
 
 LEARNERS = ("AM-mem", "AM-mem 3 steps", "AM-mem eta=0", *BASE_LEARNERS[1:], "Replay", "EWC", "HAT", "ARF")
+#: the long scenarios leave out the slowest learners (ARF, HAT, BP-SGD, three code steps)
+LONG_LEARNERS = ("AM-mem", "AM-mem class", "AM-mem eta=0", "AM-Adam", "BP-Adam", "Replay", "EWC")
+PAIRS: list[tuple[int, ...]] = [(0, 1), (2, 3), (4, 5), (6, 7), (8, 9)]
 
 
 @dataclass
@@ -91,7 +98,58 @@ def split_segments(seed: int, quick: bool) -> list[Task]:
     return _class_split(X, y, [(0, 1), (2, 3), (4, 5, 6)], seed, quick, "f")
 
 
-def _continual(make: Callable[[int, bool], list[Task]]) -> Callable[[RunConfig], Outcome]:
+def _per_class(stream: Any, n_classes: int, quota: int, limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``quota`` samples of each class of ``stream`` (read at most ``limit`` samples), in order."""
+    kept: list[tuple[dict, int]] = []
+    counts = [0] * n_classes
+    for x, y in stream.take(limit):
+        if counts[y] < quota:
+            counts[y] += 1
+            kept.append((x, y))
+            if min(counts) == quota:
+                break
+    if min(counts) < quota:
+        raise ValueError(f"the generator gave only {min(counts)} samples of some class in {limit}, need {quota}")
+    names = list(kept[0][0])
+    return np.array([[x[k] for k in names] for x, _ in kept], dtype=float), np.array([y for _, y in kept])
+
+
+def _rbf(seed: int, quick: bool) -> tuple[np.ndarray, np.ndarray]:
+    """RandomRBF, 10 classes on 10 features, 1,100 samples per class (770 to train: tasks of 2 x 770)."""
+    gen = synth.RandomRBF(seed_model=seed, seed_sample=seed + 1, n_classes=10, n_features=10, n_centroids=50)
+    return _per_class(gen, 10, 60 if quick else 1100, 200_000)
+
+
+def split_rbf(seed: int, quick: bool) -> list[Task]:
+    X, y = _rbf(seed, quick)
+    return _class_split(X, y, PAIRS, seed, quick, "f")
+
+
+def split_led(seed: int, quick: bool) -> list[Task]:
+    """LED digits (7 segments, 10% noise, 17 irrelevant features), 1,100 samples per digit, 2 digits a task."""
+    X, y = _per_class(synth.LED(seed=seed, noise_percentage=0.1, irrelevant_features=True), 10,
+                      60 if quick else 1100, 100_000)
+    return _class_split(X, y, PAIRS, seed, quick, "f")
+
+
+def permuted_rbf(seed: int, quick: bool) -> list[Task]:
+    """Domain-incremental RandomRBF: 5 tasks of 1,540 samples (all 10 classes), features permuted per task."""
+    X, y = _rbf(seed, quick)
+    rng = np.random.default_rng(seed)
+    Xtr, ytr, Xte, yte = _split(X, y, rng)
+    per_task = len(ytr) // 5
+    tasks = []
+    for k in range(5):
+        perm = np.arange(X.shape[1]) if k == 0 else rng.permutation(X.shape[1])
+        part = slice(k * per_task, (k + 1) * per_task)
+        n_test = 30 if quick else None
+        tasks.append(_make_task(Xtr[part][:, perm][: 50 if quick else None], ytr[part][: 50 if quick else None],
+                                Xte[:n_test, perm], yte[:n_test], "f"))
+    return tasks
+
+
+def _continual(make: Callable[[int, bool], list[Task]],
+               names: tuple[str, ...] = LEARNERS) -> Callable[[RunConfig], Outcome]:
     def run(cfg: RunConfig) -> Outcome:
         tasks = make(cfg.seed, cfg.quick)
         T = len(tasks)
@@ -99,7 +157,7 @@ def _continual(make: Callable[[int, bool], list[Task]]) -> Callable[[RunConfig],
         bounds = list(np.cumsum([len(t.train) for t in tasks])[:-1])
         window = max(20, min(len(t.train) for t in tasks) // 4)
         learners, curves, matrices = {}, {}, {}
-        for name in LEARNERS:
+        for name in cfg.pick(names):
             model = make_learner(name, cfg, **_extra(n, T))
             R = np.zeros((T, T))
             correct = []
@@ -149,4 +207,11 @@ SCENARIOS = [
              "(the first is the identity), all 10 classes in each.", _continual(permuted_digits)),
     Scenario("split-segments", "continual", "Class-incremental ImageSegments: 3 tasks of 2, 2 and 3 classes.",
              _continual(split_segments)),
+    Scenario("split-rbf", "continual", "Class-incremental RandomRBF (10 classes, 10 features): 5 tasks of 2 "
+             "classes, 1,540 training samples each.", _continual(split_rbf, LONG_LEARNERS)),
+    Scenario("split-led", "continual", "Class-incremental LED digits (24 binary features, 10% noise): 5 tasks of "
+             "2 digits, 1,540 training samples each.", _continual(split_led, LONG_LEARNERS)),
+    Scenario("permuted-rbf", "continual", "Domain-incremental RandomRBF: 5 tasks of 1,540 training samples of all "
+             "10 classes, each with its own fixed feature permutation (the first is the identity).",
+             _continual(permuted_rbf, LONG_LEARNERS)),
 ]

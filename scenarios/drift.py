@@ -19,7 +19,8 @@ from stream_am.evaluate import drift_recovery
 
 __all__ = ["SCENARIOS", "switching"]
 
-LEARNERS = ("AM-mem", "AM-mem+drift", "AM-Adam", "AM-Adam+drift", *BASE_LEARNERS[2:], "LogReg", "HAT", "ARF")
+LEARNERS = ("AM-mem", "AM-mem class", "AM-mem+drift", "AM-Adam", "AM-Adam+drift", *BASE_LEARNERS[2:], "LogReg", "HAT",
+            "ARF")
 
 
 def switching(
@@ -75,7 +76,7 @@ def _runner(make: Callable[..., Any], full: int) -> Callable[[RunConfig], Outcom
         learners, curves = {}, {}
         points: list[int] = []
         width = 0
-        for name in LEARNERS:
+        for name in cfg.pick(LEARNERS):
             stream, points, width = make(cfg.seed, n)
             model = make_learner(name, cfg)
             res = prequential(model, stream, n, cfg, name, points)

@@ -21,7 +21,8 @@ def _runner(load: Callable[[int], list]) -> Callable[[RunConfig], Outcome]:
         n = min(len(data), QUICK_SAMPLES) if cfg.quick else len(data)
         window = max(20, n // 10)
         learners, curves = {}, {}
-        for name, act in LEARNERS:
+        chosen = cfg.pick([name for name, _ in LEARNERS])
+        for name, act in (pair for pair in LEARNERS if pair[0] in chosen):
             label = f"{name} ({act}{', STE' if name.startswith('BP') and act == 'sign' else ''})"
             res = prequential(make_learner(name, cfg, activation=act), data, n, cfg, label)
             learners[label] = summary(res)

@@ -43,7 +43,7 @@ def _runner(load: Callable[[int], list[tuple[dict, object]]]) -> Callable[[RunCo
         n = min(len(data), QUICK_SAMPLES) if cfg.quick else len(data)
         window = max(20, n // 10)
         learners, curves = {}, {}
-        for name in LEARNERS:
+        for name in cfg.pick(LEARNERS):
             res = prequential(make_learner(name, cfg), data, n, cfg, name)
             learners[name] = summary(res)
             learners[name]["final_window_accuracy"] = float(res.correct[-window:].mean())

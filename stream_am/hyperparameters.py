@@ -13,7 +13,7 @@ from typing import Any
 from stream_am import checks
 from stream_am.variants import check_variant
 
-__all__ = ["HYPERPARAMETERS", "LOSSES", "READOUTS", "check_hyperparameters", "check_choices"]
+__all__ = ["HYPERPARAMETERS", "LOSSES", "MEMORY_CLOCKS", "READOUTS", "check_hyperparameters", "check_choices"]
 
 HYPERPARAMETERS: dict[str, tuple[float, float | None, bool]] = {
     "mu": (0.0, math.inf, False),
@@ -33,6 +33,7 @@ HYPERPARAMETERS: dict[str, tuple[float, float | None, bool]] = {
 }
 LOSSES = ("cross_entropy", "mse")
 READOUTS = ("memory", "adam")
+MEMORY_CLOCKS = ("sample", "class")
 
 
 def check_hyperparameters(obj: Any) -> None:

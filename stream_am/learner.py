@@ -17,11 +17,19 @@ from torch.nn import functional as F
 
 from stream_am import checks
 from stream_am.codes import forward_codes, update_codes
-from stream_am.hyperparameters import check_choices, check_hyperparameters
+from stream_am.hyperparameters import MEMORY_CLOCKS, check_choices, check_hyperparameters
 from stream_am.learner_state import LearnerState
 from stream_am.network import Network, decompose
 from stream_am.objectives import CodeObjective, build_objectives, output_loss
-from stream_am.updaters import AdamUpdater, MemoryUpdater, Reduce, Updater, fit_reduced, make_readout
+from stream_am.updaters import (
+    AdamUpdater,
+    ClassMemoryUpdater,
+    MemoryUpdater,
+    Reduce,
+    Updater,
+    fit_reduced,
+    make_readout,
+)
 from stream_am.variants import check_network, resolve_variants
 
 __all__ = ["OnlineAM"]
@@ -64,6 +72,11 @@ class OnlineAM(LearnerState):
         Adam step size of the output layer (``readout="adam"``); ``weight_steps`` steps per mini-batch.
     memory_decay
         Per-sample forgetting rate of every memory in ``[0, 1)``; settable between steps.
+    memory_clock
+        ``"sample"``: a memory ages every remembered sample by ``(1 - memory_decay)`` per later sample;
+        ``"class"`` (classification): it keeps each class's statistics apart and ages a class only by the
+        samples of that class, so that a class the stream no longer shows is not erased by the others
+        (:mod:`stream_am.updaters.class_memory`). A regressor's memories always use the sample clock.
     ridge
         Proximal ridge of the memory solves, in units of the inputs' mean square.
     solve_every
@@ -111,6 +124,7 @@ class OnlineAM(LearnerState):
         weight_lr: float = 0.005,
         output_lr: float = 0.008,
         memory_decay: float = 1e-3,
+        memory_clock: str = "sample",
         ridge: float = 1e-2,
         solve_every: int = 1,
         parallel_layers: bool = True,
@@ -133,6 +147,7 @@ class OnlineAM(LearnerState):
         self.weight_lr = weight_lr
         self.output_lr = output_lr
         self.memory_decay = memory_decay
+        self.memory_clock = memory_clock
         self.ridge = ridge
         self.solve_every = solve_every
         self.parallel_layers = parallel_layers
@@ -148,6 +163,7 @@ class OnlineAM(LearnerState):
     # ------------------------------------------------------------------ configuration
     def _validate_params(self) -> None:
         check_choices(self.variant, self.readout, self.loss)
+        checks.check_choice("memory_clock", self.memory_clock, MEMORY_CLOCKS)
         checks.check_device(self.device)
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
             raise ValueError(f"seed must be an int or None, got {self.seed!r}")
@@ -177,16 +193,19 @@ class OnlineAM(LearnerState):
         net = self._net
         self._onehot = self.loss == "cross_entropy" and self.readout == "memory"  # the readout fits one-hot rows
         self._objectives: list[CodeObjective] = build_objectives(net, "sq" if self._onehot else self.loss)
+        by_class = self.memory_clock == "class" and self.loss == "cross_entropy"
+        memory = ClassMemoryUpdater if by_class else MemoryUpdater
         self._updaters: list[Updater] = [
-            MemoryUpdater(b.layer, self.memory_decay, self.ridge, self.solve_every)
+            memory(b.layer, self.memory_decay, self.ridge, self.solve_every)
             if v == "mem"
             else AdamUpdater(b, self.weight_lr, self.weight_steps, self.lambda_w)
             for v, b in zip(variants, net.blocks, strict=True)
         ]
         self._updaters.append(
             make_readout(self.readout, net.out, loss=self.loss, lr=self.output_lr, steps=self.weight_steps,
-                         decay=self.memory_decay, ridge=self.ridge, solve_every=self.solve_every)
+                         decay=self.memory_decay, ridge=self.ridge, solve_every=self.solve_every, by_class=by_class)
         )
+        self._by_class = any(isinstance(u, ClassMemoryUpdater) for u in self._updaters)
         self._streams: list[torch.cuda.Stream] = []
         self._built = True
 
@@ -235,12 +254,15 @@ class OnlineAM(LearnerState):
         # what a layer outputs for its (updated) input is often known: block 1's input never changes (its
         # output is the forward code), and each code objective keeps the output of the layer above it
         known = [codes[0] if codes else None] + [o.output for o in self._objectives]
+        labels = None  # one-hot labels, for class-clocked memories
+        if self._by_class:
+            labels = target if self._onehot else F.one_hot(y, self.n_outputs).to(x.dtype)
         if reduce is None:
-            self._fit_layers(inputs, [*new, target], known, n)
+            self._fit_layers(inputs, [*new, target], known, n, labels)
         else:  # the global count and sums of this step come back with the statistics
             correct = (before.argmax(1) == y).sum() if self.loss == "cross_entropy" else loss_sum.new_zeros(())
-            totals = fit_reduced(self._updaters, inputs, [*new, target], known,
-                                 torch.stack([loss_sum.new_tensor(float(n)), loss_sum, correct.to(loss_sum)]), reduce)
+            counts = torch.stack([loss_sum.new_tensor(float(n)), loss_sum, correct.to(loss_sum)])
+            totals = fit_reduced(self._updaters, inputs, [*new, target], known, counts, reduce, labels)
             n = int(round(float(totals[0])))
             if n == 0:
                 return {"n": 0.0, "mu": self._mu}
@@ -292,11 +314,15 @@ class OnlineAM(LearnerState):
         return isinstance(first, nn.Linear) and not self._net.pre
 
     def _fit_layers(
-        self, inputs: list[torch.Tensor], targets: list[torch.Tensor], known: list[torch.Tensor | None], n: int
+        self, inputs: list[torch.Tensor], targets: list[torch.Tensor], known: list[torch.Tensor | None], n: int,
+        labels: torch.Tensor | None,
     ) -> None:
-        """Every layer's weight subproblem; they are independent, so on CUDA each runs on its own stream."""
+        """Every layer's weight subproblem; they are independent, so on CUDA each runs on its own stream.
+
+        Class-clocked memories also get the batch's ``labels`` (one-hot)."""
         jobs: list[Callable[[], None]] = [
-            partial(u.fit, a, t, n, k) for u, a, t, k in zip(self._updaters, inputs, targets, known, strict=True)
+            partial(u.fit, a, t, n, k, labels=labels)
+            for u, a, t, k in zip(self._updaters, inputs, targets, known, strict=True)
         ]
         if self._device.type != "cuda" or len(jobs) < 2 or not self.parallel_layers:
             for job in jobs:

@@ -12,12 +12,12 @@ pytestmark = [
 ]
 
 
-@pytest.mark.parametrize("variant", ["mem", "adam"])
-def test_cuda_state_lives_on_the_device_and_matches_cpu(variant):
+@pytest.mark.parametrize(("variant", "clock"), [("mem", "sample"), ("adam", "sample"), ("mem", "class")])
+def test_cuda_state_lives_on_the_device_and_matches_cpu(variant, clock):
     x, y = blobs(n=256)
     runs = {}
     for device in ("cpu", "cuda"):
-        am = OnlineAM(mlp([4, 32, 32, 3]), variant=variant, device=device, seed=0)
+        am = OnlineAM(mlp([4, 32, 32, 3]), variant=variant, memory_clock=clock, device=device, seed=0)
         for i in range(0, 256, 32):
             am.partial_fit(x[i : i + 32], y[i : i + 32])  # CPU tensors in: moved by the learner
         for key, value in am.state_dict().items():

@@ -11,7 +11,7 @@ from stream_am import scenarios
 REQUIRED = {
     "stationary": {"phishing", "bananas", "image-segments", "digits"},
     "drift": {"agrawal-abrupt", "agrawal-gradual", "hyperplane", "recurring", "rbf-drift"},
-    "continual": {"split-digits", "permuted-digits", "split-segments"},
+    "continual": {"split-digits", "permuted-digits", "split-segments", "split-rbf", "split-led", "permuted-rbf"},
     "non-differentiable": {"sign-digits"},
 }
 
@@ -92,3 +92,12 @@ def test_progress_bars_only_on_a_terminal_unless_asked(monkeypatch, tmp_path, fl
                         {"config": {"wall_time_s": 0.0}})
     assert scenario_cli.main(["run", "phishing", "--quick", "--out", str(tmp_path), *flags]) == 0
     assert seen == [shown]
+
+
+def test_learners_option_runs_only_the_named_learners(tmp_path, capsys):
+    args = ["run", "split-rbf", "--quick", "--out", str(tmp_path), "--no-progress"]
+    assert main([*args, "--learners", "AM-mem class", "Replay"]) == 0
+    doc = json.loads((tmp_path / "results.json").read_text())
+    assert list(doc["learners"]) == ["AM-mem class", "Replay"]
+    assert main([*args, "--learners", "ARF"]) == 2
+    assert "none of the learners ['ARF'] runs in this scenario" in capsys.readouterr().err

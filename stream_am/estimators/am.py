@@ -14,10 +14,11 @@ from typing import Any
 
 from torch import nn
 
+from stream_am import checks
 from stream_am.estimators.classifier import StreamClassifier
 from stream_am.estimators.regressor import StreamRegressor
 from stream_am.estimators.sklearn_api import SklearnClassifier, SklearnRegressor
-from stream_am.hyperparameters import HYPERPARAMETERS, check_choices, check_hyperparameters
+from stream_am.hyperparameters import HYPERPARAMETERS, MEMORY_CLOCKS, check_choices, check_hyperparameters
 from stream_am.learner import OnlineAM
 
 __all__ = ["AMClassifier", "AMRegressor", "AM_HYPERPARAMETERS"]
@@ -37,14 +38,17 @@ class _AMMixin:
     device: str
     seed: int | None
     _loss: str
+    memory_clock: str = "sample"  # a classifier's constructor argument; a regressor's memories age per sample
 
     def _check_am_params(self) -> None:
         check_choices(self.variant, self.readout, n_codes=len(self.hidden_sizes))
+        checks.check_choice("memory_clock", self.memory_clock, MEMORY_CLOCKS)
         check_hyperparameters(self)
 
     def _make_engine(self, module: nn.Sequential) -> Any:
         return OnlineAM(module, variant=self.variant, loss=self._loss, readout=self.readout, device=self.device,
-                        seed=self.seed, **{k: getattr(self, k) for k in AM_HYPERPARAMETERS})
+                        seed=self.seed, memory_clock=self.memory_clock,
+                        **{k: getattr(self, k) for k in AM_HYPERPARAMETERS})
 
 
 class AMClassifier(_AMMixin, SklearnClassifier, StreamClassifier):
@@ -71,7 +75,7 @@ class AMClassifier(_AMMixin, SklearnClassifier, StreamClassifier):
         Standardise every feature online (see :mod:`stream_am.estimators.base`).
     mu, mu_growth, mu_max_factor, code_steps, code_lr, code_momentum, weight_steps, weight_lr, output_lr
         Passed to :class:`stream_am.learner.OnlineAM`; see its documentation.
-    memory_decay, ridge, solve_every, lambda_c, lambda_w
+    memory_decay, memory_clock, ridge, solve_every, lambda_c, lambda_w
         Passed to :class:`stream_am.learner.OnlineAM`; see its documentation.
     epochs
         Passes over the data made by :meth:`fit` (scikit-learn API); every other method learns each sample
@@ -130,6 +134,7 @@ class AMClassifier(_AMMixin, SklearnClassifier, StreamClassifier):
         weight_lr: float = _ENGINE_DEFAULTS["weight_lr"],
         output_lr: float = _ENGINE_DEFAULTS["output_lr"],
         memory_decay: float = _ENGINE_DEFAULTS["memory_decay"],
+        memory_clock: str = _ENGINE_DEFAULTS["memory_clock"],
         ridge: float = _ENGINE_DEFAULTS["ridge"],
         solve_every: int = _ENGINE_DEFAULTS["solve_every"],
         lambda_c: float = _ENGINE_DEFAULTS["lambda_c"],
@@ -144,7 +149,7 @@ class AMClassifier(_AMMixin, SklearnClassifier, StreamClassifier):
         self.code_steps, self.code_lr, self.code_momentum = code_steps, code_lr, code_momentum
         self.weight_steps, self.weight_lr, self.output_lr = weight_steps, weight_lr, output_lr
         self.memory_decay, self.ridge, self.lambda_c, self.lambda_w = memory_decay, ridge, lambda_c, lambda_w
-        self.solve_every = solve_every
+        self.solve_every, self.memory_clock = solve_every, memory_clock
         self.epochs = epochs
         self.device, self.seed = device, seed
         self._check_params()
@@ -156,6 +161,7 @@ class AMClassifier(_AMMixin, SklearnClassifier, StreamClassifier):
         yield {"hidden_sizes": (4,), "batch_size": 16, "variant": "mem"}
         yield {"hidden_sizes": (4,), "batch_size": 16, "variant": "adam", "readout": "adam"}
         yield {"hidden_sizes": (40, 4), "batch_size": 16, "variant": "auto"}
+        yield {"hidden_sizes": (4,), "batch_size": 16, "variant": "mem", "memory_clock": "class"}
 
 
 class AMRegressor(_AMMixin, SklearnRegressor, StreamRegressor):

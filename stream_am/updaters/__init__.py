@@ -2,6 +2,7 @@
 
 from stream_am.updaters.adam import AdamState, AdamUpdater, adam_step
 from stream_am.updaters.base import Updater
+from stream_am.updaters.class_memory import ClassMemoryUpdater, class_increments
 from stream_am.updaters.collective import Reduce, fit_reduced
 from stream_am.updaters.memory import MemoryUpdater, memory_fold, memory_increments, ridge_solve
 from stream_am.updaters.readout import AdamReadout, make_readout
@@ -10,10 +11,12 @@ __all__ = [
     "AdamReadout",
     "AdamState",
     "AdamUpdater",
+    "ClassMemoryUpdater",
     "MemoryUpdater",
     "Reduce",
     "Updater",
     "adam_step",
+    "class_increments",
     "fit_reduced",
     "make_readout",
     "memory_fold",

@@ -195,7 +195,8 @@ class AdamUpdater:
         self._closed_form = block.norm is None and isinstance(block.layer, nn.Linear)
 
     def statistics(
-        self, a: torch.Tensor, target: torch.Tensor, n: int, known: torch.Tensor | None = None
+        self, a: torch.Tensor, target: torch.Tensor, n: int, known: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
     ) -> list[torch.Tensor]:
         layer = self.block.layer
         if self._closed_form and isinstance(layer, nn.Linear):
@@ -212,7 +213,8 @@ class AdamUpdater:
             grads[0].add_(torch.sign(w), alpha=self.lambda_w / w.numel())
         self.adam.step(self.block.parameters(), grads)
 
-    def fit(self, a: torch.Tensor, target: torch.Tensor, n: int, known: torch.Tensor | None = None) -> None:
+    def fit(self, a: torch.Tensor, target: torch.Tensor, n: int, known: torch.Tensor | None = None,
+            labels: torch.Tensor | None = None) -> None:
         for k in range(self.steps):
             self.apply(self.statistics(a, target, n, known if k == 0 else None), n)
 

@@ -26,16 +26,19 @@ class Updater(Protocol):
     steps: int  # how many times ``fit`` computes fresh statistics and applies them (Adam: ``weight_steps``)
 
     def statistics(
-        self, a: torch.Tensor, target: torch.Tensor, n: int, known: torch.Tensor | None = None
+        self, a: torch.Tensor, target: torch.Tensor, n: int, known: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
     ) -> list[torch.Tensor]:
-        """Additive statistics of the batch (``known``: the layer's output for ``a``, when already computed)."""
+        """Additive statistics of the batch (``known``: the layer's output for ``a``, when already computed;
+        ``labels``: the batch's labels one-hot, n x K, which only a class-clocked memory reads)."""
         ...
 
     def apply(self, stats: list[torch.Tensor], n: int) -> None:
         """Fold ``stats`` (of ``n`` samples, possibly summed over shards) into the state and the weights."""
         ...
 
-    def fit(self, a: torch.Tensor, target: torch.Tensor, n: int, known: torch.Tensor | None = None) -> None:
+    def fit(self, a: torch.Tensor, target: torch.Tensor, n: int, known: torch.Tensor | None = None,
+            labels: torch.Tensor | None = None) -> None:
         """Fit the layer to the batch: ``apply(statistics(...))``."""
         ...
 

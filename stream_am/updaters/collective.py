@@ -44,19 +44,21 @@ def unflatten(flat: torch.Tensor, like: Sequence[Sequence[torch.Tensor]]) -> lis
 
 def fit_reduced(
     updaters: Sequence[Updater], inputs: Sequence[torch.Tensor], targets: Sequence[torch.Tensor],
-    known: Sequence[torch.Tensor | None], counts: torch.Tensor, reduce: Reduce,
+    known: Sequence[torch.Tensor | None], counts: torch.Tensor, reduce: Reduce, labels: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Fit every layer to the statistics of all workers' shares; returns ``counts`` summed over workers.
 
     ``counts[0]`` is the local number of samples (possibly 0); the rest are further per-step sums to add up
-    (such as the loss). Nothing is applied when no worker brought a sample.
+    (such as the loss). Nothing is applied when no worker brought a sample. ``labels``: the share's one-hot
+    labels, for class-clocked memories (their per-class statistics are sums too).
     """
     n_local = inputs[0].shape[0]
     totals = counts
     n = 0
     for k in range(max(u.steps for u in updaters)):
         active = [i for i, u in enumerate(updaters) if u.steps > k]
-        stats = [updaters[i].statistics(inputs[i], targets[i], n_local, known[i] if k == 0 else None) for i in active]
+        stats = [updaters[i].statistics(inputs[i], targets[i], n_local, known[i] if k == 0 else None, labels=labels)
+                 for i in active]
         flat = reduce(flatten(stats, counts if k == 0 else None))
         if k == 0:
             totals = flat[flat.numel() - counts.numel() :]

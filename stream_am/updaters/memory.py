@@ -124,7 +124,8 @@ class MemoryUpdater:
         self._rows_per_sample = 1
 
     def statistics(
-        self, a: torch.Tensor, target: torch.Tensor, n: int, known: torch.Tensor | None = None
+        self, a: torch.Tensor, target: torch.Tensor, n: int, known: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
     ) -> list[torch.Tensor]:
         rows_a, rows_c = rows(self.layer, a, target)
         if self.bias:
@@ -140,7 +141,8 @@ class MemoryUpdater:
             set_affine(self.layer, ridge_solve(self.A, self.B, get_affine(self.layer), self.ridge))
         self.n_updates += 1
 
-    def fit(self, a: torch.Tensor, target: torch.Tensor, n: int, known: torch.Tensor | None = None) -> None:
+    def fit(self, a: torch.Tensor, target: torch.Tensor, n: int, known: torch.Tensor | None = None,
+            labels: torch.Tensor | None = None) -> None:
         self.apply(self.statistics(a, target, n), n)
 
     def forget(self, factor: float) -> None:
