@@ -47,7 +47,8 @@ def make_learner(config: dict[str, Any]) -> OnlineAM:
         clf = AMClassifier(hidden_sizes=(12, 10), variant=config["variant"], seed=0)
         return clf._make_engine(module)
     return OnlineAM(module, variant=config["variant"], readout=config.get("readout", "memory"),
-                    weight_steps=config.get("weight_steps", 1), seed=0)
+                    weight_steps=config.get("weight_steps", 1), memory_clock=config.get("memory_clock", "sample"),
+                    seed=0)
 
 
 def batch(t: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -26,6 +26,7 @@ CONFIGS = [
     {"name": "adam", "variant": "adam", "weight_steps": 2},
     {"name": "adam_readout", "variant": "mem", "readout": "adam"},
     {"name": "classifier", "variant": "auto", "through": "AMClassifier"},
+    {"name": "class_clock", "variant": "mem", "memory_clock": "class"},
 ]
 
 
