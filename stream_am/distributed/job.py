@@ -177,5 +177,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(report), flush=True)
     import torch.distributed as dist
 
+    dist.barrier()  # leave together: gloo threads still alive when the interpreter exits abort the process
     dist.destroy_process_group()
     return 0
