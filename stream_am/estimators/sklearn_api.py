@@ -190,7 +190,7 @@ class SklearnClassifier(_SklearnAPI, _ClassifierBase):
 
         def learn(model: SklearnClassifier) -> None:
             for _ in range(self.epochs):
-                super().partial_fit(rows, labels, classes=classes)  # super(SklearnClassifier, model): learn's own first argument
+                super().partial_fit(rows, labels, classes=classes)  # binds to `model`
 
         self._sk_fit(X, learn)
         return self
@@ -239,7 +239,7 @@ class SklearnRegressor(_SklearnAPI, _RegressorBase):
 
         def learn(model: SklearnRegressor) -> None:
             for _ in range(self.epochs):
-                super().partial_fit(rows, targets)  # super(SklearnRegressor, model): learn's own first argument
+                super().partial_fit(rows, targets)  # binds to `model`
 
         self._sk_fit(X, learn)
         return self
