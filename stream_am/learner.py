@@ -242,9 +242,7 @@ class OnlineAM(LearnerState):
             self._built = not first  # a first batch the network refuses builds nothing either
             raise
         loss_sum = output_loss(before, y, self.loss)
-        measured = {"loss": loss_sum / n} if reduce is None else {}
-        if self.loss == "cross_entropy" and reduce is None:
-            measured["accuracy"] = (before.argmax(1) == y).float().mean()
+        correct = (before.argmax(1) == y).sum().to(loss_sum) if self.loss == "cross_entropy" else None
         target = F.one_hot(y, self.n_outputs).to(x.dtype) if self._onehot else y  # built once per batch
         new = update_codes(self._objectives, codes, target, masks, before, mu=self._mu, lambda_c=self.lambda_c,
                            steps=self.code_steps, lr=self.code_lr, momentum=self.code_momentum,
@@ -260,15 +258,16 @@ class OnlineAM(LearnerState):
         if reduce is None:
             self._fit_layers(inputs, [*new, target], known, n, labels)
         else:  # the global count and sums of this step come back with the statistics
-            correct = (before.argmax(1) == y).sum() if self.loss == "cross_entropy" else loss_sum.new_zeros(())
-            counts = torch.stack([loss_sum.new_tensor(float(n)), loss_sum, correct.to(loss_sum)])
-            totals = fit_reduced(self._updaters, inputs, [*new, target], known, counts, reduce, labels)
+            local = torch.stack([loss_sum.new_tensor(float(n)), loss_sum,
+                                 loss_sum.new_zeros(()) if correct is None else correct])
+            totals = fit_reduced(self._updaters, inputs, [*new, target], known, local, reduce, labels)
             n = int(round(float(totals[0])))
             if n == 0:
                 return {"n": 0.0, "mu": self._mu}
-            measured = {"loss": totals[1] / n}
-            if self.loss == "cross_entropy":
-                measured["accuracy"] = totals[2] / n
+            loss_sum, correct = totals[1], None if correct is None else totals[2]
+        measured = {"loss": loss_sum / n}
+        if correct is not None:
+            measured["accuracy"] = correct / n
         for l, block in enumerate(net.blocks):  # noqa: E741
             block.update_running_stats(inputs[l])
         stats = {"n": float(n), "mu": self._mu}
