@@ -25,14 +25,19 @@ from stream_am.estimators import build_mlp
 N_IN, N_OUT, BATCH = 6, 3, 32
 
 
+def free_port() -> int:
+    """A loopback port free right now (for a rendezvous)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 @contextmanager
 def group_of_one() -> Iterator[None]:
     """A gloo process group of one rank in this process, destroyed on exit."""
     import torch.distributed as dist
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
     try:
         yield

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from distributed_worker import batch, eval_inputs, group_of_one, make_learner
+from distributed_worker import batch, eval_inputs, free_port, group_of_one, make_learner
 from safetensors.torch import load_file
 from torch import nn
 
@@ -30,16 +29,10 @@ CONFIGS = [
 ]
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def launch(configs: list[dict], out: Path, world: int = 2, timeout: float = 120.0,
            env_extra: dict[str, str] | None = None) -> list[subprocess.Popen]:
     """Start ``world`` worker processes; the caller waits with :func:`wait_all`."""
-    env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_port()), WORLD_SIZE=str(world),
+    env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), WORLD_SIZE=str(world),
                GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS="1", **(env_extra or {}))
     return [
         subprocess.Popen([sys.executable, str(WORKER), json.dumps(configs), str(out)], env=dict(env, RANK=str(r)),
