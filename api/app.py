@@ -11,7 +11,6 @@ from starlette.concurrency import run_in_threadpool
 from stream_am.server.errors import install_handlers
 from stream_am.server.json_default import JSONByDefault
 from stream_am.server.limits import BodySizeLimit
-from stream_am.server.readaccess import ReadAccess
 from stream_am.server.registry import Registry
 from stream_am.server.routers import dashboard_router, docs_router, learning_router, models_router, ops_router
 from stream_am.server.security import ApiKeyGuard
@@ -56,8 +55,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(docs_router)
     app.mount("/static", StaticFiles(packages=[("stream_am.server", "static")]), name="static")
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, max_import_bytes=settings.max_import_bytes)
-    app.add_middleware(ApiKeyGuard, api=app, key=settings.api_key)  # before any body is read
-    app.add_middleware(ReadAccess, protect=settings.api_key is not None and settings.protect_reads)
+    # before any body is read; with protect_reads, reads too
+    app.add_middleware(ApiKeyGuard, api=app, key=settings.api_key, protect_reads=settings.protect_reads)
     app.add_middleware(TelemetryMiddleware, telemetry=app.state.telemetry)
     app.add_middleware(JSONByDefault)
     return app

@@ -4,7 +4,8 @@ A route is protected when it declares the dependency :func:`require_api_key`. :c
 middleware) checks those routes before the application runs, so the body of a protected request is never
 read (nor parsed, nor counted against memory) without the key. The dependency repeats the check inside the
 route, and :func:`check_api_key` serves routes protected only in some cases (``predict`` with ``ids``,
-which stores data). Which endpoints are open is listed in ``docs/security.md``.
+which stores data). With ``protect_reads`` the guard also closes every read (GET, HEAD) but those of
+:data:`OPEN_PATHS`. Which endpoints are open is listed in ``docs/security.md``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,12 @@ from starlette.responses import JSONResponse
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["ApiKeyGuard", "check_api_key", "require_api_key"]
+__all__ = ["OPEN_PATHS", "ApiKeyGuard", "check_api_key", "require_api_key"]
+
+#: paths (and prefixes ending in "/") that stay open even when reads are closed: the health check, the
+#: dashboard page and its static files, and the API documentation hold no model data (the dashboard asks for
+#: the key and sends it with each of its data requests)
+OPEN_PATHS = ("/health", "/dashboard", "/dashboard/config", "/static/", "/docs", "/docs/", "/redoc", "/openapi.json")
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 _DETAIL = "a valid API key is required"
@@ -56,12 +62,15 @@ def _endpoints(routes: list[Any]) -> Iterator[Any]:
 class ApiKeyGuard:
     """Answers 401 to a protected route without the key before the application (or its body) is touched."""
 
-    def __init__(self, app: ASGIApp, api: Any, key: SecretStr | None) -> None:
+    def __init__(self, app: ASGIApp, api: Any, key: SecretStr | None, protect_reads: bool = False) -> None:
         self.app = app
         self.api = api  # the FastAPI application, whose routes say which are protected
         self.key = key
+        self.protect_reads = protect_reads
 
     def _protected(self, scope: Scope) -> bool:
+        if self.protect_reads and scope["method"] in ("GET", "HEAD") and not _is_open(scope["path"]):
+            return True
         for route in _endpoints(self.api.router.routes):
             match, _ = route.matches(scope)
             if match == Match.FULL:
@@ -76,3 +85,7 @@ class ApiKeyGuard:
                 await JSONResponse({"detail": _DETAIL}, status_code=401, headers=_CHALLENGE)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+def _is_open(path: str) -> bool:
+    return any(path.startswith(p) if p.endswith("/") else path == p for p in OPEN_PATHS)
