@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from stream_am.server.errors import install_handlers
 from stream_am.server.json_default import JSONByDefault
 from stream_am.server.limits import BodySizeLimit
+from stream_am.server.publisher import Publisher
 from stream_am.server.registry import Registry
 from stream_am.server.routers import dashboard_router, docs_router, learning_router, models_router, ops_router
 from stream_am.server.security import ApiKeyGuard
@@ -24,18 +25,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the service; models are restored when the lifespan starts, checkpointed when it ends.
 
     Without ``settings`` they are read from the environment (``STREAM_AM_*``), which lets
-    ``uvicorn --factory api.app:create_app`` work.
+    ``uvicorn --factory stream_am.server.app:create_app`` work. ``role="writer"`` adds the snapshot
+    publisher; ``role="predictor"`` builds the predictor application instead (:mod:`replica_app`).
     """
     settings = settings if settings is not None else Settings()
+    if settings.role == "predictor":
+        from stream_am.server.replica_app import create_predictor_app
+
+        return create_predictor_app(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         registry = Registry(settings)
         await run_in_threadpool(registry.open)
         app.state.registry = registry
+        publisher = Publisher(registry, settings) if settings.role == "writer" else None
+        app.state.publisher = publisher
         try:
+            if publisher is not None:
+                await run_in_threadpool(publisher.start)
             yield
         finally:
+            if publisher is not None:
+                await run_in_threadpool(publisher.stop)
             await run_in_threadpool(registry.close)
 
     app = FastAPI(

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stream_am.server.errors import FieldError
 
-__all__ = ["check_batch", "check_targets", "to_rows"]
+if TYPE_CHECKING:
+    from stream_am.server.schemas import PredictRequest
+    from stream_am.server.settings import Settings
+
+__all__ = ["check_batch", "check_targets", "predict_rows", "to_rows"]
 
 Row = dict[str, float]
 
@@ -54,3 +58,16 @@ def check_targets(targets: Sequence[Any], n: int, classifier: bool, field: str =
 
 def _field_error(field: str, msg: str) -> ValueError:
     return FieldError(field, msg)
+
+
+def predict_rows(body: PredictRequest, settings: Settings) -> list[Row]:
+    """The rows of a predict request, every field checked (``ids`` too) before anything is done with them."""
+    check_batch(len(body.instances), settings.max_batch)
+    rows = to_rows(body.instances)
+    if body.ids is not None and len(body.ids) > settings.max_pending_ids:
+        raise _field_error("ids", f"{len(body.ids)} ids are more than max_pending_ids={settings.max_pending_ids}")
+    if body.ids is not None and len(body.ids) != len(rows):
+        raise _field_error("ids", f"got {len(body.ids)} ids for {len(rows)} instances")
+    if body.ids is not None and len(set(body.ids)) != len(body.ids):
+        raise _field_error("ids", "ids must be unique within a request")
+    return rows

@@ -73,6 +73,13 @@ class PredictRequest(_Body):
     ids: list[SampleId] | None = Field(
         None, description="Optional ids: features and predictions are kept until a label arrives."
     )
+    min_model_version: StrictInt | None = Field(
+        None,
+        ge=0,
+        description="Answer from a state holding at least this many learn requests (e.g. the `model_version` "
+        "of your last learn: read your writes). A predictor process with an older snapshot passes the "
+        "request to the writer, which answers from its acknowledged state.",
+    )
 
 
 class LearnRequest(_Body):
@@ -84,7 +91,12 @@ class LearnRequest(_Body):
 class PredictResponse(BaseModel):
     predictions: list[Any]
     probabilities: list[dict[str, float | None]] | None = None
-    model_version: int
+    model_version: int = Field(description="The learn requests the answering state holds.")
+    staleness_seconds: float = Field(
+        default=0.0,
+        description="Bound on how long before the request the answering state stopped holding every "
+        "acknowledged update: 0 from the writer, at most `max_staleness_seconds` from a predictor process.",
+    )
 
 
 class LearnResponse(BaseModel):

@@ -151,9 +151,14 @@ class ServedModel:
         """Counters and metrics of the acknowledged state (without an estimator copy)."""
         return self._head
 
-    def current(self) -> Snapshot:
-        """A snapshot of the acknowledged state: every update answered so far is in it."""
-        self._reads = True
+    def current(self, reading: bool = True) -> Snapshot:
+        """A snapshot of the acknowledged state: every update answered so far is in it.
+
+        ``reading=False`` (the snapshot publisher) does not count as serving predictions, which would make the
+        writer copy its estimator after every group.
+        """
+        if reading:
+            self._reads = True
         snap = self._snapshot
         if snap.version == self._head.version:
             return snap

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings"]
@@ -66,3 +67,56 @@ class Settings(BaseSettings):
     stream_seconds: float = Field(
         default=25.0, gt=0, description="Length of one history stream response; the dashboard reconnects."
     )
+    role: Literal["all", "writer", "predictor"] = Field(
+        default="all",
+        description="`all`: one process learns and predicts. `writer`: the single learner, which also publishes "
+        "snapshots. `predictor`: answers `predict` from published snapshots and forwards every other request "
+        "to the writer at `writer_url`.",
+    )
+    snapshot_dir: Path | None = Field(
+        default=None, description="Where the writer publishes snapshots (default `<state_dir>/snapshots`)."
+    )
+    writer_url: str | None = Field(
+        default=None, description="The writer a predictor forwards to: `http://host:port` or `unix:/path/to.sock`."
+    )
+    publish_interval: float = Field(
+        default=0.2, gt=0, le=60, description="Seconds between two publications (or heartbeats) of the writer."
+    )
+    snapshot_poll_interval: float = Field(
+        default=0.05, gt=0, le=60, description="Seconds between two looks of a predictor at the snapshot directory."
+    )
+    max_staleness_seconds: float = Field(
+        default=2.0, gt=0, description="A predictor forwards a predict to the writer rather than answer from a "
+        "snapshot that may miss updates acknowledged longer ago than this.",
+    )
+    keep_snapshots: int = Field(default=3, ge=2, description="Published snapshots kept per model.")
+
+    @model_validator(mode="after")
+    def _predictor_needs_writer(self) -> Settings:
+        if self.role == "predictor" and not self.writer_url:
+            raise ValueError("writer_url: a predictor needs the writer's address (http://host:port or unix:/path)")
+        if self.writer_url and not self.writer_url.startswith(("http://", "https://", "unix:/")):
+            raise ValueError(f"writer_url: expected http://host:port or unix:/path, got {self.writer_url!r}")
+        return self
+
+    @property
+    def snapshots(self) -> Path:
+        """The snapshot directory in effect."""
+        return Path(self.snapshot_dir) if self.snapshot_dir is not None else Path(self.state_dir) / "snapshots"
+
+    def environment(self) -> dict[str, str]:
+        """These settings as ``STREAM_AM_*`` variables, for the processes a launcher starts."""
+        out: dict[str, str] = {}
+        for name, value in self.model_dump().items():
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            out[f"STREAM_AM_{name.upper()}"] = _text(value)
+        return out
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from stream_am._version import __version__
 
@@ -35,6 +36,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--state-dir", type=Path, default=None, help="Directory for logs and checkpoints.")
     serve.add_argument("--log-level", default="info", help="uvicorn log level (default info).")
     serve.add_argument("--access-log", action="store_true", help="Log every request (off by default).")
+    serve.add_argument("--predictors", type=_positive, default=0, metavar="N",
+                       help="Serve with one writer process and N predictor processes (see docs/distributed.md).")
+    serve.add_argument("--role", choices=("all", "writer", "predictor"), default=None,
+                       help="Run one part of a multi-process server: the writer, or a predictor (needs --writer-url).")
+    serve.add_argument("--writer-url", default=None, help="A predictor's writer: http://host:port or unix:/path.")
+    serve.add_argument("--snapshot-dir", type=Path, default=None,
+                       help="Where the writer publishes snapshots (default <state-dir>/snapshots).")
+    serve.add_argument("--uds", default=None, help="Listen on this Unix socket instead of --host/--port.")
     for name, (_, text) in _DELEGATED.items():
         sub.add_parser(name, help=text, add_help=False)
     return parser
@@ -42,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _serve(args: argparse.Namespace) -> int:
     try:
-        import uvicorn
+        import uvicorn  # noqa: F401  (the server extra is installed)
 
         from stream_am.server.app import create_app
         from stream_am.server.settings import Settings
@@ -50,8 +59,20 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"stream-am serve needs the server extra ({err.name} is missing): "
               "pip install 'stream-am[server]'", file=sys.stderr)
         return 2
-    overrides = {"host": args.host, "port": args.port, "state_dir": args.state_dir}
-    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    overrides = {
+        "host": args.host, "port": args.port, "state_dir": args.state_dir, "role": args.role,
+        "writer_url": args.writer_url, "snapshot_dir": args.snapshot_dir,
+    }
+    try:
+        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValueError as err:  # pydantic's ValidationError names the setting
+        print(f"stream-am serve: {err}", file=sys.stderr)
+        return 2
+    if args.predictors and settings.role != "all":
+        print("stream-am serve: --predictors starts a writer and its predictors itself; drop --role", file=sys.stderr)
+        return 2
+    if settings.role == "predictor":  # it holds no state: the writer owns the state directory
+        return _run(create_app(settings), settings, args)
     root = Path(settings.state_dir)
     if root.exists() and not os.access(root, os.W_OK | os.X_OK):
         print(f"stream-am serve: the state directory {root} is not writable by this user; "
@@ -61,9 +82,29 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"stream-am serve: the state directory {settings.state_dir} is in use by another stream_am server; "
               "stop it or pass another --state-dir", file=sys.stderr)
         return 1
-    app = create_app(settings)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level, access_log=args.access_log)
+    if args.predictors:
+        from stream_am.server.launcher import serve_replicas
+
+        return serve_replicas(settings, args.predictors, args.log_level, args.access_log)
+    return _run(create_app(settings), settings, args)
+
+
+def _run(app: Any, settings: Any, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    where = {"uds": args.uds} if args.uds else {"host": settings.host, "port": settings.port}
+    uvicorn.run(app, **where, log_level=args.log_level, access_log=args.access_log)
     return 0
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of processes >= 1, got {text!r}")
+    return value
 
 
 def _in_use(root: Path) -> bool:

@@ -7,7 +7,7 @@ import asyncio
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 from stream_am.server.errors import FieldError
-from stream_am.server.instances import check_batch, check_targets, to_rows
+from stream_am.server.instances import check_batch, check_targets, predict_rows, to_rows
 from stream_am.server.jobs import LearnJob
 from stream_am.server.registry import DEFAULT_MODEL, Registry
 from stream_am.server.routers.deps import RegistryDep, SettingsDep
@@ -30,14 +30,7 @@ async def _predict(
     if body.ids is not None:  # stores instances for a later label: a write
         check_api_key(request)
     model = registry.get(name)
-    check_batch(len(body.instances), settings.max_batch)
-    rows = to_rows(body.instances)
-    if body.ids is not None and len(body.ids) > settings.max_pending_ids:
-        raise FieldError("ids", f"{len(body.ids)} ids are more than max_pending_ids={settings.max_pending_ids}")
-    if body.ids is not None and len(body.ids) != len(rows):
-        raise FieldError("ids", f"got {len(body.ids)} ids for {len(rows)} instances")
-    if body.ids is not None and len(set(body.ids)) != len(body.ids):
-        raise FieldError("ids", "ids must be unique within a request")
+    rows = predict_rows(body, settings)
     # a small prediction on a fresh snapshot takes < 1 ms and never blocks: run it on the event loop;
     # others may wait for a snapshot copy or write stored predictions: run them in the thread pool
     answer = model.predict(rows, None, wait=False) if body.ids is None and len(rows) <= _INLINE_ROWS else None

@@ -14,9 +14,13 @@ router = APIRouter(tags=["operations"])
 
 
 @router.get("/health", response_model=Health)
-def health(registry: RegistryDep) -> Health:
-    """``ok``, or ``degraded`` with what is wrong per model (quarantined, checkpoints or the log failing)."""
+def health(request: Request, registry: RegistryDep) -> Health:
+    """``ok``, or ``degraded`` with what is wrong per model (quarantined, checkpoints or the log failing)
+    and, on a writer, the snapshot publisher's failures under ``(snapshot publisher)``."""
     problems = registry.problems()
+    publisher = getattr(request.app.state, "publisher", None)
+    if publisher is not None and publisher.trouble.problems:
+        problems["(snapshot publisher)"] = "; ".join(publisher.trouble.problems.values())
     return Health(status="degraded" if problems else "ok", models=len(registry.all()), problems=problems)
 
 

@@ -57,7 +57,9 @@ def free_port() -> int:
 class Server:
     """A real server process (``python -m api.cli serve`` or ``python -m uvicorn --factory``)."""
 
-    def __init__(self, state_dir: Path, env: dict[str, str] | None = None, via_uvicorn: bool = False) -> None:
+    def __init__(
+        self, state_dir: Path, env: dict[str, str] | None = None, via_uvicorn: bool = False, args: tuple[str, ...] = ()
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         full_env = {
@@ -71,11 +73,12 @@ class Server:
             cmd += ["--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"]
         else:
             cmd = [sys.executable, "-m", "stream_am.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
-            cmd += ["--state-dir", str(state_dir), "--log-level", "warning"]
-        self.proc = subprocess.Popen(cmd, cwd=REPO, env=full_env)
+            cmd += ["--state-dir", str(state_dir), "--log-level", "warning", *args]
+        # a session of its own: kill() reaches the processes it starts (a writer, predictors) too
+        self.proc = subprocess.Popen(cmd, cwd=REPO, env=full_env, start_new_session=True)
         self._wait()
 
-    def _wait(self, timeout: float = 90.0) -> None:
+    def _wait(self, timeout: float = 180.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -90,9 +93,11 @@ class Server:
         raise RuntimeError("server did not become healthy")
 
     def kill(self) -> None:
-        """``kill -9``: no shutdown hook, no final checkpoint."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
+        """``kill -9`` of the server and every process it started: no shutdown hook, no final checkpoint."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         self.proc.wait(timeout=30)
 
     def stop(self) -> int:

@@ -1,0 +1,97 @@
+"""The writer's snapshot publisher: every ``publish_interval``, each served model's acknowledged state.
+
+A model whose acknowledged version moved since its last publication gets a new snapshot (copied from the
+writer's estimator between two write groups, saved outside the writer's lock); every model gets a fresh
+heartbeat (HEAD.json), which is what lets predictors bound their staleness while nothing changes. Models that
+are no longer served (deleted, quarantined, replaced by an import) have their snapshots withdrawn. See
+:mod:`snapshots` for the layout.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+from stream_am.server import snapshots
+from stream_am.server.registry import Registry
+from stream_am.server.service import ServedModel
+from stream_am.server.settings import Settings
+from stream_am.server.trouble import Trouble
+
+__all__ = ["Publisher"]
+
+_log = logging.getLogger("stream_am.api")
+
+
+class Publisher:
+    """A thread publishing the registry's models into ``settings.snapshots``."""
+
+    def __init__(self, registry: Registry, settings: Settings) -> None:
+        self.registry = registry
+        self.settings = settings
+        self.root = settings.snapshots
+        self.published: dict[str, tuple[str, int]] = {}  # name -> (model_id, version)
+        self.publications = 0
+        self.trouble = Trouble("snapshots", settings.retry_max_seconds)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.publish_all()  # predictors find every model as soon as the writer serves
+        self._thread = threading.Thread(target=self._run, name="snapshot-publisher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.settings.publish_interval):
+            try:
+                self.publish_all()
+            except Exception as exc:  # e.g. a full disk: predictors keep the last snapshot and forward when stale
+                self.trouble.failed("publishing snapshots", exc)
+            else:
+                self.trouble.ok("publishing snapshots")
+
+    def publish_all(self) -> None:
+        """One round: publish what changed, beat every heart, withdraw what is gone."""
+        served = {model.name: model for model in self.registry.all()}
+        for model in served.values():
+            self._publish(model)
+        gone = {p.name for p in self.root.iterdir() if p.is_dir()} - set(served)
+        for name in gone:
+            snapshots.remove(self.root / name)
+            self.published.pop(name, None)
+
+    def _publish(self, model: ServedModel) -> None:
+        directory: Path = self.root / model.name
+        model_id = model.directory.name
+        now = time.time()  # before the state is read: at this moment every acknowledged update is in it
+        last = self.published.get(model.name)
+        head = model.head
+        if last is None:  # first round of this process: a restarted writer keeps what it published before
+            found = snapshots.read_head(directory)
+            last = (found.model_id, found.published) if found is not None else (model_id, -1)
+        if last[0] != model_id:
+            snapshots.remove(directory)  # another incarnation's files must never be read as this one's
+            last = (model_id, -1)
+        if head.version != last[1]:
+            snap = model.current(reading=False)
+            meta = {
+                "model_id": model_id,
+                "estimator": model.estimator_name,
+                "model_version": snap.version,
+                "samples_seen": snap.samples_seen,
+                "current_at": now,
+            }
+            snapshots.publish(directory, snap.version, meta, snap.estimator, self.settings.keep_snapshots)
+            last = (model_id, snap.version)
+            self.published[model.name] = last
+            self.publications += 1
+        heartbeat = snapshots.Head(model_id, model.estimator_name, head.version, last[1], now)
+        snapshots.write_head(directory, heartbeat)

@@ -1,0 +1,222 @@
+"""Predictor replicas in one test process: a writer (a real uvicorn server on a Unix socket, in a thread)
+publishing snapshots, and a predictor application answering from them or forwarding to the writer.
+
+The multi-process server (``stream-am serve --predictors N``), kill -9 included, is in
+``test_replicas_processes.py``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from api_fixtures import SMALL
+from fastapi.testclient import TestClient
+from pydantic import ValidationError
+from stream_am.server import Settings, create_app, snapshots
+
+from stream_am.cli import main as cli_main
+
+ROWS = [{"a": 1.0, "b": 0.0}, {"a": -1.0, "b": 0.5}, {"a": 0.3, "b": -0.2}, {"a": -0.7, "b": 0.9}]
+TARGETS = ["x", "y", "x", "y"]
+KEY = {"Authorization": "Bearer k"}
+
+
+class Writer:
+    """The writer process's application, served on a Unix socket by uvicorn in a thread."""
+
+    def __init__(self, settings: Settings, socket: Path) -> None:
+        self.server = uvicorn.Server(uvicorn.Config(create_app(settings), uds=str(socket), log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not self.server.started:
+            assert time.monotonic() < deadline, "the writer did not start"
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join()
+
+
+@pytest.fixture
+def replicas(tmp_path: Path) -> Iterator[Callable[..., tuple[Writer, TestClient]]]:
+    """``replicas(**settings)`` -> (writer, predictor client) over one state and snapshot directory."""
+    short = Path(tempfile.mkdtemp(prefix="sam-"))  # a socket path must stay under ~100 bytes
+    started: list[Any] = []
+
+    def start(**overrides: Any) -> tuple[Writer, TestClient]:
+        common = {"state_dir": tmp_path / "state", "publish_interval": 0.05, "snapshot_poll_interval": 0.02,
+                  **overrides}
+        writer = Writer(Settings(role="writer", **common), short / "w.sock")
+        predictor = TestClient(create_app(Settings(role="predictor", writer_url=f"unix:{short}/w.sock", **common)))
+        predictor.__enter__()
+        started.extend([writer, predictor])
+        return writer, predictor
+
+    yield start
+    for thing in reversed(started):
+        if isinstance(thing, TestClient):
+            thing.__exit__(None, None, None)
+        else:
+            thing.stop()
+    shutil.rmtree(short, ignore_errors=True)
+
+
+def _until(check: Callable[[], Any], timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.02)
+
+
+def _answer_at(client: TestClient, version: int, body: dict[str, Any]) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        answer = client.post("/predict", json=body).json()
+        return answer if answer["model_version"] == version and answer["staleness_seconds"] > 0 else None
+
+    return _until(check)  # type: ignore[no-any-return]
+
+
+def test_predictor_answers_from_the_published_state_as_the_writer_would(replicas) -> None:
+    writer, predictor = replicas()
+    assert predictor.post("/learn", json={"instances": ROWS, "targets": TARGETS}).json()["model_version"] == 1
+    local = _answer_at(predictor, 1, {"instances": ROWS})
+    fresh = predictor.post("/predict", json={"instances": ROWS, "min_model_version": 2})  # forwarded: writer's
+    assert fresh.status_code == 200
+    direct = fresh.json()
+    assert direct["staleness_seconds"] == 0.0 and direct["model_version"] == 1
+    assert local["predictions"] == direct["predictions"]
+    assert local["probabilities"] == direct["probabilities"]  # one process, one published state: bitwise
+    assert 0 < local["staleness_seconds"] <= 2.0
+    info = predictor.get("/replica").json()
+    assert info["answered"] >= 1 and info["forwarded_stale"] >= 1
+    assert info["models"]["default"]["model_version"] == 1
+
+
+def test_every_publication_is_loaded_and_versions_only_grow(replicas) -> None:
+    _, predictor = replicas()
+    seen = []
+    for k in range(1, 5):
+        assert predictor.post("/learn", json={"instances": ROWS[:2], "targets": TARGETS[:2]}).status_code == 200
+        seen.append(_answer_at(predictor, k, {"instances": ROWS[:1]})["model_version"])
+    assert seen == [1, 2, 3, 4]
+    assert len(list((predictor.app.state.settings.snapshots / "default").glob("ckpt-*"))) <= 3  # keep_snapshots
+
+
+def test_a_snapshot_older_than_the_bound_is_never_answered_from(replicas) -> None:
+    # the writer publishes once a minute: the predictor's snapshot soon exceeds the bound
+    _, predictor = replicas(publish_interval=60.0, max_staleness_seconds=0.3)
+    predictor.post("/learn", json={"instances": ROWS, "targets": TARGETS})
+    time.sleep(0.4)
+    answer = predictor.post("/predict", json={"instances": ROWS[:1]}).json()
+    assert answer == {**answer, "model_version": 1, "staleness_seconds": 0.0}  # the writer answered
+    assert predictor.get("/replica").json()["forwarded_stale"] >= 1
+
+
+def test_writes_and_stored_predictions_go_through_the_writer(replicas) -> None:
+    _, predictor = replicas()
+    stored = predictor.post("/predict", json={"instances": ROWS[:2], "ids": ["p", "q"]})
+    assert stored.status_code == 200 and stored.json()["staleness_seconds"] == 0.0
+    learned = predictor.post("/learn", json={"ids": ["p", "q"], "targets": ["x", "y"]})
+    assert learned.json() == {"learned": 2, "samples_seen": 2, "model_version": 1}
+    again = predictor.post("/learn", json={"ids": ["p"], "targets": ["x"]})
+    assert again.status_code == 422 and again.json()["detail"][0]["field"] == "ids[0]"
+    created = predictor.post("/models", json={"name": "m2", "estimator": "AMRegressor", "params": SMALL})
+    assert created.status_code == 201
+    assert predictor.get("/models/m2").json()["model_version"] == 0
+
+
+def test_bad_predictions_are_refused_with_the_writers_field_names(replicas) -> None:
+    _, predictor = replicas()
+    predictor.post("/learn", json={"instances": ROWS, "targets": TARGETS})
+    _answer_at(predictor, 1, {"instances": ROWS[:1]})
+    for body, field in [
+        ({"instances": []}, "instances"),
+        ({"instances": [{"a": "x"}]}, "instances[0].a"),
+        ({"instances": [{"a": 1.0}], "min_model_version": -1}, "min_model_version"),
+        ({"instances": [{"a": 1.0}], "surprise": 1}, "surprise"),
+    ]:
+        answer = predictor.post("/predict", json=body)
+        assert answer.status_code == 422, body
+        assert answer.json()["detail"][0]["field"] == field
+
+
+def test_the_api_key_is_checked_by_the_predictor_before_the_body(replicas) -> None:
+    _, predictor = replicas(api_key="k")
+    refused = predictor.post("/learn", json={"instances": ROWS, "targets": TARGETS})
+    assert refused.status_code == 401
+    assert predictor.post("/learn", json={"instances": ROWS, "targets": TARGETS}, headers=KEY).status_code == 200
+    assert predictor.post("/predict", json={"instances": ROWS[:1], "ids": ["z"]}).status_code == 401
+    assert predictor.post("/predict", json={"instances": ROWS[:1]}).status_code == 200  # open, as on the writer
+
+
+def test_a_deleted_model_is_withdrawn_and_a_new_incarnation_never_answers_from_the_old(replicas) -> None:
+    _, predictor = replicas()
+    predictor.post("/models", json={"name": "m", "estimator": "AMClassifier", "params": SMALL})
+    for _ in range(3):
+        predictor.post("/models/m/learn", json={"instances": ROWS, "targets": TARGETS})
+    _until(lambda: predictor.get("/replica").json()["models"].get("m", {}).get("model_version") == 3)
+    assert predictor.delete("/models/m").status_code == 204
+    _until(lambda: "m" not in predictor.get("/replica").json()["models"])
+    assert predictor.post("/models/m/predict", json={"instances": ROWS[:1]}).status_code == 404
+    predictor.post("/models", json={"name": "m", "estimator": "AMClassifier", "params": SMALL})
+    answer = _until(lambda: predictor.get("/replica").json()["models"].get("m"))
+    assert answer["model_version"] == 0 and answer["samples_seen"] == 0
+
+
+def test_without_the_writer_fresh_snapshots_still_answer_and_stale_ones_are_refused(replicas) -> None:
+    writer, predictor = replicas(max_staleness_seconds=1.0)
+    predictor.post("/learn", json={"instances": ROWS, "targets": TARGETS})
+    _answer_at(predictor, 1, {"instances": ROWS[:1]})
+    writer.stop()
+    assert predictor.post("/predict", json={"instances": ROWS[:1]}).json()["model_version"] == 1
+    down = predictor.post("/learn", json={"instances": ROWS, "targets": TARGETS})
+    assert down.status_code == 503 and "writer" in down.json()["detail"]
+    time.sleep(1.1)
+    stale = predictor.post("/predict", json={"instances": ROWS[:1]})
+    assert stale.status_code == 503 and "unreachable" in stale.json()["detail"]
+
+
+def test_a_damaged_snapshot_is_not_loaded_and_the_previous_one_keeps_serving(replicas, tmp_path: Path) -> None:
+    writer, predictor = replicas()
+    predictor.post("/learn", json={"instances": ROWS, "targets": TARGETS})
+    _answer_at(predictor, 1, {"instances": ROWS[:1]})
+    writer.stop()  # no more publications: the damaged one below stays the newest
+    store = predictor.app.state.settings.snapshots / "default"
+    head = snapshots.read_head(store)
+    assert head is not None
+    damaged = store / "ckpt-00000000000000000099"
+    shutil.copytree(store / f"ckpt-{head.published:020d}", damaged)
+    victim = next(p for p in sorted((damaged / "model").rglob("*")) if p.is_file())
+    victim.write_bytes(victim.read_bytes()[:-1] + b"\x00")
+    snapshots.write_head(store, snapshots.Head(head.model_id, head.estimator, 99, 99, time.time()))
+    _until(lambda: predictor.get("/replica").json()["snapshot_load_failures"] >= 1)
+    info = predictor.get("/replica").json()
+    assert info["models"]["default"]["model_version"] == 1
+
+
+def test_settings_and_the_command_line_name_what_is_wrong(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(ValidationError, match="writer_url"):
+        Settings(role="predictor")
+    with pytest.raises(ValidationError, match="writer_url"):
+        Settings(role="predictor", writer_url="ftp://x")
+    with pytest.raises(ValidationError, match="max_staleness_seconds"):
+        Settings(max_staleness_seconds=0)
+    assert cli_main(["serve", "--role", "predictor"]) == 2
+    assert "writer_url" in capsys.readouterr().err
+    assert cli_main(["serve", "--predictors", "2", "--role", "writer"]) == 2
+    assert "--role" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli_main(["serve", "--predictors", "0"])
+    assert "--predictors" in capsys.readouterr().err
