@@ -13,6 +13,7 @@ import hashlib
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -41,10 +42,10 @@ def socket_path(state_dir: Path) -> Path:
 class WriterProcess:
     """The writer as a child process, restarted (after a short, growing pause) whenever it exits unasked."""
 
-    def __init__(self, command: list[str], env: dict[str, str], socket: Path) -> None:
+    def __init__(self, command: list[str], env: dict[str, str], address: Path) -> None:
         self.command = command
         self.env = env
-        self.socket = socket
+        self.address = address
         self.restarts = 0
         self.process: subprocess.Popen[bytes] | None = None
         self._stopping = threading.Event()
@@ -58,7 +59,7 @@ class WriterProcess:
     def ready(self, timeout: float) -> bool:
         """Wait until the writer answers ``/health`` (True), or exits or the time is up (False)."""
         deadline = time.monotonic() + timeout
-        with httpx.Client(transport=httpx.HTTPTransport(uds=str(self.socket)), timeout=2.0) as client:
+        with httpx.Client(transport=httpx.HTTPTransport(uds=str(self.address)), timeout=2.0) as client:
             while time.monotonic() < deadline:
                 if self.process is None or (self.process.poll() is not None and self.restarts == 0):
                     return False
@@ -99,6 +100,21 @@ class WriterProcess:
             self._watcher.join()
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    """The public socket the predictors share.
+
+    Made with ``IPPROTO_TCP`` named: asyncio turns Nagle's algorithm off only on connections whose socket says
+    so, and a socket made without it (as uvicorn's own ``bind_socket``) and handed to worker processes gives
+    every keep-alive request a 40 ms delayed-ACK stall.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
+
+
 def serve_replicas(settings: Settings, predictors: int, log_level: str = "info", access_log: bool = False) -> int:
     """Run a writer and ``predictors`` predictor processes until interrupted; returns the exit status."""
     import uvicorn
@@ -106,25 +122,25 @@ def serve_replicas(settings: Settings, predictors: int, log_level: str = "info",
 
     state = Path(settings.state_dir).resolve()
     store = settings.snapshots.resolve()
-    socket = socket_path(state)
+    address = socket_path(state)
     writer_settings = settings.model_copy(update={"role": "writer", "state_dir": state, "snapshot_dir": store})
-    command = [sys.executable, "-m", "stream_am", "serve", "--uds", str(socket), "--log-level", log_level]
+    command = [sys.executable, "-m", "stream_am", "serve", "--uds", str(address), "--log-level", log_level]
     writer = WriterProcess(command + (["--access-log"] if access_log else []),
-                           {**os.environ, **writer_settings.environment()}, socket)
+                           {**os.environ, **writer_settings.environment()}, address)
     writer.start()
     try:
         if not writer.ready(timeout=300):
             print("stream-am serve: the writer process did not start (see its messages above)", file=sys.stderr)
             return 1
         predictor = settings.model_copy(
-            update={"role": "predictor", "writer_url": f"unix:{socket}", "state_dir": state, "snapshot_dir": store}
+            update={"role": "predictor", "writer_url": f"unix:{address}", "state_dir": state, "snapshot_dir": store}
         )
         os.environ.update(predictor.environment())  # the predictors build their settings from it
         config = uvicorn.Config(
             "stream_am.server.app:create_app", factory=True, host=settings.host, port=settings.port,
             workers=predictors, log_level=log_level, access_log=access_log,
         )
-        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        Multiprocess(config, sockets=[_listen(settings.host, settings.port)]).run()
     finally:
         writer.stop()
     return 0
