@@ -46,15 +46,16 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _start_server(state_dir: Path, port: int) -> subprocess.Popen[bytes]:
+def _start_server(state_dir: Path, port: int, extra: Sequence[str] = ()) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
         "STREAM_AM_CHECKPOINT_EVERY_SAMPLES": "1000000",
     }
     cmd = [sys.executable, "-m", "stream_am.cli", "serve", "--port", str(port), "--state-dir", str(state_dir)]
-    proc = subprocess.Popen([*cmd, "--log-level", "warning"], cwd=REPO, env=env)
-    deadline = time.monotonic() + 120
+    # a session of its own: terminating it reaches the processes it starts (``--predictors``)
+    proc = subprocess.Popen([*cmd, "--log-level", "warning", *extra], cwd=REPO, env=env, start_new_session=True)
+    deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -25,27 +24,9 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from http_load import REPO, _batches, _free_port, _row, _run  # noqa: E402  (a sibling script, not a package)
+from http_load import _batches, _free_port, _row, _run, _start_server  # noqa: E402  (a sibling script, not a package)
 
 PARAMS = {"hidden_sizes": [128, 128], "batch_size": 32, "seed": 0}
-
-
-def _start(state: Path, port: int, predictors: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "STREAM_AM_CHECKPOINT_EVERY_SAMPLES": "1000000"}
-    cmd = [sys.executable, "-m", "stream_am", "serve", "--port", str(port), "--state-dir", str(state)]
-    cmd += ["--log-level", "warning"] + (["--predictors", str(predictors)] if predictors else [])
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, start_new_session=True)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("server did not start")
 
 
 def _published(url: str, version: int, predictors: int) -> None:
@@ -102,7 +83,7 @@ def _mode(predictors: int, args: argparse.Namespace, data: dict[str, Any]) -> di
     name = "single process" if not predictors else f"{predictors} predictor(s)"
     with tempfile.TemporaryDirectory() as tmp:
         port = _free_port()
-        proc = _start(Path(tmp) / "state", port, predictors)
+        proc = _start_server(Path(tmp) / "state", port, ["--predictors", str(predictors)] if predictors else [])
         url = f"http://127.0.0.1:{port}"
         try:
             httpx.post(f"{url}/models", json={"name": "bench", "estimator": "AMClassifier", "params": PARAMS},
