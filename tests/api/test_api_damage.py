@@ -213,7 +213,7 @@ def test_a_model_that_cannot_be_rebuilt_at_run_time_is_quarantined(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A failing request sends its model back to checkpoint + log; if even that fails, only it stops serving."""
-    from stream_am.server import estimators, recovery, service
+    from stream_am.server import estimators, recovery, writer
 
     client.post("/models", json={"name": "m", "params": SMALL})
     _feed(client, "/models/m/learn", 1)
@@ -228,7 +228,7 @@ def test_a_model_that_cannot_be_rebuilt_at_run_time_is_quarantined(
         raise recovery.Unrecoverable("ckpt-00000000000000000001/model/state.safetensors: checksum mismatch")
 
     monkeypatch.setattr(estimators, "learn", failing)
-    monkeypatch.setattr(service, "restore_point", unrecoverable)
+    monkeypatch.setattr(writer, "restore_point", unrecoverable)
     r = client.post("/models/m/learn", json={"instances": [{"boom": 1.0}], "targets": [1]})
     assert r.status_code == 503 and "quarantined" in r.json()["detail"] and "checksum" in r.json()["detail"]
     assert client.post("/models/m/learn", json={"instances": [[1.0]], "targets": [1]}).status_code == 503
