@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import uvicorn
-from api_fixtures import SMALL
+from api_fixtures import SMALL, free_port
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 from stream_am.server import Settings, create_app, snapshots
@@ -30,10 +30,11 @@ KEY = {"Authorization": "Bearer k"}
 
 
 class Writer:
-    """The writer process's application, served on a Unix socket by uvicorn in a thread."""
+    """The writer process's application, served by uvicorn in a thread on a Unix socket or a TCP port."""
 
-    def __init__(self, settings: Settings, socket: Path) -> None:
-        self.server = uvicorn.Server(uvicorn.Config(create_app(settings), uds=str(socket), log_level="warning"))
+    def __init__(self, settings: Settings, socket: Path | None = None, port: int | None = None) -> None:
+        where: dict[str, Any] = {"uds": str(socket)} if socket is not None else {"host": "127.0.0.1", "port": port}
+        self.server = uvicorn.Server(uvicorn.Config(create_app(settings), **where, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
         deadline = time.monotonic() + 60
@@ -52,11 +53,15 @@ def replicas(tmp_path: Path) -> Iterator[Callable[..., tuple[Writer, TestClient]
     short = Path(tempfile.mkdtemp(prefix="sam-"))  # a socket path must stay under ~100 bytes
     started: list[Any] = []
 
-    def start(**overrides: Any) -> tuple[Writer, TestClient]:
+    def start(tcp: bool = False, **overrides: Any) -> tuple[Writer, TestClient]:
         common = {"state_dir": tmp_path / "state", "publish_interval": 0.05, "snapshot_poll_interval": 0.02,
                   **overrides}
-        writer = Writer(Settings(role="writer", **common), short / "w.sock")
-        predictor = TestClient(create_app(Settings(role="predictor", writer_url=f"unix:{short}/w.sock", **common)))
+        if tcp:  # as a predictor on another host reaches its writer
+            port = free_port()
+            writer, url = Writer(Settings(role="writer", **common), port=port), f"http://127.0.0.1:{port}"
+        else:
+            writer, url = Writer(Settings(role="writer", **common), socket=short / "w.sock"), f"unix:{short}/w.sock"
+        predictor = TestClient(create_app(Settings(role="predictor", writer_url=url, **common)))
         predictor.__enter__()
         started.extend([writer, predictor])
         return writer, predictor
@@ -88,8 +93,9 @@ def _answer_at(client: TestClient, version: int, body: dict[str, Any]) -> dict[s
     return _until(check)  # type: ignore[no-any-return]
 
 
-def test_predictor_answers_from_the_published_state_as_the_writer_would(replicas) -> None:
-    writer, predictor = replicas()
+@pytest.mark.parametrize("tcp", [False, True], ids=["unix-socket", "http"])
+def test_predictor_answers_from_the_published_state_as_the_writer_would(replicas, tcp: bool) -> None:
+    writer, predictor = replicas(tcp=tcp)
     assert predictor.post("/learn", json={"instances": ROWS, "targets": TARGETS}).json()["model_version"] == 1
     local = _answer_at(predictor, 1, {"instances": ROWS})
     fresh = predictor.post("/predict", json={"instances": ROWS, "min_model_version": 2})  # forwarded: writer's
