@@ -226,3 +226,15 @@ def test_settings_and_the_command_line_name_what_is_wrong(capsys: pytest.Capture
     with pytest.raises(SystemExit):
         cli_main(["serve", "--predictors", "0"])
     assert "--predictors" in capsys.readouterr().err
+
+
+def test_the_dashboard_and_its_event_stream_come_through_a_predictor(replicas) -> None:
+    _, predictor = replicas(stream_seconds=0.5)
+    predictor.post("/learn", json={"instances": ROWS, "targets": TARGETS})
+    page = predictor.get("/dashboard")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    with predictor.stream("GET", "/models/default/history/stream") as events:
+        assert events.headers["content-type"].startswith("text/event-stream")
+        text = events.read().decode()
+    assert "event: update" in text and text.rstrip().endswith("event: end\ndata: {}")
+    assert '"samples_seen": 4' in text  # the writer's state, streamed through
