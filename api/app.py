@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from stream_am.server.errors import install_handlers
 from stream_am.server.json_default import JSONByDefault
+from stream_am.server.launcher import watch_launcher
 from stream_am.server.limits import BodySizeLimit
 from stream_am.server.publisher import Publisher
 from stream_am.server.registry import Registry
@@ -41,11 +43,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.registry = registry
         publisher = Publisher(registry, settings) if settings.role == "writer" else None
         app.state.publisher = publisher
+        orphaned = threading.Event()
+        watch_launcher(orphaned)
         try:
             if publisher is not None:
                 await run_in_threadpool(publisher.start)
             yield
         finally:
+            orphaned.set()
             if publisher is not None:
                 await run_in_threadpool(publisher.stop)
             await run_in_threadpool(registry.close)

@@ -24,7 +24,10 @@ from pathlib import Path
 import httpx
 from stream_am.server.settings import Settings
 
-__all__ = ["WriterProcess", "serve_replicas", "socket_path"]
+__all__ = ["LAUNCHER_PID", "WriterProcess", "serve_replicas", "socket_path", "watch_launcher"]
+
+#: set by the launcher in its processes' environment: they stop when it is gone (see :func:`watch_launcher`)
+LAUNCHER_PID = "STREAM_AM_LAUNCHER_PID"
 
 _log = logging.getLogger("stream_am.api")
 
@@ -100,6 +103,26 @@ class WriterProcess:
             self._watcher.join()
 
 
+def watch_launcher(stop: threading.Event, interval: float = 0.5) -> threading.Thread | None:
+    """In a process the launcher started: a thread that shuts this process down (SIGTERM, so the server
+    drains and checkpoints) once the launcher is gone, e.g. killed with -9, instead of leaving an orphan
+    that holds the state directory and the port. None outside a launcher's processes."""
+    launcher = os.environ.get(LAUNCHER_PID)
+    if launcher is None:
+        return None
+
+    def watch() -> None:
+        while not stop.wait(interval):
+            if os.getppid() != int(launcher):
+                _log.error("the launcher (pid %s) is gone: stopping", launcher)
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+
+    thread = threading.Thread(target=watch, name="launcher-watch", daemon=True)
+    thread.start()
+    return thread
+
+
 def _listen(host: str, port: int) -> socket.socket:
     """The public socket the predictors share.
 
@@ -125,6 +148,7 @@ def serve_replicas(settings: Settings, predictors: int, log_level: str = "info",
     address = socket_path(state)
     writer_settings = settings.model_copy(update={"role": "writer", "state_dir": state, "snapshot_dir": store})
     command = [sys.executable, "-m", "stream_am", "serve", "--uds", str(address), "--log-level", log_level]
+    os.environ[LAUNCHER_PID] = str(os.getpid())  # the writer and the predictors stop when this process is gone
     writer = WriterProcess(command + (["--access-log"] if access_log else []),
                            {**os.environ, **writer_settings.environment()}, address)
     writer.start()
@@ -140,7 +164,12 @@ def serve_replicas(settings: Settings, predictors: int, log_level: str = "info",
             "stream_am.server.app:create_app", factory=True, host=settings.host, port=settings.port,
             workers=predictors, log_level=log_level, access_log=access_log,
         )
-        Multiprocess(config, sockets=[_listen(settings.host, settings.port)]).run()
+        sockets = [_listen(settings.host, settings.port)]
+        try:
+            supervisor = Multiprocess(config, sockets=sockets)
+        except TypeError:  # older uvicorn releases take the workers' target explicitly
+            supervisor = Multiprocess(config, target=uvicorn.Server(config).run, sockets=sockets)  # type: ignore[call-arg]
+        supervisor.run()  # restarts a predictor that dies (uvicorn >= 0.30)
     finally:
         writer.stop()
     return 0

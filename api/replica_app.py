@@ -13,6 +13,7 @@ writer unchanged, so durability and validation stay the writer's; when the write
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,6 +26,7 @@ from stream_am.server import estimators
 from stream_am.server.errors import input_field, install_handlers
 from stream_am.server.instances import predict_rows
 from stream_am.server.json_default import JSONByDefault
+from stream_am.server.launcher import watch_launcher
 from stream_am.server.limits import BodySizeLimit
 from stream_am.server.proxy import WriterProxy
 from stream_am.server.registry import DEFAULT_MODEL
@@ -66,9 +68,12 @@ def create_predictor_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(view.start)
+        orphaned = threading.Event()
+        watch_launcher(orphaned)
         try:
             yield
         finally:
+            orphaned.set()
             await run_in_threadpool(view.stop)
             await proxy.close()
 

@@ -151,3 +151,28 @@ def test_kill_9_of_the_writer_or_a_predictor_loses_no_acknowledged_update(start_
     server.kill()  # everything at once, no final checkpoint: the log still holds every acknowledged update
     again = start_server(state)
     assert httpx.get(f"{again.url}/models/default").json()["samples_seen"] == info["samples_seen"]
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] in "ZX"
+    except (OSError, IndexError):
+        return True
+
+
+def test_kill_9_of_the_launcher_stops_its_processes_and_loses_nothing(start_server, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    server = start_server(state, env=ENV, args=("--predictors", "2"))
+    rows, targets = _batch(0)
+    client = httpx.Client(base_url=server.url, timeout=60)
+    assert client.post("/learn", json={"instances": rows, "targets": targets}).status_code == 200
+    children = [_writer(server), *_predictors(server)]
+    assert len(children) == 3
+    os.kill(server.proc.pid, signal.SIGKILL)  # the launcher alone
+    server.proc.wait(timeout=30)
+    deadline = time.monotonic() + 60
+    while not all(_gone(pid) for pid in children):  # no orphan keeps the state directory or the port
+        assert time.monotonic() < deadline, [pid for pid in children if not _gone(pid)]
+        time.sleep(0.2)
+    again = start_server(state)
+    assert httpx.get(f"{again.url}/models/default").json()["samples_seen"] == 4
