@@ -67,23 +67,43 @@ def _replica_versions(url: str, want: int, timeout: float = 60.0) -> dict[int, i
     return seen
 
 
-def test_predictor_answers_equal_the_writers_state_and_reach_every_replica(start_server, tmp_path: Path) -> None:
+def test_answers_while_the_writer_learns_equal_the_state_of_their_version(start_server, tmp_path: Path) -> None:
     server = start_server(tmp_path / "state", env=ENV, args=("--predictors", "2"))
-    client = httpx.Client(base_url=server.url, timeout=60)
-    reference = estimators.build("AMClassifier", {})
     probe = [{"a": 0.4, "b": -0.3}, {"a": -0.6, "b": 0.2}]
-    for k in range(1, 6):
-        rows, targets = _batch(k)
-        assert client.post("/learn", json={"instances": rows, "targets": targets}).json()["model_version"] == k
-        estimators.learn(reference, rows, targets)
-        expected = estimators.predict(reference, probe, True)[1]
-        versions = _replica_versions(server.url, want=2)
-        assert sorted(versions.values()) == [k, k], versions  # both replicas hold publication k
-        answer = client.post("/predict", json={"instances": probe, "min_model_version": k}).json()
-        assert answer["model_version"] == k
-        for got, want in zip(answer["probabilities"], expected, strict=True):
-            assert got.keys() == want.keys()
-            assert all(abs(got[c] - want[c]) < 1e-5 for c in want)
+    answers: list[dict[str, Any]] = []
+    stop = threading.Event()
+
+    def predict() -> None:
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            while not stop.is_set():
+                answer = client.post("/predict", json={"instances": probe})
+                assert answer.status_code == 200, answer.text
+                answers.append(answer.json())
+
+    reader = threading.Thread(target=predict)
+    reader.start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            for k in range(1, 9):
+                rows, targets = _batch(k)
+                assert client.post("/learn", json={"instances": rows, "targets": targets}).json()["model_version"] == k
+                time.sleep(0.15)
+    finally:
+        stop.set()
+        reader.join()
+    reference = estimators.build("AMClassifier", {})  # the writer's estimator, learned the same way
+    expected = {0: estimators.predict(reference, probe, True)[1]}
+    for k in range(1, 9):
+        estimators.learn(reference, *_batch(k))
+        expected[k] = estimators.predict(reference, probe, True)[1]
+    versions = {a["model_version"] for a in answers}
+    assert len(versions) >= 4, versions  # the answers followed the learning
+    for answer in answers:
+        assert answer["staleness_seconds"] <= 2.0
+        want = expected[answer["model_version"]]
+        for got, ref in zip(answer["probabilities"], want, strict=True):
+            assert got.keys() == ref.keys() and all(abs(got[c] - ref[c]) < 1e-5 for c in ref), answer
+    assert set(_replica_versions(server.url, want=2).values()) == {8}  # every replica holds the last publication
 
 
 def _learner(url: str, stop: threading.Event, tally: dict[str, int]) -> None:
