@@ -131,6 +131,10 @@ def prune(root: Path, keep: int) -> int:
     """Keep the ``keep`` newest checkpoints; return the sequence number of the oldest one kept (0: none)."""
     paths = sorted(root.glob(f"{_PREFIX}*"), reverse=True)
     for path in paths[keep:]:
-        shutil.rmtree(path, ignore_errors=True)
+        # renamed first (atomic), then removed: a crash mid-removal leaves a temporary directory that
+        # :func:`listing` clears, never a half-deleted checkpoint
+        doomed = root / f".tmp-{uuid.uuid4().hex}"
+        os.rename(path, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
     kept = paths[:keep]
     return seq_of(kept[-1]) if kept else 0

@@ -234,3 +234,18 @@ def test_a_model_that_cannot_be_rebuilt_at_run_time_is_quarantined(
     assert client.post("/models/m/learn", json={"instances": [[1.0]], "targets": [1]}).status_code == 503
     assert "m" in client.get("/health").json()["problems"]
     _feed(client, "/learn", 1)  # the others serve
+
+
+def test_a_crash_while_pruning_leaves_no_half_deleted_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "checkpoints"
+    for seq in (1, 2, 3):
+        checkpoints.write(root, seq, {}, lambda d: (d.mkdir(), (d / "state.safetensors").write_bytes(b"x" * 64)))
+    monkeypatch.setattr(checkpoints.shutil, "rmtree", lambda *a, **k: None)  # the process dies before removing
+    assert checkpoints.prune(root, 2) == 2
+    assert [checkpoints.seq_of(p) for p in checkpoints.listing(root)] == [3, 2]  # each whole: it verifies
+    assert all(checkpoints.verify(p)["seq"] == checkpoints.seq_of(p) for p in checkpoints.listing(root))
+    monkeypatch.undo()
+    checkpoints.listing(root)  # a restart clears what the crash left
+    assert sorted(p.name for p in root.iterdir()) == ["ckpt-00000000000000000002", "ckpt-00000000000000000003"]
