@@ -1,6 +1,7 @@
 # stream_am HTTP service. Not built in CI (no Docker engine there).
 #   docker build -t stream-am .
 #   docker run -p 8000:8000 -v stream-am-state:/data -e STREAM_AM_API_KEY=change-me stream-am
+#   ... stream-am stream-am serve --predictors 2     (a writer and 2 predictor processes, docs/distributed.md)
 #
 # State on a bind mount instead of a named volume: the server runs as uid 10001, so the host directory must
 # be writable by it, e.g.  mkdir -p state && sudo chown 10001 state && docker run -v "$PWD/state:/data" ...
