@@ -34,7 +34,6 @@ __all__ = [
     "frame_rows",
     "array_rows",
     "labels_of",
-    "canonical_order",
 ]
 
 #: largest absolute feature value or target that is standardised before it reaches the network
@@ -164,15 +163,3 @@ def labels_of(y: Any, n: int, classification: bool, name: str = "y", limit: floa
     if classification:
         return [check_label(v, f"{name}[{i}]", i) for i, v in enumerate(values)]
     return [check_target(v, f"{name}[{i}]", limit, i) for i, v in enumerate(values)]
-
-
-def canonical_order(names: list[Hashable]) -> list[Hashable]:
-    """Features first seen together, in a canonical order, so that a dict's key order never matters."""
-    if len(names) < 2:
-        return names
-    try:
-        if len({type(c) for c in names}) == 1:
-            return sorted(names)  # type: ignore[type-var]
-    except TypeError:
-        pass
-    return sorted(names, key=lambda c: (type(c).__name__, repr(c)))
