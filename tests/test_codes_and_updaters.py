@@ -25,12 +25,11 @@ from stream_am.updaters.adam import linear_mse_grads
 def _codes(net, x, y, kind, masks=None, objective=None, **kw):
     """Forward codes, the objectives (of class ``objective`` for every layer, else as built) and new codes."""
     masks = masks if masks is not None else [{} for _ in range(net.n_codes + 1)]
-    codes = forward_codes(net, x, masks, torch.Generator().manual_seed(0))
+    codes, top_out = forward_codes(net, x, masks, torch.Generator().manual_seed(0))
     target = F.one_hot(y, net.out.out_features).float() if kind == "sq" else y
     objs = build_objectives(net, kind)
     if objective is not None:
         objs = [objective(net, l, kind) for l in range(net.n_codes)]
-    top_out = net.out(net.act(net.n_codes - 1, codes[-1], masks[-1]))
     params = {"mu": 0.1, "steps": 5, "lr": 0.05, "momentum": 0.9, "lambda_c": 0.01, **kw}
     return codes, objs, update_codes(objs, codes, target, masks, top_out, **params)
 
