@@ -10,9 +10,13 @@ import pytest
 Loader = Callable[[str], ModuleType]
 
 
-def test_step_time_prints_a_ratio_row_per_shape(load_benchmark: Loader, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("clock", ["wall", "cpu"])
+def test_step_time_prints_a_ratio_row_per_shape(
+    load_benchmark: Loader, capsys: pytest.CaptureFixture[str], clock: str
+) -> None:
     step_time = load_benchmark("step_time")
-    rows = step_time.main(["--threads", "1", "--steps", "1", "--warmup", "0", "--shapes", "64-64-64-10/b32"])
+    argv = ["--threads", "1", "--steps", "1", "--warmup", "0", "--shapes", "64-64-64-10/b32", "--clock", clock]
+    rows = step_time.main(argv)
     assert [r["shape"] for r in rows] == ["64-64-64-10/b32"]
     expected = {"AM-mem", "AM-Adam", "AM-auto", "AM-mem/4", "AM-mem 3", "AM-Adam 3", "backprop-Adam",
                 "backprop-Adam fused", "AM-mem class", "AM-mem sample", "AM-auto class"}
@@ -20,6 +24,11 @@ def test_step_time_prints_a_ratio_row_per_shape(load_benchmark: Loader, capsys: 
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 64-64-64-10/b32")]
     assert len(lines) == 1 and len(lines[0].strip("|").split("|")) == 17
     assert lines[0].split("|")[-4].strip() == "mem/mem"  # the layers "auto" chose (then the class clock's cost)
+
+
+def test_step_time_refuses_the_cpu_clock_on_a_gpu(load_benchmark: Loader) -> None:
+    with pytest.raises(SystemExit):
+        load_benchmark("step_time").main(["--device", "cuda", "--clock", "cpu"])
 
 
 def test_prequential_reports_accuracy_for_am_and_backprop(
