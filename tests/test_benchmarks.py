@@ -80,3 +80,17 @@ def test_distributed_runs_the_job_at_one_and_two_processes(load_benchmark: Loade
     result = distributed.main(["--out", str(tmp_path), "--rows", "256", "--features", "12", "--hidden", "8",
                                "--shapes", "8-16-3/mem"])
     assert {p: r["samples"] for p, r in result["jobs"].items()} == {1: 256, 2: 256}
+
+
+def test_solve_cadence_prints_accuracy_and_cost_per_variant_and_cadence(
+    load_benchmark: Loader, capsys: pytest.CaptureFixture[str]
+) -> None:
+    solve_cadence = load_benchmark("solve_cadence")
+    argv = ["--widths", "64,8,10", "--variants", "mem", "adam", "--solve-every", "1", "2", "--seeds", "0",
+            "--steps", "1"]
+    result = solve_cadence.main(argv)
+    assert set(result) == {("mem", 1), ("mem", 2), ("adam", 1), ("adam", 2)}
+    assert all(0.5 < r["accuracy"] <= 1.0 and r["ratio"] > 0 for r in result.values())
+    assert result["mem", 1]["accuracy"] != result["mem", 2]["accuracy"]  # the cadence reaches every memory
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| mem |")]
+    assert len(rows) == 2
