@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from stream_am.checks import InputError
+from stream_am.estimators.features import canonical_order  # its home since base.py was split
 
 __all__ = [
     "MAX_MAGNITUDE",
@@ -34,6 +35,7 @@ __all__ = [
     "frame_rows",
     "array_rows",
     "labels_of",
+    "canonical_order",
 ]
 
 #: largest absolute feature value or target that is standardised before it reaches the network

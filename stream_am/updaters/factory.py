@@ -8,36 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from torch import nn
-
 from stream_am.network import Network
 from stream_am.updaters.adam import AdamUpdater
 from stream_am.updaters.base import Updater
 from stream_am.updaters.class_memory import ClassMemoryUpdater
 from stream_am.updaters.memory import MemoryUpdater
-from stream_am.updaters.readout import AdamReadout
+from stream_am.updaters.readout import make_readout
 
-__all__ = ["make_readout", "make_updaters"]
-
-
-def make_readout(
-    kind: str,
-    out: nn.Linear,
-    *,
-    loss: str,
-    lr: float,
-    steps: int,
-    decay: float,
-    ridge: float,
-    solve_every: int,
-    by_class: bool = False,
-) -> Updater:
-    """``"memory"``: a :class:`MemoryUpdater` on the output layer (its targets are one-hot rows for
-    classification; a :class:`ClassMemoryUpdater` if ``by_class``); ``"adam"``: an :class:`AdamReadout` on
-    ``loss``."""
-    if kind == "memory":
-        return (ClassMemoryUpdater if by_class else MemoryUpdater)(out, decay, ridge, solve_every)
-    return AdamReadout(out, lr, steps, loss)
+__all__ = ["make_updaters"]
 
 
 def make_updaters(

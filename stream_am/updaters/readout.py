@@ -1,5 +1,4 @@
-"""The output layer's Adam updater (Adam steps on the loss); the memory readout is a plain
-:class:`~stream_am.updaters.memory.MemoryUpdater` fitting the targets (see :func:`~stream_am.updaters.make_readout`)."""
+"""The output layer's updaters: the memory readout (a ridge fit of the targets) or Adam steps on the loss."""
 
 from __future__ import annotations
 
@@ -9,8 +8,11 @@ from torch import nn
 from stream_am.network import CodeBlock
 from stream_am.objectives import output_loss
 from stream_am.updaters.adam import AdamUpdater
+from stream_am.updaters.base import Updater
+from stream_am.updaters.class_memory import ClassMemoryUpdater
+from stream_am.updaters.memory import MemoryUpdater
 
-__all__ = ["AdamReadout"]
+__all__ = ["AdamReadout", "make_readout"]
 
 
 class AdamReadout(AdamUpdater):
@@ -30,3 +32,15 @@ class AdamReadout(AdamUpdater):
         params = self.block.parameters()
         with torch.enable_grad():
             return list(torch.autograd.grad(output_loss(self.block.layer(a), target, self.loss), params))
+
+
+def make_readout(
+    kind: str, out: nn.Linear, *, loss: str, lr: float, steps: int, decay: float, ridge: float, solve_every: int,
+    by_class: bool = False,
+) -> Updater:
+    """``"memory"``: a :class:`MemoryUpdater` on the output layer (its targets are one-hot rows for
+    classification; a :class:`ClassMemoryUpdater` if ``by_class``); ``"adam"``: an :class:`AdamReadout` on
+    ``loss``."""
+    if kind == "memory":
+        return (ClassMemoryUpdater if by_class else MemoryUpdater)(out, decay, ridge, solve_every)
+    return AdamReadout(out, lr, steps, loss)
