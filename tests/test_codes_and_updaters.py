@@ -301,3 +301,21 @@ def test_nesterov_never_raises_the_objective_and_returns_the_accepted_aux(lr):
     assert calls == [True] * 5 + [False]
     if lr < 1:
         assert ((c - target) ** 2).sum() < ((c0 - target) ** 2).sum()
+
+
+def test_fit_layers_fits_each_updater_once_with_its_own_pair_and_no_streams_on_the_cpu():
+    from stream_am.updaters import fit_layers, layer_streams
+
+    calls = []
+
+    class Recorder:
+        def __init__(self, name):
+            self.name = name
+
+        def fit(self, a, target, n, known=None, labels=None):
+            calls.append((self.name, a, target, n, known, labels))
+
+    a, t, k, labels = [torch.full((2, 1), float(i)) for i in range(4)]
+    fit_layers([Recorder("first"), Recorder("out")], [a, t], [t, k], [None, k], 2, labels)
+    assert calls == [("first", a, t, 2, None, labels), ("out", t, k, 2, k, labels)]  # the same tensor objects
+    assert layer_streams(torch.device("cpu"), 3) == []
