@@ -5,7 +5,9 @@ ridge system ``W (A + ridge I) = B + ridge W_prev`` (see :mod:`stream_am.updater
 for each shape, on one thread, median of ``--repeats``:
 
 - ``fold``: folding one batch into ``A`` and ``B`` (every variant pays it);
-- exact solves: Cholesky + two triangular solves (what stream_am uses), ``torch.cholesky_solve``,
+- exact solves: Cholesky + two triangular solves (what stream_am uses; on the CPU it tests the factorisation
+  with a Python branch, and the same solve with the GPU's ``torch.where`` selection is timed beside it),
+  ``torch.cholesky_solve``,
   LU (``torch.linalg.solve``), and an explicit inverse (``torch.cholesky_inverse``) times the right-hand side;
 - inexact ones: one vectorised Jacobi iteration, and one sweep of the authors' block coordinate descent over
   the columns (a Python loop, as in their code), each warm-started from ``W_prev``;
@@ -83,6 +85,10 @@ def measure(n_in: int, n_out: int, batch: int, repeats: int, seed: int = 0) -> d
     def chol_triangular() -> torch.Tensor:
         return ridge_solve(A, B, W_prev, RIDGE)
 
+    def chol_triangular_where() -> torch.Tensor:  # plus the selection that the GPU path makes
+        ok = torch.zeros((), dtype=torch.int32) == 0
+        return torch.where(ok, ridge_solve(A, B, W_prev, RIDGE), W_prev)
+
     def chol_solve() -> torch.Tensor:
         return torch.cholesky_solve(rhs.T, torch.linalg.cholesky(M)).T
 
@@ -104,6 +110,7 @@ def measure(n_in: int, n_out: int, batch: int, repeats: int, seed: int = 0) -> d
     out["no update (W_prev)"] = (0.0, _residual(W_prev, M, rhs))
     for name, fn in (
         ("Cholesky + triangular (stream_am)", chol_triangular),
+        ("the same, tested by torch.where", chol_triangular_where),
         ("cholesky_solve", chol_solve),
         ("LU solve", lu),
         ("explicit inverse", inverse),

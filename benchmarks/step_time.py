@@ -7,10 +7,13 @@ alike); each figure is the median, over ``--steps`` samples after ``--warmup`` w
 time of one step in a block of four consecutive steps (so ``solve_every=4`` is charged for its solves).
 The two "class clock / sample clock" columns are the cost of ``memory_clock="class"`` for AM-mem and AM-auto
 (every class in every batch here, its worst case). ``784-64-10/b32`` is ``AMClassifier``'s default network
-on 784 features (MNIST-sized rows). Ratios (AM / backprop) are the result; absolute times vary with the
-machine.
+on 784 features (MNIST-sized rows); ``64-256-256-10/b32`` is the wider digits network of ``variants.py``, where
+``"auto"`` is measured against the best single variant. Ratios (AM / backprop) are the result; absolute times
+vary with the machine. ``--clock cpu`` times the process's CPU time instead of the wall clock: on a machine
+shared with other jobs, time spent descheduled then counts for nobody (only meaningful on the CPU).
 
     python benchmarks/step_time.py [--threads 1 2] [--steps 30] [--device cpu|cuda] [--shapes NAME ...]
+                                   [--clock wall|cpu]
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ BLOCK = 4  # steps per timed sample (a multiple of every solve_every timed here)
 
 SHAPES = {
     "64-64-64-10/b32": ((64, 64, 64, 10), 32),
+    "64-256-256-10/b32": ((64, 256, 256, 10), 32),
     "784-64-10/b32": ((784, 64, 10), 32),
     "784-256-256-10/b128": ((784, 256, 256, 10), 128),
     "784-1024-1024-10/b256": ((784, 1024, 1024, 10), 256),
@@ -55,7 +59,10 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def time_shape(widths, batch, device, steps, warmup, seed=0):
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def time_shape(widths, batch, device, steps, warmup, seed=0, clock="wall"):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, widths[0], generator=g).to(device)
     y = torch.randint(0, widths[-1], (batch,), generator=g).to(device)
@@ -85,12 +92,12 @@ def time_shape(widths, batch, device, steps, warmup, seed=0):
     for i in range(warmup + steps):
         for name, learner in learners.items():
             _sync(device)
-            t = time.perf_counter()
+            t = CLOCKS[clock]()
             for _ in range(BLOCK):
                 learner.partial_fit(x, y)
             _sync(device)
             if i >= warmup:
-                times[name].append((time.perf_counter() - t) / BLOCK)
+                times[name].append((CLOCKS[clock]() - t) / BLOCK)
     auto = learners["AM-auto"]
     assert isinstance(auto, OnlineAM)
     return {k: statistics.median(v) for k, v in times.items()}, "/".join(auto.variants_)
@@ -103,8 +110,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--shapes", nargs="*", default=list(SHAPES), choices=list(SHAPES))
+    parser.add_argument("--clock", default="wall", choices=list(CLOCKS))
     args = parser.parse_args(argv)
     device = torch.device(args.device)
+    if args.clock == "cpu" and device.type != "cpu":
+        parser.error("--clock cpu times work on the CPU only; time a GPU with --clock wall")
     rows = []
     cuda_cols = " AM-mem serial / bp | AM-Adam serial / bp |" if device.type == "cuda" else ""
     print(
@@ -118,7 +128,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         torch.set_num_threads(threads)
         for name in args.shapes:
             widths, batch = SHAPES[name]
-            t, auto = time_shape(widths, batch, device, args.steps, args.warmup)
+            t, auto = time_shape(widths, batch, device, args.steps, args.warmup, clock=args.clock)
             bp, fbp = t["backprop-Adam"], t["backprop-Adam fused"]
             row = {"shape": name, "threads": threads, **{k: v * 1e3 for k, v in t.items()}}
             rows.append(row)

@@ -20,15 +20,19 @@ Masks = list[dict[int, torch.Tensor]]
 @torch.no_grad()
 def forward_codes(
     net: Network, x: torch.Tensor, masks: Masks | None = None, generator: torch.Generator | None = None
-) -> list[torch.Tensor]:
-    """Codes ``c_1..c_L`` of ``x`` (BatchNorm on batch moments), without gradients."""
+) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Codes ``c_1..c_L`` of ``x`` (BatchNorm on batch moments) and the network's outputs, without gradients.
+
+    Dropout masks are drawn from ``generator`` into ``masks`` (one dict per nonlinear block), so that the
+    rest of the step sees the same masks.
+    """
     a = net.preprocess(x, None if masks is None else masks[0], generator)
     codes = []
     for l, block in enumerate(net.blocks):  # noqa: E741
         c = block.forward(a, batch_stats=True)
         codes.append(c)
         a = net.act(l, c, None if masks is None else masks[l + 1], generator)
-    return codes
+    return codes, net.out(a)
 
 
 @torch.no_grad()

@@ -2,7 +2,8 @@
 
 Each entry is ``name -> (low, high, low_inclusive)``; ``high is None`` marks an integer (``>= low``), any
 other entry a finite float in ``[low, high)`` or ``(low, high)``. Choices (``variant``, ``loss``,
-``readout``) are checked by :func:`check_choices`.
+``readout``) are checked by :func:`check_choices`; :func:`check_am_params` checks all of an AM learner's or
+estimator's parameters.
 """
 
 from __future__ import annotations
@@ -13,7 +14,15 @@ from typing import Any
 from stream_am import checks
 from stream_am.variants import check_variant
 
-__all__ = ["HYPERPARAMETERS", "LOSSES", "MEMORY_CLOCKS", "READOUTS", "check_hyperparameters", "check_choices"]
+__all__ = [
+    "HYPERPARAMETERS",
+    "LOSSES",
+    "MEMORY_CLOCKS",
+    "READOUTS",
+    "check_am_params",
+    "check_hyperparameters",
+    "check_choices",
+]
 
 HYPERPARAMETERS: dict[str, tuple[float, float | None, bool]] = {
     "mu": (0.0, math.inf, False),
@@ -50,3 +59,11 @@ def check_choices(variant: Any, readout: Any, loss: Any = "cross_entropy", n_cod
     check_variant(variant, n_codes)
     checks.check_choice("readout", readout, READOUTS)
     checks.check_choice("loss", loss, LOSSES)
+
+
+def check_am_params(obj: Any, loss: Any, n_codes: int | None = None) -> None:
+    """``ValueError`` naming the first invalid AM parameter of ``obj``: its choices (``variant``, ``readout``,
+    ``loss``, ``memory_clock``), then the ranges of :data:`HYPERPARAMETERS`."""
+    check_choices(obj.variant, obj.readout, loss, n_codes)
+    checks.check_choice("memory_clock", obj.memory_clock, MEMORY_CLOCKS)
+    check_hyperparameters(obj)

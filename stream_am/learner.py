@@ -7,9 +7,7 @@ depends on the layout or the variant is decided once, in ``_build``: a step loop
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from functools import partial
-from typing import Any
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -17,18 +15,18 @@ from torch.nn import functional as F
 
 from stream_am import checks
 from stream_am.codes import forward_codes, update_codes
-from stream_am.hyperparameters import MEMORY_CLOCKS, check_choices, check_hyperparameters
+from stream_am.hyperparameters import check_am_params
 from stream_am.learner_state import LearnerState
 from stream_am.network import Network, decompose
 from stream_am.objectives import CodeObjective, build_objectives, output_loss
 from stream_am.updaters import (
-    AdamUpdater,
     ClassMemoryUpdater,
-    MemoryUpdater,
     Reduce,
     Updater,
+    fit_layers,
     fit_reduced,
-    make_readout,
+    layer_streams,
+    make_updaters,
 )
 from stream_am.variants import check_network, resolve_variants
 
@@ -162,19 +160,16 @@ class OnlineAM(LearnerState):
 
     # ------------------------------------------------------------------ configuration
     def _validate_params(self) -> None:
-        check_choices(self.variant, self.readout, self.loss)
-        checks.check_choice("memory_clock", self.memory_clock, MEMORY_CLOCKS)
+        check_am_params(self, self.loss)
         checks.check_device(self.device)
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
             raise ValueError(f"seed must be an int or None, got {self.seed!r}")
         if not isinstance(self.parallel_layers, bool):
             raise ValueError(f"parallel_layers must be a bool, got {self.parallel_layers!r}")
-        check_hyperparameters(self)
 
     @property
     def n_inputs(self) -> int:
-        first = self._net.blocks[0].layer if self._net.blocks else self._net.out
-        return first.in_features if isinstance(first, nn.Linear) else first.in_channels
+        return self._net.n_inputs
 
     @property
     def n_outputs(self) -> int:
@@ -194,19 +189,12 @@ class OnlineAM(LearnerState):
         self._onehot = self.loss == "cross_entropy" and self.readout == "memory"  # the readout fits one-hot rows
         self._objectives: list[CodeObjective] = build_objectives(net, "sq" if self._onehot else self.loss)
         by_class = self.memory_clock == "class" and self.loss == "cross_entropy"
-        memory = ClassMemoryUpdater if by_class else MemoryUpdater
-        self._updaters: list[Updater] = [
-            memory(b.layer, self.memory_decay, self.ridge, self.solve_every)
-            if v == "mem"
-            else AdamUpdater(b, self.weight_lr, self.weight_steps, self.lambda_w)
-            for v, b in zip(variants, net.blocks, strict=True)
-        ]
-        self._updaters.append(
-            make_readout(self.readout, net.out, loss=self.loss, lr=self.output_lr, steps=self.weight_steps,
-                         decay=self.memory_decay, ridge=self.ridge, solve_every=self.solve_every, by_class=by_class)
-        )
+        self._updaters: list[Updater] = make_updaters(
+            net, variants, readout=self.readout, loss=self.loss, lr=self.weight_lr, output_lr=self.output_lr,
+            steps=self.weight_steps, lambda_w=self.lambda_w, decay=self.memory_decay, ridge=self.ridge,
+            solve_every=self.solve_every, by_class=by_class)
         self._by_class = any(isinstance(u, ClassMemoryUpdater) for u in self._updaters)
-        self._streams: list[torch.cuda.Stream] = []
+        self._streams = layer_streams(dev, len(self._updaters))  # used when parallel_layers
         self._built = True
 
     # ------------------------------------------------------------------ public API
@@ -223,7 +211,7 @@ class OnlineAM(LearnerState):
         batch is this worker's share (possibly empty) and every updater applies the statistics of all shares."""
         device = self._device if self._built else checks.resolve_device(self.device)
         x, y = checks.check_batch(x, y, loss=self.loss, n_outputs=self.n_outputs, device=device,
-                                  n_inputs=self.n_inputs if self._first_is_linear() else None,
+                                  n_inputs=self.n_inputs if self._net.takes_rows else None,
                                   allow_empty=reduce is not None)
         first = not self._built
         if first:  # the first valid batch decides "auto" layers, from its (global) size
@@ -234,10 +222,8 @@ class OnlineAM(LearnerState):
         net, n = self._net, x.shape[0]
         masks: list[dict[int, torch.Tensor]] = [{} for _ in range(net.n_codes + 1)]
         try:
-            with torch.no_grad(), checks.shape_errors(x):  # nothing has changed yet if the network refuses x
-                codes = forward_codes(net, x, masks, self._generator)
-                top_in = net.act(net.n_codes - 1, codes[-1], masks[-1]) if codes else net.preprocess(x, masks[0])
-                before = net.out(top_in)
+            with checks.shape_errors(x):  # nothing has changed yet if the network refuses x
+                codes, before = forward_codes(net, x, masks, self._generator)
         except ValueError:
             self._built = not first  # a first batch the network refuses builds nothing either
             raise
@@ -256,7 +242,8 @@ class OnlineAM(LearnerState):
         if self._by_class:
             labels = target if self._onehot else F.one_hot(y, self.n_outputs).to(x.dtype)
         if reduce is None:
-            self._fit_layers(inputs, [*new, target], known, n, labels)
+            fit_layers(self._updaters, inputs, [*new, target], known, n, labels,
+                       self._streams if self.parallel_layers else ())
         else:  # the global count and sums of this step come back with the statistics
             local = torch.stack([loss_sum.new_tensor(float(n)), loss_sum,
                                  loss_sum.new_zeros(()) if correct is None else correct])
@@ -265,10 +252,17 @@ class OnlineAM(LearnerState):
             if n == 0:
                 return {"n": 0.0, "mu": self._mu}
             loss_sum, correct = totals[1], None if correct is None else totals[2]
+        return self._end_step(inputs, n, loss_sum, correct)
+
+    def _end_step(
+        self, inputs: list[torch.Tensor], n: int, loss_sum: torch.Tensor, correct: torch.Tensor | None
+    ) -> dict[str, float]:
+        """After the weights of a step of ``n`` samples: BatchNorm running statistics, ``mu``, counters; the
+        step's statistics (``loss_sum`` and ``correct``: sums over the samples, before the update)."""
         measured = {"loss": loss_sum / n}
         if correct is not None:
             measured["accuracy"] = correct / n
-        for l, block in enumerate(net.blocks):  # noqa: E741
+        for l, block in enumerate(self._net.blocks):  # noqa: E741
             block.update_running_stats(inputs[l])
         stats = {"n": float(n), "mu": self._mu}
         if self.mu_growth > 0 and self._mu < self.mu_max_factor * self.mu:
@@ -282,7 +276,7 @@ class OnlineAM(LearnerState):
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Network outputs (logits or values) for ``x``, on the module's device; never changes any state."""
         dev = next(self.module.parameters()).device
-        x = checks.check_x(x, device=dev, n_inputs=self.n_inputs if self._first_is_linear() else None)
+        x = checks.check_x(x, device=dev, n_inputs=self.n_inputs if self._net.takes_rows else None)
         with checks.shape_errors(x):
             return self._net.forward(x)
 
@@ -292,47 +286,3 @@ class OnlineAM(LearnerState):
         if self.loss != "cross_entropy":
             raise ValueError("predict_proba needs loss='cross_entropy'")
         return torch.softmax(self.predict(x), dim=1)
-
-    def forget(self, factor: float) -> None:
-        """Scale the weight of everything the memories remember by ``factor`` in ``(0, 1]``."""
-        checks.check_float("factor", factor, 0.0, 1.0, low_inclusive=False, high_inclusive=True)
-        for updater in self._updaters if self._built else []:
-            updater.forget(factor)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name == "memory_decay" and self.__dict__.get("_built"):
-            checks.check_float("memory_decay", value, 0.0, 1.0, True)
-            for updater in self._updaters:
-                if isinstance(updater, MemoryUpdater):
-                    updater.decay = value
-        object.__setattr__(self, name, value)
-
-    # ------------------------------------------------------------------ per-layer updates
-    def _first_is_linear(self) -> bool:
-        first = self._net.blocks[0].layer if self._net.blocks else self._net.out
-        return isinstance(first, nn.Linear) and not self._net.pre
-
-    def _fit_layers(
-        self, inputs: list[torch.Tensor], targets: list[torch.Tensor], known: list[torch.Tensor | None], n: int,
-        labels: torch.Tensor | None,
-    ) -> None:
-        """Every layer's weight subproblem; they are independent, so on CUDA each runs on its own stream.
-
-        Class-clocked memories also get the batch's ``labels`` (one-hot)."""
-        jobs: list[Callable[[], None]] = [
-            partial(u.fit, a, t, n, k, labels=labels)
-            for u, a, t, k in zip(self._updaters, inputs, targets, known, strict=True)
-        ]
-        if self._device.type != "cuda" or len(jobs) < 2 or not self.parallel_layers:
-            for job in jobs:
-                job()
-            return
-        main = torch.cuda.current_stream(self._device)
-        if len(self._streams) != len(jobs):
-            self._streams = [torch.cuda.Stream(self._device) for _ in jobs]
-        for job, stream in zip(jobs, self._streams, strict=True):
-            stream.wait_stream(main)  # inputs and codes are ready
-            with torch.cuda.stream(stream):
-                job()
-        for stream in self._streams:
-            main.wait_stream(stream)  # the step ends when every layer has its weights

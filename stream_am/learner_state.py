@@ -1,6 +1,7 @@
-"""State and growth of :class:`stream_am.learner.OnlineAM`: ``state_dict``, ``load_state_dict``, growing layers.
+"""The learned state of :class:`stream_am.learner.OnlineAM` outside a step: save, load, grow and forget.
 
-Kept apart from the step itself; the mixin reads the objects that ``OnlineAM._build`` creates and loops over
+``state_dict``/``load_state_dict``, growing the input or output layer, ``forget`` and a new ``memory_decay``
+are kept apart from the step itself; the mixin reads the objects that ``OnlineAM._build`` creates and loops over
 the updaters, whatever rule each one is. Keys: ``module.*`` (the network), ``variants`` (one int8 per code
 layer: 0 memory, 1 Adam), ``{memory|adam}.{l}.*`` for code layer ``l`` and ``{memory|adam}.out.*`` for the
 readout, and the counters ``mu``, ``samples_seen``, ``n_steps``, ``generator``.
@@ -9,12 +10,13 @@ readout, and the counters ``mu``, ``samples_seen``, ``n_steps``, ``generator``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from stream_am import checks
+from stream_am.updaters.memory import MemoryUpdater
 
 if TYPE_CHECKING:
     from stream_am.network import Network
@@ -27,7 +29,7 @@ _PREFIX = {"mem": "memory", "adam": "adam"}
 
 
 class LearnerState:
-    """Mixin: everything learned, as a flat ``{name: tensor}``, and growth that keeps it."""
+    """Mixin: everything learned, as a flat ``{name: tensor}``; growth that keeps it; forgetting."""
 
     module: nn.Module
     variant: str | Sequence[str]
@@ -40,7 +42,6 @@ class LearnerState:
     _generator: torch.Generator
     _device: torch.device
     _build: Callable[[Sequence[str]], None]  # OnlineAM._build(variants)
-    _first_is_linear: Callable[[], bool]
 
     def _prefixes(self) -> list[str]:
         n = self._net.n_codes
@@ -107,10 +108,9 @@ class LearnerState:
     def grow_inputs(self, n_new: int) -> None:
         """Add ``n_new`` input features (zero weights) keeping everything learned."""
         checks.check_int("n_new", n_new, low=1)
-        if not self._first_is_linear():
+        layer = self._net.first
+        if not self._net.takes_rows or not isinstance(layer, nn.Linear):
             raise ValueError("grow_inputs needs a network that starts with nn.Linear")
-        layer = self._net.blocks[0].layer if self._net.blocks else self._net.out
-        assert isinstance(layer, nn.Linear)  # checked just above
         with torch.no_grad():
             w = layer.weight
             layer.weight = nn.Parameter(torch.cat([w, w.new_zeros(w.shape[0], n_new)], dim=1))
@@ -130,3 +130,17 @@ class LearnerState:
         out.out_features += n_new
         if self._built:
             self._updaters[-1].grow_outputs(n_new)
+
+    def forget(self, factor: float) -> None:
+        """Scale the weight of everything the memories remember by ``factor`` in ``(0, 1]``."""
+        checks.check_float("factor", factor, 0.0, 1.0, low_inclusive=False, high_inclusive=True)
+        for updater in self._updaters if self._built else []:
+            updater.forget(factor)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "memory_decay" and self.__dict__.get("_built"):
+            checks.check_float("memory_decay", value, 0.0, 1.0, True)
+            for updater in self._updaters:
+                if isinstance(updater, MemoryUpdater):  # a class-clocked one too
+                    updater.decay = value
+        object.__setattr__(self, name, value)

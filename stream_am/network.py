@@ -122,6 +122,23 @@ class Network:
     def n_codes(self) -> int:
         return len(self.blocks)
 
+    @property
+    def first(self) -> nn.Linear | nn.Conv2d:
+        """The first layer with weights (the output layer when there is no code block)."""
+        return self.blocks[0].layer if self.blocks else self.out
+
+    @property
+    def n_inputs(self) -> int:
+        """Input features (``Linear``) or channels (``Conv2d``) of the first layer with weights."""
+        first = self.first
+        return first.in_features if isinstance(first, nn.Linear) else first.in_channels
+
+    @property
+    def takes_rows(self) -> bool:
+        """Whether the input is rows of features read by an ``nn.Linear`` directly (so their width is checked
+        and can grow)."""
+        return isinstance(self.first, nn.Linear) and not self.pre
+
     def act(
         self,
         l: int,  # noqa: E741

@@ -10,9 +10,13 @@ import pytest
 Loader = Callable[[str], ModuleType]
 
 
-def test_step_time_prints_a_ratio_row_per_shape(load_benchmark: Loader, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("clock", ["wall", "cpu"])
+def test_step_time_prints_a_ratio_row_per_shape(
+    load_benchmark: Loader, capsys: pytest.CaptureFixture[str], clock: str
+) -> None:
     step_time = load_benchmark("step_time")
-    rows = step_time.main(["--threads", "1", "--steps", "1", "--warmup", "0", "--shapes", "64-64-64-10/b32"])
+    argv = ["--threads", "1", "--steps", "1", "--warmup", "0", "--shapes", "64-64-64-10/b32", "--clock", clock]
+    rows = step_time.main(argv)
     assert [r["shape"] for r in rows] == ["64-64-64-10/b32"]
     expected = {"AM-mem", "AM-Adam", "AM-auto", "AM-mem/4", "AM-mem 3", "AM-Adam 3", "backprop-Adam",
                 "backprop-Adam fused", "AM-mem class", "AM-mem sample", "AM-auto class"}
@@ -20,6 +24,11 @@ def test_step_time_prints_a_ratio_row_per_shape(load_benchmark: Loader, capsys: 
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 64-64-64-10/b32")]
     assert len(lines) == 1 and len(lines[0].strip("|").split("|")) == 17
     assert lines[0].split("|")[-4].strip() == "mem/mem"  # the layers "auto" chose (then the class clock's cost)
+
+
+def test_step_time_refuses_the_cpu_clock_on_a_gpu(load_benchmark: Loader) -> None:
+    with pytest.raises(SystemExit):
+        load_benchmark("step_time").main(["--device", "cuda", "--clock", "cpu"])
 
 
 def test_prequential_reports_accuracy_for_am_and_backprop(
@@ -39,7 +48,9 @@ def test_memory_solvers_exact_solves_agree_and_inexact_ones_do_not(
 ) -> None:
     memory_solvers = load_benchmark("memory_solvers")
     result = memory_solvers.main(["--repeats", "1", "--shapes", "33x8/b16"])["33x8/b16"]
-    for exact in ("Cholesky + triangular (stream_am)", "cholesky_solve", "LU solve", "explicit inverse"):
+    exact_solves = ("Cholesky + triangular (stream_am)", "the same, tested by torch.where", "cholesky_solve",
+                    "LU solve", "explicit inverse")
+    for exact in exact_solves:
         assert result[exact][1] is not None and result[exact][1] < 1e-4
     warm = result["no update (W_prev)"][1]
     assert warm is not None and warm > 1e-4  # the last batch moved the solution
@@ -69,3 +80,17 @@ def test_distributed_runs_the_job_at_one_and_two_processes(load_benchmark: Loade
     result = distributed.main(["--out", str(tmp_path), "--rows", "256", "--features", "12", "--hidden", "8",
                                "--shapes", "8-16-3/mem"])
     assert {p: r["samples"] for p, r in result["jobs"].items()} == {1: 256, 2: 256}
+
+
+def test_solve_cadence_prints_accuracy_and_cost_per_variant_and_cadence(
+    load_benchmark: Loader, capsys: pytest.CaptureFixture[str]
+) -> None:
+    solve_cadence = load_benchmark("solve_cadence")
+    argv = ["--widths", "64,8,10", "--variants", "mem", "adam", "--solve-every", "1", "2", "--seeds", "0",
+            "--steps", "1"]
+    result = solve_cadence.main(argv)
+    assert set(result) == {("mem", 1), ("mem", 2), ("adam", 1), ("adam", 2)}
+    assert all(0.5 < r["accuracy"] <= 1.0 and r["ratio"] > 0 for r in result.values())
+    assert result["mem", 1]["accuracy"] != result["mem", 2]["accuracy"]  # the cadence reaches every memory
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| mem |")]
+    assert len(rows) == 2

@@ -25,12 +25,11 @@ from stream_am.updaters.adam import linear_mse_grads
 def _codes(net, x, y, kind, masks=None, objective=None, **kw):
     """Forward codes, the objectives (of class ``objective`` for every layer, else as built) and new codes."""
     masks = masks if masks is not None else [{} for _ in range(net.n_codes + 1)]
-    codes = forward_codes(net, x, masks, torch.Generator().manual_seed(0))
+    codes, top_out = forward_codes(net, x, masks, torch.Generator().manual_seed(0))
     target = F.one_hot(y, net.out.out_features).float() if kind == "sq" else y
     objs = build_objectives(net, kind)
     if objective is not None:
         objs = [objective(net, l, kind) for l in range(net.n_codes)]
-    top_out = net.out(net.act(net.n_codes - 1, codes[-1], masks[-1]))
     params = {"mu": 0.1, "steps": 5, "lr": 0.05, "momentum": 0.9, "lambda_c": 0.01, **kw}
     return codes, objs, update_codes(objs, codes, target, masks, top_out, **params)
 
@@ -302,3 +301,21 @@ def test_nesterov_never_raises_the_objective_and_returns_the_accepted_aux(lr):
     assert calls == [True] * 5 + [False]
     if lr < 1:
         assert ((c - target) ** 2).sum() < ((c0 - target) ** 2).sum()
+
+
+def test_fit_layers_fits_each_updater_once_with_its_own_pair_and_no_streams_on_the_cpu():
+    from stream_am.updaters import fit_layers, layer_streams
+
+    calls = []
+
+    class Recorder:
+        def __init__(self, name):
+            self.name = name
+
+        def fit(self, a, target, n, known=None, labels=None):
+            calls.append((self.name, a, target, n, known, labels))
+
+    a, t, k, labels = [torch.full((2, 1), float(i)) for i in range(4)]
+    fit_layers([Recorder("first"), Recorder("out")], [a, t], [t, k], [None, k], 2, labels)
+    assert calls == [("first", a, t, 2, None, labels), ("out", t, k, 2, k, labels)]  # the same tensor objects
+    assert layer_streams(torch.device("cpu"), 3) == []

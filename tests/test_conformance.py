@@ -55,7 +55,7 @@ def test_predictions_are_pure(name):
     if is_classifier(model):
         model.predict_proba_many(frame)
     assert_same_snapshot(before, snapshot(model))
-    assert "never_seen" not in model._features
+    assert "never_seen" not in model._index.names
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -166,7 +166,7 @@ def test_emerging_feature_keeps_learned_state(name):
     model.learn_one({**rows[0][0], "z": 1.0, "c": 2.0}, rows[0][1])
     grown = assert_prefix_kept(old, engine_state(model))
     assert any(k.startswith("module.") for k in grown)
-    assert model._engine.n_inputs == n_in + 2 and model._features == ["a", "b", "c", "z"]
+    assert model._engine.n_inputs == n_in + 2 and model._index.names == ["a", "b", "c", "z"]
 
 
 @pytest.mark.parametrize("name", NAMES)

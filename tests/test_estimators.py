@@ -76,7 +76,7 @@ def test_standardisation_statistics_match_numpy():
     for x, y in rows:
         model.learn_one(x, y)
     mean, scale = model._moments.mean_scale()
-    for j, f in enumerate(model._features):
+    for j, f in enumerate(model._index.names):
         values = np.array([x[f] for x, _ in rows if f in x])
         assert model._moments.count[j] == len(values)
         np.testing.assert_allclose([mean[j], scale[j]], [values.mean(), values.std()], rtol=1e-12)
@@ -86,11 +86,11 @@ def test_standardize_false_feeds_raw_values_and_zero_for_missing():
     model = BackpropRegressor(batch_size=2, standardize=False)
     model.learn_one({"a": 3.0, "b": 4.0}, 1.0)
     model.learn_one({"b": 5.0}, 1.0)
-    assert model._network_input(model._buf_x[:0], model._buf_mask[:0]).shape == (0, 2)
+    assert model._network_input(*model._buffer.rows()[:2]).shape == (0, 2)
     model2 = BackpropRegressor(batch_size=3, standardize=False)
     model2.learn_one({"a": 3.0, "b": 4.0}, 1.0)
     model2.learn_one({"b": 5.0}, 1.0)
-    x = model2._network_input(model2._buf_x[:2], model2._buf_mask[:2])
+    x = model2._network_input(*model2._buffer.rows()[:2])
     assert x.tolist() == [[3.0, 4.0], [0.0, 5.0]]
 
 
@@ -98,7 +98,7 @@ def test_feature_order_is_first_seen_and_key_order_free():
     model = AMClassifier()
     model.learn_one({"z": 1.0, "b": 2.0}, 0)
     model.learn_one({"a": 1.0, "b": 2.0, "c": 3.0}, 1)
-    assert model._features == ["b", "z", "a", "c"] and model.n_features_in_ == 4
+    assert model._index.names == ["b", "z", "a", "c"] and model.n_features_in_ == 4
 
 
 def test_partial_fit_classes_and_classes_():
@@ -168,7 +168,7 @@ def test_am_defaults_mirror_online_am(cls):
 def test_constructor_stores_arguments_and_creates_no_tensors(cls):
     model = cls(hidden_sizes=(3, 2), batch_size=9, seed=4)
     assert (model.hidden_sizes, model.batch_size, model.seed) == ((3, 2), 9, 4)
-    assert model._engine is None and model._buf_x is None
+    assert model._engine is None and model._buffer is None
     assert repr(model) == repr(model.clone())
 
 
@@ -205,7 +205,7 @@ def test_save_refuses_names_json_cannot_keep(tmp_path):
     model2 = BackpropClassifier()
     model2.learn_one({("a", 1): 1.0, 3: 2.0}, (1, "b"))
     restored = BackpropClassifier.load(model2.save(tmp_path / "m2"))
-    assert restored._features == model2._features and restored._classes == [(1, "b")]
+    assert restored._index.names == model2._index.names and restored._classes == [(1, "b")]
 
 
 @pytest.mark.parametrize("cls", ALL)

@@ -14,11 +14,10 @@ from typing import Any
 
 from torch import nn
 
-from stream_am import checks
 from stream_am.estimators.classifier import StreamClassifier
 from stream_am.estimators.regressor import StreamRegressor
 from stream_am.estimators.sklearn_api import SklearnClassifier, SklearnRegressor
-from stream_am.hyperparameters import HYPERPARAMETERS, MEMORY_CLOCKS, check_choices, check_hyperparameters
+from stream_am.hyperparameters import HYPERPARAMETERS, check_am_params
 from stream_am.learner import OnlineAM
 
 __all__ = ["AMClassifier", "AMRegressor", "AM_HYPERPARAMETERS"]
@@ -41,9 +40,7 @@ class _AMMixin:
     memory_clock: str = "sample"  # a classifier's constructor argument; a regressor's memories age per sample
 
     def _check_am_params(self) -> None:
-        check_choices(self.variant, self.readout, n_codes=len(self.hidden_sizes))
-        checks.check_choice("memory_clock", self.memory_clock, MEMORY_CLOCKS)
-        check_hyperparameters(self)
+        check_am_params(self, self._loss, n_codes=len(self.hidden_sizes))
 
     def _make_engine(self, module: nn.Sequential) -> Any:
         return OnlineAM(module, variant=self.variant, loss=self._loss, readout=self.readout, device=self.device,

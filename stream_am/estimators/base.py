@@ -2,19 +2,15 @@
 
 Semantics (the same for the AM estimators and the backprop baselines):
 
-- **Features** are numbered in first-seen order; features first seen in the same sample (a dict, or a row
-  of a frame or array) are numbered in sorted order, so the key order of a dict never matters. A new
-  feature grows the engine's input layer (zero weights; every learned weight, memory and optimiser moment
-  is kept). A feature absent from a sample contributes 0
-  to the network input; features never learned are ignored at prediction time.
+- **Features** are numbered in first-seen order and grow the engine's input layer
+  (:class:`~stream_am.estimators.features.FeatureIndex`); a feature absent from a sample contributes 0.
 - **Standardisation** (``standardize=True``): each feature keeps a running mean and standard deviation
   (:class:`~stream_am.estimators.moments.RunningMoments`) over the samples in which it was present. A sample
   updates them when it is *learned*, i.e. buffered. A mini-batch is standardised when its step runs, with
   the statistics that include all of its samples; a prediction uses the current statistics. A standardised
   missing feature is 0, i.e. it is imputed with its mean.
-- **Buffering**: ``learn_one`` buffers a sample and runs one engine step when ``batch_size`` samples are
-  buffered. ``learn_many`` / ``partial_fit`` cut their rows at the same boundaries, so they are exactly
-  (bitwise) equivalent to feeding the rows one by one. ``flush()`` runs a step on a partial buffer.
+- **Buffering**: ``batch_size`` learned samples make one engine step
+  (:class:`~stream_am.estimators.buffer.SampleBuffer`); ``learn_many`` equals a ``learn_one`` loop bit for bit.
 - **Validate, then apply**: every check that can refuse a call (values, magnitude limits, labels, the device)
   runs before anything changes; a call that raises ``ValueError`` leaves the estimator exactly as it was
   (features, statistics, buffer, labels, engine). See :mod:`stream_am.estimators.inputs` for the limits.
@@ -36,6 +32,8 @@ import torch
 from stream_am import checks
 from stream_am.engine import Engine
 from stream_am.estimators import inputs, persistence, state
+from stream_am.estimators.buffer import SampleBuffer
+from stream_am.estimators.features import FeatureIndex
 from stream_am.estimators.moments import RunningMoments
 from stream_am.estimators.networks import build_mlp, check_network_params
 
@@ -70,12 +68,9 @@ class StreamEstimator(abc.ABC):
             checks.check_int("seed", self.seed, low=0, high=checks.MAX_SEED)
 
     def _reset(self) -> None:
-        self._features: list[Hashable] = []
-        self._feature_index: dict[Hashable, int] = {}
+        self._index = FeatureIndex()
         self._moments: RunningMoments | None = None
-        self._buf_x: np.ndarray | None = None
-        self._buf_mask: np.ndarray | None = None
-        self._buf_y: list[Any] = []
+        self._buffer: SampleBuffer | None = None  # with the moments, from the first learned sample
         self._engine: Engine | None = None
         self._n_learned = 0
         self._last_stats: dict[str, float] = {}
@@ -87,7 +82,7 @@ class StreamEstimator(abc.ABC):
 
     def _check_can_step(self, n_new: int) -> None:
         """Refuse, before anything changes, a call whose first step could not build the engine (no device)."""
-        if self._engine is None and len(self._buf_y) + n_new >= self.batch_size:
+        if self._engine is None and self.n_buffered + n_new >= self.batch_size:
             checks.resolve_device(self.device)
 
     # -- hooks (abstract: the concrete classes derive from river's ABCs) ------------------------------
@@ -111,12 +106,12 @@ class StreamEstimator(abc.ABC):
     @property
     def n_features_in_(self) -> int:
         """Number of features learned so far."""
-        return len(self._features)
+        return len(self._index)
 
     @property
     def feature_names_in_(self) -> list[Hashable]:
         """Names of the features learned so far, in input-layer order (positions for the numpy API)."""
-        return list(self._features)
+        return list(self._index.names)
 
     @property
     def engine(self) -> Engine | None:
@@ -130,7 +125,7 @@ class StreamEstimator(abc.ABC):
     @property
     def n_buffered(self) -> int:
         """Samples learned but not yet used by a step."""
-        return len(self._buf_y)
+        return 0 if self._buffer is None else len(self._buffer)
 
     @property
     def n_steps(self) -> int:
@@ -160,51 +155,40 @@ class StreamEstimator(abc.ABC):
         Afterwards the buffer is empty and the next step happens ``batch_size`` learned samples later.
         Nothing happens when the buffer is empty.
         """
-        if self._buf_y:
+        if self.n_buffered:
             self._step()
 
     # -- learning ------------------------------------------------------------------------------------
-    def _start(self) -> None:
-        if self._buf_x is None:
+    def _start(self) -> tuple[RunningMoments, SampleBuffer]:
+        if self._moments is None or self._buffer is None:
             self._moments = RunningMoments()
-            self._buf_x = np.zeros((self.batch_size, 0))
-            self._buf_mask = np.zeros((self.batch_size, 0), dtype=bool)
+            self._buffer = SampleBuffer(self.batch_size)
+        return self._moments, self._buffer
 
     def _register_features(self, names: Sequence[Hashable]) -> np.ndarray:
-        self._start()
-        assert self._moments is not None and self._buf_x is not None and self._buf_mask is not None
-        new = inputs.canonical_order([c for c in names if c not in self._feature_index])
-        if new:
-            for c in new:
-                self._feature_index[c] = len(self._features)
-                self._features.append(c)
-            k = len(new)
-            self._moments.grow(k)
-            self._buf_x = np.pad(self._buf_x, ((0, 0), (0, k)))
-            self._buf_mask = np.pad(self._buf_mask, ((0, 0), (0, k)))
+        moments, buffer = self._start()
+        k = self._index.add(names)
+        if k:
+            moments.grow(k)
+            buffer.grow(k)
             if self._engine is not None:
                 self._engine.grow_inputs(k)
-        return np.array([self._feature_index[c] for c in names], dtype=np.int64)
+        return self._index.columns(names)
 
     def _learn_one(self, names: list[Hashable], row: np.ndarray, target: Any) -> None:
         """:meth:`_learn_rows` for one fully observed row (``1 x k``): the same state, bit for bit, faster."""
         self._check_can_step(1)
-        self._start()
-        assert self._moments is not None and self._buf_x is not None and self._buf_mask is not None
-        index = self._feature_index
+        moments, buffer = self._start()
+        index = self._index.index
         if any(c not in index for c in names):
             self._register_features(names)
         columns = np.fromiter((index[c] for c in names), dtype=np.int64, count=len(names))
         encoded = self._encode_targets([target])
-        values = row[0]
         if self.standardize:
-            self._moments.update_row(columns, values)
-        b = len(self._buf_y)
-        self._buf_x[b, columns] = values
-        self._buf_mask[b, columns] = True
-        self._buf_y.extend(encoded)
+            moments.update_row(columns, row[0])
+        buffer.put_row(columns, row[0], encoded[0])
         self._n_learned += 1
-        if len(self._buf_y) == self.batch_size:
+        if buffer.full:
             self._step()
 
     def _learn_rows(
@@ -219,15 +203,15 @@ class StreamEstimator(abc.ABC):
         if n == 0:
             return
         self._check_can_step(n)
-        self._start()
+        _, buffer = self._start()
         if present is None:
             present = np.ones((n, k), dtype=bool)
         seen = present.any(axis=0)
         first = np.where(seen, present.argmax(axis=0), n)
-        index = np.array([self._feature_index.get(c, -1) for c in names], dtype=np.int64)
+        index = self._index.columns(names)
         start = 0
         while start < n:
-            m = min(n - start, self.batch_size - len(self._buf_y))
+            m = min(n - start, self.batch_size - len(buffer))
             for r in np.unique(first[(index < 0) & (first < start + m)]):
                 group = [j for j in range(k) if first[j] == r and index[j] < 0]
                 registered = self._register_features([names[j] for j in group])
@@ -238,35 +222,29 @@ class StreamEstimator(abc.ABC):
             start += m
 
     def _learn_chunk(self, columns: np.ndarray, chunk: np.ndarray, present: np.ndarray, targets: list[Any]) -> None:
-        assert self._moments is not None and self._buf_x is not None and self._buf_mask is not None
-        m = chunk.shape[0]
+        moments, buffer = self._start()
         encoded = self._encode_targets(targets)
         if self.standardize:
-            self._moments.update(columns, chunk, present)
-        b = len(self._buf_y)
-        self._buf_x[b:b + m, columns] = np.where(present, chunk, 0.0)
-        self._buf_mask[b:b + m, columns] = present
-        self._buf_y.extend(encoded)
-        self._n_learned += m
-        if len(self._buf_y) == self.batch_size:
+            moments.update(columns, chunk, present)
+        buffer.put(columns, chunk, present, encoded)
+        self._n_learned += chunk.shape[0]
+        if buffer.full:
             self._step()
 
     def _step(self) -> None:
-        assert self._buf_x is not None and self._buf_mask is not None
-        n = len(self._buf_y)
-        x = self._network_input(self._buf_x[:n], self._buf_mask[:n])
-        y = self._target_tensor(self._buf_y)
+        _, buffer = self._start()
+        rows, mask, targets = buffer.rows()
+        x = self._network_input(rows, mask)
+        y = self._target_tensor(targets)
         engine = self._engine
         if engine is None:
             seed = secrets.randbits(31) if self.seed is None else self.seed  # None: fresh OS entropy
-            module = build_mlp(len(self._features), self._n_outputs(), self.hidden_sizes, self.activation, seed)
+            module = build_mlp(len(self._index), self._n_outputs(), self.hidden_sizes, self.activation, seed)
             engine = self._make_engine(module)
         stats = engine.partial_fit(x, y)
         self._engine = engine
         self._last_stats = {k: float(v) for k, v in stats.items()}
-        self._buf_x[:n] = 0.0
-        self._buf_mask[:n] = False
-        self._buf_y = []
+        buffer.clear()
 
     # -- inference -----------------------------------------------------------------------------------
     def _network_input(self, rows: np.ndarray, mask: np.ndarray | None) -> torch.Tensor:
@@ -284,13 +262,7 @@ class StreamEstimator(abc.ABC):
         """Engine outputs (probabilities when ``proba``) for rows over ``names``; None before the first step."""
         if self._engine is None:
             return None
-        known = [j for j, c in enumerate(names) if c in self._feature_index]
-        cols = [self._feature_index[names[j]] for j in known]
-        full = np.zeros((rows.shape[0], len(self._features)))
-        mask = np.zeros(full.shape, dtype=bool)
-        full[:, cols] = rows[:, known]
-        mask[:, cols] = True if present is None else present[:, known]
-        x = self._network_input(full, mask)
+        x = self._network_input(*self._index.spread(names, rows, present))
         with torch.no_grad():
             out = self._engine.predict(x).detach().cpu().numpy().astype(np.float64)
         if proba:  # softmax in float64, so that probabilities sum to 1 to double precision

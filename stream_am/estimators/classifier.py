@@ -130,15 +130,15 @@ class StreamClassifier(StreamEstimator, base.MiniBatchClassifier):
 
     # -- numpy API -----------------------------------------------------------------------------------
     def _numpy_names(self, n: int | None = None) -> list[int]:
-        if self._features != list(range(len(self._features))):
+        if self._index.names != list(range(len(self._index.names))):
             raise ValueError(
                 f"the numpy API addresses features by column position, but {type(self).__name__} has learned "
-                f"named features {self._features[:5]!r}"
+                f"named features {self._index.names[:5]!r}"
             )
-        return list(range(len(self._features) if n is None else n))
+        return list(range(len(self._index.names) if n is None else n))
 
     def _numpy_rows(self, X: Any) -> tuple[list[int], np.ndarray]:
-        expected = len(self._features) or None
+        expected = len(self._index.names) or None
         rows = inputs.array_rows(X, expected, type(self).__name__, limit=self._feature_limit)
         return self._numpy_names(rows.shape[1]), rows
 

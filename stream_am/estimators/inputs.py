@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from stream_am.checks import InputError
+from stream_am.estimators.features import canonical_order  # its home since base.py was split
 
 __all__ = [
     "MAX_MAGNITUDE",
@@ -164,15 +165,3 @@ def labels_of(y: Any, n: int, classification: bool, name: str = "y", limit: floa
     if classification:
         return [check_label(v, f"{name}[{i}]", i) for i, v in enumerate(values)]
     return [check_target(v, f"{name}[{i}]", limit, i) for i, v in enumerate(values)]
-
-
-def canonical_order(names: list[Hashable]) -> list[Hashable]:
-    """Features first seen together, in a canonical order, so that a dict's key order never matters."""
-    if len(names) < 2:
-        return names
-    try:
-        if len({type(c) for c in names}) == 1:
-            return sorted(names)  # type: ignore[type-var]
-    except TypeError:
-        pass
-    return sorted(names, key=lambda c: (type(c).__name__, repr(c)))

@@ -97,11 +97,11 @@ class StreamRegressor(StreamEstimator, base.MiniBatchRegressor):
 
     # -- numpy API -----------------------------------------------------------------------------------
     def _numpy_rows(self, X: Any) -> tuple[list[int], np.ndarray]:
-        rows = inputs.array_rows(X, len(self._features) or None, type(self).__name__, limit=self._feature_limit)
-        if self._features != list(range(len(self._features))):
+        rows = inputs.array_rows(X, len(self._index.names) or None, type(self).__name__, limit=self._feature_limit)
+        if self._index.names != list(range(len(self._index.names))):
             raise ValueError(
                 f"the numpy API addresses features by column position, but {type(self).__name__} has learned "
-                f"named features {self._features[:5]!r}"
+                f"named features {self._index.names[:5]!r}"
             )
         return list(range(rows.shape[1])), rows
 

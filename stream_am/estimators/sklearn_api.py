@@ -99,9 +99,9 @@ class _SklearnAPI(_Base):
     @property
     def n_features_in_(self) -> int:
         """Number of features learned so far (absent before the first feature is learned)."""
-        if not self._features:
+        if not self._index.names:
             raise AttributeError(f"{type(self).__name__} has not learned any feature yet")
-        return len(self._features)
+        return len(self._index.names)
 
     @property
     def feature_names_in_(self) -> Any:  # an object ndarray (the base class's type is a list)
@@ -110,8 +110,8 @@ class _SklearnAPI(_Base):
         names = getattr(self, "_sk_feature_names", None)
         if names is not None:
             return names.copy()
-        if self._features and self._features != list(range(len(self._features))):
-            return object_array(self._features)  # type: ignore[return-value]
+        if self._index.names and self._index.names != list(range(len(self._index.names))):
+            return object_array(self._index.names)  # type: ignore[return-value]
         raise AttributeError(f"{type(self).__name__} has no feature names (it learned plain arrays)")
 
     def _payload(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

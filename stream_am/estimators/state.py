@@ -13,6 +13,8 @@ import numpy as np
 import torch
 
 from stream_am import checks
+from stream_am.estimators.buffer import SampleBuffer
+from stream_am.estimators.features import FeatureIndex
 from stream_am.estimators.moments import RunningMoments
 from stream_am.estimators.networks import build_mlp
 
@@ -22,17 +24,16 @@ __all__ = ["payload", "restore"]
 def payload(est: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """``(meta, arrays)`` of ``est``: Python-level state and numpy arrays; together they restore it."""
     meta: dict[str, Any] = {
-        "features": list(est._features),
+        "features": list(est._index.names),
         "n_learned": est._n_learned,
-        "started": est._buf_x is not None,
+        "started": est._buffer is not None,
         "engine": None if est._engine is None else [est._engine.n_inputs, est._engine.n_outputs],
         "last_stats": dict(est._last_stats),
     }
     arrays: dict[str, np.ndarray] = {}
-    if est._buf_x is not None and est._moments is not None and est._buf_mask is not None:
+    if est._buffer is not None and est._moments is not None:
         arrays.update(est._moments.state("moments."))
-        arrays["buffer.x"], arrays["buffer.mask"] = est._buf_x.copy(), est._buf_mask.copy()
-        arrays["buffer.y"] = np.array(est._buf_y, dtype=est._target_dtype)
+        arrays.update(est._buffer.state("buffer.", est._target_dtype))
     if est._engine is not None:
         for k, v in est._engine.state_dict().items():
             arrays[f"engine.{k}"] = v.detach().cpu().clone().numpy()
@@ -42,15 +43,12 @@ def payload(est: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
 def restore(est: Any, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
     """Rebuild ``est``'s learned state from :func:`payload`'s ``(meta, arrays)`` (its engine on its device)."""
     est._reset()
-    est._features = list(meta["features"])
-    est._feature_index = {c: i for i, c in enumerate(est._features)}
+    est._index = FeatureIndex(meta["features"])
     est._n_learned = int(meta["n_learned"])
     est._last_stats = {k: float(v) for k, v in meta["last_stats"].items()}
     if meta["started"]:
         est._moments = RunningMoments.from_state(arrays, "moments.")
-        est._buf_x = np.array(arrays["buffer.x"], dtype=np.float64)
-        est._buf_mask = np.array(arrays["buffer.mask"], dtype=bool)
-        est._buf_y = [v.item() for v in arrays["buffer.y"]]
+        est._buffer = SampleBuffer.from_state(arrays, "buffer.")
     if meta["engine"] is not None:
         n_in, n_out = meta["engine"]
         engine = est._make_engine(build_mlp(n_in, n_out, est.hidden_sizes, est.activation, 0))

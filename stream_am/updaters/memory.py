@@ -68,8 +68,9 @@ def ridge_solve(A: torch.Tensor, B: torch.Tensor, W_prev: torch.Tensor, ridge: f
 
     Chosen by measurement (``benchmarks/memory_solvers.py``; figures in ``benchmarks/README.md``): the fastest
     exact solve from 257 x 256 up; with few outputs the solves run from the left. A factorisation
-    that fails (a matrix not numerically positive definite) keeps the previous weights, on every device (the
-    test is a ``torch.where``, so a GPU never waits for it).
+    that fails (a matrix not numerically positive definite) keeps the previous weights, on every device: on a
+    GPU the test is a ``torch.where`` (so the GPU never waits for it), on the CPU a Python branch (the
+    selection cost 4 to 6% of a whole AM-mem step; figures in ``benchmarks/README.md``).
 
     Examples
     --------
@@ -84,6 +85,8 @@ def ridge_solve(A: torch.Tensor, B: torch.Tensor, W_prev: torch.Tensor, ridge: f
     M = A.clone()
     M.diagonal().add_(ridge)
     L, info = torch.linalg.cholesky_ex(M)
+    if info.device.type == "cpu":
+        return _triangular_solves(L, B + ridge * W_prev) if int(info) == 0 else W_prev
     return torch.where(info == 0, _triangular_solves(L, B + ridge * W_prev), W_prev)
 
 
