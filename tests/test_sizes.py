@@ -1,5 +1,6 @@
 """Size limits of the installed code (house style: one concept per file): no file over 300 lines, no function
-over 60. ``scenarios/`` installs as ``stream_am.scenarios``, so it is held to the library's limits."""
+over 60. ``api/`` and ``scenarios/`` install as ``stream_am.server`` and ``stream_am.scenarios``, so they are
+held to the library's limits."""
 
 from __future__ import annotations
 
@@ -7,9 +8,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# api/ (installed as stream_am.server) joins this list once api/service.py, being split in another change, is
-# under the limit
-PACKAGES = ("stream_am", "scenarios")
+PACKAGES = ("stream_am", "api", "scenarios")
 MAX_FILE_LINES = 300
 MAX_FUNCTION_LINES = 60
 
