@@ -23,7 +23,10 @@ from stream_am.network import Network, decompose
 from stream_am.objectives import CodeObjective, build_objectives, output_loss
 from stream_am.updaters import (
     AdamUpdater,
+    ClassBatch,
+    ClassClock,
     ClassMemoryUpdater,
+    Labels,
     MemoryUpdater,
     Reduce,
     Updater,
@@ -193,17 +196,22 @@ class OnlineAM(LearnerState):
         net = self._net
         self._onehot = self.loss == "cross_entropy" and self.readout == "memory"  # the readout fits one-hot rows
         self._objectives: list[CodeObjective] = build_objectives(net, "sq" if self._onehot else self.loss)
-        by_class = self.memory_clock == "class" and self.loss == "cross_entropy"
-        memory = ClassMemoryUpdater if by_class else MemoryUpdater
+        clock = ClassClock() if self.memory_clock == "class" and self.loss == "cross_entropy" else None
+
+        def memory(layer: nn.Linear | nn.Conv2d) -> MemoryUpdater:  # one clock for every class-clocked memory
+            if clock is None:
+                return MemoryUpdater(layer, self.memory_decay, self.ridge, self.solve_every)
+            return ClassMemoryUpdater(layer, self.memory_decay, self.ridge, self.solve_every, clock)
+
         self._updaters: list[Updater] = [
-            memory(b.layer, self.memory_decay, self.ridge, self.solve_every)
+            memory(b.layer)
             if v == "mem"
             else AdamUpdater(b, self.weight_lr, self.weight_steps, self.lambda_w)
             for v, b in zip(variants, net.blocks, strict=True)
         ]
         self._updaters.append(
             make_readout(self.readout, net.out, loss=self.loss, lr=self.output_lr, steps=self.weight_steps,
-                         decay=self.memory_decay, ridge=self.ridge, solve_every=self.solve_every, by_class=by_class)
+                         decay=self.memory_decay, ridge=self.ridge, solve_every=self.solve_every, clock=clock)
         )
         self._by_class = any(isinstance(u, ClassMemoryUpdater) for u in self._updaters)
         self._streams: list[torch.cuda.Stream] = []
@@ -254,7 +262,7 @@ class OnlineAM(LearnerState):
         known = [codes[0] if codes else None] + [o.output for o in self._objectives]
         labels = None  # one-hot labels, for class-clocked memories
         if self._by_class:
-            labels = target if self._onehot else F.one_hot(y, self.n_outputs).to(x.dtype)
+            labels = ClassBatch(target if self._onehot else F.one_hot(y, self.n_outputs).to(x.dtype))
         if reduce is None:
             self._fit_layers(inputs, [*new, target], known, n, labels)
         else:  # the global count and sums of this step come back with the statistics
@@ -314,7 +322,7 @@ class OnlineAM(LearnerState):
 
     def _fit_layers(
         self, inputs: list[torch.Tensor], targets: list[torch.Tensor], known: list[torch.Tensor | None], n: int,
-        labels: torch.Tensor | None,
+        labels: Labels | None,
     ) -> None:
         """Every layer's weight subproblem; they are independent, so on CUDA each runs on its own stream.
 

@@ -2,6 +2,7 @@
 
 from stream_am.updaters.adam import AdamState, AdamUpdater, adam_step
 from stream_am.updaters.base import Updater
+from stream_am.updaters.class_clock import ClassBatch, ClassClock, Labels
 from stream_am.updaters.class_memory import ClassMemoryUpdater, class_increments
 from stream_am.updaters.collective import Reduce, fit_reduced
 from stream_am.updaters.memory import MemoryUpdater, memory_fold, memory_increments, ridge_solve
@@ -11,7 +12,10 @@ __all__ = [
     "AdamReadout",
     "AdamState",
     "AdamUpdater",
+    "ClassBatch",
+    "ClassClock",
     "ClassMemoryUpdater",
+    "Labels",
     "MemoryUpdater",
     "Reduce",
     "Updater",

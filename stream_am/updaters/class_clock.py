@@ -1,0 +1,175 @@
+"""The class clock shared by a learner's class-clocked memories, and a batch's labels as they read them.
+
+Every class-clocked memory of a learner sees the same labels, so the aging of each class (which depends only
+on the labels and on the class frequencies) is computed once per step, by one :class:`ClassClock`, and the
+batch's rows are grouped by class once, by one :class:`ClassBatch`. Both work on vectors of one entry per
+class or sample: on the CPU in Python floats and NumPy (torch's cost per operation is several times the
+arithmetic at these sizes), on a GPU in torch, with no device-to-host copy.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+__all__ = ["ClassBatch", "ClassClock", "FLOOR", "Labels"]
+
+FLOOR = 0.25  # the frequency floor, as a fraction of one over the number of classes seen
+LOWEST_SCALE = 1e-8  # the lazy scale is folded into the sums before it (or its bound) falls below this
+
+
+class ClassBatch:
+    """A batch's labels, one-hot (``onehot``, n x K), with what class-clocked memories derive from them,
+    each computed once and cached (so every layer of a step shares it)."""
+
+    def __init__(self, onehot: torch.Tensor):
+        self.onehot = onehot
+        self._counts: torch.Tensor | None = None
+        self._slots: dict[int, tuple[torch.Tensor, int]] = {}
+
+    def counts(self) -> torch.Tensor:
+        """Samples of each class in the batch (K)."""
+        if self._counts is None:
+            self._counts = self.onehot.sum(0)
+        return self._counts
+
+    def rows(self, per_sample: int) -> torch.Tensor:
+        """The one-hot labels of ``per_sample`` rows per sample (each image patch carries its sample's)."""
+        return self.onehot if per_sample == 1 else self.onehot.repeat_interleave(per_sample, dim=0)
+
+    def slots(self, per_sample: int) -> tuple[torch.Tensor, int]:
+        """``(slot, width)``: row ``t`` (of ``per_sample`` rows per sample) goes to row ``slot[t]`` of a
+        ``K * width`` zero padding that holds each class's rows in a block of ``width`` rows (``width``: the
+        largest class count). CPU tensors only.
+
+        Examples
+        --------
+        >>> import torch
+        >>> ClassBatch(torch.tensor([[0.0, 1.0], [1.0, 0.0], [0.0, 1.0]])).slots(1)
+        (tensor([2, 0, 3]), 2)
+        """
+        if per_sample not in self._slots:  # on the CPU, in NumPy (vectors of n entries: NumPy is faster)
+            y = self.rows(per_sample).numpy().argmax(1)
+            counts = np.bincount(y, minlength=self.onehot.shape[1])
+            width = int(counts.max()) if y.size else 0
+            order = np.argsort(y, kind="stable")
+            position = np.empty_like(y)  # the rank of each row among its class's rows
+            position[order] = np.arange(y.size) - (counts.cumsum() - counts)[y[order]]
+            self._slots[per_sample] = (torch.from_numpy(y * width + position), width)
+        return self._slots[per_sample]
+
+
+Labels = torch.Tensor | ClassBatch  # a batch's labels one-hot (n x K), or a ClassBatch of them
+
+
+class ClassClock:
+    """The aging shared by a learner's class-clocked memories (:mod:`stream_am.updaters.class_memory`).
+
+    A sample of class ``c`` ages class ``c`` by ``decay / p_c``, where ``p_c`` is an exponential average
+    (rate ``decay`` per sample, bias-corrected) of the class's frequency, floored at ``FLOOR`` over the number
+    of classes seen. The clock keeps, per class, that frequency (``freq``), the weight of what is remembered
+    (``S``, in samples) and the lazy scale of the memories' sums (``scale``: class ``c``'s sums are
+    ``scale[c]`` times what a memory stores). :meth:`advance` moves it once per step (``step``), whichever
+    memory asks first; the others get the same result.
+    """
+
+    def __init__(self) -> None:
+        self.freq: torch.Tensor | None = None
+        self.S: torch.Tensor | None = None
+        self.scale: torch.Tensor | None = None
+        self.folds = 0  # how many times ``scale`` was folded into the memories' sums (then reset to 1)
+        self.folded: torch.Tensor | None = None  # the scale of the last fold
+        self.owner: object | None = None  # the memory that applies ``forget`` (once for all)
+        self._bound = 1.0  # min(scale) on the CPU, a lower bound of it on a GPU (known on the host)
+        self._step = -1
+        self.inverse: torch.Tensor | None = None  # 1 / scale: what a batch's sums are multiplied by
+        self.weight: torch.Tensor | None = None  # scale / S.sum(): the classes' weights in A and B
+
+    def advance(self, per_sample: torch.Tensor, n: int, decay: float, step: int) -> None:
+        """Age each class by step ``step``'s ``n`` samples, ``per_sample`` of each class (a step already
+        taken does nothing)."""
+        if step == self._step:
+            return
+        self._grow(per_sample)
+        assert self.freq is not None and self.S is not None and self.scale is not None
+        if per_sample.device.type == "cpu":
+            self._advance_host(per_sample, n, decay)
+        else:
+            self._advance_device(per_sample, n, decay)
+        self._derive()
+        self._step = step
+
+    def _advance_host(self, per_sample: torch.Tensor, n: int, decay: float) -> None:
+        """:meth:`advance` on the CPU: a loop over the classes in Python floats (vectors of ``K`` entries cost
+        torch, and NumPy, more per operation than the arithmetic)."""
+        assert self.freq is not None and self.S is not None and self.scale is not None
+        freq, S, scale, k = (t.tolist() for t in (self.freq, self.S, self.scale, per_sample))
+        lowest = FLOOR / max(sum(f + x > 0 for f, x in zip(freq, k, strict=True)), 1)
+        total = max(sum(freq), 1e-12)
+        g = (1.0 - decay) ** n
+        for c, x in enumerate(k):
+            if x > 0:  # a class not in the batch does not age
+                rate = min(decay / max(freq[c] / total, lowest), 0.999)  # bias-corrected, as Adam's moments
+                factor = math.exp(x * math.log1p(-rate))
+                scale[c] *= factor
+                S[c] = S[c] * factor + x
+            freq[c] = freq[c] * g + x * ((1.0 - g) / max(n, 1))
+        self.freq, self.S, self.scale = torch.tensor([freq, S, scale], dtype=self.freq.dtype).unbind()
+        self._bound = min(scale)
+
+    def _advance_device(self, per_sample: torch.Tensor, n: int, decay: float) -> None:
+        """:meth:`advance` on a GPU, in torch: no device-to-host copy (the same arithmetic as the host's)."""
+        assert self.freq is not None and self.S is not None and self.scale is not None
+        n_seen = ((self.freq + per_sample) > 0).sum().clamp(min=1)
+        p = self.freq / self.freq.sum().clamp(min=1e-12)
+        rate = (decay / p.clamp(min=FLOOR / n_seen)).clamp(max=0.999)
+        factor = torch.exp(per_sample * torch.log1p(-rate))  # 1 for a class not in the batch
+        self.scale.mul_(factor)
+        self.S.mul_(factor).add_(per_sample)
+        g = (1.0 - decay) ** n
+        self.freq.mul_(g).add_(per_sample, alpha=(1.0 - g) / max(n, 1))
+        # a bound of min(scale), known on the host: every sample in one class, aged at the highest rate
+        self._bound *= (1.0 - min(0.999, decay * self.scale.shape[0] / FLOOR)) ** n
+
+    def forget(self, factor: float, by: object) -> None:
+        """Scale the weight of everything remembered by ``factor`` (once: only when ``by`` is the owner)."""
+        if by is self.owner and self.scale is not None and self.S is not None:
+            self.scale.mul_(factor)
+            self.S.mul_(factor)
+            self._bound *= factor
+            self._derive(fold=False)  # the weights keep their ratios: ``weight`` is unchanged
+
+    def reset(self, freq: torch.Tensor | None, S: torch.Tensor | None, scale: torch.Tensor | None) -> None:
+        """Set the state (a loaded one) and forget the last step."""
+        self.freq, self.S, self.scale = freq, S, scale
+        self._step, self._bound = -1, 1.0 if scale is None else float(scale.min())  # (a load may wait)
+        if S is not None:
+            self._derive(fold=False)
+
+    def _grow(self, per_sample: torch.Tensor) -> None:
+        K = per_sample.shape[0]
+        if self.freq is None or self.S is None or self.scale is None:
+            self.freq, self.S, self.scale = per_sample.new_zeros(K), per_sample.new_zeros(K), per_sample.new_ones(K)
+        elif K > self.freq.shape[0]:
+            extra = K - self.freq.shape[0]
+            self.freq = torch.cat([self.freq, self.freq.new_zeros(extra)])
+            self.S = torch.cat([self.S, self.S.new_zeros(extra)])
+            self.scale = torch.cat([self.scale, self.scale.new_ones(extra)])
+
+    def _derive(self, fold: bool = True) -> None:
+        """Fold the scale if it could underflow (``fold``: only in a step, which every memory takes), then
+        ``inverse`` and ``weight``."""
+        assert self.scale is not None and self.S is not None
+        if fold and self._bound < LOWEST_SCALE:
+            self._fold_scale()
+        self.inverse, self.weight = self.scale.reciprocal(), self.scale / self.S.sum().clamp(min=1e-30)
+        # (a function of the state only, so that a loaded copy continues bit for bit)
+
+    def _fold_scale(self) -> None:
+        """Hand the scale to the memories (each multiplies its sums by ``folded`` when it sees ``folds``
+        change) and restart it at 1."""
+        assert self.scale is not None
+        self.folded, self.folds, self._bound = self.scale.clone(), self.folds + 1, 1.0
+        self.scale.fill_(1.0)
