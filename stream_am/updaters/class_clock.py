@@ -160,12 +160,16 @@ class ClassClock:
 
     def _derive(self, fold: bool = True) -> None:
         """Fold the scale if it could underflow (``fold``: only in a step, which every memory takes), then
-        ``inverse`` and ``weight``."""
+        ``inverse`` and ``weight``: functions of the state only, so that a loaded copy continues bit for bit."""
         assert self.scale is not None and self.S is not None
         if fold and self._bound < LOWEST_SCALE:
             self._fold_scale()
-        self.inverse, self.weight = self.scale.reciprocal(), self.scale / self.S.sum().clamp(min=1e-30)
-        # (a function of the state only, so that a loaded copy continues bit for bit)
+        if self.scale.device.type == "cpu":  # (two vectors of K: Python floats cost less than torch operations)
+            scale, total = self.scale.tolist(), max(sum(self.S.tolist()), 1e-30)
+            table = torch.tensor([[1.0 / s for s in scale], [s / total for s in scale]], dtype=self.scale.dtype)
+            self.inverse, self.weight = table.unbind()
+        else:
+            self.inverse, self.weight = self.scale.reciprocal(), self.scale / self.S.sum().clamp(min=1e-30)
 
     def _fold_scale(self) -> None:
         """Hand the scale to the memories (each multiplies its sums by ``folded`` when it sees ``folds``

@@ -203,7 +203,8 @@ class ClassMemoryUpdater(MemoryUpdater):
     def _slots(self, batch: ClassBatch) -> tuple[torch.Tensor, int] | None:
         """Rows grouped by class on the CPU (measured faster); one product on a GPU (no device-to-host copy)."""
         cpu = batch.onehot.device.type == "cpu"
-        return batch.slots(self._rows_per_sample) if cpu and self.layer.weight[0].numel() >= GROUP_FROM else None
+        wide = math.prod(self.layer.weight.shape[1:]) >= GROUP_FROM
+        return batch.slots(self._rows_per_sample) if cpu and wide else None
 
     def _age(self, per_sample: torch.Tensor, n: int, d: int, m: int, like: torch.Tensor) -> torch.Tensor:
         """Advance the clock (once per step for all its memories) and bring the sums to its scale."""
@@ -227,9 +228,9 @@ class ClassMemoryUpdater(MemoryUpdater):
     def _solve(self) -> None:
         self._stale = True
         if self.n_updates % self.solve_every == 0:
-            A, B = self.A, self.B
-            assert A is not None and B is not None
-            set_affine(self.layer, ridge_solve(A, B, get_affine(self.layer), self.ridge))
+            self._refresh()
+            assert self._A is not None and self._B is not None
+            set_affine(self.layer, ridge_solve(self._A, self._B, get_affine(self.layer), self.ridge))
         self.n_updates += 1
 
     def _refresh(self) -> None:
@@ -238,7 +239,7 @@ class ClassMemoryUpdater(MemoryUpdater):
             return
         K, d, cols = self.Vc.shape
         M = (self.clock.weight[:K] @ self.Vc.view(K, d * cols)).view(d, cols)
-        self._A, self._B = M[:, :d], M[:, d:].T.contiguous()  # A: a view of M (state_dict saves a copy)
+        self._A, self._B = M[:, :d].contiguous(), M[:, d:].T.contiguous()
         self._stale = False
 
     def forget(self, factor: float) -> None:
