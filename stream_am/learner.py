@@ -76,10 +76,13 @@ class OnlineAM(LearnerState):
     memory_decay
         Per-sample forgetting rate of every memory in ``[0, 1)``; settable between steps.
     memory_clock
-        ``"sample"``: a memory ages every remembered sample by ``(1 - memory_decay)`` per later sample;
-        ``"class"`` (classification): it keeps each class's statistics apart and ages a class only by the
-        samples of that class, so that a class the stream no longer shows is not erased by the others
-        (:mod:`stream_am.updaters.class_memory`). A regressor's memories always use the sample clock.
+        What ``memory_decay`` counts. ``"class"`` (the default; classification): each memory keeps each class's
+        statistics apart and ages a class only by the samples of that class, so that a class the stream no
+        longer shows is not erased by the others, while on a stream where every class keeps coming every class
+        ages by ``memory_decay`` per sample of the stream (:mod:`stream_am.updaters.class_memory`).
+        ``"sample"``: every remembered sample ages by ``(1 - memory_decay)`` per later sample, whatever its
+        class (one statistic per memory: cheaper, but a class-incremental stream erases its first classes).
+        A regressor's memories always use the sample clock.
     ridge
         Proximal ridge of the memory solves, in units of the inputs' mean square.
     solve_every
@@ -127,7 +130,7 @@ class OnlineAM(LearnerState):
         weight_lr: float = 0.005,
         output_lr: float = 0.008,
         memory_decay: float = 1e-3,
-        memory_clock: str = "sample",
+        memory_clock: str = "class",
         ridge: float = 1e-2,
         solve_every: int = 1,
         parallel_layers: bool = True,

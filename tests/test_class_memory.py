@@ -64,8 +64,10 @@ def test_statistics_add_up_over_shards_and_apply_equals_fit():
     g = torch.Generator().manual_seed(0)
     a, y = torch.randn(12, 3, generator=g), torch.randint(0, 2, (12,), generator=g)
     onehot = F.one_hot(y, 2).float()
-    parts = [u.statistics(a[:5], onehot[:5], 5, labels=onehot[:5]), u.statistics(a[5:], onehot[5:], 7,
-                                                                                  labels=onehot[5:])]
+    parts = [
+        u.statistics(a[:5], onehot[:5], 5, labels=onehot[:5]),
+        u.statistics(a[5:], onehot[5:], 7, labels=onehot[5:]),
+    ]
     summed = [p + q for p, q in zip(*parts, strict=True)]
     for s, f in zip(summed, u.statistics(a, onehot, 12, labels=onehot), strict=True):
         torch.testing.assert_close(s, f)
