@@ -7,8 +7,9 @@ alike); each figure is the median, over ``--steps`` samples after ``--warmup`` w
 time of one step in a block of four consecutive steps (so ``solve_every=4`` is charged for its solves).
 Every AM learner here has the default class clock; the two "class clock / sample clock" columns are its
 cost against ``memory_clock="sample"`` for AM-mem and AM-auto (every class in every batch here, its worst
-case). ``784-64-10/b32`` is ``AMClassifier``'s default network on 784 features (MNIST-sized rows). Ratios
-(AM / backprop) are the result; absolute times vary with the machine.
+case), each the median of the ratios of two blocks timed one right after the other. ``784-64-10/b32`` is
+``AMClassifier``'s default network on 784 features (MNIST-sized rows). Ratios (AM / backprop) are the
+result; absolute times vary with the machine.
 
     python benchmarks/step_time.py [--threads 1 2] [--steps 30] [--device cpu|cuda] [--shapes NAME ...]
 """
@@ -65,11 +66,11 @@ def time_shape(widths, batch, device, steps, warmup, seed=0):
 
     learners = {
         "AM-mem": OnlineAM(net(), variant="mem", device=str(device), seed=seed),
-        "AM-Adam": OnlineAM(net(), variant="adam", device=str(device), seed=seed),
-        "AM-auto": OnlineAM(net(), variant="auto", device=str(device), seed=seed),
-        "AM-mem/4": OnlineAM(net(), variant="mem", solve_every=4, device=str(device), seed=seed),
         "AM-mem sample": OnlineAM(net(), variant="mem", memory_clock="sample", device=str(device), seed=seed),
+        "AM-auto": OnlineAM(net(), variant="auto", device=str(device), seed=seed),
         "AM-auto sample": OnlineAM(net(), variant="auto", memory_clock="sample", device=str(device), seed=seed),
+        "AM-Adam": OnlineAM(net(), variant="adam", device=str(device), seed=seed),
+        "AM-mem/4": OnlineAM(net(), variant="mem", solve_every=4, device=str(device), seed=seed),
         "AM-mem 3": OnlineAM(net(), variant="mem", code_steps=3, device=str(device), seed=seed),
         "AM-Adam 3": OnlineAM(net(), variant="adam", code_steps=3, device=str(device), seed=seed),
         "backprop-Adam": BackpropStep(net()),
@@ -92,7 +93,11 @@ def time_shape(widths, batch, device, steps, warmup, seed=0):
                 times[name].append((time.perf_counter() - t) / BLOCK)
     auto = learners["AM-auto"]
     assert isinstance(auto, OnlineAM)
-    return {k: statistics.median(v) for k, v in times.items()}, "/".join(auto.variants_)
+    # the clocks' cost: a median of ratios of blocks timed one right after the other (paired, so that the
+    # load of a shared machine, which changes between rounds, cancels)
+    clock = {v: statistics.median(c / s for c, s in zip(times[f"AM-{v}"], times[f"AM-{v} sample"], strict=True))
+             for v in ("mem", "auto")}
+    return {k: statistics.median(v) for k, v in times.items()}, "/".join(auto.variants_), clock
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -117,9 +122,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
         torch.set_num_threads(threads)
         for name in args.shapes:
             widths, batch = SHAPES[name]
-            t, auto = time_shape(widths, batch, device, args.steps, args.warmup)
+            t, auto, clock = time_shape(widths, batch, device, args.steps, args.warmup)
             bp, fbp = t["backprop-Adam"], t["backprop-Adam fused"]
-            row = {"shape": name, "threads": threads, **{k: v * 1e3 for k, v in t.items()}}
+            row = {"shape": name, "threads": threads, **{k: v * 1e3 for k, v in t.items()},
+                   **{f"AM-{v} class / sample": r for v, r in clock.items()}}
             rows.append(row)
             extra = "".join(f" {t[k] / bp:.2f} |" for k in ("AM-mem serial", "AM-Adam serial") if k in t)
             print(
@@ -127,7 +133,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 f"| {t['AM-mem'] / bp:.2f} | {t['AM-Adam'] / bp:.2f} | {t['AM-mem/4'] / bp:.2f} "
                 f"| {t['AM-mem 3'] / bp:.2f} | {t['AM-Adam 3'] / bp:.2f} | {fbp * 1e3:.2f} | {t['AM-mem'] / fbp:.2f} "
                 f"| {t['AM-Adam'] / fbp:.2f} | {t['AM-auto'] / bp:.2f} | {auto} "
-                f"| {t['AM-mem'] / t['AM-mem sample']:.2f} | {t['AM-auto'] / t['AM-auto sample']:.2f} |{extra}",
+                f"| {clock['mem']:.2f} | {clock['auto']:.2f} |{extra}",
                 flush=True,
             )
     if device.type == "cuda":
