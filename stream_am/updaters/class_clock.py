@@ -10,6 +10,7 @@ arithmetic at these sizes), on a GPU in torch, with no device-to-host copy.
 from __future__ import annotations
 
 import math
+from array import array
 
 import numpy as np
 import torch
@@ -94,11 +95,13 @@ class ClassClock:
             return
         self._grow(per_sample)
         assert self.freq is not None and self.S is not None and self.scale is not None
-        if per_sample.device.type == "cpu":
-            self._advance_host(per_sample, n, decay)
+        cpu = per_sample.device.type == "cpu"
+        if cpu:
+            self._advance_host(per_sample, n, decay)  # with ``inverse`` and ``weight``
         else:
             self._advance_device(per_sample, n, decay)
-        self._derive()
+        if not cpu or self._bound < LOWEST_SCALE:
+            self._derive()
         self._step = step
 
     def _advance_host(self, per_sample: torch.Tensor, n: int, decay: float) -> None:
@@ -116,8 +119,21 @@ class ClassClock:
                 scale[c] *= factor
                 S[c] = S[c] * factor + x
             freq[c] = freq[c] * g + x * ((1.0 - g) / max(n, 1))
-        self.freq, self.S, self.scale = torch.tensor([freq, S, scale], dtype=self.freq.dtype).unbind()
+        self._tables(freq, S, scale)
         self._bound = min(scale)
+
+    def _tables(self, freq: list[float], S: list[float], scale: list[float]) -> None:
+        """The state from Python floats (CPU), with ``inverse`` and ``weight`` computed from it as stored (in
+        float32 where it is stored so), so that they are a function of the state: a loaded copy continues bit
+        for bit. One tensor holds the five vectors (a tensor costs more to make than this arithmetic)."""
+        assert self.freq is not None
+        if self.freq.dtype == torch.float32:  # round as the tensors will
+            freq, S, scale = (list(array("f", v)) for v in (freq, S, scale))
+        total = max(sum(S), 1e-30)
+        table = torch.tensor(
+            [freq, S, scale, [1.0 / s for s in scale], [s / total for s in scale]], dtype=self.freq.dtype
+        )
+        self.freq, self.S, self.scale, self.inverse, self.weight = table.unbind()
 
     def _advance_device(self, per_sample: torch.Tensor, n: int, decay: float) -> None:
         """:meth:`advance` on a GPU, in torch: no device-to-host copy (the same arithmetic as the host's)."""
@@ -164,10 +180,9 @@ class ClassClock:
         assert self.scale is not None and self.S is not None
         if fold and self._bound < LOWEST_SCALE:
             self._fold_scale()
-        if self.scale.device.type == "cpu":  # (two vectors of K: Python floats cost less than torch operations)
-            scale, total = self.scale.tolist(), max(sum(self.S.tolist()), 1e-30)
-            table = torch.tensor([[1.0 / s for s in scale], [s / total for s in scale]], dtype=self.scale.dtype)
-            self.inverse, self.weight = table.unbind()
+        if self.scale.device.type == "cpu":
+            assert self.freq is not None
+            self._tables(self.freq.tolist(), self.S.tolist(), self.scale.tolist())
         else:
             self.inverse, self.weight = self.scale.reciprocal(), self.scale / self.S.sum().clamp(min=1e-30)
 

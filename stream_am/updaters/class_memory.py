@@ -238,8 +238,9 @@ class ClassMemoryUpdater(MemoryUpdater):
         if not self._stale or self.Vc is None or self.clock.weight is None:
             return
         K, d, cols = self.Vc.shape
-        M = (self.clock.weight[:K] @ self.Vc.view(K, d * cols)).view(d, cols)
-        self._A, self._B = M[:, :d].contiguous(), M[:, d:].T.contiguous()
+        w = self.clock.weight if self.clock.weight.shape[0] == K else self.clock.weight[:K]
+        M = (w @ self.Vc.view(K, d * cols)).view(d, cols)
+        self._A, self._B = M[:, :d], M[:, d:].T  # views of M (state_dict saves copies)
         self._stale = False
 
     def forget(self, factor: float) -> None:
