@@ -29,12 +29,19 @@ class ClassBatch:
         self.onehot = onehot
         self._counts: torch.Tensor | None = None
         self._slots: dict[int, tuple[torch.Tensor, int]] = {}
+        self._weighted: tuple[int, torch.Tensor, torch.Tensor] | None = None
 
     def counts(self) -> torch.Tensor:
         """Samples of each class in the batch (K)."""
         if self._counts is None:
             self._counts = self.onehot.sum(0)
         return self._counts
+
+    def weighted(self, per_sample: int, weight: torch.Tensor) -> torch.Tensor:
+        """:meth:`rows` times ``weight`` (one per class), kept for the next layer that asks with that weight."""
+        if self._weighted is None or self._weighted[0] != per_sample or self._weighted[1] is not weight:
+            self._weighted = (per_sample, weight, self.rows(per_sample) * weight)
+        return self._weighted[2]
 
     def rows(self, per_sample: int) -> torch.Tensor:
         """The one-hot labels of ``per_sample`` rows per sample (each image patch carries its sample's)."""

@@ -73,10 +73,22 @@ def class_increments(
     >>> torch.equal(class_increments(a, c, onehot, slots=ClassBatch(onehot).slots(1)), class_increments(a, c, onehot))
     True
     """
-    n, K, d = a.shape[0], onehot.shape[1], a.shape[1]
-    ac = torch.cat([a, c], dim=1)
+    return _increments(torch.cat([a, c], dim=1), a.shape[1], onehot, weight, out, slots)
+
+
+def _increments(
+    ac: torch.Tensor,
+    d: int,
+    onehot: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    out: torch.Tensor | None = None,
+    slots: tuple[torch.Tensor, int] | None = None,
+) -> torch.Tensor:
+    """:func:`class_increments` of the rows ``[a | c]`` (``ac``, whose first ``d`` columns are ``a``); without
+    ``slots`` and ``weight``, ``onehot`` may hold the labels already multiplied by the class weights."""
+    n, K, a = ac.shape[0], onehot.shape[1], ac[:, :d]
     if out is None:
-        out = a.new_zeros(K, d, ac.shape[1])
+        out = ac.new_zeros(K, d, ac.shape[1])
     if slots is not None:
         slot, width = slots
         P = ac.new_zeros(K * width, ac.shape[1]).index_copy_(0, slot, ac).view(K, width, ac.shape[1])
@@ -154,17 +166,17 @@ class ClassMemoryUpdater(MemoryUpdater):
         return (self.Vc * (scale[:K] / S[:K].clamp(min=1e-30))[:, None, None]).transpose(1, 2)
 
     def _rows(
-        self, a: torch.Tensor, target: torch.Tensor, n: int, labels: Labels | None
-    ) -> tuple[torch.Tensor, torch.Tensor, ClassBatch]:
+        self, a: torch.Tensor, target: torch.Tensor, labels: Labels | None
+    ) -> tuple[torch.Tensor, int, ClassBatch]:
+        """The layer's rows ``[1 | a | c]`` (no 1 without a bias), the width of their input part, the labels."""
         if labels is None:
             raise ValueError("a class-clocked memory needs the batch's labels (one-hot) in `labels`")
         rows_a, rows_c = rows(self.layer, a, target)
-        if self.bias:
-            rows_a = torch.cat([rows_a.new_ones(rows_a.shape[0], 1), rows_a], dim=1)
+        parts = [rows_a.new_ones(rows_a.shape[0], 1), rows_a, rows_c] if self.bias else [rows_a, rows_c]
         self._rows_per_sample = math.prod(target.shape[2:])  # image patches per sample for a Conv2d
         if not isinstance(labels, ClassBatch):
             labels = ClassBatch(labels.to(rows_a.dtype))
-        return rows_a, rows_c, labels
+        return torch.cat(parts, dim=1), rows_a.shape[1] + int(self.bias), labels
 
     def statistics(
         self,
@@ -175,9 +187,8 @@ class ClassMemoryUpdater(MemoryUpdater):
         labels: Labels | None = None,
     ) -> list[torch.Tensor]:
         """``[U, counts]``: the batch's per-class sums (:func:`class_increments`) and samples per class."""
-        rows_a, rows_c, batch = self._rows(a, target, n, labels)
-        rps = self._rows_per_sample
-        return [class_increments(rows_a, rows_c, batch.rows(rps), slots=self._slots(batch)), batch.counts()]
+        ac, d, batch = self._rows(a, target, labels)
+        return [_increments(ac, d, batch.rows(self._rows_per_sample), slots=self._slots(batch)), batch.counts()]
 
     @torch.no_grad()
     def fit(
@@ -188,9 +199,13 @@ class ClassMemoryUpdater(MemoryUpdater):
         known: torch.Tensor | None = None,
         labels: Labels | None = None,
     ) -> None:
-        rows_a, rows_c, batch = self._rows(a, target, n, labels)
-        Vc = self._age(batch.counts(), n, rows_a.shape[1], rows_c.shape[1], rows_a)
-        class_increments(rows_a, rows_c, batch.rows(self._rows_per_sample), self._weight(), Vc, self._slots(batch))
+        ac, d, batch = self._rows(a, target, labels)
+        Vc = self._age(batch.counts(), n, d, ac.shape[1] - d, ac)
+        rps, weight, slots = self._rows_per_sample, self._weight(), self._slots(batch)
+        if slots is None:  # the labels times the weights, formed once for all the step's layers
+            _increments(ac, d, batch.weighted(rps, weight), out=Vc)
+        else:
+            _increments(ac, d, batch.rows(rps), weight, Vc, slots)
         self._solve()
 
     @torch.no_grad()
