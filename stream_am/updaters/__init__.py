@@ -2,8 +2,8 @@
 
 from stream_am.updaters.adam import AdamState, AdamUpdater, adam_step
 from stream_am.updaters.base import Updater
-from stream_am.updaters.class_clock import ClassBatch, ClassClock, Labels
-from stream_am.updaters.class_memory import ClassMemoryUpdater, class_increments
+from stream_am.updaters.class_clock import ClassBatch, ClassClock, Labels, class_increments
+from stream_am.updaters.class_memory import ClassMemoryUpdater
 from stream_am.updaters.collective import Reduce, fit_reduced
 from stream_am.updaters.memory import MemoryUpdater, memory_fold, memory_increments, ridge_solve
 from stream_am.updaters.readout import AdamReadout, make_readout

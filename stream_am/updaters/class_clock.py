@@ -1,4 +1,5 @@
-"""The class clock shared by a learner's class-clocked memories, and a batch's labels as they read them.
+"""The class clock shared by a learner's class-clocked memories, a batch's labels as they read them, and the
+per-class sums of a batch's rows (:func:`class_increments`, the functional core of those memories).
 
 Every class-clocked memory of a learner sees the same labels, so the aging of each class (which depends only
 on the labels and on the class frequencies) is computed once per step, by one :class:`ClassClock`, and the
@@ -15,7 +16,7 @@ from array import array
 import numpy as np
 import torch
 
-__all__ = ["ClassBatch", "ClassClock", "FLOOR", "Labels"]
+__all__ = ["ClassBatch", "ClassClock", "FLOOR", "Labels", "class_increments", "class_sums"]
 
 FLOOR = 0.25  # the frequency floor, as a fraction of one over the number of classes seen
 LOWEST_SCALE = 1e-8  # the lazy scale is folded into the sums before it (or its bound) falls below this
@@ -70,6 +71,60 @@ class ClassBatch:
 
 
 Labels = torch.Tensor | ClassBatch  # a batch's labels one-hot (n x K), or a ClassBatch of them
+
+
+@torch.no_grad()
+def class_increments(
+    a: torch.Tensor,
+    c: torch.Tensor,
+    onehot: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    out: torch.Tensor | None = None,
+    slots: tuple[torch.Tensor, int] | None = None,
+) -> torch.Tensor:
+    """Per-class sums ``U_k = [a_k^T a_k | a_k^T c_k]`` (K x d x (d + m)) of rows ``a`` (n x d) and ``c``
+    (n x m) with labels ``onehot`` (n x K; each image patch carries its sample's label), class ``k``'s
+    multiplied by ``weight[k]``; added into ``out`` (in place) when given.
+
+    With ``slots`` (:meth:`ClassBatch.slots`) the rows are grouped by class and multiplied class by class (one
+    batched product, about the flops of the plain memory's); without, one product over all classes (``K``
+    times the flops, no device-to-host copy). The two agree up to rounding.
+
+    Examples
+    --------
+    >>> import torch
+    >>> a, c = torch.tensor([[1.0, 2.0], [1.0, 4.0]]), torch.tensor([[1.0], [3.0]])
+    >>> onehot = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
+    >>> class_increments(a, c, onehot).tolist()
+    [[[1.0, 4.0, 3.0], [4.0, 16.0, 12.0]], [[1.0, 2.0, 1.0], [2.0, 4.0, 2.0]]]
+    >>> torch.equal(class_increments(a, c, onehot, slots=ClassBatch(onehot).slots(1)), class_increments(a, c, onehot))
+    True
+    """
+    return class_sums(torch.cat([a, c], dim=1), a.shape[1], onehot, weight, out, slots)
+
+
+def class_sums(
+    ac: torch.Tensor,
+    d: int,
+    onehot: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    out: torch.Tensor | None = None,
+    slots: tuple[torch.Tensor, int] | None = None,
+) -> torch.Tensor:
+    """:func:`class_increments` of the rows ``[a | c]`` (``ac``, whose first ``d`` columns are ``a``); without
+    ``slots`` and ``weight``, ``onehot`` may hold the labels already multiplied by the class weights."""
+    n, K, a = ac.shape[0], onehot.shape[1], ac[:, :d]
+    if out is None:
+        out = ac.new_zeros(K, d, ac.shape[1])
+    if slots is not None:
+        slot, width = slots
+        P = ac.new_zeros(K * width, ac.shape[1]).index_copy_(0, slot, ac).view(K, width, ac.shape[1])
+        left = P[:, :, :d] if weight is None else P[:, :, :d] * weight[:, None, None]
+        return out.baddbmm_(left.transpose(1, 2), P)
+    w = onehot if weight is None else onehot * weight
+    z = (w[:, :, None] * a[:, None, :]).reshape(n, K * d)  # row t holds a_t in its class's block
+    out.view(K * d, ac.shape[1]).addmm_(z.T, ac)
+    return out
 
 
 class ClassClock:

@@ -15,14 +15,11 @@ then ages by ``decay`` per sample of the stream, as the plain memory does, and t
 proportional to the class frequencies; a class that is not seen keeps its share until it comes back. Memory
 per layer grows with the number of classes, never with the stream.
 
-Cost (``benchmarks/step_time.py``). The aging of the classes depends on the labels only, so one
-:class:`~stream_am.updaters.class_clock.ClassClock` per learner computes it once per step for all its
-memories. Each memory stores its sums lazily scaled, ``U_c = scale_c V_c`` with the clock's ``scale``: aging a
-class changes one number, a batch adds its rows into ``V_c`` divided by ``scale_c`` (one product for all
-classes), and ``A``, ``B`` come from one weighted sum over the classes when the layer is solved. The clock
-hands its scale to the memories before it can underflow. From ``GROUP_FROM`` inputs on the CPU a batch's rows
-are grouped by class and multiplied class by class (one batched product, about the plain memory's flops);
-below, or on a GPU, one product over all classes (``K`` times the flops, no device-to-host copy).
+Cost (``benchmarks/step_time.py``; ``docs/method.md``): one shared
+:class:`~stream_am.updaters.class_clock.ClassClock` ages the classes once per step; each memory stores its
+sums lazily scaled, ``U_c = scale_c V_c`` (a batch adds into ``V_c``, divided by ``scale_c``, in one product
+for all classes; ``A``, ``B`` are one weighted sum over the classes at the solve). From ``GROUP_FROM`` inputs
+on the CPU a batch's rows are grouped by class (one batched product, about the plain memory's flops).
 
 Its statistics need the samples' labels: :meth:`ClassMemoryUpdater.statistics` takes them one-hot
 (``labels``, n x K), so that shards of a batch give statistics of the same shape, which add up. The weights
@@ -38,66 +35,12 @@ import torch
 from torch import nn
 
 from stream_am.affine import get_affine, rows, set_affine
-from stream_am.updaters.class_clock import ClassBatch, ClassClock, Labels
+from stream_am.updaters.class_clock import ClassBatch, ClassClock, Labels, class_sums
 from stream_am.updaters.memory import MemoryUpdater, ridge_solve
 
-__all__ = ["ClassMemoryUpdater", "class_increments"]
+__all__ = ["ClassMemoryUpdater"]
 
 GROUP_FROM = 128  # inputs from which the CPU groups a batch's rows by class
-
-
-@torch.no_grad()
-def class_increments(
-    a: torch.Tensor,
-    c: torch.Tensor,
-    onehot: torch.Tensor,
-    weight: torch.Tensor | None = None,
-    out: torch.Tensor | None = None,
-    slots: tuple[torch.Tensor, int] | None = None,
-) -> torch.Tensor:
-    """Per-class sums ``U_k = [a_k^T a_k | a_k^T c_k]`` (K x d x (d + m)) of rows ``a`` (n x d) and ``c``
-    (n x m) with labels ``onehot`` (n x K; each image patch carries its sample's label), class ``k``'s
-    multiplied by ``weight[k]``; added into ``out`` (in place) when given.
-
-    With ``slots`` (:meth:`ClassBatch.slots`) the rows are grouped by class and multiplied class by class (one
-    batched product, about the flops of the plain memory's); without, one product over all classes (``K``
-    times the flops, no device-to-host copy). The two agree up to rounding.
-
-    Examples
-    --------
-    >>> import torch
-    >>> a, c = torch.tensor([[1.0, 2.0], [1.0, 4.0]]), torch.tensor([[1.0], [3.0]])
-    >>> onehot = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
-    >>> class_increments(a, c, onehot).tolist()
-    [[[1.0, 4.0, 3.0], [4.0, 16.0, 12.0]], [[1.0, 2.0, 1.0], [2.0, 4.0, 2.0]]]
-    >>> torch.equal(class_increments(a, c, onehot, slots=ClassBatch(onehot).slots(1)), class_increments(a, c, onehot))
-    True
-    """
-    return _increments(torch.cat([a, c], dim=1), a.shape[1], onehot, weight, out, slots)
-
-
-def _increments(
-    ac: torch.Tensor,
-    d: int,
-    onehot: torch.Tensor,
-    weight: torch.Tensor | None = None,
-    out: torch.Tensor | None = None,
-    slots: tuple[torch.Tensor, int] | None = None,
-) -> torch.Tensor:
-    """:func:`class_increments` of the rows ``[a | c]`` (``ac``, whose first ``d`` columns are ``a``); without
-    ``slots`` and ``weight``, ``onehot`` may hold the labels already multiplied by the class weights."""
-    n, K, a = ac.shape[0], onehot.shape[1], ac[:, :d]
-    if out is None:
-        out = ac.new_zeros(K, d, ac.shape[1])
-    if slots is not None:
-        slot, width = slots
-        P = ac.new_zeros(K * width, ac.shape[1]).index_copy_(0, slot, ac).view(K, width, ac.shape[1])
-        left = P[:, :, :d] if weight is None else P[:, :, :d] * weight[:, None, None]
-        return out.baddbmm_(left.transpose(1, 2), P)
-    w = onehot if weight is None else onehot * weight
-    z = (w[:, :, None] * a[:, None, :]).reshape(n, K * d)  # row t holds a_t in its class's block
-    out.view(K * d, ac.shape[1]).addmm_(z.T, ac)
-    return out
 
 
 class _Formed:
@@ -188,7 +131,7 @@ class ClassMemoryUpdater(MemoryUpdater):
     ) -> list[torch.Tensor]:
         """``[U, counts]``: the batch's per-class sums (:func:`class_increments`) and samples per class."""
         ac, d, batch = self._rows(a, target, labels)
-        return [_increments(ac, d, batch.rows(self._rows_per_sample), slots=self._slots(batch)), batch.counts()]
+        return [class_sums(ac, d, batch.rows(self._rows_per_sample), slots=self._slots(batch)), batch.counts()]
 
     @torch.no_grad()
     def fit(
@@ -203,9 +146,9 @@ class ClassMemoryUpdater(MemoryUpdater):
         Vc = self._age(batch.counts(), n, d, ac.shape[1] - d, ac)
         rps, weight, slots = self._rows_per_sample, self._weight(), self._slots(batch)
         if slots is None:  # the labels times the weights, formed once for all the step's layers
-            _increments(ac, d, batch.weighted(rps, weight), out=Vc)
+            class_sums(ac, d, batch.weighted(rps, weight), out=Vc)
         else:
-            _increments(ac, d, batch.rows(rps), weight, Vc, slots)
+            class_sums(ac, d, batch.rows(rps), weight, Vc, slots)
         self._solve()
 
     @torch.no_grad()
