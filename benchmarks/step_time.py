@@ -5,12 +5,14 @@ For each shape, AM-mem and AM-Adam (defaults; memories solved every 4th step; th
 learners' Adam steps use) are timed *interleaved* in one process (so machine noise hits all of them
 alike); each figure is the median, over ``--steps`` samples after ``--warmup`` warm-up samples, of the mean
 time of one step in a block of four consecutive steps (so ``solve_every=4`` is charged for its solves).
-The two "class clock / sample clock" columns are the cost of ``memory_clock="class"`` for AM-mem and AM-auto
-(every class in every batch here, its worst case). ``784-64-10/b32`` is ``AMClassifier``'s default network
-on 784 features (MNIST-sized rows); ``64-256-256-10/b32`` is the wider digits network of ``variants.py``, where
-``"auto"`` is measured against the best single variant. Ratios (AM / backprop) are the result; absolute times
-vary with the machine. ``--clock cpu`` times the process's CPU time instead of the wall clock: on a machine
-shared with other jobs, time spent descheduled then counts for nobody (only meaningful on the CPU).
+Every AM learner here has the default class clock; the two "class clock / sample clock" columns are its
+cost against ``memory_clock="sample"`` for AM-mem and AM-auto (every class in every batch here, its worst
+case), each the median of the ratios of two blocks timed one right after the other. ``784-64-10/b32`` is
+``AMClassifier``'s default network on 784 features (MNIST-sized rows); ``64-256-256-10/b32`` is the wider
+digits network of ``variants.py``, where ``"auto"`` is measured against the best single variant. Ratios (AM /
+backprop) are the result; absolute times vary with the machine. ``--clock cpu`` times the process's CPU time
+instead of the wall clock: on a machine shared with other jobs, time spent descheduled then counts for nobody
+(only meaningful on the CPU).
 
     python benchmarks/step_time.py [--threads 1 2] [--steps 30] [--device cpu|cuda] [--shapes NAME ...]
                                    [--clock wall|cpu]
@@ -72,12 +74,11 @@ def time_shape(widths, batch, device, steps, warmup, seed=0, clock="wall"):
 
     learners = {
         "AM-mem": OnlineAM(net(), variant="mem", device=str(device), seed=seed),
-        "AM-Adam": OnlineAM(net(), variant="adam", device=str(device), seed=seed),
-        "AM-auto": OnlineAM(net(), variant="auto", device=str(device), seed=seed),
-        "AM-mem/4": OnlineAM(net(), variant="mem", solve_every=4, device=str(device), seed=seed),
         "AM-mem sample": OnlineAM(net(), variant="mem", memory_clock="sample", device=str(device), seed=seed),
-        "AM-mem class": OnlineAM(net(), variant="mem", memory_clock="class", device=str(device), seed=seed),
-        "AM-auto class": OnlineAM(net(), variant="auto", memory_clock="class", device=str(device), seed=seed),
+        "AM-auto": OnlineAM(net(), variant="auto", device=str(device), seed=seed),
+        "AM-auto sample": OnlineAM(net(), variant="auto", memory_clock="sample", device=str(device), seed=seed),
+        "AM-Adam": OnlineAM(net(), variant="adam", device=str(device), seed=seed),
+        "AM-mem/4": OnlineAM(net(), variant="mem", solve_every=4, device=str(device), seed=seed),
         "AM-mem 3": OnlineAM(net(), variant="mem", code_steps=3, device=str(device), seed=seed),
         "AM-Adam 3": OnlineAM(net(), variant="adam", code_steps=3, device=str(device), seed=seed),
         "backprop-Adam": BackpropStep(net()),
@@ -100,7 +101,11 @@ def time_shape(widths, batch, device, steps, warmup, seed=0, clock="wall"):
                 times[name].append((CLOCKS[clock]() - t) / BLOCK)
     auto = learners["AM-auto"]
     assert isinstance(auto, OnlineAM)
-    return {k: statistics.median(v) for k, v in times.items()}, "/".join(auto.variants_)
+    # the clocks' cost: a median of ratios of blocks timed one right after the other (paired, so that the
+    # load of a shared machine, which changes between rounds, cancels)
+    costs = {v: statistics.median(c / s for c, s in zip(times[f"AM-{v}"], times[f"AM-{v} sample"], strict=True))
+             for v in ("mem", "auto")}
+    return {k: statistics.median(v) for k, v in times.items()}, "/".join(auto.variants_), costs
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -128,9 +133,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
         torch.set_num_threads(threads)
         for name in args.shapes:
             widths, batch = SHAPES[name]
-            t, auto = time_shape(widths, batch, device, args.steps, args.warmup, clock=args.clock)
+            t, auto, clock = time_shape(widths, batch, device, args.steps, args.warmup, clock=args.clock)
             bp, fbp = t["backprop-Adam"], t["backprop-Adam fused"]
-            row = {"shape": name, "threads": threads, **{k: v * 1e3 for k, v in t.items()}}
+            row = {"shape": name, "threads": threads, **{k: v * 1e3 for k, v in t.items()},
+                   **{f"AM-{v} class / sample": r for v, r in clock.items()}}
             rows.append(row)
             extra = "".join(f" {t[k] / bp:.2f} |" for k in ("AM-mem serial", "AM-Adam serial") if k in t)
             print(
@@ -138,7 +144,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 f"| {t['AM-mem'] / bp:.2f} | {t['AM-Adam'] / bp:.2f} | {t['AM-mem/4'] / bp:.2f} "
                 f"| {t['AM-mem 3'] / bp:.2f} | {t['AM-Adam 3'] / bp:.2f} | {fbp * 1e3:.2f} | {t['AM-mem'] / fbp:.2f} "
                 f"| {t['AM-Adam'] / fbp:.2f} | {t['AM-auto'] / bp:.2f} | {auto} "
-                f"| {t['AM-mem class'] / t['AM-mem sample']:.2f} | {t['AM-auto class'] / t['AM-auto']:.2f} |{extra}",
+                f"| {clock['mem']:.2f} | {clock['auto']:.2f} |{extra}",
                 flush=True,
             )
     if device.type == "cuda":

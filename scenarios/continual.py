@@ -35,7 +35,7 @@ __all__ = ["SCENARIOS", "Task"]
 
 LEARNERS = ("AM-mem", "AM-mem 3 steps", "AM-mem eta=0", *BASE_LEARNERS[1:], "Replay", "EWC", "HAT", "ARF")
 #: the long scenarios leave out the slowest learners (ARF, HAT, BP-SGD, three code steps)
-LONG_LEARNERS = ("AM-mem", "AM-mem class", "AM-mem eta=0", "AM-Adam", "BP-Adam", "Replay", "EWC")
+LONG_LEARNERS = ("AM-mem", "AM-mem sample", "AM-mem eta=0", "AM-Adam", "BP-Adam", "Replay", "EWC")
 PAIRS: list[tuple[int, ...]] = [(0, 1), (2, 3), (4, 5), (6, 7), (8, 9)]
 
 

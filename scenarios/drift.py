@@ -19,7 +19,7 @@ from stream_am.evaluate import drift_recovery
 
 __all__ = ["SCENARIOS", "switching"]
 
-LEARNERS = ("AM-mem", "AM-mem class", "AM-mem+drift", "AM-Adam", "AM-Adam+drift", *BASE_LEARNERS[2:], "LogReg", "HAT",
+LEARNERS = ("AM-mem", "AM-mem sample", "AM-mem+drift", "AM-Adam", "AM-Adam+drift", *BASE_LEARNERS[2:], "LogReg", "HAT",
             "ARF")
 
 

@@ -20,7 +20,7 @@ from stream_am.scenarios._common import (
 
 __all__ = ["SCENARIOS"]
 
-LEARNERS = (*BASE_LEARNERS, "LogReg", "HAT", "ARF")
+LEARNERS = (BASE_LEARNERS[0], "AM-mem sample", *BASE_LEARNERS[1:], "LogReg", "HAT", "ARF")
 QUICK_SAMPLES = 200
 
 

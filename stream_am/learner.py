@@ -20,6 +20,8 @@ from stream_am.learner_state import LearnerState
 from stream_am.network import Network, decompose
 from stream_am.objectives import CodeObjective, build_objectives, output_loss
 from stream_am.updaters import (
+    ClassBatch,
+    ClassClock,
     ClassMemoryUpdater,
     Reduce,
     Updater,
@@ -71,10 +73,13 @@ class OnlineAM(LearnerState):
     memory_decay
         Per-sample forgetting rate of every memory in ``[0, 1)``; settable between steps.
     memory_clock
-        ``"sample"``: a memory ages every remembered sample by ``(1 - memory_decay)`` per later sample;
-        ``"class"`` (classification): it keeps each class's statistics apart and ages a class only by the
-        samples of that class, so that a class the stream no longer shows is not erased by the others
-        (:mod:`stream_am.updaters.class_memory`). A regressor's memories always use the sample clock.
+        What ``memory_decay`` counts. ``"class"`` (the default; classification): each memory keeps each class's
+        statistics apart and ages a class only by the samples of that class, so that a class the stream no
+        longer shows is not erased by the others, while on a stream where every class keeps coming every class
+        ages by ``memory_decay`` per sample of the stream (:mod:`stream_am.updaters.class_memory`).
+        ``"sample"``: every remembered sample ages by ``(1 - memory_decay)`` per later sample, whatever its
+        class (one statistic per memory: cheaper, but a class-incremental stream erases its first classes).
+        A regressor's memories always use the sample clock.
     ridge
         Proximal ridge of the memory solves, in units of the inputs' mean square.
     solve_every
@@ -122,7 +127,7 @@ class OnlineAM(LearnerState):
         weight_lr: float = 0.005,
         output_lr: float = 0.008,
         memory_decay: float = 1e-3,
-        memory_clock: str = "sample",
+        memory_clock: str = "class",
         ridge: float = 1e-2,
         solve_every: int = 1,
         parallel_layers: bool = True,
@@ -188,11 +193,11 @@ class OnlineAM(LearnerState):
         net = self._net
         self._onehot = self.loss == "cross_entropy" and self.readout == "memory"  # the readout fits one-hot rows
         self._objectives: list[CodeObjective] = build_objectives(net, "sq" if self._onehot else self.loss)
-        by_class = self.memory_clock == "class" and self.loss == "cross_entropy"
+        clock = ClassClock() if self.memory_clock == "class" and self.loss == "cross_entropy" else None
         self._updaters: list[Updater] = make_updaters(
             net, variants, readout=self.readout, loss=self.loss, lr=self.weight_lr, output_lr=self.output_lr,
             steps=self.weight_steps, lambda_w=self.lambda_w, decay=self.memory_decay, ridge=self.ridge,
-            solve_every=self.solve_every, by_class=by_class)
+            solve_every=self.solve_every, clock=clock)  # one clock for every class-clocked memory
         self._by_class = any(isinstance(u, ClassMemoryUpdater) for u in self._updaters)
         self._streams = layer_streams(dev, len(self._updaters))  # used when parallel_layers
         self._built = True
@@ -240,7 +245,7 @@ class OnlineAM(LearnerState):
         known = [codes[0] if codes else None] + [o.output for o in self._objectives]
         labels = None  # one-hot labels, for class-clocked memories
         if self._by_class:
-            labels = target if self._onehot else F.one_hot(y, self.n_outputs).to(x.dtype)
+            labels = ClassBatch(target if self._onehot else F.one_hot(y, self.n_outputs).to(x.dtype))
         if reduce is None:
             fit_layers(self._updaters, inputs, [*new, target], known, n, labels,
                        self._streams if self.parallel_layers else ())

@@ -64,8 +64,10 @@ def test_statistics_add_up_over_shards_and_apply_equals_fit():
     g = torch.Generator().manual_seed(0)
     a, y = torch.randn(12, 3, generator=g), torch.randint(0, 2, (12,), generator=g)
     onehot = F.one_hot(y, 2).float()
-    parts = [u.statistics(a[:5], onehot[:5], 5, labels=onehot[:5]), u.statistics(a[5:], onehot[5:], 7,
-                                                                                  labels=onehot[5:])]
+    parts = [
+        u.statistics(a[:5], onehot[:5], 5, labels=onehot[:5]),
+        u.statistics(a[5:], onehot[5:], 7, labels=onehot[5:]),
+    ]
     summed = [p + q for p, q in zip(*parts, strict=True)]
     for s, f in zip(summed, u.statistics(a, onehot, 12, labels=onehot), strict=True):
         torch.testing.assert_close(s, f)
@@ -91,10 +93,18 @@ def test_state_round_trips_and_classes_and_inputs_grow():
     state = {k: v.clone() for k, v in u.state_dict("m.").items()}
     other = ClassMemoryUpdater(nn.Linear(3, 3), 0.01, 1e-2)
     other.load_state_dict(state, "m.")
+    assert other.Vc is not None and u.Vc is not None and torch.equal(other.Vc, u.Vc)  # exactly: it continues alike
     assert other.Mc is not None and torch.equal(other.Mc, u.Mc)
-    assert torch.equal(state["m.Ac"], u.Mc[:, :4]) and torch.equal(state["m.Bc"], u.Mc[:, 4:])
     with pytest.raises(ValueError, match="classes apart"):
-        other.load_state_dict({k: v for k, v in state.items() if not k.endswith("c")}, "m.")
+        other.load_state_dict({k: v for k, v in state.items() if k[2:] in ("A", "B", "S", "updates")}, "m.")
+    # a state saved with each class's means (Ac, Bc) loads to the same memory, up to rounding
+    legacy = {k: v for k, v in state.items() if k[2:] not in ("VAc", "VBc", "scale")}
+    legacy.update({"m.Ac": u.Mc[:, :4], "m.Bc": u.Mc[:, 4:]})
+    old = ClassMemoryUpdater(nn.Linear(3, 3), 0.01, 1e-2)
+    old.load_state_dict(legacy, "m.")
+    assert old.Mc is not None and old.A is not None and u.A is not None
+    torch.testing.assert_close(old.Mc, u.Mc)
+    torch.testing.assert_close(old.A, u.A)
     before = u.Mc.clone()
     with torch.no_grad():
         layer.weight = nn.Parameter(torch.cat([layer.weight, torch.zeros(3, 2)], dim=1))
@@ -139,3 +149,78 @@ def test_on_an_imbalanced_stream_class_weights_follow_the_class_frequencies():
     assert 3.0 < sum(ratios) / len(ratios) < 5.5
     assert cls.A is not None and plain.A is not None
     torch.testing.assert_close(cls.A, plain.A, rtol=0.1, atol=0.1)
+
+
+def _reference(decay, batches, K):
+    """The class clock written out, in float64: each class's weighted sums aged by its own factor per batch."""
+    freq = torch.zeros(K, dtype=torch.float64)
+    S = torch.zeros(K, dtype=torch.float64)
+    U = None
+    for a, c, onehot in batches:
+        a1 = torch.cat([torch.ones(a.shape[0], 1), a], 1).double()
+        k = onehot.double().sum(0)
+        n_seen = ((freq + k) > 0).sum().clamp(min=1)
+        p = freq / freq.sum().clamp(min=1e-12)
+        rate = (decay / p.clamp(min=0.25 / n_seen)).clamp(max=0.999)
+        factor = torch.exp(k * torch.log1p(-rate))
+        inc = torch.einsum("nk,ni,nj->kij", onehot.double(), a1, torch.cat([a1, c.double()], 1))
+        U = inc if U is None else U * factor[:, None, None] + inc
+        S = S * factor + k
+        g = (1 - decay) ** a.shape[0]
+        freq = freq * g + k * (1 - g) / a.shape[0]
+    assert U is not None
+    M = U.sum(0) / S.sum()
+    d = a1.shape[1]
+    return M[:, :d], M[:, d:].T
+
+
+@pytest.mark.parametrize("d", [3, 130])  # one product over all classes; rows grouped by class
+def test_lazily_scaled_sums_equal_the_class_clock_written_out_through_folds_of_the_scale(d):
+    """With a fast decay the lazy scale falls below 1e-8 within the stream and is folded into the sums."""
+    K, decay = 3, 0.05
+    g = torch.Generator().manual_seed(4)
+    batches = []
+    for i in range(60):
+        y = torch.randint(0, 2 if i < 30 else K, (8,), generator=g)  # class 2 arrives late
+        onehot = F.one_hot(y, K).float()
+        batches.append((torch.randn(8, d, generator=g) + y[:, None], onehot.clone(), onehot))
+    u = ClassMemoryUpdater(nn.Linear(d, K), decay, 1e-2)
+    for a, c, onehot in batches:
+        u.fit(a, c, 8, labels=onehot)
+    assert u.clock.folds > 0
+    A, B = _reference(decay, batches, K)
+    assert u.A is not None and u.B is not None
+    torch.testing.assert_close(u.A.double(), A, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(u.B.double(), B, rtol=1e-4, atol=1e-5)
+
+
+def test_memories_of_a_learner_share_one_clock_that_moves_once_per_step():
+    from stream_am.updaters import ClassClock
+
+    am = OnlineAM(mlp((4, 8, 8, 3)), variant="mem", memory_clock="class", memory_decay=0.05, seed=0)
+    x, y = blobs(n=64, d=4, k=3, seed=1)
+    once = ClassClock()
+    for step, i in enumerate(range(0, 64, 16)):
+        am.partial_fit(x[i : i + 16], y[i : i + 16])
+        once.advance(F.one_hot(y[i : i + 16], 3).float().sum(0), 16, 0.05, step)
+    memories = [u for u in am._updaters if isinstance(u, ClassMemoryUpdater)]
+    assert len(memories) == 3 and all(u.clock is memories[0].clock for u in memories)
+    S, expected = memories[0].clock.S, once.S
+    assert S is not None and expected is not None and float(expected.max()) < 0.8 * 64 / 3  # it aged
+    torch.testing.assert_close(S, expected)
+
+
+def test_the_host_and_device_arithmetic_of_the_clock_agree():
+    from stream_am.updaters import ClassClock
+
+    host, device = ClassClock(), ClassClock()
+    g = torch.Generator().manual_seed(5)
+    for step in range(50):
+        k = F.one_hot(torch.randint(0, 4, (16,), generator=g), 4).float().sum(0)
+        host.advance(k, 16, 0.005, step)
+        device._grow(k)
+        device._advance_device(k, 16, 0.005)
+    assert host.folds == 0 and host.scale is not None and float(host.scale.min()) < 0.5  # it aged, unfolded
+    for a, b in ((host.freq, device.freq), (host.S, device.S), (host.scale, device.scale)):
+        assert a is not None and b is not None
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)

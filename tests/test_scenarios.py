@@ -96,8 +96,8 @@ def test_progress_bars_only_on_a_terminal_unless_asked(monkeypatch, tmp_path, fl
 
 def test_learners_option_runs_only_the_named_learners(tmp_path, capsys):
     args = ["run", "split-rbf", "--quick", "--out", str(tmp_path), "--no-progress"]
-    assert main([*args, "--learners", "AM-mem class", "Replay"]) == 0
+    assert main([*args, "--learners", "AM-mem sample", "Replay"]) == 0
     doc = json.loads((tmp_path / "results.json").read_text())
-    assert list(doc["learners"]) == ["AM-mem class", "Replay"]
+    assert list(doc["learners"]) == ["AM-mem sample", "Replay"]
     assert main([*args, "--learners", "ARF"]) == 2
     assert "none of the learners ['ARF'] runs in this scenario" in capsys.readouterr().err

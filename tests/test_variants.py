@@ -7,7 +7,7 @@ from torch import nn
 from stream_am import AMClassifier, OnlineAM
 from stream_am.estimators import build_mlp
 from stream_am.network import decompose
-from stream_am.updaters import AdamUpdater, MemoryUpdater
+from stream_am.updaters import AdamUpdater, ClassMemoryUpdater
 from stream_am.variants import backprop_cost, memory_extra_cost, resolve_variants
 
 
@@ -16,7 +16,7 @@ def test_a_sequence_sets_each_layers_rule_and_the_state_keys():
     am = OnlineAM(mlp([4, 8, 8, 3]), variant=["adam", "mem"], seed=0)
     am.partial_fit(x, y)
     assert am.variants_ == ["adam", "mem"]
-    assert [type(u) for u in am._updaters] == [AdamUpdater, MemoryUpdater, MemoryUpdater]
+    assert [type(u) for u in am._updaters] == [AdamUpdater, ClassMemoryUpdater, ClassMemoryUpdater]  # the class clock
     keys = set(am.state_dict())
     assert {"adam.0.0.exp_avg", "adam.0.1.step", "memory.1.A", "memory.out.B"} <= keys
     assert not any(k.startswith(("memory.0.", "adam.1.", "adam.out.")) for k in keys)  # no empty twin rules

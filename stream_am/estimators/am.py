@@ -158,7 +158,7 @@ class AMClassifier(_AMMixin, SklearnClassifier, StreamClassifier):
         yield {"hidden_sizes": (4,), "batch_size": 16, "variant": "mem"}
         yield {"hidden_sizes": (4,), "batch_size": 16, "variant": "adam", "readout": "adam"}
         yield {"hidden_sizes": (40, 4), "batch_size": 16, "variant": "auto"}
-        yield {"hidden_sizes": (4,), "batch_size": 16, "variant": "mem", "memory_clock": "class"}
+        yield {"hidden_sizes": (4,), "batch_size": 16, "variant": "mem", "memory_clock": "sample"}
 
 
 class AMRegressor(_AMMixin, SklearnRegressor, StreamRegressor):

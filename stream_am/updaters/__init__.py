@@ -2,7 +2,8 @@
 
 from stream_am.updaters.adam import AdamState, AdamUpdater, adam_step
 from stream_am.updaters.base import Updater
-from stream_am.updaters.class_memory import ClassMemoryUpdater, class_increments
+from stream_am.updaters.class_clock import ClassBatch, ClassClock, Labels, class_increments
+from stream_am.updaters.class_memory import ClassMemoryUpdater
 from stream_am.updaters.collective import Reduce, fit_reduced
 from stream_am.updaters.concurrent import fit_layers, layer_streams
 from stream_am.updaters.factory import make_readout, make_updaters
@@ -13,7 +14,10 @@ __all__ = [
     "AdamReadout",
     "AdamState",
     "AdamUpdater",
+    "ClassBatch",
+    "ClassClock",
     "ClassMemoryUpdater",
+    "Labels",
     "MemoryUpdater",
     "Reduce",
     "Updater",

@@ -18,6 +18,7 @@ from torch.nn import functional as F
 from torch.optim.adam import adam as torch_adam
 
 from stream_am.network import CodeBlock
+from stream_am.updaters.class_clock import Labels
 
 __all__ = ["adam_step", "AdamState", "AdamUpdater", "linear_mse_grads"]
 
@@ -196,7 +197,7 @@ class AdamUpdater:
 
     def statistics(
         self, a: torch.Tensor, target: torch.Tensor, n: int, known: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
+        labels: Labels | None = None,
     ) -> list[torch.Tensor]:
         layer = self.block.layer
         if self._closed_form and isinstance(layer, nn.Linear):
@@ -214,7 +215,7 @@ class AdamUpdater:
         self.adam.step(self.block.parameters(), grads)
 
     def fit(self, a: torch.Tensor, target: torch.Tensor, n: int, known: torch.Tensor | None = None,
-            labels: torch.Tensor | None = None) -> None:
+            labels: Labels | None = None) -> None:
         for k in range(self.steps):
             self.apply(self.statistics(a, target, n, known if k == 0 else None), n)
 

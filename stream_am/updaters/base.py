@@ -15,6 +15,8 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
+from stream_am.updaters.class_clock import Labels
+
 __all__ = ["Updater"]
 
 
@@ -27,7 +29,7 @@ class Updater(Protocol):
 
     def statistics(
         self, a: torch.Tensor, target: torch.Tensor, n: int, known: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
+        labels: Labels | None = None,
     ) -> list[torch.Tensor]:
         """Additive statistics of the batch (``known``: the layer's output for ``a``, when already computed;
         ``labels``: the batch's labels one-hot, n x K, which only a class-clocked memory reads)."""
@@ -38,7 +40,7 @@ class Updater(Protocol):
         ...
 
     def fit(self, a: torch.Tensor, target: torch.Tensor, n: int, known: torch.Tensor | None = None,
-            labels: torch.Tensor | None = None) -> None:
+            labels: Labels | None = None) -> None:
         """Fit the layer to the batch: ``apply(statistics(...))``."""
         ...
 

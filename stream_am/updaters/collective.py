@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from stream_am.updaters.base import Updater
+from stream_am.updaters.class_clock import Labels
 
 __all__ = ["Reduce", "flatten", "unflatten", "fit_reduced"]
 
@@ -44,7 +45,7 @@ def unflatten(flat: torch.Tensor, like: Sequence[Sequence[torch.Tensor]]) -> lis
 
 def fit_reduced(
     updaters: Sequence[Updater], inputs: Sequence[torch.Tensor], targets: Sequence[torch.Tensor],
-    known: Sequence[torch.Tensor | None], counts: torch.Tensor, reduce: Reduce, labels: torch.Tensor | None = None,
+    known: Sequence[torch.Tensor | None], counts: torch.Tensor, reduce: Reduce, labels: Labels | None = None,
 ) -> torch.Tensor:
     """Fit every layer to the statistics of all workers' shares; returns ``counts`` summed over workers.
 

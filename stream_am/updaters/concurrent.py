@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import torch
 
 from stream_am.updaters.base import Updater
+from stream_am.updaters.class_clock import Labels
 
 __all__ = ["fit_layers", "layer_streams"]
 
@@ -30,7 +31,7 @@ def fit_layers(
     targets: Sequence[torch.Tensor],
     known: Sequence[torch.Tensor | None],
     n: int,
-    labels: torch.Tensor | None = None,
+    labels: Labels | None = None,
     streams: Sequence[torch.cuda.Stream] = (),
 ) -> None:
     """Fit each updater's layer to its ``(input, target)`` (``known``: its output when already computed;

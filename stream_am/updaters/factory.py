@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from torch import nn
+
 from stream_am.network import Network
 from stream_am.updaters.adam import AdamUpdater
 from stream_am.updaters.base import Updater
+from stream_am.updaters.class_clock import ClassClock
 from stream_am.updaters.class_memory import ClassMemoryUpdater
 from stream_am.updaters.memory import MemoryUpdater
 from stream_am.updaters.readout import make_readout
@@ -31,17 +34,22 @@ def make_updaters(
     decay: float,
     ridge: float,
     solve_every: int,
-    by_class: bool = False,
+    clock: ClassClock | None = None,
 ) -> list[Updater]:
     """One updater per code layer (``variants``: ``"mem"`` or ``"adam"`` each), then the ``readout``'s.
 
-    Memories (class-clocked ones if ``by_class``) forget at ``decay`` and solve with ``ridge`` every
-    ``solve_every`` steps; Adam layers take ``steps`` steps of size ``lr`` (L1 ``lambda_w``) and an Adam
+    Memories (class-clocked ones on the shared ``clock`` when one is given) forget at ``decay`` and solve
+    with ``ridge`` every ``solve_every`` steps; Adam layers take ``steps`` steps of size ``lr`` (L1 ``lambda_w``) and an Adam
     readout ``steps`` steps of size ``output_lr`` on ``loss``.
     """
-    memory = ClassMemoryUpdater if by_class else MemoryUpdater
+
+    def memory(layer: nn.Linear | nn.Conv2d) -> MemoryUpdater:
+        if clock is None:
+            return MemoryUpdater(layer, decay, ridge, solve_every)
+        return ClassMemoryUpdater(layer, decay, ridge, solve_every, clock)
+
     layers: list[Updater] = [
-        memory(b.layer, decay, ridge, solve_every) if v == "mem" else AdamUpdater(b, lr, steps, lambda_w)
+        memory(b.layer) if v == "mem" else AdamUpdater(b, lr, steps, lambda_w)
         for v, b in zip(variants, net.blocks, strict=True)
     ]
     out = make_readout(
@@ -53,6 +61,6 @@ def make_updaters(
         decay=decay,
         ridge=ridge,
         solve_every=solve_every,
-        by_class=by_class,
+        clock=clock,
     )
     return [*layers, out]

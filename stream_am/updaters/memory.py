@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from stream_am.affine import get_affine, rows, set_affine
+from stream_am.updaters.class_clock import Labels
 
 __all__ = ["memory_increments", "memory_fold", "ridge_solve", "MemoryUpdater"]
 
@@ -128,7 +129,7 @@ class MemoryUpdater:
 
     def statistics(
         self, a: torch.Tensor, target: torch.Tensor, n: int, known: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
+        labels: Labels | None = None,
     ) -> list[torch.Tensor]:
         rows_a, rows_c = rows(self.layer, a, target)
         if self.bias:
@@ -145,7 +146,7 @@ class MemoryUpdater:
         self.n_updates += 1
 
     def fit(self, a: torch.Tensor, target: torch.Tensor, n: int, known: torch.Tensor | None = None,
-            labels: torch.Tensor | None = None) -> None:
+            labels: Labels | None = None) -> None:
         self.apply(self.statistics(a, target, n), n)
 
     def forget(self, factor: float) -> None:

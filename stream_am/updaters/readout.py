@@ -9,6 +9,7 @@ from stream_am.network import CodeBlock
 from stream_am.objectives import output_loss
 from stream_am.updaters.adam import AdamUpdater
 from stream_am.updaters.base import Updater
+from stream_am.updaters.class_clock import ClassClock, Labels
 from stream_am.updaters.class_memory import ClassMemoryUpdater
 from stream_am.updaters.memory import MemoryUpdater
 
@@ -27,7 +28,7 @@ class AdamReadout(AdamUpdater):
 
     def statistics(
         self, a: torch.Tensor, target: torch.Tensor, n: int, known: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
+        labels: Labels | None = None,
     ) -> list[torch.Tensor]:
         params = self.block.parameters()
         with torch.enable_grad():
@@ -36,11 +37,13 @@ class AdamReadout(AdamUpdater):
 
 def make_readout(
     kind: str, out: nn.Linear, *, loss: str, lr: float, steps: int, decay: float, ridge: float, solve_every: int,
-    by_class: bool = False,
+    clock: ClassClock | None = None,
 ) -> Updater:
     """``"memory"``: a :class:`MemoryUpdater` on the output layer (its targets are one-hot rows for
-    classification; a :class:`ClassMemoryUpdater` if ``by_class``); ``"adam"``: an :class:`AdamReadout` on
-    ``loss``."""
+    classification; a :class:`ClassMemoryUpdater` on ``clock`` if one is given); ``"adam"``: an
+    :class:`AdamReadout` on ``loss``."""
     if kind == "memory":
-        return (ClassMemoryUpdater if by_class else MemoryUpdater)(out, decay, ridge, solve_every)
+        if clock is not None:
+            return ClassMemoryUpdater(out, decay, ridge, solve_every, clock)
+        return MemoryUpdater(out, decay, ridge, solve_every)
     return AdamReadout(out, lr, steps, loss)

@@ -1,0 +1,256 @@
+"""The class clock shared by a learner's class-clocked memories, a batch's labels as they read them, and the
+per-class sums of a batch's rows (:func:`class_increments`, the functional core of those memories).
+
+Every class-clocked memory of a learner sees the same labels, so the aging of each class (which depends only
+on the labels and on the class frequencies) is computed once per step, by one :class:`ClassClock`, and the
+batch's rows are grouped by class once, by one :class:`ClassBatch`. Both work on vectors of one entry per
+class or sample: on the CPU in Python floats and NumPy (torch's cost per operation is several times the
+arithmetic at these sizes), on a GPU in torch, with no device-to-host copy.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+
+import numpy as np
+import torch
+
+__all__ = ["ClassBatch", "ClassClock", "FLOOR", "Labels", "class_increments", "class_sums"]
+
+FLOOR = 0.25  # the frequency floor, as a fraction of one over the number of classes seen
+LOWEST_SCALE = 1e-8  # the lazy scale is folded into the sums before it (or its bound) falls below this
+
+
+class ClassBatch:
+    """A batch's labels, one-hot (``onehot``, n x K), with what class-clocked memories derive from them,
+    each computed once and cached (so every layer of a step shares it)."""
+
+    def __init__(self, onehot: torch.Tensor):
+        self.onehot = onehot
+        self._counts: torch.Tensor | None = None
+        self._slots: dict[int, tuple[torch.Tensor, int]] = {}
+        self._weighted: tuple[int, torch.Tensor, torch.Tensor] | None = None
+
+    def counts(self) -> torch.Tensor:
+        """Samples of each class in the batch (K)."""
+        if self._counts is None:
+            self._counts = self.onehot.sum(0)
+        return self._counts
+
+    def weighted(self, per_sample: int, weight: torch.Tensor) -> torch.Tensor:
+        """:meth:`rows` times ``weight`` (one per class), kept for the next layer that asks with that weight."""
+        if self._weighted is None or self._weighted[0] != per_sample or self._weighted[1] is not weight:
+            self._weighted = (per_sample, weight, self.rows(per_sample) * weight)
+        return self._weighted[2]
+
+    def rows(self, per_sample: int) -> torch.Tensor:
+        """The one-hot labels of ``per_sample`` rows per sample (each image patch carries its sample's)."""
+        return self.onehot if per_sample == 1 else self.onehot.repeat_interleave(per_sample, dim=0)
+
+    def slots(self, per_sample: int) -> tuple[torch.Tensor, int]:
+        """``(slot, width)``: row ``t`` (of ``per_sample`` rows per sample) goes to row ``slot[t]`` of a
+        ``K * width`` zero padding that holds each class's rows in a block of ``width`` rows (``width``: the
+        largest class count). CPU tensors only.
+
+        Examples
+        --------
+        >>> import torch
+        >>> ClassBatch(torch.tensor([[0.0, 1.0], [1.0, 0.0], [0.0, 1.0]])).slots(1)
+        (tensor([2, 0, 3]), 2)
+        """
+        if per_sample not in self._slots:  # on the CPU, in NumPy (vectors of n entries: NumPy is faster)
+            y = self.rows(per_sample).numpy().argmax(1)
+            counts = np.bincount(y, minlength=self.onehot.shape[1])
+            width = int(counts.max()) if y.size else 0
+            order = np.argsort(y, kind="stable")
+            position = np.empty_like(y)  # the rank of each row among its class's rows
+            position[order] = np.arange(y.size) - (counts.cumsum() - counts)[y[order]]
+            self._slots[per_sample] = (torch.from_numpy(y * width + position), width)
+        return self._slots[per_sample]
+
+
+Labels = torch.Tensor | ClassBatch  # a batch's labels one-hot (n x K), or a ClassBatch of them
+
+
+@torch.no_grad()
+def class_increments(
+    a: torch.Tensor,
+    c: torch.Tensor,
+    onehot: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    out: torch.Tensor | None = None,
+    slots: tuple[torch.Tensor, int] | None = None,
+) -> torch.Tensor:
+    """Per-class sums ``U_k = [a_k^T a_k | a_k^T c_k]`` (K x d x (d + m)) of rows ``a`` (n x d) and ``c``
+    (n x m) with labels ``onehot`` (n x K; each image patch carries its sample's label), class ``k``'s
+    multiplied by ``weight[k]``; added into ``out`` (in place) when given.
+
+    With ``slots`` (:meth:`ClassBatch.slots`) the rows are grouped by class and multiplied class by class (one
+    batched product, about the flops of the plain memory's); without, one product over all classes (``K``
+    times the flops, no device-to-host copy). The two agree up to rounding.
+
+    Examples
+    --------
+    >>> import torch
+    >>> a, c = torch.tensor([[1.0, 2.0], [1.0, 4.0]]), torch.tensor([[1.0], [3.0]])
+    >>> onehot = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
+    >>> class_increments(a, c, onehot).tolist()
+    [[[1.0, 4.0, 3.0], [4.0, 16.0, 12.0]], [[1.0, 2.0, 1.0], [2.0, 4.0, 2.0]]]
+    >>> torch.equal(class_increments(a, c, onehot, slots=ClassBatch(onehot).slots(1)), class_increments(a, c, onehot))
+    True
+    """
+    return class_sums(torch.cat([a, c], dim=1), a.shape[1], onehot, weight, out, slots)
+
+
+def class_sums(
+    ac: torch.Tensor,
+    d: int,
+    onehot: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    out: torch.Tensor | None = None,
+    slots: tuple[torch.Tensor, int] | None = None,
+) -> torch.Tensor:
+    """:func:`class_increments` of the rows ``[a | c]`` (``ac``, whose first ``d`` columns are ``a``); without
+    ``slots`` and ``weight``, ``onehot`` may hold the labels already multiplied by the class weights."""
+    n, K, a = ac.shape[0], onehot.shape[1], ac[:, :d]
+    if out is None:
+        out = ac.new_zeros(K, d, ac.shape[1])
+    if slots is not None:
+        slot, width = slots
+        P = ac.new_zeros(K * width, ac.shape[1]).index_copy_(0, slot, ac).view(K, width, ac.shape[1])
+        left = P[:, :, :d] if weight is None else P[:, :, :d] * weight[:, None, None]
+        return out.baddbmm_(left.transpose(1, 2), P)
+    w = onehot if weight is None else onehot * weight
+    z = (w[:, :, None] * a[:, None, :]).reshape(n, K * d)  # row t holds a_t in its class's block
+    out.view(K * d, ac.shape[1]).addmm_(z.T, ac)
+    return out
+
+
+class ClassClock:
+    """The aging shared by a learner's class-clocked memories (:mod:`stream_am.updaters.class_memory`).
+
+    A sample of class ``c`` ages class ``c`` by ``decay / p_c``, where ``p_c`` is an exponential average
+    (rate ``decay`` per sample, bias-corrected) of the class's frequency, floored at ``FLOOR`` over the number
+    of classes seen. The clock keeps, per class, that frequency (``freq``), the weight of what is remembered
+    (``S``, in samples) and the lazy scale of the memories' sums (``scale``: class ``c``'s sums are
+    ``scale[c]`` times what a memory stores). :meth:`advance` moves it once per step (``step``), whichever
+    memory asks first; the others get the same result.
+    """
+
+    def __init__(self) -> None:
+        self.freq: torch.Tensor | None = None
+        self.S: torch.Tensor | None = None
+        self.scale: torch.Tensor | None = None
+        self.folds = 0  # how many times ``scale`` was folded into the memories' sums (then reset to 1)
+        self.folded: torch.Tensor | None = None  # the scale of the last fold
+        self.owner: object | None = None  # the memory that applies ``forget`` (once for all)
+        self._bound = 1.0  # min(scale) on the CPU, a lower bound of it on a GPU (known on the host)
+        self._step = -1
+        self.inverse: torch.Tensor | None = None  # 1 / scale: what a batch's sums are multiplied by
+        self.weight: torch.Tensor | None = None  # scale / S.sum(): the classes' weights in A and B
+
+    def advance(self, per_sample: torch.Tensor, n: int, decay: float, step: int) -> None:
+        """Age each class by step ``step``'s ``n`` samples, ``per_sample`` of each class (a step already
+        taken does nothing)."""
+        if step == self._step:
+            return
+        self._grow(per_sample)
+        assert self.freq is not None and self.S is not None and self.scale is not None
+        cpu = per_sample.device.type == "cpu"
+        if cpu:
+            self._advance_host(per_sample, n, decay)  # with ``inverse`` and ``weight``
+        else:
+            self._advance_device(per_sample, n, decay)
+        if not cpu or self._bound < LOWEST_SCALE:
+            self._derive()
+        self._step = step
+
+    def _advance_host(self, per_sample: torch.Tensor, n: int, decay: float) -> None:
+        """:meth:`advance` on the CPU: a loop over the classes in Python floats (vectors of ``K`` entries cost
+        torch, and NumPy, more per operation than the arithmetic)."""
+        assert self.freq is not None and self.S is not None and self.scale is not None
+        freq, S, scale, k = (t.tolist() for t in (self.freq, self.S, self.scale, per_sample))
+        lowest = FLOOR / max(sum(f + x > 0 for f, x in zip(freq, k, strict=True)), 1)
+        total = max(sum(freq), 1e-12)
+        g = (1.0 - decay) ** n
+        for c, x in enumerate(k):
+            if x > 0:  # a class not in the batch does not age
+                rate = min(decay / max(freq[c] / total, lowest), 0.999)  # bias-corrected, as Adam's moments
+                factor = math.exp(x * math.log1p(-rate))
+                scale[c] *= factor
+                S[c] = S[c] * factor + x
+            freq[c] = freq[c] * g + x * ((1.0 - g) / max(n, 1))
+        self._tables(freq, S, scale)
+        self._bound = min(scale)
+
+    def _tables(self, freq: list[float], S: list[float], scale: list[float]) -> None:
+        """The state from Python floats (CPU), with ``inverse`` and ``weight`` computed from it as stored (in
+        float32 where it is stored so), so that they are a function of the state: a loaded copy continues bit
+        for bit. One tensor holds the five vectors (a tensor costs more to make than this arithmetic)."""
+        assert self.freq is not None
+        if self.freq.dtype == torch.float32:  # round as the tensors will
+            freq, S, scale = (list(array("f", v)) for v in (freq, S, scale))
+        total = max(sum(S), 1e-30)
+        table = torch.tensor(
+            [freq, S, scale, [1.0 / s for s in scale], [s / total for s in scale]], dtype=self.freq.dtype
+        )
+        self.freq, self.S, self.scale, self.inverse, self.weight = table.unbind()
+
+    def _advance_device(self, per_sample: torch.Tensor, n: int, decay: float) -> None:
+        """:meth:`advance` on a GPU, in torch: no device-to-host copy (the same arithmetic as the host's)."""
+        assert self.freq is not None and self.S is not None and self.scale is not None
+        n_seen = ((self.freq + per_sample) > 0).sum().clamp(min=1)
+        p = self.freq / self.freq.sum().clamp(min=1e-12)
+        rate = (decay / p.clamp(min=FLOOR / n_seen)).clamp(max=0.999)
+        factor = torch.exp(per_sample * torch.log1p(-rate))  # 1 for a class not in the batch
+        self.scale.mul_(factor)
+        self.S.mul_(factor).add_(per_sample)
+        g = (1.0 - decay) ** n
+        self.freq.mul_(g).add_(per_sample, alpha=(1.0 - g) / max(n, 1))
+        # a bound of min(scale), known on the host: every sample in one class, aged at the highest rate
+        self._bound *= (1.0 - min(0.999, decay * self.scale.shape[0] / FLOOR)) ** n
+
+    def forget(self, factor: float, by: object) -> None:
+        """Scale the weight of everything remembered by ``factor`` (once: only when ``by`` is the owner)."""
+        if by is self.owner and self.scale is not None and self.S is not None:
+            self.scale.mul_(factor)
+            self.S.mul_(factor)
+            self._bound *= factor
+            self._derive(fold=False)  # the weights keep their ratios: ``weight`` is unchanged
+
+    def reset(self, freq: torch.Tensor | None, S: torch.Tensor | None, scale: torch.Tensor | None) -> None:
+        """Set the state (a loaded one) and forget the last step."""
+        self.freq, self.S, self.scale = freq, S, scale
+        self._step, self._bound = -1, 1.0 if scale is None else float(scale.min())  # (a load may wait)
+        if S is not None:
+            self._derive(fold=False)
+
+    def _grow(self, per_sample: torch.Tensor) -> None:
+        K = per_sample.shape[0]
+        if self.freq is None or self.S is None or self.scale is None:
+            self.freq, self.S, self.scale = per_sample.new_zeros(K), per_sample.new_zeros(K), per_sample.new_ones(K)
+        elif K > self.freq.shape[0]:
+            extra = K - self.freq.shape[0]
+            self.freq = torch.cat([self.freq, self.freq.new_zeros(extra)])
+            self.S = torch.cat([self.S, self.S.new_zeros(extra)])
+            self.scale = torch.cat([self.scale, self.scale.new_ones(extra)])
+
+    def _derive(self, fold: bool = True) -> None:
+        """Fold the scale if it could underflow (``fold``: only in a step, which every memory takes), then
+        ``inverse`` and ``weight``: functions of the state only, so that a loaded copy continues bit for bit."""
+        assert self.scale is not None and self.S is not None
+        if fold and self._bound < LOWEST_SCALE:
+            self._fold_scale()
+        if self.scale.device.type == "cpu":
+            assert self.freq is not None
+            self._tables(self.freq.tolist(), self.S.tolist(), self.scale.tolist())
+        else:
+            self.inverse, self.weight = self.scale.reciprocal(), self.scale / self.S.sum().clamp(min=1e-30)
+
+    def _fold_scale(self) -> None:
+        """Hand the scale to the memories (each multiplies its sums by ``folded`` when it sees ``folds``
+        change) and restart it at 1."""
+        assert self.scale is not None
+        self.folded, self.folds, self._bound = self.scale.clone(), self.folds + 1, 1.0
+        self.scale.fill_(1.0)
