@@ -22,6 +22,7 @@ import argparse
 import resource
 import statistics
 import time
+from typing import Any
 
 import torch
 from torch import nn
@@ -62,6 +63,26 @@ def _sync(device: torch.device) -> None:
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
+def interleaved_medians(learners: dict[Any, Any], x: torch.Tensor, y: torch.Tensor, steps: int, warmup: int,
+                        clock: str = "wall", device: torch.device | None = None) -> dict[Any, float]:
+    """Seconds of one step of each learner: the median, over ``steps`` samples after ``warmup``, of the mean step
+    time in a block of ``BLOCK`` consecutive steps, the learners taking turns (so machine noise hits all alike)."""
+    device = device or torch.device("cpu")
+    times: dict[Any, list[float]] = {k: [] for k in learners}
+    # a sample is a block of BLOCK consecutive steps, so a learner whose cost is periodic (solve_every=4)
+    # is charged for its expensive steps: a median of single steps would only see the cheap ones
+    for i in range(warmup + steps):
+        for name, learner in learners.items():
+            _sync(device)
+            t = CLOCKS[clock]()
+            for _ in range(BLOCK):
+                learner.partial_fit(x, y)
+            _sync(device)
+            if i >= warmup:
+                times[name].append((CLOCKS[clock]() - t) / BLOCK)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
 def time_shape(widths, batch, device, steps, warmup, seed=0, clock="wall"):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, widths[0], generator=g).to(device)
@@ -86,21 +107,11 @@ def time_shape(widths, batch, device, steps, warmup, seed=0, clock="wall"):
     if device.type == "cuda":
         for v in ("mem", "adam"):
             learners[f"AM-{v} serial"] = OnlineAM(net(), variant=v, parallel_layers=False, device=str(device))
-    times: dict[str, list[float]] = {k: [] for k in learners}
-    # a sample is a block of BLOCK consecutive steps, so a learner whose cost is periodic (solve_every=4)
-    # is charged for its expensive steps: a median of single steps would only see the cheap ones
-    for i in range(warmup + steps):
-        for name, learner in learners.items():
-            _sync(device)
-            t = CLOCKS[clock]()
-            for _ in range(BLOCK):
-                learner.partial_fit(x, y)
-            _sync(device)
-            if i >= warmup:
-                times[name].append((CLOCKS[clock]() - t) / BLOCK)
+    times = interleaved_medians(learners, x, y, steps, warmup, clock, device)
     auto = learners["AM-auto"]
     assert isinstance(auto, OnlineAM)
-    return {k: statistics.median(v) for k, v in times.items()}, "/".join(auto.variants_)
+    every = "" if auto.solve_every_ == 1 else f", solve every {auto.solve_every_}"
+    return times, "/".join(auto.variants_) + every
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
