@@ -8,8 +8,8 @@ network's backprop step, Adam where it is not.
 fitted by ``benchmarks/cost_model.py`` (weighted least squares on the step-to-backprop ratios of 192 timings:
 every top-memory mix of nine networks, memories solved every step and every second step, both readouts,
 timed as ``benchmarks/step_time.py --clock cpu`` times them, in three runs) on the development machine;
-figures in ``benchmarks/README.md``. For a layer with ``d`` inputs (bias included),
-``k`` outputs and ``b`` samples:
+figures in ``benchmarks/README.md``. For a layer with ``d`` inputs (bias included), ``k`` outputs and ``b``
+samples:
 
 - a backprop Adam step costs, per layer, ``BP_LAYER_US`` plus ``6 b d k`` flops at ``BP_RATE`` plus the
   Adam update of ``d k`` parameters at ``BP_PARAM_RATE``;
@@ -20,18 +20,20 @@ figures in ``benchmarks/README.md``. For a layer with ``d`` inputs (bias include
   ``FOLD_RATE``, plus, on the steps it solves (one in ``solve_every``), ``SOLVE_US``, the Cholesky factor
   (``d^3 / 3`` flops at ``FACTOR_RATE``) and two triangular solves (``2 k d^2`` flops at ``TRSM_RATE``).
 
-Starting from the top code layer, each ``"auto"`` layer takes the memory while the predicted step stays
-within the target, and the first layer that does not fit (or cannot be fitted by a memory) ends the search:
-the memories form the top of the network (on digits, a memory layer under an Adam layer was the least
-accurate combination we measured). When ``solve_every`` is not given (``None``) and some layer is
-``"auto"``, ``auto`` also chooses the cadence of every memory (the readout's included): every step if the
-top code layer gets its memory within ``TARGET_RATIO`` backprop steps; else every second step if that gives
-the top layer its memory within ``SPACED_TARGET_RATIO`` (the issue's 2x: on digits 64-256-256-10,
-``mem/mem`` solved every second step is within half a point of solving every step and three points above
-``adam/adam``, while every third step lost a point); else every step if the step fits ``TARGET_RATIO``
-without the top memory; else every second step. A cadence the user gives is used as given, with
-``TARGET_RATIO``. Image patches of a ``Conv2d`` are not counted in ``b``,
-which errs towards Adam.
+The ``"auto"`` layers take memories from the top down, as many as keep the predicted step within the
+target (a memory that does not solve on every step can cost less than Adam, so this is not always the first
+ones that fit one by one), down to the first layer a memory cannot fit: the memories form the top of the
+network (on digits, a memory layer under an Adam layer was the least accurate combination we measured).
+
+When ``solve_every`` is not given (``None``) and some layer is ``"auto"``, ``auto`` also chooses the cadence
+of every memory (the readout's included): every step if the top code layer gets its memory within
+``TARGET_RATIO`` backprop steps; else every second step if that gives the top layer its memory within
+``SPACED_TARGET_RATIO`` (the issue's 2x: on digits 64-256-256-10, ``mem/mem`` solved every second step is
+within half a point of solving every step and three points above ``adam/adam``, while every third step lost a
+point); else every step if the step fits ``TARGET_RATIO`` without the top memory; else every second step. A
+cadence the user gives is used as given, with ``TARGET_RATIO``.
+
+Image patches of a ``Conv2d`` are not counted in ``b``, which errs towards Adam.
 """
 
 from __future__ import annotations
