@@ -41,17 +41,9 @@ def step_ratios(widths: list[int], batch: int, configs: list[tuple[str, int]], s
     x, y = torch.randn(batch, widths[0], generator=g), torch.randint(0, widths[-1], (batch,), generator=g)
     learners = {"bp": st["BackpropStep"](build_mlp(widths[0], widths[-1], tuple(widths[1:-1]), seed=0))}
     learners.update({c: _learner(widths, *c, seed=0) for c in configs})
-    times: dict = {k: [] for k in learners}
-    now = st["CLOCKS"][clock]
-    for i in range(3 + steps):  # three warm-up samples
-        for name, learner in learners.items():
-            t = now()
-            for _ in range(st["BLOCK"]):
-                learner.partial_fit(x, y)
-            if i >= 3:
-                times[name].append((now() - t) / st["BLOCK"])
-    bp = statistics.median(times.pop("bp"))
-    return {c: statistics.median(v) / bp for c, v in times.items()}
+    times = st["interleaved_medians"](learners, x, y, steps, 3, clock)  # three warm-up samples
+    bp = times.pop("bp")
+    return {c: v / bp for c, v in times.items()}
 
 
 def main(argv: list[str] | None = None) -> dict[tuple[str, int], dict[str, float]]:

@@ -24,6 +24,7 @@ import argparse
 import resource
 import statistics
 import time
+from typing import Any
 
 import torch
 from torch import nn
@@ -64,6 +65,33 @@ def _sync(device: torch.device) -> None:
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
+def interleaved_medians(learners: dict[Any, Any], x: torch.Tensor, y: torch.Tensor, steps: int, warmup: int,
+                        clock: str = "wall", device: torch.device | None = None) -> dict[Any, float]:
+    """Seconds of one step of each learner: the median, over ``steps`` samples after ``warmup``, of the mean step
+    time in a block of ``BLOCK`` consecutive steps, the learners taking turns (so machine noise hits all alike)."""
+    blocks = interleaved_blocks(learners, x, y, steps, warmup, clock, device)
+    return {k: statistics.median(v) for k, v in blocks.items()}
+
+
+def interleaved_blocks(learners: dict[Any, Any], x: torch.Tensor, y: torch.Tensor, steps: int, warmup: int,
+                       clock: str = "wall", device: torch.device | None = None) -> dict[Any, list[float]]:
+    """The samples :func:`interleaved_medians` takes the medians of, in the order they were timed."""
+    device = device or torch.device("cpu")
+    times: dict[Any, list[float]] = {k: [] for k in learners}
+    # a sample is a block of BLOCK consecutive steps, so a learner whose cost is periodic (solve_every=4)
+    # is charged for its expensive steps: a median of single steps would only see the cheap ones
+    for i in range(warmup + steps):
+        for name, learner in learners.items():
+            _sync(device)
+            t = CLOCKS[clock]()
+            for _ in range(BLOCK):
+                learner.partial_fit(x, y)
+            _sync(device)
+            if i >= warmup:
+                times[name].append((CLOCKS[clock]() - t) / BLOCK)
+    return times
+
+
 def time_shape(widths, batch, device, steps, warmup, seed=0, clock="wall"):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, widths[0], generator=g).to(device)
@@ -87,25 +115,15 @@ def time_shape(widths, batch, device, steps, warmup, seed=0, clock="wall"):
     if device.type == "cuda":
         for v in ("mem", "adam"):
             learners[f"AM-{v} serial"] = OnlineAM(net(), variant=v, parallel_layers=False, device=str(device))
-    times: dict[str, list[float]] = {k: [] for k in learners}
-    # a sample is a block of BLOCK consecutive steps, so a learner whose cost is periodic (solve_every=4)
-    # is charged for its expensive steps: a median of single steps would only see the cheap ones
-    for i in range(warmup + steps):
-        for name, learner in learners.items():
-            _sync(device)
-            t = CLOCKS[clock]()
-            for _ in range(BLOCK):
-                learner.partial_fit(x, y)
-            _sync(device)
-            if i >= warmup:
-                times[name].append((CLOCKS[clock]() - t) / BLOCK)
+    blocks = interleaved_blocks(learners, x, y, steps, warmup, clock, device)
     auto = learners["AM-auto"]
     assert isinstance(auto, OnlineAM)
     # the clocks' cost: a median of ratios of blocks timed one right after the other (paired, so that the
     # load of a shared machine, which changes between rounds, cancels)
-    costs = {v: statistics.median(c / s for c, s in zip(times[f"AM-{v}"], times[f"AM-{v} sample"], strict=True))
+    costs = {v: statistics.median(c / s for c, s in zip(blocks[f"AM-{v}"], blocks[f"AM-{v} sample"], strict=True))
              for v in ("mem", "auto")}
-    return {k: statistics.median(v) for k, v in times.items()}, "/".join(auto.variants_), costs
+    every = "" if auto.solve_every_ == 1 else f", solve every {auto.solve_every_}"
+    return {k: statistics.median(v) for k, v in blocks.items()}, "/".join(auto.variants_) + every, costs
 
 
 def main(argv: list[str] | None = None) -> list[dict]:

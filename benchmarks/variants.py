@@ -4,9 +4,11 @@ Two tables, on one CPU thread: (1) for single ``Linear`` layers, the median time
 solve), an AM-Adam fit and a backprop step (forward, backward, ``torch.optim.Adam``) of the same layer on the
 same batch, with the cost model's estimate of the memory's extra cost (``stream_am.variants``); (2) the
 prequential accuracy on digits (as ``prequential.py`` measures it) of every per-layer mix of ``"mem"`` and
-``"adam"``, and of ``"auto"`` with the layers it chose.
+``"adam"``, and of ``"auto"`` with the layers (and, if not every step, the solve cadence) it chose, per seed
+and averaged over ``--seeds``.
 
     python benchmarks/variants.py [--layers 65x64/b32 ...] [--widths 64,64,64,10 ...] [--repeats 30]
+                                  [--seeds 0 1 2]
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import itertools
+import statistics
 from pathlib import Path
 from types import ModuleType
 
@@ -64,7 +67,8 @@ def layer_costs(spec: str, repeats: int) -> dict[str, float]:
 
 
 def mixes(widths: list[int], seed: int = 0) -> dict[str, float]:
-    """Prequential digits accuracy of every per-layer mix, and of ``auto`` (keyed ``auto=<its choice>``)."""
+    """Prequential digits accuracy of every per-layer mix, and of ``auto`` (keyed ``auto=<its choice>``, with
+    ``, solve_every=<k>`` when it does not solve every step)."""
     pq = _sibling("prequential")
     x, y = pq.digits(seed)
     out = {}
@@ -72,7 +76,8 @@ def mixes(widths: list[int], seed: int = 0) -> dict[str, float]:
         am = OnlineAM(build_mlp(widths[0], widths[-1], tuple(widths[1:-1]), "relu", seed=seed),
                       variant=mix if mix == "auto" else list(mix), seed=seed)
         acc, _ = pq.prequential(am, x, y, 32)
-        out["auto=" + "/".join(am.variants_) if mix == "auto" else "/".join(mix)] = acc
+        every = "" if am.solve_every_ == 1 else f", solve_every={am.solve_every_}"
+        out[f"auto={'/'.join(am.variants_)}{every}" if mix == "auto" else "/".join(mix)] = acc
     return out
 
 
@@ -81,6 +86,7 @@ def main(argv: list[str] | None = None) -> tuple[dict[str, dict[str, float]], di
     parser.add_argument("--layers", nargs="*", default=LAYERS)
     parser.add_argument("--widths", nargs="*", default=["64,64,64,10", "64,256,256,10"])
     parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--seeds", type=int, nargs="*", default=[0])
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     costs, accuracy = {}, {}
@@ -92,8 +98,12 @@ def main(argv: list[str] | None = None) -> tuple[dict[str, dict[str, float]], di
         print(f"| {spec} | {t['mem']:.3f} | {t['adam']:.3f} | {t['bp']:.3f} | {t['mem'] / t['bp']:.2f} "
               f"| {t['adam'] / t['bp']:.2f} | {t['model_extra']:.3f} | {t['model_bp']:.3f} |", flush=True)
     for spec in args.widths:
-        accuracy[spec] = mixes([int(w) for w in spec.split(",")])
-        print(f"\n{spec}: " + ", ".join(f"{k} {v:.4f}" for k, v in accuracy[spec].items()), flush=True)
+        per_seed = [mixes([int(w) for w in spec.split(",")], seed) for seed in args.seeds]
+        for seed, result in zip(args.seeds, per_seed, strict=True):
+            print(f"\n{spec}, seed {seed}: " + ", ".join(f"{k} {v:.4f}" for k, v in result.items()), flush=True)
+        accuracy[spec] = {k: statistics.mean(r[k] for r in per_seed) for k in per_seed[0]}
+        if len(args.seeds) > 1:
+            print(f"\n{spec}, mean: " + ", ".join(f"{k} {v:.4f}" for k, v in accuracy[spec].items()), flush=True)
     return costs, accuracy
 
 

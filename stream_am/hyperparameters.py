@@ -1,7 +1,8 @@
 """The engine's hyperparameter spec: one table of ranges, used by OnlineAM and by the AM estimators.
 
 Each entry is ``name -> (low, high, low_inclusive)``; ``high is None`` marks an integer (``>= low``), any
-other entry a finite float in ``[low, high)`` or ``(low, high)``. Choices (``variant``, ``loss``,
+other entry a finite float in ``[low, high)`` or ``(low, high)``; a name in :data:`OPTIONAL` may also be
+``None`` (the engine decides: ``solve_every``, see :mod:`stream_am.variants`). Choices (``variant``, ``loss``,
 ``readout``) are checked by :func:`check_choices`; :func:`check_am_params` checks all of an AM learner's or
 estimator's parameters.
 """
@@ -16,6 +17,7 @@ from stream_am.variants import check_variant
 
 __all__ = [
     "HYPERPARAMETERS",
+    "OPTIONAL",
     "LOSSES",
     "MEMORY_CLOCKS",
     "READOUTS",
@@ -40,6 +42,7 @@ HYPERPARAMETERS: dict[str, tuple[float, float | None, bool]] = {
     "lambda_c": (0.0, math.inf, True),
     "lambda_w": (0.0, math.inf, True),
 }
+OPTIONAL = ("solve_every",)
 LOSSES = ("cross_entropy", "mse")
 READOUTS = ("memory", "adam")
 MEMORY_CLOCKS = ("sample", "class")
@@ -48,6 +51,8 @@ MEMORY_CLOCKS = ("sample", "class")
 def check_hyperparameters(obj: Any) -> None:
     """``ValueError`` naming the first attribute of ``obj`` outside its range in :data:`HYPERPARAMETERS`."""
     for name, (low, high, inclusive) in HYPERPARAMETERS.items():
+        if name in OPTIONAL and getattr(obj, name) is None:
+            continue
         if high is None:
             checks.check_int(name, getattr(obj, name), low=int(low))
         else:

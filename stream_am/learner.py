@@ -47,7 +47,8 @@ class OnlineAM(LearnerState):
         How each code layer fits its weights: ``"mem"`` (a co-activation memory solved by ridge least
         squares), ``"adam"`` (local Adam steps), a sequence with one of those per code layer, or ``"auto"``
         (the memory where it is cheap relative to the layer's backprop step, Adam elsewhere: see
-        :mod:`stream_am.variants`; decided on the first step, from its batch size). A memory is
+        :mod:`stream_am.variants`; decided on the first step, from its batch size, with the memories' solve
+        cadence when ``solve_every`` is ``None``). A memory is
         ``n_in x n_in``: cheap on narrow inputs, costly on wide ones (figures in ``benchmarks/README.md``).
     loss
         ``"cross_entropy"`` (integer class targets) or ``"mse"`` (float targets, any output width).
@@ -84,7 +85,9 @@ class OnlineAM(LearnerState):
         Proximal ridge of the memory solves, in units of the inputs' mean square.
     solve_every
         Memories absorb every mini-batch, but are solved for new weights on every ``solve_every``-th step
-        (the solve costs O(n_in^3 + n_out n_in^2) per layer).
+        (the solve costs O(n_in^3 + n_out n_in^2) per layer). ``None`` (the default): every step, unless
+        ``variant`` has ``"auto"`` entries, whose cost model then also chooses every step or every second step
+        (:mod:`stream_am.variants`); the cadence in use is ``solve_every_``. A given value is always used.
     parallel_layers
         On CUDA, run the (independent) per-layer weight updates on separate CUDA streams.
     lambda_c, lambda_w
@@ -129,7 +132,7 @@ class OnlineAM(LearnerState):
         memory_decay: float = 1e-3,
         memory_clock: str = "class",
         ridge: float = 1e-2,
-        solve_every: int = 1,
+        solve_every: int | None = None,
         parallel_layers: bool = True,
         lambda_c: float = 0.0,
         lambda_w: float = 0.0,
@@ -181,8 +184,9 @@ class OnlineAM(LearnerState):
         return self._net.out.out_features
 
     # ------------------------------------------------------------------ lazy state
-    def _build(self, variants: Sequence[str]) -> None:
-        """Objectives and updaters, once: ``variants`` holds ``"mem"`` or ``"adam"`` for each code layer."""
+    def _build(self, variants: Sequence[str], solve_every: int) -> None:
+        """Objectives and updaters, once: ``variants`` holds ``"mem"`` or ``"adam"`` for each code layer, and
+        every memory solves on every ``solve_every``-th step."""
         dev = checks.resolve_device(self.device)
         self.module.to(dev)
         self._device = dev
@@ -197,7 +201,8 @@ class OnlineAM(LearnerState):
         self._updaters: list[Updater] = make_updaters(
             net, variants, readout=self.readout, loss=self.loss, lr=self.weight_lr, output_lr=self.output_lr,
             steps=self.weight_steps, lambda_w=self.lambda_w, decay=self.memory_decay, ridge=self.ridge,
-            solve_every=self.solve_every, clock=clock)  # one clock for every class-clocked memory
+            solve_every=solve_every, clock=clock)  # one clock for every class-clocked memory
+        self._solve_every = solve_every
         self._by_class = any(isinstance(u, ClassMemoryUpdater) for u in self._updaters)
         self._streams = layer_streams(dev, len(self._updaters))  # used when parallel_layers
         self._built = True
@@ -219,11 +224,11 @@ class OnlineAM(LearnerState):
                                   n_inputs=self.n_inputs if self._net.takes_rows else None,
                                   allow_empty=reduce is not None)
         first = not self._built
-        if first:  # the first valid batch decides "auto" layers, from its (global) size
+        if first:  # the first valid batch decides "auto" layers and cadence, from its (global) size
             batch = x.shape[0] if reduce is None else int(reduce(torch.tensor([x.shape[0]], dtype=torch.float64)))
             if batch == 0:
                 return {"n": 0.0, "mu": float(self.mu)}
-            self._build(resolve_variants(self.variant, self._net, batch, self.solve_every))
+            self._build(*resolve_variants(self.variant, self._net, batch, self.solve_every, self.readout))
         net, n = self._net, x.shape[0]
         masks: list[dict[int, torch.Tensor]] = [{} for _ in range(net.n_codes + 1)]
         try:

@@ -3,8 +3,9 @@
 ``state_dict``/``load_state_dict``, growing the input or output layer, ``forget`` and a new ``memory_decay``
 are kept apart from the step itself; the mixin reads the objects that ``OnlineAM._build`` creates and loops over
 the updaters, whatever rule each one is. Keys: ``module.*`` (the network), ``variants`` (one int8 per code
-layer: 0 memory, 1 Adam), ``{memory|adam}.{l}.*`` for code layer ``l`` and ``{memory|adam}.out.*`` for the
-readout, and the counters ``mu``, ``samples_seen``, ``n_steps``, ``generator``.
+layer: 0 memory, 1 Adam), ``solve_every`` (the memories' solve cadence), ``{memory|adam}.{l}.*`` for code
+layer ``l`` and ``{memory|adam}.out.*`` for the readout, and the counters ``mu``, ``samples_seen``,
+``n_steps``, ``generator``.
 """
 
 from __future__ import annotations
@@ -33,15 +34,17 @@ class LearnerState:
 
     module: nn.Module
     variant: str | Sequence[str]
+    solve_every: int | None
     samples_seen: int
     n_steps: int
     _net: Network
     _built: bool
     _mu: float
     _updaters: list[Updater]
+    _solve_every: int
     _generator: torch.Generator
     _device: torch.device
-    _build: Callable[[Sequence[str]], None]  # OnlineAM._build(variants)
+    _build: Callable[[Sequence[str], int], None]  # OnlineAM._build(variants, solve_every)
 
     def _prefixes(self) -> list[str]:
         n = self._net.n_codes
@@ -58,6 +61,7 @@ class LearnerState:
         dev = self._device  # every tensor of the state lives where the learner does (the generator aside)
         sd["variants"] = torch.tensor([_CODES.index(u.name) for u in self._updaters[:-1]], dtype=torch.int8,
                                       device=dev)
+        sd["solve_every"] = torch.tensor(self._solve_every, dtype=torch.int64, device=dev)
         for prefix, updater in zip(self._prefixes(), self._updaters, strict=True):
             sd.update(updater.state_dict(prefix))
         sd["mu"] = torch.tensor(self._mu, dtype=torch.float64, device=dev)
@@ -66,8 +70,9 @@ class LearnerState:
         sd["generator"] = self._generator.get_state()
         return sd
 
-    def _check_state(self, state: dict[str, torch.Tensor]) -> list[str]:
-        """The layers' rules recorded in ``state``, after checking them and the module's shapes."""
+    def _check_state(self, state: dict[str, torch.Tensor]) -> tuple[list[str], int]:
+        """The layers' rules and the solve cadence recorded in ``state``, after checking them and the module's
+        shapes (a state saved before the cadence was recorded solves at this learner's ``solve_every``, or 1)."""
         variants = [_CODES[int(v)] for v in state["variants"].tolist()] if "variants" in state else None
         if variants is None or len(variants) != self._net.n_codes:
             raise ValueError(f"state['variants'] must hold one entry per code layer ({self._net.n_codes})")
@@ -77,26 +82,37 @@ class LearnerState:
                 raise ValueError(f"state holds variant {got!r} at code layer {l}, but variant asks for {want!r}")
         if self._built and variants != self.variants_:
             raise ValueError(f"state holds variants {variants}, but this learner uses {self.variants_}")
+        every = int(state["solve_every"]) if "solve_every" in state else self.solve_every or 1
+        checks.check_int("state['solve_every']", every, low=1)
+        if self.solve_every is not None and every != self.solve_every:
+            raise ValueError(f"state holds solve_every={every}, but this learner's solve_every is {self.solve_every}")
+        if self._built and every != self._solve_every:
+            raise ValueError(f"state holds solve_every={every}, but this learner solves every {self._solve_every}")
         mod = {k[len("module.") :]: v for k, v in state.items() if k.startswith("module.")}
         for k, v in self.module.state_dict().items():
             if k not in mod:
                 raise ValueError(f"state is missing module.{k}")
             if tuple(mod[k].shape) != tuple(v.shape):
                 raise ValueError(f"state[module.{k}] has shape {tuple(mod[k].shape)}, expected {tuple(v.shape)}")
-        return variants
+        return variants, every
 
     @property
     def variants_(self) -> list[str]:
         """The rule each code layer uses (``"mem"`` or ``"adam"``), once the first step has decided them."""
         return [u.name for u in self._updaters[:-1]] if self._built else []
 
+    @property
+    def solve_every_(self) -> int | None:
+        """The memories' solve cadence in use (``solve_every``, or the cost model's choice), once built."""
+        return self._solve_every if self._built else None
+
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         """Restore what :meth:`state_dict` returned; shapes and variants are checked before anything changes."""
         if not state:
             return
-        variants = self._check_state(state)
+        variants, every = self._check_state(state)
         if not self._built:
-            self._build(variants)
+            self._build(variants, every)
         self.module.load_state_dict({k[len("module.") :]: v for k, v in state.items() if k.startswith("module.")})
         for prefix, updater in zip(self._prefixes(), self._updaters, strict=True):
             updater.load_state_dict(state, prefix)

@@ -2,19 +2,38 @@
 
 ``variant`` is ``"mem"`` (every code layer solves a co-activation memory), ``"adam"`` (local Adam steps), a
 sequence with one of those per code layer, or ``"auto"``: the memory where it is cheap relative to the
-layer's backprop step, Adam where it is not.
+network's backprop step, Adam where it is not.
 
-``auto`` is a cost model of the whole step, in microseconds of one CPU thread (constants measured with
-``benchmarks/step_time.py`` and a per-layer timing on the development machine): a backprop step costs, per
-layer with ``d`` inputs (bias included), ``k`` outputs and ``b`` samples, ``LAYER_OVERHEAD_US`` plus
-``6 b d k`` flops at ``GEMM_RATE``; an AM step with Adam in every code layer costs about ``ADAM_STEP_RATIO``
-backprop steps; a memory in place of Adam adds ``MEMORY_OVERHEAD_US`` plus ``2 b d^2`` (fold) and
-``(d^3 / 3 + 2 k d^2) / solve_every`` (Cholesky factor, two triangular solves) flops at ``SOLVE_RATE``.
-Starting from the top code layer, each ``"auto"`` layer takes the memory while the step stays within
-``TARGET_RATIO`` backprop steps, and the first layer that does not fit (or cannot be fitted by a memory)
-ends the search: the memories form the top of the network (on digits, a memory layer under an Adam layer
-was the least accurate combination we measured; the figures, and the constants' measurements, are in
-``benchmarks/README.md``). Image patches of a ``Conv2d`` are not counted in ``b``, which errs towards Adam.
+``auto`` is a cost model of the whole step, in microseconds of CPU time of one thread. Its constants were
+fitted by ``benchmarks/cost_model.py`` (weighted least squares on the step-to-backprop ratios of 192 timings:
+every top-memory mix of nine networks, memories solved every step and every second step, both readouts,
+timed as ``benchmarks/step_time.py --clock cpu`` times them, in three runs) on the development machine;
+figures in ``benchmarks/README.md``. For a layer with ``d`` inputs (bias included), ``k`` outputs and ``b``
+samples:
+
+- a backprop Adam step costs, per layer, ``BP_LAYER_US`` plus ``6 b d k`` flops at ``BP_RATE`` plus the
+  Adam update of ``d k`` parameters at ``BP_PARAM_RATE``;
+- an AM step costs, per layer (forward pass and code steps), ``AM_LAYER_US`` plus ``b k`` code entries at
+  ``CODE_RATE``; then each Adam code layer ``ADAM_US`` plus ``2 b d k`` flops at ``ADAM_RATE`` (an Adam
+  readout, which back-propagates its loss: ``READOUT_ADAM_US`` plus ``2 b d k`` at ``READOUT_ADAM_RATE``);
+  each memory (the memory readout included) ``MEMORY_US`` plus its fold, ``2 b d (d + k)`` flops at
+  ``FOLD_RATE``, plus, on the steps it solves (one in ``solve_every``), ``SOLVE_US``, the Cholesky factor
+  (``d^3 / 3`` flops at ``FACTOR_RATE``) and two triangular solves (``2 k d^2`` flops at ``TRSM_RATE``).
+
+The ``"auto"`` layers take memories from the top down, as many as keep the predicted step within the
+target (a memory that does not solve on every step can cost less than Adam, so this is not always the first
+ones that fit one by one), down to the first layer a memory cannot fit: the memories form the top of the
+network (on digits, a memory layer under an Adam layer was the least accurate combination we measured).
+
+When ``solve_every`` is not given (``None``) and some layer is ``"auto"``, ``auto`` also chooses the cadence
+of every memory (the readout's included): every step if the top code layer gets its memory within
+``TARGET_RATIO`` backprop steps; else every second step if that gives the top layer its memory within
+``SPACED_TARGET_RATIO`` (the issue's 2x: on digits 64-256-256-10, ``mem/mem`` solved every second step is
+within half a point of solving every step and three points above ``adam/adam``, while every third step lost a
+point); else every step if the step fits ``TARGET_RATIO`` without the top memory; else every second step. A
+cadence the user gives is used as given, with ``TARGET_RATIO``.
+
+Image patches of a ``Conv2d`` are not counted in ``b``, which errs towards Adam.
 """
 
 from __future__ import annotations
@@ -26,15 +45,25 @@ from torch import nn
 
 from stream_am.network import CodeBlock, Network
 
-__all__ = ["VARIANTS", "check_variant", "memory_refusal", "backprop_cost", "memory_extra_cost", "resolve_variants"]
+__all__ = [
+    "VARIANTS",
+    "check_variant",
+    "memory_refusal",
+    "backprop_cost",
+    "memory_extra_cost",
+    "step_cost",
+    "resolve_variants",
+]
 
 VARIANTS = ("mem", "adam", "auto")
-GEMM_RATE = 60e3  # flops per microsecond of a backprop layer step
-SOLVE_RATE = 30e3  # flops per microsecond of a memory's fold, factor and solves
-LAYER_OVERHEAD_US = 250.0
-MEMORY_OVERHEAD_US = 50.0
-ADAM_STEP_RATIO = 1.6
+BP_LAYER_US, BP_RATE, BP_PARAM_RATE = 313.0, 94.7e3, 785.0  # us; flops and parameters per us
+AM_LAYER_US, CODE_RATE = 219.0, 82.7  # us; code entries per us
+ADAM_US, ADAM_RATE = 275.0, 25.6e3
+READOUT_ADAM_US, READOUT_ADAM_RATE = 454.0, 1.21e3
+MEMORY_US, FOLD_RATE = 87.0, 47.6e3
+SOLVE_US, FACTOR_RATE, TRSM_RATE = 261.0, 58.2e3, 36.3e3
 TARGET_RATIO = 1.9  # 2x, the issue's target, less a margin for measurement noise
+SPACED_TARGET_RATIO = 2.0  # for memories solved every second step, the only way to a top memory
 
 
 def check_variant(variant: Any, n_codes: int | None = None) -> None:
@@ -82,28 +111,80 @@ def _shape(layer: nn.Linear | nn.Conv2d) -> tuple[int, int]:
 
 
 def backprop_cost(layer: nn.Linear | nn.Conv2d, batch: int) -> float:
-    """Microseconds of ``layer``'s share of a backprop step on ``batch`` samples (the cost model's unit)."""
+    """Microseconds of ``layer``'s share of a backprop Adam step on ``batch`` samples (the cost model's unit)."""
     d, k = _shape(layer)
-    return LAYER_OVERHEAD_US + 6.0 * batch * d * k / GEMM_RATE
+    return BP_LAYER_US + 6.0 * batch * d * k / BP_RATE + d * k / BP_PARAM_RATE
+
+
+def _adam_cost(layer: nn.Linear | nn.Conv2d, batch: int, readout: bool = False) -> float:
+    d, k = _shape(layer)
+    if readout:
+        return READOUT_ADAM_US + 2.0 * batch * d * k / READOUT_ADAM_RATE
+    return ADAM_US + 2.0 * batch * d * k / ADAM_RATE
+
+
+def _memory_cost(layer: nn.Linear | nn.Conv2d, batch: int, solve_every: int) -> float:
+    d, k = _shape(layer)
+    solve = SOLVE_US + d**3 / 3.0 / FACTOR_RATE + 2.0 * k * d * d / TRSM_RATE
+    return MEMORY_US + 2.0 * batch * d * (d + k) / FOLD_RATE + solve / solve_every
 
 
 def memory_extra_cost(layer: nn.Linear | nn.Conv2d, batch: int, solve_every: int = 1) -> float:
     """Microseconds a memory adds over Adam for ``layer`` per step (see the module docstring)."""
-    d, k = _shape(layer)
-    flops = 2.0 * batch * d * d + (d**3 / 3.0 + 2.0 * k * d * d) / solve_every
-    return MEMORY_OVERHEAD_US + flops / SOLVE_RATE
+    return _memory_cost(layer, batch, solve_every) - _adam_cost(layer, batch)
 
 
-def resolve_variants(variant: str | Sequence[str], net: Network, batch: int, solve_every: int) -> list[str]:
-    """``"mem"`` or ``"adam"`` for each code layer; ``"auto"`` entries decided by the cost model for ``batch``."""
-    out = _per_layer(variant, net.n_codes)
+def step_cost(net: Network, variants: Sequence[str], batch: int, solve_every: int, readout: str = "memory") -> float:
+    """Predicted microseconds of one AM step with ``variants`` (``"mem"``/``"adam"`` per code layer), memories
+    solved every ``solve_every`` steps and a ``readout`` of ``"memory"`` or ``"adam"``."""
     layers = [b.layer for b in net.blocks] + [net.out]
-    budget = (TARGET_RATIO - ADAM_STEP_RATIO) * sum(backprop_cost(layer, batch) for layer in layers)
+    cost = sum(AM_LAYER_US + batch * _shape(layer)[1] / CODE_RATE for layer in layers)
+    rules = [*variants, "mem" if readout == "memory" else "adam"]
+    for i, (rule, layer) in enumerate(zip(rules, layers, strict=True)):
+        if rule == "mem":
+            cost += _memory_cost(layer, batch, solve_every)
+        else:
+            cost += _adam_cost(layer, batch, readout=i == len(layers) - 1)
+    return cost
+
+
+def _backprop_step(net: Network, batch: int) -> float:
+    return sum(backprop_cost(layer, batch) for layer in [b.layer for b in net.blocks] + [net.out])
+
+
+def _fill(wanted: list[str], net: Network, batch: int, solve_every: int, readout: str, target: float) -> list[str]:
+    """``wanted`` with its ``"auto"`` entries decided at the cadence ``solve_every``: memories in the most top
+    ``"auto"`` layers (down to the first one a memory cannot fit) that keep the step within ``target`` backprop
+    steps, Adam in the others. (A memory that does not solve on every step can cost less than Adam.)"""
+    usable: list[int] = []
     for l in range(net.n_codes - 1, -1, -1):  # noqa: E741
-        if out[l] != "auto":
+        if wanted[l] != "auto":
             continue
-        extra = memory_extra_cost(net.blocks[l].layer, batch, solve_every)
-        if extra > budget or memory_refusal(net.blocks[l]) is not None:
+        if memory_refusal(net.blocks[l]) is not None:
             break
-        out[l], budget = "mem", budget - extra
-    return ["adam" if v == "auto" else v for v in out]
+        usable.append(l)
+    budget = target * _backprop_step(net, batch)
+    options = [["mem" if i in usable[:m] else "adam" if v == "auto" else v for i, v in enumerate(wanted)]
+               for m in range(len(usable), -1, -1)]
+    return next((o for o in options if step_cost(net, o, batch, solve_every, readout) <= budget), options[-1])
+
+
+def resolve_variants(
+    variant: str | Sequence[str], net: Network, batch: int, solve_every: int | None, readout: str = "memory"
+) -> tuple[list[str], int]:
+    """``"mem"`` or ``"adam"`` for each code layer, and the memories' solve cadence: ``"auto"`` entries are
+    decided by the cost model for ``batch``; so is the cadence (1 or 2) when ``solve_every`` is ``None`` and
+    some entry is ``"auto"`` (otherwise ``solve_every``, or 1 if ``None``). See the module docstring."""
+    wanted = _per_layer(variant, net.n_codes)
+    if solve_every is not None or "auto" not in wanted:
+        every = solve_every or 1
+        return _fill(wanted, net, batch, every, readout, TARGET_RATIO), every
+    every_step = _fill(wanted, net, batch, 1, readout, TARGET_RATIO)
+    if every_step[-1] == "mem":
+        return every_step, 1
+    spaced = _fill(wanted, net, batch, 2, readout, SPACED_TARGET_RATIO)
+    if spaced[-1] == "mem":
+        return spaced, 2
+    if step_cost(net, every_step, batch, 1, readout) <= TARGET_RATIO * _backprop_step(net, batch):
+        return every_step, 1
+    return _fill(wanted, net, batch, 2, readout, TARGET_RATIO), 2

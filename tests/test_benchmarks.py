@@ -94,3 +94,26 @@ def test_solve_cadence_prints_accuracy_and_cost_per_variant_and_cadence(
     assert result["mem", 1]["accuracy"] != result["mem", 2]["accuracy"]  # the cadence reaches every memory
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| mem |")]
     assert len(rows) == 2
+
+
+def test_cost_model_times_every_top_mix_and_refits_the_constants(
+    load_benchmark: Loader, capsys: pytest.CaptureFixture[str], tmp_path
+) -> None:
+    from stream_am import variants
+
+    cost_model = load_benchmark("cost_model")
+    saved = tmp_path / "timings.json"
+    result = cost_model.main(["--networks", "8-8-8-3/b4", "--steps", "1", "--save", str(saved)])
+    rows = result["rows"]
+    assert {("/".join(r["variants"]), r["solve_every"], r["readout"]) for r in rows} == {
+        *((v, s, "memory") for v in ("adam/adam", "adam/mem", "mem/mem") for s in (1, 2)),
+        ("adam/adam", 1, "adam"), ("mem/mem", 1, "adam")}
+    assert all(r["us"] > 0 and r["bp_us"] > 0 for r in rows)
+    assert set(result["fitted"]) == set(cost_model.BP_NAMES + cost_model.AM_NAMES)
+    assert all(v > 0 for v in result["fitted"].values())
+    assert cost_model.main(["--load", str(saved)])["fitted"] == result["fitted"]  # the fit is deterministic
+    assert "| 8-8-8-3/b4 | mem/mem | 2 | memory |" in capsys.readouterr().out
+    # the script fits the library's own model: with the library's constants it predicts what the library does
+    current = {n: float(getattr(variants, n)) for n in cost_model.BP_NAMES + cost_model.AM_NAMES}
+    for row in rows:
+        assert cost_model.predict(current, row) == pytest.approx(cost_model.library_ratio(row), rel=1e-9)

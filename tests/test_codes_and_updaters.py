@@ -123,7 +123,7 @@ def test_am_adam_layer_step_matches_hand_computation():
     torch.manual_seed(0)
     seq = nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 2))
     am = OnlineAM(seq, variant="adam", weight_lr=0.01, seed=0)
-    am._build(["adam"])
+    am._build(["adam"], 1)
     a = torch.tensor([[1.0, 2.0, -1.0], [0.5, 0.0, 1.0]])
     c = torch.tensor([[0.3, -0.2], [1.0, 0.5]])
     w, b = seq[0].weight.detach().clone(), seq[0].bias.detach().clone()

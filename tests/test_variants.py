@@ -8,7 +8,7 @@ from stream_am import AMClassifier, OnlineAM
 from stream_am.estimators import build_mlp
 from stream_am.network import decompose
 from stream_am.updaters import AdamUpdater, ClassMemoryUpdater
-from stream_am.variants import backprop_cost, memory_extra_cost, resolve_variants
+from stream_am.variants import backprop_cost, memory_extra_cost, resolve_variants, step_cost
 
 
 def test_a_sequence_sets_each_layers_rule_and_the_state_keys():
@@ -56,16 +56,81 @@ def _net(widths):
 
 
 def test_auto_puts_memories_on_top_and_adam_where_a_memory_costs_too_much():
-    assert resolve_variants("auto", _net([10, 64, 2]), 32, 1) == ["mem"]  # narrow input: a cheap memory
-    assert resolve_variants("auto", _net([784, 64, 10]), 32, 1) == ["adam"]  # 785 x 785 memory: too costly
-    deep = resolve_variants("auto", _net([784, *[256] * 10, 10]), 128, 1)
-    assert deep[0] == "adam" and "mem" in deep
+    assert resolve_variants("auto", _net([10, 64, 2]), 32, 1) == (["mem"], 1)  # narrow input: a cheap memory
+    assert resolve_variants("auto", _net([784, 64, 10]), 32, 1) == (["adam"], 1)  # 785 x 785 memory: too costly
+    deep, every = resolve_variants("auto", _net([784, *[256] * 10, 10]), 128, None)
+    assert deep[0] == "adam" and "mem" in deep and every == 1  # the top memory fits at every step
     assert deep == sorted(deep)  # "adam" < "mem": every memory sits above every Adam layer
     # the cost grows with the input width faster than the backprop step, and solving less often is cheaper
     layer, wide = nn.Linear(64, 64), nn.Linear(784, 64)
     assert memory_extra_cost(wide, 32) / backprop_cost(wide, 32) > memory_extra_cost(layer, 32) / backprop_cost(
         layer, 32)
     assert memory_extra_cost(wide, 32, solve_every=4) < memory_extra_cost(wide, 32)
+
+
+def test_auto_spaces_the_solves_only_where_the_top_memory_needs_it_and_never_overrides_a_given_cadence():
+    digits, narrow = _net([64, 256, 256, 10]), _net([64, 64, 64, 10])
+    assert resolve_variants("auto", digits, 32, None) == (["mem", "mem"], 2)
+    assert resolve_variants("auto", narrow, 32, None) == (["mem", "mem"], 1)  # narrow: memories every step
+    assert resolve_variants("auto", _net([18, 64, 64, 10]), 32, None) == (["mem", "mem"], 1)
+    assert resolve_variants("auto", _net([784, 64, 10]), 32, None) == (["adam"], 1)  # no memory pays there
+    assert resolve_variants("auto", digits, 32, 1) == (["adam", "adam"], 1)  # a given cadence is kept
+    assert resolve_variants("auto", digits, 32, 4) == (["mem", "mem"], 4)
+    for explicit in ("mem", ["adam", "mem"], ["adam", "adam"]):  # nothing to decide: every step, as before
+        assert resolve_variants(explicit, digits, 32, None) == (list(resolve_variants(explicit, digits, 32, 1)[0]), 1)
+    # the cadence reaches the readout's memory as well, and the model sees it
+    assert step_cost(digits, ["adam", "adam"], 32, 2) < step_cost(digits, ["adam", "adam"], 32, 1)
+    assert step_cost(digits, ["adam", "adam"], 32, 2, readout="adam") == step_cost(
+        digits, ["adam", "adam"], 32, 1, readout="adam")
+
+
+def test_the_chosen_cadence_is_saved_and_a_restored_learner_solves_on_the_same_steps():
+    x, y = blobs(n=32 * 7, d=64, k=10)
+    a = OnlineAM(mlp([64, 256, 256, 10]), seed=0)  # variant="auto", solve_every=None: the defaults
+    for i in range(0, 96, 32):  # three steps: the next one does not solve
+        a.partial_fit(x[i : i + 32], y[i : i + 32])
+    assert (a.variants_, a.solve_every_, a.solve_every) == (["mem", "mem"], 2, None)
+    assert [u.solve_every for u in a._updaters] == [2, 2, 2]
+    state = snapshot(a)
+    assert int(state["solve_every"]) == 2
+    b = OnlineAM(mlp([64, 256, 256, 10], seed=3), seed=1)
+    b.load_state_dict(state)
+    assert b.solve_every_ == 2
+    assert_continue_identically(a, b, x, y, 96, 32)
+    c = OnlineAM(mlp([64, 256, 256, 10]), solve_every=1, seed=0)  # a given cadence is never overridden
+    with pytest.raises(ValueError, match="solve_every=2, but this learner's solve_every is 1"):
+        c.load_state_dict(state)
+    assert c.state_dict() == {}
+    given = OnlineAM(mlp([64, 256, 256, 10]), solve_every=1, seed=0)
+    given.partial_fit(x[:32], y[:32])
+    assert given.solve_every_ == 1 and int(given.state_dict()["solve_every"]) == 1
+    for bad in (0, 1.5, "2"):  # None is "decide"; anything else must be an int >= 1
+        with pytest.raises(ValueError, match="solve_every"):
+            OnlineAM(mlp([4, 8, 3]), solve_every=bad)
+        with pytest.raises(ValueError, match="solve_every"):
+            AMClassifier(solve_every=bad)
+
+
+def test_estimator_learn_one_equals_learn_many_and_a_loaded_model_keeps_the_cadence(tmp_path):
+    import pandas as pd
+
+    x, y = blobs(n=32 * 4 + 5, d=64, k=10)
+    rows = [({f"f{j}": float(v) for j, v in enumerate(r)}, int(t)) for r, t in zip(x.tolist(), y, strict=True)]
+    one = AMClassifier(hidden_sizes=(256, 256), seed=0)
+    many = AMClassifier(hidden_sizes=(256, 256), seed=0)
+    for xi, yi in rows[:100]:
+        one.learn_one(xi, yi)
+    many.learn_many(pd.DataFrame([r for r, _ in rows[:100]]), pd.Series([t for _, t in rows[:100]]))
+    assert one.engine is not None and many.engine is not None
+    assert one.engine.solve_every_ == many.engine.solve_every_ == 2
+    assert_same_state(snapshot(one.engine), snapshot(many.engine))
+    one.save(tmp_path / "m")
+    loaded = AMClassifier.load(tmp_path / "m")
+    assert loaded.solve_every is None and loaded.engine is not None and loaded.engine.solve_every_ == 2
+    for xi, yi in rows[100:]:
+        one.learn_one(xi, yi)
+        loaded.learn_one(xi, yi)
+    assert_same_state(snapshot(one.engine), snapshot(loaded.engine))
 
 
 def test_auto_decides_once_and_a_restored_learner_keeps_the_decision():

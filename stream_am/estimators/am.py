@@ -63,7 +63,8 @@ class AMClassifier(_AMMixin, SklearnClassifier, StreamClassifier):
         layers where it is cheap, local Adam steps below, by the cost model of :mod:`stream_am.variants`),
         ``"mem"``, ``"adam"``, or a tuple with one of those per hidden layer. On a few dozen features
         ``"auto"`` is ``"mem"``; on hundreds it takes Adam for the first layer, whose memory would cost
-        several backprop steps (figures in ``benchmarks/README.md``).
+        several backprop steps (figures in ``benchmarks/README.md``). Unless ``solve_every`` is given,
+        ``"auto"`` also decides whether the memories solve every step or every second step.
     readout
         ``"memory"`` (ridge readout from the last hidden layer) or ``"adam"``.
     batch_size
@@ -133,7 +134,7 @@ class AMClassifier(_AMMixin, SklearnClassifier, StreamClassifier):
         memory_decay: float = _ENGINE_DEFAULTS["memory_decay"],
         memory_clock: str = _ENGINE_DEFAULTS["memory_clock"],
         ridge: float = _ENGINE_DEFAULTS["ridge"],
-        solve_every: int = _ENGINE_DEFAULTS["solve_every"],
+        solve_every: int | None = _ENGINE_DEFAULTS["solve_every"],
         lambda_c: float = _ENGINE_DEFAULTS["lambda_c"],
         lambda_w: float = _ENGINE_DEFAULTS["lambda_w"],
         epochs: int = 1,
@@ -204,7 +205,7 @@ class AMRegressor(_AMMixin, SklearnRegressor, StreamRegressor):
         output_lr: float = _ENGINE_DEFAULTS["output_lr"],
         memory_decay: float = _ENGINE_DEFAULTS["memory_decay"],
         ridge: float = _ENGINE_DEFAULTS["ridge"],
-        solve_every: int = _ENGINE_DEFAULTS["solve_every"],
+        solve_every: int | None = _ENGINE_DEFAULTS["solve_every"],
         lambda_c: float = _ENGINE_DEFAULTS["lambda_c"],
         lambda_w: float = _ENGINE_DEFAULTS["lambda_w"],
         epochs: int = 1,

@@ -39,8 +39,8 @@ def make_updaters(
     """One updater per code layer (``variants``: ``"mem"`` or ``"adam"`` each), then the ``readout``'s.
 
     Memories (class-clocked ones on the shared ``clock`` when one is given) forget at ``decay`` and solve
-    with ``ridge`` every ``solve_every`` steps; Adam layers take ``steps`` steps of size ``lr`` (L1 ``lambda_w``) and an Adam
-    readout ``steps`` steps of size ``output_lr`` on ``loss``.
+    with ``ridge`` every ``solve_every`` steps; Adam layers take ``steps`` steps of size ``lr`` (L1
+    ``lambda_w``) and an Adam readout ``steps`` steps of size ``output_lr`` on ``loss``.
     """
 
     def memory(layer: nn.Linear | nn.Conv2d) -> MemoryUpdater:
