@@ -53,15 +53,16 @@ def _predictors(server: Server) -> list[int]:
     return [pid for pid, cmd in _children(server.proc.pid) if "--uds" not in cmd and "resource_tracker" not in cmd]
 
 
-def _replica_versions(url: str, want: int, timeout: float = 60.0) -> dict[int, int]:
-    """Ask /replica over new connections until two predictor processes answered; pid -> model_version."""
+def _replica_versions(url: str, want: int, version: int, timeout: float = 60.0) -> dict[int, int]:
+    """Ask /replica over new connections until ``want`` predictor processes report ``version`` (or the time is
+    up); pid -> the model_version each reported last."""
     seen: dict[int, int] = {}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with httpx.Client(base_url=url, timeout=10) as fresh:  # a new connection: any predictor may take it
             info = fresh.get("/replica").json()
         seen[info["pid"]] = info["models"].get("default", {}).get("model_version", -1)
-        if len(seen) >= want and all(v == max(seen.values()) for v in seen.values()):
+        if len(seen) >= want and all(v == version for v in seen.values()):
             return seen
         time.sleep(0.05)
     return seen
@@ -103,7 +104,7 @@ def test_answers_while_the_writer_learns_equal_the_state_of_their_version(start_
         want = expected[answer["model_version"]]
         for got, ref in zip(answer["probabilities"], want, strict=True):
             assert got.keys() == ref.keys() and all(abs(got[c] - ref[c]) < 1e-5 for c in ref), answer
-    assert set(_replica_versions(server.url, want=2).values()) == {8}  # every replica holds the last publication
+    assert set(_replica_versions(server.url, want=2, version=8).values()) == {8}  # every replica: the last one
 
 
 def _learner(url: str, stop: threading.Event, tally: dict[str, int]) -> None:
@@ -166,7 +167,7 @@ def test_kill_9_of_the_writer_or_a_predictor_loses_no_acknowledged_update(start_
     assert learned["acked"] <= info["samples_seen"] <= learned["acked"] + learned["unknown"], (info, learned)
     assert served["worst"] <= 2.0  # max_staleness_seconds
     assert first not in _predictors(server) and len(_predictors(server)) == 2
-    versions = _replica_versions(server.url, want=2)
+    versions = _replica_versions(server.url, want=2, version=info["model_version"])
     assert set(versions.values()) == {info["model_version"]}, versions
     server.kill()  # everything at once, no final checkpoint: the log still holds every acknowledged update
     again = start_server(state)
