@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -43,14 +42,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.registry = registry
         publisher = Publisher(registry, settings) if settings.role == "writer" else None
         app.state.publisher = publisher
-        orphaned = threading.Event()
-        watch_launcher(orphaned)
+        watch = watch_launcher()
         try:
             if publisher is not None:
                 await run_in_threadpool(publisher.start)
             yield
         finally:
-            orphaned.set()
+            watch.stop()
             if publisher is not None:
                 await run_in_threadpool(publisher.stop)
             await run_in_threadpool(registry.close)

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import httpx
+from stream_am.server.periodic import Periodic
 from stream_am.server.settings import Settings
 
 __all__ = ["LAUNCHER_PID", "WriterProcess", "serve_replicas", "socket_path", "watch_launcher"]
@@ -103,24 +104,24 @@ class WriterProcess:
             self._watcher.join()
 
 
-def watch_launcher(stop: threading.Event, interval: float = 0.5) -> threading.Thread | None:
-    """In a process the launcher started: a thread that shuts this process down (SIGTERM, so the server
-    drains and checkpoints) once the launcher is gone, e.g. killed with -9, instead of leaving an orphan
-    that holds the state directory and the port. None outside a launcher's processes."""
+def watch_launcher(interval: float = 0.5) -> Periodic:
+    """Started: in a process the launcher started, a watch that shuts this process down (SIGTERM, so the
+    server drains and checkpoints) once the launcher is gone, e.g. killed with -9, instead of leaving an
+    orphan that holds the state directory and the port. Elsewhere it ends at once. Stop it at shutdown."""
     launcher = os.environ.get(LAUNCHER_PID)
-    if launcher is None:
-        return None
 
-    def watch() -> None:
-        while not stop.wait(interval):
-            if os.getppid() != int(launcher):
-                _log.error("the launcher (pid %s) is gone: stopping", launcher)
-                os.kill(os.getpid(), signal.SIGTERM)
-                return
+    def look() -> bool:
+        if launcher is None:
+            return False  # not a launcher's process: nothing to watch
+        if os.getppid() == int(launcher):
+            return True
+        _log.error("the launcher (pid %s) is gone: stopping", launcher)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return False  # once: a second SIGTERM would make the server skip its graceful shutdown
 
-    thread = threading.Thread(target=watch, name="launcher-watch", daemon=True)
-    thread.start()
-    return thread
+    watch = Periodic("launcher-watch", interval, look)
+    watch.start()
+    return watch
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -9,20 +9,17 @@ are no longer served (deleted, quarantined, replaced by an import) have their sn
 
 from __future__ import annotations
 
-import logging
-import threading
 import time
 from pathlib import Path
 
 from stream_am.server import snapshots
+from stream_am.server.periodic import Periodic
 from stream_am.server.registry import Registry
 from stream_am.server.service import ServedModel
 from stream_am.server.settings import Settings
 from stream_am.server.trouble import Trouble
 
 __all__ = ["Publisher"]
-
-_log = logging.getLogger("stream_am.api")
 
 
 class Publisher:
@@ -35,28 +32,23 @@ class Publisher:
         self.published: dict[str, tuple[str, int]] = {}  # name -> (model_id, version)
         self.publications = 0
         self.trouble = Trouble("snapshots", settings.retry_max_seconds)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._rounds = Periodic("snapshot-publisher", settings.publish_interval, self._round)
 
     def start(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.publish_all()  # predictors find every model as soon as the writer serves
-        self._thread = threading.Thread(target=self._run, name="snapshot-publisher", daemon=True)
-        self._thread.start()
+        """A first round at once (predictors find every model as soon as the writer serves), then the thread."""
+        self._rounds.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        self._rounds.stop()
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.settings.publish_interval):
-            try:
-                self.publish_all()
-            except Exception as exc:  # e.g. a full disk: predictors keep the last snapshot and forward when stale
-                self.trouble.failed("publishing snapshots", exc)
-            else:
-                self.trouble.ok("publishing snapshots")
+    def _round(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            self.publish_all()
+        except Exception as exc:  # e.g. a full disk: predictors keep the last snapshot and forward when stale
+            self.trouble.failed("publishing snapshots", exc)
+        else:
+            self.trouble.ok("publishing snapshots")
 
     def publish_all(self) -> None:
         """One round: publish what changed, beat every heart, withdraw what is gone."""

@@ -13,7 +13,6 @@ writer unchanged, so durability and validation stay the writer's; when the write
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -147,12 +146,11 @@ def create_predictor_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(replica.view.start)
-        orphaned = threading.Event()
-        watch_launcher(orphaned)
+        watch = watch_launcher()
         try:
             yield
         finally:
-            orphaned.set()
+            watch.stop()
             await run_in_threadpool(replica.view.stop)
             await replica.proxy.close()
 

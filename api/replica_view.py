@@ -10,11 +10,12 @@ serving, and the staleness bound tells when it may no longer.
 from __future__ import annotations
 
 import logging
-import threading
 import time
+from collections import deque
 from pathlib import Path
 
 from stream_am.server import snapshots
+from stream_am.server.periodic import Periodic
 from stream_am.server.settings import Settings
 from stream_am.server.snapshots import Head, Loaded
 
@@ -28,24 +29,19 @@ class SnapshotView:
 
     def __init__(self, settings: Settings) -> None:
         self.root: Path = settings.snapshots
-        self.interval = settings.snapshot_poll_interval
         self.loads = 0
         self.load_failures = 0
-        self.load_lag: list[float] = []  # seconds from a state being current at the writer to serving here
+        self.load_lag: deque[float] = deque(maxlen=1000)  # seconds from current at the writer to serving here
         self._models: dict[str, Loaded] = {}
         self._failed: dict[str, str] = {}  # name -> why its newest snapshot could not be loaded (logged once)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._looks = Periodic("snapshot-view", settings.snapshot_poll_interval, self.refresh)
 
     def start(self) -> None:
-        self.refresh()
-        self._thread = threading.Thread(target=self._run, name="snapshot-view", daemon=True)
-        self._thread.start()
+        """A first look at once, then one every ``snapshot_poll_interval`` (a failed look is logged, and retried)."""
+        self._looks.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        self._looks.stop()
 
     def get(self, name: str) -> Loaded | None:
         """The state a predict of ``name`` would use, or None (not published here: the writer answers)."""
@@ -53,13 +49,6 @@ class SnapshotView:
 
     def models(self) -> dict[str, Loaded]:
         return dict(self._models)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.refresh()
-            except Exception:  # never let the view die: the next look retries
-                _log.exception("reading the snapshot directory %s failed", self.root)
 
     def refresh(self) -> None:
         """One look at every model's heartbeat; load what is newer, forget what was withdrawn."""
@@ -96,5 +85,5 @@ class SnapshotView:
         self._failed.pop(name, None)
         self._models[name] = fresh
         self.loads += 1
-        self.load_lag = [*self.load_lag[-999:], max(0.0, time.time() - fresh.current_as_of)]
+        self.load_lag.append(max(0.0, time.time() - fresh.current_as_of))
         return fresh

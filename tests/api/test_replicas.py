@@ -238,3 +238,32 @@ def test_the_dashboard_and_its_event_stream_come_through_a_predictor(replicas) -
         text = events.read().decode()
     assert "event: update" in text and text.rstrip().endswith("event: end\ndata: {}")
     assert '"samples_seen": 4' in text  # the writer's state, streamed through
+
+
+def test_a_writer_whose_snapshots_cannot_be_written_still_serves_and_says_so(tmp_path: Path) -> None:
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("")
+    settings = Settings(state_dir=tmp_path / "state", role="writer", snapshot_dir=blocked)
+    with TestClient(create_app(settings)) as writer:
+        assert writer.post("/learn", json={"instances": ROWS, "targets": TARGETS}).status_code == 200
+        health = writer.get("/health").json()
+    assert health["status"] == "degraded" and "publishing snapshots" in health["problems"]["(snapshot publisher)"]
+
+
+def test_a_periodic_round_survives_a_failure_and_ends_when_its_step_says_so() -> None:
+    from stream_am.server.periodic import Periodic
+
+    calls: list[int] = []
+
+    def step() -> bool:
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("one bad round")
+        return len(calls) < 4
+
+    rounds = Periodic("test", 0.01, step)
+    rounds.start()
+    _until(lambda: len(calls) == 4)
+    time.sleep(0.1)
+    rounds.stop()
+    assert len(calls) == 4  # the failure did not end it; False did
