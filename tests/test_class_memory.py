@@ -224,3 +224,41 @@ def test_the_host_and_device_arithmetic_of_the_clock_agree():
     for a, b in ((host.freq, device.freq), (host.S, device.S), (host.scale, device.scale)):
         assert a is not None and b is not None
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("d", [3, 130])  # one product over all classes, and rows grouped by class
+def test_a_memory_that_solves_every_third_step_adds_the_rows_in_between_at_the_solve(d):
+    """Rows kept between solves, each with its weight, give the sums the memory solving every step has (up
+    to rounding), whatever is read between solves; a state saved between solves continues bit for bit."""
+    torch.manual_seed(0)
+    layers = [nn.Linear(d, 3) for _ in range(3)]
+    every, spaced, copy = (ClassMemoryUpdater(layer, 0.02, 1e-2, s) for layer, s in zip(layers, (1, 3, 3), strict=True))
+    g = torch.Generator().manual_seed(4)
+    for i in range(8):
+        y = torch.randint(0, 3 if i < 5 else 2, (10,), generator=g)  # class 2 absent at the end: it keeps its share
+        a, onehot = torch.randn(10, d, generator=g) + y[:, None], F.one_hot(y, 3).float()
+        for u in (every, spaced):
+            u.fit(a, onehot, 10, labels=onehot)
+        if i == 5:  # between solves (steps 0, 3, 6 solve): rows pending
+            assert len(spaced._pending) == 20 and spaced.Mc is not None and every.Mc is not None
+            torch.testing.assert_close(spaced.Mc, every.Mc)  # read with the pending rows, which stay pending
+            assert len(spaced._pending) == 20
+        if i == 6:
+            state = {k: v.clone() for k, v in spaced.state_dict("m.").items()}
+            assert "m.pending_rows" not in state  # step 6 solved
+        if i in (3, 6):
+            torch.testing.assert_close(spaced.Vc, every.Vc)
+    assert len(spaced._pending) == 10
+    state = {k: v.clone() for k, v in spaced.state_dict("m.").items()}
+    assert state["m.pending_rows"].shape == (10, d + 1 + 3)
+    copy.load_state_dict(state, "m.")
+    copy.layer.load_state_dict(spaced.layer.state_dict())
+    assert len(copy._pending) == 10
+    a, onehot = torch.randn(10, d, generator=g), F.one_hot(torch.arange(10) % 2, 3).float()
+    for u in (spaced, copy):
+        u.fit(a, onehot, 10, labels=onehot)
+        u.fit(a, onehot, 10, labels=onehot)  # step 9 solves
+    assert torch.equal(copy.layer.weight, spaced.layer.weight) and torch.equal(copy.Vc, spaced.Vc)
+    bad = dict(state, **{"m.pending_classes": torch.full((10,), 3)})
+    with pytest.raises(ValueError, match="pending_classes"):
+        ClassMemoryUpdater(nn.Linear(d, 3), 0.02, 1e-2, 3).load_state_dict(bad, "m.")

@@ -31,6 +31,7 @@ class ClassBatch:
         self._counts: torch.Tensor | None = None
         self._slots: dict[int, tuple[torch.Tensor, int]] = {}
         self._weighted: tuple[int, torch.Tensor, torch.Tensor] | None = None
+        self._classes: dict[int, torch.Tensor] = {}
 
     def counts(self) -> torch.Tensor:
         """Samples of each class in the batch (K)."""
@@ -43,6 +44,12 @@ class ClassBatch:
         if self._weighted is None or self._weighted[0] != per_sample or self._weighted[1] is not weight:
             self._weighted = (per_sample, weight, self.rows(per_sample) * weight)
         return self._weighted[2]
+
+    def classes(self, per_sample: int) -> torch.Tensor:
+        """The class of each of ``per_sample`` rows per sample (int64)."""
+        if per_sample not in self._classes:
+            self._classes[per_sample] = self.rows(per_sample).argmax(1)
+        return self._classes[per_sample]
 
     def rows(self, per_sample: int) -> torch.Tensor:
         """The one-hot labels of ``per_sample`` rows per sample (each image patch carries its sample's)."""

@@ -19,7 +19,8 @@ Cost (``benchmarks/step_time.py``; ``docs/method.md``): one shared
 :class:`~stream_am.updaters.class_clock.ClassClock` ages the classes once per step; each memory stores its
 sums lazily scaled, ``U_c = scale_c V_c`` (a batch adds into ``V_c``, divided by ``scale_c``, in one product
 for all classes; ``A``, ``B`` are one weighted sum over the classes at the solve). From ``GROUP_FROM`` inputs
-on the CPU a batch's rows are grouped by class (one batched product, about the plain memory's flops).
+on the CPU a batch's rows are grouped by class (one batched product, about the plain memory's flops). With
+``solve_every > 1`` rows are added at the solves (:mod:`stream_am.updaters.pending`).
 
 Its statistics need the samples' labels: :meth:`ClassMemoryUpdater.statistics` takes them one-hot
 (``labels``, n x K), so that shards of a batch give statistics of the same shape, which add up. The weights
@@ -37,6 +38,7 @@ from torch import nn
 from stream_am.affine import get_affine, rows, set_affine
 from stream_am.updaters.class_clock import ClassBatch, ClassClock, Labels, class_sums
 from stream_am.updaters.memory import MemoryUpdater, ridge_solve
+from stream_am.updaters.pending import PendingRows
 
 __all__ = ["ClassMemoryUpdater"]
 
@@ -68,14 +70,8 @@ class ClassMemoryUpdater(MemoryUpdater):
     read (the solve reads them).
     """
 
-    def __init__(
-        self,
-        layer: nn.Linear | nn.Conv2d,
-        decay: float,
-        ridge: float,
-        solve_every: int = 1,
-        clock: ClassClock | None = None,
-    ):
+    def __init__(self, layer: nn.Linear | nn.Conv2d, decay: float, ridge: float, solve_every: int = 1,
+                 clock: ClassClock | None = None):
         self._A: torch.Tensor | None = None
         self._B: torch.Tensor | None = None
         super().__init__(layer, decay, ridge, solve_every)
@@ -85,6 +81,7 @@ class ClassMemoryUpdater(MemoryUpdater):
         self.Vc: torch.Tensor | None = None  # per-class sums [A_c | B_c^T] / clock.scale, in samples (K x d x (d + m))
         self._folds = 0  # the clock's folds this memory has applied
         self._stale = False  # A and B are older than the class statistics
+        self._pending = PendingRows()  # rows not yet in Vc (solve_every > 1)
 
     A = _Formed()
     B = _Formed()
@@ -105,8 +102,8 @@ class ClassMemoryUpdater(MemoryUpdater):
         scale, S = self.clock.scale, self.clock.S
         if self.Vc is None or scale is None or S is None:
             return None
-        K = self.Vc.shape[0]
-        return (self.Vc * (scale[:K] / S[:K].clamp(min=1e-30))[:, None, None]).transpose(1, 2)
+        K, V = self.Vc.shape[0], self._current(self.Vc)
+        return (V * (scale[:K] / S[:K].clamp(min=1e-30))[:, None, None]).transpose(1, 2)
 
     def _rows(
         self, a: torch.Tensor, target: torch.Tensor, labels: Labels | None
@@ -144,7 +141,13 @@ class ClassMemoryUpdater(MemoryUpdater):
     ) -> None:
         ac, d, batch = self._rows(a, target, labels)
         Vc = self._age(batch.counts(), n, d, ac.shape[1] - d, ac)
-        rps, weight, slots = self._rows_per_sample, self._weight(), self._slots(batch)
+        rps, weight = self._rows_per_sample, self._weight()
+        if self.solve_every > 1:  # added into Vc at the solve (pending.py)
+            classes = batch.classes(rps)
+            self._pending.add(ac, classes, weight[classes])
+            self._solve()
+            return
+        slots = self._slots(batch)
         if slots is None:  # the labels times the weights, formed once for all the step's layers
             class_sums(ac, d, batch.weighted(rps, weight), out=Vc)
         else:
@@ -154,15 +157,29 @@ class ClassMemoryUpdater(MemoryUpdater):
     @torch.no_grad()
     def apply(self, stats: list[torch.Tensor], n: int) -> None:
         U, counts = stats
+        self._flush()
         Vc = self._age(counts, n, U.shape[1], U.shape[2] - U.shape[1], U)
         Vc.addcmul_(U, self._weight()[:, None, None])
         self._solve()
 
-    def _slots(self, batch: ClassBatch) -> tuple[torch.Tensor, int] | None:
+    def _grouped(self) -> bool:
         """Rows grouped by class on the CPU (measured faster); one product on a GPU (no device-to-host copy)."""
-        cpu = batch.onehot.device.type == "cpu"
-        wide = math.prod(self.layer.weight.shape[1:]) >= GROUP_FROM
-        return batch.slots(self._rows_per_sample) if cpu and wide else None
+        w = self.layer.weight
+        return w.device.type == "cpu" and math.prod(w.shape[1:]) >= GROUP_FROM
+
+    def _slots(self, batch: ClassBatch) -> tuple[torch.Tensor, int] | None:
+        return batch.slots(self._rows_per_sample) if self._grouped() else None
+
+    def _flush(self) -> None:
+        """Add the pending rows into ``Vc``."""
+        if self.Vc is not None and len(self._pending):
+            self._pending.flush_into(self.Vc, self.Vc.shape[1], self._grouped())
+
+    def _current(self, Vc: torch.Tensor) -> torch.Tensor:
+        """``Vc`` with the pending rows added (into a copy: they stay pending)."""
+        if not len(self._pending):
+            return Vc
+        return self._pending.flush_into(Vc.clone(), Vc.shape[1], self._grouped(), keep=True)
 
     def _age(self, per_sample: torch.Tensor, n: int, d: int, m: int, like: torch.Tensor) -> torch.Tensor:
         """Advance the clock (once per step for all its memories) and bring the sums to its scale."""
@@ -174,6 +191,7 @@ class ClassMemoryUpdater(MemoryUpdater):
         self.clock.advance(per_sample, n, self.decay, self.n_updates)
         if self._folds != self.clock.folds:  # the clock folded its scale into the sums (every memory steps)
             assert self.clock.folded is not None and self.clock.folds == self._folds + 1
+            self._flush()  # pending rows are weighted at the old scale
             self.Vc.mul_(self.clock.folded[:K, None, None])
             self._folds = self.clock.folds
         return self.Vc
@@ -186,18 +204,19 @@ class ClassMemoryUpdater(MemoryUpdater):
     def _solve(self) -> None:
         self._stale = True
         if self.n_updates % self.solve_every == 0:
+            self._flush()
             self._refresh()
             assert self._A is not None and self._B is not None
             set_affine(self.layer, ridge_solve(self._A, self._B, get_affine(self.layer), self.ridge))
         self.n_updates += 1
 
     def _refresh(self) -> None:
-        """``A``, ``B``: one weighted sum of the classes' statistics."""
+        """``A``, ``B``: one weighted sum of the classes' statistics (pending rows included, and kept)."""
         if not self._stale or self.Vc is None or self.clock.weight is None:
             return
         K, d, cols = self.Vc.shape
         w = self.clock.weight if self.clock.weight.shape[0] == K else self.clock.weight[:K]
-        M = (w @ self.Vc.view(K, d * cols)).view(d, cols)
+        M = (w @ self._current(self.Vc).reshape(K, d * cols)).view(d, cols)
         self._A, self._B = M[:, :d], M[:, d:].T  # views of M (state_dict saves copies)
         self._stale = False
 
@@ -209,6 +228,7 @@ class ClassMemoryUpdater(MemoryUpdater):
         super().grow_inputs(n_new)
         if self.Vc is not None:
             K, d, cols = self.Vc.shape
+            self._pending.grow_inputs(d, n_new)
             V = self.Vc.new_zeros(K, d + n_new, cols + n_new)
             V[:, :d, :d] = self.Vc[:, :, :d]  # A_c
             V[:, :d, d + n_new :] = self.Vc[:, :, d:]  # B_c^T
@@ -217,6 +237,7 @@ class ClassMemoryUpdater(MemoryUpdater):
     def grow_outputs(self, n_new: int) -> None:
         super().grow_outputs(n_new)
         if self.Vc is not None:
+            self._pending.grow_outputs(n_new)
             self.Vc = torch.cat([self.Vc, self.Vc.new_zeros(*self.Vc.shape[:2], n_new)], dim=2)
 
     def state_dict(self, prefix: str) -> dict[str, torch.Tensor]:
@@ -236,6 +257,7 @@ class ClassMemoryUpdater(MemoryUpdater):
                     f"{prefix}scale": scale[:K].clone(),
                     f"{prefix}Sc": S[:K].clone(),
                     f"{prefix}freq": freq[:K].clone(),
+                    **self._pending.state_dict(prefix),
                 }
             )
         return sd
@@ -247,6 +269,7 @@ class ClassMemoryUpdater(MemoryUpdater):
             raise ValueError(f"state has no {prefix}VAc: it was saved by a memory that does not keep classes apart")
         super().load_state_dict(state, prefix)
         self._stale = False
+        self._pending.clear()
         if self._A is None or self._B is None:
             self.Vc = None
             self.clock.reset(None, None, None)
@@ -257,12 +280,7 @@ class ClassMemoryUpdater(MemoryUpdater):
         )
         scale = Sc.new_ones(Sc.shape) if legacy else state[f"{prefix}scale"]
         K = Sc.shape[0]
-        if (
-            tuple(VA.shape) != (K, *self._A.shape)
-            or tuple(VB.shape) != (K, *self._B.shape)
-            or freq.shape != Sc.shape
-            or scale.shape != Sc.shape
-        ):
+        if (VA.shape, VB.shape, freq.shape, scale.shape) != ((K, *self._A.shape), (K, *self._B.shape), (K,), (K,)):
             raise ValueError(
                 f"state[{prefix}VAc/VBc/Sc/freq/scale] have shapes {tuple(VA.shape)}/{tuple(VB.shape)}/"
                 f"{tuple(Sc.shape)}/{tuple(freq.shape)}/{tuple(scale.shape)}, expected (K, *A.shape)/"
@@ -275,3 +293,4 @@ class ClassMemoryUpdater(MemoryUpdater):
         # every memory of the clock saved the same clock
         self.clock.reset(freq.to(device=dev, copy=True), S, scale.to(device=dev, copy=True))
         self._folds = self.clock.folds
+        self._pending.load_state_dict(state, prefix, self.Vc.shape[2], K, dev)

@@ -1,0 +1,127 @@
+"""Rows a class-clocked memory has taken but not yet added into its per-class sums.
+
+A class-clocked memory (:mod:`stream_am.updaters.class_memory`) that solves only on every ``solve_every``-th
+step needs its per-class sums current only then. Adding each batch into the ``K`` per-class sums costs a
+pass over ``K d (d + m)`` numbers per step whatever the batch size; keeping the batch's rows, each with the
+weight it had when it arrived, and adding the rows of all the steps since the last solve in one grouped
+product does the same arithmetic with one such pass per solve. The result is the same sums (up to the order
+of the additions): a row's weight (``1 / scale`` of its class at its step) is fixed when it arrives.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from stream_am.updaters.class_clock import class_sums
+
+__all__ = ["PendingRows"]
+
+
+class PendingRows:
+    """Rows ``[1 | a | c]`` (``rows``), their classes (``classes``) and weights (``weights``), in arrival order.
+
+    Examples
+    --------
+    >>> import torch
+    >>> pending = PendingRows()
+    >>> pending.add(torch.tensor([[1.0, 2.0], [3.0, 4.0]]), torch.tensor([1, 0]), torch.tensor([0.5, 2.0]))
+    >>> V = torch.zeros(2, 1, 2)
+    >>> pending.flush_into(V, 1, grouped=True).tolist()  # class 0: 2 * 3 * [3, 4]; class 1: 0.5 * 1 * [1, 2]
+    [[[18.0, 24.0]], [[0.5, 1.0]]]
+    >>> len(pending)
+    0
+    """
+
+    def __init__(self) -> None:
+        self._rows: list[torch.Tensor] = []
+        self._classes: list[torch.Tensor] = []
+        self._weights: list[torch.Tensor] = []
+
+    def __len__(self) -> int:
+        return sum(r.shape[0] for r in self._rows)
+
+    def add(self, rows: torch.Tensor, classes: torch.Tensor, weights: torch.Tensor) -> None:
+        """Keep ``rows`` (n x (d + m)) of classes ``classes`` (n, int64) with ``weights`` (n)."""
+        self._rows.append(rows)
+        self._classes.append(classes)
+        self._weights.append(weights)
+
+    def _joined(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if len(self._rows) > 1:
+            self._rows, self._classes, self._weights = (
+                [torch.cat(parts)] for parts in (self._rows, self._classes, self._weights)
+            )
+        return self._rows[0], self._classes[0], self._weights[0]
+
+    def flush_into(self, V: torch.Tensor, d: int, grouped: bool, keep: bool = False) -> torch.Tensor:
+        """Add every kept row into the per-class sums ``V`` (K x d x (d + m)) in place, and forget them (unless
+        ``keep``).
+
+        ``grouped``: the rows grouped by class into one batched product (CPU); otherwise one product over all
+        classes (no device-to-host copy)."""
+        if not self._rows:
+            return V
+        rows, classes, weights = self._joined()
+        K = V.shape[0]
+        if grouped:
+            counts = torch.bincount(classes, minlength=K)
+            width = int(counts.max())
+            order = torch.argsort(classes, stable=True)
+            position = torch.empty_like(classes)
+            position[order] = torch.arange(classes.numel()) - (counts.cumsum(0) - counts)[classes[order]]
+            slot = classes * width + position
+            P = rows.new_zeros(K * width, rows.shape[1]).index_copy_(0, slot, rows).view(K, width, rows.shape[1])
+            w = weights.new_zeros(K * width).index_copy_(0, slot, weights).view(K, width, 1)
+            V.baddbmm_((P[:, :, :d] * w).transpose(1, 2), P)
+        else:
+            onehot = torch.zeros(rows.shape[0], K, dtype=rows.dtype, device=rows.device)
+            onehot.scatter_(1, classes[:, None], weights[:, None])
+            class_sums(rows, d, onehot, out=V)
+        if not keep:
+            self.clear()
+        return V
+
+    def clear(self) -> None:
+        self._rows, self._classes, self._weights = [], [], []
+
+    def grow_inputs(self, d: int, n_new: int) -> None:
+        """Rows gain ``n_new`` zero inputs after their first ``d`` columns (the layer's inputs grew)."""
+        if self._rows:
+            rows, classes, weights = self._joined()
+            zeros = rows.new_zeros(rows.shape[0], n_new)
+            self._rows = [torch.cat([rows[:, :d], zeros, rows[:, d:]], dim=1)]
+
+    def grow_outputs(self, n_new: int) -> None:
+        """Rows gain ``n_new`` zero code columns (the layer's outputs grew)."""
+        if self._rows:
+            rows, _, _ = self._joined()
+            self._rows = [torch.cat([rows, rows.new_zeros(rows.shape[0], n_new)], dim=1)]
+
+    def state_dict(self, prefix: str) -> dict[str, torch.Tensor]:
+        """The kept rows as ``pending_rows``, ``pending_classes`` and ``pending_weights`` (none if empty)."""
+        if not self._rows:
+            return {}
+        rows, classes, weights = self._joined()
+        return {
+            f"{prefix}pending_rows": rows.clone(),
+            f"{prefix}pending_classes": classes.clone(),
+            f"{prefix}pending_weights": weights.clone(),
+        }
+
+    def load_state_dict(
+        self, state: dict[str, torch.Tensor], prefix: str, width: int, n_classes: int, device: torch.device
+    ) -> None:
+        """Restore :meth:`state_dict` (rows ``width`` wide, of ``n_classes`` classes); none if the state has none."""
+        self.clear()
+        if f"{prefix}pending_rows" not in state:
+            return
+        rows, classes, weights = (state[f"{prefix}pending_{k}"] for k in ("rows", "classes", "weights"))
+        n = rows.shape[0]
+        if rows.ndim != 2 or rows.shape[1] != width or tuple(classes.shape) != (n,) or tuple(weights.shape) != (n,):
+            raise ValueError(
+                f"state[{prefix}pending_rows/classes/weights] have shapes {tuple(rows.shape)}/"
+                f"{tuple(classes.shape)}/{tuple(weights.shape)}, expected (n, {width})/(n,)/(n,)"
+            )
+        if n and (int(classes.min()) < 0 or int(classes.max()) >= n_classes):
+            raise ValueError(f"state[{prefix}pending_classes] holds classes outside [0, {n_classes})")
+        self.add(rows.to(device, copy=True), classes.to(device, torch.int64, copy=True), weights.to(device, copy=True))
