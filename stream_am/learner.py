@@ -75,9 +75,10 @@ class OnlineAM(LearnerState):
         Per-sample forgetting rate of every memory in ``[0, 1)``; settable between steps.
     memory_clock
         What ``memory_decay`` counts. ``"class"`` (the default; classification): each memory keeps each class's
-        statistics apart and ages a class only by the samples of that class, so that a class the stream no
-        longer shows is not erased by the others, while on a stream where every class keeps coming every class
-        ages by ``memory_decay`` per sample of the stream (:mod:`stream_am.updaters.class_memory`).
+        statistics apart and ages a class only in the mini-batches that hold it (by ``memory_decay`` per sample
+        of such a batch), so that a class the stream no longer shows is not erased by the others, while on a
+        stream where every class keeps coming every class ages as with one clock for all
+        (:mod:`stream_am.updaters.class_memory`).
         ``"sample"``: every remembered sample ages by ``(1 - memory_decay)`` per later sample, whatever its
         class (one statistic per memory: cheaper, but a class-incremental stream erases its first classes).
         A regressor's memories always use the sample clock.

@@ -47,3 +47,21 @@ def assert_continue_identically(a, b, x, y, start, batch):
         b.partial_fit(x[i : i + batch], y[i : i + batch])
     assert_same_state(snapshot(a), snapshot(b))
     assert torch.equal(a.predict(x), b.predict(x))
+
+
+def settled_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` with the rows a class-clocked memory keeps for its next pass added into its classes' sums
+    (one process keeps them; the ranks apply summed statistics, which have no rows)."""
+    state = dict(state)
+    for key in [k for k in state if k.endswith("pending_inputs")]:
+        prefix = key[: -len("pending_inputs")]
+        a, c, classes, weights = (state.pop(f"{prefix}pending_{k}") for k in ("inputs", "codes", "classes", "weights"))
+        rows = torch.cat([a, c], dim=1)
+        VA, VB = state[f"{prefix}VAc"].clone(), state[f"{prefix}VBc"].clone()
+        d = VA.shape[1]
+        for c in range(VA.shape[0]):
+            r, w = rows[classes == c], weights[classes == c]
+            VA[c] += (r[:, :d] * w[:, None]).T @ r[:, :d]
+            VB[c] += r[:, d:].T @ (r[:, :d] * w[:, None])
+        state[f"{prefix}VAc"], state[f"{prefix}VBc"] = VA, VB
+    return state

@@ -98,7 +98,7 @@ def test_state_round_trips_and_classes_and_inputs_grow():
     with pytest.raises(ValueError, match="classes apart"):
         other.load_state_dict({k: v for k, v in state.items() if k[2:] in ("A", "B", "S", "updates")}, "m.")
     # a state saved with each class's means (Ac, Bc) loads to the same memory, up to rounding
-    legacy = {k: v for k, v in state.items() if k[2:] not in ("VAc", "VBc", "scale")}
+    legacy = {k: v for k, v in state.items() if k[2:] in ("A", "B", "S", "updates", "Sc")}  # as first saved
     legacy.update({"m.Ac": u.Mc[:, :4], "m.Bc": u.Mc[:, 4:]})
     old = ClassMemoryUpdater(nn.Linear(3, 3), 0.01, 1e-2)
     old.load_state_dict(legacy, "m.")
@@ -152,22 +152,17 @@ def test_on_an_imbalanced_stream_class_weights_follow_the_class_frequencies():
 
 
 def _reference(decay, batches, K):
-    """The class clock written out, in float64: each class's weighted sums aged by its own factor per batch."""
-    freq = torch.zeros(K, dtype=torch.float64)
+    """The class clock written out, in float64: each class's weighted sums aged by (1 - decay)^n in a batch of
+    n samples that holds the class, kept in one that does not."""
     S = torch.zeros(K, dtype=torch.float64)
     U = None
     for a, c, onehot in batches:
         a1 = torch.cat([torch.ones(a.shape[0], 1), a], 1).double()
         k = onehot.double().sum(0)
-        n_seen = ((freq + k) > 0).sum().clamp(min=1)
-        p = freq / freq.sum().clamp(min=1e-12)
-        rate = (decay / p.clamp(min=0.25 / n_seen)).clamp(max=0.999)
-        factor = torch.exp(k * torch.log1p(-rate))
+        factor = torch.where(k > 0, (1 - decay) ** a.shape[0], 1.0)
         inc = torch.einsum("nk,ni,nj->kij", onehot.double(), a1, torch.cat([a1, c.double()], 1))
         U = inc if U is None else U * factor[:, None, None] + inc
         S = S * factor + k
-        g = (1 - decay) ** a.shape[0]
-        freq = freq * g + k * (1 - g) / a.shape[0]
     assert U is not None
     M = U.sum(0) / S.sum()
     d = a1.shape[1]
@@ -219,46 +214,50 @@ def test_the_host_and_device_arithmetic_of_the_clock_agree():
         k = F.one_hot(torch.randint(0, 4, (16,), generator=g), 4).float().sum(0)
         host.advance(k, 16, 0.005, step)
         device._grow(k)
-        device._advance_device(k, 16, 0.005)
+        device.factor = (1 - 0.005) ** 16
+        device._advance_device(k)
     assert host.folds == 0 and host.scale is not None and float(host.scale.min()) < 0.5  # it aged, unfolded
-    for a, b in ((host.freq, device.freq), (host.S, device.S), (host.scale, device.scale)):
+    for a, b in ((host.S, device.S), (host.scale, device.scale)):
         assert a is not None and b is not None
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.parametrize("d", [3, 130])  # one product over all classes, and rows grouped by class
-def test_a_memory_that_solves_every_third_step_adds_the_rows_in_between_at_the_solve(d):
-    """Rows kept between solves, each with its weight, give the sums the memory solving every step has (up
-    to rounding), whatever is read between solves; a state saved between solves continues bit for bit."""
-    torch.manual_seed(0)
-    layers = [nn.Linear(d, 3) for _ in range(3)]
-    every, spaced, copy = (ClassMemoryUpdater(layer, 0.02, 1e-2, s) for layer, s in zip(layers, (1, 3, 3), strict=True))
-    g = torch.Generator().manual_seed(4)
-    for i in range(8):
-        y = torch.randint(0, 3 if i < 5 else 2, (10,), generator=g)  # class 2 absent at the end: it keeps its share
-        a, onehot = torch.randn(10, d, generator=g) + y[:, None], F.one_hot(y, 3).float()
-        for u in (every, spaced):
-            u.fit(a, onehot, 10, labels=onehot)
-        if i == 5:  # between solves (steps 0, 3, 6 solve): rows pending
-            assert len(spaced._pending) == 20 and spaced.Mc is not None and every.Mc is not None
-            torch.testing.assert_close(spaced.Mc, every.Mc)  # read with the pending rows, which stay pending
-            assert len(spaced._pending) == 20
-        if i == 6:
-            state = {k: v.clone() for k, v in spaced.state_dict("m.").items()}
-            assert "m.pending_rows" not in state  # step 6 solved
-        if i in (3, 6):
-            torch.testing.assert_close(spaced.Vc, every.Vc)
-    assert len(spaced._pending) == 10
-    state = {k: v.clone() for k, v in spaced.state_dict("m.").items()}
-    assert state["m.pending_rows"].shape == (10, d + 1 + 3)
-    copy.load_state_dict(state, "m.")
-    copy.layer.load_state_dict(spaced.layer.state_dict())
-    assert len(copy._pending) == 10
-    a, onehot = torch.randn(10, d, generator=g), F.one_hot(torch.arange(10) % 2, 3).float()
-    for u in (spaced, copy):
-        u.fit(a, onehot, 10, labels=onehot)
-        u.fit(a, onehot, 10, labels=onehot)  # step 9 solves
-    assert torch.equal(copy.layer.weight, spaced.layer.weight) and torch.equal(copy.Vc, spaced.Vc)
-    bad = dict(state, **{"m.pending_classes": torch.full((10,), 3)})
+@pytest.mark.parametrize("every", [1, 3])
+def test_rows_wait_for_a_pass_while_the_sum_of_the_classes_is_kept_current(d, every, monkeypatch):
+    """Between passes over the classes' sums (every FLUSH_ROWS rows) T is aged and added to step by step, by
+    the classes a step aged or by those it kept, whichever is cheaper: on a class-incremental stream (both
+    kinds of step) it equals the class clock written out; a state saved between passes continues bit for bit."""
+    from stream_am.updaters import class_memory
+
+    monkeypatch.setattr(class_memory, "FLUSH_ROWS", 256)  # a pass within this short stream
+    K, decay, g = 4, 0.01, torch.Generator().manual_seed(4)
+    tasks = [(0, 1)] * 12 + [(2,)] * 12 + [(3, 0)] * 12 + [(0, 1, 2, 3)] * 12  # 48 batches of 12 rows
+    batches = []
+    for task in tasks:
+        y = torch.tensor(task)[torch.randint(0, len(task), (12,), generator=g)]
+        onehot = F.one_hot(y, K).float()
+        batches.append((torch.randn(12, d, generator=g) + y[:, None], onehot.clone(), onehot))
+    layers = [nn.Linear(d, K) for _ in range(2)]
+    u, copy = (ClassMemoryUpdater(layer, decay, 1e-2, every) for layer in layers)
+    for i, (a, c, onehot) in enumerate(batches):
+        u.fit(a, c, 12, labels=onehot)
+        if i == 30:  # 31 * 12 = 372 rows: one pass at 264, 108 rows waiting
+            assert len(u._pending) == 31 * 12 - 22 * 12 < 256
+            state = {k: v.clone() for k, v in u.state_dict("m.").items()}
+            copy.load_state_dict(state, "m.")
+            copy.layer.load_state_dict(u.layer.state_dict())
+            assert len(copy._pending) == len(u._pending) and torch.equal(copy.T, u.T)
+        if i > 30:
+            copy.fit(a, c, 12, labels=onehot)
+    assert torch.equal(copy.layer.weight, u.layer.weight) and torch.equal(copy.T, u.T)
+    A, B = _reference(decay, batches, K)
+    assert u.A is not None and u.B is not None
+    torch.testing.assert_close(u.A.double(), A, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(u.B.double(), B, rtol=1e-4, atol=1e-5)
+    assert u.Mc is not None and len(u._pending)  # the classes' means, read with the rows still waiting
+    torch.testing.assert_close((u.Mc * u.Sc[:, None, None]).sum(0).double() / u.Sc.sum(), torch.cat([A, B]).double(),
+                               rtol=1e-4, atol=1e-5)
+    bad = dict(state, **{"m.pending_classes": torch.full_like(state["m.pending_classes"], K)})
     with pytest.raises(ValueError, match="pending_classes"):
-        ClassMemoryUpdater(nn.Linear(d, 3), 0.02, 1e-2, 3).load_state_dict(bad, "m.")
+        ClassMemoryUpdater(nn.Linear(d, K), decay, 1e-2).load_state_dict(bad, "m.")

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from distributed_worker import group_of_one, write_csvs
+from helpers_engine import settled_state
 from safetensors.torch import load_file
 
 from stream_am import OnlineAM
@@ -40,7 +41,8 @@ def _reference(paths: list[Path], steps: int | None = None) -> OnlineAM:
 
 def _assert_same(state: dict[str, torch.Tensor], am: OnlineAM | dict[str, torch.Tensor], rtol: float = 2e-3,
                  atol: float = 2e-4) -> None:
-    want = am.state_dict() if isinstance(am, OnlineAM) else am
+    want = settled_state(am.state_dict() if isinstance(am, OnlineAM) else am)
+    state = settled_state(state)
     assert set(state) == set(want)
     for key, value in want.items():
         if key != "generator":

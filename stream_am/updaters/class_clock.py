@@ -2,7 +2,7 @@
 per-class sums of a batch's rows (:func:`class_increments`, the functional core of those memories).
 
 Every class-clocked memory of a learner sees the same labels, so the aging of each class (which depends only
-on the labels and on the class frequencies) is computed once per step, by one :class:`ClassClock`, and the
+on the labels) is computed once per step, by one :class:`ClassClock`, and the
 batch's rows are grouped by class once, by one :class:`ClassBatch`. Both work on vectors of one entry per
 class or sample: on the CPU in Python floats and NumPy (torch's cost per operation is several times the
 arithmetic at these sizes), on a GPU in torch, with no device-to-host copy.
@@ -16,9 +16,8 @@ from array import array
 import numpy as np
 import torch
 
-__all__ = ["ClassBatch", "ClassClock", "FLOOR", "Labels", "class_increments", "class_sums"]
+__all__ = ["ClassBatch", "ClassClock", "Labels", "class_increments", "class_sums"]
 
-FLOOR = 0.25  # the frequency floor, as a fraction of one over the number of classes seen
 LOWEST_SCALE = 1e-8  # the lazy scale is folded into the sums before it (or its bound) falls below this
 
 
@@ -137,16 +136,24 @@ def class_sums(
 class ClassClock:
     """The aging shared by a learner's class-clocked memories (:mod:`stream_am.updaters.class_memory`).
 
-    A sample of class ``c`` ages class ``c`` by ``decay / p_c``, where ``p_c`` is an exponential average
-    (rate ``decay`` per sample, bias-corrected) of the class's frequency, floored at ``FLOOR`` over the number
-    of classes seen. The clock keeps, per class, that frequency (``freq``), the weight of what is remembered
-    (``S``, in samples) and the lazy scale of the memories' sums (``scale``: class ``c``'s sums are
-    ``scale[c]`` times what a memory stores). :meth:`advance` moves it once per step (``step``), whichever
-    memory asks first; the others get the same result.
+    A step of ``n`` samples ages every class it contains by ``(1 - decay) ** n`` (``factor``); a class it does
+    not contain keeps its weight. The clock keeps, per class, the weight of what is remembered (``S``, in
+    samples) and the lazy scale of the memories' sums (``scale``: class ``c``'s sums are ``scale[c]`` times
+    what a memory stores). :meth:`advance` moves it once per step (``step``), whichever memory asks first;
+    the others get the same result. On the CPU it also names the classes holding weight that the step aged
+    (``aged``) and kept (``kept``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> clock = ClassClock()
+    >>> clock.advance(torch.tensor([2.0, 2.0, 0.0]), 4, 0.5, step=0)
+    >>> clock.advance(torch.tensor([4.0, 0.0, 0.0]), 4, 0.5, step=1)  # class 1 absent: it keeps its weight
+    >>> clock.S.tolist(), clock.aged, clock.kept
+    ([4.125, 2.0, 0.0], [0], [1])
     """
 
     def __init__(self) -> None:
-        self.freq: torch.Tensor | None = None
         self.S: torch.Tensor | None = None
         self.scale: torch.Tensor | None = None
         self.folds = 0  # how many times ``scale`` was folded into the memories' sums (then reset to 1)
@@ -155,68 +162,62 @@ class ClassClock:
         self._bound = 1.0  # min(scale) on the CPU, a lower bound of it on a GPU (known on the host)
         self._step = -1
         self.inverse: torch.Tensor | None = None  # 1 / scale: what a batch's sums are multiplied by
-        self.weight: torch.Tensor | None = None  # scale / S.sum(): the classes' weights in A and B
+        self.total: torch.Tensor | float = 0.0  # S.sum(): a float on the CPU, a tensor on a GPU
+        self.factor = 1.0  # what the last step aged its classes by
+        self.aged: list[int] = []  # (CPU) classes with weight that the last step aged
+        self.kept: list[int] = []  # (CPU) classes with weight that it did not
 
     def advance(self, per_sample: torch.Tensor, n: int, decay: float, step: int) -> None:
-        """Age each class by step ``step``'s ``n`` samples, ``per_sample`` of each class (a step already
-        taken does nothing)."""
+        """Age each class present in step ``step`` (``n`` samples, ``per_sample`` of each class) and add its
+        samples (a step already taken does nothing)."""
         if step == self._step:
             return
         self._grow(per_sample)
-        assert self.freq is not None and self.S is not None and self.scale is not None
+        assert self.S is not None and self.scale is not None
+        self.factor = (1.0 - decay) ** n
         cpu = per_sample.device.type == "cpu"
         if cpu:
-            self._advance_host(per_sample, n, decay)  # with ``inverse`` and ``weight``
+            self._advance_host(per_sample)
         else:
-            self._advance_device(per_sample, n, decay)
-        if not cpu or self._bound < LOWEST_SCALE:
+            self._advance_device(per_sample)
+        if self._bound < LOWEST_SCALE or not cpu:
             self._derive()
         self._step = step
 
-    def _advance_host(self, per_sample: torch.Tensor, n: int, decay: float) -> None:
-        """:meth:`advance` on the CPU: a loop over the classes in Python floats (vectors of ``K`` entries cost
-        torch, and NumPy, more per operation than the arithmetic)."""
-        assert self.freq is not None and self.S is not None and self.scale is not None
-        freq, S, scale, k = (t.tolist() for t in (self.freq, self.S, self.scale, per_sample))
-        lowest = FLOOR / max(sum(f + x > 0 for f, x in zip(freq, k, strict=True)), 1)
-        total = max(sum(freq), 1e-12)
-        g = (1.0 - decay) ** n
-        for c, x in enumerate(k):
-            if x > 0:  # a class not in the batch does not age
-                rate = min(decay / max(freq[c] / total, lowest), 0.999)  # bias-corrected, as Adam's moments
-                factor = math.exp(x * math.log1p(-rate))
-                scale[c] *= factor
-                S[c] = S[c] * factor + x
-            freq[c] = freq[c] * g + x * ((1.0 - g) / max(n, 1))
-        self._tables(freq, S, scale)
+    def _advance_host(self, per_sample: torch.Tensor) -> None:
+        """:meth:`advance` on the CPU, in Python floats (vectors of K entries cost torch more than this)."""
+        assert self.S is not None and self.scale is not None
+        S, scale = self.S.tolist(), self.scale.tolist()
+        self.aged, self.kept = [], []
+        for c, x in enumerate(per_sample.tolist()):
+            if x > 0:
+                if S[c] > 0:
+                    self.aged.append(c)
+                scale[c] *= self.factor
+                S[c] = S[c] * self.factor + x
+            elif S[c] > 0:
+                self.kept.append(c)
+        self._tables(S, scale)
         self._bound = min(scale)
 
-    def _tables(self, freq: list[float], S: list[float], scale: list[float]) -> None:
-        """The state from Python floats (CPU), with ``inverse`` and ``weight`` computed from it as stored (in
-        float32 where it is stored so), so that they are a function of the state: a loaded copy continues bit
-        for bit. One tensor holds the five vectors (a tensor costs more to make than this arithmetic)."""
-        assert self.freq is not None
-        if self.freq.dtype == torch.float32:  # round as the tensors will
-            freq, S, scale = (list(array("f", v)) for v in (freq, S, scale))
-        total = max(sum(S), 1e-30)
-        table = torch.tensor(
-            [freq, S, scale, [1.0 / s for s in scale], [s / total for s in scale]], dtype=self.freq.dtype
-        )
-        self.freq, self.S, self.scale, self.inverse, self.weight = table.unbind()
+    def _advance_device(self, per_sample: torch.Tensor) -> None:
+        """:meth:`advance` on a GPU, in torch, with no device-to-host copy (the host's arithmetic)."""
+        assert self.S is not None and self.scale is not None
+        aged = torch.where(per_sample > 0, self.factor, 1.0).to(self.scale)
+        self.scale.mul_(aged)
+        self.S.mul_(aged).add_(per_sample)
+        self._bound *= self.factor  # a bound of min(scale): every class aged at every step
 
-    def _advance_device(self, per_sample: torch.Tensor, n: int, decay: float) -> None:
-        """:meth:`advance` on a GPU, in torch: no device-to-host copy (the same arithmetic as the host's)."""
-        assert self.freq is not None and self.S is not None and self.scale is not None
-        n_seen = ((self.freq + per_sample) > 0).sum().clamp(min=1)
-        p = self.freq / self.freq.sum().clamp(min=1e-12)
-        rate = (decay / p.clamp(min=FLOOR / n_seen)).clamp(max=0.999)
-        factor = torch.exp(per_sample * torch.log1p(-rate))  # 1 for a class not in the batch
-        self.scale.mul_(factor)
-        self.S.mul_(factor).add_(per_sample)
-        g = (1.0 - decay) ** n
-        self.freq.mul_(g).add_(per_sample, alpha=(1.0 - g) / max(n, 1))
-        # a bound of min(scale), known on the host: every sample in one class, aged at the highest rate
-        self._bound *= (1.0 - min(0.999, decay * self.scale.shape[0] / FLOOR)) ** n
+    def _tables(self, S: list[float], scale: list[float]) -> None:
+        """The state from Python floats (CPU), with ``inverse`` and ``total`` computed from it as stored (in
+        float32 where it is stored so), so that they are a function of the state: a loaded copy continues bit
+        for bit. One tensor holds the three vectors (a tensor costs more to make than this arithmetic)."""
+        assert self.S is not None
+        if self.S.dtype == torch.float32:  # round as the tensors will
+            S, scale = (list(array("f", v)) for v in (S, scale))
+        table = torch.tensor([S, scale, [1.0 / s for s in scale]], dtype=self.S.dtype)
+        self.S, self.scale, self.inverse = table.unbind()
+        self.total = math.fsum(S)
 
     def forget(self, factor: float, by: object) -> None:
         """Scale the weight of everything remembered by ``factor`` (once: only when ``by`` is the owner)."""
@@ -224,36 +225,35 @@ class ClassClock:
             self.scale.mul_(factor)
             self.S.mul_(factor)
             self._bound *= factor
-            self._derive(fold=False)  # the weights keep their ratios: ``weight`` is unchanged
+            self._derive(fold=False)
 
-    def reset(self, freq: torch.Tensor | None, S: torch.Tensor | None, scale: torch.Tensor | None) -> None:
+    def reset(self, S: torch.Tensor | None, scale: torch.Tensor | None) -> None:
         """Set the state (a loaded one) and forget the last step."""
-        self.freq, self.S, self.scale = freq, S, scale
+        self.S, self.scale = S, scale
         self._step, self._bound = -1, 1.0 if scale is None else float(scale.min())  # (a load may wait)
+        self.aged, self.kept, self.factor = [], [], 1.0
         if S is not None:
             self._derive(fold=False)
 
     def _grow(self, per_sample: torch.Tensor) -> None:
         K = per_sample.shape[0]
-        if self.freq is None or self.S is None or self.scale is None:
-            self.freq, self.S, self.scale = per_sample.new_zeros(K), per_sample.new_zeros(K), per_sample.new_ones(K)
-        elif K > self.freq.shape[0]:
-            extra = K - self.freq.shape[0]
-            self.freq = torch.cat([self.freq, self.freq.new_zeros(extra)])
+        if self.S is None or self.scale is None:
+            self.S, self.scale = per_sample.new_zeros(K), per_sample.new_ones(K)
+        elif K > self.S.shape[0]:
+            extra = K - self.S.shape[0]
             self.S = torch.cat([self.S, self.S.new_zeros(extra)])
             self.scale = torch.cat([self.scale, self.scale.new_ones(extra)])
 
     def _derive(self, fold: bool = True) -> None:
         """Fold the scale if it could underflow (``fold``: only in a step, which every memory takes), then
-        ``inverse`` and ``weight``: functions of the state only, so that a loaded copy continues bit for bit."""
+        ``inverse`` and ``total``: functions of the state only, so that a loaded copy continues bit for bit."""
         assert self.scale is not None and self.S is not None
         if fold and self._bound < LOWEST_SCALE:
             self._fold_scale()
         if self.scale.device.type == "cpu":
-            assert self.freq is not None
-            self._tables(self.freq.tolist(), self.S.tolist(), self.scale.tolist())
+            self._tables(self.S.tolist(), self.scale.tolist())
         else:
-            self.inverse, self.weight = self.scale.reciprocal(), self.scale / self.S.sum().clamp(min=1e-30)
+            self.inverse, self.total = self.scale.reciprocal(), self.S.sum()
 
     def _fold_scale(self) -> None:
         """Hand the scale to the memories (each multiplies its sums by ``folded`` when it sees ``folds``

@@ -1,26 +1,27 @@
-"""Class-clocked memory: each class's share of a co-activation memory ages only while that class is seen.
+"""Class-clocked memory: each class's share of a co-activation memory ages only in the steps that show the class.
 
 A :class:`~stream_am.updaters.memory.MemoryUpdater` ages every remembered sample by ``(1 - decay)`` per later
 sample, whatever its class: on a stream that moves through classes (class-incremental learning) the first
 classes fade from every memory before the stream ends. This memory keeps the statistics of each class ``c``
 apart, as weighted sums ``U_c = [A_c | B_c^T]`` (``d x (d + m)``) of total weight ``S_c``, and solves the
-layer on the means of their sum
+layer on the means of their sum ``T = sum_c U_c``:
 
-    A = sum_c S_c A_c / sum_c S_c,    B = sum_c S_c B_c / sum_c S_c    (A_c, B_c the class means)
+    A = T_A / sum_c S_c,    B = T_B^T / sum_c S_c
 
-(the same ridge solve). A sample of class ``c`` ages class ``c`` only, by ``decay / p_c``, where ``p_c`` is
-an exponential average (rate ``decay`` per sample, bias-corrected) of the class's frequency, floored at a
-quarter of one over the number of classes seen. On a stream where every class keeps coming, class ``c``
-then ages by ``decay`` per sample of the stream, as the plain memory does, and the class weights ``S_c`` stay
-proportional to the class frequencies; a class that is not seen keeps its share until it comes back. Memory
-per layer grows with the number of classes, never with the stream.
+(the same ridge solve). A step of ``n`` samples ages every class it contains by ``(1 - decay) ** n`` (the
+plain memory's factor) and leaves the others as they are (:class:`~stream_am.updaters.class_clock.ClassClock`):
+on a stream where every class keeps coming this is the plain memory; a class the stream stops showing keeps
+its share until it comes back. Memory per layer grows with the number of classes, never with the stream.
 
-Cost (``benchmarks/step_time.py``; ``docs/method.md``): one shared
-:class:`~stream_am.updaters.class_clock.ClassClock` ages the classes once per step; each memory stores its
-sums lazily scaled, ``U_c = scale_c V_c`` (a batch adds into ``V_c``, divided by ``scale_c``, in one product
-for all classes; ``A``, ``B`` are one weighted sum over the classes at the solve). From ``GROUP_FROM`` inputs
-on the CPU a batch's rows are grouped by class (one batched product, about the plain memory's flops). With
-``solve_every > 1`` rows are added at the solves (:mod:`stream_am.updaters.pending`).
+Cost (``benchmarks/step_time.py``; ``docs/method.md``). The sums are stored lazily scaled, ``U_c = scale_c
+V_c``: aging a class changes one number, a batch only adds. Adding a batch into all ``K`` classes' sums is a
+pass over ``K d (d + m)`` numbers, several times the plain memory's work on a small batch, so the batch's rows
+wait (:mod:`stream_am.updaters.pending`) until ``FLUSH_ROWS`` have come, and ``T`` is kept current on the CPU
+between those passes: each step ages it (``T`` times the factor, plus back what the classes the step did not
+show lost; or ``T`` less what the classes it showed lost, whichever reads fewer classes' sums) and adds the
+batch's rows as the plain memory does. Each pass recomputes ``T`` from the classes' sums, so rounding cannot
+build up. On a GPU (no device-to-host copy to learn which classes a step showed) and for batches of
+``FLUSH_ROWS`` rows or more, every step is such a pass.
 
 Its statistics need the samples' labels: :meth:`ClassMemoryUpdater.statistics` takes them one-hot
 (``labels``, n x K), so that shards of a batch give statistics of the same shape, which add up. The weights
@@ -37,28 +38,14 @@ from torch import nn
 
 from stream_am.affine import get_affine, rows, set_affine
 from stream_am.updaters.class_clock import ClassBatch, ClassClock, Labels, class_sums
+from stream_am.updaters.class_state import class_state, load_class_state
 from stream_am.updaters.memory import MemoryUpdater, ridge_solve
 from stream_am.updaters.pending import PendingRows
 
-__all__ = ["ClassMemoryUpdater"]
+__all__ = ["ClassMemoryUpdater", "FLUSH_ROWS"]
 
 GROUP_FROM = 128  # inputs from which the CPU groups a batch's rows by class
-
-
-class _Formed:
-    """``A`` or ``B`` of a :class:`ClassMemoryUpdater`: formed from the classes' statistics when read."""
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.slot = f"_{name}"
-
-    def __get__(self, obj: ClassMemoryUpdater | None, objtype: type | None = None) -> torch.Tensor | None:
-        if obj is None:
-            return None
-        obj._refresh()
-        return getattr(obj, self.slot)
-
-    def __set__(self, obj: ClassMemoryUpdater, value: torch.Tensor | None) -> None:
-        setattr(obj, self.slot, value)
+FLUSH_ROWS = 1024  # pending rows that make a pass over the classes' sums
 
 
 class ClassMemoryUpdater(MemoryUpdater):
@@ -66,25 +53,35 @@ class ClassMemoryUpdater(MemoryUpdater):
 
     Same parameters, and ``clock``: the :class:`ClassClock` it shares with the learner's other class-clocked
     memories (its own if not given). ``statistics`` and ``fit`` need ``labels``: the batch's labels one-hot
-    (n x K), or a :class:`ClassBatch` of them. ``A`` and ``B`` are formed from the classes' statistics when
-    read (the solve reads them).
+    (n x K), or a :class:`ClassBatch` of them. ``A`` and ``B`` are the means of ``T``, formed when read.
     """
 
     def __init__(self, layer: nn.Linear | nn.Conv2d, decay: float, ridge: float, solve_every: int = 1,
                  clock: ClassClock | None = None):
-        self._A: torch.Tensor | None = None
-        self._B: torch.Tensor | None = None
         super().__init__(layer, decay, ridge, solve_every)
         self.clock = ClassClock() if clock is None else clock
         if self.clock.owner is None:
             self.clock.owner = self
         self.Vc: torch.Tensor | None = None  # per-class sums [A_c | B_c^T] / clock.scale, in samples (K x d x (d + m))
+        self.T: torch.Tensor | None = None  # sum_c U_c, pending rows included (d x (d + m))
         self._folds = 0  # the clock's folds this memory has applied
-        self._stale = False  # A and B are older than the class statistics
-        self._pending = PendingRows()  # rows not yet in Vc (solve_every > 1)
+        self._pending = PendingRows()  # rows not yet in Vc
 
-    A = _Formed()
-    B = _Formed()
+    @property
+    def A(self) -> torch.Tensor | None:  # type: ignore[override]
+        return None if self.T is None else self.T[:, : self.T.shape[0]] / self._total()
+
+    @A.setter
+    def A(self, value: torch.Tensor | None) -> None:  # the plain memory's constructor and loader set it
+        pass
+
+    @property
+    def B(self) -> torch.Tensor | None:  # type: ignore[override]
+        return None if self.T is None else self.T[:, self.T.shape[0] :].T / self._total()
+
+    @B.setter
+    def B(self, value: torch.Tensor | None) -> None:
+        pass
 
     @property
     def Sc(self) -> torch.Tensor | None:
@@ -92,18 +89,16 @@ class ClassMemoryUpdater(MemoryUpdater):
         return self.clock.S
 
     @property
-    def freq(self) -> torch.Tensor | None:
-        """The clock's exponential average of each class's frequency."""
-        return self.clock.freq
-
-    @property
     def Mc(self) -> torch.Tensor | None:
-        """Each class's means ``[A_c; B_c]`` (K x (d + m) x d), as saved (``Ac``, ``Bc``)."""
+        """Each class's means ``[A_c; B_c]`` (K x (d + m) x d), pending rows included."""
         scale, S = self.clock.scale, self.clock.S
         if self.Vc is None or scale is None or S is None:
             return None
         K, V = self.Vc.shape[0], self._current(self.Vc)
         return (V * (scale[:K] / S[:K].clamp(min=1e-30))[:, None, None]).transpose(1, 2)
+
+    def _total(self) -> torch.Tensor | float:
+        return self.clock.total if isinstance(self.clock.total, torch.Tensor) else max(self.clock.total, 1e-30)
 
     def _rows(
         self, a: torch.Tensor, target: torch.Tensor, labels: Labels | None
@@ -128,7 +123,7 @@ class ClassMemoryUpdater(MemoryUpdater):
     ) -> list[torch.Tensor]:
         """``[U, counts]``: the batch's per-class sums (:func:`class_increments`) and samples per class."""
         ac, d, batch = self._rows(a, target, labels)
-        return [class_sums(ac, d, batch.rows(self._rows_per_sample), slots=self._slots(batch)), batch.counts()]
+        return [class_sums(ac, d, batch.rows(self._rows_per_sample)), batch.counts()]
 
     @torch.no_grad()
     def fit(
@@ -140,35 +135,66 @@ class ClassMemoryUpdater(MemoryUpdater):
         labels: Labels | None = None,
     ) -> None:
         ac, d, batch = self._rows(a, target, labels)
-        Vc = self._age(batch.counts(), n, d, ac.shape[1] - d, ac)
-        rps, weight = self._rows_per_sample, self._weight()
-        if self.solve_every > 1:  # added into Vc at the solve (pending.py)
-            classes = batch.classes(rps)
-            self._pending.add(ac, classes, weight[classes])
-            self._solve()
-            return
-        slots = self._slots(batch)
-        if slots is None:  # the labels times the weights, formed once for all the step's layers
-            class_sums(ac, d, batch.weighted(rps, weight), out=Vc)
-        else:
-            class_sums(ac, d, batch.rows(rps), weight, Vc, slots)
+        self._age(batch.counts(), n, d, ac.shape[1] - d, ac)
+        rps, classes = self._rows_per_sample, batch.classes(self._rows_per_sample)
+        passing = ac.device.type != "cpu" or len(self._pending) + ac.shape[0] >= FLUSH_ROWS
+        if not passing:  # T kept current: aged, then the batch added as the plain memory adds it
+            assert self.T is not None
+            self._age_T()
+            self.T.addmm_(ac[:, :d].T, ac, alpha=1.0 / rps)
+        self._pending.add(ac, classes, self._weight()[classes])
+        if passing:
+            self._pass()
         self._solve()
 
     @torch.no_grad()
     def apply(self, stats: list[torch.Tensor], n: int) -> None:
         U, counts = stats
-        self._flush()
-        Vc = self._age(counts, n, U.shape[1], U.shape[2] - U.shape[1], U)
-        Vc.addcmul_(U, self._weight()[:, None, None])
+        self._age(counts, n, U.shape[1], U.shape[2] - U.shape[1], U)
+        assert self.Vc is not None
+        self.Vc.addcmul_(U, self._weight()[:, None, None])
+        self._pass()
         self._solve()
+
+    def _age_T(self) -> None:
+        """Age ``T`` by this step's clock: the lost share of the classes it aged taken off, or ``T`` aged whole
+        and the share of the classes it kept given back, whichever reads fewer rows (module docstring)."""
+        assert self.T is not None and self.clock.scale is not None
+        g, aged, kept = self.clock.factor, self.clock.aged, self.clock.kept
+        scale = self.clock.scale.tolist()
+        if self._reads(aged) < self._reads(kept):  # U_c before the step is scale_c / g times its stored sums
+            self._add_classes(aged, [-(1.0 - g) / g * scale[c] for c in aged])
+        else:
+            self.T.mul_(g)
+            self._add_classes(kept, [(1.0 - g) * scale[c] for c in kept])
+
+    def _reads(self, classes: list[int]) -> float:
+        """What summing ``classes``' sums reads, in stored sums (a pending row costs about a fifth of one)."""
+        return len(classes) + self._pending.rows_of(classes) / 5.0
+
+    def _add_classes(self, classes: list[int], coefficients: list[float]) -> None:
+        """``T += sum_c coefficient_c (V_c + pending rows of c)`` over ``classes``."""
+        if not classes:
+            return
+        assert self.T is not None and self.Vc is not None
+        d, cols = self.T.shape
+        coef = self.T.new_tensor(coefficients)
+        index = torch.tensor(classes)
+        self.T.view(1, d * cols).addmm_(coef[None, :], self.Vc.index_select(0, index).view(len(classes), d * cols))
+        full = self.T.new_zeros(self.Vc.shape[0]).index_copy_(0, index, coef)
+        self._pending.add_weighted_into(self.T, d, full)
+
+    def _pass(self) -> None:
+        """Add the pending rows into the classes' sums and recompute ``T`` from them."""
+        assert self.Vc is not None and self.clock.scale is not None
+        self._flush()
+        K, d, cols = self.Vc.shape
+        self.T = (self.clock.scale[:K][None, :] @ self.Vc.view(K, d * cols)).view(d, cols)
 
     def _grouped(self) -> bool:
         """Rows grouped by class on the CPU (measured faster); one product on a GPU (no device-to-host copy)."""
         w = self.layer.weight
         return w.device.type == "cpu" and math.prod(w.shape[1:]) >= GROUP_FROM
-
-    def _slots(self, batch: ClassBatch) -> tuple[torch.Tensor, int] | None:
-        return batch.slots(self._rows_per_sample) if self._grouped() else None
 
     def _flush(self) -> None:
         """Add the pending rows into ``Vc``."""
@@ -181,11 +207,12 @@ class ClassMemoryUpdater(MemoryUpdater):
             return Vc
         return self._pending.flush_into(Vc.clone(), Vc.shape[1], self._grouped(), keep=True)
 
-    def _age(self, per_sample: torch.Tensor, n: int, d: int, m: int, like: torch.Tensor) -> torch.Tensor:
+    def _age(self, per_sample: torch.Tensor, n: int, d: int, m: int, like: torch.Tensor) -> None:
         """Advance the clock (once per step for all its memories) and bring the sums to its scale."""
         K = per_sample.shape[0]
         if self.Vc is None:
             self.Vc, self._folds = like.new_zeros(K, d, d + m), self.clock.folds
+            self.T = like.new_zeros(d, d + m)
         elif K > self.Vc.shape[0]:  # the labels gained classes
             self.Vc = torch.cat([self.Vc, self.Vc.new_zeros(K - self.Vc.shape[0], *self.Vc.shape[1:])])
         self.clock.advance(per_sample, n, self.decay, self.n_updates)
@@ -194,7 +221,6 @@ class ClassMemoryUpdater(MemoryUpdater):
             self._flush()  # pending rows are weighted at the old scale
             self.Vc.mul_(self.clock.folded[:K, None, None])
             self._folds = self.clock.folds
-        return self.Vc
 
     def _weight(self) -> torch.Tensor:
         """What a batch's sums are multiplied by: ``1 / scale`` per class, per sample (not per image patch)."""
@@ -202,95 +228,64 @@ class ClassMemoryUpdater(MemoryUpdater):
         return self.clock.inverse if self._rows_per_sample == 1 else self.clock.inverse / self._rows_per_sample
 
     def _solve(self) -> None:
-        self._stale = True
-        if self.n_updates % self.solve_every == 0:
-            self._flush()
-            self._refresh()
-            assert self._A is not None and self._B is not None
-            set_affine(self.layer, ridge_solve(self._A, self._B, get_affine(self.layer), self.ridge))
+        if self.n_updates % self.solve_every == 0:  # the solve of the means, on the sums: ridge times the weight
+            assert self.T is not None
+            d, ridge = self.T.shape[0], self.ridge * self._total()
+            set_affine(self.layer, ridge_solve(self.T[:, :d], self.T[:, d:].T, get_affine(self.layer), ridge))
         self.n_updates += 1
-
-    def _refresh(self) -> None:
-        """``A``, ``B``: one weighted sum of the classes' statistics (pending rows included, and kept)."""
-        if not self._stale or self.Vc is None or self.clock.weight is None:
-            return
-        K, d, cols = self.Vc.shape
-        w = self.clock.weight if self.clock.weight.shape[0] == K else self.clock.weight[:K]
-        M = (w @ self._current(self.Vc).reshape(K, d * cols)).view(d, cols)
-        self._A, self._B = M[:, :d], M[:, d:].T  # views of M (state_dict saves copies)
-        self._stale = False
 
     def forget(self, factor: float) -> None:
         super().forget(factor)
+        if self.T is not None:
+            self.T.mul_(factor)
         self.clock.forget(factor, by=self)
 
     def grow_inputs(self, n_new: int) -> None:
-        super().grow_inputs(n_new)
-        if self.Vc is not None:
+        if self.Vc is not None and self.T is not None:
             K, d, cols = self.Vc.shape
             self._pending.grow_inputs(d, n_new)
             V = self.Vc.new_zeros(K, d + n_new, cols + n_new)
             V[:, :d, :d] = self.Vc[:, :, :d]  # A_c
             V[:, :d, d + n_new :] = self.Vc[:, :, d:]  # B_c^T
             self.Vc = V
+            T = self.T.new_zeros(d + n_new, cols + n_new)
+            T[:d, :d], T[:d, d + n_new :] = self.T[:, :d], self.T[:, d:]
+            self.T = T
 
     def grow_outputs(self, n_new: int) -> None:
-        super().grow_outputs(n_new)
-        if self.Vc is not None:
+        if self.Vc is not None and self.T is not None:
             self._pending.grow_outputs(n_new)
             self.Vc = torch.cat([self.Vc, self.Vc.new_zeros(*self.Vc.shape[:2], n_new)], dim=2)
+            self.T = torch.cat([self.T, self.T.new_zeros(self.T.shape[0], n_new)], dim=1)
 
     def state_dict(self, prefix: str) -> dict[str, torch.Tensor]:
-        """The plain memory's state, plus each class's stored sums ``VAc`` (K x d x d) and ``VBc`` (K x m x d)
-        and the clock's ``scale``, ``Sc`` (weights, in samples) and ``freq``: the means of class ``c`` are
-        ``scale[c] / Sc[c]`` times its sums (each tensor grows as a prefix when inputs, outputs or classes do)."""
-        S, freq, scale = self.clock.S, self.clock.freq, self.clock.scale
-        if S is not None:
-            self.S = float(S.sum())  # the total weight, which only the saved state reports
-        sd = {k: v.contiguous() if k[len(prefix) :] in ("A", "B") else v for k, v in super().state_dict(prefix).items()}
-        if self.Vc is not None and S is not None and freq is not None and scale is not None and self._A is not None:
-            d, K = self._A.shape[0], self.Vc.shape[0]
-            sd.update(
-                {
-                    f"{prefix}VAc": self.Vc[:, :, :d].contiguous(),
-                    f"{prefix}VBc": self.Vc[:, :, d:].transpose(1, 2).contiguous(),
-                    f"{prefix}scale": scale[:K].clone(),
-                    f"{prefix}Sc": S[:K].clone(),
-                    f"{prefix}freq": freq[:K].clone(),
-                    **self._pending.state_dict(prefix),
-                }
-            )
-        return sd
+        """The plain memory's state (``A``, ``B``: the means of ``T``), plus :func:`class_state` and the
+        pending rows (:class:`PendingRows`); each tensor grows as a prefix when inputs, outputs or classes do."""
+        S, scale = self.clock.S, self.clock.scale
+        if self.Vc is None or self.T is None or S is None or scale is None:
+            return {}
+        self.S = float(S.sum())  # the total weight, which only the saved state reports
+        sd = {k: v.contiguous() for k, v in super().state_dict(prefix).items()}
+        pending = self._pending.state_dict(prefix, self.T.shape[0])
+        return {**sd, **class_state(prefix, self.Vc, self.T, S, scale), **pending}
 
     def load_state_dict(self, state: dict[str, torch.Tensor], prefix: str) -> None:
-        """Restore :meth:`state_dict`; a state that holds each class's means instead (``Ac``, ``Bc``, as the
-        first class-clocked memory saved them) is accepted too."""
+        """Restore :meth:`state_dict` (a state saved without ``T`` gets it from the classes' sums)."""
         if f"{prefix}A" in state and f"{prefix}VAc" not in state and f"{prefix}Ac" not in state:
             raise ValueError(f"state has no {prefix}VAc: it was saved by a memory that does not keep classes apart")
-        super().load_state_dict(state, prefix)
-        self._stale = False
+        super().load_state_dict(state, prefix)  # checks A and B
         self._pending.clear()
-        if self._A is None or self._B is None:
-            self.Vc = None
-            self.clock.reset(None, None, None)
+        if f"{prefix}A" not in state:
+            self.Vc = self.T = None
+            self.clock.reset(None, None)
             return
-        legacy = f"{prefix}VAc" not in state
-        VA, VB, Sc, freq = (
-            state[f"{prefix}{k}"] for k in (("Ac", "Bc") if legacy else ("VAc", "VBc")) + ("Sc", "freq")
-        )
-        scale = Sc.new_ones(Sc.shape) if legacy else state[f"{prefix}scale"]
-        K = Sc.shape[0]
-        if (VA.shape, VB.shape, freq.shape, scale.shape) != ((K, *self._A.shape), (K, *self._B.shape), (K,), (K,)):
-            raise ValueError(
-                f"state[{prefix}VAc/VBc/Sc/freq/scale] have shapes {tuple(VA.shape)}/{tuple(VB.shape)}/"
-                f"{tuple(Sc.shape)}/{tuple(freq.shape)}/{tuple(scale.shape)}, expected (K, *A.shape)/"
-                "(K, *B.shape)/(K,)/(K,)/(K,)"
-            )
-        dev = self._A.device
-        S = Sc.to(device=dev, copy=True)
-        V = torch.cat([VA, VB.transpose(1, 2)], dim=2).to(device=dev)
-        self.Vc = (V * S[:, None, None]).contiguous() if legacy else V.contiguous()  # legacy: means
-        # every memory of the clock saved the same clock
-        self.clock.reset(freq.to(device=dev, copy=True), S, scale.to(device=dev, copy=True))
+        A, B, dev = state[f"{prefix}A"], state[f"{prefix}B"], self.layer.weight.device
+        self.Vc, T, S, scale = load_class_state(state, prefix, tuple(A.shape), tuple(B.shape), dev)
+        self.clock.reset(S, scale)  # every memory of the clock saved the same clock
         self._folds = self.clock.folds
-        self._pending.load_state_dict(state, prefix, self.Vc.shape[2], K, dev)
+        K, d, cols = self.Vc.shape
+        self._pending.load_state_dict(state, prefix, d, cols - d, K, dev)
+        if T is None:
+            self._pass()
+        else:
+            self.T = T

@@ -64,8 +64,9 @@ def memory_fold(
 
 
 @torch.no_grad()
-def ridge_solve(A: torch.Tensor, B: torch.Tensor, W_prev: torch.Tensor, ridge: float) -> torch.Tensor:
-    """Return ``(B + ridge W_prev) (A + ridge I)^-1`` from a Cholesky factor and two triangular solves.
+def ridge_solve(A: torch.Tensor, B: torch.Tensor, W_prev: torch.Tensor, ridge: float | torch.Tensor) -> torch.Tensor:
+    """Return ``(B + ridge W_prev) (A + ridge I)^-1`` from a Cholesky factor and two triangular solves
+    (``ridge`` a number, or a 0-d tensor on the device).
 
     Chosen by measurement (``benchmarks/memory_solvers.py``; figures in ``benchmarks/README.md``): the fastest
     exact solve from 257 x 256 up; with few outputs the solves run from the left. A factorisation

@@ -36,6 +36,7 @@ class PendingRows:
         self._rows: list[torch.Tensor] = []
         self._classes: list[torch.Tensor] = []
         self._weights: list[torch.Tensor] = []
+        self._counts: list[int] = []  # rows of each class (CPU)
 
     def __len__(self) -> int:
         return sum(r.shape[0] for r in self._rows)
@@ -45,6 +46,27 @@ class PendingRows:
         self._rows.append(rows)
         self._classes.append(classes)
         self._weights.append(weights)
+        if classes.device.type == "cpu" and classes.numel():
+            counts = torch.bincount(classes).tolist()
+            self._counts += [0] * (len(counts) - len(self._counts))
+            for c, k in enumerate(counts):
+                self._counts[c] += k
+
+    def rows_of(self, classes: list[int]) -> int:
+        """How many kept rows are of ``classes`` (CPU)."""
+        return sum(self._counts[c] for c in classes if c < len(self._counts))
+
+    def add_weighted_into(self, T: torch.Tensor, d: int, coefficients: torch.Tensor) -> None:
+        """``T += sum_i coefficients[class_i] weight_i a_i^T [a_i | c_i]`` over the kept rows of the classes
+        whose coefficient is not 0 (``T``: d x (d + m); ``a_i``: the first ``d`` columns of row ``i``)."""
+        if not self._rows:
+            return
+        rows, classes, weights = self._joined()
+        w = coefficients[classes] * weights
+        chosen = w != 0
+        if bool(chosen.any()):
+            rows, w = rows[chosen], w[chosen]
+            T.addmm_((rows[:, :d] * w[:, None]).T, rows)
 
     def _joined(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if len(self._rows) > 1:
@@ -82,7 +104,7 @@ class PendingRows:
         return V
 
     def clear(self) -> None:
-        self._rows, self._classes, self._weights = [], [], []
+        self._rows, self._classes, self._weights, self._counts = [], [], [], []
 
     def grow_inputs(self, d: int, n_new: int) -> None:
         """Rows gain ``n_new`` zero inputs after their first ``d`` columns (the layer's inputs grew)."""
@@ -97,31 +119,36 @@ class PendingRows:
             rows, _, _ = self._joined()
             self._rows = [torch.cat([rows, rows.new_zeros(rows.shape[0], n_new)], dim=1)]
 
-    def state_dict(self, prefix: str) -> dict[str, torch.Tensor]:
-        """The kept rows as ``pending_rows``, ``pending_classes`` and ``pending_weights`` (none if empty)."""
+    def state_dict(self, prefix: str, d: int) -> dict[str, torch.Tensor]:
+        """The kept rows as ``pending_inputs`` (their first ``d`` columns) and ``pending_codes`` (the others),
+        with ``pending_classes`` and ``pending_weights`` (none if empty): each grows as a prefix when the
+        layer's inputs or outputs do."""
         if not self._rows:
             return {}
         rows, classes, weights = self._joined()
         return {
-            f"{prefix}pending_rows": rows.clone(),
+            f"{prefix}pending_inputs": rows[:, :d].contiguous(),
+            f"{prefix}pending_codes": rows[:, d:].contiguous(),
             f"{prefix}pending_classes": classes.clone(),
             f"{prefix}pending_weights": weights.clone(),
         }
 
     def load_state_dict(
-        self, state: dict[str, torch.Tensor], prefix: str, width: int, n_classes: int, device: torch.device
+        self, state: dict[str, torch.Tensor], prefix: str, d: int, m: int, n_classes: int, device: torch.device
     ) -> None:
-        """Restore :meth:`state_dict` (rows ``width`` wide, of ``n_classes`` classes); none if the state has none."""
+        """Restore :meth:`state_dict` (rows of ``d`` inputs and ``m`` codes, of ``n_classes`` classes); none if
+        the state has none. ``ValueError`` naming the keys if they do not fit."""
         self.clear()
-        if f"{prefix}pending_rows" not in state:
+        if f"{prefix}pending_inputs" not in state:
             return
-        rows, classes, weights = (state[f"{prefix}pending_{k}"] for k in ("rows", "classes", "weights"))
-        n = rows.shape[0]
-        if rows.ndim != 2 or rows.shape[1] != width or tuple(classes.shape) != (n,) or tuple(weights.shape) != (n,):
+        a, c, classes, weights = (state[f"{prefix}pending_{k}"] for k in ("inputs", "codes", "classes", "weights"))
+        n = a.shape[0]
+        if (a.shape, c.shape, classes.shape, weights.shape) != ((n, d), (n, m), (n,), (n,)):
             raise ValueError(
-                f"state[{prefix}pending_rows/classes/weights] have shapes {tuple(rows.shape)}/"
-                f"{tuple(classes.shape)}/{tuple(weights.shape)}, expected (n, {width})/(n,)/(n,)"
+                f"state[{prefix}pending_inputs/codes/classes/weights] have shapes {tuple(a.shape)}/{tuple(c.shape)}/"
+                f"{tuple(classes.shape)}/{tuple(weights.shape)}, expected (n, {d})/(n, {m})/(n,)/(n,)"
             )
         if n and (int(classes.min()) < 0 or int(classes.max()) >= n_classes):
             raise ValueError(f"state[{prefix}pending_classes] holds classes outside [0, {n_classes})")
-        self.add(rows.to(device, copy=True), classes.to(device, torch.int64, copy=True), weights.to(device, copy=True))
+        rows = torch.cat([a, c], dim=1).to(device)
+        self.add(rows, classes.to(device, torch.int64, copy=True), weights.to(device, copy=True))
