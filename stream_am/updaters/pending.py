@@ -1,11 +1,11 @@
 """Rows a class-clocked memory has taken but not yet added into its per-class sums.
 
-A class-clocked memory (:mod:`stream_am.updaters.class_memory`) that solves only on every ``solve_every``-th
-step needs its per-class sums current only then. Adding each batch into the ``K`` per-class sums costs a
-pass over ``K d (d + m)`` numbers per step whatever the batch size; keeping the batch's rows, each with the
-weight it had when it arrived, and adding the rows of all the steps since the last solve in one grouped
-product does the same arithmetic with one such pass per solve. The result is the same sums (up to the order
-of the additions): a row's weight (``1 / scale`` of its class at its step) is fixed when it arrives.
+Adding a batch into the ``K`` per-class sums of a class-clocked memory
+(:mod:`stream_am.updaters.class_memory`) is a pass over ``K d (d + m)`` numbers whatever the batch size,
+several times the plain memory's work on a small batch. The memory keeps the batches' rows instead, each with
+the weight it had when it arrived (``1 / scale`` of its class at its step, fixed then), and adds the rows of
+many steps in one grouped product: the same sums, up to the order of the additions. Meanwhile it can read
+the rows of chosen classes (:meth:`PendingRows.add_weighted_into`) to keep its sum over the classes current.
 """
 
 from __future__ import annotations
