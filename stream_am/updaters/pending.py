@@ -37,17 +37,22 @@ class PendingRows:
         self._classes: list[torch.Tensor] = []
         self._weights: list[torch.Tensor] = []
         self._counts: list[int] = []  # rows of each class (CPU)
+        self._n = 0
 
     def __len__(self) -> int:
-        return sum(r.shape[0] for r in self._rows)
+        return self._n
 
-    def add(self, rows: torch.Tensor, classes: torch.Tensor, weights: torch.Tensor) -> None:
-        """Keep ``rows`` (n x (d + m)) of classes ``classes`` (n, int64) with ``weights`` (n)."""
+    def add(
+        self, rows: torch.Tensor, classes: torch.Tensor, weights: torch.Tensor, counts: list[int] | None = None
+    ) -> None:
+        """Keep ``rows`` (n x (d + m)) of classes ``classes`` (n, int64) with ``weights`` (n); ``counts``: the
+        rows of each class, if known (CPU)."""
         self._rows.append(rows)
         self._classes.append(classes)
         self._weights.append(weights)
+        self._n += rows.shape[0]
         if classes.device.type == "cpu" and classes.numel():
-            counts = torch.bincount(classes).tolist()
+            counts = torch.bincount(classes).tolist() if counts is None else counts
             self._counts += [0] * (len(counts) - len(self._counts))
             for c, k in enumerate(counts):
                 self._counts[c] += k
@@ -104,7 +109,7 @@ class PendingRows:
         return V
 
     def clear(self) -> None:
-        self._rows, self._classes, self._weights, self._counts = [], [], [], []
+        self._rows, self._classes, self._weights, self._counts, self._n = [], [], [], [], 0
 
     def grow_inputs(self, d: int, n_new: int) -> None:
         """Rows gain ``n_new`` zero inputs after their first ``d`` columns (the layer's inputs grew)."""
