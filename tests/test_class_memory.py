@@ -112,8 +112,39 @@ def test_state_round_trips_and_classes_and_inputs_grow():
     assert u.Mc.shape == (3, 6 + 3, 6)
     assert u.A is not None and torch.equal(u.Mc[:, :4, :4], before[:, :4, :4])  # A_c kept, padded
     assert torch.equal(u.Mc[:, 6:, :4], before[:, 4:, :4]) and not u.Mc[:, :, 4:].any()  # B_c kept, padded
+    _assert_sum_of_classes(u)  # T, grown beside the classes' sums and the waiting rows, still their sum
     u.fit(torch.randn(16, 5), c, 16, labels=labels)
     assert torch.isfinite(layer.weight).all()
+    _assert_sum_of_classes(u)
+
+
+def _assert_sum_of_classes(u):
+    """The memory's A and B (the means of T, kept step by step) equal the classes' means weighted by their
+    weights (from the stored sums and the waiting rows)."""
+    assert u.Mc is not None and u.Sc is not None and u.A is not None and u.B is not None
+    K = u.Mc.shape[0]
+    M = (u.Mc * u.Sc[:K, None, None]).sum(0) / u.Sc.sum()
+    torch.testing.assert_close(M, torch.cat([u.A, u.B]), rtol=1e-4, atol=1e-5)
+
+
+def test_a_convolution_memory_weighs_each_image_patch_by_one_over_the_patches():
+    """Rows of a Conv2d are image patches, each of weight 1 / patches: T, the classes' sums and the waiting rows
+    agree, and the class weights count samples."""
+    torch.manual_seed(0)
+    conv = nn.Conv2d(2, 3, 3, padding=1)
+    u = ClassMemoryUpdater(conv, 0.01, 1e-2)
+    g = torch.Generator().manual_seed(1)
+    for i in range(11):
+        y = torch.randint(0, 3 if i < 3 else 2, (4,), generator=g)
+        x = torch.randn(4, 2, 5, 5, generator=g) + y[:, None, None, None]
+        u.fit(x, torch.randn(4, 3, 5, 5, generator=g), 4, labels=F.one_hot(y, 3).float())
+        if i == 9:  # 1,000 patches waiting; the next step passes
+            assert len(u._pending) == 10 * 4 * 25 and u.Sc is not None
+            assert 30.0 < float(u.Sc.sum()) < 40.0  # 40 samples (aged), not 1,000 patches
+            _assert_sum_of_classes(u)
+    assert len(u._pending) == 0
+    _assert_sum_of_classes(u)
+    assert torch.isfinite(conv.weight).all()
 
 
 def test_online_am_with_the_class_clock_keeps_the_first_classes_of_a_class_incremental_stream():
