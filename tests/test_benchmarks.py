@@ -117,3 +117,12 @@ def test_cost_model_times_every_top_mix_and_refits_the_constants(
     current = {n: float(getattr(variants, n)) for n in cost_model.BP_NAMES + cost_model.AM_NAMES}
     for row in rows:
         assert cost_model.predict(current, row) == pytest.approx(cost_model.library_ratio(row), rel=1e-9)
+
+
+def test_imbalanced_prints_both_clocks_per_batch_size(
+    load_benchmark: Loader, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = load_benchmark("imbalanced").main(["--n", "400", "--batch-sizes", "16"])
+    assert [r["batch_size"] for r in rows] == [16]
+    assert all(0.0 <= rows[0][k] <= 1.0 for k in ("accuracy class", "accuracy sample", "macro_f1 class"))
+    assert sum(line.startswith("| 16 |") for line in capsys.readouterr().out.splitlines()) == 1
