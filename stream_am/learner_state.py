@@ -107,15 +107,32 @@ class LearnerState:
         return self._solve_every if self._built else None
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        """Restore what :meth:`state_dict` returned; shapes and variants are checked before anything changes."""
+        """Restore what :meth:`state_dict` returned; shapes and variants are checked before anything changes, and
+        a state an updater refuses (``ValueError`` naming the key) leaves the learner as it was."""
         if not state:
             return
         variants, every = self._check_state(state)
-        if not self._built:
+        built = self._built
+        before = {k: v.clone() for k, v in (self.state_dict() if built else self.module.state_dict()).items()}
+        if not built:
             self._build(variants, every)
+        try:  # the updaters check their own tensors as they load: a refusal restores what was there
+            self._apply_state(state)
+        except Exception:
+            if built:
+                self._apply_state(before)
+            else:
+                self.module.load_state_dict(before)
+                self._built = False
+            raise
+
+    def _apply_state(self, state: dict[str, torch.Tensor]) -> None:
         self.module.load_state_dict({k[len("module.") :]: v for k, v in state.items() if k.startswith("module.")})
         for prefix, updater in zip(self._prefixes(), self._updaters, strict=True):
             updater.load_state_dict(state, prefix)
+        for key in ("mu", "samples_seen", "n_steps", "generator"):
+            if key not in state:
+                raise ValueError(f"state is missing {key}")
         self._mu = float(state["mu"])
         self.samples_seen = int(state["samples_seen"])
         self.n_steps = int(state["n_steps"])

@@ -292,3 +292,70 @@ def test_rows_wait_for_a_pass_while_the_sum_of_the_classes_is_kept_current(d, ev
     bad = dict(state, **{"m.pending_classes": torch.full_like(state["m.pending_classes"], K)})
     with pytest.raises(ValueError, match="pending_classes"):
         ClassMemoryUpdater(nn.Linear(d, K), decay, 1e-2).load_state_dict(bad, "m.")
+
+
+def test_folds_recompute_the_sum_of_the_classes_so_rounding_does_not_build_up():
+    """With a fast decay the lazy scale is folded long before a window of rows fills: each fold recomputes T
+    (an outlier taken off by subtraction would otherwise stay in T as rounding error)."""
+    K, d, decay = 50, 6, 0.2
+    g = torch.Generator().manual_seed(0)
+    u = ClassMemoryUpdater(nn.Linear(d, 4), decay, 1e-2)
+    U = torch.zeros(K, d + 1, d + 5, dtype=torch.float64)
+    S = torch.zeros(K, dtype=torch.float64)
+    for i in range(1500):
+        y = i if i < 48 else 48 + i % 2  # 48 classes held, then two alternate, one sample a step
+        a = (torch.randn(1, d, generator=g) + 1.0) * (300.0 if i % 500 == 250 else 1.0)  # an outlier now and then
+        c = torch.randn(1, 4, generator=g)
+        u.fit(a, c, 1, labels=F.one_hot(torch.tensor([y]), K).float())
+        a1 = torch.cat([torch.ones(1, 1), a], 1).double()
+        U[y] = U[y] * (1 - decay) + a1.T @ torch.cat([a1, c.double()], 1)
+        S[y] = S[y] * (1 - decay) + 1
+    assert u.clock.folds > 5 and u.A is not None
+    A_ref = U.sum(0)[:, : d + 1] / S.sum()
+    assert float((u.A.double() - A_ref).abs().max()) < 1e-5 * float(A_ref.abs().max())
+
+
+def test_a_weight_that_underflows_to_zero_is_forgotten_not_divided_by():
+    u = ClassMemoryUpdater(nn.Linear(3, 2), 0.5, 1e-2)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(2):  # 0.5 ** 200 underflows: the first batch's weight is 0, the memory holds the second
+        onehot = F.one_hot(torch.randint(0, 2, (200,), generator=g), 2).float()
+        u.fit(torch.randn(200, 3, generator=g), onehot, 200, labels=onehot)
+    assert u.Sc is not None and float(u.Sc.sum()) == pytest.approx(200.0)
+    u.forget(1e-46)  # a scale that underflows to 0 here too
+    onehot = F.one_hot(torch.arange(8) % 2, 2).float()
+    u.fit(torch.randn(8, 3, generator=g), onehot, 8, labels=onehot)
+    assert torch.isfinite(u.layer.weight).all() and float(u.Sc.sum()) == pytest.approx(8.0, rel=1e-3)
+    with pytest.raises(ValueError, match="labels have 1 classes"):
+        u.fit(torch.randn(8, 3), torch.ones(8, 2), 8, labels=torch.ones(8, 1))
+
+
+@pytest.mark.parametrize("key, value, match", [
+    ("memory.out.pending_classes", lambda t: torch.full_like(t, 7), "pending_classes"),
+    ("memory.out.Sc", lambda t: torch.full_like(t, float("nan")), "memory.out.Sc"),
+    ("memory.out.scale", lambda t: torch.zeros_like(t), "memory.out.scale"),
+    ("memory.0.pending_codes", None, "pending"),
+])
+def test_a_learner_refusing_a_state_keeps_its_own(key, value, match):
+    """A state whose class-clocked memory refuses one of its tensors (checked as the memory loads it) leaves a
+    trained learner as it was, and an untrained one untrained."""
+    x, y = blobs(n=96, d=4, k=3, seed=2)
+    am = OnlineAM(mlp((4, 8, 3)), variant="mem", seed=0)
+    for i in range(0, 96, 16):
+        am.partial_fit(x[i : i + 16], y[i : i + 16])
+    before = {k: v.clone() for k, v in am.state_dict().items()}
+    assert key in before
+    bad = dict(before)
+    if value is None:
+        del bad[key]
+    else:
+        bad[key] = value(before[key])
+    fresh = OnlineAM(mlp((4, 8, 3)), variant="mem", seed=0)
+    weights = {k: v.clone() for k, v in fresh.module.state_dict().items()}
+    for learner in (am, fresh):
+        with pytest.raises(ValueError, match=match):
+            learner.load_state_dict(bad)
+    after = am.state_dict()
+    assert set(after) == set(before) and all(torch.equal(after[k], before[k]) for k in before)
+    assert fresh.variants_ == [] and all(torch.equal(fresh.module.state_dict()[k], v) for k, v in weights.items())
+    am.partial_fit(x[:16], y[:16])  # and it goes on learning

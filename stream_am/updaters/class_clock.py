@@ -165,12 +165,12 @@ class ClassClock:
             elif S[c] > 0:
                 self.kept.append(c)
         self._tables(S, scale)
-        self._bound = min(scale)
+        self._bound = min(self.host_scale)  # as stored (float32 may round a tiny scale to 0)
 
     def _advance_device(self, per_sample: torch.Tensor) -> None:
         """:meth:`advance` on a GPU, in torch, with no device-to-host copy (the host's arithmetic)."""
         assert self.S is not None and self.scale is not None
-        aged = torch.where(per_sample > 0, self.factor, 1.0).to(self.scale)
+        aged = (per_sample > 0).to(self.scale.dtype) * (self.factor - 1.0) + 1.0  # in the scale's dtype
         self.scale.mul_(aged)
         self.S.mul_(aged).add_(per_sample)
         self._bound *= self.factor  # a bound of min(scale): every class aged at every step
@@ -182,7 +182,8 @@ class ClassClock:
         assert self.S is not None
         if self.S.dtype == torch.float32:  # round as the tensors will
             S, scale = (list(array("f", v)) for v in (S, scale))
-        table = torch.tensor([S, scale, [1.0 / s for s in scale]], dtype=self.S.dtype)
+        # a scale that underflowed to 0 (a huge batch, or forget) gets 0: the fold that follows restarts it at 1
+        table = torch.tensor([S, scale, [1.0 / s if s > 0 else 0.0 for s in scale]], dtype=self.S.dtype)
         self.S, self.scale, self.inverse = table.unbind()
         self.host_scale = scale
         self.total = math.fsum(S)

@@ -19,9 +19,10 @@ pass over ``K d (d + m)`` numbers, several times the plain memory's work on a sm
 wait (:mod:`stream_am.updaters.pending`) until ``FLUSH_ROWS`` have come, and ``T`` is kept current on the CPU
 between those passes: each step ages it (``T`` times the factor, plus back what the classes the step did not
 show lost; or ``T`` less what the classes it showed lost, whichever reads fewer classes' sums) and adds the
-batch's rows as the plain memory does. Each pass recomputes ``T`` from the classes' sums, so rounding cannot
-build up. On a GPU (no device-to-host copy to learn which classes a step showed) and for batches of
-``FLUSH_ROWS`` rows or more, every step is such a pass.
+batch's rows as the plain memory does. Each pass (and each step in which the lazy scale is folded into the
+sums, which adds the waiting rows too) recomputes ``T`` from the classes' sums, so rounding cannot build up
+beyond one window of ``FLUSH_ROWS`` rows. On a GPU (no device-to-host copy to learn which classes a step
+showed) and for batches of ``FLUSH_ROWS`` rows or more, every step is such a pass.
 
 Its statistics need the samples' labels: :meth:`ClassMemoryUpdater.statistics` takes them one-hot
 (``labels``, n x K), so that shards of a batch give statistics of the same shape, which add up. The weights
@@ -64,6 +65,7 @@ class ClassMemoryUpdater(MemoryUpdater):
         self.Vc: torch.Tensor | None = None  # per-class sums [A_c | B_c^T] / clock.scale, in samples (K x d x (d + m))
         self.T: torch.Tensor | None = None  # sum_c U_c, pending rows included (d x (d + m))
         self._folds = 0  # the clock's folds this memory has applied
+        self._folded = False  # this step folded (and so passes: T is recomputed)
         self._pending = PendingRows()  # rows not yet in Vc
 
     @property
@@ -136,7 +138,7 @@ class ClassMemoryUpdater(MemoryUpdater):
         ac, d, batch = self._rows(a, target, labels)
         self._age(batch.counts(), n, d, ac.shape[1] - d, ac)
         rps, classes = self._rows_per_sample, batch.classes(self._rows_per_sample)
-        passing = ac.device.type != "cpu" or len(self._pending) + ac.shape[0] >= FLUSH_ROWS
+        passing = ac.device.type != "cpu" or len(self._pending) + ac.shape[0] >= FLUSH_ROWS or self._folded
         if not passing:  # T kept current: aged, then the batch added as the plain memory adds it
             assert self.T is not None
             self._age_T()
@@ -215,8 +217,11 @@ class ClassMemoryUpdater(MemoryUpdater):
             self.T = like.new_zeros(d, d + m)
         elif K > self.Vc.shape[0]:  # the labels gained classes
             self.Vc = torch.cat([self.Vc, self.Vc.new_zeros(K - self.Vc.shape[0], *self.Vc.shape[1:])])
+        elif K < self.Vc.shape[0]:
+            raise ValueError(f"labels have {K} classes, but this memory keeps {self.Vc.shape[0]}")
         self.clock.advance(per_sample, n, self.decay, self.n_updates)
-        if self._folds != self.clock.folds:  # the clock folded its scale into the sums (every memory steps)
+        self._folded = self._folds != self.clock.folds
+        if self._folded:  # the clock folded its scale into the sums (every memory steps): this step passes
             assert self.clock.folded is not None and self.clock.folds == self._folds + 1
             self._flush()  # pending rows are weighted at the old scale
             self.Vc.mul_(self.clock.folded[:K, None, None])
@@ -279,12 +284,12 @@ class ClassMemoryUpdater(MemoryUpdater):
             self.Vc = self.T = None
             self.clock.reset(None, None)
             return
-        A, B, dev = state[f"{prefix}A"], state[f"{prefix}B"], self.layer.weight.device
-        self.Vc, T, S, scale = load_class_state(state, prefix, tuple(A.shape), tuple(B.shape), dev)
+        A, B, w = state[f"{prefix}A"], state[f"{prefix}B"], self.layer.weight
+        self.Vc, T, S, scale = load_class_state(state, prefix, tuple(A.shape), tuple(B.shape), w)
         self.clock.reset(S, scale)  # every memory of the clock saved the same clock
         self._folds = self.clock.folds
         K, d, cols = self.Vc.shape
-        self._pending.load_state_dict(state, prefix, d, cols - d, K, dev)
+        self._pending.load_state_dict(state, prefix, d, cols - d, K, w)
         if T is None:
             self._pass()
         else:

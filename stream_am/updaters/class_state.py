@@ -28,20 +28,39 @@ def class_state(
     }
 
 
+def _get(state: dict[str, torch.Tensor], key: str) -> torch.Tensor:
+    if key not in state:
+        raise ValueError(f"state is missing {key}")
+    return state[key]
+
+
+def check_values(key: str, t: torch.Tensor, low: float | None = None, positive: bool = False) -> None:
+    """``ValueError`` naming ``key`` unless ``t`` is a floating tensor of finite values (``>= low``; ``> 0``
+    where ``positive``)."""
+    if not t.is_floating_point():
+        raise ValueError(f"state[{key}] must be a floating tensor, got {t.dtype}")
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"state[{key}] holds values that are not finite")
+    if (low is not None and bool((t < low).any())) or (positive and bool((t <= 0).any())):
+        raise ValueError(f"state[{key}] holds values {'<= 0' if positive else f'< {low}'}")
+
+
 def load_class_state(
     state: dict[str, torch.Tensor], prefix: str, A_shape: tuple[int, ...], B_shape: tuple[int, ...],
-    device: torch.device,
+    like: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]:
-    """``(Vc, T, S, scale)`` from :func:`class_state` (``T`` is ``None`` in a state saved without it); a state
-    that holds each class's means instead (``Ac``, ``Bc``, as the first class-clocked memory saved them) is
-    accepted too. ``ValueError`` naming the keys if a shape does not fit ``A_shape`` and ``B_shape``."""
+    """``(Vc, T, S, scale)`` from :func:`class_state` (``T`` is ``None`` in a state saved without it), on the
+    device and in the dtype of ``like``; a state that holds each class's means instead (``Ac``, ``Bc``, as the
+    first class-clocked memory saved them) is accepted too. ``ValueError`` naming the keys if one is missing,
+    if a shape does not fit ``A_shape`` and ``B_shape``, or if a value is not finite (or a weight negative, a
+    scale not positive)."""
     legacy = f"{prefix}VAc" not in state
-    VA, VB, Sc = (state[f"{prefix}{k}"] for k in (("Ac", "Bc") if legacy else ("VAc", "VBc")) + ("Sc",))
-    scale = Sc.new_ones(Sc.shape) if legacy else state[f"{prefix}scale"]
+    VA, VB, Sc = (_get(state, f"{prefix}{k}") for k in (("Ac", "Bc") if legacy else ("VAc", "VBc")) + ("Sc",))
+    scale = Sc.new_ones(Sc.shape) if legacy else _get(state, f"{prefix}scale")
     TA, TB = state.get(f"{prefix}TA"), state.get(f"{prefix}TB")
-    K = Sc.shape[0]
+    K = Sc.shape[0] if Sc.ndim == 1 else -1
     T_shapes = None if TA is None or TB is None else (TA.shape, TB.shape)
-    if (VA.shape, VB.shape, scale.shape) != ((K, *A_shape), (K, *B_shape), (K,)) or (
+    if (VA.shape, VB.shape, scale.shape, Sc.ndim) != ((K, *A_shape), (K, *B_shape), (K,), 1) or (
         (TA is None) != (TB is None) or T_shapes not in (None, (A_shape, B_shape))
     ):
         raise ValueError(
@@ -49,8 +68,14 @@ def load_class_state(
             f"{tuple(Sc.shape)}/{tuple(scale.shape)}/{None if TA is None else tuple(TA.shape)}/"
             f"{None if TB is None else tuple(TB.shape)}, expected (K, *A.shape)/(K, *B.shape)/(K,)/(K,)/A.shape/B.shape"
         )
-    S = Sc.to(device=device, copy=True)
-    V = torch.cat([VA, VB.transpose(1, 2)], dim=2).to(device=device)
+    for key, t in (("VAc", VA), ("VBc", VB), ("TA", TA), ("TB", TB)):
+        if t is not None:
+            check_values(prefix + key, t)
+    check_values(f"{prefix}Sc", Sc, low=0.0)
+    check_values(f"{prefix}scale", scale, positive=True)
+    dev, dtype = like.device, like.dtype
+    S = Sc.to(dev, dtype, copy=True)
+    V = torch.cat([VA, VB.transpose(1, 2)], dim=2).to(dev, dtype)
     Vc = (V * S[:, None, None]).contiguous() if legacy else V.contiguous()  # legacy: means
-    T = None if TA is None or TB is None else torch.cat([TA, TB.T], dim=1).to(device=device).contiguous()
-    return Vc, T, S, scale.to(device=device, copy=True)
+    T = None if TA is None or TB is None else torch.cat([TA, TB.T], dim=1).to(dev, dtype).contiguous()
+    return Vc, T, S, scale.to(dev, dtype, copy=True)

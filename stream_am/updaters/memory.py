@@ -181,6 +181,9 @@ class MemoryUpdater:
             self.A, self.B, self.S, self.n_updates = None, None, 0.0, 0
             return
         w = self.layer.weight
+        for key in ("B", "S", "updates"):
+            if f"{prefix}{key}" not in state:
+                raise ValueError(f"state is missing {prefix}{key}")
         A, B = state[f"{prefix}A"], state[f"{prefix}B"]
         d, n_out = w[0].numel() + int(self.bias), w.shape[0]
         if tuple(A.shape) != (d, d) or tuple(B.shape) != (n_out, d):

@@ -139,21 +139,34 @@ class PendingRows:
         }
 
     def load_state_dict(
-        self, state: dict[str, torch.Tensor], prefix: str, d: int, m: int, n_classes: int, device: torch.device
+        self, state: dict[str, torch.Tensor], prefix: str, d: int, m: int, n_classes: int, like: torch.Tensor
     ) -> None:
-        """Restore :meth:`state_dict` (rows of ``d`` inputs and ``m`` codes, of ``n_classes`` classes); none if
-        the state has none. ``ValueError`` naming the keys if they do not fit."""
+        """Restore :meth:`state_dict` (rows of ``d`` inputs and ``m`` codes, of ``n_classes`` classes), on the
+        device and in the dtype of ``like``; none if the state has none. ``ValueError`` naming the keys if
+        they do not fit (all four or none; integer classes in range; finite rows and weights >= 0)."""
         self.clear()
-        if f"{prefix}pending_inputs" not in state:
+        keys = [f"{prefix}pending_{k}" for k in ("inputs", "codes", "classes", "weights")]
+        present = [k in state for k in keys]
+        if not any(present):
             return
-        a, c, classes, weights = (state[f"{prefix}pending_{k}"] for k in ("inputs", "codes", "classes", "weights"))
-        n = a.shape[0]
+        if not all(present):
+            raise ValueError(f"state has {', '.join(k for k in keys if k in state)} but not all of {keys}")
+        a, c, classes, weights = (state[k] for k in keys)
+        n = a.shape[0] if a.ndim else -1
         if (a.shape, c.shape, classes.shape, weights.shape) != ((n, d), (n, m), (n,), (n,)):
             raise ValueError(
                 f"state[{prefix}pending_inputs/codes/classes/weights] have shapes {tuple(a.shape)}/{tuple(c.shape)}/"
                 f"{tuple(classes.shape)}/{tuple(weights.shape)}, expected (n, {d})/(n, {m})/(n,)/(n,)"
             )
+        if classes.is_floating_point() or classes.is_complex() or classes.dtype == torch.bool:
+            raise ValueError(f"state[{prefix}pending_classes] must hold integers, got {classes.dtype}")
         if n and (int(classes.min()) < 0 or int(classes.max()) >= n_classes):
             raise ValueError(f"state[{prefix}pending_classes] holds classes outside [0, {n_classes})")
-        rows = torch.cat([a, c], dim=1).to(device)
-        self.add(rows, classes.to(device, torch.int64, copy=True), weights.to(device, copy=True))
+        for key, t in zip(keys[:2] + keys[3:], (a, c, weights), strict=True):
+            if not t.is_floating_point() or not bool(torch.isfinite(t).all()):
+                raise ValueError(f"state[{key}] must hold finite floating values")
+        if bool((weights < 0).any()):
+            raise ValueError(f"state[{prefix}pending_weights] holds negative weights")
+        dev, dtype = like.device, like.dtype
+        self.add(torch.cat([a, c], dim=1).to(dev, dtype), classes.to(dev, torch.int64, copy=True),
+                 weights.to(dev, dtype, copy=True))
