@@ -2,10 +2,10 @@
 per-class sums of a batch's rows (:func:`class_increments`, the functional core of those memories).
 
 Every class-clocked memory of a learner sees the same labels, so the aging of each class (which depends only
-on the labels) is computed once per step, by one :class:`ClassClock`, and the
-batch's rows are grouped by class once, by one :class:`ClassBatch`. Both work on vectors of one entry per
-class or sample: on the CPU in Python floats and NumPy (torch's cost per operation is several times the
-arithmetic at these sizes), on a GPU in torch, with no device-to-host copy.
+on the labels) is computed once per step, by one :class:`ClassClock`, and what the memories read from the
+labels (counts, each row's class) once, by one :class:`ClassBatch`. The clock works on vectors of one entry
+per class: on the CPU in Python floats (torch's cost per operation is several times the arithmetic at these
+sizes), on a GPU in torch, with no device-to-host copy.
 """
 
 from __future__ import annotations

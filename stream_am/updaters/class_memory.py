@@ -247,15 +247,8 @@ class ClassMemoryUpdater(MemoryUpdater):
 
     def grow_inputs(self, n_new: int) -> None:
         if self.Vc is not None and self.T is not None:
-            K, d, cols = self.Vc.shape
-            self._pending.grow_inputs(d, n_new)
-            V = self.Vc.new_zeros(K, d + n_new, cols + n_new)
-            V[:, :d, :d] = self.Vc[:, :, :d]  # A_c
-            V[:, :d, d + n_new :] = self.Vc[:, :, d:]  # B_c^T
-            self.Vc = V
-            T = self.T.new_zeros(d + n_new, cols + n_new)
-            T[:d, :d], T[:d, d + n_new :] = self.T[:, :d], self.T[:, d:]
-            self.T = T
+            self._pending.grow_inputs(self.T.shape[0], n_new)
+            self.Vc, self.T = _widen(self.Vc, n_new), _widen(self.T, n_new)
 
     def grow_outputs(self, n_new: int) -> None:
         if self.Vc is not None and self.T is not None:
@@ -294,3 +287,11 @@ class ClassMemoryUpdater(MemoryUpdater):
             self._pass()
         else:
             self.T = T
+
+
+def _widen(X: torch.Tensor, n_new: int) -> torch.Tensor:
+    """Sums ``[A | B^T]`` (``... x d x (d + m)``) with ``n_new`` more inputs: zero rows and columns after ``A``'s."""
+    d, cols = X.shape[-2:]
+    W = X.new_zeros(*X.shape[:-2], d + n_new, cols + n_new)
+    W[..., :d, :d], W[..., :d, d + n_new :] = X[..., :d], X[..., d:]
+    return W

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["class_state", "load_class_state"]
+__all__ = ["check_values", "class_state", "load_class_state"]
 
 
 def class_state(

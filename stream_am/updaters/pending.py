@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from stream_am.updaters.class_clock import class_sums
+from stream_am.updaters.class_state import check_values
 
 __all__ = ["PendingRows"]
 
@@ -162,11 +163,9 @@ class PendingRows:
             raise ValueError(f"state[{prefix}pending_classes] must hold integers, got {classes.dtype}")
         if n and (int(classes.min()) < 0 or int(classes.max()) >= n_classes):
             raise ValueError(f"state[{prefix}pending_classes] holds classes outside [0, {n_classes})")
-        for key, t in zip(keys[:2] + keys[3:], (a, c, weights), strict=True):
-            if not t.is_floating_point() or not bool(torch.isfinite(t).all()):
-                raise ValueError(f"state[{key}] must hold finite floating values")
-        if bool((weights < 0).any()):
-            raise ValueError(f"state[{prefix}pending_weights] holds negative weights")
+        check_values(keys[0], a)
+        check_values(keys[1], c)
+        check_values(keys[3], weights, low=0.0)
         dev, dtype = like.device, like.dtype
         self.add(torch.cat([a, c], dim=1).to(dev, dtype), classes.to(dev, torch.int64, copy=True),
                  weights.to(dev, dtype, copy=True))
