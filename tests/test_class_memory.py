@@ -262,6 +262,7 @@ def test_rows_wait_for_a_pass_while_the_sum_of_the_classes_is_kept_current(d, ev
     from stream_am.updaters import class_memory
 
     monkeypatch.setattr(class_memory, "FLUSH_ROWS", 256)  # a pass within this short stream
+    monkeypatch.setattr(class_memory, "FLUSH_ROWS_PER_INPUT", 1)
     K, decay, g = 4, 0.01, torch.Generator().manual_seed(4)
     tasks = [(0, 1)] * 12 + [(2,)] * 12 + [(3, 0)] * 12 + [(0, 1, 2, 3)] * 12  # 48 batches of 12 rows
     batches = []

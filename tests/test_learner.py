@@ -148,6 +148,21 @@ def _bad_batches(x, y):
     ]
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_all_finite_sees_one_bad_entry_anywhere(bad):
+    """The min/max check of the input must see a non-finite entry at every position (vectorised lanes and
+    tails included), among large finite values too."""
+    from stream_am.checks import all_finite
+
+    for n in (1, 2, 7, 8, 9, 15, 16, 17, 31, 33, 64, 65, 130):
+        x = torch.linspace(-1e38, 1e38, n).reshape(1, n)
+        assert all_finite(x)
+        for i in range(n):
+            z = x.clone()
+            z[0, i] = bad
+            assert not all_finite(z), (n, i)
+
+
 @pytest.mark.parametrize("variant", ["mem", "adam"])
 def test_bad_input_raises_and_changes_nothing(variant):
     x, y = blobs(n=64)

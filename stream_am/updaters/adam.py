@@ -165,15 +165,17 @@ class AdamState:
 
 @torch.no_grad()
 def linear_mse_grads(
-    layer: nn.Linear, a: torch.Tensor, c: torch.Tensor, out: torch.Tensor | None = None
+    layer: nn.Linear, a: torch.Tensor, c: torch.Tensor, out: torch.Tensor | None = None, scale: float = 1.0
 ) -> list[torch.Tensor]:
-    """Gradients (weight, then bias if any) of the sum over samples of ``mean((layer(a_i) - c_i)^2)``.
+    """Gradients (weight, then bias if any) of ``scale`` times the sum over samples of
+    ``mean((layer(a_i) - c_i)^2)``.
 
-    Two matrix products, no autograd; ``out`` is ``layer(a)`` when already known. Sums, so that the
-    gradients of shards of a batch add up to the batch's.
+    Two matrix products, no autograd; ``out`` is ``layer(a)`` when already known. Sums (``scale=1``), so that
+    the gradients of shards of a batch add up to the batch's; ``scale=1 / n`` gives the mean over the batch
+    (the residuals scaled, not the gradients: a pass over ``n x k`` numbers instead of ``d x k``).
     """
     per_sample = math.prod(c.shape[1:])  # outputs per sample (a shard may bring no samples)
-    r = (F.linear(a, layer.weight, layer.bias) if out is None else out).sub(c).mul_(2.0 / per_sample)
+    r = (F.linear(a, layer.weight, layer.bias) if out is None else out).sub(c).mul_(2.0 * scale / per_sample)
     gw = r.T @ a
     return [gw, r.sum(0)] if layer.bias is not None else [gw]
 
@@ -199,16 +201,24 @@ class AdamUpdater:
         self, a: torch.Tensor, target: torch.Tensor, n: int, known: torch.Tensor | None = None,
         labels: Labels | None = None,
     ) -> list[torch.Tensor]:
+        return self._gradients(a, target, known, 1.0)
+
+    def _gradients(self, a: torch.Tensor, target: torch.Tensor, known: torch.Tensor | None, scale: float
+                   ) -> list[torch.Tensor]:
+        """Gradients of ``scale`` times the sum over samples of each sample's squared error."""
         layer = self.block.layer
         if self._closed_form and isinstance(layer, nn.Linear):
-            return linear_mse_grads(layer, a, target, known)
+            return linear_mse_grads(layer, a, target, known, scale)
         with torch.enable_grad():
             obj = F.mse_loss(self.block.forward(a, batch_stats=True), target, reduction="sum")
-            obj = obj / math.prod(target.shape[1:])  # the sum over samples of each sample's mean
+            obj = obj * (scale / math.prod(target.shape[1:]))  # the sum over samples of each sample's mean
             return list(torch.autograd.grad(obj, self.block.parameters()))
 
     def apply(self, stats: list[torch.Tensor], n: int) -> None:
-        grads = [s / n for s in stats]
+        self._step([s.div_(n) for s in stats])  # statistics are fresh tensors: divided in place
+
+    def _step(self, grads: list[torch.Tensor]) -> None:
+        """One Adam step on the mean gradients ``grads`` (plus the L1 term of the weights)."""
         if self.lambda_w > 0:
             w = self.block.layer.weight
             grads[0].add_(torch.sign(w), alpha=self.lambda_w / w.numel())
@@ -217,7 +227,7 @@ class AdamUpdater:
     def fit(self, a: torch.Tensor, target: torch.Tensor, n: int, known: torch.Tensor | None = None,
             labels: Labels | None = None) -> None:
         for k in range(self.steps):
-            self.apply(self.statistics(a, target, n, known if k == 0 else None), n)
+            self._step(self._gradients(a, target, known if k == 0 else None, 1.0 / n))
 
     def forget(self, factor: float) -> None:
         """Adam keeps no memory of samples: nothing to forget."""

@@ -9,7 +9,7 @@ from stream_am.network import CodeBlock
 from stream_am.objectives import output_loss
 from stream_am.updaters.adam import AdamUpdater
 from stream_am.updaters.base import Updater
-from stream_am.updaters.class_clock import ClassClock, Labels
+from stream_am.updaters.class_clock import ClassClock
 from stream_am.updaters.class_memory import ClassMemoryUpdater
 from stream_am.updaters.memory import MemoryUpdater
 
@@ -19,20 +19,20 @@ __all__ = ["AdamReadout", "make_readout"]
 class AdamReadout(AdamUpdater):
     """``steps`` Adam steps on the mean output loss (``cross_entropy`` or ``mse``) of the output layer.
 
-    Its statistics are the gradients of the loss summed over samples; :meth:`apply` divides by their number.
+    Its statistics are the gradients of the loss summed over samples; :meth:`apply` divides by their number
+    (:meth:`fit` scales the loss by it instead).
     """
 
     def __init__(self, out: nn.Linear, lr: float, steps: int, loss: str):
         super().__init__(CodeBlock(out), lr, steps)
         self.loss = loss
 
-    def statistics(
-        self, a: torch.Tensor, target: torch.Tensor, n: int, known: torch.Tensor | None = None,
-        labels: Labels | None = None,
-    ) -> list[torch.Tensor]:
+    def _gradients(self, a: torch.Tensor, target: torch.Tensor, known: torch.Tensor | None, scale: float
+                   ) -> list[torch.Tensor]:
+        """Gradients of ``scale`` times the loss summed over samples."""
         params = self.block.parameters()
         with torch.enable_grad():
-            return list(torch.autograd.grad(output_loss(self.block.layer(a), target, self.loss), params))
+            return list(torch.autograd.grad(output_loss(self.block.layer(a), target, self.loss) * scale, params))
 
 
 def make_readout(
