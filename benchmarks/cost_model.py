@@ -2,7 +2,8 @@
 
 For each network, every mix with the memories on top (``adam/.../adam`` up to ``mem/.../mem``; on deep
 networks 0, 1, 2, 4 and all memories), solved every step and every second step, with the memory readout, and
-the all-Adam and all-memory mixes with the Adam readout, are timed against a backprop Adam step as
+the all-Adam and all-memory mixes with the Adam readout, each with class-clocked memories (the default for
+classification) and with ``memory_clock="sample"``, are timed against a backprop Adam step as
 ``step_time.py`` times them (interleaved, blocks of four steps, median; the process's CPU time by default).
 The ratios (AM step / backprop step) are then fitted by weighted least squares (steps within 1.6 to 2.3
 backprop steps, where ``auto`` decides, weigh three times; a weak prior keeps the modelled backprop step
@@ -32,11 +33,13 @@ from stream_am.estimators import build_mlp
 from stream_am.network import decompose
 
 NETWORKS = ["64-64-64-10/b32", "18-64-64-10/b32", "64-128-128-10/b32", "64-256-256-10/b32", "64-64-10/b32",
-            "784-64-10/b32", "784-256-256-10/b128", "deep-10x256/b128", "784-1024-1024-10/b256"]
+            "10-64-2/b32", "784-64-10/b32", "784-256-256-10/b128", "deep-10x256/b128", "784-1024-1024-10/b256"]
 #: the constants of stream_am.variants, in the order of the features below (rates enter as 1 / rate)
 BP_NAMES = ["BP_LAYER_US", "BP_RATE", "BP_PARAM_RATE"]
-AM_NAMES = ["AM_LAYER_US", "CODE_RATE", "ADAM_US", "ADAM_RATE", "READOUT_ADAM_US", "READOUT_ADAM_RATE", "MEMORY_US",
-            "FOLD_RATE", "SOLVE_US", "FACTOR_RATE", "TRSM_RATE"]
+AM_NAMES = ["AM_STEP_US", "AM_CODE_US", "CODE_RATE", "ADAM_US", "ADAM_RATE", "READOUT_ADAM_US", "READOUT_ADAM_RATE",
+            "MEMORY_US", "FOLD_RATE", "SOLVE_US", "SOLVE_COPY_RATE", "FACTOR_RATE", "TRSM_RATE", "CLASS_STEP_US",
+            "CLASS_RATE"]
+MEMORY_CLOCKS = ("class", "sample")
 
 
 def parse(spec: str) -> tuple[list[int], int]:
@@ -66,11 +69,13 @@ def measure(spec: str, steps: int, clock: str) -> list[dict[str, Any]]:
         return build_mlp(widths[0], widths[-1], tuple(widths[1:-1]), seed=0)
 
     learners: dict[Any, Any] = {"bp": st["BackpropStep"](net())}
-    learners.update({c: OnlineAM(net(), variant=list(c[0]), solve_every=c[1], readout=c[2]) for c in configs(widths)})
+    learners.update({(*c, m): OnlineAM(net(), variant=list(c[0]), solve_every=c[1], readout=c[2], memory_clock=m)
+                     for c in configs(widths) for m in MEMORY_CLOCKS
+                     if m == "class" or "mem" in c[0] or c[2] == "memory"})  # no memory: the clock does nothing
     times = st["interleaved_medians"](learners, x, y, steps, 3, clock)  # three warm-up samples
     bp = times.pop("bp") * 1e6
-    return [{"network": spec, "variants": list(c[0]), "solve_every": c[1], "readout": c[2], "us": v * 1e6,
-             "bp_us": bp} for c, v in times.items()]
+    return [{"network": spec, "variants": list(c[0]), "solve_every": c[1], "readout": c[2], "memory_clock": c[3],
+             "us": v * 1e6, "bp_us": bp} for c, v in times.items()]
 
 
 def _layers(widths: list[int]) -> list[tuple[int, int]]:
@@ -82,17 +87,19 @@ def bp_features(widths: list[int], b: int) -> list[float]:
     return [len(layers), sum(6.0 * b * d * k for d, k in layers), sum(float(d * k) for d, k in layers)]
 
 
-def am_features(widths: list[int], b: int, rules: list[str], s: int, readout: str) -> list[float]:
+def am_features(widths: list[int], b: int, rules: list[str], s: int, readout: str, by_class: bool) -> list[float]:
     layers = _layers(widths)
-    f = [float(len(layers)), sum(float(b * k) for _, k in layers)] + [0.0] * 9
+    f = [1.0, float(len(layers) - 1), sum(float(b * k) for _, k in layers)] + [0.0] * 12
     for i, (rule, (d, k)) in enumerate(zip([*rules, "mem" if readout == "memory" else "adam"], layers, strict=True)):
         if rule == "mem":
-            f[6:] = [f[6] + 1,
-                     f[7] + 2.0 * b * d * (d + k), f[8] + 1 / s, f[9] + d**3 / 3 / s, f[10] + 2 * k * d * d / s]
+            f[7:13] = [f[7] + 1, f[8] + 2.0 * b * d * (d + k),
+                       f[9] + 1 / s, f[10] + d * (d + k) / s, f[11] + d**3 / 3 / s, f[12] + 2 * k * d * d / s]
+            if by_class:
+                f[13:] = [1.0, f[14] + 2.0 * b * d * (d + k)]
         elif i == len(layers) - 1:
-            f[4:6] = [f[4] + 1, f[5] + 2.0 * b * d * k]
+            f[5:7] = [f[5] + 1, f[6] + 2.0 * b * d * k]
         else:
-            f[2:4] = [f[2] + 1, f[3] + 2.0 * b * d * k]
+            f[3:5] = [f[3] + 1, f[4] + 2.0 * b * d * k]
     return f
 
 
@@ -105,7 +112,8 @@ def fit(rows: list[dict[str, Any]]) -> dict[str, float]:
     nets = sorted({r["network"] for r in rows})
     xb = {n: np.array(bp_features(*parse(n))) for n in nets}
     bp_measured = {n: statistics.median(r["bp_us"] for r in rows if r["network"] == n) for n in nets}
-    xa = np.array([am_features(*parse(r["network"]), r["variants"], r["solve_every"], r["readout"]) for r in rows])
+    xa = np.array([am_features(*parse(r["network"]), r["variants"], r["solve_every"], r["readout"], _by_class(r))
+                   for r in rows])
     ratio = np.array([r["us"] / r["bp_us"] for r in rows])
     weight = np.where((ratio > 1.6) & (ratio < 2.3), 3.0, 1.0)
     start = np.concatenate([_as_coefficients(BP_NAMES, vars(variants)), _as_coefficients(AM_NAMES, vars(variants))])
@@ -124,7 +132,7 @@ def predict(constants: dict[str, float], row: dict[str, Any]) -> float:
     """The ratio of ``row``'s step to a backprop step under ``constants`` (this script's own features)."""
     widths, b = parse(row["network"])
     bp = np.array(bp_features(widths, b)) @ _as_coefficients(BP_NAMES, constants)
-    am = np.array(am_features(widths, b, row["variants"], row["solve_every"], row["readout"]))
+    am = np.array(am_features(widths, b, row["variants"], row["solve_every"], row["readout"], _by_class(row)))
     return float(am @ _as_coefficients(AM_NAMES, constants) / bp)
 
 
@@ -134,7 +142,12 @@ def library_ratio(row: dict[str, Any]) -> float:
     net = decompose(build_mlp(widths[0], widths[-1], tuple(widths[1:-1]), seed=0))
     layers = [block.layer for block in net.blocks] + [net.out]
     bp = sum(variants.backprop_cost(layer, b) for layer in layers)
-    return variants.step_cost(net, row["variants"], b, row["solve_every"], row["readout"]) / bp
+    return variants.step_cost(net, row["variants"], b, row["solve_every"], row["readout"], _by_class(row)) / bp
+
+
+def _by_class(row: dict[str, Any]) -> bool:
+    """Whether ``row`` was timed with class-clocked memories (timings saved before they existed: no)."""
+    return row.get("memory_clock", "sample") == "class"
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -152,11 +165,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.save:
         args.save.write_text(json.dumps(rows))
     fitted = fit(rows)
-    print("| network | code layers | solve_every | readout | measured / bp | fitted model | current model |")
-    print("|---|---|---|---|---|---|---|")
+    print("| network | code layers | solve_every | readout | memory clock | measured / bp | fitted model "
+          "| current model |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         rules = "/".join(r["variants"]) if len(r["variants"]) <= 2 else f"{r['variants'].count('mem')} mem on top"
-        print(f"| {r['network']} | {rules} | {r['solve_every']} | {r['readout']} | {r['us'] / r['bp_us']:.2f} "
+        print(f"| {r['network']} | {rules} | {r['solve_every']} | {r['readout']} | {r.get('memory_clock', 'sample')} "
+              f"| {r['us'] / r['bp_us']:.2f} "
               f"| {predict(fitted, r):.2f} | {library_ratio(r):.2f} |")
     print("\n" + ", ".join(f"{n} = {v:.4g}" for n, v in fitted.items()))
     return {"rows": rows, "fitted": fitted}

@@ -6,8 +6,9 @@ learners' Adam steps use) are timed *interleaved* in one process (so machine noi
 alike); each figure is the median, over ``--steps`` samples after ``--warmup`` warm-up samples, of the mean
 time of one step in a block of four consecutive steps (so ``solve_every=4`` is charged for its solves).
 Every AM learner here has the default class clock; the two "class clock / sample clock" columns are its
-cost against ``memory_clock="sample"`` for AM-mem and AM-auto (every class in every batch here, its worst
-case), each the median of the ratios of two blocks timed one right after the other. ``784-64-10/b32`` is
+cost against ``memory_clock="sample"`` for AM-mem and AM-auto (the same layers and cadence as AM-auto chose;
+every class in every batch here, its worst case), each the median of the ratios of two blocks timed one
+right after the other. ``784-64-10/b32`` is
 ``AMClassifier``'s default network on 784 features (MNIST-sized rows); ``64-256-256-10/b32`` is the wider
 digits network of ``variants.py``, where ``"auto"`` is measured against the best single variant. Ratios (AM /
 backprop) are the result; absolute times vary with the machine. ``--clock cpu`` times the process's CPU time
@@ -31,6 +32,8 @@ from torch import nn
 
 from stream_am import OnlineAM
 from stream_am.estimators import build_mlp
+from stream_am.network import decompose
+from stream_am.variants import resolve_variants
 
 BLOCK = 4  # steps per timed sample (a multiple of every solve_every timed here)
 
@@ -100,11 +103,14 @@ def time_shape(widths, batch, device, steps, warmup, seed=0, clock="wall"):
     def net():
         return build_mlp(widths[0], widths[-1], tuple(widths[1:-1]), seed=seed).to(device)
 
+    # the sample clock's learner takes the layers and cadence auto chooses with the class clock (the default)
+    layers, every = resolve_variants("auto", decompose(net()), batch, None, class_clock=True)
     learners = {
         "AM-mem": OnlineAM(net(), variant="mem", device=str(device), seed=seed),
         "AM-mem sample": OnlineAM(net(), variant="mem", memory_clock="sample", device=str(device), seed=seed),
         "AM-auto": OnlineAM(net(), variant="auto", device=str(device), seed=seed),
-        "AM-auto sample": OnlineAM(net(), variant="auto", memory_clock="sample", device=str(device), seed=seed),
+        "AM-auto sample": OnlineAM(net(), variant=layers, solve_every=every, memory_clock="sample",
+                                   device=str(device), seed=seed),
         "AM-Adam": OnlineAM(net(), variant="adam", device=str(device), seed=seed),
         "AM-mem/4": OnlineAM(net(), variant="mem", solve_every=4, device=str(device), seed=seed),
         "AM-mem 3": OnlineAM(net(), variant="mem", code_steps=3, device=str(device), seed=seed),

@@ -6,6 +6,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from stream_am.grad_mode import no_grad
+
 __all__ = ["rows", "get_affine", "set_affine"]
 
 
@@ -33,7 +35,7 @@ def get_affine(layer: nn.Linear | nn.Conv2d) -> torch.Tensor:
     return torch.cat([layer.bias.detach()[:, None], w], dim=1)
 
 
-@torch.no_grad()
+@no_grad
 def set_affine(layer: nn.Linear | nn.Conv2d, wb: torch.Tensor) -> None:
     """Write ``[bias | W]`` (or ``W`` for a layer without bias) back into ``layer``."""
     if layer.bias is None:

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from stream_am.grad_mode import no_grad
 from stream_am.network import Network
 from stream_am.objectives import CodeObjective, Evaluation
 
@@ -17,7 +18,7 @@ __all__ = ["forward_codes", "update_codes", "nesterov_descent"]
 Masks = list[dict[int, torch.Tensor]]
 
 
-@torch.no_grad()
+@no_grad
 def forward_codes(
     net: Network, x: torch.Tensor, masks: Masks | None = None, generator: torch.Generator | None = None
 ) -> tuple[list[torch.Tensor], torch.Tensor]:
@@ -35,7 +36,7 @@ def forward_codes(
     return codes, net.out(a)
 
 
-@torch.no_grad()
+@no_grad
 def nesterov_descent(
     c0: torch.Tensor, value_and_grad: Callable[[torch.Tensor, bool], Evaluation], steps: int, lr: float,
     momentum: float,

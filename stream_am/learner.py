@@ -15,6 +15,7 @@ from torch.nn import functional as F
 
 from stream_am import checks
 from stream_am.codes import forward_codes, update_codes
+from stream_am.grad_mode import no_grad
 from stream_am.hyperparameters import check_am_params
 from stream_am.learner_state import LearnerState
 from stream_am.network import Network, decompose
@@ -25,6 +26,7 @@ from stream_am.updaters import (
     ClassMemoryUpdater,
     Reduce,
     Updater,
+    class_clocked,
     fit_layers,
     fit_reduced,
     layer_streams,
@@ -167,7 +169,6 @@ class OnlineAM(LearnerState):
         self.samples_seen = 0
         self.n_steps = 0
 
-    # ------------------------------------------------------------------ configuration
     def _validate_params(self) -> None:
         check_am_params(self, self.loss)
         checks.check_device(self.device)
@@ -198,7 +199,7 @@ class OnlineAM(LearnerState):
         net = self._net
         self._onehot = self.loss == "cross_entropy" and self.readout == "memory"  # the readout fits one-hot rows
         self._objectives: list[CodeObjective] = build_objectives(net, "sq" if self._onehot else self.loss)
-        clock = ClassClock() if self.memory_clock == "class" and self.loss == "cross_entropy" else None
+        clock = ClassClock() if class_clocked(self.memory_clock, self.loss) else None
         self._updaters: list[Updater] = make_updaters(
             net, variants, readout=self.readout, loss=self.loss, lr=self.weight_lr, output_lr=self.output_lr,
             steps=self.weight_steps, lambda_w=self.lambda_w, decay=self.memory_decay, ridge=self.ridge,
@@ -217,6 +218,7 @@ class OnlineAM(LearnerState):
         """
         return self._step(x, y, None)
 
+    @no_grad  # once for the step: the functions it calls then skip their own (stream_am.grad_mode)
     def _step(self, x: torch.Tensor, y: torch.Tensor, reduce: Reduce | None) -> dict[str, float]:
         """The step; with ``reduce`` (a sum over data-parallel workers, see :mod:`stream_am.distributed`) the
         batch is this worker's share (possibly empty) and every updater applies the statistics of all shares."""
@@ -229,7 +231,8 @@ class OnlineAM(LearnerState):
             batch = x.shape[0] if reduce is None else int(reduce(torch.tensor([x.shape[0]], dtype=torch.float64)))
             if batch == 0:
                 return {"n": 0.0, "mu": float(self.mu)}
-            self._build(*resolve_variants(self.variant, self._net, batch, self.solve_every, self.readout))
+            self._build(*resolve_variants(self.variant, self._net, batch, self.solve_every, self.readout,
+                                          class_clock=class_clocked(self.memory_clock, self.loss)))
         net, n = self._net, x.shape[0]
         masks: list[dict[int, torch.Tensor]] = [{} for _ in range(net.n_codes + 1)]
         try:
@@ -244,10 +247,8 @@ class OnlineAM(LearnerState):
         new = update_codes(self._objectives, codes, target, masks, before, mu=self._mu, lambda_c=self.lambda_c,
                            steps=self.code_steps, lr=self.code_lr, momentum=self.code_momentum,
                            reduce=reduce)
-        with torch.no_grad():
-            inputs = [net.preprocess(x, masks[0])] + [net.act(l, c, masks[l + 1]) for l, c in enumerate(new)]
-        # what a layer outputs for its (updated) input is often known: block 1's input never changes (its
-        # output is the forward code), and each code objective keeps the output of the layer above it
+        inputs = [net.preprocess(x, masks[0])] + [net.act(l, c, masks[l + 1]) for l, c in enumerate(new)]
+        # known outputs at the updated inputs: block 1's (the forward code); each objective keeps the layer above's
         known = [codes[0] if codes else None] + [o.output for o in self._objectives]
         labels = None  # one-hot labels, for class-clocked memories
         if self._by_class:

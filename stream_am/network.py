@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from stream_am.grad_mode import no_grad
 from stream_am.nn import Sign, Step
 
 __all__ = ["CodeBlock", "Network", "decompose", "flatten", "NONLINEAR_TYPES", "CODE_TYPES"]
@@ -70,7 +71,7 @@ class CodeBlock:
             eps=bn.eps,
         )
 
-    @torch.no_grad()
+    @no_grad
     def update_running_stats(self, a: torch.Tensor) -> None:
         """Fold the batch moments of ``layer(a)`` into the BatchNorm running statistics."""
         bn = self.norm

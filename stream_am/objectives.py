@@ -23,6 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from stream_am.fastgrad import elementwise, is_elementwise
+from stream_am.grad_mode import no_grad
 from stream_am.network import Network
 
 __all__ = ["output_loss", "CodeObjective", "LinearObjective", "AutogradObjective", "build_objectives", "FIT_KINDS"]
@@ -106,7 +107,7 @@ class AutogradObjective(CodeObjective):
 class LinearObjective(CodeObjective):
     """A plain ``Linear`` above an elementwise nonlinear block: value and gradient in closed form."""
 
-    @torch.no_grad()
+    @no_grad
     def __call__(self, c: torch.Tensor, need_grad: bool) -> Evaluation:
         layer = self.net.out if self.top else self.net.blocks[self.l + 1].layer
         act = elementwise(self.net.acts[self.l], c, self.masks)

@@ -5,20 +5,27 @@ sequence with one of those per code layer, or ``"auto"``: the memory where it is
 network's backprop step, Adam where it is not.
 
 ``auto`` is a cost model of the whole step, in microseconds of CPU time of one thread. Its constants were
-fitted by ``benchmarks/cost_model.py`` (weighted least squares on the step-to-backprop ratios of 192 timings:
-every top-memory mix of nine networks, memories solved every step and every second step, both readouts,
-timed as ``benchmarks/step_time.py --clock cpu`` times them, in three runs) on the development machine;
-figures in ``benchmarks/README.md``. For a layer with ``d`` inputs (bias included), ``k`` outputs and ``b``
-samples:
+fitted by ``benchmarks/cost_model.py`` (weighted least squares on the step-to-backprop ratios of 438 timings:
+every top-memory mix of ten networks, memories solved every step and every second step, both readouts, class-
+and sample-clocked memories, timed as ``benchmarks/step_time.py --clock cpu`` times them, in three runs) on
+the development machine; figures in ``benchmarks/README.md``. ``auto`` prices the memories with the clock
+they use (:func:`resolve_variants`'s ``class_clock``). For a layer with ``d`` inputs (bias included), ``k``
+outputs and ``b`` samples:
 
 - a backprop Adam step costs, per layer, ``BP_LAYER_US`` plus ``6 b d k`` flops at ``BP_RATE`` plus the
   Adam update of ``d k`` parameters at ``BP_PARAM_RATE``;
-- an AM step costs, per layer (forward pass and code steps), ``AM_LAYER_US`` plus ``b k`` code entries at
-  ``CODE_RATE``; then each Adam code layer ``ADAM_US`` plus ``2 b d k`` flops at ``ADAM_RATE`` (an Adam
-  readout, which back-propagates its loss: ``READOUT_ADAM_US`` plus ``2 b d k`` at ``READOUT_ADAM_RATE``);
+- an AM step costs ``AM_STEP_US`` (its checks, the output layer, bookkeeping), ``AM_CODE_US`` per code
+  layer (its forward pass and code steps) and ``b k`` code entries per layer at ``CODE_RATE``; then each
+  Adam code layer ``ADAM_US`` plus ``2 b d k`` flops at ``ADAM_RATE`` (an Adam readout, which
+  back-propagates its loss: ``READOUT_ADAM_US`` plus ``2 b d k`` at ``READOUT_ADAM_RATE``);
   each memory (the memory readout included) ``MEMORY_US`` plus its fold, ``2 b d (d + k)`` flops at
-  ``FOLD_RATE``, plus, on the steps it solves (one in ``solve_every``), ``SOLVE_US``, the Cholesky factor
-  (``d^3 / 3`` flops at ``FACTOR_RATE``) and two triangular solves (``2 k d^2`` flops at ``TRSM_RATE``).
+  ``FOLD_RATE``, plus, on the steps it solves (one in ``solve_every``), ``SOLVE_US``, its statistics read
+  and copied (``d (d + k)`` numbers at ``SOLVE_COPY_RATE``), the Cholesky factor (``d^3 / 3`` flops at
+  ``FACTOR_RATE``) and two triangular solves (``2 k d^2`` flops at ``TRSM_RATE``);
+  class-clocked memories (the default for classification: :mod:`stream_am.updaters.class_memory`) add
+  ``CLASS_STEP_US`` per step (the class clock, the labels, a pass's bookkeeping: fitted per memory, this cost
+  came out at zero) and each a second product of its rows, by class, ``2 b d (d + k)`` flops at
+  ``CLASS_RATE``.
 
 The ``"auto"`` layers take memories from the top down, as many as keep the predicted step within the
 target (a memory that does not solve on every step can cost less than Adam, so this is not always the first
@@ -56,12 +63,13 @@ __all__ = [
 ]
 
 VARIANTS = ("mem", "adam", "auto")
-BP_LAYER_US, BP_RATE, BP_PARAM_RATE = 313.0, 94.7e3, 785.0  # us; flops and parameters per us
-AM_LAYER_US, CODE_RATE = 219.0, 82.7  # us; code entries per us
-ADAM_US, ADAM_RATE = 275.0, 25.6e3
-READOUT_ADAM_US, READOUT_ADAM_RATE = 454.0, 1.21e3
-MEMORY_US, FOLD_RATE = 87.0, 47.6e3
-SOLVE_US, FACTOR_RATE, TRSM_RATE = 261.0, 58.2e3, 36.3e3
+BP_LAYER_US, BP_RATE, BP_PARAM_RATE = 242.0, 262e3, 329.0  # us; flops and parameters per us
+AM_STEP_US, AM_CODE_US, CODE_RATE = 5.0, 331.0, 136.0  # us; code entries per us
+ADAM_US, ADAM_RATE = 108.0, 74.0e3
+READOUT_ADAM_US, READOUT_ADAM_RATE = 384.0, 1.13e3
+MEMORY_US, FOLD_RATE = 18.8, 89.8e3
+SOLVE_US, SOLVE_COPY_RATE, FACTOR_RATE, TRSM_RATE = 151.0, 206.0, 202e3, 312e3
+CLASS_STEP_US, CLASS_RATE = 150.0, 421e3
 TARGET_RATIO = 1.9  # 2x, the issue's target, less a margin for measurement noise
 SPACED_TARGET_RATIO = 2.0  # for memories solved every second step, the only way to a top memory
 
@@ -123,26 +131,36 @@ def _adam_cost(layer: nn.Linear | nn.Conv2d, batch: int, readout: bool = False) 
     return ADAM_US + 2.0 * batch * d * k / ADAM_RATE
 
 
-def _memory_cost(layer: nn.Linear | nn.Conv2d, batch: int, solve_every: int) -> float:
+def _memory_cost(layer: nn.Linear | nn.Conv2d, batch: int, solve_every: int, class_clock: bool) -> float:
     d, k = _shape(layer)
-    solve = SOLVE_US + d**3 / 3.0 / FACTOR_RATE + 2.0 * k * d * d / TRSM_RATE
-    return MEMORY_US + 2.0 * batch * d * (d + k) / FOLD_RATE + solve / solve_every
+    solve = SOLVE_US + d * (d + k) / SOLVE_COPY_RATE + d**3 / 3.0 / FACTOR_RATE + 2.0 * k * d * d / TRSM_RATE
+    classes = 2.0 * batch * d * (d + k) / CLASS_RATE if class_clock else 0.0
+    return MEMORY_US + 2.0 * batch * d * (d + k) / FOLD_RATE + solve / solve_every + classes
 
 
-def memory_extra_cost(layer: nn.Linear | nn.Conv2d, batch: int, solve_every: int = 1) -> float:
-    """Microseconds a memory adds over Adam for ``layer`` per step (see the module docstring)."""
-    return _memory_cost(layer, batch, solve_every) - _adam_cost(layer, batch)
+def memory_extra_cost(
+    layer: nn.Linear | nn.Conv2d, batch: int, solve_every: int = 1, class_clock: bool = False
+) -> float:
+    """Microseconds a memory (class-clocked with ``class_clock``) adds over Adam for ``layer`` per step (see
+    the module docstring)."""
+    return _memory_cost(layer, batch, solve_every, class_clock) - _adam_cost(layer, batch)
 
 
-def step_cost(net: Network, variants: Sequence[str], batch: int, solve_every: int, readout: str = "memory") -> float:
+def step_cost(
+    net: Network, variants: Sequence[str], batch: int, solve_every: int, readout: str = "memory",
+    class_clock: bool = False,
+) -> float:
     """Predicted microseconds of one AM step with ``variants`` (``"mem"``/``"adam"`` per code layer), memories
-    solved every ``solve_every`` steps and a ``readout`` of ``"memory"`` or ``"adam"``."""
+    (class-clocked with ``class_clock``) solved every ``solve_every`` steps and a ``readout`` of ``"memory"``
+    or ``"adam"``."""
     layers = [b.layer for b in net.blocks] + [net.out]
-    cost = sum(AM_LAYER_US + batch * _shape(layer)[1] / CODE_RATE for layer in layers)
+    cost = AM_STEP_US + AM_CODE_US * net.n_codes + sum(batch * _shape(layer)[1] / CODE_RATE for layer in layers)
     rules = [*variants, "mem" if readout == "memory" else "adam"]
+    if class_clock and "mem" in rules:
+        cost += CLASS_STEP_US
     for i, (rule, layer) in enumerate(zip(rules, layers, strict=True)):
         if rule == "mem":
-            cost += _memory_cost(layer, batch, solve_every)
+            cost += _memory_cost(layer, batch, solve_every, class_clock)
         else:
             cost += _adam_cost(layer, batch, readout=i == len(layers) - 1)
     return cost
@@ -152,7 +170,9 @@ def _backprop_step(net: Network, batch: int) -> float:
     return sum(backprop_cost(layer, batch) for layer in [b.layer for b in net.blocks] + [net.out])
 
 
-def _fill(wanted: list[str], net: Network, batch: int, solve_every: int, readout: str, target: float) -> list[str]:
+def _fill(
+    wanted: list[str], net: Network, batch: int, solve_every: int, readout: str, target: float, class_clock: bool
+) -> list[str]:
     """``wanted`` with its ``"auto"`` entries decided at the cadence ``solve_every``: memories in the most top
     ``"auto"`` layers (down to the first one a memory cannot fit) that keep the step within ``target`` backprop
     steps, Adam in the others. (A memory that does not solve on every step can cost less than Adam.)"""
@@ -166,25 +186,28 @@ def _fill(wanted: list[str], net: Network, batch: int, solve_every: int, readout
     budget = target * _backprop_step(net, batch)
     options = [["mem" if i in usable[:m] else "adam" if v == "auto" else v for i, v in enumerate(wanted)]
                for m in range(len(usable), -1, -1)]
-    return next((o for o in options if step_cost(net, o, batch, solve_every, readout) <= budget), options[-1])
+    fits = (o for o in options if step_cost(net, o, batch, solve_every, readout, class_clock) <= budget)
+    return next(fits, options[-1])
 
 
 def resolve_variants(
-    variant: str | Sequence[str], net: Network, batch: int, solve_every: int | None, readout: str = "memory"
+    variant: str | Sequence[str], net: Network, batch: int, solve_every: int | None, readout: str = "memory",
+    class_clock: bool = False,
 ) -> tuple[list[str], int]:
     """``"mem"`` or ``"adam"`` for each code layer, and the memories' solve cadence: ``"auto"`` entries are
-    decided by the cost model for ``batch``; so is the cadence (1 or 2) when ``solve_every`` is ``None`` and
-    some entry is ``"auto"`` (otherwise ``solve_every``, or 1 if ``None``). See the module docstring."""
+    decided by the cost model for ``batch`` (memories class-clocked with ``class_clock``); so is the cadence
+    (1 or 2) when ``solve_every`` is ``None`` and some entry is ``"auto"`` (otherwise ``solve_every``, or 1 if
+    ``None``). See the module docstring."""
     wanted = _per_layer(variant, net.n_codes)
     if solve_every is not None or "auto" not in wanted:
         every = solve_every or 1
-        return _fill(wanted, net, batch, every, readout, TARGET_RATIO), every
-    every_step = _fill(wanted, net, batch, 1, readout, TARGET_RATIO)
+        return _fill(wanted, net, batch, every, readout, TARGET_RATIO, class_clock), every
+    every_step = _fill(wanted, net, batch, 1, readout, TARGET_RATIO, class_clock)
     if every_step[-1] == "mem":
         return every_step, 1
-    spaced = _fill(wanted, net, batch, 2, readout, SPACED_TARGET_RATIO)
+    spaced = _fill(wanted, net, batch, 2, readout, SPACED_TARGET_RATIO, class_clock)
     if spaced[-1] == "mem":
         return spaced, 2
-    if step_cost(net, every_step, batch, 1, readout) <= TARGET_RATIO * _backprop_step(net, batch):
+    if step_cost(net, every_step, batch, 1, readout, class_clock) <= TARGET_RATIO * _backprop_step(net, batch):
         return every_step, 1
-    return _fill(wanted, net, batch, 2, readout, TARGET_RATIO), 2
+    return _fill(wanted, net, batch, 2, readout, TARGET_RATIO, class_clock), 2

@@ -23,7 +23,7 @@ def test_step_time_prints_a_ratio_row_per_shape(
     assert expected <= set(rows[0]) and all(rows[0][k] > 0 for k in expected)
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 64-64-64-10/b32")]
     assert len(lines) == 1 and len(lines[0].strip("|").split("|")) == 17
-    assert lines[0].split("|")[-4].strip() == "mem/mem"  # the layers "auto" chose (then the class clock's cost)
+    assert lines[0].split("|")[-4].strip() == "adam/mem"  # the layers "auto" chose (then the class clock's cost)
 
 
 def test_step_time_refuses_the_cpu_clock_on_a_gpu(load_benchmark: Loader) -> None:
@@ -105,14 +105,15 @@ def test_cost_model_times_every_top_mix_and_refits_the_constants(
     saved = tmp_path / "timings.json"
     result = cost_model.main(["--networks", "8-8-8-3/b4", "--steps", "1", "--save", str(saved)])
     rows = result["rows"]
-    assert {("/".join(r["variants"]), r["solve_every"], r["readout"]) for r in rows} == {
-        *((v, s, "memory") for v in ("adam/adam", "adam/mem", "mem/mem") for s in (1, 2)),
-        ("adam/adam", 1, "adam"), ("mem/mem", 1, "adam")}
+    mixes = {*((v, s, "memory") for v in ("adam/adam", "adam/mem", "mem/mem") for s in (1, 2)),
+             ("mem/mem", 1, "adam")}
+    assert {("/".join(r["variants"]), r["solve_every"], r["readout"], r["memory_clock"]) for r in rows} == {
+        *((*m, c) for m in mixes for c in ("class", "sample")), ("adam/adam", 1, "adam", "class")}  # no memory
     assert all(r["us"] > 0 and r["bp_us"] > 0 for r in rows)
     assert set(result["fitted"]) == set(cost_model.BP_NAMES + cost_model.AM_NAMES)
     assert all(v > 0 for v in result["fitted"].values())
     assert cost_model.main(["--load", str(saved)])["fitted"] == result["fitted"]  # the fit is deterministic
-    assert "| 8-8-8-3/b4 | mem/mem | 2 | memory |" in capsys.readouterr().out
+    assert "| 8-8-8-3/b4 | mem/mem | 2 | memory | sample |" in capsys.readouterr().out
     # the script fits the library's own model: with the library's constants it predicts what the library does
     current = {n: float(getattr(variants, n)) for n in cost_model.BP_NAMES + cost_model.AM_NAMES}
     for row in rows:

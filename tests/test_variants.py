@@ -84,6 +84,26 @@ def test_auto_spaces_the_solves_only_where_the_top_memory_needs_it_and_never_ove
         digits, ["adam", "adam"], 32, 1, readout="adam")
 
 
+def test_auto_prices_the_class_clock_where_the_memories_keep_classes_apart():
+    digits, narrow = _net([64, 256, 256, 10]), _net([64, 64, 64, 10])
+    for net, variants in ((digits, ["mem", "adam"]), (narrow, ["adam", "mem"]), (_net([10, 64, 2]), ["mem"])):
+        assert step_cost(net, variants, 32, 1, class_clock=True) > step_cost(net, variants, 32, 1)
+    # no memory anywhere (an Adam readout): the clock has nothing to age and costs nothing
+    assert step_cost(narrow, ["adam", "adam"], 32, 1, "adam", class_clock=True) == step_cost(
+        narrow, ["adam", "adam"], 32, 1, "adam")
+    # what auto chooses with class-clocked memories (the learner's default for classification)
+    assert resolve_variants("auto", narrow, 32, None, class_clock=True) == (["adam", "mem"], 1)
+    assert resolve_variants("auto", digits, 32, None, class_clock=True) == (["mem", "mem"], 2)
+    assert resolve_variants("auto", _net([10, 64, 2]), 32, None, class_clock=True) == (["mem"], 1)
+    assert resolve_variants("auto", _net([784, 256, 256, 10]), 128, None, class_clock=True) == (["adam", "mem"], 1)
+    # the learner asks for the class clock's price exactly when its memories keep classes apart
+    x, y = blobs(n=32, d=64, k=10)
+    for clock, expected in (("class", ["adam", "mem"]), ("sample", ["mem", "mem"])):
+        am = OnlineAM(mlp([64, 64, 64, 10]), memory_clock=clock, seed=0)
+        am.partial_fit(x, y)
+        assert am.variants_ == expected and am.solve_every_ == 1
+
+
 def test_the_chosen_cadence_is_saved_and_a_restored_learner_solves_on_the_same_steps():
     x, y = blobs(n=32 * 7, d=64, k=10)
     a = OnlineAM(mlp([64, 256, 256, 10]), seed=0)  # variant="auto", solve_every=None: the defaults

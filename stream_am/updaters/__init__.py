@@ -6,7 +6,7 @@ from stream_am.updaters.class_clock import ClassBatch, ClassClock, Labels, class
 from stream_am.updaters.class_memory import ClassMemoryUpdater
 from stream_am.updaters.collective import Reduce, fit_reduced
 from stream_am.updaters.concurrent import fit_layers, layer_streams
-from stream_am.updaters.factory import make_readout, make_updaters
+from stream_am.updaters.factory import class_clocked, make_readout, make_updaters
 from stream_am.updaters.memory import MemoryUpdater, memory_fold, memory_increments, ridge_solve
 from stream_am.updaters.readout import AdamReadout
 
@@ -22,6 +22,7 @@ __all__ = [
     "Reduce",
     "Updater",
     "adam_step",
+    "class_clocked",
     "class_increments",
     "fit_layers",
     "fit_reduced",

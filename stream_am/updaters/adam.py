@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.optim.adam import adam as torch_adam
 
+from stream_am.grad_mode import no_grad
 from stream_am.network import CodeBlock
 from stream_am.updaters.class_clock import Labels
 
@@ -32,7 +33,7 @@ def _fusable(params: Sequence[torch.Tensor], tensors: Sequence[torch.Tensor]) ->
     )
 
 
-@torch.no_grad()
+@no_grad
 def adam_step(
     params: Sequence[torch.Tensor],
     grads: Sequence[torch.Tensor],
@@ -163,7 +164,7 @@ class AdamState:
         ]
 
 
-@torch.no_grad()
+@no_grad
 def linear_mse_grads(
     layer: nn.Linear, a: torch.Tensor, c: torch.Tensor, out: torch.Tensor | None = None, scale: float = 1.0
 ) -> list[torch.Tensor]:

@@ -15,6 +15,8 @@ from array import array
 
 import torch
 
+from stream_am.grad_mode import no_grad
+
 __all__ = ["ClassBatch", "ClassClock", "Labels", "class_increments", "class_sums"]
 
 LOWEST_SCALE = 1e-8  # the lazy scale is folded into the sums before it (or its bound) falls below this
@@ -55,7 +57,7 @@ class ClassBatch:
 Labels = torch.Tensor | ClassBatch  # a batch's labels one-hot (n x K), or a ClassBatch of them
 
 
-@torch.no_grad()
+@no_grad
 def class_increments(
     a: torch.Tensor,
     c: torch.Tensor,

@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from stream_am.affine import get_affine, rows, set_affine
+from stream_am.grad_mode import no_grad
 from stream_am.updaters.class_clock import ClassBatch, ClassClock, Labels, class_sums
 from stream_am.updaters.class_state import class_state, load_class_state
 from stream_am.updaters.memory import MemoryUpdater, ridge_solve
@@ -127,7 +128,7 @@ class ClassMemoryUpdater(MemoryUpdater):
         ac, d, batch = self._rows(a, target, labels)
         return [class_sums(ac, d, batch.rows(self._rows_per_sample)), batch.counts()]
 
-    @torch.no_grad()
+    @no_grad
     def fit(
         self,
         a: torch.Tensor,
@@ -151,7 +152,7 @@ class ClassMemoryUpdater(MemoryUpdater):
             self._pass()
         self._solve()
 
-    @torch.no_grad()
+    @no_grad
     def apply(self, stats: list[torch.Tensor], n: int) -> None:
         U, counts = stats
         self._age(counts, n, U.shape[1], U.shape[2] - U.shape[1], U)

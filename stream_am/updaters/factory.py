@@ -18,7 +18,12 @@ from stream_am.updaters.class_memory import ClassMemoryUpdater
 from stream_am.updaters.memory import MemoryUpdater
 from stream_am.updaters.readout import make_readout
 
-__all__ = ["make_updaters"]
+__all__ = ["make_updaters", "class_clocked"]
+
+
+def class_clocked(memory_clock: str, loss: str) -> bool:
+    """Whether a learner's memories keep classes apart: ``memory_clock="class"`` on a classification loss."""
+    return memory_clock == "class" and loss == "cross_entropy"
 
 
 def make_updaters(

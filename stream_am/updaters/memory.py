@@ -24,12 +24,13 @@ import torch
 from torch import nn
 
 from stream_am.affine import get_affine, rows, set_affine
+from stream_am.grad_mode import no_grad
 from stream_am.updaters.class_clock import Labels
 
 __all__ = ["memory_increments", "memory_fold", "ridge_solve", "MemoryUpdater"]
 
 
-@torch.no_grad()
+@no_grad
 def memory_increments(a: torch.Tensor, c: torch.Tensor) -> list[torch.Tensor]:
     """The additive statistics of rows ``a`` (n x d, augmented) and ``c`` (n x k): ``[a^T a, c^T a]``.
 
@@ -38,7 +39,7 @@ def memory_increments(a: torch.Tensor, c: torch.Tensor) -> list[torch.Tensor]:
     return [a.T @ a, c.T @ a]
 
 
-@torch.no_grad()
+@no_grad
 def memory_fold(
     A: torch.Tensor, B: torch.Tensor, S: float, increments: list[torch.Tensor], rows: int, n_samples: int,
     decay: float,
@@ -63,7 +64,7 @@ def memory_fold(
     return total
 
 
-@torch.no_grad()
+@no_grad
 def ridge_solve(A: torch.Tensor, B: torch.Tensor, W_prev: torch.Tensor, ridge: float | torch.Tensor) -> torch.Tensor:
     """Return ``(B + ridge W_prev) (A + ridge I)^-1`` from a Cholesky factor and two triangular solves
     (``ridge`` a number, or a 0-d tensor on the device).
