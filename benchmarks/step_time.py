@@ -4,7 +4,10 @@ For each shape, AM-mem and AM-Adam (defaults; memories solved every 4th step; th
 ``torch.optim.Adam`` backprop step (its default implementation, and ``fused=True``, the kernel the AM
 learners' Adam steps use) are timed *interleaved* in one process (so machine noise hits all of them
 alike); each figure is the median, over ``--steps`` samples after ``--warmup`` warm-up samples, of the mean
-time of one step in a block of four consecutive steps (so ``solve_every=4`` is charged for its solves).
+time of one step in a block of consecutive steps: four, or enough to span 1,024 rows (32 steps at batch 32),
+so that ``solve_every=4`` is charged for its solves and a class-clocked memory for its pass over the waiting
+rows (blocks of four at every batch size, until the fourth session, did not charge that pass at batch 32 and
+charged it by chance at 128).
 Every AM learner here has the default class clock; the two "class clock / sample clock" columns are its
 cost against ``memory_clock="sample"`` for AM-mem and AM-auto (the same layers and cadence as AM-auto chose;
 every class in every batch here, its worst case), each the median of the ratios of two blocks timed one
@@ -22,6 +25,7 @@ instead of the wall clock: on a machine shared with other jobs, time spent desch
 from __future__ import annotations
 
 import argparse
+import math
 import resource
 import statistics
 import time
@@ -33,9 +37,18 @@ from torch import nn
 from stream_am import OnlineAM
 from stream_am.estimators import build_mlp
 from stream_am.network import decompose
+from stream_am.updaters.class_memory import FLUSH_ROWS
 from stream_am.variants import resolve_variants
 
-BLOCK = 4  # steps per timed sample (a multiple of every solve_every timed here)
+BLOCK = 4  # steps per timed sample at least (a multiple of every solve_every timed here)
+
+
+def block_steps(batch: int) -> int:
+    """Steps per timed sample for mini-batches of ``batch``: a multiple of ``BLOCK`` that spans a class-clocked
+    memory's window of waiting rows (``FLUSH_ROWS``), so that every sample is charged for one pass over the
+    classes' sums (a median of shorter blocks would see a pass in fewer than half of them, and drop it)."""
+    period = math.ceil(FLUSH_ROWS / batch)
+    return BLOCK * math.ceil(period / BLOCK)
 
 SHAPES = {
     "64-64-64-10/b32": ((64, 64, 64, 10), 32),
@@ -71,7 +84,8 @@ CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 def interleaved_medians(learners: dict[Any, Any], x: torch.Tensor, y: torch.Tensor, steps: int, warmup: int,
                         clock: str = "wall", device: torch.device | None = None) -> dict[Any, float]:
     """Seconds of one step of each learner: the median, over ``steps`` samples after ``warmup``, of the mean step
-    time in a block of ``BLOCK`` consecutive steps, the learners taking turns (so machine noise hits all alike)."""
+    time in a block of :func:`block_steps` consecutive steps, the learners taking turns (so machine noise hits
+    all alike)."""
     blocks = interleaved_blocks(learners, x, y, steps, warmup, clock, device)
     return {k: statistics.median(v) for k, v in blocks.items()}
 
@@ -81,17 +95,18 @@ def interleaved_blocks(learners: dict[Any, Any], x: torch.Tensor, y: torch.Tenso
     """The samples :func:`interleaved_medians` takes the medians of, in the order they were timed."""
     device = device or torch.device("cpu")
     times: dict[Any, list[float]] = {k: [] for k in learners}
-    # a sample is a block of BLOCK consecutive steps, so a learner whose cost is periodic (solve_every=4)
-    # is charged for its expensive steps: a median of single steps would only see the cheap ones
+    # a sample is a block of consecutive steps, so a learner whose cost is periodic (solve_every=4, a pass of
+    # the waiting rows) is charged for its expensive steps: a median of single steps would only see cheap ones
+    block = block_steps(x.shape[0])
     for i in range(warmup + steps):
         for name, learner in learners.items():
             _sync(device)
             t = CLOCKS[clock]()
-            for _ in range(BLOCK):
+            for _ in range(block):
                 learner.partial_fit(x, y)
             _sync(device)
             if i >= warmup:
-                times[name].append((CLOCKS[clock]() - t) / BLOCK)
+                times[name].append((CLOCKS[clock]() - t) / block)
     return times
 
 

@@ -20,6 +20,7 @@ __all__ = [
     "check_device_exists",
     "check_x",
     "all_finite",
+    "check_can_learn",
     "check_batch",
     "shape_errors",
 ]
@@ -104,6 +105,8 @@ def check_x(
     """A finite float tensor with a batch dimension, on ``device`` (0 samples only with ``allow_empty``)."""
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.layout != torch.strided:
+        raise ValueError(f"{name} must be a dense tensor, got layout {x.layout} (convert it with .to_dense())")
     if not (x.is_floating_point()):
         raise ValueError(f"{name} must have a floating dtype, got {x.dtype}")
     if x.ndim < 2:
@@ -141,14 +144,24 @@ def all_finite(x: torch.Tensor) -> bool:
     return math.isfinite(low.item()) and math.isfinite(high.item())
 
 
+def check_can_learn() -> None:
+    """``ValueError`` when learning is asked inside ``torch.inference_mode()``: tensors made there cannot enter
+    autograd, which learning uses (so every learner refuses there, before anything changes)."""
+    if torch.is_inference_mode_enabled():
+        raise ValueError("learning cannot run inside torch.inference_mode(): learn outside that block")
+
+
 def check_batch(
     x: Any, y: Any, *, loss: str, n_outputs: int, device: torch.device, n_inputs: int | None,
     allow_empty: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Validate a learning batch; returns ``(x, y)`` on ``device`` (a data-parallel share may be empty)."""
+    check_can_learn()
     x = check_x(x, device=device, n_inputs=n_inputs, allow_empty=allow_empty)
     if not isinstance(y, torch.Tensor):
         raise ValueError(f"y must be a torch.Tensor, got {type(y).__name__}")
+    if y.layout != torch.strided:
+        raise ValueError(f"y must be a dense tensor, got layout {y.layout} (convert it with .to_dense())")
     if y.shape[0:1] != x.shape[0:1]:
         raise ValueError(f"x has {x.shape[0]} samples but y has {y.shape[0] if y.ndim else 0}")
     if loss == "cross_entropy":
@@ -156,11 +169,12 @@ def check_batch(
             raise ValueError(
                 f"y must be a 1-d integer tensor of class indices, got {y.dtype} {tuple(y.shape)}"
             )
+        y = y.to(device=device, dtype=torch.long)  # (unsigned labels beyond int64 wrap to negative: refused)
         if y.numel():
             low, high = (int(v) for v in torch.aminmax(y))
             if low < 0 or high >= n_outputs:
                 raise ValueError(f"y has labels outside [0, {n_outputs}): min {low}, max {high}")
-        return x, y.to(device=device, dtype=torch.long)
+        return x, y
     if y.ndim == 1 and n_outputs == 1:
         y = y[:, None]
     if y.ndim != 2 or y.shape[1] != n_outputs:

@@ -144,11 +144,13 @@ class DriftAware(ClassifierWrapper):
                 engine.memory_decay, self._saved_decay = self._saved_decay, None
 
     def learn_one(self, x: dict, y: Any, **kwargs: Any) -> None:
+        checks.check_can_learn()
         proba = self.classifier.predict_proba_one(x) if self.signal == "log_loss" else None
         self._observe([self._loss(x, y, proba)])
         self.classifier.learn_one(x, y)
 
     def learn_many(self, X: pd.DataFrame, y: pd.Series, **kwargs: Any) -> None:
+        checks.check_can_learn()
         ys = y.tolist()
         if self.signal == "error":
             preds = self.classifier.predict_many(X).tolist()

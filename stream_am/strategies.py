@@ -81,6 +81,7 @@ class ReplayClassifier(ClassifierWrapper):
         yield {"classifier": linear_model.LogisticRegression(), "buffer_size": 16, "batch_size": 4}
 
     def learn_one(self, x: dict, y: Any, **kwargs: Any) -> None:
+        checks.check_can_learn()
         self._pending.append((dict(x), y))
         if len(self._pending) >= self.batch_size:
             xs, ys = zip(*self._pending, strict=True)
@@ -88,6 +89,7 @@ class ReplayClassifier(ClassifierWrapper):
             self.learn_many(pd.DataFrame(list(xs)), pd.Series(list(ys)))
 
     def learn_many(self, X: pd.DataFrame, y: pd.Series, **kwargs: Any) -> None:
+        checks.check_can_learn()
         if self._rng is None:
             self._rng = np.random.default_rng(self.seed)
         new = list(zip(X.to_dict(orient="records"), y.tolist(), strict=True))
@@ -216,6 +218,7 @@ class EWCClassifier(base.MiniBatchClassifier):
             self._grow(len(self.classes_))
 
     def learn_one(self, x: dict, y: Any) -> None:
+        checks.check_can_learn()
         self._add_classes([y])
         self._pending.append((dict(x), y))
         if len(self._pending) >= self.batch_size:
@@ -224,6 +227,7 @@ class EWCClassifier(base.MiniBatchClassifier):
             self.learn_many(pd.DataFrame(list(xs)), pd.Series(list(ys)))
 
     def learn_many(self, X: pd.DataFrame, y: pd.Series) -> None:
+        checks.check_can_learn()
         if self._features is None:
             self._build(sorted(X.columns, key=str))
         self._add_classes(y.tolist())

@@ -262,7 +262,6 @@ def test_rows_wait_for_a_pass_while_the_sum_of_the_classes_is_kept_current(d, ev
     from stream_am.updaters import class_memory
 
     monkeypatch.setattr(class_memory, "FLUSH_ROWS", 256)  # a pass within this short stream
-    monkeypatch.setattr(class_memory, "FLUSH_ROWS_PER_INPUT", 1)
     K, decay, g = 4, 0.01, torch.Generator().manual_seed(4)
     tasks = [(0, 1)] * 12 + [(2,)] * 12 + [(3, 0)] * 12 + [(0, 1, 2, 3)] * 12  # 48 batches of 12 rows
     batches = []
@@ -360,3 +359,32 @@ def test_a_learner_refusing_a_state_keeps_its_own(key, value, match):
     assert set(after) == set(before) and all(torch.equal(after[k], before[k]) for k in before)
     assert fresh.variants_ == [] and all(torch.equal(fresh.module.state_dict()[k], v) for k, v in weights.items())
     am.partial_fit(x[:16], y[:16])  # and it goes on learning
+
+
+@pytest.mark.parametrize("labels", ["balanced", "one class", "two of fifty"])
+def test_waiting_rows_add_into_the_classes_sums_the_same_however_grouped(labels):
+    """A pass groups the waiting rows by class (padded to the longest group, or one product per class when
+    padding would more than double them: a class-incremental window); every way gives the product over all
+    classes, and a kept flush leaves the rows waiting."""
+    from stream_am.updaters.pending import PendingRows
+
+    g = torch.Generator().manual_seed(7)
+    K, d, m, n = 50, 9, 4, 300
+    classes = {"balanced": torch.arange(n) % K, "one class": torch.full((n,), 3),
+               "two of fifty": torch.tensor([7, 41])[torch.randint(0, 2, (n,), generator=g)]}[labels]
+    rows, weights = torch.randn(n, d + m, generator=g, dtype=torch.float64), torch.rand(n, generator=g).double()
+    sums = {}
+    for grouped in (True, False):
+        pending = PendingRows()
+        for i in range(0, n, 64):  # added over several steps
+            pending.add(rows[i : i + 64], classes[i : i + 64], weights[i : i + 64])
+        kept = pending.flush_into(torch.zeros(K, d, d + m, dtype=torch.float64), d, grouped, keep=True)
+        assert len(pending) == n
+        sums[grouped] = pending.flush_into(torch.zeros(K, d, d + m, dtype=torch.float64), d, grouped)
+        assert len(pending) == 0 and torch.equal(kept, sums[grouped])
+    torch.testing.assert_close(sums[True], sums[False])
+    expected = torch.zeros(K, d, d + m, dtype=torch.float64)
+    for c in classes.unique().tolist():
+        r, w = rows[classes == c], weights[classes == c]
+        expected[c] = (r[:, :d] * w[:, None]).T @ r
+    torch.testing.assert_close(sums[True], expected)

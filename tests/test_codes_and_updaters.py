@@ -319,3 +319,26 @@ def test_fit_layers_fits_each_updater_once_with_its_own_pair_and_no_streams_on_t
     fit_layers([Recorder("first"), Recorder("out")], [a, t], [t, k], [None, k], 2, labels)
     assert calls == [("first", a, t, 2, None, labels), ("out", t, k, 2, k, labels)]  # the same tensor objects
     assert layer_streams(torch.device("cpu"), 3) == []
+
+
+@pytest.mark.parametrize("norm", [False, True])
+def test_adam_fit_equals_apply_of_statistics_and_runs_with_gradients_on(norm):
+    """fit (mean gradients by scaled residuals, or a scaled loss) and apply(statistics) (sums divided in place)
+    take the same Adam step, called directly with gradients on, BatchNorm and the L1 term included."""
+    import copy
+
+    g = torch.Generator().manual_seed(3)
+    a, c = torch.randn(16, 7, generator=g), torch.randn(16, 5, generator=g)
+    start = CodeBlock(nn.Linear(7, 5), nn.BatchNorm1d(5) if norm else None)
+    weights = {}
+    for how in ("fit", "apply"):
+        block = copy.deepcopy(start)
+        u = AdamUpdater(block, lr=0.01, steps=2, lambda_w=0.01)
+        if how == "fit":
+            u.fit(a, c, 16)
+        else:
+            for _ in range(2):
+                u.apply(u.statistics(a, c, 16), 16)
+        weights[how] = block.layer.weight.detach().clone()
+        assert torch.is_grad_enabled() and block.layer.weight.requires_grad
+    torch.testing.assert_close(weights["fit"], weights["apply"], rtol=1e-5, atol=1e-6)

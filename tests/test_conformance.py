@@ -169,6 +169,16 @@ def test_emerging_feature_keeps_learned_state(name):
     assert model._engine.n_inputs == n_in + 2 and model._index.names == ["a", "b", "c", "z"]
 
 
+def _in_inference_mode(call):
+    """``call`` made inside ``torch.inference_mode()`` (learning there is refused before anything changes)."""
+
+    def run(model):
+        with torch.inference_mode():
+            return call(model)
+
+    return run
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_bad_input_raises_and_changes_nothing(name):
     model = FACTORIES[name]()
@@ -182,6 +192,7 @@ def test_bad_input_raises_and_changes_nothing(name):
     else:
         numpy_model.partial_fit(X, X[:, 0])
     good_y = rows[0][1]
+    numpy_model_y = ["p", "q"] if clf else X[:, 0]
     cases = [
         (model, lambda m: m.learn_one({"a": "text"}, good_y), "x['a']"),
         (model, lambda m: m.learn_one({"a": float("nan")}, good_y), "x['a']"),
@@ -196,6 +207,10 @@ def test_bad_input_raises_and_changes_nothing(name):
         (numpy_model, lambda m: m.partial_fit(np.array([[1.0, np.nan]]), [good_y]), "X[1]"),
         (numpy_model, lambda m: m.predict(np.ones((2, 5))), "expecting 2 features"),
         (model, lambda m: m.partial_fit(np.ones((1, 4)), [good_y]), "named features"),
+        (model, _in_inference_mode(lambda m: m.learn_one(rows[0][0], good_y)), "inference_mode"),
+        (model, _in_inference_mode(lambda m: m.learn_many(pd.DataFrame([x for x, _ in rows[:3]]),
+                                                         pd.Series([y for _, y in rows[:3]]))), "inference_mode"),
+        (numpy_model, _in_inference_mode(lambda m: m.partial_fit(X[:2], numpy_model_y[:2])), "inference_mode"),
     ]
     if clf:
         cases += [

@@ -145,6 +145,9 @@ def _bad_batches(x, y):
         (x, torch.full_like(y, 7), "outside"),
         (x, y.float(), "integer"),
         (x.numpy(), y, "torch.Tensor"),
+        (x.to_sparse(), y, "dense"),
+        (x, y.to_sparse(), "dense"),
+        (x, torch.full_like(y, 2**32 - 1).to(torch.uint32), "outside"),
     ]
 
 
@@ -174,6 +177,20 @@ def test_bad_input_raises_and_changes_nothing(variant):
             am.partial_fit(bx, by)
         assert_same_state(before, snapshot(am))
     assert am.samples_seen == 64
+
+
+@pytest.mark.parametrize("readout", ["memory", "adam"])
+def test_learning_inside_inference_mode_is_refused_before_anything_changes(readout):
+    x, y = blobs(n=64)
+    am = OnlineAM(mlp([4, 8, 3]), variant="mem", readout=readout, seed=0)
+    am.partial_fit(x[:32], y[:32])
+    before = snapshot(am)
+    with torch.inference_mode(), pytest.raises(ValueError, match="inference_mode"):
+        am.partial_fit(x[32:], y[32:])
+    assert_same_state(before, snapshot(am))
+    assert am.n_steps == 1 and torch.is_grad_enabled()
+    for dtype in (torch.uint8, torch.int16, torch.uint32, torch.uint64):  # any integer labels in range learn
+        am.partial_fit(x[32:], y[32:].to(dtype))
 
 
 def test_predict_never_changes_state():

@@ -12,6 +12,7 @@ import pickle
 import random
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from discovery import cases, estimator_classes
@@ -77,3 +78,17 @@ def test_pickle_round_trip_predicts_and_continues_identically(label):
     _learn(model, rows[16:])
     _learn(copy, rows[16:])
     assert _predict(copy, rows) == _predict(model, rows)
+
+
+@pytest.mark.parametrize("label", list(CASES))
+def test_learning_inside_inference_mode_is_refused_and_changes_nothing(label):
+    model, rows = _make(label), stream(60)
+    _learn(model, rows[:40])
+    before = pickle.dumps(model)
+    with torch.inference_mode():
+        for call in (lambda: model.learn_one(*rows[40]),
+                     lambda: model.learn_many(pd.DataFrame([x for x, _ in rows[40:]]),
+                                              pd.Series([y for _, y in rows[40:]]))):
+            with pytest.raises(ValueError, match="inference_mode"):
+                call()
+    assert pickle.dumps(model) == before

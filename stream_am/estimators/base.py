@@ -81,7 +81,9 @@ class StreamEstimator(abc.ABC):
         return inputs.MAX_MAGNITUDE if self.standardize else inputs.MAX_RAW_MAGNITUDE
 
     def _check_can_step(self, n_new: int) -> None:
-        """Refuse, before anything changes, a call whose first step could not build the engine (no device)."""
+        """Refuse, before anything changes, a call whose first step could not build the engine (no device), and
+        any learning inside ``torch.inference_mode()`` (its steps could not run)."""
+        checks.check_can_learn()
         if self._engine is None and self.n_buffered + n_new >= self.batch_size:
             checks.resolve_device(self.device)
 
@@ -156,6 +158,7 @@ class StreamEstimator(abc.ABC):
         Nothing happens when the buffer is empty.
         """
         if self.n_buffered:
+            self._check_can_step(0)
             self._step()
 
     # -- learning ------------------------------------------------------------------------------------

@@ -215,9 +215,11 @@ class AdamUpdater:
             obj = obj * (scale / math.prod(target.shape[1:]))  # the sum over samples of each sample's mean
             return list(torch.autograd.grad(obj, self.block.parameters()))
 
+    @no_grad  # the statistics are fresh tensors, some of them views autograd made: divided in place, no_grad
     def apply(self, stats: list[torch.Tensor], n: int) -> None:
-        self._step([s.div_(n) for s in stats])  # statistics are fresh tensors: divided in place
+        self._step([s.div_(n) for s in stats])
 
+    @no_grad
     def _step(self, grads: list[torch.Tensor]) -> None:
         """One Adam step on the mean gradients ``grads`` (plus the L1 term of the weights)."""
         if self.lambda_w > 0:

@@ -16,13 +16,14 @@ its share until it comes back. Memory per layer grows with the number of classes
 Cost (``benchmarks/step_time.py``; ``docs/method.md``). The sums are stored lazily scaled, ``U_c = scale_c
 V_c``: aging a class changes one number, a batch only adds. Adding a batch into all ``K`` classes' sums is a
 pass over ``K d (d + m)`` numbers, several times the plain memory's work on a small batch, so the batch's rows
-wait (:mod:`stream_am.updaters.pending`) until ``FLUSH_ROWS`` (or ``4 d``, if more: longer groups multiply
-faster) have come, and ``T`` is kept current on the CPU between those passes: each step ages it (``T`` times
-the factor, plus back what the classes the step did not show lost; or ``T`` less what the classes it showed
-lost, whichever reads fewer classes' sums) and adds the batch's rows as the plain memory does. Each pass (and
-each step in which the lazy scale is folded into the sums, which adds the waiting rows too) recomputes ``T``
-from the classes' sums, so rounding cannot build up beyond one window of rows. On a GPU (no device-to-host
-copy to learn which classes a step showed) and for batches of a window or more, every step is such a pass.
+wait (:mod:`stream_am.updaters.pending`) until ``FLUSH_ROWS`` have come (a longer window multiplies wide
+layers' groups faster, but costs memory, steps that read the waiting rows and rounding in ``T``), and ``T``
+is kept current on the CPU between those passes: each step ages it (``T`` times the factor, plus back what
+the classes the step did not show lost; or ``T`` less what the classes it showed lost, whichever reads fewer
+classes' sums) and adds the batch's rows as the plain memory does. Each pass (and each step in which the lazy
+scale is folded into the sums, which adds the waiting rows too) recomputes ``T`` from the classes' sums, so
+rounding cannot build up beyond one window of rows. On a GPU (no device-to-host copy to learn which classes a
+step showed) and for batches of a window or more, every step is such a pass.
 
 Its statistics need the samples' labels: :meth:`ClassMemoryUpdater.statistics` takes them one-hot
 (``labels``, n x K), so that shards of a batch give statistics of the same shape, which add up. The weights
@@ -44,10 +45,9 @@ from stream_am.updaters.class_state import class_state, load_class_state
 from stream_am.updaters.memory import MemoryUpdater, ridge_solve
 from stream_am.updaters.pending import PendingRows
 
-__all__ = ["ClassMemoryUpdater", "FLUSH_ROWS", "FLUSH_ROWS_PER_INPUT"]
+__all__ = ["ClassMemoryUpdater", "FLUSH_ROWS"]
 
-FLUSH_ROWS = 1024  # pending rows that make a pass over the classes' sums,
-FLUSH_ROWS_PER_INPUT = 4  # or this many per input of the layer, if more
+FLUSH_ROWS = 1024  # pending rows that make a pass over the classes' sums
 
 
 class ClassMemoryUpdater(MemoryUpdater):
@@ -140,8 +140,7 @@ class ClassMemoryUpdater(MemoryUpdater):
         ac, d, batch = self._rows(a, target, labels)
         self._age(batch.counts(), n, d, ac.shape[1] - d, ac)
         rps, classes = self._rows_per_sample, batch.classes(self._rows_per_sample)
-        window = max(FLUSH_ROWS, FLUSH_ROWS_PER_INPUT * d)
-        passing = ac.device.type != "cpu" or len(self._pending) + ac.shape[0] >= window or self._folded
+        passing = ac.device.type != "cpu" or len(self._pending) + ac.shape[0] >= FLUSH_ROWS or self._folded
         if not passing:  # T kept current: aged, then the batch added as the plain memory adds it
             assert self.T is not None
             self._age_T()

@@ -94,6 +94,8 @@ class PendingRows:
         if grouped:
             counts = torch.bincount(classes, minlength=K)
             width = int(counts.max())
+            if K * width > 2 * rows.shape[0]:  # padding would more than double the rows (a few classes hold them)
+                return self._flush_by_class(V, d, counts.tolist(), keep)
             order = torch.argsort(classes, stable=True)
             position = torch.empty_like(classes)
             position[order] = torch.arange(classes.numel()) - (counts.cumsum(0) - counts)[classes[order]]
@@ -105,6 +107,21 @@ class PendingRows:
             onehot = torch.zeros(rows.shape[0], K, dtype=rows.dtype, device=rows.device)
             onehot.scatter_(1, classes[:, None], weights[:, None])
             class_sums(rows, d, onehot, out=V)
+        if not keep:
+            self.clear()
+        return V
+
+    def _flush_by_class(self, V: torch.Tensor, d: int, counts: list[int], keep: bool) -> torch.Tensor:
+        """:meth:`flush_into`, grouped, one product per class that has rows (no padded copy of the rows)."""
+        rows, classes, weights = self._joined()
+        order = torch.argsort(classes, stable=True)
+        rows, weights = rows[order], weights[order]
+        start = 0
+        for c, k in enumerate(counts):
+            if k:
+                part = rows[start : start + k]
+                V[c].addmm_((part[:, :d] * weights[start : start + k, None]).T, part)
+                start += k
         if not keep:
             self.clear()
         return V
