@@ -4,7 +4,9 @@ For each network, every mix with the memories on top (``adam/.../adam`` up to ``
 networks 0, 1, 2, 4 and all memories), solved every step and every second step, with the memory readout, and
 the all-Adam and all-memory mixes with the Adam readout, each with class-clocked memories (the default for
 classification) and with ``memory_clock="sample"``, are timed against a backprop Adam step as
-``step_time.py`` times them (interleaved, blocks of four steps, median; the process's CPU time by default).
+``step_time.py`` times them (interleaved, in blocks of steps that span a class-clocked memory's pass over its
+waiting rows, median; the process's CPU time by default; the library's constants were fitted on blocks of
+four steps, which under-charge that pass: ``benchmarks/README.md``, "`auto` prices the class clock").
 The ratios (AM step / backprop step) are then fitted by weighted least squares (steps within 1.6 to 2.3
 backprop steps, where ``auto`` decides, weigh three times; a weak prior keeps the modelled backprop step
 near the measured one), and the table prints each measured ratio beside the fitted model's and the current
