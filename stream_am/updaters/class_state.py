@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import torch
 
+from stream_am.checks import all_finite
+
 __all__ = ["check_values", "class_state", "load_class_state"]
 
 
@@ -39,7 +41,7 @@ def check_values(key: str, t: torch.Tensor, low: float | None = None, positive: 
     where ``positive``)."""
     if not t.is_floating_point():
         raise ValueError(f"state[{key}] must be a floating tensor, got {t.dtype}")
-    if not bool(torch.isfinite(t).all()):
+    if not all_finite(t):
         raise ValueError(f"state[{key}] holds values that are not finite")
     if (low is not None and bool((t < low).any())) or (positive and bool((t <= 0).any())):
         raise ValueError(f"state[{key}] holds values {'<= 0' if positive else f'< {low}'}")

@@ -93,35 +93,15 @@ class PendingRows:
         K = V.shape[0]
         if grouped:
             counts = torch.bincount(classes, minlength=K)
-            width = int(counts.max())
-            if K * width > 2 * rows.shape[0]:  # padding would more than double the rows (a few classes hold them)
-                return self._flush_by_class(V, d, counts.tolist(), keep)
             order = torch.argsort(classes, stable=True)
-            position = torch.empty_like(classes)
-            position[order] = torch.arange(classes.numel()) - (counts.cumsum(0) - counts)[classes[order]]
-            slot = classes * width + position
-            P = rows.new_zeros(K * width, rows.shape[1]).index_copy_(0, slot, rows).view(K, width, rows.shape[1])
-            w = weights.new_zeros(K * width).index_copy_(0, slot, weights).view(K, width, 1)
-            V.baddbmm_((P[:, :, :d] * w).transpose(1, 2), P)
+            if K * int(counts.max()) > 2 * rows.shape[0]:  # padding would more than double the rows: by class
+                _add_by_class(V, d, rows[order], weights[order], counts.tolist())
+            else:
+                _add_padded(V, d, rows, classes, weights, counts, order)
         else:
             onehot = torch.zeros(rows.shape[0], K, dtype=rows.dtype, device=rows.device)
             onehot.scatter_(1, classes[:, None], weights[:, None])
             class_sums(rows, d, onehot, out=V)
-        if not keep:
-            self.clear()
-        return V
-
-    def _flush_by_class(self, V: torch.Tensor, d: int, counts: list[int], keep: bool) -> torch.Tensor:
-        """:meth:`flush_into`, grouped, one product per class that has rows (no padded copy of the rows)."""
-        rows, classes, weights = self._joined()
-        order = torch.argsort(classes, stable=True)
-        rows, weights = rows[order], weights[order]
-        start = 0
-        for c, k in enumerate(counts):
-            if k:
-                part = rows[start : start + k]
-                V[c].addmm_((part[:, :d] * weights[start : start + k, None]).T, part)
-                start += k
         if not keep:
             self.clear()
         return V
@@ -186,3 +166,29 @@ class PendingRows:
         dev, dtype = like.device, like.dtype
         self.add(torch.cat([a, c], dim=1).to(dev, dtype), classes.to(dev, torch.int64, copy=True),
                  weights.to(dev, dtype, copy=True))
+
+
+def _add_padded(
+    V: torch.Tensor, d: int, rows: torch.Tensor, classes: torch.Tensor, weights: torch.Tensor, counts: torch.Tensor,
+    order: torch.Tensor,
+) -> None:
+    """``V[c] += sum_i weight_i a_i^T [a_i | c_i]`` over the rows of each class ``c`` (``counts`` of each,
+    ``order`` sorting them by class): one batched product, each class's rows padded to the longest group."""
+    K, width = V.shape[0], int(counts.max())
+    position = torch.empty_like(classes)
+    position[order] = torch.arange(classes.numel()) - (counts.cumsum(0) - counts)[classes[order]]
+    slot = classes * width + position
+    P = rows.new_zeros(K * width, rows.shape[1]).index_copy_(0, slot, rows).view(K, width, rows.shape[1])
+    w = weights.new_zeros(K * width).index_copy_(0, slot, weights).view(K, width, 1)
+    V.baddbmm_((P[:, :, :d] * w).transpose(1, 2), P)
+
+
+def _add_by_class(V: torch.Tensor, d: int, rows: torch.Tensor, weights: torch.Tensor, counts: list[int]) -> None:
+    """``V[c] += sum_i weight_i a_i^T [a_i | c_i]`` over ``rows`` sorted by class, ``counts[c]`` of class ``c``:
+    one product per class that has rows (no padded copy of the rows)."""
+    start = 0
+    for c, k in enumerate(counts):
+        if k:
+            part = rows[start : start + k]
+            V[c].addmm_((part[:, :d] * weights[start : start + k, None]).T, part)
+            start += k
