@@ -64,8 +64,7 @@ def measure(spec: str, steps: int, clock: str) -> list[dict[str, Any]]:
     """Median cost of one step of each config of ``spec`` and of a backprop Adam step, interleaved (us)."""
     st = runpy.run_path(str(Path(__file__).with_name("step_time.py")))
     widths, batch = parse(spec)
-    g = torch.Generator().manual_seed(0)
-    x, y = torch.randn(batch, widths[0], generator=g), torch.randint(0, widths[-1], (batch,), generator=g)
+    X, Y = st["stream_batches"](widths[0], widths[-1], batch)
 
     def net() -> torch.nn.Sequential:
         return build_mlp(widths[0], widths[-1], tuple(widths[1:-1]), seed=0)
@@ -74,7 +73,7 @@ def measure(spec: str, steps: int, clock: str) -> list[dict[str, Any]]:
     learners.update({(*c, m): OnlineAM(net(), variant=list(c[0]), solve_every=c[1], readout=c[2], memory_clock=m)
                      for c in configs(widths) for m in MEMORY_CLOCKS
                      if m == "class" or "mem" in c[0] or c[2] == "memory"})  # no memory: the clock does nothing
-    times = st["interleaved_medians"](learners, x, y, steps, 3, clock)  # three warm-up samples
+    times = st["interleaved_medians"](learners, X, Y, steps, 3, clock)  # three warm-up samples
     bp = times.pop("bp") * 1e6
     return [{"network": spec, "variants": list(c[0]), "solve_every": c[1], "readout": c[2], "memory_clock": c[3],
              "us": v * 1e6, "bp_us": bp} for c, v in times.items()]

@@ -37,11 +37,10 @@ def _learner(widths: list[int], variant: str, solve_every: int, seed: int) -> On
 def step_ratios(widths: list[int], batch: int, configs: list[tuple[str, int]], steps: int, clock: str) -> dict:
     """Median step time of each ``(variant, solve_every)`` over a backprop Adam step, interleaved."""
     st = _sibling("step_time")
-    g = torch.Generator().manual_seed(0)
-    x, y = torch.randn(batch, widths[0], generator=g), torch.randint(0, widths[-1], (batch,), generator=g)
+    X, Y = st["stream_batches"](widths[0], widths[-1], batch)
     learners = {"bp": st["BackpropStep"](build_mlp(widths[0], widths[-1], tuple(widths[1:-1]), seed=0))}
     learners.update({c: _learner(widths, *c, seed=0) for c in configs})
-    times = st["interleaved_medians"](learners, x, y, steps, 3, clock)  # three warm-up samples
+    times = st["interleaved_medians"](learners, X, Y, steps, 3, clock)  # three warm-up samples
     bp = times.pop("bp")
     return {c: v / bp for c, v in times.items()}
 

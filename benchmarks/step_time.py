@@ -7,11 +7,14 @@ alike); each figure is the median, over ``--steps`` samples after ``--warmup`` w
 time of one step in a block of consecutive steps: four, or enough to span 1,024 rows (32 steps at batch 32),
 so that ``solve_every=4`` is charged for its solves and a class-clocked memory for its pass over the waiting
 rows (blocks of four at every batch size, until the fourth session, did not charge that pass at batch 32 and
-charged it by chance at 128).
+charged it by chance at 128). Each "/ bp" ratio is the median, over the rounds, of the ratio of the two
+blocks of that round (paired: a slow spell of a shared machine hits both); the "ms" columns are medians.
 Every AM learner here has the default class clock; the two "class clock / sample clock" columns are its
-cost against ``memory_clock="sample"`` for AM-mem and AM-auto (the same layers and cadence as AM-auto chose;
-every class in every batch here, its worst case), each the median of the ratios of two blocks timed one
-right after the other. ``784-64-10/b32`` is
+cost against ``memory_clock="sample"`` for AM-mem and AM-auto (the same layers and cadence as AM-auto chose),
+each the median of the ratios of two blocks timed one right after the other. Every learner steps through the
+same stream of ``STREAM_BATCHES`` mini-batches of i.i.d. labels, in turn (until the fifth session one batch,
+repeated, was timed: it held every class, so no step ever left a class out, which under-charged the class
+clock: a step that leaves a remembered class out gives that class back its share). ``784-64-10/b32`` is
 ``AMClassifier``'s default network on 784 features (MNIST-sized rows); ``64-256-256-10/b32`` is the wider
 digits network of ``variants.py``, where ``"auto"`` is measured against the best single variant. Ratios (AM /
 backprop) are the result; absolute times vary with the machine. ``--clock cpu`` times the process's CPU time
@@ -41,6 +44,7 @@ from stream_am.updaters.class_memory import FLUSH_ROWS
 from stream_am.variants import resolve_variants
 
 BLOCK = 4  # steps per timed sample at least (a multiple of every solve_every timed here)
+STREAM_BATCHES = 64  # distinct mini-batches each learner steps through, in turn
 
 
 def block_steps(batch: int) -> int:
@@ -81,29 +85,44 @@ def _sync(device: torch.device) -> None:
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
-def interleaved_medians(learners: dict[Any, Any], x: torch.Tensor, y: torch.Tensor, steps: int, warmup: int,
+def stream_batches(
+    n_inputs: int, n_classes: int, batch: int, seed: int = 0, device: torch.device | None = None,
+    count: int = STREAM_BATCHES,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``count`` mini-batches of ``batch`` Gaussian rows with i.i.d. uniform labels, stacked: ``X``
+    (count x batch x n_inputs) and ``Y`` (count x batch). A stationary stream: most steps hold most classes,
+    some leave one out (at batch 32 of ten classes, about a third of the steps)."""
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(count, batch, n_inputs, generator=g)
+    Y = torch.randint(0, n_classes, (count, batch), generator=g)
+    device = device or torch.device("cpu")
+    return X.to(device), Y.to(device)
+
+
+def interleaved_medians(learners: dict[Any, Any], X: torch.Tensor, Y: torch.Tensor, steps: int, warmup: int,
                         clock: str = "wall", device: torch.device | None = None) -> dict[Any, float]:
     """Seconds of one step of each learner: the median, over ``steps`` samples after ``warmup``, of the mean step
     time in a block of :func:`block_steps` consecutive steps, the learners taking turns (so machine noise hits
-    all alike)."""
-    blocks = interleaved_blocks(learners, x, y, steps, warmup, clock, device)
+    all alike); each learner steps through the mini-batches ``X``, ``Y`` (stacked, :func:`stream_batches`) in
+    order, cycling."""
+    blocks = interleaved_blocks(learners, X, Y, steps, warmup, clock, device)
     return {k: statistics.median(v) for k, v in blocks.items()}
 
 
-def interleaved_blocks(learners: dict[Any, Any], x: torch.Tensor, y: torch.Tensor, steps: int, warmup: int,
+def interleaved_blocks(learners: dict[Any, Any], X: torch.Tensor, Y: torch.Tensor, steps: int, warmup: int,
                        clock: str = "wall", device: torch.device | None = None) -> dict[Any, list[float]]:
     """The samples :func:`interleaved_medians` takes the medians of, in the order they were timed."""
     device = device or torch.device("cpu")
     times: dict[Any, list[float]] = {k: [] for k in learners}
     # a sample is a block of consecutive steps, so a learner whose cost is periodic (solve_every=4, a pass of
     # the waiting rows) is charged for its expensive steps: a median of single steps would only see cheap ones
-    block = block_steps(x.shape[0])
+    block, count = block_steps(X.shape[1]), X.shape[0]
     for i in range(warmup + steps):
         for name, learner in learners.items():
             _sync(device)
             t = CLOCKS[clock]()
-            for _ in range(block):
-                learner.partial_fit(x, y)
+            for j in range(i * block, (i + 1) * block):
+                learner.partial_fit(X[j % count], Y[j % count])
             _sync(device)
             if i >= warmup:
                 times[name].append((CLOCKS[clock]() - t) / block)
@@ -111,9 +130,7 @@ def interleaved_blocks(learners: dict[Any, Any], x: torch.Tensor, y: torch.Tenso
 
 
 def time_shape(widths, batch, device, steps, warmup, seed=0, clock="wall"):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(batch, widths[0], generator=g).to(device)
-    y = torch.randint(0, widths[-1], (batch,), generator=g).to(device)
+    X, Y = stream_batches(widths[0], widths[-1], batch, seed, device)
 
     def net():
         return build_mlp(widths[0], widths[-1], tuple(widths[1:-1]), seed=seed).to(device)
@@ -136,15 +153,18 @@ def time_shape(widths, batch, device, steps, warmup, seed=0, clock="wall"):
     if device.type == "cuda":
         for v in ("mem", "adam"):
             learners[f"AM-{v} serial"] = OnlineAM(net(), variant=v, parallel_layers=False, device=str(device))
-    blocks = interleaved_blocks(learners, x, y, steps, warmup, clock, device)
+    blocks = interleaved_blocks(learners, X, Y, steps, warmup, clock, device)
     auto = learners["AM-auto"]
     assert isinstance(auto, OnlineAM)
-    # the clocks' cost: a median of ratios of blocks timed one right after the other (paired, so that the
-    # load of a shared machine, which changes between rounds, cancels)
-    costs = {v: statistics.median(c / s for c, s in zip(blocks[f"AM-{v}"], blocks[f"AM-{v} sample"], strict=True))
-             for v in ("mem", "auto")}
+    # every ratio is a median of ratios of blocks timed in the same round (paired, so that the load of a shared
+    # machine, which changes between rounds, cancels): the clocks' cost, and each learner over backprop
+    def paired(a: str, b: str) -> float:
+        return statistics.median(x / y for x, y in zip(blocks[a], blocks[b], strict=True))
+
+    costs = {v: paired(f"AM-{v}", f"AM-{v} sample") for v in ("mem", "auto")}
+    ratios = {(k, ref): paired(k, ref) for k in blocks for ref in ("backprop-Adam", "backprop-Adam fused")}
     every = "" if auto.solve_every_ == 1 else f", solve every {auto.solve_every_}"
-    return {k: statistics.median(v) for k, v in blocks.items()}, "/".join(auto.variants_) + every, costs
+    return {k: statistics.median(v) for k, v in blocks.items()}, "/".join(auto.variants_) + every, costs, ratios
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -172,17 +192,23 @@ def main(argv: list[str] | None = None) -> list[dict]:
         torch.set_num_threads(threads)
         for name in args.shapes:
             widths, batch = SHAPES[name]
-            t, auto, clock = time_shape(widths, batch, device, args.steps, args.warmup, clock=args.clock)
+            t, auto, clock, paired = time_shape(widths, batch, device, args.steps, args.warmup, clock=args.clock)
             bp, fbp = t["backprop-Adam"], t["backprop-Adam fused"]
             row = {"shape": name, "threads": threads, **{k: v * 1e3 for k, v in t.items()},
-                   **{f"AM-{v} class / sample": r for v, r in clock.items()}}
+                   **{f"AM-{v} class / sample": r for v, r in clock.items()},
+                   **{f"{k} / bp": paired[k, "backprop-Adam"] for k in t}}
             rows.append(row)
-            extra = "".join(f" {t[k] / bp:.2f} |" for k in ("AM-mem serial", "AM-Adam serial") if k in t)
+
+            def r(k: str, ref: str = "backprop-Adam", paired: dict = paired) -> str:
+                return f"{paired[k, ref]:.2f}"
+
+            extra = "".join(f" {r(k)} |" for k in ("AM-mem serial", "AM-Adam serial") if k in t)
+            fused = "backprop-Adam fused"
             print(
                 f"| {name} | {threads} | {bp * 1e3:.2f} | {t['AM-mem'] * 1e3:.2f} | {t['AM-Adam'] * 1e3:.2f} "
-                f"| {t['AM-mem'] / bp:.2f} | {t['AM-Adam'] / bp:.2f} | {t['AM-mem/4'] / bp:.2f} "
-                f"| {t['AM-mem 3'] / bp:.2f} | {t['AM-Adam 3'] / bp:.2f} | {fbp * 1e3:.2f} | {t['AM-mem'] / fbp:.2f} "
-                f"| {t['AM-Adam'] / fbp:.2f} | {t['AM-auto'] / bp:.2f} | {auto} "
+                f"| {r('AM-mem')} | {r('AM-Adam')} | {r('AM-mem/4')} "
+                f"| {r('AM-mem 3')} | {r('AM-Adam 3')} | {fbp * 1e3:.2f} | {r('AM-mem', fused)} "
+                f"| {r('AM-Adam', fused)} | {r('AM-auto')} | {auto} "
                 f"| {clock['mem']:.2f} | {clock['auto']:.2f} |{extra}",
                 flush=True,
             )

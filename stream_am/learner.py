@@ -252,7 +252,7 @@ class OnlineAM(LearnerState):
         known = [codes[0] if codes else None] + [o.output for o in self._objectives]
         labels = None  # one-hot labels, for class-clocked memories
         if self._by_class:
-            labels = ClassBatch(target if self._onehot else F.one_hot(y, self.n_outputs).to(x.dtype))
+            labels = ClassBatch(target if self._onehot else F.one_hot(y, self.n_outputs).to(x.dtype), y)
         if reduce is None:
             fit_layers(self._updaters, inputs, [*new, target], known, n, labels,
                        self._streams if self.parallel_layers else ())

@@ -244,7 +244,7 @@ def test_the_host_and_device_arithmetic_of_the_clock_agree():
     for step in range(50):
         k = F.one_hot(torch.randint(0, 4, (16,), generator=g), 4).float().sum(0)
         host.advance(k, 16, 0.005, step)
-        device._grow(k)
+        device._grow(4, k)
         device.factor = (1 - 0.005) ** 16
         device._advance_device(k)
     assert host.folds == 0 and host.scale is not None and float(host.scale.min()) < 0.5  # it aged, unfolded

@@ -11,7 +11,8 @@ sizes), on a GPU in torch, with no device-to-host copy.
 from __future__ import annotations
 
 import math
-from array import array
+from collections.abc import MutableSequence
+from typing import cast
 
 import torch
 
@@ -19,15 +20,18 @@ from stream_am.grad_mode import no_grad
 
 __all__ = ["ClassBatch", "ClassClock", "Labels", "class_increments", "class_sums"]
 
+HostView = MutableSequence[float]  # a 1-d float tensor's memory as Python floats (a memoryview)
 LOWEST_SCALE = 1e-8  # the lazy scale is folded into the sums before it (or its bound) falls below this
 
 
 class ClassBatch:
     """A batch's labels, one-hot (``onehot``, n x K), with what class-clocked memories derive from them,
-    each computed once and cached (so every layer of a step shares it)."""
+    each computed once and cached (so every layer of a step shares it); ``labels``: the same labels as class
+    indices (n, int64), if the caller has them (they spare deriving them from ``onehot``)."""
 
-    def __init__(self, onehot: torch.Tensor):
+    def __init__(self, onehot: torch.Tensor, labels: torch.Tensor | None = None):
         self.onehot = onehot
+        self.labels = labels
         self._counts: torch.Tensor | None = None
         self._classes: dict[int, torch.Tensor] = {}
         self._host_counts: list[int] | None = None
@@ -41,13 +45,22 @@ class ClassBatch:
     def host_counts(self) -> list[int]:
         """:meth:`counts` as Python ints (CPU; computed once for every layer of a step)."""
         if self._host_counts is None:
-            self._host_counts = [int(k) for k in self.counts().tolist()]
+            if self.labels is not None:  # counted on the host: no tensor operation
+                counts = [0] * self.onehot.shape[1]
+                for k in self.labels.tolist():
+                    counts[k] += 1
+                self._host_counts = counts
+            else:
+                self._host_counts = [int(k) for k in self.counts().tolist()]
         return self._host_counts
 
     def classes(self, per_sample: int) -> torch.Tensor:
         """The class of each of ``per_sample`` rows per sample (int64)."""
         if per_sample not in self._classes:
-            self._classes[per_sample] = self.rows(per_sample).argmax(1)
+            if per_sample == 1 and self.labels is not None:
+                self._classes[1] = self.labels
+            else:
+                self._classes[per_sample] = self.rows(per_sample).argmax(1)
         return self._classes[per_sample]
 
     def rows(self, per_sample: int) -> torch.Tensor:
@@ -134,40 +147,54 @@ class ClassClock:
         self.factor = 1.0  # what the last step aged its classes by
         self.aged: list[int] = []  # (CPU) classes with weight that the last step aged
         self.kept: list[int] = []  # (CPU) classes with weight that it did not
-        self.host_scale: list[float] = []  # (CPU) ``scale`` as Python floats
+        # (CPU, float32 or float64) S, scale and inverse as the host reads and writes them: views of the
+        # tensors' memory, so a step changes them with no tensor operation (Python floats are rounded to the
+        # tensors' dtype as they are stored)
+        self._views: tuple[HostView, HostView, HostView] | None = None
 
-    def advance(self, per_sample: torch.Tensor, n: int, decay: float, step: int) -> None:
-        """Age each class present in step ``step`` (``n`` samples, ``per_sample`` of each class) and add its
-        samples (a step already taken does nothing)."""
+    @property
+    def host_scale(self) -> HostView:
+        """(CPU) ``scale`` as the host reads it."""
+        return [] if self._views is None else self._views[1]
+
+    def advance(self, per_sample: torch.Tensor | list[int], n: int, decay: float, step: int,
+                like: torch.Tensor | None = None) -> None:
+        """Age each class present in step ``step`` (``n`` samples, ``per_sample`` of each class: a tensor, or
+        Python numbers counted on the host, with ``like`` giving the dtype and device) and add its samples (a
+        step already taken does nothing)."""
         if step == self._step:
             return
-        self._grow(per_sample)
+        like = per_sample if isinstance(per_sample, torch.Tensor) else like
+        assert like is not None
+        self._grow(len(per_sample), like)
         assert self.S is not None and self.scale is not None
         self.factor = (1.0 - decay) ** n
-        cpu = per_sample.device.type == "cpu"
-        if cpu:
-            self._advance_host(per_sample)
+        if self._views is not None:
+            self._advance_host(per_sample.tolist() if isinstance(per_sample, torch.Tensor) else per_sample)
         else:
-            self._advance_device(per_sample)
-        if self._bound < LOWEST_SCALE or not cpu:
+            counts = per_sample if isinstance(per_sample, torch.Tensor) else like.new_tensor(per_sample)
+            self._advance_device(counts)
+        if self._bound < LOWEST_SCALE or self._views is None:
             self._derive()
         self._step = step
 
-    def _advance_host(self, per_sample: torch.Tensor) -> None:
-        """:meth:`advance` on the CPU, in Python floats (vectors of K entries cost torch more than this)."""
-        assert self.S is not None and self.scale is not None
-        S, scale = self.S.tolist(), self.scale.tolist()
+    def _advance_host(self, per_sample: list[float] | list[int]) -> None:
+        """:meth:`advance` on the CPU, in Python floats written into the tensors (no tensor operation)."""
+        assert self._views is not None
+        S, scale, inverse = self._views
+        factor = self.factor
         self.aged, self.kept = [], []
-        for c, x in enumerate(per_sample.tolist()):
+        for c, x in enumerate(per_sample):
             if x > 0:
                 if S[c] > 0:
                     self.aged.append(c)
-                scale[c] *= self.factor
-                S[c] = S[c] * self.factor + x
+                scale[c] *= factor  # rounded to the dtype as stored
+                s = scale[c]
+                inverse[c] = 1.0 / s if s > 0 else 0.0  # a scale that underflowed to 0: the fold restarts it
+                S[c] = S[c] * factor + x
             elif S[c] > 0:
                 self.kept.append(c)
-        self._tables(S, scale)
-        self._bound = min(self.host_scale)  # as stored (float32 may round a tiny scale to 0)
+        self.total, self._bound = math.fsum(S), min(scale)
 
     def _advance_device(self, per_sample: torch.Tensor) -> None:
         """:meth:`advance` on a GPU, in torch, with no device-to-host copy (the host's arithmetic)."""
@@ -176,19 +203,6 @@ class ClassClock:
         self.scale.mul_(aged)
         self.S.mul_(aged).add_(per_sample)
         self._bound *= self.factor  # a bound of min(scale): every class aged at every step
-
-    def _tables(self, S: list[float], scale: list[float]) -> None:
-        """The state from Python floats (CPU), with ``inverse`` and ``total`` computed from it as stored (in
-        float32 where it is stored so), so that they are a function of the state: a loaded copy continues bit
-        for bit. One tensor holds the three vectors (a tensor costs more to make than this arithmetic)."""
-        assert self.S is not None
-        if self.S.dtype == torch.float32:  # round as the tensors will
-            S, scale = (list(array("f", v)) for v in (S, scale))
-        # a scale that underflowed to 0 (a huge batch, or forget) gets 0: the fold that follows restarts it at 1
-        table = torch.tensor([S, scale, [1.0 / s if s > 0 else 0.0 for s in scale]], dtype=self.S.dtype)
-        self.S, self.scale, self.inverse = table.unbind()
-        self.host_scale = scale
-        self.total = math.fsum(S)
 
     def forget(self, factor: float, by: object) -> None:
         """Scale the weight of everything remembered by ``factor`` (once: only when ``by`` is the owner)."""
@@ -200,20 +214,32 @@ class ClassClock:
 
     def reset(self, S: torch.Tensor | None, scale: torch.Tensor | None) -> None:
         """Set the state (a loaded one) and forget the last step."""
-        self.S, self.scale = S, scale
+        self._set(S, scale)
         self._step, self._bound = -1, 1.0 if scale is None else float(scale.min())  # (a load may wait)
         self.aged, self.kept, self.factor = [], [], 1.0
         if S is not None:
             self._derive(fold=False)
 
-    def _grow(self, per_sample: torch.Tensor) -> None:
-        K = per_sample.shape[0]
+    def _grow(self, K: int, like: torch.Tensor) -> None:
         if self.S is None or self.scale is None:
-            self.S, self.scale = per_sample.new_zeros(K), per_sample.new_ones(K)
+            self._set(like.new_zeros(K), like.new_ones(K))
         elif K > self.S.shape[0]:
             extra = K - self.S.shape[0]
-            self.S = torch.cat([self.S, self.S.new_zeros(extra)])
-            self.scale = torch.cat([self.scale, self.scale.new_ones(extra)])
+            self._set(torch.cat([self.S, self.S.new_zeros(extra)]), torch.cat([self.scale, self.scale.new_ones(extra)]))
+
+    def _set(self, S: torch.Tensor | None, scale: torch.Tensor | None) -> None:
+        """Hold copies of ``S`` and ``scale`` (owned: the host writes into them), with ``inverse`` beside them,
+        and host views of the three where they can be."""
+        self._views = None
+        if S is None or scale is None:
+            self.S = self.scale = self.inverse = None
+            return
+        own = torch.contiguous_format
+        self.S, self.scale = S.detach().clone(memory_format=own), scale.detach().clone(memory_format=own)
+        self.inverse = torch.zeros_like(self.scale)
+        if S.device.type == "cpu" and S.dtype in (torch.float32, torch.float64):
+            views = [cast(HostView, memoryview(t.numpy())) for t in (self.S, self.scale, self.inverse)]  # type: ignore[arg-type]
+            self._views = views[0], views[1], views[2]
 
     def _derive(self, fold: bool = True) -> None:
         """Fold the scale if it could underflow (``fold``: only in a step, which every memory takes), then
@@ -221,10 +247,15 @@ class ClassClock:
         assert self.scale is not None and self.S is not None
         if fold and self._bound < LOWEST_SCALE:
             self._fold_scale()
-        if self.scale.device.type == "cpu":
-            self._tables(self.S.tolist(), self.scale.tolist())
+        if self._views is not None:
+            S, scale, inverse = self._views
+            for c, s in enumerate(scale):
+                inverse[c] = 1.0 / s if s > 0 else 0.0
+            self.total, self._bound = math.fsum(S), min(scale)
         else:
-            self.inverse, self.total = self.scale.reciprocal(), self.S.sum()
+            assert self.inverse is not None
+            torch.reciprocal(self.scale, out=self.inverse)
+            self.total = self.S.sum()
 
     def _fold_scale(self) -> None:
         """Hand the scale to the memories (each multiplies its sums by ``folded`` when it sees ``folds``

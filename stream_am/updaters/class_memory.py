@@ -41,7 +41,7 @@ from torch import nn
 from stream_am.affine import get_affine, rows, set_affine
 from stream_am.grad_mode import no_grad
 from stream_am.updaters.class_clock import ClassBatch, ClassClock, Labels, class_sums
-from stream_am.updaters.class_state import class_state, load_class_state
+from stream_am.updaters.class_state import class_state, load_class_state, widen
 from stream_am.updaters.memory import MemoryUpdater, ridge_solve
 from stream_am.updaters.pending import PendingRows
 
@@ -68,7 +68,7 @@ class ClassMemoryUpdater(MemoryUpdater):
         self.T: torch.Tensor | None = None  # sum_c U_c, pending rows included (d x (d + m))
         self._folds = 0  # the clock's folds this memory has applied
         self._folded = False  # this step folded (and so passes: T is recomputed)
-        self._pending = PendingRows()  # rows not yet in Vc
+        self._pending = PendingRows(FLUSH_ROWS)  # rows not yet in Vc
 
     @property
     def A(self) -> torch.Tensor | None:  # type: ignore[override]
@@ -88,7 +88,8 @@ class ClassMemoryUpdater(MemoryUpdater):
 
     @property
     def Sc(self) -> torch.Tensor | None:
-        """The weight of each class's statistics, in samples (the clock's)."""
+        """The weight of each class's statistics, in samples: the clock's own tensor, which later steps change in
+        place (clone it to keep it)."""
         return self.clock.S
 
     @property
@@ -103,10 +104,11 @@ class ClassMemoryUpdater(MemoryUpdater):
     def _total(self) -> torch.Tensor | float:
         return self.clock.total if isinstance(self.clock.total, torch.Tensor) else max(self.clock.total, 1e-30)
 
-    def _rows(
+    def _parts(
         self, a: torch.Tensor, target: torch.Tensor, labels: Labels | None
-    ) -> tuple[torch.Tensor, int, ClassBatch]:
-        """The layer's rows ``[1 | a | c]`` (no 1 without a bias), the width of their input part, the labels."""
+    ) -> tuple[list[torch.Tensor], int, ClassBatch]:
+        """The parts of the layer's rows ``[1 | a | c]`` (no 1 without a bias), the width of their input part,
+        the labels."""
         if labels is None:
             raise ValueError("a class-clocked memory needs the batch's labels (one-hot) in `labels`")
         rows_a, rows_c = rows(self.layer, a, target)
@@ -114,7 +116,7 @@ class ClassMemoryUpdater(MemoryUpdater):
         self._rows_per_sample = math.prod(target.shape[2:])  # image patches per sample for a Conv2d
         if not isinstance(labels, ClassBatch):
             labels = ClassBatch(labels.to(rows_a.dtype))
-        return torch.cat(parts, dim=1), rows_a.shape[1] + int(self.bias), labels
+        return parts, rows_a.shape[1] + int(self.bias), labels
 
     def statistics(
         self,
@@ -125,8 +127,8 @@ class ClassMemoryUpdater(MemoryUpdater):
         labels: Labels | None = None,
     ) -> list[torch.Tensor]:
         """``[U, counts]``: the batch's per-class sums (:func:`class_increments`) and samples per class."""
-        ac, d, batch = self._rows(a, target, labels)
-        return [class_sums(ac, d, batch.rows(self._rows_per_sample)), batch.counts()]
+        parts, d, batch = self._parts(a, target, labels)
+        return [class_sums(torch.cat(parts, dim=1), d, batch.rows(self._rows_per_sample)), batch.counts()]
 
     @no_grad
     def fit(
@@ -137,40 +139,46 @@ class ClassMemoryUpdater(MemoryUpdater):
         known: torch.Tensor | None = None,
         labels: Labels | None = None,
     ) -> None:
-        ac, d, batch = self._rows(a, target, labels)
-        self._age(batch.counts(), n, d, ac.shape[1] - d, ac)
-        rps, classes = self._rows_per_sample, batch.classes(self._rows_per_sample)
-        passing = ac.device.type != "cpu" or len(self._pending) + ac.shape[0] >= FLUSH_ROWS or self._folded
-        if not passing:  # T kept current: aged, then the batch added as the plain memory adds it
-            assert self.T is not None
-            self._age_T()
-            self.T.addmm_(ac[:, :d].T, ac, alpha=1.0 / rps)
-        counts = batch.host_counts() if ac.device.type == "cpu" and rps == 1 else None
-        self._pending.add(ac, classes, self._weight()[classes], counts)
+        parts, d, batch = self._parts(a, target, labels)
+        cpu, rps = parts[0].device.type == "cpu", self._rows_per_sample
+        m = sum(p.shape[1] for p in parts) - d
+        self._age(batch.host_counts() if cpu else batch.counts(), n, d, m, parts[0])
+        passing = not cpu or len(self._pending) + parts[0].shape[0] >= FLUSH_ROWS or self._folded
+        whole = passing or self._ages_whole()
+        if not whole:
+            self._shares(whole=False)  # before the batch's rows join the pending rows of the classes it aged
+        counts = batch.host_counts() if cpu and rps == 1 else None
+        ac = self._pending.append(parts, batch.classes(rps), self._weight(), counts)
         if passing:
             self._pass()
+        else:  # T kept current: aged whole (or by its classes, above) and the batch added, in one product
+            assert self.T is not None
+            self.T.addmm_(ac[:, :d].T, ac, beta=self.clock.factor if whole else 1.0, alpha=1.0 / rps)
+            if whole:
+                self._shares(whole=True)  # the classes it kept hold none of the batch's rows
         self._solve()
 
     @no_grad
     def apply(self, stats: list[torch.Tensor], n: int) -> None:
         U, counts = stats
-        self._age(counts, n, U.shape[1], U.shape[2] - U.shape[1], U)
+        self._age(counts.tolist() if counts.device.type == "cpu" else counts, n, U.shape[1], U.shape[2] - U.shape[1], U)
         assert self.Vc is not None
         self.Vc.addcmul_(U, self._weight()[:, None, None])
         self._pass()
         self._solve()
 
-    def _age_T(self) -> None:
-        """Age ``T`` by this step's clock: the lost share of the classes it aged taken off, or ``T`` aged whole
-        and the share of the classes it kept given back, whichever reads fewer rows (module docstring)."""
-        assert self.T is not None and self.clock.scale is not None
-        g, aged, kept = self.clock.factor, self.clock.aged, self.clock.kept
-        scale = self.clock.host_scale
-        if self._reads(aged) < self._reads(kept):  # U_c before the step is scale_c / g times its stored sums
-            self._add_classes(aged, [-(1.0 - g) / g * scale[c] for c in aged])
-        else:
-            self.T.mul_(g)
+    def _ages_whole(self) -> bool:
+        """Whether this step ages ``T`` whole and gives the classes it kept their share back, rather than taking
+        the lost share of the classes it aged off: whichever reads fewer rows (module docstring)."""
+        return self._reads(self.clock.aged) >= self._reads(self.clock.kept)
+
+    def _shares(self, whole: bool) -> None:
+        """Give the classes this step kept their share back (``whole``), or take off what those it aged lost."""
+        g, scale, aged, kept = self.clock.factor, self.clock.host_scale, self.clock.aged, self.clock.kept
+        if whole:
             self._add_classes(kept, [(1.0 - g) * scale[c] for c in kept])
+        else:  # U_c before the step is scale_c / g times its stored sums
+            self._add_classes(aged, [-(1.0 - g) / g * scale[c] for c in aged])
 
     def _reads(self, classes: list[int]) -> float:
         """What summing ``classes``' sums reads, in stored sums (a pending row costs about a fifth of one)."""
@@ -181,12 +189,9 @@ class ClassMemoryUpdater(MemoryUpdater):
         if not classes:
             return
         assert self.T is not None and self.Vc is not None
-        d, cols = self.T.shape
-        coef = self.T.new_tensor(coefficients)
-        index = torch.tensor(classes)
-        self.T.view(1, d * cols).addmm_(coef[None, :], self.Vc.index_select(0, index).view(len(classes), d * cols))
-        full = self.T.new_zeros(self.Vc.shape[0]).index_copy_(0, index, coef)
-        self._pending.add_weighted_into(self.T, d, full)
+        for c, coefficient in zip(classes, coefficients, strict=True):  # usually one class: no index tensors
+            self.T.add_(self.Vc[c], alpha=coefficient)
+        self._pending.add_weighted_into(self.T, self.T.shape[0], classes, coefficients)
 
     def _pass(self) -> None:
         """Add the pending rows into the classes' sums and recompute ``T`` from them."""
@@ -211,9 +216,10 @@ class ClassMemoryUpdater(MemoryUpdater):
             return Vc
         return self._pending.flush_into(Vc.clone(), Vc.shape[1], self._grouped(), keep=True)
 
-    def _age(self, per_sample: torch.Tensor, n: int, d: int, m: int, like: torch.Tensor) -> None:
-        """Advance the clock (once per step for all its memories) and bring the sums to its scale."""
-        K = per_sample.shape[0]
+    def _age(self, per_sample: torch.Tensor | list[int], n: int, d: int, m: int, like: torch.Tensor) -> None:
+        """Advance the clock (once per step for all its memories; ``per_sample``: the samples of each class,
+        counted on the host on the CPU) and bring the sums to its scale."""
+        K = len(per_sample)
         if self.Vc is None:
             self.Vc, self._folds = like.new_zeros(K, d, d + m), self.clock.folds
             self.T = like.new_zeros(d, d + m)
@@ -221,7 +227,7 @@ class ClassMemoryUpdater(MemoryUpdater):
             self.Vc = torch.cat([self.Vc, self.Vc.new_zeros(K - self.Vc.shape[0], *self.Vc.shape[1:])])
         elif K < self.Vc.shape[0]:
             raise ValueError(f"labels have {K} classes, but this memory keeps {self.Vc.shape[0]}")
-        self.clock.advance(per_sample, n, self.decay, self.n_updates)
+        self.clock.advance(per_sample, n, self.decay, self.n_updates, like=like)
         self._folded = self._folds != self.clock.folds
         if self._folded:  # the clock folded its scale into the sums (every memory steps): this step passes
             assert self.clock.folded is not None and self.clock.folds == self._folds + 1
@@ -250,7 +256,7 @@ class ClassMemoryUpdater(MemoryUpdater):
     def grow_inputs(self, n_new: int) -> None:
         if self.Vc is not None and self.T is not None:
             self._pending.grow_inputs(self.T.shape[0], n_new)
-            self.Vc, self.T = _widen(self.Vc, n_new), _widen(self.T, n_new)
+            self.Vc, self.T = widen(self.Vc, n_new), widen(self.T, n_new)
 
     def grow_outputs(self, n_new: int) -> None:
         if self.Vc is not None and self.T is not None:
@@ -290,10 +296,3 @@ class ClassMemoryUpdater(MemoryUpdater):
         else:
             self.T = T
 
-
-def _widen(X: torch.Tensor, n_new: int) -> torch.Tensor:
-    """Sums ``[A | B^T]`` (``... x d x (d + m)``) with ``n_new`` more inputs: zero rows and columns after ``A``'s."""
-    d, cols = X.shape[-2:]
-    W = X.new_zeros(*X.shape[:-2], d + n_new, cols + n_new)
-    W[..., :d, :d], W[..., :d, d + n_new :] = X[..., :d], X[..., d:]
-    return W

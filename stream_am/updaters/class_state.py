@@ -9,7 +9,7 @@ import torch
 
 from stream_am.checks import all_finite
 
-__all__ = ["check_values", "class_state", "load_class_state"]
+__all__ = ["check_values", "class_state", "load_class_state", "widen"]
 
 
 def class_state(
@@ -81,3 +81,11 @@ def load_class_state(
     Vc = (V * S[:, None, None]).contiguous() if legacy else V.contiguous()  # legacy: means
     T = None if TA is None or TB is None else torch.cat([TA, TB.T], dim=1).to(dev, dtype).contiguous()
     return Vc, T, S, scale.to(dev, dtype, copy=True)
+
+
+def widen(X: torch.Tensor, n_new: int) -> torch.Tensor:
+    """Sums ``[A | B^T]`` (``... x d x (d + m)``) with ``n_new`` more inputs: zero rows and columns after ``A``'s."""
+    d, cols = X.shape[-2:]
+    W = X.new_zeros(*X.shape[:-2], d + n_new, cols + n_new)
+    W[..., :d, :d], W[..., :d, d + n_new :] = X[..., :d], X[..., d:]
+    return W
