@@ -28,7 +28,8 @@ For a layer with ``d`` inputs (bias included), ``k`` outputs and ``b`` samples:
   class-clocked memories (the default for classification: :mod:`stream_am.updaters.class_memory`) add
   ``CLASS_STEP_US`` per step (the class clock, the labels, a pass's bookkeeping: fitted per memory, this cost
   came out at zero) and each a second product of its rows, by class, ``2 b d (d + k)`` flops at
-  ``CLASS_RATE``.
+  ``CLASS_RATE``. (Fitted on timings of one repeated batch, before the class clock's bookkeeping got cheaper:
+  ``benchmarks/README.md``, "A cheaper class clock, timed on a stream".)
 
 The ``"auto"`` layers take memories from the top down, as many as keep the predicted step within the
 target (a memory that does not solve on every step can cost less than Adam, so this is not always the first
