@@ -18,8 +18,9 @@ import torch
 
 from stream_am.grad_mode import no_grad
 
-__all__ = ["ClassBatch", "ClassClock", "Labels", "class_increments", "class_sums"]
+__all__ = ["ClassBatch", "ClassClock", "Counts", "Labels", "class_increments", "class_sums"]
 
+Counts = list[int] | list[float]  # samples (or rows) of each class, counted on the host
 HostView = MutableSequence[float]  # a 1-d float tensor's memory as Python floats (a memoryview)
 LOWEST_SCALE = 1e-8  # the lazy scale is folded into the sums before it (or its bound) falls below this
 
@@ -34,7 +35,7 @@ class ClassBatch:
         self.labels = labels
         self._counts: torch.Tensor | None = None
         self._classes: dict[int, torch.Tensor] = {}
-        self._host_counts: list[int] | None = None
+        self._host_counts: Counts | None = None
 
     def counts(self) -> torch.Tensor:
         """Samples of each class in the batch (K)."""
@@ -42,8 +43,8 @@ class ClassBatch:
             self._counts = self.onehot.sum(0)
         return self._counts
 
-    def host_counts(self) -> list[int]:
-        """:meth:`counts` as Python ints (CPU; computed once for every layer of a step)."""
+    def host_counts(self) -> Counts:
+        """:meth:`counts` as Python numbers (CPU; computed once for every layer of a step)."""
         if self._host_counts is None:
             if self.labels is not None:  # counted on the host: no tensor operation
                 counts = [0] * self.onehot.shape[1]
@@ -51,7 +52,7 @@ class ClassBatch:
                     counts[k] += 1
                 self._host_counts = counts
             else:
-                self._host_counts = [int(k) for k in self.counts().tolist()]
+                self._host_counts = self.counts().tolist()  # (labels given one-hot may be weighted)
         return self._host_counts
 
     def classes(self, per_sample: int) -> torch.Tensor:
@@ -152,12 +153,26 @@ class ClassClock:
         # tensors' dtype as they are stored)
         self._views: tuple[HostView, HostView, HostView] | None = None
 
+    def __getstate__(self) -> dict:
+        """The state without the host views (they cannot be pickled, and a copy's must see its own tensors)."""
+        return {**self.__dict__, "_views": None}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._views = self._host_views()
+
+    @property
+    def hosted(self) -> bool:
+        """Whether the clock steps on the host (CPU, float32 or float64): a memory can then learn which classes
+        a step aged and kept, and keep ``T`` current between passes."""
+        return self._views is not None
+
     @property
     def host_scale(self) -> HostView:
         """(CPU) ``scale`` as the host reads it."""
         return [] if self._views is None else self._views[1]
 
-    def advance(self, per_sample: torch.Tensor | list[int], n: int, decay: float, step: int,
+    def advance(self, per_sample: torch.Tensor | Counts, n: int, decay: float, step: int,
                 like: torch.Tensor | None = None) -> None:
         """Age each class present in step ``step`` (``n`` samples, ``per_sample`` of each class: a tensor, or
         Python numbers counted on the host, with ``like`` giving the dtype and device) and add its samples (a
@@ -237,9 +252,16 @@ class ClassClock:
         own = torch.contiguous_format
         self.S, self.scale = S.detach().clone(memory_format=own), scale.detach().clone(memory_format=own)
         self.inverse = torch.zeros_like(self.scale)
-        if S.device.type == "cpu" and S.dtype in (torch.float32, torch.float64):
-            views = [cast(HostView, memoryview(t.numpy())) for t in (self.S, self.scale, self.inverse)]  # type: ignore[arg-type]
-            self._views = views[0], views[1], views[2]
+        self._views = self._host_views()
+
+    def _host_views(self) -> tuple[HostView, HostView, HostView] | None:
+        """Views of ``S``, ``scale`` and ``inverse`` as the host reads and writes them (CPU, float32 or float64)."""
+        if self.S is None or self.scale is None or self.inverse is None:
+            return None
+        if self.S.device.type != "cpu" or self.S.dtype not in (torch.float32, torch.float64):
+            return None
+        views = [cast(HostView, memoryview(t.numpy())) for t in (self.S, self.scale, self.inverse)]  # type: ignore[arg-type]
+        return views[0], views[1], views[2]
 
     def _derive(self, fold: bool = True) -> None:
         """Fold the scale if it could underflow (``fold``: only in a step, which every memory takes), then

@@ -40,7 +40,7 @@ from torch import nn
 
 from stream_am.affine import get_affine, rows, set_affine
 from stream_am.grad_mode import no_grad
-from stream_am.updaters.class_clock import ClassBatch, ClassClock, Labels, class_sums
+from stream_am.updaters.class_clock import ClassBatch, ClassClock, Counts, Labels, class_sums
 from stream_am.updaters.class_state import class_state, load_class_state, widen
 from stream_am.updaters.memory import MemoryUpdater, ridge_solve
 from stream_am.updaters.pending import PendingRows
@@ -143,7 +143,7 @@ class ClassMemoryUpdater(MemoryUpdater):
         cpu, rps = parts[0].device.type == "cpu", self._rows_per_sample
         m = sum(p.shape[1] for p in parts) - d
         self._age(batch.host_counts() if cpu else batch.counts(), n, d, m, parts[0])
-        passing = not cpu or len(self._pending) + parts[0].shape[0] >= FLUSH_ROWS or self._folded
+        passing = not self.clock.hosted or len(self._pending) + parts[0].shape[0] >= FLUSH_ROWS or self._folded
         whole = passing or self._ages_whole()
         if not whole:
             self._shares(whole=False)  # before the batch's rows join the pending rows of the classes it aged
@@ -216,7 +216,7 @@ class ClassMemoryUpdater(MemoryUpdater):
             return Vc
         return self._pending.flush_into(Vc.clone(), Vc.shape[1], self._grouped(), keep=True)
 
-    def _age(self, per_sample: torch.Tensor | list[int], n: int, d: int, m: int, like: torch.Tensor) -> None:
+    def _age(self, per_sample: torch.Tensor | Counts, n: int, d: int, m: int, like: torch.Tensor) -> None:
         """Advance the clock (once per step for all its memories; ``per_sample``: the samples of each class,
         counted on the host on the CPU) and bring the sums to its scale."""
         K = len(per_sample)

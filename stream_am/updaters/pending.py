@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from stream_am.updaters.class_clock import class_sums
+from stream_am.updaters.class_clock import Counts, class_sums
 from stream_am.updaters.class_state import check_values
 
 __all__ = ["PendingRows"]
@@ -41,14 +41,14 @@ class PendingRows:
         self._rows: torch.Tensor | None = None
         self._classes: torch.Tensor | None = None
         self._weights: torch.Tensor | None = None
-        self._counts: list[int] = []  # rows of each class (CPU)
+        self._counts: list[float] = []  # rows of each class (CPU)
         self._n = 0
 
     def __len__(self) -> int:
         return self._n
 
     def add(
-        self, rows: torch.Tensor, classes: torch.Tensor, weights: torch.Tensor, counts: list[int] | None = None
+        self, rows: torch.Tensor, classes: torch.Tensor, weights: torch.Tensor, counts: Counts | None = None
     ) -> None:
         """Keep ``rows`` (n x (d + m)) of classes ``classes`` (n, int64) with ``weights`` (n); ``counts``: the
         rows of each class, if known (CPU)."""
@@ -59,7 +59,7 @@ class PendingRows:
         self._keep(classes, counts)
 
     def append(
-        self, parts: list[torch.Tensor], classes: torch.Tensor, inverse: torch.Tensor, counts: list[int] | None = None
+        self, parts: list[torch.Tensor], classes: torch.Tensor, inverse: torch.Tensor, counts: Counts | None = None
     ) -> torch.Tensor:
         """Keep the rows ``torch.cat(parts, dim=1)`` of classes ``classes`` with the weights ``inverse[classes]``,
         written straight into the buffers; returns the rows (a view, valid until the rows are flushed)."""
@@ -80,7 +80,7 @@ class PendingRows:
             self._reserve(width, like, max(min(2 * (n + k), self.window + k), n + k, 64))
         return n, k
 
-    def _keep(self, classes: torch.Tensor, counts: list[int] | None) -> None:
+    def _keep(self, classes: torch.Tensor, counts: Counts | None) -> None:
         """Record the classes of the rows just written (and, on the CPU, how many of each)."""
         assert self._classes is not None
         n, k = self._n, classes.shape[0]
@@ -103,7 +103,7 @@ class PendingRows:
             rows[: self._n], classes[: self._n], weights[: self._n] = kept_rows, kept_classes, kept_weights
         self._rows, self._classes, self._weights = rows, classes, weights
 
-    def rows_of(self, classes: list[int]) -> int:
+    def rows_of(self, classes: list[int]) -> float:
         """How many kept rows are of ``classes`` (CPU)."""
         return sum(self._counts[c] for c in classes if c < len(self._counts))
 
@@ -117,7 +117,7 @@ class PendingRows:
             index, alpha = (kept == classes[0]).nonzero().squeeze(1), coefficients[0]
             w = weights.index_select(0, index)
         else:
-            table = [0.0] * len(self._counts)  # every class that has rows here
+            table = [0.0] * max(len(self._counts), max(classes) + 1)  # every class with rows, every class asked
             for c, coefficient in zip(classes, coefficients, strict=True):
                 table[c] = coefficient
             w, alpha = T.new_tensor(table)[kept] * weights, 1.0
@@ -181,8 +181,8 @@ class PendingRows:
             return {}
         rows, classes, weights = self._joined()
         return {
-            f"{prefix}pending_inputs": rows[:, :d].contiguous(),
-            f"{prefix}pending_codes": rows[:, d:].contiguous(),
+            f"{prefix}pending_inputs": rows[:, :d].clone(memory_format=torch.contiguous_format),  # copies, not
+            f"{prefix}pending_codes": rows[:, d:].clone(memory_format=torch.contiguous_format),  # the buffer
             f"{prefix}pending_classes": classes.clone(),
             f"{prefix}pending_weights": weights.clone(),
         }
