@@ -5,6 +5,9 @@ then learn it). Prints accuracy and samples/s per stream, then the ``learn_one``
 ratio of the AM estimators.
 
     python benchmarks/river_streams.py [--n 20000] [--seed 0] [--streams NAME ...] [--learners NAME ...]
+                                       [--memory-decay RATE]
+
+``--memory-decay`` sets the AM learners' ``memory_decay`` (default: theirs).
 """
 
 from __future__ import annotations
@@ -52,17 +55,19 @@ def streams(n: int, seed: int) -> dict[str, Callable[[], Iterable[tuple[dict, An
     }
 
 
-def learners(seed: int) -> dict[str, Callable[[], Any]]:
+def learners(seed: int, memory_decay: float | None = None) -> dict[str, Callable[[], Any]]:
+    am: dict[str, Any] = {"seed": seed} if memory_decay is None else {"seed": seed, "memory_decay": memory_decay}
+
     def logreg():
         return preprocessing.StandardScaler() | multiclass.OneVsRestClassifier(linear_model.LogisticRegression())
 
     return {
-        "AM-mem": lambda: AMClassifier(variant="mem", seed=seed),
-        "AM-Adam": lambda: AMClassifier(variant="adam", seed=seed),
-        "AM-mem 3 code steps": lambda: AMClassifier(variant="mem", code_steps=3, seed=seed),
-        "AM-auto": lambda: AMClassifier(variant="auto", seed=seed),
-        "AM-auto class clock": lambda: AMClassifier(variant="auto", memory_clock="class", seed=seed),
-        "AM-auto sample clock": lambda: AMClassifier(variant="auto", memory_clock="sample", seed=seed),
+        "AM-mem": lambda: AMClassifier(variant="mem", **am),
+        "AM-Adam": lambda: AMClassifier(variant="adam", **am),
+        "AM-mem 3 code steps": lambda: AMClassifier(variant="mem", code_steps=3, **am),
+        "AM-auto": lambda: AMClassifier(variant="auto", **am),
+        "AM-auto class clock": lambda: AMClassifier(variant="auto", memory_clock="class", **am),
+        "AM-auto sample clock": lambda: AMClassifier(variant="auto", memory_clock="sample", **am),
         "backprop Adam": lambda: BackpropClassifier(seed=seed),
         "river LogisticRegression": logreg,
         "river HoeffdingAdaptiveTree": lambda: tree.HoeffdingAdaptiveTreeClassifier(seed=seed),
@@ -93,12 +98,15 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, dict[str, float]]
     parser.add_argument("--n", type=int, default=20_000, help="samples of each synthetic stream")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--memory-decay", type=float, default=None, help="the AM learners' memory_decay")
     all_streams, all_learners = streams(0, 0), learners(0)
     parser.add_argument("--streams", nargs="*", default=list(all_streams), choices=list(all_streams))
     parser.add_argument("--learners", nargs="*", default=list(all_learners), choices=list(all_learners))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    make_stream, make_learner = streams(args.n, args.seed), learners(args.seed)
+    if args.memory_decay is not None and not 0.0 <= args.memory_decay < 1.0:
+        parser.error(f"--memory-decay must be in [0, 1), got {args.memory_decay}")
+    make_stream, make_learner = streams(args.n, args.seed), learners(args.seed, args.memory_decay)
     results: dict[str, dict[str, dict[str, float]]] = {}
     print("| stream | " + " | ".join(args.learners) + " | deep-river MLP |")
     print("|---" * (len(args.learners) + 2) + "|")

@@ -41,6 +41,7 @@ class RunConfig:
     hidden: tuple[int, ...] | None = None
     html: bool = False
     learners: tuple[str, ...] | None = None
+    memory_decay: float | None = None  # the AM learners' (but "eta=0"), if not their default
 
     def pick(self, names: Sequence[str]) -> list[str]:
         """The scenario's learners ``names`` that ``learners`` asks for (all of them when it is ``None``)."""
@@ -93,7 +94,9 @@ def make_learner(name: str, cfg: RunConfig, activation: str = "relu", **extra: A
         if name not in ("AM-mem", "AM-Adam", "AM-mem+drift", "AM-Adam+drift", "AM-mem eta=0", "AM-mem 3 steps",
                         "AM-mem class", "AM-mem sample"):
             raise ValueError(f"unknown learner {name!r}")
-        decay: dict[str, Any] = {"memory_decay": 0.0} if name.endswith("eta=0") else {}
+        decay: dict[str, Any] = {} if cfg.memory_decay is None else {"memory_decay": cfg.memory_decay}
+        if name.endswith("eta=0"):
+            decay["memory_decay"] = 0.0
         if name.endswith("3 steps"):
             decay["code_steps"] = 3
         if name.endswith(("class", "sample")):  # the memory clock, named
@@ -166,7 +169,8 @@ def execute(scenario: Scenario, cfg: RunConfig) -> dict[str, Any]:
     t0 = time.perf_counter()
     outcome = scenario.run(cfg)
     config = {"seed": cfg.seed, "quick": cfg.quick, "hidden_sizes": list(cfg.hidden_sizes),
-              "batch_size": cfg.batch_size, **outcome.config,
+              "batch_size": cfg.batch_size, **({} if cfg.memory_decay is None else {"memory_decay": cfg.memory_decay}),
+              **outcome.config,
               "machine": f"{platform.machine()} {platform.system()} {platform.python_version()}",
               "wall_time_s": round(time.perf_counter() - t0, 2)}
     doc = _report.write_results(cfg.out, scenario.name, config, outcome.learners, scenario.description)

@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--html", action="store_true",
                      help="also write report.html: one self-contained file (no external request) with the "
                      "table, curves and accuracy matrices")
+    run.add_argument("--memory-decay", type=float, default=None, metavar="RATE",
+                     help="memory_decay of the AM learners (but `AM-mem eta=0`), in [0, 1) (default: theirs)")
     run.add_argument("--threads", type=int, default=1,
                      help="torch intra-op threads while running (default 1: the networks are small, and more "
                      "threads than free cores slow them down many times)")
@@ -66,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads < 1:
         print(f"--threads must be >= 1, got {args.threads}", file=sys.stderr)
         return 2
+    if args.memory_decay is not None and not 0.0 <= args.memory_decay < 1.0:  # (nan fails both)
+        print(f"--memory-decay must be in [0, 1), got {args.memory_decay}", file=sys.stderr)
+        return 2
     show_bars = _on_a_terminal() if args.progress is None else args.progress
     threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
@@ -76,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
                 out = out / s.name
             hidden = None if args.hidden is None else tuple(args.hidden)
             cfg = RunConfig(out=out, quick=args.quick, seed=args.seed, progress=show_bars, hidden=hidden,
-                            html=args.html, learners=None if args.learners is None else tuple(args.learners))
+                            html=args.html, learners=None if args.learners is None else tuple(args.learners),
+                            memory_decay=args.memory_decay)
             try:
                 doc = execute(s, cfg)
             except UnknownLearners as err:

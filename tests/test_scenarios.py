@@ -101,3 +101,19 @@ def test_learners_option_runs_only_the_named_learners(tmp_path, capsys):
     assert list(doc["learners"]) == ["AM-mem sample", "Replay"]
     assert main([*args, "--learners", "ARF"]) == 2
     assert "none of the learners ['ARF'] runs in this scenario" in capsys.readouterr().err
+
+
+def test_memory_decay_option_sets_the_am_learners_and_refuses_bad_values(tmp_path, capsys):
+    from scenarios._common import RunConfig, make_learner
+
+    cfg = RunConfig(out=tmp_path, quick=True, memory_decay=0.003)
+    assert make_learner("AM-mem", cfg).memory_decay == 0.003
+    assert make_learner("AM-Adam+drift", cfg).classifier.memory_decay == 0.003
+    assert make_learner("AM-mem eta=0", cfg).memory_decay == 0.0  # that learner is defined by its decay
+    assert make_learner("AM-mem", RunConfig(out=tmp_path)).memory_decay == 0.001  # the estimator's default
+    args = ["run", "split-rbf", "--quick", "--out", str(tmp_path), "--no-progress", "--learners", "AM-mem"]
+    assert main([*args, "--memory-decay", "0.003"]) == 0
+    assert json.loads((tmp_path / "results.json").read_text())["config"]["memory_decay"] == 0.003
+    for bad in ("1", "-0.1", "nan"):
+        assert main([*args, "--memory-decay", bad]) == 2
+        assert "--memory-decay must be in [0, 1)" in capsys.readouterr().err
