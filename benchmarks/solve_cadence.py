@@ -2,9 +2,11 @@
 
 For each per-layer variant (``mem/mem``, ``adam/mem``, ...) and each ``solve_every`` (every memory of the
 network, the readout's included, is solved on every ``solve_every``-th step and folds every batch), the
-prequential accuracy on digits for each seed (as ``prequential.py`` measures it), and the cost of one step
-against one backprop Adam step of the same network, timed as ``step_time.py`` times it (interleaved, blocks of
-four steps, median; ``--clock cpu`` by default: the process's CPU time, robust to a shared machine).
+prequential accuracy on digits for each seed (as ``prequential.py`` measures it; ``--seeds`` with no value
+times only, for any input width), and the cost of one step against one backprop Adam step of the same
+network, timed as ``step_time.py`` times it (interleaved, on its stream of mini-batches, in blocks that span a
+class-clocked memory's pass, median; ``--clock cpu`` by default: the process's CPU time, robust to a shared
+machine).
 
     python benchmarks/solve_cadence.py [--widths 64,256,256,10] [--batch-size 32] [--variants mem/mem adam/mem]
                                        [--solve-every 1 2 3 4] [--seeds 0 1 2] [--steps 30] [--clock cpu|wall]
@@ -57,11 +59,14 @@ def main(argv: list[str] | None = None) -> dict[tuple[str, int], dict[str, float
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     widths = [int(w) for w in args.widths.split(",")]
+    if args.seeds and widths[0] != 64:
+        parser.error(f"--widths starts at {widths[0]}: digits accuracy needs 64 inputs "
+                     "(pass --seeds alone to time only)")
     pq = _sibling("prequential")
     configs = [(v, k) for v in args.variants for k in args.solve_every]
     ratios = step_ratios(widths, args.batch_size, configs, args.steps, args.clock)
-    seeds = " | ".join(f"seed {s}" for s in args.seeds)
-    print(f"| variant | solve_every | {seeds} | mean | step / backprop step |")
+    seeds = "".join(f"seed {s} | " for s in args.seeds)
+    print(f"| variant | solve_every | {seeds}mean | step / backprop step |")
     print("|---" * (len(args.seeds) + 4) + "|")
     out = {}
     for variant, k in configs:
@@ -69,9 +74,10 @@ def main(argv: list[str] | None = None) -> dict[tuple[str, int], dict[str, float
         for seed in args.seeds:
             x, y = pq["digits"](seed)
             accs.append(pq["prequential"](_learner(widths, variant, k, seed), x, y, args.batch_size)[0])
-        out[variant, k] = {"accuracy": statistics.mean(accs), "ratio": ratios[variant, k]}
-        cells = " | ".join(f"{a:.4f}" for a in accs)
-        print(f"| {variant} | {k} | {cells} | {statistics.mean(accs):.4f} | {ratios[variant, k]:.2f} |", flush=True)
+        mean = statistics.mean(accs) if accs else float("nan")
+        out[variant, k] = {"accuracy": mean, "ratio": ratios[variant, k]}
+        cells = "".join(f"{a:.4f} | " for a in accs)
+        print(f"| {variant} | {k} | {cells}{mean:.4f} | {ratios[variant, k]:.2f} |", flush=True)
     return out
 
 

@@ -96,6 +96,19 @@ def test_solve_cadence_prints_accuracy_and_cost_per_variant_and_cadence(
     assert len(rows) == 2
 
 
+def test_solve_cadence_times_only_without_seeds_and_refuses_accuracy_off_digits(
+    load_benchmark: Loader, capsys: pytest.CaptureFixture[str]
+) -> None:
+    solve_cadence = load_benchmark("solve_cadence")
+    argv = ["--widths", "100,8,10", "--variants", "mem", "--solve-every", "1", "2", "--steps", "1"]
+    result = solve_cadence.main([*argv, "--seeds"])
+    assert set(result) == {("mem", 1), ("mem", 2)} and all(r["ratio"] > 0 for r in result.values())
+    assert all(r["accuracy"] != r["accuracy"] for r in result.values())  # nan: no accuracy measured
+    with pytest.raises(SystemExit):
+        solve_cadence.main([*argv, "--seeds", "0"])
+    assert "digits accuracy needs 64 inputs" in capsys.readouterr().err
+
+
 def test_cost_model_times_every_top_mix_and_refits_the_constants(
     load_benchmark: Loader, capsys: pytest.CaptureFixture[str], tmp_path
 ) -> None:
