@@ -105,8 +105,7 @@ def check_x(
     """A finite float tensor with a batch dimension, on ``device`` (0 samples only with ``allow_empty``)."""
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.layout != torch.strided:
-        raise ValueError(f"{name} must be a dense tensor, got layout {x.layout} (convert it with .to_dense())")
+    _check_dense(name, x)
     if not (x.is_floating_point()):
         raise ValueError(f"{name} must have a floating dtype, got {x.dtype}")
     if x.ndim < 2:
@@ -121,6 +120,11 @@ def check_x(
     if not all_finite(x):
         raise ValueError(f"{name} contains NaN or infinite values")
     return x
+
+
+def _check_dense(name: str, t: torch.Tensor) -> None:
+    if t.layout != torch.strided:
+        raise ValueError(f"{name} must be a dense tensor, got layout {t.layout} (convert it with .to_dense())")
 
 
 def all_finite(x: torch.Tensor) -> bool:
@@ -160,8 +164,7 @@ def check_batch(
     x = check_x(x, device=device, n_inputs=n_inputs, allow_empty=allow_empty)
     if not isinstance(y, torch.Tensor):
         raise ValueError(f"y must be a torch.Tensor, got {type(y).__name__}")
-    if y.layout != torch.strided:
-        raise ValueError(f"y must be a dense tensor, got layout {y.layout} (convert it with .to_dense())")
+    _check_dense("y", y)
     if y.shape[0:1] != x.shape[0:1]:
         raise ValueError(f"x has {x.shape[0]} samples but y has {y.shape[0] if y.ndim else 0}")
     if loss == "cross_entropy":

@@ -46,11 +46,8 @@ class ClassBatch:
     def host_counts(self) -> Counts:
         """:meth:`counts` as Python numbers (CPU; computed once for every layer of a step)."""
         if self._host_counts is None:
-            if self.labels is not None:  # counted on the host: no tensor operation
-                counts = [0] * self.onehot.shape[1]
-                for k in self.labels.tolist():
-                    counts[k] += 1
-                self._host_counts = counts
+            if self.labels is not None:  # exact integers, whatever the batch size
+                self._host_counts = torch.bincount(self.labels, minlength=self.onehot.shape[1]).tolist()
             else:
                 self._host_counts = self.counts().tolist()  # (labels given one-hot may be weighted)
         return self._host_counts

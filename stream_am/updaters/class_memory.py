@@ -161,7 +161,7 @@ class ClassMemoryUpdater(MemoryUpdater):
     @no_grad
     def apply(self, stats: list[torch.Tensor], n: int) -> None:
         U, counts = stats
-        self._age(counts.tolist() if counts.device.type == "cpu" else counts, n, U.shape[1], U.shape[2] - U.shape[1], U)
+        self._age(counts, n, U.shape[1], U.shape[2] - U.shape[1], U)  # (the clock reads a tensor on the host too)
         assert self.Vc is not None
         self.Vc.addcmul_(U, self._weight()[:, None, None])
         self._pass()
