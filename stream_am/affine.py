@@ -27,19 +27,21 @@ def rows(layer: nn.Linear | nn.Conv2d, a: torch.Tensor, c: torch.Tensor) -> tupl
     )
 
 
+@no_grad
 def get_affine(layer: nn.Linear | nn.Conv2d) -> torch.Tensor:
     """``[bias | W]`` with ``W`` flattened to (out, in); just ``W`` for a layer without bias."""
-    w = layer.weight.detach().reshape(layer.weight.shape[0], -1)
+    w = layer.weight if layer.weight.ndim == 2 else layer.weight.reshape(layer.weight.shape[0], -1)
     if layer.bias is None:
         return w.clone()
-    return torch.cat([layer.bias.detach()[:, None], w], dim=1)
+    return torch.cat([layer.bias.unsqueeze(1), w], dim=1)
 
 
 @no_grad
 def set_affine(layer: nn.Linear | nn.Conv2d, wb: torch.Tensor) -> None:
     """Write ``[bias | W]`` (or ``W`` for a layer without bias) back into ``layer``."""
+    flat = layer.weight.ndim == 2
     if layer.bias is None:
-        layer.weight.copy_(wb.reshape(layer.weight.shape))
+        layer.weight.copy_(wb if flat else wb.reshape(layer.weight.shape))
         return
-    layer.weight.copy_(wb[:, 1:].reshape(layer.weight.shape))
+    layer.weight.copy_(wb[:, 1:] if flat else wb[:, 1:].reshape(layer.weight.shape))
     layer.bias.copy_(wb[:, 0])

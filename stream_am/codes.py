@@ -53,18 +53,23 @@ def nesterov_descent(
     c = c0
     best, g, aux = value_and_grad(c0, True)
     v: torch.Tensor | None = None
-    step = torch.full((), lr, dtype=c0.dtype, device=c0.device)
+    step: torch.Tensor | None = None  # lr, halved by each undone step (a tensor: no device-to-host copy)
     for k in range(steps):
         assert g is not None  # every evaluation but the last computes a gradient
-        v = g.clone() if v is None else v.mul_(momentum).add_(g)  # the momentum buffer starts at zero
-        trial = torch.addcmul(c, step, g.add(v, alpha=momentum), value=-1.0)  # c - step (g + momentum v)
         last = k == steps - 1
+        if k == 0 and last:  # a single step from a zero buffer: c - lr (1 + momentum) g, no buffer kept
+            trial = torch.add(c, g, alpha=-lr * (1.0 + momentum))
+        else:
+            step = torch.full((), lr, dtype=c0.dtype, device=c0.device) if step is None else step
+            v = g.clone() if v is None else v.mul_(momentum).add_(g)  # the momentum buffer starts at zero
+            trial = torch.addcmul(c, step, g.add(v, alpha=momentum), value=-1.0)  # c - step (g + momentum v)
         value, g_trial, aux_trial = value_and_grad(trial, not last)
         ok = value <= best
         c = torch.where(ok, trial, c)
         aux = torch.where(ok, aux_trial, aux) if aux is not None and aux_trial is not None else None
         if last:  # the search state below is dead after the last step
             break
+        assert v is not None and step is not None  # set by every step but a single one
         best = torch.where(ok, value, best)
         if g_trial is not None:
             g = torch.where(ok, g_trial, g)

@@ -32,9 +32,10 @@ def is_elementwise(mods: list[nn.Module]) -> bool:
 
 
 def elementwise(
-    mods: list[nn.Module], c: torch.Tensor, masks: dict[int, torch.Tensor] | None
+    mods: list[nn.Module], c: torch.Tensor, masks: dict[int, torch.Tensor] | None, derivative: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor | None] | None:
-    """``(act(c), d act / d c)`` for a chain of elementwise modules (``None`` derivative means 1).
+    """``(act(c), d act / d c)`` for a chain of elementwise modules (``None`` derivative means 1, or that it was
+    not asked for: ``derivative=False``).
 
     The derivative may be a boolean mask (ReLU), which multiplies like 0/1 in the float dtype.
 
@@ -45,6 +46,8 @@ def elementwise(
     for k, m in enumerate(mods):
         if isinstance(m, nn.ReLU):
             a = torch.relu(a)
+            if not derivative:
+                continue
             g = a > 0  # a boolean mask: multiplying by it promotes to the float dtype
         elif isinstance(m, nn.LeakyReLU):
             g = torch.where(a > 0, 1.0, m.negative_slope).to(a.dtype)
@@ -72,5 +75,6 @@ def elementwise(
             a = a * g
         else:
             return None
-        d = g if d is None else d * g
+        if derivative:
+            d = g if d is None else d * g
     return a, d

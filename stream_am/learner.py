@@ -11,7 +11,6 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from stream_am import checks
 from stream_am.codes import forward_codes, update_codes
@@ -19,7 +18,7 @@ from stream_am.grad_mode import no_grad
 from stream_am.hyperparameters import check_am_params
 from stream_am.learner_state import LearnerState
 from stream_am.network import Network, decompose
-from stream_am.objectives import CodeObjective, build_objectives, output_loss
+from stream_am.objectives import CodeObjective, build_objectives, one_hot_rows, output_loss
 from stream_am.updaters import (
     ClassBatch,
     ClassClock,
@@ -242,8 +241,8 @@ class OnlineAM(LearnerState):
             self._built = not first  # a first batch the network refuses builds nothing either
             raise
         loss_sum = output_loss(before, y, self.loss)
-        correct = (before.argmax(1) == y).sum().to(loss_sum) if self.loss == "cross_entropy" else None
-        target = F.one_hot(y, self.n_outputs).to(x.dtype) if self._onehot else y  # built once per batch
+        correct = (before.argmax(1) == y).sum() if self.loss == "cross_entropy" else None
+        target = one_hot_rows(y, self.n_outputs, x.dtype) if self._onehot else y  # built once per batch
         new = update_codes(self._objectives, codes, target, masks, before, mu=self._mu, lambda_c=self.lambda_c,
                            steps=self.code_steps, lr=self.code_lr, momentum=self.code_momentum,
                            reduce=reduce)
@@ -252,13 +251,13 @@ class OnlineAM(LearnerState):
         known = [codes[0] if codes else None] + [o.output for o in self._objectives]
         labels = None  # one-hot labels, for class-clocked memories
         if self._by_class:
-            labels = ClassBatch(target if self._onehot else F.one_hot(y, self.n_outputs).to(x.dtype), y)
+            labels = ClassBatch(target if self._onehot else one_hot_rows(y, self.n_outputs, x.dtype), y)
         if reduce is None:
             fit_layers(self._updaters, inputs, [*new, target], known, n, labels,
                        self._streams if self.parallel_layers else ())
         else:  # the global count and sums of this step come back with the statistics
             local = torch.stack([loss_sum.new_tensor(float(n)), loss_sum,
-                                 loss_sum.new_zeros(()) if correct is None else correct])
+                                 loss_sum.new_zeros(()) if correct is None else correct.to(loss_sum)])
             totals = fit_reduced(self._updaters, inputs, [*new, target], known, local, reduce, labels)
             n = int(round(float(totals[0])))
             if n == 0:
@@ -271,9 +270,7 @@ class OnlineAM(LearnerState):
     ) -> dict[str, float]:
         """After the weights of a step of ``n`` samples: BatchNorm running statistics, ``mu``, counters; the
         step's statistics (``loss_sum`` and ``correct``: sums over the samples, before the update)."""
-        measured = {"loss": loss_sum / n}
-        if correct is not None:
-            measured["accuracy"] = correct / n
+        measured = {"loss": loss_sum} if correct is None else {"loss": loss_sum, "accuracy": correct}
         for l, block in enumerate(self._net.blocks):  # noqa: E741
             block.update_running_stats(inputs[l])
         stats = {"n": float(n), "mu": self._mu}
@@ -281,7 +278,7 @@ class OnlineAM(LearnerState):
             self._mu += self.mu_growth
         self.samples_seen += n
         self.n_steps += 1
-        stats.update({k: float(v) for k, v in measured.items()})  # the step's only device-to-host copy
+        stats.update({k: float(v) / n for k, v in measured.items()})  # the step's only device-to-host copies
         return stats
 
     @torch.no_grad()

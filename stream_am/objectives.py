@@ -26,12 +26,27 @@ from stream_am.fastgrad import elementwise, is_elementwise
 from stream_am.grad_mode import no_grad
 from stream_am.network import Network
 
-__all__ = ["output_loss", "CodeObjective", "LinearObjective", "AutogradObjective", "build_objectives", "FIT_KINDS"]
+__all__ = [
+    "one_hot_rows", "output_loss", "CodeObjective", "LinearObjective", "AutogradObjective", "build_objectives",
+    "FIT_KINDS",
+]
 
 #: how the top code's fit term compares outputs with targets: class indices, values, or one-hot rows
 FIT_KINDS = ("cross_entropy", "mse", "sq")
 
 Evaluation = tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]
+
+
+def one_hot_rows(y: torch.Tensor, k: int, dtype: torch.dtype) -> torch.Tensor:
+    """Class indices ``y`` (already checked to lie in ``[0, k)``) as one-hot rows (n x k) of ``dtype``:
+    ``F.one_hot`` without its range check, which reads ``y`` again and waits for the host.
+
+    Examples
+    --------
+    >>> one_hot_rows(torch.tensor([2, 0]), 3, torch.float32).tolist()
+    [[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]
+    """
+    return torch.zeros(y.shape[0], k, dtype=dtype, device=y.device).scatter_(1, y.unsqueeze(1), 1.0)
 
 
 def output_loss(out: torch.Tensor, y: torch.Tensor, kind: str) -> torch.Tensor:
@@ -110,7 +125,7 @@ class LinearObjective(CodeObjective):
     @no_grad
     def __call__(self, c: torch.Tensor, need_grad: bool) -> Evaluation:
         layer = self.net.out if self.top else self.net.blocks[self.l + 1].layer
-        act = elementwise(self.net.acts[self.l], c, self.masks)
+        act = elementwise(self.net.acts[self.l], c, self.masks, derivative=need_grad)
         assert act is not None  # build_objectives chose this class because the chain is elementwise
         a, da = act
         out = self.out0 if c is self.c0 and self.out0 is not None else F.linear(a, layer.weight, layer.bias)
@@ -123,10 +138,11 @@ class LinearObjective(CodeObjective):
         else:
             r = out - target
             k = out.shape[1] if self.kind == "mse" else 1
-            value = _sumsq(r) / k
+            value = _sumsq(r) if k == 1 else _sumsq(r) / k
             gout, gscale = r, scale * 2.0 / k  # the factor is applied to the (smaller) product below
         diff = None if c is self.c0 else c - self.c0  # at the forward code the proximal term is zero
-        value = scale * value if diff is None else scale * value + _sumsq(diff)
+        value = value if scale == 1.0 else scale * value  # (no operation for a factor of 1)
+        value = value if diff is None else value + _sumsq(diff)
         if self.sparsity > 0:
             value = value + self.sparsity * c.abs().sum()
         if not need_grad:

@@ -303,6 +303,38 @@ def test_nesterov_never_raises_the_objective_and_returns_the_accepted_aux(lr):
         assert ((c - target) ** 2).sum() < ((c0 - target) ** 2).sum()
 
 
+@pytest.mark.parametrize("lr", [0.05, 5.0])
+def test_a_single_nesterov_step_is_the_general_step_from_a_zero_buffer(lr):
+    """One step (the default) takes the short path, c0 - lr (1 + momentum) g; it must agree with the
+    general formula (up to rounding) and, when it raises the objective, return c0 and its aux unchanged."""
+    gen = torch.Generator().manual_seed(1)
+    target, c0 = torch.randn(5, 3, generator=gen), torch.randn(5, 3, generator=gen)
+
+    def value_and_grad(c, need_grad):
+        r = c - target
+        return (r * r).sum(), (2 * r if need_grad else None), c + 1
+
+    c, aux = nesterov_descent(c0, value_and_grad, steps=1, lr=lr, momentum=0.5)
+    trial = c0 - lr * 1.5 * 2 * (c0 - target)
+    accepted = ((trial - target) ** 2).sum() <= ((c0 - target) ** 2).sum()
+    assert bool(accepted) == (lr < 1)
+    expected = trial if accepted else c0
+    torch.testing.assert_close(c, expected)
+    torch.testing.assert_close(aux, expected + 1)
+    if not accepted:
+        assert torch.equal(c, c0)
+
+
+def test_elementwise_skips_the_derivative_only_when_asked():
+    from stream_am.fastgrad import elementwise
+
+    c = torch.tensor([[-1.0, 2.0]])
+    for mods in ([nn.ReLU()], [nn.Tanh(), nn.ReLU()], [nn.LeakyReLU(0.1)]):
+        a, d = elementwise(mods, c, None)
+        a_only, none = elementwise(mods, c, None, derivative=False)
+        assert torch.equal(a, a_only) and d is not None and none is None
+
+
 def test_fit_layers_fits_each_updater_once_with_its_own_pair_and_no_streams_on_the_cpu():
     from stream_am.updaters import fit_layers, layer_streams
 

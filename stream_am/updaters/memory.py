@@ -88,9 +88,10 @@ def ridge_solve(A: torch.Tensor, B: torch.Tensor, W_prev: torch.Tensor, ridge: f
     M = A.clone()
     M.diagonal().add_(ridge)
     L, info = torch.linalg.cholesky_ex(M)
+    rhs = B + ridge * W_prev if isinstance(ridge, torch.Tensor) else torch.add(B, W_prev, alpha=ridge)
     if info.device.type == "cpu":
-        return _triangular_solves(L, B + ridge * W_prev) if int(info) == 0 else W_prev
-    return torch.where(info == 0, _triangular_solves(L, B + ridge * W_prev), W_prev)
+        return _triangular_solves(L, rhs) if int(info) == 0 else W_prev
+    return torch.where(info == 0, _triangular_solves(L, rhs), W_prev)
 
 
 def _triangular_solves(L: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
