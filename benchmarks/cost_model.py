@@ -10,10 +10,11 @@ four steps, which under-charge that pass: ``benchmarks/README.md``, "`auto` pric
 The ratios (AM step / backprop step) are then fitted by weighted least squares (steps within 1.6 to 2.3
 backprop steps, where ``auto`` decides, weigh three times; a weak prior keeps the modelled backprop step
 near the measured one), and the table prints each measured ratio beside the fitted model's and the current
-constants' prediction. ``--load`` refits saved timings (``--save`` writes them, JSON).
+constants' prediction. ``--load`` refits saved timings (``--save`` writes them, JSON); ``--fit`` fits only
+the constants it names and keeps the others at the library's values.
 
     python benchmarks/cost_model.py [--networks 64-256-256-10/b32 ...] [--steps 15] [--clock cpu|wall]
-                                    [--save FILE] [--load FILE ...]
+                                    [--save FILE] [--load FILE ...] [--fit NAME ...]
 """
 
 from __future__ import annotations
@@ -108,8 +109,9 @@ def _as_coefficients(names: list[str], values: dict[str, float]) -> np.ndarray:
     return np.array([values[n] if n.endswith("_US") else 1.0 / values[n] for n in names])
 
 
-def fit(rows: list[dict[str, Any]]) -> dict[str, float]:
-    """The constants (``*_US`` in us, ``*_RATE`` per us) that best predict the measured ratios."""
+def fit(rows: list[dict[str, Any]], names: list[str] | None = None) -> dict[str, float]:
+    """The constants (``*_US`` in us, ``*_RATE`` per us) that best predict the measured ratios; only ``names``
+    are fitted when given (the others keep the library's values)."""
     nets = sorted({r["network"] for r in rows})
     xb = {n: np.array(bp_features(*parse(n))) for n in nets}
     bp_measured = {n: statistics.median(r["bp_us"] for r in rows if r["network"] == n) for n in nets}
@@ -118,14 +120,19 @@ def fit(rows: list[dict[str, Any]]) -> dict[str, float]:
     ratio = np.array([r["us"] / r["bp_us"] for r in rows])
     weight = np.where((ratio > 1.6) & (ratio < 2.3), 3.0, 1.0)
     start = np.concatenate([_as_coefficients(BP_NAMES, vars(variants)), _as_coefficients(AM_NAMES, vars(variants))])
+    free = np.array([names is None or n in names for n in BP_NAMES + AM_NAMES])
 
-    def residuals(p: np.ndarray) -> np.ndarray:
+    def residuals(q: np.ndarray) -> np.ndarray:
+        p = np.zeros(len(start))
+        p[free] = q
         c = np.exp(p) * start
         bp = np.array([xb[r["network"]] @ c[:3] for r in rows])
         prior = [0.3 * math.log(xb[n] @ c[:3] / bp_measured[n]) for n in nets]
         return np.concatenate([(xa @ c[3:] / bp - ratio) * weight, prior])
 
-    c = np.exp(least_squares(residuals, np.zeros(len(start)), bounds=(-10, 10)).x) * start
+    p = np.zeros(len(start))
+    p[free] = least_squares(residuals, np.zeros(int(free.sum())), bounds=(-10, 10)).x
+    c = np.exp(p) * start
     return {n: float(v if n.endswith("_US") else 1.0 / v) for n, v in zip(BP_NAMES + AM_NAMES, c, strict=True)}
 
 
@@ -158,6 +165,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--clock", default="cpu", choices=["cpu", "wall"])
     parser.add_argument("--save", type=Path)
     parser.add_argument("--load", type=Path, nargs="*", default=[])
+    parser.add_argument("--fit", nargs="+", choices=BP_NAMES + AM_NAMES, metavar="NAME",
+                        help="fit only these constants (the others keep the library's values); default: all")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     rows = [r for path in args.load for r in json.loads(path.read_text())]
@@ -165,7 +174,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         rows = [r for spec in args.networks for r in measure(spec, args.steps, args.clock)]
     if args.save:
         args.save.write_text(json.dumps(rows))
-    fitted = fit(rows)
+    fitted = fit(rows, args.fit)
     print("| network | code layers | solve_every | readout | memory clock | measured / bp | fitted model "
           "| current model |")
     print("|---|---|---|---|---|---|---|---|")

@@ -126,6 +126,10 @@ def test_cost_model_times_every_top_mix_and_refits_the_constants(
     assert set(result["fitted"]) == set(cost_model.BP_NAMES + cost_model.AM_NAMES)
     assert all(v > 0 for v in result["fitted"].values())
     assert cost_model.main(["--load", str(saved)])["fitted"] == result["fitted"]  # the fit is deterministic
+    some = cost_model.main(["--load", str(saved), "--fit", "CLASS_STEP_US", "CLASS_RATE"])["fitted"]
+    for name, value in some.items():  # only the named constants move; the others keep the library's values
+        if name not in ("CLASS_STEP_US", "CLASS_RATE"):
+            assert value == pytest.approx(float(getattr(variants, name)), rel=1e-12)
     assert "| 8-8-8-3/b4 | mem/mem | 2 | memory | sample |" in capsys.readouterr().out
     # the script fits the library's own model: with the library's constants it predicts what the library does
     current = {n: float(getattr(variants, n)) for n in cost_model.BP_NAMES + cost_model.AM_NAMES}

@@ -95,7 +95,11 @@ def test_auto_prices_the_class_clock_where_the_memories_keep_classes_apart():
     assert resolve_variants("auto", narrow, 32, None, class_clock=True) == (["adam", "mem"], 1)
     assert resolve_variants("auto", digits, 32, None, class_clock=True) == (["mem", "mem"], 2)
     assert resolve_variants("auto", _net([10, 64, 2]), 32, None, class_clock=True) == (["mem"], 1)
-    assert resolve_variants("auto", _net([784, 256, 256, 10]), 128, None, class_clock=True) == (["adam", "mem"], 1)
+    # a class-clocked pass multiplies the rows again (CLASS_RATE near the fold's): the b128 network spaces its
+    # solves to keep its top memory, and the widest one spaces its readout's
+    assert resolve_variants("auto", _net([784, 256, 256, 10]), 128, None, class_clock=True) == (["adam", "mem"], 2)
+    assert resolve_variants("auto", _net([784, 1024, 1024, 10]), 256, None, class_clock=True) == (
+        ["adam", "adam"], 2)
     # the learner asks for the class clock's price exactly when its memories keep classes apart
     x, y = blobs(n=32, d=64, k=10)
     for clock, expected in (("class", ["adam", "mem"]), ("sample", ["mem", "mem"])):
