@@ -23,7 +23,8 @@ def test_step_time_prints_a_ratio_row_per_shape(
     assert expected <= set(rows[0]) and all(rows[0][k] > 0 for k in expected)
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 64-64-64-10/b32")]
     assert len(lines) == 1 and len(lines[0].strip("|").split("|")) == 17
-    assert lines[0].split("|")[-4].strip() == "adam/mem"  # the layers "auto" chose (then the class clock's cost)
+    # the layers and cadence "auto" chose (then the class clock's cost)
+    assert lines[0].split("|")[-4].strip() == "mem/mem, solve every 2"
 
 
 def test_step_time_refuses_the_cpu_clock_on_a_gpu(load_benchmark: Loader) -> None:
