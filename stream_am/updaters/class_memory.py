@@ -170,7 +170,8 @@ class ClassMemoryUpdater(MemoryUpdater):
     def _ages_whole(self) -> bool:
         """Whether this step ages ``T`` whole and gives the classes it kept their share back, rather than taking
         the lost share of the classes it aged off: whichever reads fewer rows (module docstring)."""
-        return self._reads(self.clock.aged) >= self._reads(self.clock.kept)
+        kept = self.clock.kept
+        return not kept or self._reads(self.clock.aged) >= self._reads(kept)  # (none kept: nothing to read)
 
     def _shares(self, whole: bool) -> None:
         """Give the classes this step kept their share back (``whole``), or take off what those it aged lost."""

@@ -12,6 +12,8 @@ the rows of chosen classes (:meth:`PendingRows.add_weighted_into`) to keep its s
 
 from __future__ import annotations
 
+import operator
+
 import torch
 
 from stream_am.updaters.class_clock import Counts, class_sums
@@ -89,8 +91,7 @@ class PendingRows:
         if classes.device.type == "cpu" and k:
             counts = torch.bincount(classes).tolist() if counts is None else counts
             self._counts += [0] * (len(counts) - len(self._counts))
-            for c, count in enumerate(counts):
-                self._counts[c] += count
+            self._counts[: len(counts)] = map(operator.add, self._counts, counts)
 
     def _reserve(self, width: int, like: torch.Tensor, capacity: int) -> None:
         """Buffers of ``capacity`` rows of ``width`` in the dtype and on the device of ``like``, holding the kept
