@@ -222,8 +222,7 @@ def resolve_variants(
         return _fill(wanted, net, batch, every, readout, TARGET_RATIO, class_clock), every
     every_step = _fill(wanted, net, batch, 1, readout, TARGET_RATIO, class_clock)
     spaced = _fill(wanted, net, batch, 2, readout, SPACED_TARGET_RATIO, class_clock)
-    memories = [v for l, v in enumerate(spaced) if l in _usable(wanted, net)]  # noqa: E741
-    if every_step.count("mem") < spaced.count("mem") and memories and "adam" not in memories:
+    if every_step.count("mem") < spaced.count("mem") and "adam" not in spaced:
         return spaced, 2  # every layer's memory, spaced, rather than Adam under memories at every step
     if every_step[-1] == "mem":
         return every_step, 1

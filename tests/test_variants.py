@@ -97,6 +97,9 @@ def test_auto_prices_the_class_clock_where_the_memories_keep_classes_apart():
     assert resolve_variants("auto", narrow, 32, None, class_clock=True) == (["mem", "mem"], 2)
     assert resolve_variants("auto", narrow, 32, None) == (["mem", "mem"], 1)
     assert resolve_variants("auto", _net([784, 64, 64, 10]), 32, None, class_clock=True) == (["adam", "mem"], 1)
+    # only when *every* code layer gets its memory: never a memory under a fixed Adam layer
+    assert resolve_variants(["auto", "adam"], narrow, 64, None, "adam") == (["adam", "adam"], 1)
+    assert resolve_variants(["adam", "auto"], narrow, 32, None, class_clock=True) == (["adam", "mem"], 1)
     assert resolve_variants("auto", digits, 32, None, class_clock=True) == (["mem", "mem"], 2)
     assert resolve_variants("auto", _net([10, 64, 2]), 32, None, class_clock=True) == (["mem"], 1)
     # a class-clocked pass multiplies the rows again (CLASS_RATE near the fold's): the b128 network spaces its
