@@ -182,8 +182,12 @@ def _backprop_step(net: Network, batch: int) -> float:
     return sum(backprop_cost(layer, batch) for layer in [b.layer for b in net.blocks] + [net.out])
 
 
-def _usable(wanted: list[str], net: Network) -> list[int]:
-    """The ``"auto"`` code layers a memory can take, from the top down to the first one it cannot fit."""
+def _fill(
+    wanted: list[str], net: Network, batch: int, solve_every: int, readout: str, target: float, class_clock: bool
+) -> list[str]:
+    """``wanted`` with its ``"auto"`` entries decided at the cadence ``solve_every``: memories in the most top
+    ``"auto"`` layers (down to the first one a memory cannot fit) that keep the step within ``target`` backprop
+    steps, Adam in the others. (A memory that does not solve on every step can cost less than Adam.)"""
     usable: list[int] = []
     for l in range(net.n_codes - 1, -1, -1):  # noqa: E741
         if wanted[l] != "auto":
@@ -191,16 +195,6 @@ def _usable(wanted: list[str], net: Network) -> list[int]:
         if memory_refusal(net.blocks[l]) is not None:
             break
         usable.append(l)
-    return usable
-
-
-def _fill(
-    wanted: list[str], net: Network, batch: int, solve_every: int, readout: str, target: float, class_clock: bool
-) -> list[str]:
-    """``wanted`` with its ``"auto"`` entries decided at the cadence ``solve_every``: memories in the most top
-    ``"auto"`` layers (down to the first one a memory cannot fit) that keep the step within ``target`` backprop
-    steps, Adam in the others. (A memory that does not solve on every step can cost less than Adam.)"""
-    usable = _usable(wanted, net)
     budget = target * _backprop_step(net, batch)
     options = [["mem" if i in usable[:m] else "adam" if v == "auto" else v for i, v in enumerate(wanted)]
                for m in range(len(usable), -1, -1)]
