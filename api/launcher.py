@@ -129,7 +129,7 @@ def _listen(host: str, port: int) -> socket.socket:
 
     Made with ``IPPROTO_TCP`` named: asyncio turns Nagle's algorithm off only on connections whose socket says
     so, and a socket made without it (as uvicorn's own ``bind_socket``) and handed to worker processes gives
-    every keep-alive request a 40 ms delayed-ACK stall.
+    every keep-alive request a delayed-ACK stall (the kernel's delayed-ACK timer, tens of milliseconds).
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)

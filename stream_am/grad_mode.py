@@ -1,9 +1,9 @@
 """``no_grad``: ``torch.no_grad()`` as a decorator, free when gradients are already off.
 
-A step calls a dozen decorated functions; ``torch.no_grad()`` enters a new context in each (about 2 us
-apiece, a few percent of a step on a small network). :meth:`stream_am.OnlineAM.partial_fit` turns gradients
-off once for the whole step, and these functions then only ask whether they are off (measured: 0.3 against
-2.1 us per call). Called on their own, with gradients on, they behave as under ``torch.no_grad()``.
+A step calls a dozen decorated functions; ``torch.no_grad()`` enters a new context in each, a few percent
+of a step on a small network. :meth:`stream_am.OnlineAM.partial_fit` turns gradients off once for the whole
+step, and these functions then only ask whether they are off (several times cheaper per call; figures in
+``benchmarks/README.md``). Called on their own, with gradients on, they behave as under ``torch.no_grad()``.
 """
 
 from __future__ import annotations

@@ -44,6 +44,24 @@ def test_prequential_reports_accuracy_for_am_and_backprop(
     assert all(0.0 <= a <= 1.0 for a in accuracies) and max(accuracies) > 0.5
 
 
+def test_prequential_over_seeds_reports_each_seed_and_their_mean(
+    load_benchmark: Loader, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prequential = load_benchmark("prequential")
+    one = prequential.main(["--widths", "64,16,10", "--seed", "1"])
+    capsys.readouterr()
+    both = prequential.main(["--widths", "64,16,10", "--seeds", "0", "1"])
+    out = capsys.readouterr().out
+    assert "(mean of 2 seeds)" in out
+    row = next(line for line in out.splitlines() if line.startswith("| AM-mem |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    seed0, seed1, mean = float(cells[1]), float(cells[2]), float(cells[3])
+    assert f"{one['64,16,10 AM-mem']['accuracy']:.4f}" == cells[2]  # a seed's run does not depend on the others
+    assert abs(mean - (seed0 + seed1) / 2) < 1e-4 and both["64,16,10 AM-mem"]["sd"] >= 0.0
+    with pytest.raises(SystemExit):
+        prequential.main(["--seeds", "0", "0"])
+
+
 def test_memory_solvers_exact_solves_agree_and_inexact_ones_do_not(
     load_benchmark: Loader, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -202,8 +202,8 @@ class ClassMemoryUpdater(MemoryUpdater):
         self.T = (self.clock.scale[:K][None, :] @ self.Vc.view(K, d * cols)).view(d, cols)
 
     def _grouped(self) -> bool:
-        """Rows grouped by class on the CPU (measured faster: 1,024 rows of 65 inputs and ten classes 0.36
-        against 1.4 ms); one product over all classes on a GPU (no device-to-host copy)."""
+        """Rows grouped by class on the CPU (several times faster there; ``benchmarks/README.md``); one product
+        over all classes on a GPU (no device-to-host copy)."""
         return self.layer.weight.device.type == "cpu"
 
     def _flush(self) -> None:

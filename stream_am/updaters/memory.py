@@ -73,7 +73,7 @@ def ridge_solve(A: torch.Tensor, B: torch.Tensor, W_prev: torch.Tensor, ridge: f
     exact solve from 257 x 256 up; with few outputs the solves run from the left. A factorisation
     that fails (a matrix not numerically positive definite) keeps the previous weights, on every device: on a
     GPU the test is a ``torch.where`` (so the GPU never waits for it), on the CPU a Python branch (the
-    selection cost 4 to 6% of a whole AM-mem step; figures in ``benchmarks/README.md``).
+    selection costs a few percent of a whole AM-mem step there; figures in ``benchmarks/README.md``).
 
     Examples
     --------
