@@ -8,8 +8,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 from stream_am.server.schemas import INSTANCE_TAGS
 
 from stream_am.checks import InputError
@@ -119,6 +121,19 @@ async def _value_error(_: Request, exc: Exception) -> JSONResponse:
     return _error(422, [{"field": field, "msg": msg, "type": "value_error"}])
 
 
+_UNPARSED = "There was an error parsing the body"  # FastAPI's 400 when reading the JSON body raised
+
+
+async def _http(request: Request, exc: Exception) -> Any:
+    """FastAPI's own answer, except a body its JSON reader gave up on (nested deeper than Python's recursion
+    limit, an integer over 4,300 digits): a 422 naming the body, as every malformed body is answered."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 400 and exc.detail == _UNPARSED:
+        msg = "the body could not be read as JSON (nested too deeply, or a number too long)"
+        return _error(422, [{"field": "body", "msg": msg, "type": "json_invalid"}])
+    return await http_exception_handler(request, exc)
+
+
 async def _not_found(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=404, content={"detail": str(exc.args[0] if exc.args else exc)})
 
@@ -140,6 +155,7 @@ async def _storage(request: Request, exc: Exception) -> JSONResponse:
 def install_handlers(app: FastAPI) -> None:
     """Map validation and library ``ValueError`` to 422, unknown models to 404, overload to 503."""
     app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(HTTPException, _http)
     app.add_exception_handler(ModelExists, _exists)
     app.add_exception_handler(ValueError, _value_error)
     app.add_exception_handler(ModelNotFound, _not_found)

@@ -50,9 +50,13 @@ def check_targets(targets: Sequence[Any], n: int, classifier: bool, field: str =
                 raise _field_error(f"{field}[{i}]", f"a class label must be an integer or a string, got {y!r}")
             out.append(y)
         else:
-            if isinstance(y, bool | str) or not math.isfinite(float(y)):
+            try:
+                value = math.inf if isinstance(y, bool | str) else float(y)
+            except OverflowError:  # an integer beyond float64
+                value = math.inf
+            if not math.isfinite(value):
                 raise _field_error(f"{field}[{i}]", f"a regression target must be a finite number, got {y!r}")
-            out.append(float(y))
+            out.append(value)
     return out
 
 

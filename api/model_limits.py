@@ -15,7 +15,7 @@ from stream_am.server.settings import Settings
 
 from stream_am import checks
 
-__all__ = ["check_config", "check_growth"]
+__all__ = ["check_config", "check_growth", "class_memory_size"]
 
 Row = dict[str, float]
 
@@ -44,11 +44,19 @@ def check_config(config: dict[str, Any], settings: Settings, field: str = "param
             raise FieldError(f"{field}.hidden_sizes[{i}]", f"{h} exceeds max_hidden_size={settings.max_hidden_size}")
 
 
+def class_memory_size(n_features: int, hidden_sizes: Sequence[int], n_classes: int) -> int:
+    """Numbers held by the class-clocked memories of a classifier of these sizes, if every layer keeps one (one
+    ``(d + 1) x (d + 1 + m)`` sum per class for a layer of ``d`` inputs and ``m`` outputs)."""
+    widths = [n_features, *hidden_sizes, n_classes]
+    return n_classes * sum((d + 1) * (d + 1 + m) for d, m in zip(widths[:-1], widths[1:], strict=True))
+
+
 def check_growth(
     features: Sequence[str], classes: Sequence[Any], rows: Sequence[Row], targets: Sequence[Any] | None,
-    settings: Settings, rows_field: str = "instances",
+    settings: Settings, rows_field: str = "instances", hidden_sizes: Sequence[int] | None = None,
 ) -> None:
-    """Refuse rows or labels that would take a model past ``max_features`` or ``max_classes``."""
+    """Refuse rows or labels that would take a model past ``max_features`` or ``max_classes``, or (with the
+    ``hidden_sizes`` of a classifier whose memories keep classes apart) past ``max_class_memory``."""
     known = set(features)
     new = set().union(*rows) - known
     if len(known) + len(new) > settings.max_features:
@@ -67,3 +75,11 @@ def check_growth(
             f"learning these labels would give the model {len(labels) + len(fresh)} classes, "
             f"more than max_classes={settings.max_classes}",
         )
+    if hidden_sizes is not None and len(labels) + len(fresh) >= 2:  # (the network is built with two classes)
+        size = class_memory_size(len(known) + len(new), hidden_sizes, len(labels) + len(fresh))
+        if size > settings.max_class_memory:
+            raise FieldError(
+                "targets" if fresh else rows_field,
+                f"learning these rows would give the model's per-class memories {size:,} numbers, more than "
+                f"max_class_memory={settings.max_class_memory:,} (fewer features, classes or hidden units fit)",
+            )

@@ -11,6 +11,7 @@ __all__ = [
     "ErrorItem",
     "ErrorResponse",
     "ExportDocument",
+    "ImportDocument",
     "ExportState",
     "Health",
     "Instance",
@@ -153,6 +154,23 @@ class ExportDocument(_Body):
     files: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,100}$")], str] = Field(
         description="File name -> base64 content: JSON configuration and safetensors tensors only."
     )
+
+
+#: counters an import may start from: far below the export's bound, so an imported model can keep counting
+ImportCount = Annotated[int, Field(strict=True, ge=0, le=2**53)]
+
+
+class ImportState(ExportState):
+    samples_seen: ImportCount = 0
+    model_version: ImportCount = 0
+    metrics: dict[str, Annotated[float, Field(allow_inf_nan=False, ge=0, le=2**53)]] | None = None
+
+
+class ImportDocument(ExportDocument):
+    """An export document as an import takes it: its counters at most 2**53 (exactly representable, and far
+    from the 2**63 - 1 an export may report)."""
+
+    state: ImportState = Field(default_factory=ImportState, description="samples_seen, version, metrics.")
 
 
 class ErrorItem(BaseModel):

@@ -42,6 +42,12 @@ class Settings(BaseSettings):
         default=2048, ge=1, description="Most features one model learns (a memory layer costs features^2)."
     )
     max_classes: int = Field(default=1000, ge=2, description="Most class labels one classifier learns.")
+    max_class_memory: int = Field(
+        default=250_000_000, ge=1,
+        description="Most numbers a classifier's class-clocked memories may hold (one sum per class and layer: "
+        "classes x the sum over layers of (inputs + 1) x (inputs + 1 + outputs)); learning that would pass it is "
+        "refused.",
+    )
     max_model_batch_size: int = Field(default=4096, ge=1, description="Largest `batch_size` a model may have.")
     max_hidden_size: int = Field(default=4096, ge=1, description="Widest hidden layer a model may have.")
     max_hidden_layers: int = Field(default=8, ge=1, description="Most hidden layers a model may have.")

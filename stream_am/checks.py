@@ -12,6 +12,7 @@ import torch
 __all__ = [
     "InputError",
     "MAX_SEED",
+    "MAX_VALUE",
     "check_choice",
     "check_int",
     "check_float",
@@ -20,6 +21,7 @@ __all__ = [
     "check_device_exists",
     "check_x",
     "all_finite",
+    "within",
     "check_can_learn",
     "check_batch",
     "shape_errors",
@@ -28,6 +30,10 @@ __all__ = [
 
 #: the largest seed accepted (``torch.Generator.manual_seed`` takes 64-bit values; numpy's generators too)
 MAX_SEED = 2**63 - 1
+#: largest absolute value of an input (or regression target) the engine takes: it computes in float32, and
+#: within this bound the memories' co-activation sums and Adam's second moments cannot overflow (a fuzz of
+#: networks, variants and batch sizes in ``tests/test_magnitudes.py`` keeps every state finite up to ten times it)
+MAX_VALUE = 1e9
 
 
 class InputError(ValueError):
@@ -116,9 +122,11 @@ def check_x(
         raise ValueError(
             f"{name} has shape {tuple(x.shape)}, but the network expects (n_samples, {n_inputs})"
         )
+    if x.device.type == "meta":
+        raise ValueError(f"{name} is on the 'meta' device, which holds no values")
     x = x.to(device=device, dtype=torch.float32)
-    if not all_finite(x):
-        raise ValueError(f"{name} contains NaN or infinite values")
+    if not within(x, MAX_VALUE):
+        raise ValueError(f"{name} contains NaN, infinite or values beyond +-{MAX_VALUE:g} (the engine's float32 bound)")
     return x
 
 
@@ -148,6 +156,24 @@ def all_finite(x: torch.Tensor) -> bool:
     return math.isfinite(low.item()) and math.isfinite(high.item())
 
 
+def within(x: torch.Tensor, limit: float) -> bool:
+    """Whether every entry of the floating tensor ``x`` is finite and at most ``limit`` in absolute value (one
+    pass, as :func:`all_finite`; NaN fails every comparison).
+
+    Examples
+    --------
+    >>> import torch
+    >>> within(torch.tensor([[1.0, -2.0]]), 2.0), within(torch.tensor([3.0]), 2.0), within(torch.zeros(0), 1.0)
+    (True, False, True)
+    >>> within(torch.tensor([float("nan")]), 2.0), within(torch.tensor([float("inf")]), float("inf"))
+    (False, False)
+    """
+    if x.numel() == 0:
+        return True
+    low, high = (v.item() for v in torch.aminmax(x))
+    return -limit <= low and high <= limit and math.isfinite(low) and math.isfinite(high)
+
+
 def check_can_learn() -> None:
     """``ValueError`` when learning is asked inside ``torch.inference_mode()``: tensors made there cannot enter
     autograd, which learning uses (so every learner refuses there, before anything changes)."""
@@ -165,6 +191,8 @@ def check_batch(
     if not isinstance(y, torch.Tensor):
         raise ValueError(f"y must be a torch.Tensor, got {type(y).__name__}")
     _check_dense("y", y)
+    if y.device.type == "meta":
+        raise ValueError("y is on the 'meta' device, which holds no values")
     if y.shape[0:1] != x.shape[0:1]:
         raise ValueError(f"x has {x.shape[0]} samples but y has {y.shape[0] if y.ndim else 0}")
     if loss == "cross_entropy":
@@ -183,8 +211,8 @@ def check_batch(
     if y.ndim != 2 or y.shape[1] != n_outputs:
         raise ValueError(f"y must have shape (n_samples, {n_outputs}), got {tuple(y.shape)}")
     y = y.to(device=device, dtype=torch.float32)
-    if not all_finite(y):
-        raise ValueError("y contains NaN or infinite values")
+    if not within(y, MAX_VALUE):
+        raise ValueError(f"y contains NaN, infinite or values beyond +-{MAX_VALUE:g} (the engine's float32 bound)")
     return x, y
 
 

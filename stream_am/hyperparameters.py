@@ -9,7 +9,6 @@ estimator's parameters.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from stream_am import checks
@@ -17,30 +16,36 @@ from stream_am.variants import check_variant
 
 __all__ = [
     "HYPERPARAMETERS",
+    "LARGEST",
     "OPTIONAL",
     "LOSSES",
     "MEMORY_CLOCKS",
     "READOUTS",
     "check_am_params",
+    "check_hyperparameter",
     "check_hyperparameters",
     "check_choices",
 ]
 
+#: the upper end of the step sizes and weights below: far beyond any useful setting, and low enough that the
+#: float32 engine cannot overflow on their account (a learning rate of 1e20 or a ridge of 1e308 used to be
+#: accepted and break the first step)
+LARGEST = 1e6
 HYPERPARAMETERS: dict[str, tuple[float, float | None, bool]] = {
-    "mu": (0.0, math.inf, False),
-    "mu_growth": (0.0, math.inf, True),
-    "mu_max_factor": (1.0, math.inf, True),
+    "mu": (0.0, LARGEST, False),
+    "mu_growth": (0.0, LARGEST, True),
+    "mu_max_factor": (1.0, LARGEST, True),
     "code_steps": (0, None, True),
-    "code_lr": (0.0, math.inf, True),
+    "code_lr": (0.0, LARGEST, True),
     "code_momentum": (0.0, 1.0, True),
     "weight_steps": (1, None, True),
-    "weight_lr": (0.0, math.inf, False),
-    "output_lr": (0.0, math.inf, False),
+    "weight_lr": (0.0, 10.0, False),  # an Adam step moves each weight by about this much
+    "output_lr": (0.0, 10.0, False),
     "memory_decay": (0.0, 1.0, True),
-    "ridge": (0.0, math.inf, False),
+    "ridge": (0.0, LARGEST, False),
     "solve_every": (1, None, True),
-    "lambda_c": (0.0, math.inf, True),
-    "lambda_w": (0.0, math.inf, True),
+    "lambda_c": (0.0, LARGEST, True),
+    "lambda_w": (0.0, LARGEST, True),
 }
 OPTIONAL = ("solve_every",)
 LOSSES = ("cross_entropy", "mse")
@@ -48,15 +53,21 @@ READOUTS = ("memory", "adam")
 MEMORY_CLOCKS = ("sample", "class")
 
 
+def check_hyperparameter(name: str, value: Any) -> None:
+    """``ValueError`` naming ``name`` unless ``value`` is in its range in :data:`HYPERPARAMETERS`."""
+    low, high, inclusive = HYPERPARAMETERS[name]
+    if name in OPTIONAL and value is None:
+        return
+    if high is None:
+        checks.check_int(name, value, low=int(low))
+    else:
+        checks.check_float(name, value, low, high, inclusive)
+
+
 def check_hyperparameters(obj: Any) -> None:
     """``ValueError`` naming the first attribute of ``obj`` outside its range in :data:`HYPERPARAMETERS`."""
-    for name, (low, high, inclusive) in HYPERPARAMETERS.items():
-        if name in OPTIONAL and getattr(obj, name) is None:
-            continue
-        if high is None:
-            checks.check_int(name, getattr(obj, name), low=int(low))
-        else:
-            checks.check_float(name, getattr(obj, name), low, high, inclusive)
+    for name in HYPERPARAMETERS:
+        check_hyperparameter(name, getattr(obj, name))
 
 
 def check_choices(variant: Any, readout: Any, loss: Any = "cross_entropy", n_codes: int | None = None) -> None:

@@ -171,8 +171,8 @@ class OnlineAM(LearnerState):
     def _validate_params(self) -> None:
         check_am_params(self, self.loss)
         checks.check_device(self.device)
-        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
-            raise ValueError(f"seed must be an int or None, got {self.seed!r}")
+        if self.seed is not None:
+            checks.check_int("seed", self.seed, low=0, high=checks.MAX_SEED)
         if not isinstance(self.parallel_layers, bool):
             raise ValueError(f"parallel_layers must be a bool, got {self.parallel_layers!r}")
 

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from stream_am import checks
+from stream_am.hyperparameters import HYPERPARAMETERS, LARGEST, check_hyperparameter
 from stream_am.updaters.memory import MemoryUpdater
 
 if TYPE_CHECKING:
@@ -27,6 +28,34 @@ __all__ = ["LearnerState"]
 
 _CODES = ("mem", "adam")  # the int8 code of each layer's rule in ``state["variants"]``
 _PREFIX = {"mem": "memory", "adam": "adam"}
+
+
+_KEYS = ("variants", "solve_every", "mu", "samples_seen", "n_steps", "generator")
+_PREFIXES = ("module.", "memory.", "adam.")
+
+
+def _check_values(state: dict[str, torch.Tensor]) -> None:
+    """``ValueError`` naming the key of the first tensor of ``state`` that cannot be a learner's: an unknown key,
+    a non-tensor, a non-finite floating value, a negative counter or a ``mu`` that is not positive (the
+    updaters check their own tensors' shapes, dtypes and ranges as they load)."""
+    for key, value in state.items():
+        if key not in _KEYS and not key.startswith(_PREFIXES):
+            raise ValueError(f"state has an unknown key {key!r}")
+        if not isinstance(value, torch.Tensor):
+            raise ValueError(f"state[{key!r}] must be a tensor, got {type(value).__name__}")
+        if value.is_floating_point() and not checks.all_finite(value):
+            raise ValueError(f"state[{key!r}] holds values that are not finite")
+    for key in ("samples_seen", "n_steps", "solve_every", "mu"):
+        if key not in state:
+            continue
+        value = state[key]
+        if value.numel() != 1 or value.is_complex() or value.dtype == torch.bool:
+            raise ValueError(f"state[{key!r}] must hold one real number, got {value.dtype} {tuple(value.shape)}")
+        number = float(value)
+        if key == "mu" and not 0.0 < number <= LARGEST:
+            raise ValueError(f"state['mu'] must be in (0, {LARGEST:g}], got {number!r}")
+        if key != "mu" and (value.is_floating_point() or number < 0):
+            raise ValueError(f"state[{key!r}] must be an integer >= 0, got {value.tolist()!r}")
 
 
 class LearnerState:
@@ -73,9 +102,12 @@ class LearnerState:
     def _check_state(self, state: dict[str, torch.Tensor]) -> tuple[list[str], int]:
         """The layers' rules and the solve cadence recorded in ``state``, after checking them and the module's
         shapes (a state saved before the cadence was recorded solves at this learner's ``solve_every``, or 1)."""
-        variants = [_CODES[int(v)] for v in state["variants"].tolist()] if "variants" in state else None
-        if variants is None or len(variants) != self._net.n_codes:
-            raise ValueError(f"state['variants'] must hold one entry per code layer ({self._net.n_codes})")
+        _check_values(state)
+        codes = state["variants"].tolist() if "variants" in state and state["variants"].ndim == 1 else None
+        if codes is None or len(codes) != self._net.n_codes or any(c not in range(len(_CODES)) for c in codes):
+            raise ValueError(f"state['variants'] must hold one code in {list(range(len(_CODES)))} ({_CODES}) per "
+                             f"code layer ({self._net.n_codes})")
+        variants = [_CODES[int(c)] for c in codes]
         asked = [self.variant] * len(variants) if isinstance(self.variant, str) else list(self.variant)
         for l, (want, got) in enumerate(zip(asked, variants, strict=True)):  # noqa: E741
             if want != "auto" and want != got:
@@ -136,7 +168,10 @@ class LearnerState:
         self._mu = float(state["mu"])
         self.samples_seen = int(state["samples_seen"])
         self.n_steps = int(state["n_steps"])
-        self._generator.set_state(state["generator"].cpu())
+        try:
+            self._generator.set_state(state["generator"].cpu())
+        except RuntimeError as err:
+            raise ValueError(f"state['generator'] is not a random generator's state: {err}") from err
 
     def grow_inputs(self, n_new: int) -> None:
         """Add ``n_new`` input features (zero weights) keeping everything learned."""
@@ -171,8 +206,9 @@ class LearnerState:
             updater.forget(factor)
 
     def __setattr__(self, name: str, value: Any) -> None:
+        if name in HYPERPARAMETERS and "_built" in self.__dict__:  # set after construction: checked as given
+            check_hyperparameter(name, value)
         if name == "memory_decay" and self.__dict__.get("_built"):
-            checks.check_float("memory_decay", value, 0.0, 1.0, True)
             for updater in self._updaters:
                 if isinstance(updater, MemoryUpdater):  # a class-clocked one too
                     updater.decay = value

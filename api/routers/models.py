@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Response
 from starlette.concurrency import run_in_threadpool
 from stream_am.server import estimators
 from stream_am.server.routers.deps import RegistryDep
-from stream_am.server.schemas import ExportDocument, ModelCreate, ModelInfo, ModelList
+from stream_am.server.schemas import ExportDocument, ImportDocument, ModelCreate, ModelInfo, ModelList
 from stream_am.server.security import require_api_key
 from stream_am.server.service import ServedModel
 
@@ -89,7 +89,7 @@ def _files(estimator: object) -> dict[str, bytes]:
 
 
 @router.post("/{name}/import", response_model=ModelInfo, status_code=201, dependencies=_WRITE)
-async def import_model(name: str, body: ExportDocument, registry: RegistryDep, replace: bool = False) -> ModelInfo:
+async def import_model(name: str, body: ImportDocument, registry: RegistryDep, replace: bool = False) -> ModelInfo:
     """Create model ``name`` from an export document; ``?replace=true`` replaces an existing model."""
 
     def work() -> ServedModel:

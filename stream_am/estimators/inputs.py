@@ -5,10 +5,11 @@ Every function either returns clean float64 data or raises a ``ValueError`` (an
 anything.
 
 **Magnitude limits.** A feature value or regression target must be finite and at most :data:`MAX_MAGNITUDE`
-(1e20) in absolute value, or :data:`MAX_RAW_MAGNITUDE` (1e15) when it reaches the network unscaled
-(``standardize=False`` / ``standardize_target=False``: the network computes in float32). Within these limits
-the running statistics cannot overflow (their sums stay below 1e60 for any count), a standardised value fits
-float32, and so a batch that passes validation cannot fail later inside a step.
+(1e20) in absolute value, or :data:`MAX_RAW_MAGNITUDE` (1e9, the engine's :data:`~stream_am.checks.MAX_VALUE`)
+when it reaches the network unscaled (``standardize=False`` / ``standardize_target=False``: the network
+computes in float32, and its co-activation sums and Adam moments hold squares of these values). Within
+these limits the running statistics cannot overflow (their sums stay below 1e60 for any count), a
+standardised value fits float32, and so a batch that passes validation cannot fail later inside a step.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stream_am.checks import InputError
+from stream_am.checks import MAX_VALUE, InputError
 from stream_am.estimators.features import canonical_order  # its home since base.py was split
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "native",
     "check_label",
     "check_label_types",
+    "check_feature_names",
     "check_target",
     "dict_row",
     "frame_rows",
@@ -40,8 +42,8 @@ __all__ = [
 
 #: largest absolute feature value or target that is standardised before it reaches the network
 MAX_MAGNITUDE = 1e20
-#: largest absolute value that reaches the network unscaled (float32 arithmetic)
-MAX_RAW_MAGNITUDE = 1e15
+#: largest absolute value that reaches the network unscaled (float32 arithmetic: the engine's bound)
+MAX_RAW_MAGNITUDE = MAX_VALUE
 
 
 def native(value: Any) -> Any:
@@ -64,12 +66,34 @@ def _real(value: Any, name: str, limit: float, field: str, row: int | None = Non
     return out
 
 
+def _self_equal_key(value: Any) -> bool:
+    """Whether ``value`` can be a dict key that finds itself again: hashable all the way down (a tuple holding
+    a list is not) and equal to itself (NaN, a tuple holding NaN and ``pd.NA`` are not)."""
+    try:
+        hash(value)
+        if not value == value:
+            return False
+    except (TypeError, ValueError):  # unhashable; a signalling-NaN Decimal; pd.NA's undecidable truth
+        return False
+    if isinstance(value, (tuple, frozenset)):  # a tuple equals itself when it holds the same NaN object
+        return all(_self_equal_key(v) for v in value)
+    return not (isinstance(value, float) and math.isnan(value))
+
+
 def check_label(y: Any, field: str = "y", row: int | None = None) -> Hashable:
-    """A class label: hashable, not None, not NaN; numpy scalars become Python scalars."""
+    """A class label: hashable, not None, equal to itself (not NaN); numpy scalars become Python scalars."""
     y = native(y)
-    if y is None or not isinstance(y, Hashable) or (isinstance(y, float) and math.isnan(y)):
-        raise InputError(f"{field} must be a hashable class label, got {y!r}", field.split("[")[0], row)
+    if y is None or not isinstance(y, Hashable) or not _self_equal_key(y):
+        raise InputError(f"{field} must be a hashable class label equal to itself (not None, not NaN), got {y!r}",
+                         field.split("[")[0], row)
     return y
+
+
+def check_feature_names(names: list[Any], field: str) -> None:
+    """Feature names must find themselves again: a name unequal to itself (NaN) would be a new feature each time."""
+    for name in names:
+        if not _self_equal_key(name):
+            raise InputError(f"{field} has a feature name that is not equal to itself: {name!r}", field, None, name)
 
 
 def check_label_types(labels: list[Any], classes: list[Any], field: str = "y", single: bool = False) -> None:
@@ -102,9 +126,13 @@ def dict_row(x: Any, limit: float = MAX_MAGNITUDE) -> tuple[list[Hashable], np.n
     if not isinstance(x, dict):
         raise InputError(f"x must be a dict of feature -> number, got {type(x).__name__}", "x")
     keys = list(x)
+    check_feature_names(keys, "x")
     values = list(x.values())
     if all(type(v) in _PLAIN for v in values):  # fast path; the checks below name any offender
-        row = np.array(values, dtype=np.float64).reshape(1, -1)
+        try:
+            row = np.array(values, dtype=np.float64).reshape(1, -1)
+        except OverflowError:  # an int beyond float64: named below
+            row = np.array([math.inf])
         if np.isfinite(row).all() and not (np.abs(row) > limit).any():
             return keys, row
     return keys, np.array([_real(x[k], f"x[{k!r}]", limit, "x", None, k) for k in keys],
@@ -120,12 +148,14 @@ def frame_rows(X: Any, name: str = "X", limit: float = MAX_MAGNITUDE) -> tuple[l
     if not isinstance(X, pd.DataFrame):
         raise InputError(f"{name} must be a pandas DataFrame, got {type(X).__name__}", name)
     cols = list(X.columns)
+    check_feature_names(cols, name)
     if len(set(cols)) != len(cols):
         raise InputError(f"{name} has duplicate columns: {cols!r}", name)
     for c in cols:
         dtype = X[c].dtype
-        if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)):
-            raise InputError(f"{name}[{c!r}] must be numeric, got dtype {dtype}", name, None, c)
+        numeric = pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_complex_dtype(dtype)
+        if not (numeric or pd.api.types.is_bool_dtype(dtype)):
+            raise InputError(f"{name}[{c!r}] must be real numbers, got dtype {dtype}", name, None, c)
     values = X.to_numpy(dtype=np.float64, copy=True).reshape(len(X), len(cols))
     present = ~np.isnan(values)
     _check_finite(np.where(present, values, 0.0), name, cols, limit)
@@ -134,10 +164,12 @@ def frame_rows(X: Any, name: str = "X", limit: float = MAX_MAGNITUDE) -> tuple[l
 
 def array_rows(X: Any, n_features: int | None, owner: str, name: str = "X", limit: float = MAX_MAGNITUDE) -> np.ndarray:
     """A 2-d float64 copy of an array-like; ``n_features`` (when set) is enforced scikit-learn style."""
+    if getattr(getattr(X, "dtype", None), "kind", None) == "c":
+        raise InputError(f"{name} must hold real numbers, got complex dtype {X.dtype}", name)
     try:
         values = np.array(X, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise InputError(f"{name} must be a 2-d array of numbers: {err}", name) from err
+    except (TypeError, ValueError, OverflowError) as err:  # (an int beyond float64 overflows)
+        raise InputError(f"{name} must be a 2-d array of real numbers: {err}", name) from err
     if values.ndim != 2:
         raise InputError(f"{name} must be a 2-d array, got shape {values.shape}", name)
     if n_features is not None and values.shape[1] != n_features:

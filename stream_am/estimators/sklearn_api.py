@@ -136,6 +136,11 @@ class _SklearnAPI(_Base):
         if not reset:
             check_names(getattr(self, "_sk_feature_names", None), column_names(X))
         rows = check_array(X, dtype="numeric", ensure_all_finite=False, ensure_min_samples=1)
+        if rows.dtype.kind not in "biuf":  # e.g. Python ints beyond float64, kept as objects
+            try:
+                rows = rows.astype(np.float64)
+            except (OverflowError, TypeError, ValueError) as err:
+                raise ValueError(f"X must hold real numbers that fit float64: {err}") from err
         bad = np.argwhere(~np.isfinite(rows))
         if len(bad):
             i, j = bad[0]

@@ -20,6 +20,7 @@ from torch.optim.adam import adam as torch_adam
 from stream_am.grad_mode import no_grad
 from stream_am.network import CodeBlock
 from stream_am.updaters.class_clock import Labels
+from stream_am.updaters.class_state import check_values
 
 __all__ = ["adam_step", "AdamState", "AdamUpdater", "linear_mse_grads"]
 
@@ -154,6 +155,11 @@ class AdamState:
                 if t is None or t.shape != p.shape:
                     got = None if t is None else tuple(t.shape)
                     raise ValueError(f"state[{prefix}{i}.{k}] has shape {got}, expected {tuple(p.shape)}")
+                check_values(f"{prefix}{i}.{k}", t, low=0.0 if k == "exp_avg_sq" else None)
+            step = state.get(f"{prefix}{i}.step")
+            if step is None or step.numel() != 1:
+                raise ValueError(f"state[{prefix}{i}.step] must hold one number, got {None if step is None else step}")
+            check_values(f"{prefix}{i}.step", step.reshape(-1).to(torch.float64), low=0.0)
         self.state = [
             {
                 "step": state[f"{prefix}{i}.step"].to(device=p.device, dtype=torch.float32, copy=True).reshape(()),

@@ -26,6 +26,7 @@ from torch import nn
 from stream_am.affine import get_affine, rows, set_affine
 from stream_am.grad_mode import no_grad
 from stream_am.updaters.class_clock import Labels
+from stream_am.updaters.class_state import check_values
 
 __all__ = ["memory_increments", "memory_fold", "ridge_solve", "MemoryUpdater"]
 
@@ -192,6 +193,12 @@ class MemoryUpdater:
             raise ValueError(
                 f"state[{prefix}A/B] have shapes {tuple(A.shape)}/{tuple(B.shape)}, expected {(d, d)}/{(n_out, d)}"
             )
-        self.A, self.B = A.to(device=w.device, copy=True), B.to(device=w.device, copy=True)
+        check_values(f"{prefix}A", A)
+        check_values(f"{prefix}B", B)
+        check_values(f"{prefix}S", state[f"{prefix}S"].reshape(-1), low=0.0)
+        updates = state[f"{prefix}updates"]
+        if updates.numel() != 1 or updates.is_floating_point() or updates.dtype == torch.bool or int(updates) < 0:
+            raise ValueError(f"state[{prefix}updates] must hold one integer >= 0, got {updates.tolist()!r}")
+        self.A, self.B = A.to(w.device, w.dtype, copy=True), B.to(w.device, w.dtype, copy=True)
         self.S = float(state[f"{prefix}S"])
-        self.n_updates = int(state[f"{prefix}updates"])
+        self.n_updates = int(updates)

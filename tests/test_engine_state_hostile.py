@@ -1,0 +1,92 @@
+"""``OnlineAM.load_state_dict`` refuses a state it could load but not learn or predict from (non-finite values,
+negative counters or moments, unknown keys, bad rule codes, integer statistics), naming the key, and changes
+nothing (found by an adversarial review: each of these used to load and break a later step)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import torch
+from torch import nn
+
+from stream_am import OnlineAM
+
+State = dict[str, torch.Tensor]
+
+
+def _learner(variant: str, clock: str = "class", seed: int = 0) -> OnlineAM:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 6), nn.ReLU(), nn.Linear(6, 3))
+    return OnlineAM(net, variant=variant, memory_clock=clock, seed=seed)
+
+
+def _trained(variant: str, clock: str = "class") -> OnlineAM:
+    am = _learner(variant, clock)
+    g = torch.Generator().manual_seed(1)
+    for _ in range(3):
+        am.partial_fit(torch.randn(8, 3, generator=g), torch.randint(0, 3, (8,), generator=g))
+    return am
+
+
+def _copy(state: State) -> State:
+    return {k: v.clone() for k, v in state.items()}
+
+
+def _set(key: str, value: float | torch.Tensor) -> Callable[[State], None]:
+    def tamper(state: State) -> None:
+        state[key] = value if isinstance(value, torch.Tensor) else torch.full_like(state[key], value)
+
+    return tamper
+
+
+def _first(state: State, suffix: str) -> str:
+    return next(k for k in state if k.endswith(suffix))
+
+
+CASES = {  # name -> (variant, clock, tamper, the key the error names)
+    "module NaN": ("mem", "class", _set("module.0.weight", float("nan")), "module.0.weight"),
+    "mu NaN": ("mem", "class", _set("mu", float("nan")), "mu"),
+    "mu negative": ("mem", "class", _set("mu", -1.0), "mu"),
+    "samples_seen negative": ("mem", "class", _set("samples_seen", -5), "samples_seen"),
+    "memory S NaN": ("mem", "sample", _set("memory.0.S", float("nan")), "memory.0.S"),
+    "memory S negative": ("mem", "sample", _set("memory.0.S", -1.0), "memory.0.S"),
+    "memory updates negative": ("mem", "sample", _set("memory.0.updates", -1), "memory.0.updates"),
+    "memory A integer": ("mem", "sample", lambda s: s.update({"memory.out.A": s["memory.out.A"].long()}),
+                         "memory.out.A"),
+    "class memory A integer": ("mem", "class", lambda s: s.update({"memory.out.A": s["memory.out.A"].long()}),
+                               "memory.out.A"),
+    "adam step NaN": ("adam", "class", lambda s: _set(_first(s, "0.step"), float("nan"))(s), "step"),
+    "adam step negative": ("adam", "class", lambda s: _set(_first(s, "0.step"), -3.0)(s), "step"),
+    "adam exp_avg_sq negative": ("adam", "class", lambda s: _set(_first(s, "exp_avg_sq"), -1.0)(s), "exp_avg_sq"),
+    "unknown key": ("mem", "class", _set("bogus", torch.zeros(1)), "bogus"),
+    "rule code -1": ("mem", "class", _set("variants", torch.tensor([-1], dtype=torch.int8)), "variants"),
+    "rule code 5": ("mem", "class", _set("variants", torch.tensor([5], dtype=torch.int8)), "variants"),
+    "garbage generator": ("mem", "class", _set("generator", torch.zeros(3, dtype=torch.uint8)), "generator"),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("built", [True, False])
+def test_a_hostile_state_is_refused_naming_its_key_and_changes_nothing(name: str, built: bool) -> None:
+    variant, clock, tamper, key = CASES[name]
+    state = _copy(_trained(variant, clock).state_dict())
+    tamper(state)
+    am = _trained(variant, clock) if built else _learner(variant, clock, seed=3)
+    before = _copy(am.state_dict()) if built else {k: v.clone() for k, v in am.module.state_dict().items()}
+    with pytest.raises(ValueError, match=key):
+        am.load_state_dict(state)
+    after = am.state_dict() if built else am.module.state_dict()
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    assert am._built is built
+
+
+def test_an_intact_state_still_loads_and_continues_identically() -> None:
+    for variant, clock in (("mem", "class"), ("mem", "sample"), ("adam", "class")):
+        source = _trained(variant, clock)
+        copy = _learner(variant, clock, seed=3)
+        copy.load_state_dict(_copy(source.state_dict()))
+        x, y = torch.randn(8, 3, generator=torch.Generator().manual_seed(5)), torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+        source.partial_fit(x, y)
+        copy.partial_fit(x, y)
+        assert torch.equal(source.predict(x), copy.predict(x))
