@@ -4,6 +4,7 @@ and changes nothing (before the fixes: a 500, a 400 naming no field, or a model 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import api_fixtures
@@ -95,3 +96,17 @@ def test_learning_that_would_pass_the_class_memory_limit_is_refused_before_anyth
     assert item["field"] == "instances" and "max_class_memory" in item["msg"]
     assert _export(client, "c") == before
     assert class_memory_size(2, [8], 3) == 3 * (3 * (3 + 8) + 9 * (9 + 3))
+
+
+def test_an_import_past_the_class_memory_limit_is_refused(
+    make_client: Callable[..., TestClient], tmp_path: Path
+) -> None:
+    source = make_client()
+    params = {**api_fixtures.SMALL, "batch_size": 2}
+    assert source.post("/models", json={"name": "c", "params": params}).status_code == 201
+    assert source.post("/models/c/partial_fit", json={"instances": ROWS[:3], "targets": [0, 1, 2]}).status_code == 200
+    doc = source.get("/models/c/export").json()
+    strict = make_client(state_dir=tmp_path / "strict", max_class_memory=class_memory_size(2, [8], 2))
+    item = _detail(strict.post("/models/c/import", json=doc))
+    assert item["field"] == "files" and "max_class_memory" in item["msg"]
+    assert strict.get("/models/c").status_code == 404
