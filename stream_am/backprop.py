@@ -257,6 +257,18 @@ class BackpropLearner:
         for key, ref in expected.items():
             if tuple(sd[key].shape) != tuple(ref.shape):
                 raise ValueError(f"state_dict[{key!r}] has shape {tuple(sd[key].shape)}, expected {tuple(ref.shape)}")
+            if ref.is_floating_point() and not (sd[key].is_floating_point() and checks.all_finite(sd[key])):
+                raise ValueError(f"state_dict[{key!r}] must hold finite floating values")
+        for key in ("optim.step", "samples_seen"):
+            value = sd[key]
+            if value.numel() != 1 or value.is_complex() or value.dtype == torch.bool or not 0 <= float(value) < 2**63:
+                raise ValueError(f"state_dict[{key!r}] must hold one number >= 0, got {value.tolist()!r}")
+        if any(k.startswith("optim.exp_avg_sq.") and bool((sd[k] < 0).any()) for k in expected):
+            raise ValueError("state_dict optimizer second moments (exp_avg_sq) must be >= 0")
+        try:
+            torch.Generator(device=self.device).set_state(sd["rng_state"].detach().cpu().clone())
+        except (RuntimeError, TypeError) as err:
+            raise ValueError(f"state_dict['rng_state'] is not a random generator's state: {err}") from err
         self.module.load_state_dict({k[len("module."):]: sd[k] for k in expected if k.startswith("module.")})
         self._state = {k[len("optim."):]: sd[k].clone().to(self.device) for k in expected if k.startswith("optim.")}
         self._step = int(sd["optim.step"])

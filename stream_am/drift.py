@@ -6,17 +6,26 @@
 remembered statistics are scaled by ``forget_factor`` (``engine.forget``), so the next least-squares solves
 are dominated by the new concept; optionally the per-sample ``memory_decay`` is raised to ``boost_decay``
 for ``boost_samples`` samples, then restored. ``drifts_`` lists the sample counts at which it forgot.
+
+A call whose input is refused changes nothing: the wrapper checks samples as the stream estimators do (finite
+numbers, NaN in a DataFrame = missing; a label that is hashable, not None, not NaN, of one type per model),
+runs the detector on a copy, and keeps that copy only once the classifier has learnt. (Only when the detector
+fires, or a boost ends, does the engine change before it learns, so that it learns the batch after
+forgetting; a refusal that the wrapper's checks cannot foresee then leaves that change made.)
 """
 
 from __future__ import annotations
 
+import copy
 import math
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
 from river import base, drift
 
 from stream_am import checks
+from stream_am.strategies_checks import labelled_frame, labelled_row
 from stream_am.wrapping import ClassifierWrapper
 
 __all__ = ["DriftAware"]
@@ -92,6 +101,7 @@ class DriftAware(ClassifierWrapper):
         self._detector: base.DriftDetector | None = None
         self._saved_decay: float | None = None
         self._boost_left = 0
+        self._a_label: list[Any] = []  # one accepted label: its type is the model's
 
     def _unit_test_skips(self) -> set[str]:
         return {"check_learn_many_matches_learn_one"}  # the detector scores a batch with the pre-batch model
@@ -110,28 +120,51 @@ class DriftAware(ClassifierWrapper):
         p = (proba or {}).get(y, 0.0)
         return min(-math.log(max(p, 1e-300)), 10.0) / 10.0
 
-    def _observe(self, losses: list[float]) -> None:
-        """Feed the detector; on a detection (at most one per call) make the engine forget."""
-        if self._detector is None:
-            self._detector = drift.ADWIN() if self.detector is None else self.detector.clone()
-        fired = False
-        for loss in losses:
-            self.n_seen_ += 1
-            before = getattr(self._detector, "estimation", None)
-            self._detector.update(loss)
-            if not self._detector.drift_detected or fired:
-                continue
-            after = getattr(self._detector, "estimation", None)
-            if before is not None and after is not None and after <= before:
-                continue  # ADWIN also fires when the loss falls: nothing to forget then
-            fired = True
-            self.drifts_.append(self.n_seen_)
+    def _engine(self) -> Any:
         if not hasattr(self.classifier, "engine"):
             raise TypeError(f"{type(self.classifier).__name__} has no `engine` attribute to make forget")
-        engine = self.classifier.engine
+        return self.classifier.engine
+
+    def _detect(self, losses: list[float]) -> tuple[base.DriftDetector, int | None]:
+        """A copy of the detector fed ``losses``; the ``n_seen_`` of its first upward detection. Changes nothing."""
+        if self._detector is None:
+            detector = drift.ADWIN() if self.detector is None else self.detector.clone()
+        else:
+            detector = copy.deepcopy(self._detector)
+        fired_at = None
+        for i, loss in enumerate(losses):
+            before = getattr(detector, "estimation", None)
+            detector.update(loss)
+            if not detector.drift_detected or fired_at is not None:
+                continue
+            after = getattr(detector, "estimation", None)
+            if before is not None and after is not None and after <= before:
+                continue  # ADWIN also fires when the loss falls: nothing to forget then
+            fired_at = self.n_seen_ + i + 1
+        return detector, fired_at
+
+    def _learn(self, losses: list[float], labels: list[Any], learn: Callable[[], None]) -> None:
+        """Score with the detector, make the engine forget on a detection (at most one per call), and ``learn``."""
+        engine = self._engine()
+        detector, fired_at = self._detect(losses)
+        ends_boost = self._saved_decay is not None and self._boost_left <= len(losses)
+        if engine is not None and (fired_at is not None or ends_boost):  # forget, then learn the batch
+            self._commit(detector, fired_at, len(losses), labels, engine)
+            learn()
+        else:  # nothing changes before the classifier has accepted the batch
+            learn()
+            self._commit(detector, fired_at, len(losses), labels, engine)
+
+    def _commit(self, detector: base.DriftDetector, fired_at: int | None, n: int, labels: list[Any],
+                engine: Any) -> None:
+        self._detector = detector
+        self.n_seen_ += n
+        self._a_label = self._a_label or labels[:1]
+        if fired_at is not None:
+            self.drifts_.append(fired_at)
         if engine is None:  # not built yet: nothing remembered
             return
-        if fired:
+        if fired_at is not None:
             engine.forget(self.forget_factor)
             if self.boost_decay is not None:
                 if self._saved_decay is None:
@@ -139,19 +172,19 @@ class DriftAware(ClassifierWrapper):
                 engine.memory_decay = self.boost_decay
                 self._boost_left = self.boost_samples
         elif self._saved_decay is not None:
-            self._boost_left -= len(losses)
+            self._boost_left -= n
             if self._boost_left <= 0:
                 engine.memory_decay, self._saved_decay = self._saved_decay, None
 
     def learn_one(self, x: dict, y: Any, **kwargs: Any) -> None:
         checks.check_can_learn()
+        _, label = labelled_row(x, y, self._a_label)
         proba = self.classifier.predict_proba_one(x) if self.signal == "log_loss" else None
-        self._observe([self._loss(x, y, proba)])
-        self.classifier.learn_one(x, y)
+        self._learn([self._loss(x, label, proba)], [label], lambda: self.classifier.learn_one(x, y))
 
     def learn_many(self, X: pd.DataFrame, y: pd.Series, **kwargs: Any) -> None:
         checks.check_can_learn()
-        ys = y.tolist()
+        _, ys = labelled_frame(X, y, self._a_label)
         if self.signal == "error":
             preds = self.classifier.predict_many(X).tolist()
             losses = [float(p != t) for p, t in zip(preds, ys, strict=True)]
@@ -161,5 +194,4 @@ class DriftAware(ClassifierWrapper):
                 min(-math.log(max(float(proba[t].iloc[i]) if t in proba else 0.0, 1e-300)), 10.0) / 10.0
                 for i, t in enumerate(ys)
             ]
-        self._observe(losses)
-        self.classifier.learn_many(X, y)
+        self._learn(losses, ys, lambda: self.classifier.learn_many(X, y))

@@ -160,7 +160,12 @@ class LearnerState:
 
     def _apply_state(self, state: dict[str, torch.Tensor]) -> None:
         self.module.load_state_dict({k[len("module.") :]: v for k, v in state.items() if k.startswith("module.")})
+        stepped = "n_steps" in state and int(state["n_steps"]) > 0  # every updater has learned something since
         for prefix, updater in zip(self._prefixes(), self._updaters, strict=True):
+            first = f"{prefix}A" if isinstance(updater, MemoryUpdater) else f"{prefix}0.step"
+            if stepped and first not in state:
+                raise ValueError(f"state is missing {first} (the learner has taken steps, so every layer's "
+                                 "updater has a state)")
             updater.load_state_dict(state, prefix)
         for key in ("mu", "samples_seen", "n_steps", "generator"):
             if key not in state:

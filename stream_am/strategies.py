@@ -6,6 +6,7 @@ of everything seen (reservoir sampling); EWC consolidates every ``consolidate_ev
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
@@ -18,7 +19,10 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from stream_am import checks
+from stream_am.estimators import inputs
 from stream_am.estimators.networks import ACTIVATIONS, build_mlp
+from stream_am.output_growth import grow_output, pad_rows
+from stream_am.strategies_checks import check_hidden_sizes, check_seed, labelled_frame, labelled_row
 from stream_am.wrapping import ClassifierWrapper
 
 __all__ = ["ReplayClassifier", "EWCClassifier"]
@@ -26,6 +30,9 @@ __all__ = ["ReplayClassifier", "EWCClassifier"]
 
 class ReplayClassifier(ClassifierWrapper):
     """Experience replay: each mini-batch is learnt together with a sample from a reservoir buffer.
+
+    Samples are checked as the stream estimators check them (:mod:`stream_am.strategies_checks`); a call
+    refused by those checks or by ``classifier`` changes nothing here (pending samples, reservoir, generator).
 
     Parameters
     ----------
@@ -38,7 +45,7 @@ class ReplayClassifier(ClassifierWrapper):
     batch_size
         ``learn_one`` gathers this many samples before a step.
     seed
-        Seed of the reservoir's own random generator.
+        Seed of the reservoir's own random generator: an int in ``[0, 2**63 - 1]``.
 
     Examples
     --------
@@ -61,6 +68,7 @@ class ReplayClassifier(ClassifierWrapper):
         checks.check_int("buffer_size", buffer_size, low=1)
         checks.check_float("replay_ratio", replay_ratio, 0.0, math.inf)
         checks.check_int("batch_size", batch_size, low=1)
+        check_seed(seed)
         self.classifier = classifier
         self.buffer_size = buffer_size
         self.replay_ratio = replay_ratio
@@ -80,30 +88,39 @@ class ReplayClassifier(ClassifierWrapper):
 
         yield {"classifier": linear_model.LogisticRegression(), "buffer_size": 16, "batch_size": 4}
 
+    def _known_labels(self) -> list[Any]:
+        """A label already accepted (all have one type), or none before the first one."""
+        return [label for _, label in self._pending[:1] or self.buffer_[:1]]
+
     def learn_one(self, x: dict, y: Any, **kwargs: Any) -> None:
         checks.check_can_learn()
-        self._pending.append((dict(x), y))
-        if len(self._pending) >= self.batch_size:
-            xs, ys = zip(*self._pending, strict=True)
-            self._pending = []
-            self.learn_many(pd.DataFrame(list(xs)), pd.Series(list(ys)))
+        pending = [*self._pending, labelled_row(x, y, self._known_labels())]
+        if len(pending) >= self.batch_size:
+            xs, ys = zip(*pending, strict=True)
+            self.learn_many(pd.DataFrame(list(xs)), pd.Series(list(ys)))  # if refused, the pending samples stay
+            pending = []
+        self._pending = pending
 
     def learn_many(self, X: pd.DataFrame, y: pd.Series, **kwargs: Any) -> None:
         checks.check_can_learn()
-        if self._rng is None:
-            self._rng = np.random.default_rng(self.seed)
-        new = list(zip(X.to_dict(orient="records"), y.tolist(), strict=True))
+        records, labels = labelled_frame(X, y, self._known_labels())
+        if not labels:
+            return
+        # the draws are made on a copy, kept only once the classifier has learnt: a refusal changes nothing
+        rng = np.random.default_rng(self.seed) if self._rng is None else copy.deepcopy(self._rng)
+        new = list(zip(records, labels, strict=True))
         k = min(len(self.buffer_), int(round(self.replay_ratio * len(new))))
-        picks: list[int] = self._rng.choice(len(self.buffer_), size=k, replace=False).tolist() if k else []
+        picks: list[int] = rng.choice(len(self.buffer_), size=k, replace=False).tolist() if k else []
         rows = new + [self.buffer_[i] for i in picks]
         xs, ys = zip(*rows, strict=True)
         self.classifier.learn_many(pd.DataFrame(list(xs)), pd.Series(list(ys)))
+        self._rng = rng
         for item in new:  # reservoir sampling (Vitter's algorithm R)
             self.n_seen_ += 1
             if len(self.buffer_) < self.buffer_size:
                 self.buffer_.append(item)
             else:
-                j = int(self._rng.integers(self.n_seen_))
+                j = int(rng.integers(self.n_seen_))
                 if j < self.buffer_size:
                     self.buffer_[j] = item
 
@@ -118,7 +135,9 @@ class EWCClassifier(base.MiniBatchClassifier):
     ``consolidate_every`` near a task's length this behaves like per-task EWC. Inputs are used as given:
     put a ``river.preprocessing.StandardScaler`` in front. New classes grow the output layer; its Adam
     state is carried over. Features are fixed, in sorted order, at the first step; later new ones are
-    ignored and missing ones read as 0.
+    ignored and missing ones (NaN in a DataFrame) read as 0. Inputs are checked as the stream estimators
+    check them, with values up to the engine's bound (:data:`~stream_am.checks.MAX_VALUE`: they reach float32
+    unscaled); a refused call changes nothing.
 
     Examples
     --------
@@ -140,12 +159,14 @@ class EWCClassifier(base.MiniBatchClassifier):
         fisher_decay: float = 1.0,
         seed: int = 0,
     ) -> None:
+        check_hidden_sizes(hidden_sizes)
         checks.check_choice("activation", activation, sorted(ACTIVATIONS))
         checks.check_float("lr", lr, 0.0, math.inf, low_inclusive=False)
         checks.check_int("batch_size", batch_size, low=1)
         checks.check_int("consolidate_every", consolidate_every, low=1)
         checks.check_float("ewc_lambda", ewc_lambda, 0.0, math.inf)
         checks.check_float("fisher_decay", fisher_decay, 0.0, 1.0, high_inclusive=True)
+        check_seed(seed)
         self.hidden_sizes = hidden_sizes
         self.activation = activation
         self.lr = lr
@@ -161,7 +182,7 @@ class EWCClassifier(base.MiniBatchClassifier):
 
     def _build(self, features: list[str]) -> None:
         # the estimators' network builder: same layers and initialisation as the baselines for one seed
-        self._net = build_mlp(len(features), 1, tuple(self.hidden_sizes), self.activation, self.seed)
+        self._net = build_mlp(len(features), 1, self.hidden_sizes, self.activation, self.seed)
         self._features = features
         self._opt = torch.optim.Adam(self._net.parameters(), lr=self.lr)
         self._zeros()
@@ -173,26 +194,9 @@ class EWCClassifier(base.MiniBatchClassifier):
         self._anchor = [p.detach().clone() for p in self._net.parameters()]
 
     def _grow(self, n_classes: int) -> None:
-        out: nn.Linear = self._net[-1]  # type: ignore[assignment]
-        new = nn.Linear(out.in_features, n_classes)
-        extra = n_classes - out.out_features
-        with torch.no_grad():
-            new.weight[: out.out_features] = out.weight
-            new.bias[: out.out_features] = out.bias
-            new.weight[out.out_features :] = 0.0
-            new.bias[out.out_features :] = 0.0
-        group = self._opt.param_groups[0]
-        for old_p, new_p in [(out.weight, new.weight), (out.bias, new.bias)]:
-            state = self._opt.state.pop(old_p, None)
-            if state:
-                for key in ("exp_avg", "exp_avg_sq"):
-                    state[key] = _pad(state[key], extra)
-                self._opt.state[new_p] = state
-            group["params"][[id(p) for p in group["params"]].index(id(old_p))] = new_p
-        self._net[-1] = new
-        self._fisher[-2:] = [_pad(t, extra) for t in self._fisher[-2:]]
-        self._window[-2:] = [_pad(t, extra) for t in self._window[-2:]]
-        self._anchor[-2:] = [_pad(t, extra) for t in self._anchor[-2:]]
+        extra = grow_output(self._net, self._opt, n_classes)
+        for tensors in (self._fisher, self._window, self._anchor):
+            tensors[-2:] = [pad_rows(t, extra) for t in tensors[-2:]]
 
     def _n_outputs(self) -> int:
         out: nn.Linear = self._net[-1]  # type: ignore[assignment]
@@ -219,20 +223,29 @@ class EWCClassifier(base.MiniBatchClassifier):
 
     def learn_one(self, x: dict, y: Any) -> None:
         checks.check_can_learn()
-        self._add_classes([y])
-        self._pending.append((dict(x), y))
-        if len(self._pending) >= self.batch_size:
-            xs, ys = zip(*self._pending, strict=True)
-            self._pending = []
-            self.learn_many(pd.DataFrame(list(xs)), pd.Series(list(ys)))
+        row, label = labelled_row(x, y, self.classes_, inputs.MAX_RAW_MAGNITUDE)
+        pending = [*self._pending, (row, label)]
+        if len(pending) >= self.batch_size:
+            xs, ys = zip(*pending, strict=True)
+            self._learn_rows(pd.DataFrame(list(xs)), list(ys))
+            pending = []
+        self._add_classes([label])
+        self._pending = pending
 
     def learn_many(self, X: pd.DataFrame, y: pd.Series) -> None:
+        """One step on the rows of ``X`` (NaN = missing, read as 0); an empty frame changes nothing."""
         checks.check_can_learn()
+        _, labels = labelled_frame(X, y, self.classes_, inputs.MAX_RAW_MAGNITUDE)
+        if labels:
+            self._learn_rows(X, labels)
+
+    def _learn_rows(self, X: pd.DataFrame, labels: list[Any]) -> None:
+        """One Adam step on validated rows, then their Fisher."""
         if self._features is None:
             self._build(sorted(X.columns, key=str))
-        self._add_classes(y.tolist())
+        self._add_classes(labels)
         x = self._tensor(X)
-        t = torch.tensor([self.classes_.index(v) for v in y.tolist()])
+        t = torch.tensor([self.classes_.index(v) for v in labels])
         loss = nn.functional.cross_entropy(self._net(x), t)
         if self.ewc_lambda > 0 and self.n_consolidations_:
             triples = zip(self._fisher, self._net.parameters(), self._anchor, strict=True)
@@ -262,6 +275,7 @@ class EWCClassifier(base.MiniBatchClassifier):
             self.n_consolidations_ += 1
 
     def predict_proba_many(self, X: pd.DataFrame) -> pd.DataFrame:
+        inputs.frame_rows(X, limit=inputs.MAX_RAW_MAGNITUDE)
         if not self.classes_:
             return pd.DataFrame(index=X.index)
         if self._features is None:  # labels seen, no step yet: uniform
@@ -271,6 +285,7 @@ class EWCClassifier(base.MiniBatchClassifier):
         return pd.DataFrame(p, columns=self.classes_, index=X.index)
 
     def predict_proba_one(self, x: dict, **kwargs: Any) -> dict[ClfTarget, float]:
+        inputs.dict_row(x, inputs.MAX_RAW_MAGNITUDE)  # NaN in a dict is refused, as by the stream estimators
         proba = self.predict_proba_many(pd.DataFrame([x]))
         return {c: float(proba[c].iloc[0]) for c in proba.columns}
 
@@ -280,6 +295,3 @@ class EWCClassifier(base.MiniBatchClassifier):
             return pd.Series([None] * len(X), index=X.index, dtype=object)
         return proba.idxmax(axis=1)
 
-
-def _pad(t: torch.Tensor, extra: int) -> torch.Tensor:
-    return torch.cat([t, torch.zeros((extra, *t.shape[1:]), dtype=t.dtype)])

@@ -90,3 +90,32 @@ def test_an_intact_state_still_loads_and_continues_identically() -> None:
         source.partial_fit(x, y)
         copy.partial_fit(x, y)
         assert torch.equal(source.predict(x), copy.predict(x))
+
+
+@pytest.mark.parametrize("variant, key", [("mem", "memory.0.A"), ("adam", "adam.0.0.step"), ("mem", "memory.out.A")])
+def test_a_state_that_drops_a_layers_memory_or_moments_after_steps_is_refused(variant: str, key: str) -> None:
+    state = _copy(_trained(variant).state_dict())
+    prefix = key.rsplit(".", 2 if key.endswith("step") else 1)[0] + "."
+    for k in [k for k in state if k.startswith(prefix)]:
+        del state[k]  # the whole layer's state, as if it had never learned
+    am = _learner(variant, seed=3)
+    with pytest.raises(ValueError, match=f"state is missing {key}"):
+        am.load_state_dict(state)
+    assert not am._built
+
+
+def test_the_backprop_learner_refuses_non_finite_weights_negative_counters_and_a_garbage_generator() -> None:
+    from stream_am.backprop import BackpropLearner
+
+    learner = BackpropLearner(nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)), seed=0)
+    learner.partial_fit(torch.ones(4, 3), torch.tensor([0, 1, 0, 1]))
+    state = _copy(learner.state_dict())
+    second = next(k for k in state if k.startswith("optim.exp_avg_sq."))
+    for key, value in [("module.0.weight", float("nan")), ("optim.step", -1.0), ("samples_seen", -2), (second, -1.0)]:
+        bad = {**state, key: torch.full_like(state[key], value)}
+        with pytest.raises(ValueError, match="module.0.weight|optim.step|samples_seen|exp_avg_sq"):
+            learner.load_state_dict(bad)
+    with pytest.raises(ValueError, match="rng_state"):
+        learner.load_state_dict({**state, "rng_state": torch.zeros(3, dtype=torch.uint8)})
+    after = learner.state_dict()
+    assert all(torch.equal(v, after[k]) for k, v in state.items())

@@ -35,13 +35,30 @@ def _encode(value: Any, field: str) -> Any:
                      "use str, int, float, bool or tuples of them, or pickle")
 
 
-def _decode(item: Any) -> Any:
+#: the Python types each tag of :func:`_encode` accepts when read back (a float may be written as an integer)
+_TAGS: dict[str, tuple[type, ...]] = {"bool": (bool,), "int": (int,), "float": (float, int), "str": (str,)}
+
+
+def _decode(item: Any, field: str) -> Any:
+    """The value :func:`_encode` wrote as ``item``; ``ValueError`` naming ``field`` when ``item`` is malformed."""
+    if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)):
+        raise ValueError(f"{field} must be a [type tag, value] pair, got {item!r}")
     kind, value = item
-    if kind == "tuple":
-        return tuple(_decode(v) for v in value)
-    if kind == "none":
+    if kind == "tuple" and isinstance(value, list):
+        return tuple(_decode(v, f"{field}[{i}]") for i, v in enumerate(value))
+    if kind == "none" and value is None:
         return None
-    return {"bool": bool, "int": int, "float": float, "str": str}[kind](value)
+    if kind not in _TAGS and kind not in ("tuple", "none"):
+        raise ValueError(f"{field} has the unknown type tag {kind!r} (expected one of "
+                         f"{sorted([*_TAGS, 'tuple', 'none'])})")
+    if kind not in _TAGS or isinstance(value, bool) != (kind == "bool") or not isinstance(value, _TAGS[kind]):
+        raise ValueError(f"{field} = {item!r}: the value does not match its type tag {kind!r}")
+    if kind == "float" and isinstance(value, int):
+        try:
+            return float(value)
+        except OverflowError as err:
+            raise ValueError(f"{field} = {item!r} does not fit a float") from err
+    return value
 
 
 def _a(name: str) -> str:
@@ -86,29 +103,82 @@ def load(path: str | Path, expected: type | None = None, device: str | None = No
     """Read an estimator written by :func:`save`; ``expected`` (a class) is checked when given.
 
     ``device`` replaces the saved ``device`` parameter (e.g. a model trained with ``"cuda"`` loaded where
-    there is no GPU); the learned state is moved there.
+    there is no GPU); the learned state is moved there. A checkpoint that is malformed or inconsistent (an
+    edited ``config.json``, arrays that do not fit it) raises ``ValueError`` naming the file and the field.
     """
-    from safetensors.numpy import load_file
-
+    where = f"path {str(path)!r}"
     directory = Path(path)
+    config = _read_config(directory, where)
+    cls = _estimator_class(config, where, expected)
+    params = _params(cls, config, where, device)
+    meta = _meta(config, where)
+    arrays = _read_arrays(directory, where)
+    try:
+        estimator = cls(**params)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{where}: {_CONFIG} params do not make {_a(cls.__name__)}: {err}") from err
+    try:
+        estimator._restore(meta, arrays)
+    except ValueError as err:
+        raise ValueError(f"{where}: {_CONFIG} meta and {_STATE} do not make a valid {cls.__name__}: {err}") from err
+    return estimator
+
+
+def _read_config(directory: Path, where: str) -> dict[str, Any]:
     try:
         config = json.loads((directory / _CONFIG).read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"path {str(path)!r} holds no readable {_CONFIG}: {err}") from err
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{where} holds no readable {_CONFIG}: {err}") from err
+    if not isinstance(config, dict):
+        raise ValueError(f"{where}: {_CONFIG} must hold a JSON object, got {type(config).__name__}")
     if config.get("format") != FORMAT:
-        raise ValueError(f"path {str(path)!r}: format {config.get('format')!r} is not {FORMAT!r}")
+        raise ValueError(f"{where}: format {config.get('format')!r} is not {FORMAT!r}")
+    for key, kind in (("class", str), ("params", dict), ("meta", dict)):
+        if not isinstance(config.get(key), kind):
+            raise ValueError(f'{where}: {_CONFIG} needs a "{key}" {kind.__name__}, got {config.get(key)!r}')
+    return config
+
+
+def _estimator_class(config: dict[str, Any], where: str, expected: type | None) -> type:
     cls = _CLASSES.get(config["class"])
     if cls is None or inspect.isabstract(cls):
-        raise ValueError(f"path {str(path)!r}: unknown estimator class {config['class']!r}")
+        raise ValueError(f"{where}: unknown estimator class {config['class']!r}")
     if expected is not None and not issubclass(cls, expected):
-        raise ValueError(f"path {str(path)!r} holds {_a(cls.__name__)}, not {_a(expected.__name__)}")
-    params = {k: _decode(v) for k, v in config["params"].items()}
+        raise ValueError(f"{where} holds {_a(cls.__name__)}, not {_a(expected.__name__)}")
+    return cls
+
+
+def _params(cls: type, config: dict[str, Any], where: str, device: str | None) -> dict[str, Any]:
+    """The constructor arguments: parameters of ``cls`` only (``device`` replaces the saved one). One the file
+    lacks takes its default, so that a model saved before a parameter existed still loads."""
+    params = {k: _decode(v, f"{where}: {_CONFIG} params.{k}") for k, v in config["params"].items()}
     if device is not None:
         params["device"] = device
-    estimator = cls(**params)
+    accepted = inspect.signature(cls).parameters
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise ValueError(f"{where}: {_CONFIG} params has the unknown parameter {unknown[0]!r} (the parameters of "
+                         f"{cls.__name__} are {sorted(accepted)})")
+    return params
+
+
+def _meta(config: dict[str, Any], where: str) -> dict[str, Any]:
+    """``config["meta"]`` with its feature names and labels decoded (the rest is checked when restoring)."""
     meta = dict(config["meta"])
-    meta["features"] = [_decode(c) for c in meta["features"]]
-    if "classes" in meta:
-        meta["classes"] = [_decode(c) for c in meta["classes"]]
-    estimator._restore(meta, load_file(str(directory / _STATE)))
-    return estimator
+    for key in ("features", "classes"):
+        if key not in meta:
+            continue
+        if not isinstance(meta[key], list):
+            raise ValueError(f"{where}: {_CONFIG} meta.{key} must be a list, got {meta[key]!r}")
+        meta[key] = [_decode(c, f"{where}: {_CONFIG} meta.{key}[{i}]") for i, c in enumerate(meta[key])]
+    return meta
+
+
+def _read_arrays(directory: Path, where: str) -> dict[str, np.ndarray]:
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    try:
+        return load_file(str(directory / _STATE))
+    except (OSError, SafetensorError, TypeError, ValueError) as err:
+        raise ValueError(f"{where} holds no readable {_STATE}: {err}") from err

@@ -14,6 +14,7 @@ import torch
 
 from stream_am import checks
 from stream_am.estimators.buffer import SampleBuffer
+from stream_am.estimators.checkpoint_checks import check_state
 from stream_am.estimators.features import FeatureIndex
 from stream_am.estimators.moments import RunningMoments
 from stream_am.estimators.networks import build_mlp
@@ -41,7 +42,13 @@ def payload(est: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
 
 
 def restore(est: Any, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-    """Rebuild ``est``'s learned state from :func:`payload`'s ``(meta, arrays)`` (its engine on its device)."""
+    """Rebuild ``est``'s learned state from :func:`payload`'s ``(meta, arrays)`` (its engine on its device).
+
+    ``(meta, arrays)`` are checked first (:func:`~stream_am.estimators.checkpoint_checks.check_state`, and the
+    engine's tensors by its ``load_state_dict``): a malformed state raises ``ValueError`` naming the field.
+    """
+    check_state(est, meta, arrays)
+    engine = None if meta["engine"] is None else _engine(est, meta["engine"], arrays)
     est._reset()
     est._index = FeatureIndex(meta["features"])
     est._n_learned = int(meta["n_learned"])
@@ -49,11 +56,18 @@ def restore(est: Any, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> No
     if meta["started"]:
         est._moments = RunningMoments.from_state(arrays, "moments.")
         est._buffer = SampleBuffer.from_state(arrays, "buffer.")
-    if meta["engine"] is not None:
-        n_in, n_out = meta["engine"]
-        engine = est._make_engine(build_mlp(n_in, n_out, est.hidden_sizes, est.activation, 0))
-        device = checks.resolve_device(est.device)  # restored state goes straight to the engine's device
+    est._engine = engine
+
+
+def _engine(est: Any, shape: list[int], arrays: dict[str, np.ndarray]) -> Any:
+    """The engine of ``est`` (``shape``: its inputs and outputs) loaded from the ``engine.*`` arrays."""
+    n_in, n_out = shape
+    engine = est._make_engine(build_mlp(n_in, n_out, est.hidden_sizes, est.activation, 0))
+    device = checks.resolve_device(est.device)  # restored state goes straight to the engine's device
+    try:
         sd = {k[len("engine."):]: torch.from_numpy(np.array(v)).to(device) for k, v in arrays.items()
               if k.startswith("engine.")}
         engine.load_state_dict(sd)
-        est._engine = engine
+    except (KeyError, IndexError, RuntimeError, TypeError) as err:  # the engine's own refusals are ValueErrors
+        raise ValueError(f"the engine.* arrays do not fit the engine's network: {err}") from err
+    return engine

@@ -1,0 +1,69 @@
+"""Checks of the continual-learning strategies' inputs (:mod:`stream_am.strategies`): the estimators' own rules.
+
+A strategy refuses exactly what :class:`~stream_am.AMClassifier` refuses, with the same messages: a feature
+dict must hold finite real numbers (NaN in a dict is refused, NaN in a DataFrame means missing), a label must
+be hashable, not None and not NaN, and one model has one label type. The checks only read their arguments,
+so a strategy can run all of them before it changes anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Any
+
+from stream_am import checks
+from stream_am.estimators import inputs
+
+__all__ = ["check_hidden_sizes", "check_seed", "labelled_row", "labelled_frame"]
+
+
+def check_hidden_sizes(hidden_sizes: Any) -> None:
+    """``hidden_sizes`` must be a tuple of positive ints (``()`` is a linear model)."""
+    if not isinstance(hidden_sizes, tuple) or any(
+        isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden_sizes
+    ):
+        raise ValueError(f"hidden_sizes must be a tuple of positive ints, got {hidden_sizes!r}")
+
+
+def check_seed(seed: Any) -> None:
+    """``seed`` must be an int in ``[0, MAX_SEED]`` (what numpy and torch generators take)."""
+    checks.check_int("seed", seed, low=0, high=checks.MAX_SEED)
+
+
+def labelled_row(x: Any, y: Any, known: list[Any], limit: float = inputs.MAX_MAGNITUDE) -> tuple[dict, Hashable]:
+    """The sample ``(x, y)`` checked: ``x`` with float values, and the label. ``known``: labels learned so far
+    (their type is the model's; empty before the first).
+
+    Examples
+    --------
+    >>> labelled_row({"a": 1, "b": True}, 1, [0])
+    ({'a': 1.0, 'b': 1.0}, 1)
+    >>> labelled_row({"a": float("nan")}, 1, [0])
+    Traceback (most recent call last):
+    ...
+    stream_am.checks.InputError: x['a'] must be finite, got nan
+    """
+    names, row = inputs.dict_row(x, limit)
+    label = inputs.check_label(y)
+    inputs.check_label_types([label], known, "y", single=True)
+    return dict(zip(names, row[0].tolist(), strict=True)), label
+
+
+def labelled_frame(
+    X: Any, y: Any, known: list[Any], limit: float = inputs.MAX_MAGNITUDE
+) -> tuple[list[dict], list[Any]]:
+    """The mini-batch ``(X, y)`` checked: one dict of float values per row of the DataFrame ``X`` (a NaN cell
+    is a missing feature, left out of its dict), and the labels; ``known`` as in :func:`labelled_row`.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> labelled_frame(pd.DataFrame({"a": [1.0, float("nan")], "b": [0, 1]}), pd.Series([0, 1]), [])
+    ([{'a': 1.0, 'b': 0.0}, {'b': 1.0}], [0, 1])
+    """
+    names, rows, present = inputs.frame_rows(X, limit=limit)
+    labels = inputs.labels_of(y, len(rows), classification=True)
+    inputs.check_label_types(labels, known, "y")
+    records = [{n: v for n, v, p in zip(names, r, m, strict=True) if p}
+               for r, m in zip(rows.tolist(), present.tolist(), strict=True)]
+    return records, labels

@@ -1,0 +1,205 @@
+"""Hostile checkpoints: a ``config.json`` or ``state.safetensors`` edited by hand (or by an attacker) is refused at
+``load`` with a ``ValueError`` naming the file, key or field that is wrong, never loaded into a model that fails
+later or predicts NaN."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file, save_file
+
+from stream_am import AMClassifier, AMRegressor
+from stream_am.baselines import BackpropClassifier, BackpropRegressor
+
+Edit = Callable[[dict[str, Any]], None]
+
+
+def _trained(cls: type = AMClassifier, n: int = 10) -> Any:
+    """A small model mid-buffer (batch 4, 10 samples: two steps, two samples buffered), three features."""
+    model = cls(hidden_sizes=(4,), batch_size=4, seed=0)
+    for i in range(n):
+        target = ("x", "y", "z")[i % 3] if hasattr(model, "predict_proba_one") else float(i % 5)
+        model.learn_one({"a": float(i % 4), "b": float(i % 3) - 1.0, "c": 0.5 * i}, target)
+    return model
+
+
+def _saved(tmp_path: Path, cls: type = AMClassifier) -> Path:
+    return _trained(cls).save(tmp_path / "model")
+
+
+def _edit_config(path: Path, edit: Edit) -> None:
+    config = json.loads((path / "config.json").read_text())
+    edit(config)
+    (path / "config.json").write_text(json.dumps(config))
+
+
+def _edit_state(path: Path, edit: Edit) -> None:
+    arrays = dict(load_file(str(path / "state.safetensors")))
+    edit(arrays)
+    save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(path / "state.safetensors"))
+
+
+def _meta(key: str, value: Any) -> Edit:
+    return lambda config: config["meta"].__setitem__(key, value)
+
+
+def _array(key: str, change: Callable[[np.ndarray], np.ndarray]) -> Edit:
+    return lambda arrays: arrays.__setitem__(key, change(arrays[key].copy()))
+
+
+def _set(a: np.ndarray, index: Any, value: Any) -> np.ndarray:
+    a[index] = value
+    return a
+
+
+CONFIG_EDITS: dict[str, tuple[Edit, str]] = {
+    "class-dropped": (lambda c: c["meta"]["classes"].pop(), "classes"),
+    "class-added": (lambda c: c["meta"]["classes"].append(["str", "w"]), "classes"),
+    "class-duplicated": (lambda c: c["meta"]["classes"].__setitem__(2, ["str", "x"]), "classes"),
+    "class-of-another-type": (lambda c: c["meta"]["classes"].__setitem__(2, ["int", 2]), "classes"),
+    "feature-dropped": (lambda c: c["meta"]["features"].pop(), "features"),
+    "feature-duplicated": (lambda c: c["meta"]["features"].__setitem__(2, ["str", "a"]), "features"),
+    "n_learned-negative": (_meta("n_learned", -3), "n_learned"),
+    "n_learned-not-an-int": (_meta("n_learned", "10"), "n_learned"),
+    "n_learned-below-the-buffer": (_meta("n_learned", 1), "n_learned"),
+    "started-not-a-bool": (_meta("started", "yes"), "started"),
+    "engine-wrong-width": (_meta("engine", [3, 5]), "engine"),
+    "last_stats-not-a-dict": (_meta("last_stats", 5), "last_stats"),
+    "classes_declared-missing": (lambda c: c["meta"].pop("classes_declared"), "classes_declared"),
+    "unknown-type-tag": (lambda c: c["params"].__setitem__("seed", ["set", [1]]), "seed.*'set'"),
+    "tag-value-mismatch": (lambda c: c["params"].__setitem__("batch_size", ["int", "4"]), "batch_size"),
+    "malformed-tag": (lambda c: c["meta"]["features"].__setitem__(0, "a"), r"features\[0\]"),
+    "class-key-missing": (lambda c: c.pop("class"), '"class"'),
+    "unknown-parameter": (lambda c: c["params"].__setitem__("colour", ["str", "red"]), "colour"),
+    "parameter-invalid": (lambda c: c["params"].__setitem__("batch_size", ["int", 0]), "batch_size"),
+    "meta-missing": (lambda c: c.pop("meta"), '"meta"'),
+    "meta-key-missing": (lambda c: c["meta"].pop("n_learned"), "n_learned"),
+}
+
+STATE_EDITS: dict[str, tuple[Edit, str]] = {
+    "buffer.y-out-of-range": (_array("buffer.y", lambda a: _set(a, 0, 7)), "buffer.y"),
+    "buffer.y-negative": (_array("buffer.y", lambda a: _set(a, 0, -1)), "buffer.y"),
+    "buffer.y-longer-than-the-buffer": (_array("buffer.y", lambda a: np.zeros(9, dtype=np.int64)), "buffer.y"),
+    "buffer.y-float": (_array("buffer.y", lambda a: a.astype(np.float64)), "buffer.y"),
+    "buffer.x-wrong-shape": (_array("buffer.x", lambda a: a[:, :2]), "buffer.x"),
+    "buffer.x-nan": (_array("buffer.x", lambda a: _set(a, (0, 0), np.nan)), "buffer.x"),
+    "buffer.x-huge": (_array("buffer.x", lambda a: _set(a, (0, 0), 1e300)), "buffer.x"),
+    "buffer.x-past-the-rows": (_array("buffer.x", lambda a: _set(a, (3, 0), 1.0)), "buffer.x"),
+    "buffer.mask-wrong-dtype": (_array("buffer.mask", lambda a: a.astype(np.float32)), "buffer.mask"),
+    "moments.count-too-short": (_array("moments.count", lambda a: a[:2]), "moments.count"),
+    "moments.count-negative": (_array("moments.count", lambda a: _set(a, 0, -5)), "moments.count"),
+    "moments.count-above-n_learned": (_array("moments.count", lambda a: _set(a, 0, 99)), "moments.count"),
+    "moments.sum-nan": (_array("moments.sum", lambda a: _set(a, 1, np.nan)), "moments.sum"),
+    "moments.sum_sq-negative": (_array("moments.sum_sq", lambda a: _set(a, 1, -1.0)), "moments.sum_sq"),
+    "moments.shift-inf": (_array("moments.shift", lambda a: _set(a, 2, np.inf)), "moments.shift"),
+    "moments-missing": (lambda arrays: arrays.pop("moments.sum"), "moments.sum"),
+    "engine-missing": (lambda arrays: [arrays.pop(k) for k in list(arrays) if k.startswith("engine.")], "engine"),
+    "unexpected-array": (lambda arrays: arrays.__setitem__("extra", np.zeros(2)), "extra"),
+}
+
+
+@pytest.mark.parametrize("case", list(CONFIG_EDITS))
+def test_load_refuses_an_edited_config_naming_the_field(case, tmp_path):
+    path = _saved(tmp_path)
+    edit, field = CONFIG_EDITS[case]
+    _edit_config(path, edit)
+    with pytest.raises(ValueError, match=field):
+        AMClassifier.load(path)
+
+
+@pytest.mark.parametrize("case", list(STATE_EDITS))
+def test_load_refuses_an_edited_state_naming_the_array(case, tmp_path):
+    path = _saved(tmp_path)
+    edit, field = STATE_EDITS[case]
+    _edit_state(path, edit)
+    with pytest.raises(ValueError, match=field):
+        AMClassifier.load(path)
+
+
+@pytest.mark.parametrize("cls", [AMRegressor, BackpropRegressor])
+@pytest.mark.parametrize(("key", "value", "field"), [
+    ("target_moments.sum", np.nan, "target_moments.sum"),
+    ("target_moments.count", -1, "target_moments.count"),
+    ("buffer.y", np.inf, "buffer.y"),
+    ("buffer.y", 1e30, "buffer.y"),
+])
+def test_load_refuses_a_regressor_with_corrupt_target_state(cls, key, value, field, tmp_path):
+    path = _saved(tmp_path, cls)
+    _edit_state(path, _array(key, lambda a: _set(a, 0, value)))
+    with pytest.raises(ValueError, match=field):
+        cls.load(path)
+
+
+def test_a_backprop_classifier_is_checked_as_well(tmp_path):
+    path = _saved(tmp_path, BackpropClassifier)
+    _edit_config(path, lambda c: c["meta"]["classes"].pop())
+    with pytest.raises(ValueError, match="classes"):
+        BackpropClassifier.load(path)
+
+
+def test_unreadable_state_file_is_a_value_error_naming_it(tmp_path):
+    path = _saved(tmp_path)
+    (path / "state.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(ValueError, match="state.safetensors"):
+        AMClassifier.load(path)
+    (path / "state.safetensors").unlink()
+    with pytest.raises(ValueError, match="state.safetensors"):
+        AMClassifier.load(path)
+
+
+def test_a_config_that_is_not_an_object_is_refused(tmp_path):
+    path = _saved(tmp_path)
+    (path / "config.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="config.json"):
+        AMClassifier.load(path)
+
+
+def test_pickled_state_is_checked_too():
+    model = _trained()
+    state = model.__getstate__()
+    state["meta"]["n_learned"] = -3
+    with pytest.raises(ValueError, match="n_learned"):
+        pickle.loads(pickle.dumps(model)).__setstate__(state)
+
+
+def test_n_learned_must_equal_the_buffer_before_the_first_step(tmp_path):
+    path = _trained(n=2).save(tmp_path / "m")  # two samples buffered, no engine yet
+    _edit_config(path, _meta("n_learned", 3))
+    with pytest.raises(ValueError, match="n_learned = 3"):
+        AMClassifier.load(path)
+
+
+@pytest.mark.parametrize("cls", [AMClassifier, AMRegressor, BackpropClassifier, BackpropRegressor])
+def test_intact_checkpoint_before_the_first_step_loads_and_continues_bit_identically(cls, tmp_path):
+    """Mid-buffer checkpoints with an engine are covered by test_conformance; this one has samples, no engine."""
+    model = _trained(cls, n=2)
+    loaded = cls.load(model.save(tmp_path / "m"))
+    for m in (model, loaded):
+        for i in range(7):
+            target = "xyw"[i % 3] if hasattr(m, "predict_proba_one") else float(i)
+            m.learn_one({"a": float(i), "d": 2.0 - i}, target)
+    probe = {"a": 0.5, "b": -1.0, "c": 2.0, "d": 1.0}
+    assert (loaded.n_steps, loaded.n_buffered) == (model.n_steps, model.n_buffered) == (2, 1)
+    predict = "predict_proba_one" if hasattr(model, "predict_proba_one") else "predict_one"
+    assert getattr(loaded, predict)(probe) == getattr(model, predict)(probe)
+
+
+def test_a_parameter_the_file_lacks_takes_its_default(tmp_path: Path) -> None:
+    """A model saved before a parameter existed still loads (the parameter takes its default)."""
+    model = AMClassifier(hidden_sizes=(4,), batch_size=4, seed=0)
+    for i in range(6):
+        model.learn_one({"a": float(i % 3), "b": float(i % 2)}, i % 2)
+    model.save(tmp_path / "m")
+    config_path = tmp_path / "m" / "config.json"
+    config = json.loads(config_path.read_text())
+    config["params"].pop("epochs")
+    config_path.write_text(json.dumps(config))
+    loaded = AMClassifier.load(tmp_path / "m")
+    assert loaded.epochs == AMClassifier().epochs
+    assert loaded.predict_proba_one({"a": 1.0, "b": 0.0}) == model.predict_proba_one({"a": 1.0, "b": 0.0})
