@@ -12,10 +12,14 @@ from typing import Any
 
 from stream_am.server.errors import FieldError
 from stream_am.server.settings import Settings
+from torch import nn
 
 from stream_am import checks
+from stream_am.estimators.networks import ACTIVATIONS
+from stream_am.network import decompose
+from stream_am.variants import resolve_variants
 
-__all__ = ["check_config", "check_growth", "class_memory_size"]
+__all__ = ["check_config", "check_growth", "class_memory_size", "memory_layers"]
 
 Row = dict[str, float]
 
@@ -44,19 +48,41 @@ def check_config(config: dict[str, Any], settings: Settings, field: str = "param
             raise FieldError(f"{field}.hidden_sizes[{i}]", f"{h} exceeds max_hidden_size={settings.max_hidden_size}")
 
 
-def class_memory_size(n_features: int, hidden_sizes: Sequence[int], n_classes: int) -> int:
-    """Numbers held by the class-clocked memories of a classifier of these sizes, if every layer keeps one (one
-    ``(d + 1) x (d + 1 + m)`` sum per class for a layer of ``d`` inputs and ``m`` outputs)."""
+def class_memory_size(
+    n_features: int, hidden_sizes: Sequence[int], n_classes: int, memories: Sequence[bool] | None = None
+) -> int:
+    """Numbers held by the class-clocked memories of a classifier of these sizes: one ``(d + 1) x (d + 1 + m)``
+    sum per class for each layer of ``d`` inputs and ``m`` outputs that keeps a memory (``memories``, one flag
+    per layer, the readout last; every layer when not given)."""
     widths = [n_features, *hidden_sizes, n_classes]
-    return n_classes * sum((d + 1) * (d + 1 + m) for d, m in zip(widths[:-1], widths[1:], strict=True))
+    flags = [True] * (len(widths) - 1) if memories is None else list(memories)
+    pairs = zip(widths[:-1], widths[1:], flags, strict=True)
+    return n_classes * sum((d + 1) * (d + 1 + m) for d, m, kept in pairs if kept)
+
+
+def memory_layers(est: Any, n_features: int, n_classes: int) -> list[bool]:
+    """Which layers of the AM classifier ``est`` keep a memory once it has ``n_features`` and ``n_classes``:
+    the rules its engine chose, or (before its first step) those ``variant`` would choose for that shape,
+    priced on a network on the ``meta`` device (no memory allocated)."""
+    readout = est.readout == "memory"
+    engine = getattr(est, "_engine", None)
+    if engine is not None and engine.variants_:
+        return [v == "mem" for v in engine.variants_] + [readout]
+    widths = [n_features, *est.hidden_sizes, n_classes]
+    layers: list[nn.Module] = []
+    for i, (d, m) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+        layers += [nn.Linear(d, m, device="meta")] + ([ACTIVATIONS[est.activation]()] if i < len(widths) - 2 else [])
+    variants, _ = resolve_variants(est.variant, decompose(nn.Sequential(*layers)), est.batch_size, est.solve_every,
+                                   est.readout, class_clock=True)
+    return [v == "mem" for v in variants] + [readout]
 
 
 def check_growth(
     features: Sequence[str], classes: Sequence[Any], rows: Sequence[Row], targets: Sequence[Any] | None,
-    settings: Settings, rows_field: str = "instances", hidden_sizes: Sequence[int] | None = None,
+    settings: Settings, rows_field: str = "instances", classifier: Any = None,
 ) -> None:
-    """Refuse rows or labels that would take a model past ``max_features`` or ``max_classes``, or (with the
-    ``hidden_sizes`` of a classifier whose memories keep classes apart) past ``max_class_memory``."""
+    """Refuse rows or labels that would take a model past ``max_features`` or ``max_classes``, or (given the AM
+    ``classifier``, whose memories keep classes apart) past ``max_class_memory``."""
     known = set(features)
     new = set().union(*rows) - known
     if len(known) + len(new) > settings.max_features:
@@ -75,8 +101,10 @@ def check_growth(
             f"learning these labels would give the model {len(labels) + len(fresh)} classes, "
             f"more than max_classes={settings.max_classes}",
         )
-    if hidden_sizes is not None and len(labels) + len(fresh) >= 2:  # (the network is built with two classes)
-        size = class_memory_size(len(known) + len(new), hidden_sizes, len(labels) + len(fresh))
+    n_features, n_classes = len(known) + len(new), len(labels) + len(fresh)
+    if classifier is not None and n_classes >= 2:  # (the network is built with two classes)
+        kept = memory_layers(classifier, n_features, n_classes)
+        size = class_memory_size(n_features, classifier.hidden_sizes, n_classes, kept)
         if size > settings.max_class_memory:
             raise FieldError(
                 "targets" if fresh else rows_field,

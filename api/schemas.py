@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, StrictBool, StrictInt, StrictStr, Tag
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, StrictBool, StrictInt, StrictStr, Tag, field_validator
 
 __all__ = [
     "INSTANCE_TAGS",
@@ -163,7 +163,16 @@ ImportCount = Annotated[int, Field(strict=True, ge=0, le=2**53)]
 class ImportState(ExportState):
     samples_seen: ImportCount = 0
     model_version: ImportCount = 0
-    metrics: dict[str, Annotated[float, Field(allow_inf_nan=False, ge=0, le=2**53)]] | None = None
+
+    @field_validator("metrics")
+    @classmethod
+    def _counts_with_room(cls, metrics: dict[str, float] | None) -> dict[str, float] | None:
+        """The metrics' counters (``n``, ``correct``) at most 2**53, as the other counters (their sums of errors
+        may be far larger)."""
+        for key in ("n", "correct"):
+            if metrics is not None and metrics.get(key, 0) > 2**53:
+                raise ValueError(f"metrics.{key} = {metrics[key]:g} is more than 2**53")
+        return metrics
 
 
 class ImportDocument(ExportDocument):

@@ -106,9 +106,12 @@ def resolve_device(device: str) -> torch.device:
 
 
 def check_x(
-    x: Any, *, device: torch.device, n_inputs: int | None, name: str = "x", allow_empty: bool = False
+    x: Any, *, device: torch.device, n_inputs: int | None, name: str = "x", allow_empty: bool = False,
+    limit: float = math.inf,
 ) -> torch.Tensor:
-    """A finite float tensor with a batch dimension, on ``device`` (0 samples only with ``allow_empty``)."""
+    """A finite float tensor with a batch dimension, on ``device`` (0 samples only with ``allow_empty``), its
+    values at most ``limit`` in absolute value (learning passes :data:`MAX_VALUE`; a prediction changes no
+    state, so it only needs finite values)."""
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     _check_dense(name, x)
@@ -125,8 +128,9 @@ def check_x(
     if x.device.type == "meta":
         raise ValueError(f"{name} is on the 'meta' device, which holds no values")
     x = x.to(device=device, dtype=torch.float32)
-    if not within(x, MAX_VALUE):
-        raise ValueError(f"{name} contains NaN, infinite or values beyond +-{MAX_VALUE:g} (the engine's float32 bound)")
+    if not within(x, limit):
+        beyond = "" if limit == math.inf else f" or values beyond +-{limit:g} (the engine's float32 bound)"
+        raise ValueError(f"{name} contains NaN, infinite{beyond} values")
     return x
 
 
@@ -167,6 +171,8 @@ def within(x: torch.Tensor, limit: float) -> bool:
     (True, False, True)
     >>> within(torch.tensor([float("nan")]), 2.0), within(torch.tensor([float("inf")]), float("inf"))
     (False, False)
+    >>> within(torch.tensor([3e38]), float("inf"))
+    True
     """
     if x.numel() == 0:
         return True
@@ -187,7 +193,7 @@ def check_batch(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Validate a learning batch; returns ``(x, y)`` on ``device`` (a data-parallel share may be empty)."""
     check_can_learn()
-    x = check_x(x, device=device, n_inputs=n_inputs, allow_empty=allow_empty)
+    x = check_x(x, device=device, n_inputs=n_inputs, allow_empty=allow_empty, limit=MAX_VALUE)
     if not isinstance(y, torch.Tensor):
         raise ValueError(f"y must be a torch.Tensor, got {type(y).__name__}")
     _check_dense("y", y)

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from stream_am import checks
-from stream_am.hyperparameters import HYPERPARAMETERS, LARGEST, check_hyperparameter
+from stream_am.hyperparameters import HYPERPARAMETERS, check_hyperparameter
 from stream_am.updaters.memory import MemoryUpdater
 
 if TYPE_CHECKING:
@@ -52,8 +52,8 @@ def _check_values(state: dict[str, torch.Tensor]) -> None:
         if value.numel() != 1 or value.is_complex() or value.dtype == torch.bool:
             raise ValueError(f"state[{key!r}] must hold one real number, got {value.dtype} {tuple(value.shape)}")
         number = float(value)
-        if key == "mu" and not 0.0 < number <= LARGEST:
-            raise ValueError(f"state['mu'] must be in (0, {LARGEST:g}], got {number!r}")
+        if key == "mu" and not 0.0 < number:  # (it grows to mu * mu_max_factor: no bound of its own)
+            raise ValueError(f"state['mu'] must be > 0, got {number!r}")
         if key != "mu" and (value.is_floating_point() or number < 0):
             raise ValueError(f"state[{key!r}] must be an integer >= 0, got {value.tolist()!r}")
 

@@ -119,3 +119,16 @@ def test_the_backprop_learner_refuses_non_finite_weights_negative_counters_and_a
         learner.load_state_dict({**state, "rng_state": torch.zeros(3, dtype=torch.uint8)})
     after = learner.state_dict()
     assert all(torch.equal(v, after[k]) for k, v in state.items())
+
+
+def test_a_mu_grown_past_its_parameters_bound_still_loads() -> None:
+    """Found by a review: ``mu`` grows to ``mu * mu_max_factor`` (up to 1e12), past the 1e6 bound of ``mu``."""
+    net = nn.Sequential(nn.Linear(3, 6), nn.ReLU(), nn.Linear(6, 3))
+    am = OnlineAM(net, mu=100.0, mu_growth=1e5, mu_max_factor=1e5, seed=0)
+    for _ in range(12):
+        am.partial_fit(torch.ones(4, 3), torch.tensor([0, 1, 2, 0]))
+    assert am.state_dict()["mu"] > 1e6
+    copy = OnlineAM(nn.Sequential(nn.Linear(3, 6), nn.ReLU(), nn.Linear(6, 3)), mu=100.0, mu_growth=1e5,
+                    mu_max_factor=1e5, seed=3)
+    copy.load_state_dict(_copy(am.state_dict()))
+    assert float(copy.state_dict()["mu"]) == float(am.state_dict()["mu"])

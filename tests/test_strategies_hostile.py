@@ -100,7 +100,7 @@ def test_replay_refused_learn_many_changes_nothing(bad):
 
 
 def test_replay_refusal_by_the_wrapped_classifier_changes_nothing_either():
-    model = _replay(standardize=False)  # the classifier refuses values beyond 1e15, which the wrapper passes on
+    model = _replay(standardize=False)  # the classifier refuses unscaled values beyond 1e9; the wrapper passes them
     X, y = _frame(_rows(4, 20))
     X.loc[0, "b"] = 1e16
     before = _replay_snapshot(model)

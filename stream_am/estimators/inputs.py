@@ -92,7 +92,7 @@ def check_label(y: Any, field: str = "y", row: int | None = None) -> Hashable:
 def check_feature_names(names: list[Any], field: str) -> None:
     """Feature names must find themselves again: a name unequal to itself (NaN) would be a new feature each time."""
     for name in names:
-        if not _self_equal_key(name):
+        if type(name) is not str and not _self_equal_key(name):  # (a str always finds itself: the usual case)
             raise InputError(f"{field} has a feature name that is not equal to itself: {name!r}", field, None, name)
 
 

@@ -72,7 +72,7 @@ def test_an_import_at_the_counters_bound_is_refused_so_that_export_keeps_working
     for field, value in (("samples_seen", 2**63 - 1), ("model_version", 2**60)):
         bad = {**doc, "state": {**doc["state"], field: value}}
         assert _detail(client.post("/models/big/import", json=bad))["field"] == f"state.{field}"
-    bad = {**doc, "state": {**doc["state"], "metrics": {"scored": 1e300}}}
+    bad = {**doc, "state": {**doc["state"], "metrics": {**doc["state"]["metrics"], "n": 1e300}}}
     assert _detail(client.post("/models/big/import", json=bad))["field"].startswith("state.metrics")
     assert client.get("/models/big").status_code == 404
     ok = {**doc, "state": {**doc["state"], "samples_seen": 2**53}}
@@ -110,3 +110,29 @@ def test_an_import_past_the_class_memory_limit_is_refused(
     item = _detail(strict.post("/models/c/import", json=doc))
     assert item["field"] == "files" and "max_class_memory" in item["msg"]
     assert strict.get("/models/c").status_code == 404
+
+
+def test_a_regressors_export_with_large_error_sums_imports(client: TestClient) -> None:
+    """Found by a review: the sums of errors in a regressor's metrics pass 2**53 long before its counters do."""
+    params = {**api_fixtures.SMALL, "batch_size": 2}
+    assert client.post("/models", json={"name": "r", "estimator": "AMRegressor", "params": params}).status_code == 201
+    rows = {"instances": [[float(i)] for i in range(8)], "targets": [1e8 + i for i in range(8)]}
+    assert client.post("/models/r/partial_fit", json=rows).status_code == 200
+    doc = client.get("/models/r/export").json()
+    assert doc["state"]["metrics"]["sq_err"] > 2**53
+    assert client.post("/models/r2/import", json=doc).status_code == 201
+
+
+def test_the_class_memory_limit_counts_only_the_layers_that_keep_a_memory(
+    make_client: Callable[..., TestClient],
+) -> None:
+    """Found by a review: the limit charged a memory to every layer; ``auto`` gives wide inputs Adam, and a model
+    with Adam layers and an Adam readout keeps no per-class memory at all."""
+    client = make_client(max_class_memory=class_memory_size(2, [8], 2))
+    params = {**api_fixtures.SMALL, "batch_size": 2, "variant": "adam", "readout": "adam"}
+    assert client.post("/models", json={"name": "a", "params": params}).status_code == 201
+    assert client.post("/models/a/partial_fit", json={"instances": ROWS[:3], "targets": [0, 1, 2]}).status_code == 200
+    wide = make_client(state_dir=client.app.state.settings.state_dir.parent / "wide")  # the default settings
+    rows = [{f"f{j}": float((i + j) % 3) for j in range(i * 34, (i + 1) * 34)} for i in range(60)]  # 2040 features
+    r = wide.post("/partial_fit", json={"instances": rows, "targets": list(range(60))})
+    assert r.status_code == 200, r.text
