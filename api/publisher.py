@@ -55,8 +55,9 @@ class Publisher:
         served = {model.name: model for model in self.registry.all()}
         for model in served.values():
             self._publish(model)
-        gone = {p.name for p in self.root.iterdir() if p.is_dir()} - set(served)
-        for name in gone:
+        # only the directories this publisher writes (they hold a HEAD.json): never a user's own files
+        ours = {p.name for p in self.root.iterdir() if p.is_dir() and (p / snapshots.HEAD).is_file()}
+        for name in ours - set(served):
             snapshots.remove(self.root / name)
             self.published.pop(name, None)
 

@@ -98,11 +98,18 @@ class Settings(BaseSettings):
     keep_snapshots: int = Field(default=3, ge=2, description="Published snapshots kept per model.")
 
     @model_validator(mode="after")
-    def _predictor_needs_writer(self) -> Settings:
+    def _consistent(self) -> Settings:
         if self.role == "predictor" and not self.writer_url:
             raise ValueError("writer_url: a predictor needs the writer's address (http://host:port or unix:/path)")
         if self.writer_url and not self.writer_url.startswith(("http://", "https://", "unix:/")):
             raise ValueError(f"writer_url: expected http://host:port or unix:/path, got {self.writer_url!r}")
+        if self.snapshot_dir is not None:
+            snap, state = Path(self.snapshot_dir).resolve(), Path(self.state_dir).resolve()
+            if snap == state or snap in state.parents:
+                raise ValueError(f"snapshot_dir: {str(self.snapshot_dir)!r} is the state directory or holds it; give "
+                                 "snapshots a directory of their own (the default is <state_dir>/snapshots)")
+            if snap.exists() and not snap.is_dir():
+                raise ValueError(f"snapshot_dir: {str(self.snapshot_dir)!r} exists and is not a directory")
         return self
 
     @property

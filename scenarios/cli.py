@@ -10,9 +10,11 @@ import torch
 from stream_am.scenarios import RunConfig, execute
 from stream_am.scenarios._common import UnknownLearners
 
-from stream_am import scenarios
+from stream_am import arguments, scenarios
 
 __all__ = ["main", "build_parser"]
+
+MAX_THREADS = 256  # torch's thread pool fails with a MemoryError long before 100,000
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("name", help="scenario name (see `list`), or `all`")
     run.add_argument("--quick", action="store_true", help="tiny data and networks: seconds per scenario")
     run.add_argument("--out", type=Path, default=None, help="output directory (default: results/NAME)")
-    run.add_argument("--seed", type=int, default=0, help="seed of data order, generators and models")
+    run.add_argument("--seed", type=arguments.seed, default=0, help="seed of data order, generators and models")
     run.add_argument("--hidden", type=int, nargs="+", default=None, metavar="WIDTH",
                      help="hidden layer widths of every neural learner (default: 64 64; 16 with --quick)")
     run.add_argument("--learners", nargs="+", default=None, metavar="NAME",
@@ -37,10 +39,20 @@ def build_parser() -> argparse.ArgumentParser:
                      "table, curves and accuracy matrices")
     run.add_argument("--memory-decay", type=float, default=None, metavar="RATE",
                      help="memory_decay of the AM learners (but `AM-mem eta=0`), in [0, 1) (default: theirs)")
-    run.add_argument("--threads", type=int, default=1,
+    run.add_argument("--threads", type=arguments.whole(1, MAX_THREADS), default=1,
                      help="torch intra-op threads while running (default 1: the networks are small, and more "
                      "threads than free cores slow them down many times)")
     return parser
+
+
+def _out_problem(out: Path | None) -> str | None:
+    """Why ``--out`` cannot hold results (checked before a scenario runs, not after): a path through a file."""
+    if out is None:
+        return None
+    existing = next((p for p in (out, *out.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        return f"{str(out)!r}: {str(existing)!r} is not a directory"
+    return None
 
 
 def _on_a_terminal() -> bool:
@@ -65,8 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.hidden is not None and min(args.hidden) < 1:
         print(f"--hidden widths must be >= 1, got {args.hidden}", file=sys.stderr)
         return 2
-    if args.threads < 1:
-        print(f"--threads must be >= 1, got {args.threads}", file=sys.stderr)
+    problem = _out_problem(args.out)
+    if problem:
+        print(f"stream-am scenario: error: argument --out: {problem}", file=sys.stderr)
         return 2
     if args.memory_decay is not None and not 0.0 <= args.memory_decay < 1.0:  # (nan fails both)
         print(f"--memory-decay must be in [0, 1), got {args.memory_decay}", file=sys.stderr)

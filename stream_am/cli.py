@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import stat
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from stream_am import arguments
 from stream_am._version import __version__
 
 __all__ = ["main"]
@@ -26,6 +28,10 @@ _DELEGATED = {
 }
 
 
+_LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")  # uvicorn's
+MAX_PREDICTORS = 64  # processes, each holding every model: more is a typo, not a deployment
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stream-am", description="Online Alternating Minimization on data streams.")
     parser.add_argument("--version", action="version", version=f"stream-am {__version__}")
@@ -34,10 +40,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=None, help="Interface to bind (default 127.0.0.1).")
     serve.add_argument("--port", type=int, default=None, help="Port to listen on (default 8000).")
     serve.add_argument("--state-dir", type=Path, default=None, help="Directory for logs and checkpoints.")
-    serve.add_argument("--log-level", default="info", help="uvicorn log level (default info).")
+    serve.add_argument("--log-level", default="info", choices=_LOG_LEVELS, help="uvicorn log level (default info).")
     serve.add_argument("--access-log", action="store_true", help="Log every request (off by default).")
-    serve.add_argument("--predictors", type=_positive, default=0, metavar="N",
-                       help="Serve with one writer process and N predictor processes (see docs/distributed.md).")
+    serve.add_argument("--predictors", type=arguments.whole(1, MAX_PREDICTORS), default=0, metavar="N",
+                       help=f"Serve with one writer process and N predictor processes, N <= {MAX_PREDICTORS} "
+                       "(see docs/distributed.md).")
     serve.add_argument("--role", choices=("all", "writer", "predictor"), default=None,
                        help="Run one part of a multi-process server: the writer, or a predictor (needs --writer-url).")
     serve.add_argument("--writer-url", default=None, help="A predictor's writer: http://host:port or unix:/path.")
@@ -68,13 +75,17 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as err:  # pydantic's ValidationError names the setting
         print(f"stream-am serve: {err}", file=sys.stderr)
         return 2
+    problem = _path_problem(Path(settings.state_dir), args.uds)
+    if problem:
+        print(f"stream-am serve: {problem}", file=sys.stderr)
+        return 2
     if args.predictors and settings.role != "all":
         print("stream-am serve: --predictors starts a writer and its predictors itself; drop --role", file=sys.stderr)
         return 2
     if settings.role == "predictor":  # it holds no state: the writer owns the state directory
         return _run(create_app(settings), settings, args)
     root = Path(settings.state_dir)
-    if root.exists() and not os.access(root, os.W_OK | os.X_OK):
+    if root.is_dir() and not os.access(root, os.W_OK | os.X_OK):
         print(f"stream-am serve: the state directory {root} is not writable by this user; "
               "pass another --state-dir or give this user write access to it", file=sys.stderr)
         return 1
@@ -89,22 +100,27 @@ def _serve(args: argparse.Namespace) -> int:
     return _run(create_app(settings), settings, args)
 
 
+def _path_problem(state_dir: Path, uds: str | None) -> str | None:
+    """Why ``--state-dir`` or ``--uds`` cannot be used, naming it (checked before anything is created): uvicorn
+    removes the ``--uds`` path when it stops, so an existing file that is not a socket is refused."""
+    existing = next((p for p in (state_dir, *state_dir.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        return f"--state-dir {str(state_dir)!r}: {str(existing)!r} is not a directory"
+    if uds is not None:
+        path = Path(uds)
+        if path.exists() and not stat.S_ISSOCK(path.stat().st_mode):
+            return f"--uds {uds!r} exists and is not a socket (it would be removed when the server stops)"
+        if not path.parent.is_dir():
+            return f"--uds {uds!r}: the directory {str(path.parent)!r} does not exist"
+    return None
+
+
 def _run(app: Any, settings: Any, args: argparse.Namespace) -> int:
     import uvicorn
 
     where = {"uds": args.uds} if args.uds else {"host": settings.host, "port": settings.port}
     uvicorn.run(app, **where, log_level=args.log_level, access_log=args.access_log)
     return 0
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of processes >= 1, got {text!r}")
-    return value
 
 
 def _in_use(root: Path) -> bool:

@@ -10,6 +10,8 @@ import argparse
 import time
 from typing import Any
 
+from stream_am import arguments
+
 __all__ = ["main"]
 
 _DESCRIPTION = (
@@ -37,8 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     from sklearn.datasets import load_digits
 
     parser = argparse.ArgumentParser(prog="stream-am demo", description=_DESCRIPTION)
-    parser.add_argument("--seed", type=int, default=0, help="shuffling and model seed (default 0)")
-    parser.add_argument("--every", type=int, default=300, help="print the accuracy every N samples (default 300)")
+    parser.add_argument("--seed", type=arguments.seed, default=0, help="shuffling and model seed (default 0)")
+    parser.add_argument("--every", type=arguments.whole(1), default=300,
+                        help="print the accuracy every N samples (default 300)")
     args = parser.parse_args(argv)
 
     x, y = load_digits(return_X_y=True)

@@ -102,3 +102,51 @@ def test_serve_on_a_read_only_state_dir_is_one_clear_line(
     assert cli.main(["serve", "--state-dir", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not writable" in err
+
+
+def test_serve_refuses_a_uds_path_that_is_not_a_socket_and_a_state_dir_under_a_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found by an adversarial review: uvicorn removes the --uds path when it stops, so `--uds data.txt` deleted
+    the user's file; a state directory under a file failed with a traceback."""
+    precious = tmp_path / "data.txt"
+    precious.write_text("precious")
+    assert cli.main(["serve", "--uds", str(precious), "--state-dir", str(tmp_path / "st")]) == 2
+    assert "--uds" in capsys.readouterr().err and precious.read_text() == "precious"
+    assert cli.main(["serve", "--uds", str(tmp_path / "nodir" / "x.sock"), "--state-dir", str(tmp_path / "st")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    for state_dir in (precious, precious / "sub"):
+        assert cli.main(["serve", "--state-dir", str(state_dir)]) == 2
+        assert "is not a directory" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["serve", "--log-level", "bogus"])
+    assert "invalid choice" in capsys.readouterr().err
+    assert not (tmp_path / "st").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, option",
+    [(["demo", "--every", "0"], "--every"), (["demo", "--every", "-5"], "--every"),
+     (["demo", "--seed", "-1"], "--seed"),
+     (["scenario", "run", "bananas", "--quick", "--seed", "-1"], "--seed"),
+     (["scenario", "run", "bananas", "--quick", "--seed", str(2**70)], "--seed"),
+     (["scenario", "run", "bananas", "--quick", "--threads", "100000"], "--threads")],
+)
+def test_demo_and_scenario_options_out_of_range_are_argument_errors(
+    argv: list[str], option: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found by an adversarial review: each of these ended in a traceback (or printed nothing)."""
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv)
+    assert exit_.value.code == 2 and f"argument {option}" in capsys.readouterr().err
+
+
+def test_scenario_refuses_an_output_path_through_a_file_before_running(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    for out in (blocker, blocker / "sub"):
+        assert cli.main(["scenario", "run", "bananas", "--quick", "--out", str(out)]) == 2
+        assert "argument --out" in capsys.readouterr().err
+    assert blocker.read_text() == "x"

@@ -76,8 +76,9 @@ def test_hidden_option_and_bad_values(tmp_path, capsys):
     assert json.loads((tmp_path / "results.json").read_text())["config"]["hidden_sizes"] == [8, 4]
     assert not (tmp_path / "report.html").exists()  # only with --html
     assert main(["run", "phishing", "--quick", "--hidden", "0", "--out", str(tmp_path)]) == 2
-    assert main(["run", "phishing", "--quick", "--threads", "0", "--out", str(tmp_path)]) == 2
-    assert "--threads must be >= 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", "phishing", "--quick", "--threads", "0", "--out", str(tmp_path)])
+    assert exit_.value.code == 2 and "argument --threads: expected a whole number" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("flags", "tty", "shown"), [

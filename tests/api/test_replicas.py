@@ -242,8 +242,8 @@ def test_the_dashboard_and_its_event_stream_come_through_a_predictor(replicas) -
 
 def test_a_writer_whose_snapshots_cannot_be_written_still_serves_and_says_so(tmp_path: Path) -> None:
     blocked = tmp_path / "not-a-directory"
-    blocked.write_text("")
     settings = Settings(state_dir=tmp_path / "state", role="writer", snapshot_dir=blocked)
+    blocked.write_text("")  # after the settings were checked: the storage failing while the server runs
     with TestClient(create_app(settings)) as writer:
         assert writer.post("/learn", json={"instances": ROWS, "targets": TARGETS}).status_code == 200
         health = writer.get("/health").json()
@@ -267,3 +267,26 @@ def test_a_periodic_round_survives_a_failure_and_ends_when_its_step_says_so() ->
     time.sleep(0.1)
     rounds.stop()
     assert len(calls) == 4  # the failure did not end it; False did
+
+
+def test_snapshots_never_remove_what_the_publisher_did_not_write(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found by an adversarial review: every directory of the snapshot directory that was not a served model
+    was removed (a user's own data), and a snapshot directory holding the state directory lost its models."""
+    shared = tmp_path / "shared"
+    (shared / "mydata").mkdir(parents=True)
+    (shared / "mydata" / "file.txt").write_text("x")
+    settings = Settings(state_dir=tmp_path / "state", role="writer", snapshot_dir=shared, publish_interval=0.05)
+    with TestClient(create_app(settings)) as writer:
+        assert writer.post("/learn", json={"instances": ROWS, "targets": TARGETS}).status_code == 200
+        deadline = time.time() + 10
+        while not (shared / "default" / snapshots.HEAD).exists() and time.time() < deadline:
+            time.sleep(0.05)
+    assert (shared / "default" / snapshots.HEAD).exists() and (shared / "mydata" / "file.txt").read_text() == "x"
+    for snapshot_dir in (tmp_path / "state", tmp_path):
+        with pytest.raises(ValidationError, match="snapshot_dir: .* is the state directory or holds it"):
+            Settings(state_dir=tmp_path / "state", snapshot_dir=snapshot_dir)
+    assert cli_main(["serve", "--role", "writer", "--state-dir", str(tmp_path / "state"),
+                     "--snapshot-dir", str(tmp_path)]) == 2
+    assert "snapshot_dir" in capsys.readouterr().err
