@@ -43,15 +43,24 @@ def save_checkpoint(directory: Path, state: dict[str, torch.Tensor], info: dict[
 
 
 def load_checkpoint(directory: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
-    """``(state, info)`` of the checkpoint in ``directory``, or ``None`` when there is none."""
-    from safetensors import safe_open
+    """``(state, info)`` of the checkpoint in ``directory``, or ``None`` when there is none.
+
+    A file that is not a checkpoint of this format (unreadable, truncated, foreign metadata) raises a
+    ``ValueError`` naming it.
+    """
+    from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
 
     path = directory / _STATE
     if not path.exists():
         return None
-    with safe_open(str(path), framework="pt") as handle:
-        meta = json.loads((handle.metadata() or {}).get("job", "{}"))
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"checkpoint {path} has format {meta.get('format')!r}, expected {FORMAT!r}")
-    return load_file(str(path)), meta
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            meta = json.loads((handle.metadata() or {}).get("job", "{}"))
+        state = load_file(str(path))
+    except (OSError, SafetensorError, ValueError) as exc:  # json's JSONDecodeError is a ValueError
+        raise ValueError(f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else meta
+        raise ValueError(f"checkpoint {path} has format {found!r}, expected {FORMAT!r}")
+    return state, meta

@@ -17,13 +17,15 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["file_rows", "dict_rows", "shard", "local_batches"]
+from stream_am.checks import MAX_VALUE
+
+__all__ = ["check_sources", "checked_rows", "file_rows", "dict_rows", "shard", "local_batches"]
 
 Row = tuple[np.ndarray, Any]
 
 
 def _frames(path: Path, chunk_rows: int) -> Iterator[Any]:
-    """pandas DataFrames of ``chunk_rows`` rows from a CSV or Parquet file."""
+    """pandas DataFrames of ``chunk_rows`` rows from a CSV or Parquet file; ``ValueError`` naming an unreadable one."""
     import pandas as pd
 
     if path.suffix == ".parquet":
@@ -31,28 +33,108 @@ def _frames(path: Path, chunk_rows: int) -> Iterator[Any]:
             import pyarrow.parquet as pq
         except ImportError as exc:
             raise ValueError(f"source {path} is Parquet, which needs pyarrow: pip install pyarrow") from exc
-        for record_batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
-            yield record_batch.to_pandas()
-        return
-    yield from pd.read_csv(path, chunksize=chunk_rows)
+    try:
+        if path.suffix == ".parquet":
+            for record_batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
+                yield record_batch.to_pandas()
+            return
+        yield from pd.read_csv(path, chunksize=chunk_rows)
+    except pd.errors.EmptyDataError as exc:
+        raise ValueError(f"--source: {path} is empty (no header row)") from exc
+    except (OSError, ValueError) as exc:  # pandas' ParserError and pyarrow's ArrowInvalid are ValueErrors
+        raise ValueError(f"--source: {path} cannot be read ({type(exc).__name__}: {exc})") from exc
 
 
-def file_rows(paths: Sequence[Path], target: str, chunk_rows: int = 4096) -> Iterator[Row]:
+def _numbers(frame: Any, where: str, first_row: int) -> np.ndarray:
+    """``frame`` as float64, every cell a finite number within ``MAX_VALUE``; ``ValueError`` naming the cell."""
+    import pandas as pd
+
+    values = np.empty(frame.shape, dtype=np.float64)
+    for j, name in enumerate(frame.columns):
+        column = frame[name]
+        numeric = pd.to_numeric(column, errors="coerce")
+        bad = (numeric.isna() & column.notna()).to_numpy()
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValueError(f"{where}, row {first_row + i}, column {name!r}: {column.iloc[i]!r} is not a number")
+        values[:, j] = numeric.to_numpy(dtype=np.float64, na_value=np.nan)
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(values) | (np.abs(values) > MAX_VALUE)
+    if bad.any():
+        i, j = (int(k) for k in np.argwhere(bad)[0])
+        what = "empty or NaN" if np.isnan(values[i, j]) else f"{values[i, j]:g}, beyond +-{MAX_VALUE:g} " \
+            "(stream_am.checks.MAX_VALUE; scale it upstream)"
+        raise ValueError(f"{where}, row {first_row + i}, column {frame.columns[j]!r}: the value is {what}")
+    return values
+
+
+def _labels(y: np.ndarray, where: str, first_row: int, target: str, n_classes: int) -> list[int]:
+    bad = (y != np.floor(y)) | (y < 0) | (y >= n_classes)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"{where}, row {first_row + i}, column {target!r} (--target): label {y[i]:g} is not a class "
+                         f"in 0..{n_classes - 1} (--n-classes {n_classes})")
+    return [int(v) for v in y]
+
+
+def checked_rows(frame: Any, path: Path, target: str, n_classes: int | None, first_row: int = 1) -> Iterator[Row]:
+    """The rows of one chunk ``frame`` of ``path`` (its first data row is number ``first_row``), checked: numeric
+    cells, finite and within ``MAX_VALUE``; with ``n_classes``, integer labels in ``0..n_classes - 1``."""
+    where = f"--source {path}"
+    x = _numbers(frame.drop(columns=[target]), where, first_row).astype(np.float32)
+    y = _numbers(frame[[target]], where, first_row)[:, 0]
+    if n_classes is not None:
+        labels: list[Any] = _labels(y, where, first_row, target, n_classes)
+    else:
+        labels = frame[target].tolist() if frame[target].dtype.kind in "iub" else y.tolist()
+    return zip(x, labels, strict=True)
+
+
+def _same_columns(path: Path, columns: list[str], first: list[str]) -> None:
+    if columns != first:
+        raise ValueError(f"--source: {path} has columns {columns}, the first file {first}")
+
+
+def check_sources(paths: Sequence[Path], target: str, n_classes: int | None, chunk_rows: int = 4096) -> int:
+    """The number of features; ``ValueError`` naming the file unless every file has rows, the first file's
+    columns (the target and at least one feature), and a first chunk that passes :func:`checked_rows`."""
+    first: list[str] | None = None
+    for path in paths:
+        frame = next((f for f in _frames(Path(path), chunk_rows) if len(f)), None)
+        if frame is None:
+            raise ValueError(f"--source: {path} has no rows")
+        if first is None:
+            if target not in frame.columns:
+                raise ValueError(f"--target: column {target!r} is not in {path} (columns {list(frame.columns)})")
+            if len(frame.columns) < 2:
+                raise ValueError(f"--source: {path} has only the target column {target!r}; it needs features")
+            first = list(frame.columns)
+        _same_columns(Path(path), list(frame.columns), first)
+        for _ in checked_rows(frame, Path(path), target, n_classes):
+            pass
+    return len(first or [target]) - 1
+
+
+def file_rows(
+    paths: Sequence[Path], target: str, chunk_rows: int = 4096, n_classes: int | None = None
+) -> Iterator[Row]:
     """The rows of ``paths`` in order; ``target`` names the target column, every other column is a feature.
 
-    Every file must have the same columns (checked at each file's first chunk).
+    Every file must have the same columns (checked at each chunk), and every chunk passes
+    :func:`checked_rows` as it is read (``n_classes``: labels must be classes ``0..n_classes - 1``); a
+    ``ValueError`` names the file, row and column of the first that does not.
     """
     columns: list[str] | None = None
     for path in paths:
+        row = 1
         for frame in _frames(Path(path), chunk_rows):
             if columns is None:
                 if target not in frame.columns:
-                    raise ValueError(f"target: column {target!r} is not in {path} (columns {list(frame.columns)})")
+                    raise ValueError(f"--target: column {target!r} is not in {path} (columns {list(frame.columns)})")
                 columns = list(frame.columns)
-            elif list(frame.columns) != columns:
-                raise ValueError(f"source: {path} has columns {list(frame.columns)}, the first file {columns}")
-            x = frame.drop(columns=[target]).to_numpy(dtype=np.float32)
-            yield from zip(x, frame[target].tolist(), strict=True)
+            _same_columns(Path(path), list(frame.columns), columns)
+            yield from checked_rows(frame, Path(path), target, n_classes, row)
+            row += len(frame)
 
 
 def dict_rows(stream: Iterable[tuple[dict[str, Any], Any]], features: Sequence[str] | None = None) -> Iterator[Row]:

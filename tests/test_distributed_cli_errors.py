@@ -1,0 +1,226 @@
+"""The training job refuses what a user can get wrong, naming it, with status 2 and no traceback: a resume with
+other settings, bad rows in a source, a corrupt or foreign checkpoint, a checkpoint directory that cannot be
+made, options out of bounds. A refused resume leaves the checkpoint byte for byte as it was."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from distributed_worker import write_csvs
+from safetensors.torch import save_file
+
+from stream_am.distributed.checkpoint import FORMAT
+from stream_am.distributed.job import main
+
+ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+ARGS = ["--target", "label", "--n-classes", "3", "--hidden", "8", "--report-every", "0", "--checkpoint-every", "0"]
+
+
+@pytest.fixture(name="run")
+def _run(monkeypatch, capsys):
+    """``run(*argv) -> (status, stdout, stderr)``: the job's ``main`` in this process, as a fresh group of one."""
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        for key in ENV:  # main sets them for its group of one: each run picks a fresh port
+            monkeypatch.setenv(key, "x")
+            monkeypatch.delenv(key)
+        try:
+            status = main(list(argv))
+        except SystemExit as exc:  # argparse's own errors
+            status = int(exc.code or 0)
+        out, err = capsys.readouterr()
+        assert "Traceback" not in err
+        return status, out, err
+
+    return run
+
+
+def _files(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir())} if directory.is_dir() else {}
+
+
+def _csv(path: Path, header: str, *rows: str) -> Path:
+    path.write_text("\n".join([header, *rows]) + "\n")
+    return path
+
+
+# ------------------------------------------------------------------ 1. resuming with other settings
+def test_a_resume_with_other_settings_is_refused_naming_the_flag_and_leaves_the_checkpoint(tmp_path, run):
+    part0, part1 = write_csvs(tmp_path, files=2, rows=192)
+    ck = tmp_path / "ck"
+    base = ["--source", str(part0), "--checkpoint-dir", str(ck), *ARGS]
+    assert run(*base, "--batch-size", "32", "--max-steps", "3")[0] == 0
+    before = _files(ck)
+    cases = [(["--batch-size", "64"], "--batch-size"), (["--seed", "1"], "--seed"),
+             (["--activation", "tanh"], "--activation"), (["--variant", "adam"], "--variant"),
+             (["--hidden", "16"], "--hidden"), (["--n-classes", "4"], "--n-classes"),
+             (["--task", "regression"], "--task")]
+    for extra, flag in cases:
+        status, out, err = run(*base, *extra)
+        assert status == 2 and flag in err and "checkpoint" in err, (extra, err)
+        assert out == "" and _files(ck) == before, extra
+    status, _, err = run("--source", str(part1), "--checkpoint-dir", str(ck), *ARGS)
+    assert status == 2 and "--source" in err and _files(ck) == before
+    # the settings that may change do: 3 more steps, with other reports, threads and timeout
+    status, out, _ = run(*base, "--max-steps", "6", "--checkpoint-every", "2", "--timeout", "30", "--threads", "1")
+    done = json.loads(out.splitlines()[-1])
+    assert status == 0 and done["resumed_from"] == 3 and done["step"] == 6 and done["samples"] == 192
+
+
+# ------------------------------------------------------------------ 2. bad rows in a source
+GOOD = [f"{i % 5}.5,{i % 7},{i % 3}" for i in range(40)]
+BAD_ROWS = [
+    ("nan,1,0", "'a'"), ("inf,1,0", "'a'"), ("1e10,1,0", "'a'"), ("x,1,0", "'a'"), (",1,0", "'a'"),
+    ("1,1,3", "--n-classes"), ("1,1,-1", "--n-classes"), ("1,1,1.5", "--n-classes"), ("1,1,", "'y'"),
+    ("1,1,cat", "'y'"),
+]
+
+
+@pytest.mark.parametrize(("row", "named"), BAD_ROWS)
+def test_a_bad_row_in_the_first_file_is_refused_before_training_naming_the_file_row_and_column(
+        tmp_path, run, row, named):
+    source = _csv(tmp_path / "d.csv", "a,b,y", *GOOD[:5], row, *GOOD)
+    status, out, err = run("--source", str(source), "--target", "y", "--n-classes", "3", "--hidden", "8",
+                           "--checkpoint-dir", str(tmp_path / "ck"))
+    assert status == 2 and str(source) in err and "row 6" in err and named in err, err
+    assert out == "" and not (tmp_path / "ck").exists()
+
+
+@pytest.mark.parametrize("second", [
+    ("a,c,y", *GOOD), ("y,a,b", *GOOD), ("a,b,c,y", "1,2,3,0"), (""), ("a,b,y",), ("a,b,y", "1,z,0"),
+], ids=["other-columns", "reordered", "more-columns", "empty", "header-only", "non-numeric"])
+def test_a_second_file_that_does_not_fit_is_refused_before_training(tmp_path, run, second):
+    first = _csv(tmp_path / "first.csv", "a,b,y", *GOOD)
+    other = tmp_path / "second.csv"
+    other.write_text("\n".join(second) + "\n" if isinstance(second, tuple) else "")
+    status, out, err = run("--source", str(first), str(other), "--target", "y", "--n-classes", "3",
+                           "--checkpoint-dir", str(tmp_path / "ck"), "--hidden", "8")
+    assert status == 2 and "--source" in err and str(other) in err, err
+    assert out == "" and not (tmp_path / "ck").exists()
+
+
+def test_a_file_of_only_the_target_and_regression_targets_are_checked(tmp_path, run):
+    only = _csv(tmp_path / "only.csv", "y", "0", "1", "2")
+    status, _, err = run("--source", str(only), "--target", "y", "--n-classes", "3", "--checkpoint-dir",
+                         str(tmp_path / "ck"))
+    assert status == 2 and "only the target" in err and str(only) in err
+    bad = _csv(tmp_path / "r.csv", "a,y", "1,0.5", "2,inf")
+    status, _, err = run("--source", str(bad), "--target", "y", "--task", "regression", "--checkpoint-dir",
+                         str(tmp_path / "ck"))
+    assert status == 2 and "row 2" in err and "'y'" in err
+    assert not (tmp_path / "ck").exists()
+
+
+def test_a_bad_row_found_during_training_ends_the_job_with_status_2(tmp_path, run):
+    rows = [f"{i % 5}.5,{i % 7},{i % 3}" for i in range(4200)]
+    rows[4150] = "1,nan,0"  # past the first chunk of 4096 rows: found while training
+    source = _csv(tmp_path / "d.csv", "a,b,y", *rows)
+    status, _, err = run("--source", str(source), "--target", "y", "--n-classes", "3", "--hidden", "4",
+                         "--batch-size", "1024", "--variant", "mem", "--checkpoint-dir", str(tmp_path / "ck"),
+                         "--checkpoint-every", "2", "--report-every", "0")
+    assert status == 2 and "row 4151" in err and "'b'" in err and str(source) in err, err
+    assert json.loads((tmp_path / "ck" / "checkpoint.json").read_text())["step"] == 4  # the steps before it
+    good = _csv(tmp_path / "ok.csv", "a,b,y", *GOOD)  # the failed run's process group is gone: a new one starts
+    status, out, _ = run("--source", str(good), "--target", "y", "--n-classes", "3", "--hidden", "4",
+                         "--checkpoint-dir", str(tmp_path / "ck2"))
+    assert status == 0 and json.loads(out.splitlines()[-1])["samples"] == 40
+
+
+# ------------------------------------------------------------------ 3. corrupt or foreign checkpoints
+def _checkpoint_cases(ck: Path, good: bytes) -> dict[str, object]:
+    meta = {"job": json.dumps({"format": FORMAT, "step": 1})}
+    return {
+        "garbage": b"not a safetensors file at all",
+        "truncated": good[: len(good) // 2],
+        "metadata-not-json": lambda p: save_file({"w": torch.zeros(2)}, str(p), metadata={"job": "{oops"}),
+        "foreign-format": lambda p: save_file({"w": torch.zeros(2)}, str(p), metadata={"job": '{"format": "x"}'}),
+        "foreign-tensors": lambda p: save_file({"w": torch.zeros(2)}, str(p), metadata=meta),
+        "directory": lambda p: p.mkdir(),
+    }
+
+
+def test_a_corrupt_or_foreign_checkpoint_is_refused_naming_the_checkpoint_dir(tmp_path, run):
+    (source,) = write_csvs(tmp_path, files=1, rows=64)
+    ck = tmp_path / "ck"
+    base = ["--source", str(source), "--checkpoint-dir", str(ck), *ARGS]
+    assert run(*base)[0] == 0
+    good = (ck / "checkpoint.safetensors").read_bytes()
+    for name, make in _checkpoint_cases(ck, good).items():
+        path = ck / "checkpoint.safetensors"
+        if path.is_dir():
+            path.rmdir()
+        else:
+            path.unlink()
+        make(path) if callable(make) else path.write_bytes(make)  # type: ignore[operator,arg-type]
+        before = _files(ck) if not path.is_dir() else None
+        status, out, err = run(*base)
+        assert status == 2 and "--checkpoint-dir" in err and str(path) in err and out == "", (name, err)
+        if before is not None:
+            assert _files(ck) == before, name
+
+
+def test_a_checkpoint_of_another_network_is_refused_even_without_its_configuration(tmp_path, run):
+    (source,) = write_csvs(tmp_path, files=1, rows=64)
+    ck = tmp_path / "ck"
+    assert run("--source", str(source), "--checkpoint-dir", str(ck), *ARGS)[0] == 0
+    path = ck / "checkpoint.safetensors"
+    from safetensors.torch import load_file
+
+    save_file(load_file(str(path)), str(path), metadata={"job": json.dumps({"format": FORMAT, "step": 2})})
+    before = _files(ck)
+    status, _, err = run("--source", str(source), "--checkpoint-dir", str(ck), *ARGS[:4], "--hidden", "4")
+    assert status == 2 and "--checkpoint-dir" in err and "does not fit" in err and _files(ck) == before
+
+
+# ------------------------------------------------------------------ 4. a checkpoint directory that cannot be made
+@pytest.mark.parametrize("where", ["file/sub", "/proc/stream_am_ckpt"])
+def test_a_checkpoint_dir_that_cannot_be_made_is_refused_before_training(tmp_path, run, where):
+    (source,) = write_csvs(tmp_path, files=1, rows=64)
+    ck = tmp_path / where.replace("file", source.name) if not where.startswith("/") else Path(where)
+    status, out, err = run("--source", str(source), "--checkpoint-dir", str(ck), *ARGS)
+    assert status == 2 and "--checkpoint-dir" in err and out == "", err
+
+
+# ------------------------------------------------------------------ 5. options out of bounds
+@pytest.mark.parametrize(("extra", "flag"), [
+    (["--timeout", "inf"], "--timeout"), (["--timeout", "1e308"], "--timeout"), (["--seed", "-1"], "--seed"),
+    (["--seed", str(2**63)], "--seed"), (["--threads", "100000"], "--threads"),
+    (["--activation", "bogus"], "--activation"), (["--variant", "bogus"], "--variant"),
+    (["--n-classes", "100000000000"], "--n-classes"), (["--hidden", "100000000"], "--hidden"),
+    (["--hidden", ",".join(["4"] * 33)], "--hidden"),
+])
+def test_options_out_of_bounds_are_refused_naming_the_flag(tmp_path, run, extra, flag):
+    (source,) = write_csvs(tmp_path, files=1, rows=64)
+    status, out, err = run("--source", str(source), "--checkpoint-dir", str(tmp_path / "ck"), *ARGS, *extra)
+    assert status == 2 and flag in err and out == "", err
+    assert not (tmp_path / "ck").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="NCCL may work where CUDA is available")
+def test_the_nccl_backend_without_cuda_is_refused(tmp_path, run):
+    (source,) = write_csvs(tmp_path, files=1, rows=64)
+    status, _, err = run("--source", str(source), "--checkpoint-dir", str(tmp_path / "ck"), *ARGS, "--backend", "nccl")
+    assert status == 2 and "--backend" in err
+
+
+def test_train_stream_refuses_to_resume_with_another_batch_size(tmp_path):
+    from distributed_worker import group_of_one
+
+    from stream_am import OnlineAM
+    from stream_am.distributed.job import train_stream
+    from stream_am.estimators import build_mlp
+
+    stream = [({"a": float(i % 5), "b": float(i % 7)}, i % 3) for i in range(128)]
+
+    def learner() -> OnlineAM:
+        return OnlineAM(build_mlp(2, 3, (4,), "relu", seed=0), variant="mem", loss="cross_entropy", seed=0)
+
+    with group_of_one():
+        assert train_stream(learner(), stream, batch_size=32, checkpoint_dir=tmp_path, max_steps=2)["step"] == 2
+        before = _files(tmp_path)
+        with pytest.raises(ValueError, match="batch_size 16 differs from the checkpoint's 32"):
+            train_stream(learner(), stream, batch_size=16, checkpoint_dir=tmp_path)
+    assert _files(tmp_path) == before
