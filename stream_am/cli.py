@@ -110,8 +110,9 @@ def _path_problem(state_dir: Path, uds: str | None) -> str | None:
         path = Path(uds)
         if path.exists() and not stat.S_ISSOCK(path.stat().st_mode):
             return f"--uds {uds!r} exists and is not a socket (it would be removed when the server stops)"
-        if not path.parent.is_dir():
-            return f"--uds {uds!r}: the directory {str(path.parent)!r} does not exist"
+        existing = next((p for p in path.parents if p.exists()), None)
+        if existing is not None and not existing.is_dir():  # (a missing one may be the state directory, made later)
+            return f"--uds {uds!r}: {str(existing)!r} is not a directory"
     return None
 
 

@@ -113,8 +113,8 @@ def test_serve_refuses_a_uds_path_that_is_not_a_socket_and_a_state_dir_under_a_f
     precious.write_text("precious")
     assert cli.main(["serve", "--uds", str(precious), "--state-dir", str(tmp_path / "st")]) == 2
     assert "--uds" in capsys.readouterr().err and precious.read_text() == "precious"
-    assert cli.main(["serve", "--uds", str(tmp_path / "nodir" / "x.sock"), "--state-dir", str(tmp_path / "st")]) == 2
-    assert "does not exist" in capsys.readouterr().err
+    assert cli.main(["serve", "--uds", str(precious / "x.sock"), "--state-dir", str(tmp_path / "st")]) == 2
+    assert "is not a directory" in capsys.readouterr().err
     for state_dir in (precious, precious / "sub"):
         assert cli.main(["serve", "--state-dir", str(state_dir)]) == 2
         assert "is not a directory" in capsys.readouterr().err
