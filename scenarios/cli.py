@@ -14,6 +14,7 @@ from stream_am import arguments, scenarios
 
 __all__ = ["main", "build_parser"]
 
+_PROG = "stream-am scenario run"  # as argparse names it in its own errors
 MAX_THREADS = 256  # torch's thread pool fails with a MemoryError long before 100,000
 
 
@@ -72,17 +73,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         chosen = [scenarios.get(n) for n in names]
     except ValueError as err:
-        print(err, file=sys.stderr)
+        print(f"{_PROG}: error: argument name: {err}", file=sys.stderr)
         return 2
     if args.hidden is not None and min(args.hidden) < 1:
-        print(f"--hidden widths must be >= 1, got {args.hidden}", file=sys.stderr)
+        print(f"{_PROG}: error: argument --hidden: widths must be >= 1, got {args.hidden}", file=sys.stderr)
         return 2
     problem = _out_problem(args.out)
     if problem:
-        print(f"stream-am scenario: error: argument --out: {problem}", file=sys.stderr)
+        print(f"{_PROG}: error: argument --out: {problem}", file=sys.stderr)
         return 2
     if args.memory_decay is not None and not 0.0 <= args.memory_decay < 1.0:  # (nan fails both)
-        print(f"--memory-decay must be in [0, 1), got {args.memory_decay}", file=sys.stderr)
+        print(f"{_PROG}: error: argument --memory-decay: must be in [0, 1), got {args.memory_decay}", file=sys.stderr)
         return 2
     show_bars = _on_a_terminal() if args.progress is None else args.progress
     threads = torch.get_num_threads()
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 doc = execute(s, cfg)
             except UnknownLearners as err:
-                print(f"{s.name}: {err}", file=sys.stderr)
+                print(f"{_PROG}: error: argument --learners: {s.name}: {err}", file=sys.stderr)
                 return 2
             print(f"{s.name}: {out / 'results.md'} ({doc['config']['wall_time_s']} s)")
     finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import socket
 import stat
 import sys
 from collections.abc import Sequence
@@ -75,7 +76,8 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as err:  # pydantic's ValidationError names the setting
         print(f"stream-am serve: {err}", file=sys.stderr)
         return 2
-    problem = _path_problem(Path(settings.state_dir), args.uds)
+    problem = _path_problem(Path(settings.state_dir), args.uds) or (
+        None if args.uds else _host_problem(settings.host, settings.port))
     if problem:
         print(f"stream-am serve: {problem}", file=sys.stderr)
         return 2
@@ -113,6 +115,16 @@ def _path_problem(state_dir: Path, uds: str | None) -> str | None:
         existing = next((p for p in path.parents if p.exists()), None)
         if existing is not None and not existing.is_dir():  # (a missing one may be the state directory, made later)
             return f"--uds {uds!r}: {str(existing)!r} is not a directory"
+    return None
+
+
+def _host_problem(host: str, port: int) -> str | None:
+    """Why ``--host`` cannot be bound, found before the state directory is made (an address no interface has,
+    such as ``999.1.1.1``, failed in uvicorn after the server had set its state up)."""
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as err:
+        return f"--host {host!r} does not resolve to an address: {err}"
     return None
 
 

@@ -150,3 +150,13 @@ def test_scenario_refuses_an_output_path_through_a_file_before_running(
         assert cli.main(["scenario", "run", "bananas", "--quick", "--out", str(out)]) == 2
         assert "argument --out" in capsys.readouterr().err
     assert blocker.read_text() == "x"
+
+
+def test_serve_refuses_a_host_that_does_not_resolve_before_making_its_state(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found by an adversarial review: it failed in uvicorn after the state directory was made (``.invalid``
+    never resolves, RFC 2606)."""
+    assert cli.main(["serve", "--host", "nowhere.invalid", "--state-dir", str(tmp_path / "st")]) == 2
+    assert "--host 'nowhere.invalid' does not resolve" in capsys.readouterr().err
+    assert not (tmp_path / "st").exists()

@@ -117,4 +117,4 @@ def test_memory_decay_option_sets_the_am_learners_and_refuses_bad_values(tmp_pat
     assert json.loads((tmp_path / "results.json").read_text())["config"]["memory_decay"] == 0.003
     for bad in ("1", "-0.1", "nan"):
         assert main([*args, "--memory-decay", bad]) == 2
-        assert "--memory-decay must be in [0, 1)" in capsys.readouterr().err
+        assert "argument --memory-decay: must be in [0, 1)" in capsys.readouterr().err
