@@ -31,8 +31,9 @@ __all__ = ["ReplayClassifier", "EWCClassifier"]
 class ReplayClassifier(ClassifierWrapper):
     """Experience replay: each mini-batch is learnt together with a sample from a reservoir buffer.
 
-    Samples are checked as the stream estimators check them (:mod:`stream_am.strategies_checks`); a call
-    refused by those checks or by ``classifier`` changes nothing here (pending samples, reservoir, generator).
+    Samples are checked as the stream estimators check them (:mod:`stream_am.strategies_checks`): numeric
+    features only (encode others upstream, not inside ``classifier``); a call refused by those checks or by
+    ``classifier`` changes nothing here (pending samples, reservoir, generator).
 
     Parameters
     ----------
