@@ -19,7 +19,7 @@ from stream_am.estimators.networks import ACTIVATIONS
 from stream_am.network import decompose
 from stream_am.variants import resolve_variants
 
-__all__ = ["check_config", "check_growth", "class_memory_size", "memory_layers"]
+__all__ = ["check_config", "check_growth", "class_memory", "class_memory_size", "memory_layers"]
 
 Row = dict[str, float]
 
@@ -77,12 +77,22 @@ def memory_layers(est: Any, n_features: int, n_classes: int) -> list[bool]:
     return [v == "mem" for v in variants] + [readout]
 
 
+def class_memory(est: Any, n_features: int, n_classes: int) -> int:
+    """Numbers the per-class memories of the classifier ``est`` would hold with ``n_features`` and ``n_classes``:
+    :func:`class_memory_size` of the layers that keep a memory, 0 when its memories do not keep classes apart
+    (``memory_clock="sample"``, or not an AM classifier) or before it has two classes."""
+    if getattr(est, "memory_clock", None) != "class" or n_classes < 2:  # (the network is built with two classes)
+        return 0
+    kept = memory_layers(est, n_features, n_classes)
+    return class_memory_size(n_features, est.hidden_sizes, n_classes, kept)
+
+
 def check_growth(
     features: Sequence[str], classes: Sequence[Any], rows: Sequence[Row], targets: Sequence[Any] | None,
     settings: Settings, rows_field: str = "instances", classifier: Any = None,
 ) -> None:
-    """Refuse rows or labels that would take a model past ``max_features`` or ``max_classes``, or (given the AM
-    ``classifier``, whose memories keep classes apart) past ``max_class_memory``."""
+    """Refuse rows or labels that would take a model past ``max_features`` or ``max_classes``, or (given the
+    ``classifier`` itself) its per-class memories past ``max_class_memory``."""
     known = set(features)
     new = set().union(*rows) - known
     if len(known) + len(new) > settings.max_features:
@@ -101,10 +111,8 @@ def check_growth(
             f"learning these labels would give the model {len(labels) + len(fresh)} classes, "
             f"more than max_classes={settings.max_classes}",
         )
-    n_features, n_classes = len(known) + len(new), len(labels) + len(fresh)
-    if classifier is not None and n_classes >= 2:  # (the network is built with two classes)
-        kept = memory_layers(classifier, n_features, n_classes)
-        size = class_memory_size(n_features, classifier.hidden_sizes, n_classes, kept)
+    if classifier is not None:
+        size = class_memory(classifier, len(known) + len(new), len(labels) + len(fresh))
         if size > settings.max_class_memory:
             raise FieldError(
                 "targets" if fresh else rows_field,

@@ -22,7 +22,7 @@ from typing import IO, Any
 from stream_am.server import checkpoints, estimators
 from stream_am.server.errors import FieldError, ModelExists, ModelNotFound, Unavailable
 from stream_am.server.eventlog import connect
-from stream_am.server.model_limits import check_config, class_memory_size, memory_layers
+from stream_am.server.model_limits import check_config, class_memory
 from stream_am.server.prequential import Prequential
 from stream_am.server.service import IMPORTED, ServedModel
 from stream_am.server.settings import Settings
@@ -236,12 +236,10 @@ def _seed_checkpoint(path: Path, estimator: str, export: dict[str, Any], setting
                                     ("features", len(features), settings.max_features)):
             if count > limit:
                 raise FieldError("files", f"the model has {count} {field}, more than max_{field}={limit}")
-        if len(classes) >= 2 and getattr(loaded, "memory_clock", None) == "class":
-            kept = memory_layers(loaded, len(features), len(classes))
-            size = class_memory_size(len(features), loaded.hidden_sizes, len(classes), kept)
-            if size > settings.max_class_memory:
-                raise FieldError("files", f"the model's per-class memories hold {size:,} numbers, more than "
-                                          f"max_class_memory={settings.max_class_memory:,}")
+        size = class_memory(loaded, len(features), len(classes))
+        if size > settings.max_class_memory:
+            raise FieldError("files", f"the model's per-class memories hold {size:,} numbers, more than "
+                                      f"max_class_memory={settings.max_class_memory:,}")
         metrics = Prequential(estimators.is_classifier(estimator), state.get("metrics")).state()
         meta = {
             "samples_seen": int(state.get("samples_seen", 0)),

@@ -206,9 +206,8 @@ class ModelWriter:
 
     def _check_growth(self, rows: list[Row], targets: list[Any], rows_field: str) -> None:
         classes, features = estimators.describe(self._est)
-        by_class = self.classifier and getattr(self._est, "memory_clock", None) == "class"
         check_growth(features, classes, rows, targets if self.classifier else None, self.settings, rows_field,
-                     self._est if by_class else None)
+                     self._est if self.classifier else None)
 
     def _rebuild(self, payloads: list[dict[str, Any]]) -> None:
         """Back to the acknowledged state (checkpoint + log), then the jobs of this group learned so far.

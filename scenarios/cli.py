@@ -48,12 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _out_problem(out: Path | None) -> str | None:
     """Why ``--out`` cannot hold results (checked before a scenario runs, not after): a path through a file."""
-    if out is None:
-        return None
-    existing = next((p for p in (out, *out.parents) if p.exists()), None)
-    if existing is not None and not existing.is_dir():
-        return f"{str(out)!r}: {str(existing)!r} is not a directory"
-    return None
+    blocker = None if out is None else arguments.not_a_directory(out)
+    return None if blocker is None else f"{str(out)!r}: {str(blocker)!r} is not a directory"
 
 
 def _on_a_terminal() -> bool:

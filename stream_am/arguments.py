@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
 
 from stream_am.checks import MAX_SEED
 
-__all__ = ["seed", "whole"]
+__all__ = ["not_a_directory", "seed", "whole"]
 
 
 def whole(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -39,3 +40,20 @@ def whole(low: int, high: int | None = None) -> Callable[[str], int]:
 
 #: an argparse type: a seed, a whole number in ``[0, 2**63 - 1]`` (what torch's and numpy's generators take)
 seed = whole(0, MAX_SEED)
+
+
+def not_a_directory(path: Path) -> Path | None:
+    """The existing file that stands in the way of ``path`` being (or becoming) a directory: ``path`` itself or
+    its nearest existing parent when that is not a directory; ``None`` when nothing does.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.NamedTemporaryFile() as f:
+    ...     not_a_directory(Path(f.name) / "sub" / "dir") == Path(f.name)
+    True
+    >>> not_a_directory(Path(tempfile.gettempdir()) / "surely-absent" / "dir") is None
+    True
+    """
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    return existing if existing is not None and not existing.is_dir() else None

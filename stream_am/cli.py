@@ -105,16 +105,16 @@ def _serve(args: argparse.Namespace) -> int:
 def _path_problem(state_dir: Path, uds: str | None) -> str | None:
     """Why ``--state-dir`` or ``--uds`` cannot be used, naming it (checked before anything is created): uvicorn
     removes the ``--uds`` path when it stops, so an existing file that is not a socket is refused."""
-    existing = next((p for p in (state_dir, *state_dir.parents) if p.exists()), None)
-    if existing is not None and not existing.is_dir():
-        return f"--state-dir {str(state_dir)!r}: {str(existing)!r} is not a directory"
+    blocker = arguments.not_a_directory(state_dir)
+    if blocker is not None:
+        return f"--state-dir {str(state_dir)!r}: {str(blocker)!r} is not a directory"
     if uds is not None:
         path = Path(uds)
         if path.exists() and not stat.S_ISSOCK(path.stat().st_mode):
             return f"--uds {uds!r} exists and is not a socket (it would be removed when the server stops)"
-        existing = next((p for p in path.parents if p.exists()), None)
-        if existing is not None and not existing.is_dir():  # (a missing one may be the state directory, made later)
-            return f"--uds {uds!r}: {str(existing)!r} is not a directory"
+        blocker = arguments.not_a_directory(path.parent)  # (a missing one may be the state directory, made later)
+        if blocker is not None:
+            return f"--uds {uds!r}: {str(blocker)!r} is not a directory"
     return None
 
 

@@ -172,7 +172,7 @@ class OnlineAM(LearnerState):
         check_am_params(self, self.loss)
         checks.check_device(self.device)
         if self.seed is not None:
-            checks.check_int("seed", self.seed, low=0, high=checks.MAX_SEED)
+            checks.check_seed(self.seed)
         if not isinstance(self.parallel_layers, bool):
             raise ValueError(f"parallel_layers must be a bool, got {self.parallel_layers!r}")
 

@@ -19,10 +19,11 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from stream_am import checks
+from stream_am.checks import check_seed
 from stream_am.estimators import inputs
-from stream_am.estimators.networks import ACTIVATIONS, build_mlp
+from stream_am.estimators.networks import ACTIVATIONS, build_mlp, check_hidden_sizes
 from stream_am.output_growth import grow_output, pad_rows
-from stream_am.strategies_checks import check_hidden_sizes, check_seed, labelled_frame, labelled_row
+from stream_am.strategies_checks import labelled_frame, labelled_row
 from stream_am.wrapping import ClassifierWrapper
 
 __all__ = ["ReplayClassifier", "EWCClassifier"]

@@ -11,23 +11,9 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import Any
 
-from stream_am import checks
 from stream_am.estimators import inputs
 
-__all__ = ["check_hidden_sizes", "check_seed", "labelled_row", "labelled_frame"]
-
-
-def check_hidden_sizes(hidden_sizes: Any) -> None:
-    """``hidden_sizes`` must be a tuple of positive ints (``()`` is a linear model)."""
-    if not isinstance(hidden_sizes, tuple) or any(
-        isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden_sizes
-    ):
-        raise ValueError(f"hidden_sizes must be a tuple of positive ints, got {hidden_sizes!r}")
-
-
-def check_seed(seed: Any) -> None:
-    """``seed`` must be an int in ``[0, MAX_SEED]`` (what numpy and torch generators take)."""
-    checks.check_int("seed", seed, low=0, high=checks.MAX_SEED)
+__all__ = ["labelled_row", "labelled_frame"]
 
 
 def labelled_row(x: Any, y: Any, known: list[Any], limit: float = inputs.MAX_MAGNITUDE) -> tuple[dict, Hashable]:

@@ -3,39 +3,11 @@
 import numpy as np
 import pandas as pd
 import pytest
-from river import base, drift
+from fake_engine import FixedClassifier as Constant
+from river import drift
 
 from stream_am import AMClassifier
 from stream_am.drift import DriftAware
-
-
-class Engine:
-    def __init__(self):
-        self.memory_decay = 1e-3
-        self.forgets = []
-
-    def forget(self, factor):
-        self.forgets.append(factor)
-
-
-class Constant(base.MiniBatchClassifier):
-    """Always predicts 0; exposes a fake engine."""
-
-    def __init__(self):
-        self.engine = Engine()
-        self.learnt = 0
-
-    def learn_one(self, x, y):
-        self.learnt += 1
-
-    def learn_many(self, X, y):
-        self.learnt += len(X)
-
-    def predict_proba_one(self, x):
-        return {0: 0.9, 1: 0.1}
-
-    def predict_proba_many(self, X):
-        return pd.DataFrame({0: np.full(len(X), 0.9), 1: np.full(len(X), 0.1)}, index=X.index)
 
 
 def _stream(n=2000, switch=1000):
@@ -79,7 +51,8 @@ def test_learn_one_path_and_delegation():
 def test_needs_an_engine_and_valid_params():
     class NoEngine(Constant):
         def __init__(self):
-            self.learnt = 0
+            super().__init__()
+            del self.engine
 
     with pytest.raises(TypeError, match="engine"):
         DriftAware(NoEngine()).learn_one({"a": 0.0}, 1)

@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from river import base, drift
+from fake_engine import FixedClassifier
+from river import drift
 
 from stream_am import AMClassifier
 from stream_am.checks import InputError
@@ -234,37 +235,21 @@ def test_ewc_parameter_errors_name_the_field_at_construction(kwargs, field):
 
 
 # -- DriftAware -------------------------------------------------------------------------------------------------
-class _Engine:
-    def __init__(self):
-        self.memory_decay = 1e-3
-        self.forgets = []
-
-    def forget(self, factor):
-        self.forgets.append(factor)
-
-
-class _Zero(base.MiniBatchClassifier):
+class _Zero(FixedClassifier):
     """Predicts 0; refuses (as a stricter classifier would) any feature called ``refused``."""
 
     def __init__(self):
-        self.engine = _Engine()
-        self.learnt = 0
+        super().__init__({0: 1.0})
 
     def learn_one(self, x, y):
         if "refused" in x:
             raise ValueError("x['refused'] is refused by the classifier")
-        self.learnt += 1
+        super().learn_one(x, y)
 
     def learn_many(self, X, y):
         if "refused" in X:
             raise ValueError("X['refused'] is refused by the classifier")
-        self.learnt += len(X)
-
-    def predict_proba_one(self, x):
-        return {0: 1.0}
-
-    def predict_proba_many(self, X):
-        return pd.DataFrame({0: np.ones(len(X))}, index=X.index)
+        super().learn_many(X, y)
 
 
 def _drift_state(model):

@@ -15,7 +15,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from stream_am.checks import MAX_SEED
+from stream_am import arguments
+from stream_am.arguments import not_a_directory
 from stream_am.estimators.networks import ACTIVATIONS
 
 __all__ = ["MAX_CLASSES", "MAX_HIDDEN", "MAX_LAYERS", "MAX_TIMEOUT", "RESUME_FLAGS", "check_args", "check_resume",
@@ -41,7 +42,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu")
     p.add_argument("--variant", choices=["auto", "mem", "adam"], default="auto", help="(default auto).")
     p.add_argument("--batch-size", type=int, default=32, help="Global mini-batch, split evenly over the ranks.")
-    p.add_argument("--seed", type=int, default=0, help="In 0..2**63-1 (default 0).")
+    p.add_argument("--seed", type=arguments.seed, default=0, help="In 0..2**63-1 (default 0).")
     p.add_argument("--checkpoint-dir", type=Path, required=True)
     p.add_argument("--checkpoint-every", type=int, default=100, help="Steps between checkpoints (0: at the end).")
     p.add_argument("--max-steps", type=int, default=None, help="Stop after this many global steps.")
@@ -79,8 +80,6 @@ def _check_numbers(args: argparse.Namespace, world: int) -> None:
         raise ValueError(f"--n-classes must be an integer in 2..{MAX_CLASSES} for classification, got {args.n_classes}")
     if args.batch_size < 1 or args.batch_size % world:
         raise ValueError(f"--batch-size must be a positive multiple of the {world} processes, got {args.batch_size}")
-    if not 0 <= args.seed <= MAX_SEED:
-        raise ValueError(f"--seed must be in 0..2**63-1, got {args.seed}")
     for flag in ("checkpoint_every", "report_every"):
         if getattr(args, flag) < 0:
             raise ValueError(f"--{flag.replace('_', '-')} must be >= 0, got {getattr(args, flag)}")
@@ -106,11 +105,10 @@ def _check_checkpoint_dir(directory: Path) -> None:
     """The directory, or its nearest existing parent, is a writable directory (nothing is created here)."""
     if directory.exists() and not directory.is_dir():
         raise ValueError(f"--checkpoint-dir: {directory} exists and is not a directory")
-    parent = directory
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        raise ValueError(f"--checkpoint-dir: {directory} cannot be created: {parent} is not a directory")
+    blocker = not_a_directory(directory)
+    if blocker is not None:
+        raise ValueError(f"--checkpoint-dir: {directory} cannot be created: {blocker} is not a directory")
+    parent = next(p for p in (directory, *directory.parents) if p.exists())  # a directory: checked above
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ValueError(f"--checkpoint-dir: {directory} cannot be written: {parent} is not writable")
 

@@ -65,7 +65,7 @@ class StreamEstimator(abc.ABC):
         check_network_params(self.hidden_sizes, self.activation, self.batch_size, self.standardize)
         checks.check_device(self.device)
         if self.seed is not None:
-            checks.check_int("seed", self.seed, low=0, high=checks.MAX_SEED)
+            checks.check_seed(self.seed)
 
     def _reset(self) -> None:
         self._index = FeatureIndex()

@@ -155,7 +155,6 @@ def _array(arrays: dict[str, Any], key: str, kinds: str, shape: Sequence[int | N
     return a
 
 
-
 def _check_moments(arrays: dict[str, Any], prefix: str, n: int, n_learned: int, limit: float) -> np.ndarray:
     """Running statistics of ``n`` columns whose values were at most ``limit`` in magnitude; returns the counts."""
     count = _array(arrays, f"{prefix}count", "iu", (n,))

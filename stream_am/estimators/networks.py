@@ -17,7 +17,7 @@ from torch import nn
 from stream_am import checks
 from stream_am.nn import Sign, Step
 
-__all__ = ["ACTIVATIONS", "build_mlp", "check_network_params"]
+__all__ = ["ACTIVATIONS", "build_mlp", "check_hidden_sizes", "check_network_params"]
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -31,12 +31,17 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 
 
 
-def check_network_params(hidden_sizes: Any, activation: Any, batch_size: Any, standardize: Any) -> None:
-    """The network parameters every stream estimator shares; ``ValueError`` naming the field otherwise."""
+def check_hidden_sizes(hidden_sizes: Any) -> None:
+    """``hidden_sizes`` must be a tuple of positive ints (``()`` is a linear model)."""
     if not isinstance(hidden_sizes, tuple) or any(
         isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden_sizes
     ):
         raise ValueError(f"hidden_sizes must be a tuple of positive ints, got {hidden_sizes!r}")
+
+
+def check_network_params(hidden_sizes: Any, activation: Any, batch_size: Any, standardize: Any) -> None:
+    """The network parameters every stream estimator shares; ``ValueError`` naming the field otherwise."""
+    check_hidden_sizes(hidden_sizes)
     checks.check_choice("activation", activation, sorted(ACTIVATIONS))
     checks.check_int("batch_size", batch_size, low=1)
     if not isinstance(standardize, bool):
