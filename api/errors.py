@@ -19,6 +19,7 @@ from stream_am.checks import InputError
 _log = logging.getLogger("stream_am.api")
 
 __all__ = [
+    "FieldConflict",
     "FieldError",
     "ModelExists",
     "ModelNotFound",
@@ -37,6 +38,11 @@ class FieldError(ValueError):
         super().__init__(f"{field}: {msg}")
         self.field = field
         self.msg = msg
+
+
+class FieldConflict(FieldError):
+    """A well-formed field the model's state cannot honour now (answered with 409, naming the field): a
+    ``min_model_version`` ahead of every acknowledged update, an id that already holds another instance."""
 
 
 class ModelNotFound(LookupError):
@@ -124,6 +130,11 @@ async def _value_error(_: Request, exc: Exception) -> JSONResponse:
 _UNPARSED = "There was an error parsing the body"  # FastAPI's 400 when reading the JSON body raised
 
 
+async def _conflict(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, FieldConflict)
+    return _error(409, [{"field": exc.field, "msg": exc.msg, "type": "conflict"}])
+
+
 async def _http(request: Request, exc: Exception) -> Any:
     """FastAPI's own answer, except a body its JSON reader gave up on (nested deeper than Python's recursion
     limit, an integer over 4,300 digits): a 422 naming the body, as every malformed body is answered."""
@@ -153,10 +164,11 @@ async def _storage(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install_handlers(app: FastAPI) -> None:
-    """Map validation and library ``ValueError`` to 422, unknown models to 404, overload to 503."""
+    """Map validation and library ``ValueError`` to 422, unknown models to 404, conflicts to 409, overload to 503."""
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(HTTPException, _http)
     app.add_exception_handler(ModelExists, _exists)
+    app.add_exception_handler(FieldConflict, _conflict)  # before ValueError's: the most derived class wins
     app.add_exception_handler(ValueError, _value_error)
     app.add_exception_handler(ModelNotFound, _not_found)
     app.add_exception_handler(Overloaded, _overloaded)

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["EventLog", "connect"]
+__all__ = ["EventLog", "IdHeld", "connect"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, payload TEXT NOT NULL);
@@ -18,6 +18,15 @@ CREATE TABLE IF NOT EXISTS pending (
     n INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, payload TEXT NOT NULL, created REAL NOT NULL
 );
 """
+
+
+class IdHeld(ValueError):
+    """A stored prediction already waits under this id with other features (``index``: its place among the
+    ids given)."""
+
+    def __init__(self, index: int, id_: str) -> None:
+        super().__init__(f"a prediction for other features already awaits a label under id {id_!r}")
+        self.index = index
 
 
 def connect(path: Path, synchronous: str = "FULL") -> sqlite3.Connection:
@@ -91,12 +100,20 @@ class EventLog:
         return int(row[0]) if row else 0
 
     def put_pending(self, items: Sequence[tuple[str, dict[str, Any]]]) -> None:
-        """Store ``(id, {"x": row, "pred": prediction})``; the oldest are dropped beyond ``max_pending``."""
+        """Store ``(id, {"x": row, "p": prediction})``; the oldest are dropped beyond ``max_pending``.
+
+        An id that already waits with the same features is stored again (a retried request: the newer
+        prediction replaces the older); with other features, :class:`IdHeld` is raised and nothing is stored.
+        """
         now = time.time()
         with self._reader_lock:
             conn = self._reader
             conn.execute("BEGIN IMMEDIATE")
             try:
+                for k, (i, p) in enumerate(items):
+                    held = conn.execute("SELECT payload FROM pending WHERE id = ?", (i,)).fetchone()
+                    if held is not None and json.loads(held[0])["x"] != json.loads(json.dumps(p["x"])):
+                        raise IdHeld(k, i)
                 conn.executemany(
                     "INSERT OR REPLACE INTO pending (id, payload, created) VALUES (?, ?, ?)",
                     [(i, json.dumps(p), now) for i, p in items],

@@ -72,14 +72,15 @@ class _Body(BaseModel):
 class PredictRequest(_Body):
     instances: list[Instance] = Field(description="Instances to predict.")
     ids: list[SampleId] | None = Field(
-        None, description="Optional ids: features and predictions are kept until a label arrives."
+        None, description="Optional ids: features and predictions are kept until a label arrives (an id that "
+        "already waits with other features: 409)."
     )
     min_model_version: StrictInt | None = Field(
         None,
         ge=0,
         description="Answer from a state holding at least this many learn requests (e.g. the `model_version` "
         "of your last learn: read your writes). A predictor process with an older snapshot passes the "
-        "request to the writer, which answers from its acknowledged state.",
+        "request to the writer, which answers from its acknowledged state (409 if that holds fewer).",
     )
 
 

@@ -21,8 +21,8 @@ from dataclasses import replace
 from typing import Any
 
 from stream_am.server import estimators
-from stream_am.server.errors import ModelNotFound, Overloaded, Unavailable, input_field
-from stream_am.server.eventlog import EventLog
+from stream_am.server.errors import FieldConflict, ModelNotFound, Overloaded, Unavailable, input_field
+from stream_am.server.eventlog import EventLog, IdHeld
 from stream_am.server.jobs import LearnJob, LearnResult, Snapshot
 from stream_am.server.writer import IMPORTED, ModelWriter
 
@@ -103,6 +103,8 @@ class ServedModel(ModelWriter):
                 self.log.put_pending([(i, {"x": r, "p": p}) for i, r, p in zip(ids, rows, preds, strict=True)])
             except sqlite3.ProgrammingError:  # the model was deleted meanwhile
                 raise ModelNotFound(f"model {self.name!r} not found") from None
+            except IdHeld as exc:
+                raise FieldConflict(f"ids[{exc.index}]", str(exc)) from None
         return preds, probas, snap.version
 
     def pending_count(self) -> int:

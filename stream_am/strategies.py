@@ -19,11 +19,10 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from stream_am import checks
-from stream_am.checks import check_seed
 from stream_am.estimators import inputs
 from stream_am.estimators.networks import ACTIVATIONS, build_mlp, check_hidden_sizes
 from stream_am.output_growth import grow_output, pad_rows
-from stream_am.strategies_checks import labelled_frame, labelled_row
+from stream_am.strategies_checks import first_features, labelled_frame, labelled_row
 from stream_am.wrapping import ClassifierWrapper
 
 __all__ = ["ReplayClassifier", "EWCClassifier"]
@@ -70,7 +69,7 @@ class ReplayClassifier(ClassifierWrapper):
         checks.check_int("buffer_size", buffer_size, low=1)
         checks.check_float("replay_ratio", replay_ratio, 0.0, math.inf)
         checks.check_int("batch_size", batch_size, low=1)
-        check_seed(seed)
+        checks.check_seed(seed)
         self.classifier = classifier
         self.buffer_size = buffer_size
         self.replay_ratio = replay_ratio
@@ -136,8 +135,8 @@ class EWCClassifier(base.MiniBatchClassifier):
     (online EWC, Schwarz et al. 2018), and the anchor ``theta*`` moves to the current weights. With
     ``consolidate_every`` near a task's length this behaves like per-task EWC. Inputs are used as given:
     put a ``river.preprocessing.StandardScaler`` in front. New classes grow the output layer; its Adam
-    state is carried over. Features are fixed, in sorted order, at the first step; later new ones are
-    ignored and missing ones (NaN in a DataFrame) read as 0. Inputs are checked as the stream estimators
+    state is carried over. Features are fixed, in sorted order, at the first step (which must see one); later
+    new ones are ignored and missing ones (NaN in a DataFrame) read as 0. Inputs are checked as the stream estimators
     check them, with values up to the engine's bound (:data:`~stream_am.checks.MAX_VALUE`: they reach float32
     unscaled); a refused call changes nothing.
 
@@ -168,7 +167,7 @@ class EWCClassifier(base.MiniBatchClassifier):
         checks.check_int("consolidate_every", consolidate_every, low=1)
         checks.check_float("ewc_lambda", ewc_lambda, 0.0, math.inf)
         checks.check_float("fisher_decay", fisher_decay, 0.0, 1.0, high_inclusive=True)
-        check_seed(seed)
+        checks.check_seed(seed)
         self.hidden_sizes = hidden_sizes
         self.activation = activation
         self.lr = lr
@@ -226,6 +225,7 @@ class EWCClassifier(base.MiniBatchClassifier):
     def learn_one(self, x: dict, y: Any) -> None:
         checks.check_can_learn()
         row, label = labelled_row(x, y, self.classes_, inputs.MAX_RAW_MAGNITUDE)
+        first_features(self._features is not None or any(r for r, _ in self._pending), len(row), "x")
         pending = [*self._pending, (row, label)]
         if len(pending) >= self.batch_size:
             xs, ys = zip(*pending, strict=True)
@@ -239,6 +239,7 @@ class EWCClassifier(base.MiniBatchClassifier):
         checks.check_can_learn()
         _, labels = labelled_frame(X, y, self.classes_, inputs.MAX_RAW_MAGNITUDE)
         if labels:
+            first_features(self._features is not None, len(X.columns), "X")
             self._learn_rows(X, labels)
 
     def _learn_rows(self, X: pd.DataFrame, labels: list[Any]) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from stream_am.estimators import inputs
 
-__all__ = ["labelled_row", "labelled_frame"]
+__all__ = ["labelled_row", "labelled_frame", "first_features"]
 
 
 def labelled_row(x: Any, y: Any, known: list[Any], limit: float = inputs.MAX_MAGNITUDE) -> tuple[dict, Hashable]:
@@ -53,3 +53,11 @@ def labelled_frame(
     records = [{n: v for n, v, p in zip(names, r, m, strict=True) if p}
                for r, m in zip(rows.tolist(), present.tolist(), strict=True)]
     return records, labels
+
+
+def first_features(fixed: bool, n_features: int, field: str) -> None:
+    """``ValueError`` naming ``field`` if the step that fixes an :class:`~stream_am.strategies.EWCClassifier`'s
+    features (``fixed``: they are fixed already) would see none: its network would never have an input."""
+    if not fixed and not n_features:
+        raise ValueError(f"{field} has no features: EWCClassifier fixes its features at its first step, which "
+                         "needs at least one")

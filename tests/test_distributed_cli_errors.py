@@ -114,19 +114,37 @@ def test_a_file_of_only_the_target_and_regression_targets_are_checked(tmp_path, 
     assert not (tmp_path / "ck").exists()
 
 
-def test_a_bad_row_found_during_training_ends_the_job_with_status_2(tmp_path, run):
+def test_a_bad_row_deep_in_the_stream_refuses_the_job_before_any_step(tmp_path, run):
     rows = [f"{i % 5}.5,{i % 7},{i % 3}" for i in range(4200)]
-    rows[4150] = "1,nan,0"  # past the first chunk of 4096 rows: found while training
+    rows[4150] = "1,nan,0"  # past the first chunk of 4096 rows
     source = _csv(tmp_path / "d.csv", "a,b,y", *rows)
-    status, _, err = run("--source", str(source), "--target", "y", "--n-classes", "3", "--hidden", "4",
-                         "--batch-size", "1024", "--variant", "mem", "--checkpoint-dir", str(tmp_path / "ck"),
-                         "--checkpoint-every", "2", "--report-every", "0")
+    status, out, err = run("--source", str(source), "--target", "y", "--n-classes", "3", "--hidden", "4",
+                           "--batch-size", "1024", "--variant", "mem", "--checkpoint-dir", str(tmp_path / "ck"),
+                           "--checkpoint-every", "2", "--report-every", "0")
     assert status == 2 and "row 4151" in err and "'b'" in err and str(source) in err, err
+    assert out == "" and not (tmp_path / "ck").exists()  # refused before the checkpoint directory was made
+
+
+def test_a_source_that_goes_bad_during_training_stops_at_the_row_and_keeps_the_checkpoints(tmp_path):
+    from distributed_worker import group_of_one
+
+    from stream_am import OnlineAM
+    from stream_am.distributed.data_parallel import DataParallelAM
+    from stream_am.distributed.job import train
+    from stream_am.distributed.sources import check_sources, file_rows
+    from stream_am.estimators import build_mlp
+
+    rows = [f"{i % 5}.5,{i % 7},{i % 3}" for i in range(4200)]
+    source = _csv(tmp_path / "d.csv", "a,b,y", *rows)
+    assert check_sources([source], "y", 3) == 2  # checked whole before the job starts
+    stream = file_rows([source], "y", n_classes=3)
+    rows[4150] = "1,nan,0"  # then the file changes before training reads it
+    _csv(tmp_path / "d.csv", "a,b,y", *rows)
+    am = OnlineAM(build_mlp(2, 3, (4,), "relu", seed=0), variant="mem", loss="cross_entropy", seed=0)
+    with group_of_one(), pytest.raises(ValueError, match=r"row 4151, column 'b'"):
+        train(DataParallelAM(am), stream, batch_size=1024, n_inputs=2, checkpoint_dir=tmp_path / "ck",
+              checkpoint_every=2)
     assert json.loads((tmp_path / "ck" / "checkpoint.json").read_text())["step"] == 4  # the steps before it
-    good = _csv(tmp_path / "ok.csv", "a,b,y", *GOOD)  # the failed run's process group is gone: a new one starts
-    status, out, _ = run("--source", str(good), "--target", "y", "--n-classes", "3", "--hidden", "4",
-                         "--checkpoint-dir", str(tmp_path / "ck2"))
-    assert status == 0 and json.loads(out.splitlines()[-1])["samples"] == 40
 
 
 # ------------------------------------------------------------------ 3. corrupt or foreign checkpoints

@@ -315,3 +315,17 @@ def test_drift_refusal_by_the_wrapped_classifier_is_not_observed():
     with pytest.raises(ValueError, match="refused"):
         model.learn_many(pd.DataFrame({"refused": [1.0, 2.0]}), pd.Series([0, 0]))
     assert _drift_state(model) == before
+
+
+def test_ewc_refuses_a_first_step_without_features_and_keeps_nothing_of_it():
+    model = EWCClassifier(hidden_sizes=(4,), batch_size=2, seed=0)
+    with pytest.raises(ValueError, match="^X has no features"):
+        model.learn_many(pd.DataFrame(index=range(3)), pd.Series([0, 1, 0]))
+    with pytest.raises(ValueError, match="^x has no features"):
+        model.learn_one({}, 1)
+    assert model._features is None and model.classes_ == [] and model._pending == []
+    model.learn_one({"a": 1.0}, 0)
+    model.learn_one({}, 1)  # the pending row has a feature: this step fixes ["a"]
+    assert model._features == ["a"] and model.classes_ == [0, 1]
+    model.learn_many(pd.DataFrame(index=range(2)), pd.Series([1, 0]))  # fixed already: missing reads as 0
+    assert model._features == ["a"]

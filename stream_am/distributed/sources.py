@@ -96,22 +96,27 @@ def _same_columns(path: Path, columns: list[str], first: list[str]) -> None:
 
 
 def check_sources(paths: Sequence[Path], target: str, n_classes: int | None, chunk_rows: int = 4096) -> int:
-    """The number of features; ``ValueError`` naming the file unless every file has rows, the first file's
-    columns (the target and at least one feature), and a first chunk that passes :func:`checked_rows`."""
+    """The number of features; ``ValueError`` naming the file (and the row and column) unless every file has
+    rows and the first file's columns (the target and at least one feature) and every row passes
+    :func:`checked_rows`. The whole stream is read once, before the job starts, so that a bad row deep in it
+    cannot stop the job midway (reading costs a small fraction of learning from the same rows)."""
     first: list[str] | None = None
     for path in paths:
-        frame = next((f for f in _frames(Path(path), chunk_rows) if len(f)), None)
-        if frame is None:
+        row = 1
+        for frame in _frames(Path(path), chunk_rows):
+            if not len(frame):
+                continue
+            if first is None:
+                if target not in frame.columns:
+                    raise ValueError(f"--target: column {target!r} is not in {path} (columns {list(frame.columns)})")
+                if len(frame.columns) < 2:
+                    raise ValueError(f"--source: {path} has only the target column {target!r}; it needs features")
+                first = list(frame.columns)
+            _same_columns(Path(path), list(frame.columns), first)
+            checked_rows(frame, Path(path), target, n_classes, row)  # checks the chunk eagerly
+            row += len(frame)
+        if row == 1:
             raise ValueError(f"--source: {path} has no rows")
-        if first is None:
-            if target not in frame.columns:
-                raise ValueError(f"--target: column {target!r} is not in {path} (columns {list(frame.columns)})")
-            if len(frame.columns) < 2:
-                raise ValueError(f"--source: {path} has only the target column {target!r}; it needs features")
-            first = list(frame.columns)
-        _same_columns(Path(path), list(frame.columns), first)
-        for _ in checked_rows(frame, Path(path), target, n_classes):
-            pass
     return len(first or [target]) - 1
 
 

@@ -94,6 +94,40 @@ def test_delayed_labels_by_id(client: TestClient) -> None:
     assert predicted["model_version"] == 1
 
 
+def test_an_id_already_waiting_is_kept_for_its_own_features_only(client: TestClient) -> None:
+    xs, ys = _blobs(8)
+    client.post("/partial_fit", json={"instances": xs, "targets": ys})
+    first = client.post("/predict", json={"instances": xs[:2], "ids": ["a", "b"]})
+    assert first.status_code == 200
+    retried = client.post("/predict", json={"instances": xs[:2], "ids": ["a", "b"]})  # a retry: same features
+    assert retried.status_code == 200 and retried.json()["predictions"] == first.json()["predictions"]
+    assert client.get("/models/default").json()["pending_ids"] == 2
+    taken = client.post("/predict", json={"instances": [xs[2], xs[3]], "ids": ["c", "b"]})  # b holds xs[1]
+    assert taken.status_code == 409
+    assert taken.json()["detail"] == [{"field": "ids[1]", "msg": taken.json()["detail"][0]["msg"], "type": "conflict"}]
+    assert "'b'" in taken.json()["detail"][0]["msg"]
+    assert client.get("/models/default").json()["pending_ids"] == 2  # nor was c stored
+    assert client.post("/partial_fit", json={"ids": ["c"], "targets": [ys[2]]}).status_code == 422
+    learned = client.post("/partial_fit", json={"ids": ["b"], "targets": [ys[1]]})  # b still holds xs[1]
+    assert learned.status_code == 200 and learned.json()["samples_seen"] == 9
+
+
+def test_min_model_version_ahead_of_the_acknowledged_state_is_a_conflict(client: TestClient) -> None:
+    xs, ys = _blobs(8)
+    client.post("/partial_fit", json={"instances": xs, "targets": ys})
+    ok = client.post("/predict", json={"instances": xs[:1], "min_model_version": 1})
+    assert ok.status_code == 200 and ok.json()["model_version"] == 1
+    for body in ({"instances": xs[:1], "min_model_version": 2},
+                 {"instances": xs, "ids": [f"z{i}" for i in range(8)], "min_model_version": 5}):
+        ahead = client.post("/predict", json=body)
+        assert ahead.status_code == 409, ahead.text
+        detail = ahead.json()["detail"][0]
+        assert detail["field"] == "min_model_version" and "holds 1 learn requests" in detail["msg"]
+    assert client.get("/models/default").json()["pending_ids"] == 0  # refused before anything was stored
+    client.post("/partial_fit", json={"instances": xs[:2], "targets": ys[:2]})
+    assert client.post("/predict", json={"instances": xs[:1], "min_model_version": 2}).json()["model_version"] == 2
+
+
 def test_metrics_prometheus_text(client: TestClient) -> None:
     xs, ys = _blobs(8)
     client.post("/partial_fit", json={"instances": xs, "targets": ys})

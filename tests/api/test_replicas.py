@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 from api_fixtures import SMALL, free_port
@@ -41,6 +42,14 @@ class Writer:
         while not self.server.started:
             assert time.monotonic() < deadline, "the writer did not start"
             time.sleep(0.02)
+
+    def post(self, path: str, body: dict[str, Any]) -> httpx.Response:
+        """A request straight to the writer (not through a predictor)."""
+        config = self.server.config
+        transport = httpx.HTTPTransport(uds=config.uds) if config.uds else None
+        base = "http://writer" if config.uds else f"http://{config.host}:{config.port}"
+        with httpx.Client(transport=transport, base_url=base) as client:
+            return client.post(path, json=body)
 
     def stop(self) -> None:
         self.server.should_exit = True
@@ -98,9 +107,9 @@ def test_predictor_answers_from_the_published_state_as_the_writer_would(replicas
     writer, predictor = replicas(tcp=tcp)
     assert predictor.post("/learn", json={"instances": ROWS, "targets": TARGETS}).json()["model_version"] == 1
     local = _answer_at(predictor, 1, {"instances": ROWS})
-    fresh = predictor.post("/predict", json={"instances": ROWS, "min_model_version": 2})  # forwarded: writer's
-    assert fresh.status_code == 200
-    direct = fresh.json()
+    ahead = predictor.post("/predict", json={"instances": ROWS, "min_model_version": 2})  # forwarded: refused
+    assert ahead.status_code == 409 and ahead.json()["detail"][0]["field"] == "min_model_version"
+    direct = writer.post("/predict", {"instances": ROWS}).json()
     assert direct["staleness_seconds"] == 0.0 and direct["model_version"] == 1
     assert local["predictions"] == direct["predictions"]
     assert local["probabilities"] == direct["probabilities"]  # one process, one published state: bitwise
