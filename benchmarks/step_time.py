@@ -14,9 +14,10 @@ cost against ``memory_clock="sample"`` for AM-mem and AM-auto (the same layers a
 each the median of the ratios of two blocks timed one right after the other. Every learner steps through the
 same stream of ``STREAM_BATCHES`` mini-batches of i.i.d. labels, in turn (until the fifth session one batch,
 repeated, was timed: it held every class, so no step ever left a class out, which under-charged the class
-clock: a step that leaves a remembered class out gives that class back its share). ``784-64-10/b32`` is
-``AMClassifier``'s default network on 784 features (MNIST-sized rows); ``64-256-256-10/b32`` is the wider
-digits network of ``variants.py``, where ``"auto"`` is measured against the best single variant. Ratios (AM /
+clock: a step that leaves a remembered class out gives that class back its share). ``64-64-10/b32`` and
+``784-64-10/b32`` are ``AMClassifier``'s default network (one hidden layer of 64) on digits and on 784
+features (MNIST-sized rows); ``64-256-256-10/b32`` is the wider digits network of ``variants.py``, where
+``"auto"`` is measured against the best single variant. Ratios (AM /
 backprop) are the result; absolute times vary with the machine. ``--clock cpu`` times the process's CPU time
 instead of the wall clock: on a machine shared with other jobs, time spent descheduled then counts for nobody
 (only meaningful on the CPU).
@@ -55,6 +56,7 @@ def block_steps(batch: int) -> int:
     return BLOCK * math.ceil(period / BLOCK)
 
 SHAPES = {
+    "64-64-10/b32": ((64, 64, 10), 32),
     "64-64-64-10/b32": ((64, 64, 64, 10), 32),
     "64-256-256-10/b32": ((64, 256, 256, 10), 32),
     "784-64-10/b32": ((784, 64, 10), 32),
