@@ -17,7 +17,9 @@ CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, payloa
 CREATE TABLE IF NOT EXISTS pending (
     n INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, payload TEXT NOT NULL, created REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS tallies (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
+_WAITING = "SELECT value FROM tallies WHERE name = 'pending'"  # rows of ``pending``, kept by each transaction
 
 
 class IdHeld(ValueError):
@@ -55,7 +57,8 @@ class EventLog:
         self.path = path
         self.max_pending = max_pending
         self._writer = connect(path, "FULL")
-        self._writer.executescript(_SCHEMA)
+        self._writer.executescript(_SCHEMA)  # (a log written before the tally: counted once, here)
+        self._writer.execute("INSERT OR IGNORE INTO tallies (name, value) SELECT 'pending', count(*) FROM pending")
         self._reader = connect(path, "NORMAL")
         self._reader_lock = threading.Lock()
 
@@ -66,7 +69,9 @@ class EventLog:
         try:
             for payload in payloads:
                 conn.execute("INSERT INTO events (payload) VALUES (?)", (json.dumps(payload),))
-            conn.executemany("DELETE FROM pending WHERE id = ?", [(i,) for i in consumed_ids])
+            taken = conn.executemany("DELETE FROM pending WHERE id = ?", [(i,) for i in consumed_ids]).rowcount
+            if taken > 0:
+                conn.execute("UPDATE tallies SET value = value - ? WHERE name = 'pending'", (taken,))
             seq = int(conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()[0])
             conn.execute("COMMIT")
         except BaseException:
@@ -110,15 +115,22 @@ class EventLog:
             conn = self._reader
             conn.execute("BEGIN IMMEDIATE")
             try:
+                new = 0
                 for k, (i, p) in enumerate(items):
                     held = conn.execute("SELECT payload FROM pending WHERE id = ?", (i,)).fetchone()
                     if held is not None and json.loads(held[0])["x"] != json.loads(json.dumps(p["x"])):
                         raise IdHeld(k, i)
+                    new += held is None
                 conn.executemany(
                     "INSERT OR REPLACE INTO pending (id, payload, created) VALUES (?, ?, ?)",
                     [(i, json.dumps(p), now) for i, p in items],
                 )
-                conn.execute("DELETE FROM pending WHERE n <= (SELECT max(n) FROM pending) - ?", (self.max_pending,))
+                waiting = int(conn.execute(_WAITING).fetchone()[0]) + new
+                if waiting > self.max_pending:  # the oldest (a prediction stored again is the newest)
+                    conn.execute("DELETE FROM pending WHERE n IN (SELECT n FROM pending ORDER BY n LIMIT ?)",
+                                 (waiting - self.max_pending,))
+                    waiting = self.max_pending
+                conn.execute("UPDATE tallies SET value = ? WHERE name = 'pending'", (waiting,))
                 conn.execute("COMMIT")
             except BaseException:
                 _rollback(conn)
@@ -135,7 +147,7 @@ class EventLog:
 
     def pending_count(self) -> int:
         with self._reader_lock:
-            return int(self._reader.execute("SELECT count(*) FROM pending").fetchone()[0])
+            return int(self._reader.execute(_WAITING).fetchone()[0])
 
     def close(self) -> None:
         with self._reader_lock:

@@ -82,10 +82,14 @@ class ServedModel(ModelWriter):
                 raise Overloaded(f"model {self.name!r}: the write queue is full") from None
         return job.future
 
-    def predict(self, rows: list[Row], ids: list[str] | None, wait: bool = True) -> tuple[list[Any], Any, int] | None:
+    def predict(
+        self, rows: list[Row], ids: list[str] | None, wait: bool = True, min_version: int | None = None
+    ) -> tuple[list[Any], Any, int] | None:
         """Predict on the current snapshot; with ``ids``, keep instances and predictions for a label.
 
-        With ``wait=False`` it answers None instead of waiting for a snapshot copy.
+        With ``wait=False`` it answers None instead of waiting for a snapshot copy. A ``min_version`` above the
+        acknowledged state's version is a :class:`FieldConflict`, raised once the rows have passed the model's
+        checks (their errors come first) and before anything is stored.
         """
         estimators.use_torch_threads(self.settings.torch_threads)
         self._reads = True
@@ -98,6 +102,9 @@ class ServedModel(ModelWriter):
             preds, probas = estimators.predict(snap.estimator, rows, self.classifier)
         except InputError as exc:
             raise input_field(exc, row=0 if len(rows) == 1 else None) from None
+        if min_version is not None and snap.version < min_version:  # the snapshot is the acknowledged state
+            raise FieldConflict("min_model_version", f"model {self.name!r} holds {snap.version} learn requests "
+                                f"(every acknowledged one), fewer than {min_version}")
         if ids is not None:
             try:
                 self.log.put_pending([(i, {"x": r, "p": p}) for i, r, p in zip(ids, rows, preds, strict=True)])

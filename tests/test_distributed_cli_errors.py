@@ -125,6 +125,18 @@ def test_a_bad_row_deep_in_the_stream_refuses_the_job_before_any_step(tmp_path, 
     assert out == "" and not (tmp_path / "ck").exists()  # refused before the checkpoint directory was made
 
 
+@pytest.mark.parametrize("column", ["b", "y"])
+def test_true_and_false_are_not_numbers_even_where_a_whole_chunk_holds_them(tmp_path, run, column):
+    rows = [f"{i % 5}.5,{i % 7},{i % 3}" for i in range(4096)]  # the first chunk: numbers
+    rows += [f"1,{'True' if i % 2 else 'False'},0" if column == "b" else f"1,2,{'True' if i % 2 else 'False'}"
+             for i in range(100)]  # the second chunk reads as booleans
+    source = _csv(tmp_path / "d.csv", "a,b,y", *rows)
+    status, _, err = run("--source", str(source), "--target", "y", "--n-classes", "3", "--checkpoint-dir",
+                         str(tmp_path / "ck"))
+    assert status == 2 and "row 4097" in err and f"column '{column}'" in err and "'False' is not a number" in err
+    assert not (tmp_path / "ck").exists()
+
+
 def test_a_source_that_goes_bad_during_training_stops_at_the_row_and_keeps_the_checkpoints(tmp_path):
     from distributed_worker import group_of_one
 

@@ -6,7 +6,7 @@ import asyncio
 
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
-from stream_am.server.errors import FieldConflict, FieldError
+from stream_am.server.errors import FieldError
 from stream_am.server.instances import check_batch, check_targets, predict_rows, to_rows
 from stream_am.server.jobs import LearnJob
 from stream_am.server.registry import DEFAULT_MODEL, Registry
@@ -31,15 +31,12 @@ async def _predict(
         check_api_key(request)
     model = registry.get(name)
     rows = predict_rows(body, settings)
-    held = model.head.version  # only grows: the state that answers holds at least this many
-    if body.min_model_version is not None and held < body.min_model_version:
-        raise FieldConflict("min_model_version", f"model {name!r} holds {held} learn requests (every acknowledged "
-                            f"one), fewer than {body.min_model_version}")
+    least = body.min_model_version
     # a small prediction on a fresh snapshot takes < 1 ms and never blocks: run it on the event loop;
     # others may wait for a snapshot copy or write stored predictions: run them in the thread pool
-    answer = model.predict(rows, None, wait=False) if body.ids is None and len(rows) <= _INLINE_ROWS else None
+    answer = model.predict(rows, None, False, least) if body.ids is None and len(rows) <= _INLINE_ROWS else None
     if answer is None:
-        answer = await run_in_threadpool(model.predict, rows, body.ids)
+        answer = await run_in_threadpool(model.predict, rows, body.ids, True, least)
     assert answer is not None
     preds, probas, version = answer
     return PredictResponse(predictions=preds, probabilities=probas, model_version=version)

@@ -32,7 +32,7 @@ def _frames(path: Path, chunk_rows: int) -> Iterator[Any]:
         try:
             import pyarrow.parquet as pq
         except ImportError as exc:
-            raise ValueError(f"source {path} is Parquet, which needs pyarrow: pip install pyarrow") from exc
+            raise ValueError(f"--source: {path} is Parquet, which needs pyarrow: pip install pyarrow") from exc
     try:
         if path.suffix == ".parquet":
             for record_batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
@@ -52,6 +52,8 @@ def _numbers(frame: Any, where: str, first_row: int) -> np.ndarray:
     values = np.empty(frame.shape, dtype=np.float64)
     for j, name in enumerate(frame.columns):
         column = frame[name]
+        if column.dtype.kind == "b":  # a chunk whose column read as True/False: refused as in any other chunk
+            raise ValueError(f"{where}, row {first_row}, column {name!r}: {str(column.iloc[0])!r} is not a number")
         numeric = pd.to_numeric(column, errors="coerce")
         bad = (numeric.isna() & column.notna()).to_numpy()
         if bad.any():

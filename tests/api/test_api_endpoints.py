@@ -112,6 +112,25 @@ def test_an_id_already_waiting_is_kept_for_its_own_features_only(client: TestCli
     assert learned.status_code == 200 and learned.json()["samples_seen"] == 9
 
 
+def test_the_oldest_waiting_ids_go_beyond_max_pending_ids_counting_waiting_rows(make_client) -> None:
+    client = make_client(max_pending_ids=3)
+    xs, ys = _blobs(8)
+    client.post("/partial_fit", json={"instances": xs, "targets": ys})
+    for k, i in enumerate("abc"):
+        assert client.post("/predict", json={"instances": [xs[k]], "ids": [i]}).status_code == 200
+    for _ in range(3):  # retries neither add a row nor push another id out
+        assert client.post("/predict", json={"instances": [xs[0]], "ids": ["a"]}).status_code == 200
+    assert client.get("/models/default").json()["pending_ids"] == 3
+    assert client.post("/partial_fit", json={"ids": ["b", "c"], "targets": ys[1:3]}).status_code == 200
+    client.post("/predict", json={"instances": [xs[3]], "ids": ["d"]})
+    assert client.get("/models/default").json()["pending_ids"] == 2  # a and d: nothing was over the limit
+    assert client.post("/predict", json={"instances": [xs[5]], "ids": ["a"]}).status_code == 409  # a still waits
+    client.post("/predict", json={"instances": xs[4:6], "ids": ["e", "f"]})  # four waiting: a, the oldest, goes
+    assert client.get("/models/default").json()["pending_ids"] == 3
+    assert client.post("/partial_fit", json={"ids": ["a"], "targets": [ys[0]]}).status_code == 422
+    assert client.post("/partial_fit", json={"ids": ["d", "e", "f"], "targets": ys[3:6]}).status_code == 200
+
+
 def test_min_model_version_ahead_of_the_acknowledged_state_is_a_conflict(client: TestClient) -> None:
     xs, ys = _blobs(8)
     client.post("/partial_fit", json={"instances": xs, "targets": ys})
@@ -124,6 +143,8 @@ def test_min_model_version_ahead_of_the_acknowledged_state_is_a_conflict(client:
         detail = ahead.json()["detail"][0]
         assert detail["field"] == "min_model_version" and "holds 1 learn requests" in detail["msg"]
     assert client.get("/models/default").json()["pending_ids"] == 0  # refused before anything was stored
+    too_large = client.post("/predict", json={"instances": [{"a": 1e300, "b": 0.0}], "min_model_version": 5})
+    assert too_large.status_code == 422 and too_large.json()["detail"][0]["field"] == "instances[0].a"  # 422 first
     client.post("/partial_fit", json={"instances": xs[:2], "targets": ys[:2]})
     assert client.post("/predict", json={"instances": xs[:1], "min_model_version": 2}).json()["model_version"] == 2
 
