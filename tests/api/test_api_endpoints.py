@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import sqlite3
+from pathlib import Path
 
 import api_fixtures
 from fastapi.testclient import TestClient
@@ -200,3 +202,26 @@ def test_import_refuses_other_files(client: TestClient) -> None:
     r = client.post("/models/evil/import", json=doc)
     assert r.status_code == 422 and r.json()["detail"][0]["field"] == "files.model.pkl"
     assert client.get("/models/evil").status_code == 404
+
+
+def test_a_log_written_before_the_tally_counts_its_waiting_predictions_when_opened(tmp_path: Path) -> None:
+    from stream_am.server.eventlog import EventLog
+
+    path = tmp_path / "events.sqlite"
+    old = sqlite3.connect(path)  # the schema before the tally, with three waiting predictions
+    old.executescript(
+        "CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, payload TEXT NOT NULL);"
+        "CREATE TABLE pending (n INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, payload TEXT NOT NULL,"
+        " created REAL NOT NULL);"
+        "INSERT INTO pending (id, payload, created) VALUES ('a', '{\"x\": [1], \"p\": 0}', 0), "
+        "('b', '{\"x\": [2], \"p\": 0}', 0), ('c', '{\"x\": [3], \"p\": 0}', 0);"
+    )
+    old.close()
+    log = EventLog(path, max_pending=3)
+    assert log.pending_count() == 3
+    log.put_pending([("d", {"x": [4], "p": 1})])  # over the limit: the oldest, a, goes
+    assert log.pending_count() == 3 and set(log.get_pending(["a", "b", "c", "d"])) == {"b", "c", "d"}
+    log.append([{"k": 1}], ["b", "zzz"])  # one of the two ids waits
+    assert log.pending_count() == 2
+    log.close()
+    assert EventLog(path, max_pending=3).pending_count() == 2  # kept by the transactions, not recounted
