@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import os
 import socket
 import stat
@@ -27,6 +28,8 @@ _DELEGATED = {
     "scenario": ("stream_am.scenarios.cli", "Run the scenario suite: `stream-am scenario list|run NAME ...`."),
     "demo": ("stream_am.demo", "A one-minute demonstration: AM against backprop and river on a digits stream."),
 }
+# what a delegated subcommand needs beyond the core install: (the extra, the modules it brings)
+_EXTRAS = {"scenario": ("scenarios", ("tqdm", "matplotlib"))}
 
 
 _LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")  # uvicorn's
@@ -159,6 +162,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``stream-am``; returns the exit status."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list and args_list[0] in _DELEGATED:
+        extra, needed = _EXTRAS.get(args_list[0], ("", ()))
+        missing = [m for m in needed if importlib.util.find_spec(m) is None]
+        if missing:  # before anything runs (a scenario would otherwise fail at its first progress bar or plot)
+            print(f"stream-am {args_list[0]} needs the {extra} extra ({', '.join(missing)} missing): "
+                  f"pip install 'stream-am[{extra}]' (from a checkout: pip install -e '.[{extra}]')", file=sys.stderr)
+            return 2
         module = importlib.import_module(_DELEGATED[args_list[0]][0])
         return int(module.main(args_list[1:]) or 0)
     args = _parser().parse_args(args_list)

@@ -32,6 +32,18 @@ def test_scenario_and_demo_delegate(monkeypatch: pytest.MonkeyPatch) -> None:
     assert calls == [["run", "drift", "--seed", "1"], ["--quick"]]
 
 
+def test_scenario_without_its_extra_is_one_line_naming_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real = cli.importlib.util.find_spec
+    monkeypatch.setattr(cli.importlib.util, "find_spec", lambda name: None if name == "tqdm" else real(name))
+    monkeypatch.delitem(sys.modules, "stream_am.scenarios.cli", raising=False)
+    assert cli.main(["scenario", "list"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "scenarios extra (tqdm missing)" in err and "stream-am[scenarios]" in err
+    assert "stream_am.scenarios.cli" not in sys.modules  # refused before the suite was imported
+
+
 def test_serve_builds_settings_from_flags(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     seen: dict[str, Any] = {}
 

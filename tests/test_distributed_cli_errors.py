@@ -254,3 +254,22 @@ def test_train_stream_refuses_to_resume_with_another_batch_size(tmp_path):
         with pytest.raises(ValueError, match="batch_size 16 differs from the checkpoint's 32"):
             train_stream(learner(), stream, batch_size=16, checkpoint_dir=tmp_path)
     assert _files(tmp_path) == before
+
+
+def test_reports_carry_the_mean_loss_and_accuracy_since_the_last_and_a_finished_job_reports_in_full(tmp_path, run):
+    source = _csv(tmp_path / "d.csv", "a,b,y", *GOOD)  # 40 rows: steps of 16, 16 and 8
+    argv = ["--source", str(source), "--target", "y", "--n-classes", "3", "--hidden", "4", "--batch-size", "16",
+            "--checkpoint-dir", str(tmp_path / "ck"), "--report-every", "2"]
+    status, out, _ = run(*argv)
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert status == 0 and [r["event"] for r in lines] == ["progress", "done"]
+    progress, done = lines
+    assert progress["step"] == 2 and done["step"] == 3 and done["samples"] == 40
+    for r in lines:  # progress: the 32 samples of steps 1 and 2; done: the 8 of step 3
+        assert r["loss"] > 0 and 0.0 <= r["accuracy"] <= 1.0
+    status, out, _ = run(*argv)  # resumed with nothing left to learn
+    again = json.loads(out.splitlines()[-1])
+    assert status == 0 and again == {
+        "event": "done", "world_size": 1, "resumed_from": 3, "step": 3, "samples": 40, "seconds": 0.0,
+        "samples_per_s": 0.0, "loss": None, "accuracy": None,
+    }

@@ -35,6 +35,27 @@ def _meta(info: dict[str, Any] | None, step: int, batch_size: int, world: int) -
     return {**(info or {}), "step": step, "batch_size": batch_size, "world_size": world}
 
 
+class _Window:
+    """Sums over the steps since the last report: samples, loss and (classification) correct predictions."""
+
+    def __init__(self) -> None:
+        self.n, self.loss, self.correct = 0.0, 0.0, 0.0
+
+    def add(self, stats: dict[str, float]) -> None:
+        self.n += stats["n"]
+        self.loss += stats["loss"] * stats["n"]
+        self.correct += stats.get("accuracy", 0.0) * stats["n"]
+
+
+def _report(dp: DataParallelAM, samples: int, seconds: float, window: _Window) -> dict[str, Any]:
+    """The step, samples and rate of this run, with the mean loss (and accuracy, test-then-train) of the
+    samples since the last report (``null`` when none)."""
+    mean = (lambda total: round(total / window.n, 4)) if window.n else (lambda total: None)
+    out = {"step": dp.n_steps, "samples": dp.samples_seen, "seconds": round(seconds, 3),
+           "samples_per_s": round(samples / seconds, 1) if seconds > 0 else 0.0, "loss": mean(window.loss)}
+    return {**out, "accuracy": mean(window.correct)} if dp.learner.loss == "cross_entropy" else out
+
+
 def train(
     dp: DataParallelAM, rows: Iterable[Row], *, batch_size: int, n_inputs: int, checkpoint_dir: Path | None = None,
     checkpoint_every: int = 100, max_steps: int | None = None, report_every: int = 0,
@@ -56,7 +77,8 @@ def train(
     share = shard(rows, rank, world, skip=dp.n_steps * local)
     batches = local_batches(share, local, n_inputs, dp.learner.loss == "cross_entropy")
     started, first_step, samples = time.perf_counter(), dp.n_steps, 0
-    report: dict[str, Any] = {}
+    window = _Window()  # loss (and accuracy) of the steps since the last report
+    report = _report(dp, 0, 0.0, window)
     for x, y in batches:
         if max_steps is not None and dp.n_steps >= max_steps:
             break
@@ -64,13 +86,13 @@ def train(
         if stats["n"] == 0:
             break
         samples += int(stats["n"])
-        seconds = time.perf_counter() - started
-        report = {"step": dp.n_steps, "samples": dp.samples_seen, "seconds": round(seconds, 3),
-                  "samples_per_s": round(samples / max(seconds, 1e-9), 1), "loss": round(stats["loss"], 4)}
+        window.add(stats)
+        report = _report(dp, samples, time.perf_counter() - started, window)
         if checkpoint_dir is not None and checkpoint_every and dp.n_steps % checkpoint_every == 0 and rank == 0:
             save_checkpoint(checkpoint_dir, dp.state_dict(), _meta(info, dp.n_steps, batch_size, world))
         if report_every and dp.n_steps % report_every == 0 and rank == 0:
             print(json.dumps({"event": "progress", **report}), flush=True)
+            window = _Window()
     if checkpoint_dir is not None and rank == 0 and dp.n_steps > first_step:
         save_checkpoint(checkpoint_dir, dp.state_dict(), _meta(info, dp.n_steps, batch_size, world))
     return {"event": "done", "world_size": world, "resumed_from": first_step, **report}
