@@ -118,3 +118,20 @@ def test_memory_decay_option_sets_the_am_learners_and_refuses_bad_values(tmp_pat
     for bad in ("1", "-0.1", "nan"):
         assert main([*args, "--memory-decay", bad]) == 2
         assert "argument --memory-decay: must be in [0, 1)" in capsys.readouterr().err
+
+
+def test_warm_up_draws_no_global_random_number_and_runs_once() -> None:
+    import random
+
+    import numpy as np
+    import torch
+    from stream_am.scenarios import _common
+
+    _common._warmed.clear()
+    states = (torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate())
+    _common.warm_up()
+    assert torch.equal(torch.get_rng_state(), states[0])
+    assert np.array_equal(np.random.get_state()[1], states[1]) and random.getstate() == states[2]
+    assert _common._warmed == [True]
+    _common.warm_up()  # a second call does nothing
+    assert _common._warmed == [True]
