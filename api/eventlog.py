@@ -46,6 +46,15 @@ def _rollback(conn: sqlite3.Connection) -> None:
         conn.execute("ROLLBACK")
 
 
+def _keep_at_most(conn: sqlite3.Connection, limit: int, waiting: int) -> None:
+    """In a transaction: drop the oldest waiting predictions beyond ``limit`` (one stored again is the newest)
+    and record the count, ``waiting`` before the drop."""
+    if waiting > limit:
+        conn.execute("DELETE FROM pending WHERE n IN (SELECT n FROM pending ORDER BY n LIMIT ?)", (waiting - limit,))
+        waiting = limit
+    conn.execute("UPDATE tallies SET value = ? WHERE name = 'pending'", (waiting,))
+
+
 class EventLog:
     """Accepted learn requests of one model, in order, plus stored predictions keyed by id.
 
@@ -59,6 +68,7 @@ class EventLog:
         self._writer = connect(path, "FULL")
         self._writer.executescript(_SCHEMA)  # (a log written before the tally: counted once, here)
         self._writer.execute("INSERT OR IGNORE INTO tallies (name, value) SELECT 'pending', count(*) FROM pending")
+        self._trim()  # a limit lowered since the last run holds from the start
         self._reader = connect(path, "NORMAL")
         self._reader_lock = threading.Lock()
 
@@ -110,6 +120,8 @@ class EventLog:
         An id that already waits with the same features is stored again (a retried request: the newer
         prediction replaces the older); with other features, :class:`IdHeld` is raised and nothing is stored.
         """
+        if len({i for i, _ in items}) != len(items):
+            raise ValueError("ids must be unique within a call")
         now = time.time()
         with self._reader_lock:
             conn = self._reader
@@ -125,16 +137,21 @@ class EventLog:
                     "INSERT OR REPLACE INTO pending (id, payload, created) VALUES (?, ?, ?)",
                     [(i, json.dumps(p), now) for i, p in items],
                 )
-                waiting = int(conn.execute(_WAITING).fetchone()[0]) + new
-                if waiting > self.max_pending:  # the oldest (a prediction stored again is the newest)
-                    conn.execute("DELETE FROM pending WHERE n IN (SELECT n FROM pending ORDER BY n LIMIT ?)",
-                                 (waiting - self.max_pending,))
-                    waiting = self.max_pending
-                conn.execute("UPDATE tallies SET value = ? WHERE name = 'pending'", (waiting,))
+                _keep_at_most(conn, self.max_pending, int(conn.execute(_WAITING).fetchone()[0]) + new)
                 conn.execute("COMMIT")
             except BaseException:
                 _rollback(conn)
                 raise
+
+    def _trim(self) -> None:
+        conn = self._writer
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            _keep_at_most(conn, self.max_pending, int(conn.execute(_WAITING).fetchone()[0]))
+            conn.execute("COMMIT")
+        except BaseException:
+            _rollback(conn)
+            raise
 
     def get_pending(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Stored entries for the ids that exist (read by the writer thread)."""

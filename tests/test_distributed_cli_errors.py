@@ -267,6 +267,10 @@ def test_reports_carry_the_mean_loss_and_accuracy_since_the_last_and_a_finished_
     assert progress["step"] == 2 and done["step"] == 3 and done["samples"] == 40
     for r in lines:  # progress: the 32 samples of steps 1 and 2; done: the 8 of step 3
         assert r["loss"] > 0 and 0.0 <= r["accuracy"] <= 1.0
+    status, out, _ = run(*[a if a != str(tmp_path / "ck") else str(tmp_path / "ck3") for a in argv[:-1]], "3")
+    last = [json.loads(line) for line in out.splitlines()]  # the last step is a report's: nothing after it
+    assert status == 0 and [(r["event"], r["step"]) for r in last] == [("progress", 3), ("done", 3)]
+    assert last[0]["loss"] > 0 and last[1]["loss"] is None and last[1]["accuracy"] is None
     status, out, _ = run(*argv)  # resumed with nothing left to learn
     again = json.loads(out.splitlines()[-1])
     assert status == 0 and again == {

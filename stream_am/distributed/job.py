@@ -76,9 +76,8 @@ def train(
     local = batch_size // world
     share = shard(rows, rank, world, skip=dp.n_steps * local)
     batches = local_batches(share, local, n_inputs, dp.learner.loss == "cross_entropy")
-    started, first_step, samples = time.perf_counter(), dp.n_steps, 0
-    window = _Window()  # loss (and accuracy) of the steps since the last report
-    report = _report(dp, 0, 0.0, window)
+    started, first_step, samples, seconds = time.perf_counter(), dp.n_steps, 0, 0.0
+    window = _Window()  # loss (and accuracy) of the steps since the last report, on every rank alike
     for x, y in batches:
         if max_steps is not None and dp.n_steps >= max_steps:
             break
@@ -86,16 +85,18 @@ def train(
         if stats["n"] == 0:
             break
         samples += int(stats["n"])
+        seconds = time.perf_counter() - started
         window.add(stats)
-        report = _report(dp, samples, time.perf_counter() - started, window)
         if checkpoint_dir is not None and checkpoint_every and dp.n_steps % checkpoint_every == 0 and rank == 0:
             save_checkpoint(checkpoint_dir, dp.state_dict(), _meta(info, dp.n_steps, batch_size, world))
-        if report_every and dp.n_steps % report_every == 0 and rank == 0:
-            print(json.dumps({"event": "progress", **report}), flush=True)
+        if report_every and dp.n_steps % report_every == 0:
+            if rank == 0:
+                print(json.dumps({"event": "progress", **_report(dp, samples, seconds, window)}), flush=True)
             window = _Window()
     if checkpoint_dir is not None and rank == 0 and dp.n_steps > first_step:
         save_checkpoint(checkpoint_dir, dp.state_dict(), _meta(info, dp.n_steps, batch_size, world))
-    return {"event": "done", "world_size": world, "resumed_from": first_step, **report}
+    return {"event": "done", "world_size": world, "resumed_from": first_step,
+            **_report(dp, samples, seconds, window)}
 
 
 def train_stream(

@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import api_fixtures
+import pytest
 from fastapi.testclient import TestClient
 
 # pytest fixtures shared by the tests/api modules (no conftest.py here: see api_fixtures)
@@ -223,5 +224,10 @@ def test_a_log_written_before_the_tally_counts_its_waiting_predictions_when_open
     assert log.pending_count() == 3 and set(log.get_pending(["a", "b", "c", "d"])) == {"b", "c", "d"}
     log.append([{"k": 1}], ["b", "zzz"])  # one of the two ids waits
     assert log.pending_count() == 2
+    with pytest.raises(ValueError, match="unique"):
+        log.put_pending([("e", {"x": [5], "p": 0}), ("e", {"x": [5], "p": 1})])
+    assert log.pending_count() == 2 and not log.get_pending(["e"])
     log.close()
     assert EventLog(path, max_pending=3).pending_count() == 2  # kept by the transactions, not recounted
+    lowered = EventLog(path, max_pending=1)  # a limit lowered between runs holds from the start
+    assert lowered.pending_count() == 1 and set(lowered.get_pending(["c", "d"])) == {"d"}
