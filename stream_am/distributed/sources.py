@@ -97,11 +97,10 @@ def _same_columns(path: Path, columns: list[str], first: list[str]) -> None:
         raise ValueError(f"--source: {path} has columns {columns}, the first file {first}")
 
 
-def check_sources(paths: Sequence[Path], target: str, n_classes: int | None, chunk_rows: int = 4096) -> int:
-    """The number of features; ``ValueError`` naming the file (and the row and column) unless every file has
-    rows and the first file's columns (the target and at least one feature) and every row passes
-    :func:`checked_rows`. The whole stream is read once, before the job starts, so that a bad row deep in it
-    cannot stop the job midway (reading costs a small fraction of learning from the same rows)."""
+def _chunks(paths: Sequence[Path], target: str, n_classes: int | None, chunk_rows: int) -> Iterator[tuple[int, Any]]:
+    """``(features, checked rows)`` of each chunk of ``paths`` in order (each chunk checked as it is read, by
+    :func:`checked_rows`); ``ValueError`` naming the file (and the row and column) unless every file has rows
+    and the first file's columns (the target and at least one feature)."""
     first: list[str] | None = None
     for path in paths:
         row = 1
@@ -115,11 +114,18 @@ def check_sources(paths: Sequence[Path], target: str, n_classes: int | None, chu
                     raise ValueError(f"--source: {path} has only the target column {target!r}; it needs features")
                 first = list(frame.columns)
             _same_columns(Path(path), list(frame.columns), first)
-            checked_rows(frame, Path(path), target, n_classes, row)  # checks the chunk eagerly
+            yield len(first) - 1, checked_rows(frame, Path(path), target, n_classes, row)
             row += len(frame)
         if row == 1:
             raise ValueError(f"--source: {path} has no rows")
-    return len(first or [target]) - 1
+
+
+def check_sources(paths: Sequence[Path], target: str, n_classes: int | None, chunk_rows: int = 4096) -> int:
+    """The number of features, once every chunk of ``paths`` has passed the checks of :func:`file_rows`. The whole
+    stream is read once, before the job starts, so that a bad row deep in it cannot stop the job midway
+    (reading costs a small fraction of learning from the same rows)."""
+    widths = {width for width, _ in _chunks(paths, target, n_classes, chunk_rows)}  # (checked as each is read)
+    return widths.pop()  # one width: every chunk has the first file's columns
 
 
 def file_rows(
@@ -127,21 +133,12 @@ def file_rows(
 ) -> Iterator[Row]:
     """The rows of ``paths`` in order; ``target`` names the target column, every other column is a feature.
 
-    Every file must have the same columns (checked at each chunk), and every chunk passes
-    :func:`checked_rows` as it is read (``n_classes``: labels must be classes ``0..n_classes - 1``); a
-    ``ValueError`` names the file, row and column of the first that does not.
+    Every file must have rows and the first file's columns (the target and at least one feature), and every
+    chunk passes :func:`checked_rows` as it is read (``n_classes``: labels must be classes
+    ``0..n_classes - 1``); a ``ValueError`` names the file, row and column of the first that does not.
     """
-    columns: list[str] | None = None
-    for path in paths:
-        row = 1
-        for frame in _frames(Path(path), chunk_rows):
-            if columns is None:
-                if target not in frame.columns:
-                    raise ValueError(f"--target: column {target!r} is not in {path} (columns {list(frame.columns)})")
-                columns = list(frame.columns)
-            _same_columns(Path(path), list(frame.columns), columns)
-            yield from checked_rows(frame, Path(path), target, n_classes, row)
-            row += len(frame)
+    for _, rows in _chunks(paths, target, n_classes, chunk_rows):
+        yield from rows
 
 
 def dict_rows(stream: Iterable[tuple[dict[str, Any], Any]], features: Sequence[str] | None = None) -> Iterator[Row]:
