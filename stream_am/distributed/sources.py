@@ -125,7 +125,7 @@ def check_sources(paths: Sequence[Path], target: str, n_classes: int | None, chu
     stream is read once, before the job starts, so that a bad row deep in it cannot stop the job midway
     (reading costs a small fraction of learning from the same rows)."""
     widths = {width for width, _ in _chunks(paths, target, n_classes, chunk_rows)}  # (checked as each is read)
-    return widths.pop()  # one width: every chunk has the first file's columns
+    return max(widths, default=0)  # one width (every chunk has the first file's columns), none without paths
 
 
 def file_rows(
