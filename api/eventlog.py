@@ -7,6 +7,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,18 @@ def _rollback(conn: sqlite3.Connection) -> None:
         conn.execute("ROLLBACK")
 
 
+@contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back if the block raises."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        _rollback(conn)
+        raise
+
+
 def _keep_at_most(conn: sqlite3.Connection, limit: int, waiting: int) -> None:
     """In a transaction: drop the oldest waiting predictions beyond ``limit`` (one stored again is the newest)
     and record the count, ``waiting`` before the drop."""
@@ -68,25 +81,20 @@ class EventLog:
         self._writer = connect(path, "FULL")
         self._writer.executescript(_SCHEMA)  # (a log written before the tally: counted once, here)
         self._writer.execute("INSERT OR IGNORE INTO tallies (name, value) SELECT 'pending', count(*) FROM pending")
-        self._trim()  # a limit lowered since the last run holds from the start
+        with _transaction(self._writer) as conn:  # a limit lowered since the last run holds from the start
+            _keep_at_most(conn, max_pending, int(conn.execute(_WAITING).fetchone()[0]))
         self._reader = connect(path, "NORMAL")
         self._reader_lock = threading.Lock()
 
     def append(self, payloads: Sequence[dict[str, Any]], consumed_ids: Sequence[str]) -> int:
         """Append events and drop consumed pending ids in one durable transaction; return the last seq."""
-        conn = self._writer
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _transaction(self._writer) as conn:
             for payload in payloads:
                 conn.execute("INSERT INTO events (payload) VALUES (?)", (json.dumps(payload),))
             taken = conn.executemany("DELETE FROM pending WHERE id = ?", [(i,) for i in consumed_ids]).rowcount
             if taken > 0:
                 conn.execute("UPDATE tallies SET value = value - ? WHERE name = 'pending'", (taken,))
             seq = int(conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()[0])
-            conn.execute("COMMIT")
-        except BaseException:
-            _rollback(conn)
-            raise
         return seq
 
     def replay(self, after: int) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -123,35 +131,18 @@ class EventLog:
         if len({i for i, _ in items}) != len(items):
             raise ValueError("ids must be unique within a call")
         now = time.time()
-        with self._reader_lock:
-            conn = self._reader
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                new = 0
-                for k, (i, p) in enumerate(items):
-                    held = conn.execute("SELECT payload FROM pending WHERE id = ?", (i,)).fetchone()
-                    if held is not None and json.loads(held[0])["x"] != json.loads(json.dumps(p["x"])):
-                        raise IdHeld(k, i)
-                    new += held is None
-                conn.executemany(
-                    "INSERT OR REPLACE INTO pending (id, payload, created) VALUES (?, ?, ?)",
-                    [(i, json.dumps(p), now) for i, p in items],
-                )
-                _keep_at_most(conn, self.max_pending, int(conn.execute(_WAITING).fetchone()[0]) + new)
-                conn.execute("COMMIT")
-            except BaseException:
-                _rollback(conn)
-                raise
-
-    def _trim(self) -> None:
-        conn = self._writer
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            _keep_at_most(conn, self.max_pending, int(conn.execute(_WAITING).fetchone()[0]))
-            conn.execute("COMMIT")
-        except BaseException:
-            _rollback(conn)
-            raise
+        with self._reader_lock, _transaction(self._reader) as conn:
+            new = 0
+            for k, (i, p) in enumerate(items):
+                held = conn.execute("SELECT payload FROM pending WHERE id = ?", (i,)).fetchone()
+                if held is not None and json.loads(held[0])["x"] != json.loads(json.dumps(p["x"])):
+                    raise IdHeld(k, i)
+                new += held is None
+            conn.executemany(
+                "INSERT OR REPLACE INTO pending (id, payload, created) VALUES (?, ?, ?)",
+                [(i, json.dumps(p), now) for i, p in items],
+            )
+            _keep_at_most(conn, self.max_pending, int(conn.execute(_WAITING).fetchone()[0]) + new)
 
     def get_pending(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Stored entries for the ids that exist (read by the writer thread)."""
