@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import platform
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -164,16 +165,12 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
     return data.data.astype(float), data.target.astype(int)
 
 
-_warmed: list[bool] = []  # whether this process has taken its first steps (warm_up)
-
-
+@functools.cache  # once per process
 def warm_up() -> None:
     """Take this process's first AM (memory and Adam) and backprop steps on throwaway data (a generator of its
     own), so that the first learner a scenario times does not pay torch's one-time start, about half a second
     on a CPU (the loading of kernels and of the linear-algebra library), which made it look several times
     slower than the same learner timed second."""
-    if _warmed:
-        return
     from stream_am import AMClassifier
     from stream_am.baselines import BackpropClassifier
 
@@ -183,7 +180,6 @@ def warm_up() -> None:
         for x, y in zip(rows(X), (X[:, 0] > 0).astype(int), strict=True):
             model.predict_one(x)
             model.learn_one(x, int(y))
-    _warmed.append(True)
 
 
 def execute(scenario: Scenario, cfg: RunConfig) -> dict[str, Any]:

@@ -127,13 +127,13 @@ def test_warm_up_draws_no_global_random_number_and_runs_once() -> None:
     import torch
     from stream_am.scenarios import _common
 
-    _common._warmed.clear()
+    _common.warm_up.cache_clear()
     numpy_state = np.random.get_state()
     states = (torch.get_rng_state(), numpy_state[1].copy(), numpy_state[2:], random.getstate())
     _common.warm_up()
     after = np.random.get_state()
     assert torch.equal(torch.get_rng_state(), states[0])
     assert np.array_equal(after[1], states[1]) and after[2:] == states[2] and random.getstate() == states[3]
-    assert _common._warmed == [True]
+    assert _common.warm_up.cache_info().misses == 1
     _common.warm_up()  # a second call does nothing
-    assert _common._warmed == [True]
+    assert _common.warm_up.cache_info().misses == 1 and _common.warm_up.cache_info().hits == 1
