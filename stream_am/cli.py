@@ -60,6 +60,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _needs_extra(command: str, extra: str, missing: list[str]) -> int:
+    """Say which extra ``command`` needs (``missing``: the modules not found); the exit status."""
+    print(f"stream-am {command} needs the {extra} extra ({', '.join(missing)} missing): pip install "
+          f"'stream-am[{extra}]' (from a checkout: pip install -e '.[{extra}]')", file=sys.stderr)
+    return 2
+
+
 def _serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn  # noqa: F401  (the server extra is installed)
@@ -67,9 +74,7 @@ def _serve(args: argparse.Namespace) -> int:
         from stream_am.server.app import create_app
         from stream_am.server.settings import Settings
     except ImportError as err:  # the server's dependencies are an extra
-        print(f"stream-am serve needs the server extra ({err.name} is missing): "
-              "pip install 'stream-am[server]'", file=sys.stderr)
-        return 2
+        return _needs_extra("serve", "server", [str(err.name)])
     overrides = {
         "host": args.host, "port": args.port, "state_dir": args.state_dir, "role": args.role,
         "writer_url": args.writer_url, "snapshot_dir": args.snapshot_dir,
@@ -165,9 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         extra, needed = _EXTRAS.get(args_list[0], ("", ()))
         missing = [m for m in needed if importlib.util.find_spec(m) is None]
         if missing:  # before anything runs (a scenario would otherwise fail at its first progress bar or plot)
-            print(f"stream-am {args_list[0]} needs the {extra} extra ({', '.join(missing)} missing): "
-                  f"pip install 'stream-am[{extra}]' (from a checkout: pip install -e '.[{extra}]')", file=sys.stderr)
-            return 2
+            return _needs_extra(args_list[0], extra, missing)
         module = importlib.import_module(_DELEGATED[args_list[0]][0])
         return int(module.main(args_list[1:]) or 0)
     args = _parser().parse_args(args_list)

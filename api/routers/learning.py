@@ -34,9 +34,10 @@ async def _predict(
     least = body.min_model_version
     # a small prediction on a fresh snapshot takes < 1 ms and never blocks: run it on the event loop;
     # others may wait for a snapshot copy or write stored predictions: run them in the thread pool
-    answer = model.predict(rows, None, False, least) if body.ids is None and len(rows) <= _INLINE_ROWS else None
+    small = body.ids is None and len(rows) <= _INLINE_ROWS
+    answer = model.predict(rows, None, wait=False, min_version=least) if small else None
     if answer is None:
-        answer = await run_in_threadpool(model.predict, rows, body.ids, True, least)
+        answer = await run_in_threadpool(model.predict, rows, body.ids, min_version=least)
     assert answer is not None
     preds, probas, version = answer
     return PredictResponse(predictions=preds, probabilities=probas, model_version=version)
