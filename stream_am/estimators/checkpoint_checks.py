@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from river import base
 
+from stream_am import checks
 from stream_am.estimators import inputs
 
 __all__ = ["check_state"]
@@ -70,9 +71,8 @@ def check_state(est: Any, meta: Any, arrays: Any) -> None:
 
 
 def _count(value: Any, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{field} must be an int >= 0, got {value!r}")
-    return value
+    checks.check_int(field, value, low=0)
+    return int(value)
 
 
 def _flag(value: Any, field: str) -> bool:
