@@ -163,3 +163,28 @@ def test_imbalanced_prints_both_clocks_per_batch_size(
     assert [r["batch_size"] for r in rows] == [16]
     assert all(0.0 <= rows[0][k] <= 1.0 for k in ("accuracy class", "accuracy sample", "macro_f1 class"))
     assert sum(line.startswith("| 16 |") for line in capsys.readouterr().out.splitlines()) == 1
+
+
+def test_cost_since_times_an_earlier_commit_beside_today(
+    load_benchmark: Loader, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    if shutil.which("git") is None or subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"],
+                                                     capture_output=True).returncode:
+        pytest.skip("needs git and a clone of the repository")
+    cost_since = load_benchmark("cost_since")
+    rows = cost_since.main(["--ref", "HEAD", "--shapes", "64-64-10/b32", "--steps", "1", "--warmup", "0"])
+    assert [r["shape"] for r in rows] == ["64-64-10/b32"]
+    assert all(rows[0][k] > 0 for k in ("ref ms", "now ms", "now / ref", "now / now, sample clock"))
+    assert "| 64-64-10/b32 |" in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # the earlier package is imported once per process
+        cost_since.main(["--ref", "HEAD"])
+
+
+def test_cost_since_refuses_an_unknown_ref(load_benchmark: Loader, tmp_path) -> None:
+    with pytest.raises(SystemExit, match="--ref"):
+        load_benchmark("cost_since").import_ref("no-such-ref-anywhere", tmp_path)
