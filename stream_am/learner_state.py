@@ -191,6 +191,47 @@ class LearnerState:
         if self._built:
             self._updaters[0].grow_inputs(n_new)
 
+    @property
+    def input_memory(self) -> bool:
+        """Whether the first layer is fitted by a memory (built): what it learns is a least-squares fit of its
+        sums, which :meth:`reexpress_inputs` re-expresses exactly, so an estimator re-expresses rather than
+        restandardising (:mod:`stream_am.estimators.frame`)."""
+        return self._built and self._net.takes_rows and isinstance(self._updaters[0], MemoryUpdater)
+
+    def reexpress_inputs(self, scale: torch.Tensor, shift: torch.Tensor) -> None:
+        """The inputs change coordinates: what arrived as ``x`` now arrives as ``scale * x + shift`` (per
+        feature; an estimator's refreshed standardisation, :mod:`stream_am.estimators.frame`).
+
+        The first layer's weights and its updater's sums are re-expressed
+        (:mod:`stream_am.updaters.coordinates`), so that the network computes the same function of the same
+        samples and its memory holds the same statistics of them; Adam's moment estimates are kept. Refused
+        (``ValueError`` naming the argument, nothing changed) unless ``scale`` and ``shift`` are finite
+        floating-point tensors of ``n_inputs`` values, ``scale > 0``, and ``shift`` is 0 if the first layer has
+        no bias.
+        """
+        layer = self._net.first
+        if not self._net.takes_rows or not isinstance(layer, nn.Linear):
+            raise ValueError("reexpress_inputs needs a network that starts with nn.Linear")
+        n = layer.in_features
+        for name, t in (("scale", scale), ("shift", shift)):
+            if not isinstance(t, torch.Tensor) or tuple(t.shape) != (n,) or not t.is_floating_point():
+                got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+                raise ValueError(f"{name} must be a floating-point tensor of shape ({n},), got {got}")
+            if not bool(torch.isfinite(t).all()):
+                raise ValueError(f"{name} must be finite")
+        if not bool((scale > 0).all()):
+            raise ValueError("scale must be > 0")
+        if layer.bias is None and bool((shift != 0).any()):
+            raise ValueError("shift must be 0: the first layer has no bias")
+        w = layer.weight
+        scale, shift = scale.to(w.device, torch.float64), shift.to(w.device, torch.float64)
+        with torch.no_grad():  # W x + b = (W / scale) x' + b - (W / scale) shift, for x' = scale * x + shift
+            w.div_(scale.to(w.dtype))
+            if layer.bias is not None:
+                layer.bias.sub_(w @ shift.to(w.dtype))
+        if self._built:
+            self._updaters[0].reexpress_inputs(scale, shift)
+
     def grow_outputs(self, n_new: int) -> None:
         """Add ``n_new`` output units (zero weights and bias) keeping everything learned."""
         checks.check_int("n_new", n_new, low=1)

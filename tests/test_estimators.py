@@ -86,11 +86,12 @@ def test_standardize_false_feeds_raw_values_and_zero_for_missing():
     model = BackpropRegressor(batch_size=2, standardize=False)
     model.learn_one({"a": 3.0, "b": 4.0}, 1.0)
     model.learn_one({"b": 5.0}, 1.0)
-    assert model._network_input(*model._buffer.rows()[:2]).shape == (0, 2)
+    assert model._frame is None  # nothing standardises the inputs
+    assert model._network_input(*model._buffer.rows()[:2], None).shape == (0, 2)
     model2 = BackpropRegressor(batch_size=3, standardize=False)
     model2.learn_one({"a": 3.0, "b": 4.0}, 1.0)
     model2.learn_one({"b": 5.0}, 1.0)
-    x = model2._network_input(*model2._buffer.rows()[:2])
+    x = model2._network_input(*model2._buffer.rows()[:2], model2._frame)
     assert x.tolist() == [[3.0, 4.0], [0.0, 5.0]]
 
 

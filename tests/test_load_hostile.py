@@ -60,6 +60,7 @@ def _set(a: np.ndarray, index: Any, value: Any) -> np.ndarray:
 
 CONFIG_EDITS: dict[str, tuple[Edit, str]] = {
     "class-dropped": (lambda c: c["meta"]["classes"].pop(), "classes"),
+    "frame_stale-not-a-bool": (_meta("frame_stale", "yes"), "frame_stale"),
     "class-added": (lambda c: c["meta"]["classes"].append(["str", "w"]), "classes"),
     "class-duplicated": (lambda c: c["meta"]["classes"].__setitem__(2, ["str", "x"]), "classes"),
     "class-of-another-type": (lambda c: c["meta"]["classes"].__setitem__(2, ["int", 2]), "classes"),
@@ -99,6 +100,11 @@ STATE_EDITS: dict[str, tuple[Edit, str]] = {
     "moments.sum_sq-negative": (_array("moments.sum_sq", lambda a: _set(a, 1, -1.0)), "moments.sum_sq"),
     "moments.shift-inf": (_array("moments.shift", lambda a: _set(a, 2, np.inf)), "moments.shift"),
     "moments-missing": (lambda arrays: arrays.pop("moments.sum"), "moments.sum"),
+    "frame.scale-zero": (_array("frame.scale", lambda a: _set(a, 0, 0.0)), "frame.scale"),
+    "frame.scale-inf": (_array("frame.scale", lambda a: _set(a, 1, np.inf)), "frame.scale"),
+    "frame.mean-nan": (_array("frame.mean", lambda a: _set(a, 2, np.nan)), "frame.mean"),
+    "frame.mean-wrong-shape": (_array("frame.mean", lambda a: a[:2]), "frame.mean"),
+    "frame.scale-missing": (lambda arrays: arrays.pop("frame.scale"), "frame.scale"),
     "engine-missing": (lambda arrays: [arrays.pop(k) for k in list(arrays) if k.startswith("engine.")], "engine"),
     "unexpected-array": (lambda arrays: arrays.__setitem__("extra", np.zeros(2)), "extra"),
 }

@@ -5,16 +5,16 @@ Semantics (the same for the AM estimators and the backprop baselines):
 - **Features** are numbered in first-seen order and grow the engine's input layer
   (:class:`~stream_am.estimators.features.FeatureIndex`); a feature absent from a sample contributes 0.
 - **Standardisation** (``standardize=True``): each feature keeps a running mean and standard deviation
-  (:class:`~stream_am.estimators.moments.RunningMoments`) over the samples in which it was present. A sample
-  updates them when it is *learned*, i.e. buffered. A mini-batch is standardised when its step runs, with
-  the statistics that include all of its samples; a prediction uses the current statistics. A standardised
-  missing feature is 0, i.e. it is imputed with its mean.
+  (:class:`~stream_am.estimators.moments.RunningMoments`) over the samples in which it was present, updated when
+  a sample is *learned* (buffered). A step, and the predictions after it, apply the frame of that step
+  (:mod:`~stream_am.estimators.frame`: for the AM engine the statistics of its last refresh, the network
+  re-expressed at each; for others those of every step). A missing feature is 0: imputed with its mean.
 - **Buffering**: ``batch_size`` learned samples make one engine step
   (:class:`~stream_am.estimators.buffer.SampleBuffer`); ``learn_many`` equals a ``learn_one`` loop bit for bit.
 - **Validate, then apply**: every check that can refuse a call (values, magnitude limits, labels, the device)
   runs before anything changes; a call that raises ``ValueError`` leaves the estimator exactly as it was
   (features, statistics, buffer, labels, engine). See :mod:`stream_am.estimators.inputs` for the limits.
-- **Predictions** use the weights of the last completed step (and the current feature statistics). The
+- **Predictions** use the weights and the frame of the last completed step. The
   engine is built, from :func:`~stream_am.estimators.networks.build_mlp` and ``seed``, at the first step.
 """
 
@@ -34,6 +34,7 @@ from stream_am.engine import Engine
 from stream_am.estimators import inputs, persistence, state
 from stream_am.estimators.buffer import SampleBuffer
 from stream_am.estimators.features import FeatureIndex
+from stream_am.estimators.frame import InputFrame, frame_for
 from stream_am.estimators.moments import RunningMoments
 from stream_am.estimators.networks import build_mlp, check_network_params
 
@@ -72,6 +73,7 @@ class StreamEstimator(abc.ABC):
         self._moments: RunningMoments | None = None
         self._buffer: SampleBuffer | None = None  # with the moments, from the first learned sample
         self._engine: Engine | None = None
+        self._frame: InputFrame | None = None  # the standardisation applied, from the first step
         self._n_learned = 0
         self._last_stats: dict[str, float] = {}
 
@@ -176,6 +178,8 @@ class StreamEstimator(abc.ABC):
             buffer.grow(k)
             if self._engine is not None:
                 self._engine.grow_inputs(k)
+            if self._frame is not None:
+                self._frame.grow(k)
         return self._index.columns(names)
 
     def _learn_one(self, names: list[Hashable], row: np.ndarray, target: Any) -> None:
@@ -235,26 +239,31 @@ class StreamEstimator(abc.ABC):
             self._step()
 
     def _step(self) -> None:
-        _, buffer = self._start()
+        moments, buffer = self._start()
         rows, mask, targets = buffer.rows()
-        x = self._network_input(rows, mask)
         y = self._target_tensor(targets)
-        engine = self._engine
-        if engine is None:
-            seed = secrets.randbits(31) if self.seed is None else self.seed  # None: fresh OS entropy
-            module = build_mlp(len(self._index), self._n_outputs(), self.hidden_sizes, self.activation, seed)
-            engine = self._make_engine(module)
-        stats = engine.partial_fit(x, y)
-        self._engine = engine
+        engine, frame = self._engine, self._frame
+        if engine is None:  # (seed None: fresh OS entropy)
+            seed = secrets.randbits(31) if self.seed is None else self.seed
+            engine, frame = self._make_engine(build_mlp(len(self._index), self._n_outputs(), self.hidden_sizes,
+                                                        self.activation, seed)), None
+        if self.standardize:  # the frame of this step (frame.py): refreshed on its schedule, the engine following
+            if frame is None:  # the moments' at the first step (of its kind once the engine is built)
+                frame = InputFrame(*(a.copy() for a in moments.mean_scale()))
+            elif frame.due(engine.n_steps):
+                frame.refresh(moments, engine)
+        stats = engine.partial_fit(self._network_input(rows, mask, frame), y)
+        if frame is not None and self._frame is None:  # the first step: the frame's kind, the engine built
+            frame = frame_for(engine, frame)
+        self._engine, self._frame = engine, frame
         self._last_stats = {k: float(v) for k, v in stats.items()}
         buffer.clear()
 
     # -- inference -----------------------------------------------------------------------------------
-    def _network_input(self, rows: np.ndarray, mask: np.ndarray | None) -> torch.Tensor:
-        """float32 network input from rows over *all* features (``mask``: which cells were observed)."""
-        if self.standardize and self._moments is not None:
-            mean, scale = self._moments.mean_scale()
-            rows = (rows - mean) / scale
+    def _network_input(self, rows: np.ndarray, mask: np.ndarray | None, frame: InputFrame | None) -> torch.Tensor:
+        """float32 network input from rows over *all* features (``mask``: cells observed), in ``frame`` if any."""
+        if frame is not None:
+            rows = frame.apply(rows)
         if mask is not None:
             rows = np.where(mask, rows, 0.0)
         return torch.from_numpy(np.ascontiguousarray(rows, dtype=np.float32))
@@ -265,7 +274,7 @@ class StreamEstimator(abc.ABC):
         """Engine outputs (probabilities when ``proba``) for rows over ``names``; None before the first step."""
         if self._engine is None:
             return None
-        x = self._network_input(*self._index.spread(names, rows, present))
+        x = self._network_input(*self._index.spread(names, rows, present), self._frame)
         with torch.no_grad():
             out = self._engine.predict(x).detach().cpu().numpy().astype(np.float64)
         if proba:  # softmax in float64, so that probabilities sum to 1 to double precision

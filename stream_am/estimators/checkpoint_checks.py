@@ -6,7 +6,8 @@ that :func:`~stream_am.estimators.state.payload` cannot have written:
 
 - meta types: feature names and labels distinct and equal to themselves, one label type, counters ``int >= 0``;
 - which arrays exist: ``moments.*`` and ``buffer.*`` once started, ``engine.*`` once the engine exists,
-  ``target_moments.*`` for a regressor, nothing else;
+  ``frame.*`` (optional: older states have none) with a standardising engine, ``target_moments.*`` for a
+  regressor, nothing else;
 - shapes and dtypes against the meta: one statistic per feature, a buffer of ``batch_size`` rows over the
   features holding fewer than ``batch_size`` samples, an engine as wide as the features and labels;
 - values: finite and within the input magnitude limits of :mod:`stream_am.estimators.inputs` (so a later step
@@ -26,6 +27,7 @@ from river import base
 
 from stream_am import checks
 from stream_am.estimators import inputs
+from stream_am.estimators.moments import RunningMoments
 
 __all__ = ["check_state"]
 
@@ -55,6 +57,7 @@ def check_state(est: Any, meta: Any, arrays: Any) -> None:
     if not isinstance(arrays, dict):
         raise ValueError(f"the state arrays must be a dict, got {type(arrays).__name__}")
     _check_keys(arrays, started, meta["engine"] is not None, classifier)
+    _check_frame(est, meta, arrays, n_features)
     n_buffered = 0
     if started:
         count = _check_moments(arrays, "moments.", n_features, n_learned, est._feature_limit)
@@ -138,9 +141,28 @@ def _check_keys(arrays: dict[str, Any], started: bool, engine: bool, classifier:
     if engine != has_engine:
         raise ValueError("meta.engine is set, but the state has no engine.* arrays" if engine
                          else "meta.engine is None, but the state has engine.* arrays")
-    unexpected = sorted(str(k) for k in arrays if k not in expected and not str(k).startswith("engine."))
+    known = expected | ({"frame.mean", "frame.scale"} if engine and started else set())
+    unexpected = sorted(str(k) for k in arrays if k not in known and not str(k).startswith("engine."))
     if unexpected:
         raise ValueError(f"the state has an unexpected array {unexpected[0]!r}")
+
+
+def _check_frame(est: Any, meta: dict[str, Any], arrays: dict[str, Any], n_features: int) -> None:
+    """The standardisation applied (``frame.mean``, ``frame.scale``, ``meta.frame_stale``): both arrays or neither,
+    only with ``standardize``; means within the input limits, scales in the range the moments can give."""
+    _flag(meta.get("frame_stale", False), "meta.frame_stale")
+    keys = ("frame.mean", "frame.scale")
+    present = [k for k in keys if k in arrays]
+    if present and (len(present) < 2 or not est.standardize):
+        raise ValueError(f"the state has {present[0]} without " + (
+            next(k for k in keys if k not in arrays) if len(present) < 2 else "standardize=True"))
+    if present:
+        limit = est._feature_limit
+        mean, scale = (_array(arrays, k, "f", (n_features,)) for k in ("frame.mean", "frame.scale"))
+        if not np.isfinite(mean).all() or (np.abs(mean) > limit).any():
+            raise ValueError(f"array frame.mean must hold finite values at most {limit:g} in magnitude")
+        if not np.isfinite(scale).all() or (scale < RunningMoments.min_scale).any() or (scale > 2 * limit).any():
+            raise ValueError(f"array frame.scale must hold scales in [{RunningMoments.min_scale:g}, {2 * limit:g}]")
 
 
 def _array(arrays: dict[str, Any], key: str, kinds: str, shape: Sequence[int | None]) -> np.ndarray:

@@ -16,6 +16,7 @@ from stream_am import checks
 from stream_am.estimators.buffer import SampleBuffer
 from stream_am.estimators.checkpoint_checks import check_state
 from stream_am.estimators.features import FeatureIndex
+from stream_am.estimators.frame import InputFrame, frame_for
 from stream_am.estimators.moments import RunningMoments
 from stream_am.estimators.networks import build_mlp
 
@@ -30,11 +31,14 @@ def payload(est: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         "started": est._buffer is not None,
         "engine": None if est._engine is None else [est._engine.n_inputs, est._engine.n_outputs],
         "last_stats": dict(est._last_stats),
+        "frame_stale": est._frame is not None and est._frame.stale,
     }
     arrays: dict[str, np.ndarray] = {}
     if est._buffer is not None and est._moments is not None:
         arrays.update(est._moments.state("moments."))
         arrays.update(est._buffer.state("buffer.", est._target_dtype))
+    if est._frame is not None:
+        arrays.update({"frame.mean": est._frame.mean.copy(), "frame.scale": est._frame.scale.copy()})
     if est._engine is not None:
         for k, v in est._engine.state_dict().items():
             arrays[f"engine.{k}"] = v.detach().cpu().clone().numpy()
@@ -57,6 +61,12 @@ def restore(est: Any, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> No
         est._moments = RunningMoments.from_state(arrays, "moments.")
         est._buffer = SampleBuffer.from_state(arrays, "buffer.")
     est._engine = engine
+    if engine is not None and est.standardize and est._moments is not None:  # saved without one: the moments
+        est._frame = frame_for(engine, InputFrame(*(a.copy() for a in est._moments.mean_scale())))  # (as before)
+        if "frame.mean" in arrays:
+            mean, scale = (np.array(arrays[f"frame.{k}"], dtype=np.float64) for k in ("mean", "scale"))
+            est._frame.mean, est._frame.scale = mean, scale
+            est._frame.stale = bool(meta.get("frame_stale", False))
 
 
 def _engine(est: Any, shape: list[int], arrays: dict[str, np.ndarray]) -> Any:

@@ -244,6 +244,9 @@ class AdamUpdater:
     def grow_inputs(self, n_new: int) -> None:
         self.adam.grow(0, 1, n_new)
 
+    def reexpress_inputs(self, scale: torch.Tensor, shift: torch.Tensor) -> None:
+        """Nothing to re-express: Adam's moment estimates are kept as they are (the weights were re-expressed)."""
+
     def grow_outputs(self, n_new: int) -> None:
         for index in range(len(list(self.block.layer.parameters()))):  # weight and bias grow along dim 0
             self.adam.grow(index, 0, n_new)

@@ -56,6 +56,11 @@ class Updater(Protocol):
         """The layer gained ``n_new`` outputs (already appended to its weights): pad the state to match."""
         ...
 
+    def reexpress_inputs(self, scale: torch.Tensor, shift: torch.Tensor) -> None:
+        """The layer's inputs changed coordinates, ``x -> scale * x + shift`` per feature (its weights already
+        re-expressed): re-express the state to match (:mod:`stream_am.updaters.coordinates`)."""
+        ...
+
     def state_dict(self, prefix: str) -> dict[str, torch.Tensor]:
         """The learned state as ``{prefix + name: tensor}`` (empty before the first fit)."""
         ...

@@ -15,20 +15,17 @@ its share until it comes back. Memory per layer grows with the number of classes
 
 Cost (``benchmarks/step_time.py``; ``docs/method.md``). The sums are stored lazily scaled, ``U_c = scale_c
 V_c``: aging a class changes one number, a batch only adds. Adding a batch into all ``K`` classes' sums is a
-pass over ``K d (d + m)`` numbers, several times the plain memory's work on a small batch, so the batch's rows
-wait (:mod:`stream_am.updaters.pending`) until ``FLUSH_ROWS`` have come (a longer window multiplies wide
-layers' groups faster, but costs memory, steps that read the waiting rows and rounding in ``T``), and ``T``
-is kept current on the CPU between those passes: each step ages it (``T`` times the factor, plus back what
-the classes the step did not show lost; or ``T`` less what the classes it showed lost, whichever reads fewer
-classes' sums) and adds the batch's rows as the plain memory does. Each pass (and each step in which the lazy
-scale is folded into the sums, which adds the waiting rows too) recomputes ``T`` from the classes' sums, so
-rounding cannot build up beyond one window of rows. On a GPU (no device-to-host copy to learn which classes a
-step showed) and for batches of a window or more, every step is such a pass.
+pass over ``K d (d + m)`` numbers, so the batch's rows wait (:mod:`stream_am.updaters.pending`) until
+``FLUSH_ROWS`` have come, and ``T`` is kept current on the CPU between those passes: each step ages it (``T``
+times the factor, plus back what the classes the step did not show lost; or ``T`` less what the classes it
+showed lost, whichever reads fewer sums) and adds the batch's rows. Each pass (and each step that folds the
+lazy scale into the sums) recomputes ``T`` from the classes' sums, so rounding cannot build up beyond one
+window of rows. On a GPU (no device-to-host copy to learn which classes a step showed) and for batches of a
+window or more, every step is such a pass.
 
 Its statistics need the samples' labels: :meth:`ClassMemoryUpdater.statistics` takes them one-hot
 (``labels``, n x K), so that shards of a batch give statistics of the same shape, which add up. The weights
-``S_c`` (``Sc``) count samples (a ``Conv2d``'s image patches are a sample's rows, each of weight
-``1 / patches``).
+``S_c`` (``Sc``) count samples (a ``Conv2d``'s image patches each weigh ``1 / patches``).
 """
 
 from __future__ import annotations
@@ -42,6 +39,7 @@ from stream_am.affine import get_affine, rows, set_affine
 from stream_am.grad_mode import no_grad
 from stream_am.updaters.class_clock import ClassBatch, ClassClock, Counts, Labels, class_sums
 from stream_am.updaters.class_state import class_state, load_class_state, widen
+from stream_am.updaters.coordinates import map_columns, map_rows
 from stream_am.updaters.memory import MemoryUpdater, ridge_solve
 from stream_am.updaters.pending import PendingRows
 
@@ -83,13 +81,12 @@ class ClassMemoryUpdater(MemoryUpdater):
         return None if self.T is None else self.T[:, self.T.shape[0] :].T / self._total()
 
     @B.setter
-    def B(self, value: torch.Tensor | None) -> None:
+    def B(self, value: torch.Tensor | None) -> None:  # (as A's)
         pass
 
     @property
     def Sc(self) -> torch.Tensor | None:
-        """The weight of each class's statistics, in samples: the clock's own tensor, which later steps change in
-        place (clone it to keep it)."""
+        """Each class's weight, in samples: the clock's own tensor, changed in place by later steps."""
         return self.clock.S
 
     @property
@@ -107,8 +104,7 @@ class ClassMemoryUpdater(MemoryUpdater):
     def _parts(
         self, a: torch.Tensor, target: torch.Tensor, labels: Labels | None
     ) -> tuple[list[torch.Tensor], int, ClassBatch]:
-        """The parts of the layer's rows ``[1 | a | c]`` (no 1 without a bias), the width of their input part,
-        the labels."""
+        """The parts of the rows ``[1 | a | c]`` (no 1 without a bias), the width of their input part, the labels."""
         if labels is None:
             raise ValueError("a class-clocked memory needs the batch's labels (one-hot) in `labels`")
         rows_a, rows_c = rows(self.layer, a, target)
@@ -202,8 +198,7 @@ class ClassMemoryUpdater(MemoryUpdater):
         self.T = (self.clock.scale[:K][None, :] @ self.Vc.view(K, d * cols)).view(d, cols)
 
     def _grouped(self) -> bool:
-        """Rows grouped by class on the CPU (several times faster there; ``benchmarks/README.md``); one product
-        over all classes on a GPU (no device-to-host copy)."""
+        """Rows grouped by class on the CPU (faster there); one product over all classes on a GPU (no host copy)."""
         return self.layer.weight.device.type == "cpu"
 
     def _flush(self) -> None:
@@ -218,8 +213,7 @@ class ClassMemoryUpdater(MemoryUpdater):
         return self._pending.flush_into(Vc.clone(), Vc.shape[1], self._grouped(), keep=True)
 
     def _age(self, per_sample: torch.Tensor | Counts, n: int, d: int, m: int, like: torch.Tensor) -> None:
-        """Advance the clock (once per step for all its memories; ``per_sample``: the samples of each class,
-        counted on the host on the CPU) and bring the sums to its scale."""
+        """Advance the clock (once a step for all; ``per_sample``: each class's samples) and follow its scale."""
         K = len(per_sample)
         if self.Vc is None:
             self.Vc, self._folds = like.new_zeros(K, d, d + m), self.clock.folds
@@ -258,6 +252,13 @@ class ClassMemoryUpdater(MemoryUpdater):
         if self.Vc is not None and self.T is not None:
             self._pending.grow_inputs(self.T.shape[0], n_new)
             self.Vc, self.T = widen(self.Vc, n_new), widen(self.T, n_new)
+
+    def reexpress_inputs(self, scale: torch.Tensor, shift: torch.Tensor) -> None:
+        if self.Vc is not None and self.T is not None:  # every sum, and the rows kept for the next pass
+            for X in (self.Vc, self.T):
+                map_rows(X, scale, shift, self.bias)
+                map_columns(X, scale, shift, self.bias)
+            self._pending.reexpress_inputs(scale, shift, self.bias)
 
     def grow_outputs(self, n_new: int) -> None:
         if self.Vc is not None and self.T is not None:

@@ -27,6 +27,7 @@ from stream_am.affine import get_affine, rows, set_affine
 from stream_am.grad_mode import no_grad
 from stream_am.updaters.class_clock import Labels
 from stream_am.updaters.class_state import check_values
+from stream_am.updaters.coordinates import map_columns, map_rows
 
 __all__ = ["memory_increments", "memory_fold", "ridge_solve", "MemoryUpdater"]
 
@@ -168,6 +169,14 @@ class MemoryUpdater:
     def grow_outputs(self, n_new: int) -> None:
         if self.B is not None:
             self.B = torch.cat([self.B, self.B.new_zeros(n_new, self.B.shape[1])], dim=0)
+
+    def reexpress_inputs(self, scale: torch.Tensor, shift: torch.Tensor) -> None:
+        """``A <- P A P^T``, ``B <- B P^T`` (:mod:`stream_am.updaters.coordinates`): the same means of the same
+        rows in the new coordinates."""
+        if self.A is not None and self.B is not None:
+            map_rows(self.A, scale, shift, self.bias)
+            map_columns(self.A, scale, shift, self.bias)
+            map_columns(self.B, scale, shift, self.bias)
 
     def state_dict(self, prefix: str) -> dict[str, torch.Tensor]:
         if self.A is None or self.B is None:

@@ -18,6 +18,7 @@ import torch
 
 from stream_am.updaters.class_clock import Counts, class_sums
 from stream_am.updaters.class_state import check_values
+from stream_am.updaters.coordinates import map_columns
 
 __all__ = ["PendingRows"]
 
@@ -168,6 +169,11 @@ class PendingRows:
         if self._rows is not None:
             rows = self._rows
             self._rows = torch.cat([rows[:, :d], rows.new_zeros(rows.shape[0], n_new), rows[:, d:]], dim=1)
+
+    def reexpress_inputs(self, scale: torch.Tensor, shift: torch.Tensor, bias: bool) -> None:
+        """The kept rows' inputs in new coordinates (``x -> scale * x + shift``; rows ``[1 | x | c]`` if ``bias``)."""
+        if self._rows is not None and self._n:
+            map_columns(self._rows[: self._n], scale, shift, bias)
 
     def grow_outputs(self, n_new: int) -> None:
         """Rows gain ``n_new`` zero code columns (the layer's outputs grew)."""

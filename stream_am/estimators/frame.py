@@ -1,0 +1,84 @@
+"""The standardisation an estimator applies to its network's inputs, and how it follows the running moments.
+
+An estimator standardises each feature by running moments over everything it has learned
+(:class:`~stream_am.estimators.moments.RunningMoments`), and those moments keep moving: on a class-incremental
+stream every task brings inputs of another distribution. A memory's sums are taken in the coordinates of
+their time, so moments applied as they move leave the sums of the first tasks in coordinates the network no
+longer reads them in, and those tasks fade (``benchmarks/README.md``, "Standardisation that re-expresses the
+memory").
+
+:class:`ReexpressedFrame` applies the moments as of its last refresh and, at each refresh, tells the engine how
+the coordinates changed: the engine re-expresses its first layer's weights and sums exactly
+(:meth:`stream_am.learner.OnlineAM.reexpress_inputs`), so the network computes the same function of the same
+samples across a refresh, and its memory stays in the coordinates it is read in. It refreshes at every one of
+the first ``EARLY`` steps (the moments move most then), then every ``EVERY`` steps, and at the step after
+features were added (their moments start then). It serves an engine whose first layer is fitted by a memory
+(a least-squares fit of its sums, which re-expressing leaves what it was). :class:`InputFrame` applies the
+moments of every step and re-expresses nothing: for an Adam first layer (whose steps are sized per weight, so
+weights re-expressed for an input's new spread learn at another pace: measured on permuted digits) and for
+other engines (the backprop baselines).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from stream_am.estimators.moments import RunningMoments
+
+__all__ = ["InputFrame", "ReexpressedFrame", "frame_for", "EARLY", "EVERY"]
+
+EARLY = 32  # steps that each refresh the frame
+EVERY = 32  # steps between refreshes after those
+
+
+class InputFrame:
+    """The ``mean`` and ``scale`` applied to the inputs, refreshed from the moments at every step."""
+
+    def __init__(self, mean: np.ndarray, scale: np.ndarray):
+        self.mean, self.scale = mean, scale
+        self.stale = False  # features were added since the last refresh
+
+    def due(self, n_steps: int) -> bool:
+        """Whether the step after ``n_steps`` completed steps refreshes the frame."""
+        return True
+
+    def refresh(self, moments: RunningMoments, engine: Any) -> None:
+        """Take the moments' current mean and scale."""
+        self.mean, self.scale = (a.copy() for a in moments.mean_scale())
+        self.stale = False
+
+    def grow(self, n_new: int) -> None:
+        """``n_new`` features were added: mean 0 and scale 1 until the next refresh, which comes at the next step."""
+        self.mean = np.concatenate([self.mean, np.zeros(n_new)])
+        self.scale = np.concatenate([self.scale, np.ones(n_new)])
+        self.stale = True
+
+    def apply(self, rows: np.ndarray) -> np.ndarray:
+        """``rows`` (over every feature) standardised."""
+        return (rows - self.mean) / self.scale
+
+
+class ReexpressedFrame(InputFrame):
+    """An :class:`InputFrame` refreshed on a schedule (module docstring), re-expressing the engine each time."""
+
+    def due(self, n_steps: int) -> bool:
+        return self.stale or n_steps < EARLY or n_steps % EVERY == 0
+
+    def refresh(self, moments: RunningMoments, engine: Any) -> None:
+        """Take the moments' current mean and scale, and re-express ``engine``'s first layer from the old ones
+        (``x_new = x_old * old_scale / scale + (old_mean - mean) / scale``)."""
+        mean, scale = moments.mean_scale()
+        engine.reexpress_inputs(torch.from_numpy(self.scale / scale), torch.from_numpy((self.mean - mean) / scale))
+        self.mean, self.scale, self.stale = mean.copy(), scale.copy(), False
+
+
+def frame_for(engine: Any, start: InputFrame) -> InputFrame:
+    """The frame an estimator with ``engine`` (built: it knows its layers) applies from ``start`` on: re-expressed
+    if the engine's first layer is fitted by a memory (``engine.input_memory``), else refreshed every step."""
+    kind = ReexpressedFrame if getattr(engine, "input_memory", False) else InputFrame
+    frame = kind(start.mean, start.scale)
+    frame.stale = start.stale
+    return frame
