@@ -151,8 +151,7 @@ def frame_rows(X: Any, name: str = "X", limit: float = MAX_MAGNITUDE) -> tuple[l
     check_feature_names(cols, name)
     if len(set(cols)) != len(cols):
         raise InputError(f"{name} has duplicate columns: {cols!r}", name)
-    for c in cols:
-        dtype = X[c].dtype
+    for c, dtype in zip(cols, X.dtypes, strict=True):  # (X.dtypes: one Series, not one per column)
         numeric = pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_complex_dtype(dtype)
         if not (numeric or pd.api.types.is_bool_dtype(dtype)):
             raise InputError(f"{name}[{c!r}] must be real numbers, got dtype {dtype}", name, None, c)
