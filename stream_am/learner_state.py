@@ -196,7 +196,9 @@ class LearnerState:
         """Whether the first layer is fitted by a memory (built): what it learns is a least-squares fit of its
         sums, which :meth:`reexpress_inputs` re-expresses exactly, so an estimator re-expresses rather than
         restandardising (:mod:`stream_am.estimators.frame`)."""
-        return self._built and self._net.takes_rows and isinstance(self._updaters[0], MemoryUpdater)
+        first = self._net.first
+        return self._built and self._net.takes_rows and isinstance(first, nn.Linear) and isinstance(
+            self._updaters[0], MemoryUpdater)
 
     def reexpress_inputs(self, scale: torch.Tensor, shift: torch.Tensor) -> None:
         """The inputs change coordinates: what arrived as ``x`` now arrives as ``scale * x + shift`` (per

@@ -60,7 +60,8 @@ def _set(a: np.ndarray, index: Any, value: Any) -> np.ndarray:
 
 CONFIG_EDITS: dict[str, tuple[Edit, str]] = {
     "class-dropped": (lambda c: c["meta"]["classes"].pop(), "classes"),
-    "frame_stale-not-a-bool": (_meta("frame_stale", "yes"), "frame_stale"),
+    "frame_new-not-an-int": (_meta("frame_new", "yes"), "frame_new"),
+    "frame_new-above-the-features": (_meta("frame_new", 9), "frame_new"),
     "class-added": (lambda c: c["meta"]["classes"].append(["str", "w"]), "classes"),
     "class-duplicated": (lambda c: c["meta"]["classes"].__setitem__(2, ["str", "x"]), "classes"),
     "class-of-another-type": (lambda c: c["meta"]["classes"].__setitem__(2, ["int", 2]), "classes"),

@@ -126,7 +126,7 @@ def test_a_refreshed_frame_keeps_the_first_task_where_moments_applied_as_they_mo
 
     refreshed = final_accuracy_on_the_first_task()
     monkeypatch.setattr("stream_am.estimators.base.frame_for", lambda engine, start: frame.InputFrame(
-        start.mean, start.scale))  # the moments of every step, no re-expression
+        start.mean, start.scale, start.new))  # the moments of every step, no re-expression
     moving = final_accuracy_on_the_first_task()
     assert refreshed > 0.9 and refreshed > moving + 0.1, (refreshed, moving)
 
@@ -146,7 +146,7 @@ def test_the_frame_refreshes_every_early_step_then_on_its_schedule_and_after_new
         model.learn_one(x, int(i % 2))
     every = [frame.EARLY + k * frame.EVERY for k in range(3)]
     assert calls == [*range(1, frame.EARLY), *every[:2], late, every[2]]
-    assert model._frame is not None and model._frame.mean.shape == (3,) and not model._frame.stale
+    assert model._frame is not None and model._frame.mean.shape == (3,) and model._frame.new == 0
 
 
 def test_the_frame_is_saved_and_restored_and_an_older_state_takes_the_moments(tmp_path):
@@ -161,7 +161,8 @@ def test_the_frame_is_saved_and_restored_and_an_older_state_takes_the_moments(tm
     assert np.array_equal(loaded._frame.mean, model._frame.mean)
     assert np.array_equal(model.predict_proba_many(X).to_numpy(), loaded.predict_proba_many(X).to_numpy())
     meta, arrays = model._payload()
-    del arrays["frame.mean"], arrays["frame.scale"]  # as saved before frames were
+    for k in ("mean", "scale"):  # as saved before frames were
+        del arrays[f"frame.{k}"]
     older = AMClassifier(hidden_sizes=(8,), seed=0)
     older._restore(meta, arrays)
     assert older._frame is not None and np.array_equal(older._frame.mean, model._moments.mean_scale()[0])
@@ -182,5 +183,55 @@ def test_a_memory_first_layer_is_re_expressed_and_an_adam_one_restandardised(par
     model.learn_many(X, pd.Series(np.arange(64) % 2))
     assert type(model._frame) is kind
     if model._frame is not None:  # a re-expressed frame waits for its schedule; the other refreshes every step
-        assert model._frame.due(frame.EARLY + 1) == (kind is frame.InputFrame)
+        assert model._frame.due(frame.EARLY + 1, np.zeros((1, 3))) == (kind is frame.InputFrame)
     assert type(AMClassifier.load(model.save(tmp_path / "m"))._frame) is kind
+
+
+def _recorded(monkeypatch) -> list:
+    calls: list = []
+    original = OnlineAM.reexpress_inputs
+    monkeypatch.setattr(OnlineAM, "reexpress_inputs", lambda self, scale, shift: (
+        calls.append((self.n_steps, scale.clone(), shift.clone())), original(self, scale, shift)))
+    return calls
+
+
+def test_a_feature_added_late_is_not_re_expressed_at_its_first_refresh(monkeypatch):
+    calls = _recorded(monkeypatch)
+    model = AMClassifier(hidden_sizes=(4,), batch_size=4, seed=0)
+    rng = np.random.default_rng(0)
+    for i in range(4 * 40):  # past the early refreshes, between two periodic ones
+        model.learn_one({"a": float(rng.normal())}, i % 2)
+    calls.clear()
+    for i in range(8):  # then "b" arrives, around 50
+        model.learn_one({"a": float(rng.normal()), "b": float(rng.normal(50.0, 10.0))}, i % 2)
+    assert [c[0] for c in calls] == [40]  # refreshed before the step that brings it, and only then
+    _, scale, shift = calls[0]
+    assert scale[1] == 1.0 and shift[1] == 0.0  # the earlier rows had no value for it: they stay at its mean, 0
+    assert scale[0] != 1.0 and model._frame is not None and model._frame.new == 0
+
+
+def test_an_outlier_far_outside_the_frame_refreshes_it_before_the_step(monkeypatch):
+    calls = _recorded(monkeypatch)
+    model = AMClassifier(hidden_sizes=(8,), batch_size=1, seed=0)
+    rng = np.random.default_rng(0)
+    for i in range(40):
+        model.learn_one({"x": float(rng.normal())}, i % 2)
+    calls.clear()
+    model.learn_one({"x": 1e12}, 0)  # 1e12 scales from the frame's mean: the step would see an input of 1e12
+    model.learn_one({"x": 0.1}, 1)
+    assert [c[0] for c in calls] == [40] and model.n_buffered == 0 and model.n_steps == 42
+    assert all(np.isfinite(p) for p in model.predict_proba_one({"x": 0.5}).values())
+
+
+def test_a_late_feature_of_huge_constant_value_keeps_the_memory_finite(tmp_path):
+    import copy
+
+    model = AMClassifier(hidden_sizes=(8,), batch_size=4, seed=0)
+    rng = np.random.default_rng(0)
+    for i in range(4 * 80):
+        x = {"a": float(rng.normal())} if i < 4 * 40 else {"a": float(rng.normal()), "b": 1e19}
+        model.learn_one(x, i % 2)
+    state = model.engine.state_dict()
+    assert all(bool(torch.isfinite(v).all()) for v in state.values() if v.is_floating_point())
+    restored = AMClassifier.load(copy.deepcopy(model).save(tmp_path / "m"))
+    assert restored.predict_proba_one({"a": 0.0, "b": 1e19}) == model.predict_proba_one({"a": 0.0, "b": 1e19})

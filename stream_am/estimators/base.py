@@ -247,10 +247,10 @@ class StreamEstimator(abc.ABC):
             seed = secrets.randbits(31) if self.seed is None else self.seed
             engine, frame = self._make_engine(build_mlp(len(self._index), self._n_outputs(), self.hidden_sizes,
                                                         self.activation, seed)), None
-        if self.standardize:  # the frame of this step (frame.py): refreshed on its schedule, the engine following
+        if self.standardize:  # the frame of this step (frame.py): refreshed when due, the engine following
             if frame is None:  # the moments' at the first step (of its kind once the engine is built)
-                frame = InputFrame(*(a.copy() for a in moments.mean_scale()))
-            elif frame.due(engine.n_steps):
+                frame = InputFrame.of(moments)
+            elif frame.due(engine.n_steps, self._network_input(rows, mask, frame).numpy()):
                 frame.refresh(moments, engine)
         stats = engine.partial_fit(self._network_input(rows, mask, frame), y)
         if frame is not None and self._frame is None:  # the first step: the frame's kind, the engine built

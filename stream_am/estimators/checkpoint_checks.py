@@ -148,9 +148,11 @@ def _check_keys(arrays: dict[str, Any], started: bool, engine: bool, classifier:
 
 
 def _check_frame(est: Any, meta: dict[str, Any], arrays: dict[str, Any], n_features: int) -> None:
-    """The standardisation applied (``frame.mean``, ``frame.scale``, ``meta.frame_stale``): both arrays or neither,
-    only with ``standardize``; means within the input limits, scales in the range the moments can give."""
-    _flag(meta.get("frame_stale", False), "meta.frame_stale")
+    """The standardisation applied (``frame.mean``, ``frame.scale``, ``meta.frame_new``): both arrays or neither,
+    only with ``standardize``; means within the input limits, scales in the range the moments can give, at
+    most every feature new."""
+    if _count(meta.get("frame_new", 0), "meta.frame_new") > n_features:
+        raise ValueError(f"meta.frame_new = {meta['frame_new']} counts more features than meta.features holds")
     keys = ("frame.mean", "frame.scale")
     present = [k for k in keys if k in arrays]
     if present and (len(present) < 2 or not est.standardize):

@@ -11,8 +11,12 @@ memory").
 the coordinates changed: the engine re-expresses its first layer's weights and sums exactly
 (:meth:`stream_am.learner.OnlineAM.reexpress_inputs`), so the network computes the same function of the same
 samples across a refresh, and its memory stays in the coordinates it is read in. It refreshes at every one of
-the first ``EARLY`` steps (the moments move most then), then every ``EVERY`` steps, and at the step after
-features were added (their moments start then). It serves an engine whose first layer is fitted by a memory
+the first ``EARLY`` steps (the moments move most then), then every ``EVERY`` steps, and before a step whose
+rows it would not read faithfully: one holding features added since the last refresh, or a value more than
+``STRAY`` of its scales from its mean (so that a step never sees inputs larger than the moments' own would
+give). A feature added since the last refresh is not re-expressed at the next: the rows before it held no
+value for it, 0, i.e. its mean, as any missing value is, and stay so; its weights are 0.
+It serves an engine whose first layer is fitted by a memory
 (a least-squares fit of its sums, which re-expressing leaves what it was). :class:`InputFrame` applies the
 moments of every step and re-expresses nothing: for an Adam first layer (whose steps are sized per weight, so
 weights re-expressed for an input's new spread learn at another pace: measured on permuted digits) and for
@@ -28,33 +32,40 @@ import torch
 
 from stream_am.estimators.moments import RunningMoments
 
-__all__ = ["InputFrame", "ReexpressedFrame", "frame_for", "EARLY", "EVERY"]
+__all__ = ["InputFrame", "ReexpressedFrame", "frame_for", "EARLY", "EVERY", "STRAY"]
 
 EARLY = 32  # steps that each refresh the frame
 EVERY = 32  # steps between refreshes after those
+STRAY = 1e3  # a value this many scales from the frame's mean refreshes the frame first
 
 
 class InputFrame:
-    """The ``mean`` and ``scale`` applied to the inputs, refreshed from the moments at every step."""
+    """The ``mean`` and ``scale`` applied to the inputs, refreshed from the moments at every step; ``new``: how
+    many features (the last ones) were added since the last refresh."""
 
-    def __init__(self, mean: np.ndarray, scale: np.ndarray):
-        self.mean, self.scale = mean, scale
-        self.stale = False  # features were added since the last refresh
+    def __init__(self, mean: np.ndarray, scale: np.ndarray, new: int = 0):
+        self.mean, self.scale, self.new = mean, scale, new
 
-    def due(self, n_steps: int) -> bool:
-        """Whether the step after ``n_steps`` completed steps refreshes the frame."""
+    @classmethod
+    def of(cls, moments: RunningMoments) -> InputFrame:
+        """The moments' current frame."""
+        mean, scale = moments.mean_scale()
+        return cls(mean.copy(), scale.copy())
+
+    def due(self, n_steps: int, x: np.ndarray) -> bool:
+        """Whether the step after ``n_steps`` completed steps, whose rows in this frame are ``x``, refreshes first."""
         return True
 
     def refresh(self, moments: RunningMoments, engine: Any) -> None:
-        """Take the moments' current mean and scale."""
+        """Take the moments' current frame."""
         self.mean, self.scale = (a.copy() for a in moments.mean_scale())
-        self.stale = False
+        self.new = 0
 
     def grow(self, n_new: int) -> None:
         """``n_new`` features were added: mean 0 and scale 1 until the next refresh, which comes at the next step."""
         self.mean = np.concatenate([self.mean, np.zeros(n_new)])
         self.scale = np.concatenate([self.scale, np.ones(n_new)])
-        self.stale = True
+        self.new += n_new
 
     def apply(self, rows: np.ndarray) -> np.ndarray:
         """``rows`` (over every feature) standardised."""
@@ -64,21 +75,23 @@ class InputFrame:
 class ReexpressedFrame(InputFrame):
     """An :class:`InputFrame` refreshed on a schedule (module docstring), re-expressing the engine each time."""
 
-    def due(self, n_steps: int) -> bool:
-        return self.stale or n_steps < EARLY or n_steps % EVERY == 0
+    def due(self, n_steps: int, x: np.ndarray) -> bool:
+        return self.new > 0 or n_steps < EARLY or n_steps % EVERY == 0 or bool((np.abs(x) > STRAY).any())
 
     def refresh(self, moments: RunningMoments, engine: Any) -> None:
-        """Take the moments' current mean and scale, and re-express ``engine``'s first layer from the old ones
-        (``x_new = x_old * old_scale / scale + (old_mean - mean) / scale``)."""
+        """Take the moments' current frame, and re-express ``engine``'s first layer from the old one: ``x_new =
+        x_old * old_scale / scale + (old_mean - mean) / scale``, but ``x_new = x_old`` (0) for the features added
+        since the last refresh (module docstring)."""
         mean, scale = moments.mean_scale()
-        engine.reexpress_inputs(torch.from_numpy(self.scale / scale), torch.from_numpy((self.mean - mean) / scale))
-        self.mean, self.scale, self.stale = mean.copy(), scale.copy(), False
+        ratio, shift = self.scale / scale, (self.mean - mean) / scale
+        if self.new:
+            ratio[-self.new :], shift[-self.new :] = 1.0, 0.0
+        engine.reexpress_inputs(torch.from_numpy(ratio), torch.from_numpy(shift))
+        self.mean, self.scale, self.new = mean.copy(), scale.copy(), 0
 
 
 def frame_for(engine: Any, start: InputFrame) -> InputFrame:
     """The frame an estimator with ``engine`` (built: it knows its layers) applies from ``start`` on: re-expressed
     if the engine's first layer is fitted by a memory (``engine.input_memory``), else refreshed every step."""
     kind = ReexpressedFrame if getattr(engine, "input_memory", False) else InputFrame
-    frame = kind(start.mean, start.scale)
-    frame.stale = start.stale
-    return frame
+    return kind(start.mean, start.scale, start.new)

@@ -31,7 +31,7 @@ def payload(est: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         "started": est._buffer is not None,
         "engine": None if est._engine is None else [est._engine.n_inputs, est._engine.n_outputs],
         "last_stats": dict(est._last_stats),
-        "frame_stale": est._frame is not None and est._frame.stale,
+        "frame_new": 0 if est._frame is None else est._frame.new,
     }
     arrays: dict[str, np.ndarray] = {}
     if est._buffer is not None and est._moments is not None:
@@ -62,11 +62,10 @@ def restore(est: Any, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> No
         est._buffer = SampleBuffer.from_state(arrays, "buffer.")
     est._engine = engine
     if engine is not None and est.standardize and est._moments is not None:  # saved without one: the moments
-        est._frame = frame_for(engine, InputFrame(*(a.copy() for a in est._moments.mean_scale())))  # (as before)
+        est._frame = frame_for(engine, InputFrame.of(est._moments))  # (what a step applied before frames)
         if "frame.mean" in arrays:
             mean, scale = (np.array(arrays[f"frame.{k}"], dtype=np.float64) for k in ("mean", "scale"))
-            est._frame.mean, est._frame.scale = mean, scale
-            est._frame.stale = bool(meta.get("frame_stale", False))
+            est._frame.mean, est._frame.scale, est._frame.new = mean, scale, int(meta.get("frame_new", 0))
 
 
 def _engine(est: Any, shape: list[int], arrays: dict[str, np.ndarray]) -> Any:
