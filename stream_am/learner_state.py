@@ -10,6 +10,7 @@ layer ``l`` and ``{memory|adam}.out.*`` for the readout, and the counters ``mu``
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -200,16 +201,18 @@ class LearnerState:
         return self._built and self._net.takes_rows and isinstance(first, nn.Linear) and isinstance(
             self._updaters[0], MemoryUpdater)
 
-    def reexpress_inputs(self, scale: torch.Tensor, shift: torch.Tensor) -> None:
+    def reexpress_inputs(self, scale: torch.Tensor, shift: torch.Tensor, max_gain: float | None = None) -> None:
         """The inputs change coordinates: what arrived as ``x`` now arrives as ``scale * x + shift`` (per
         feature; an estimator's refreshed standardisation, :mod:`stream_am.estimators.frame`).
 
         The first layer's weights and its updater's sums are re-expressed
         (:mod:`stream_am.updaters.coordinates`), so that the network computes the same function of the same
-        samples and its memory holds the same statistics of them; Adam's moment estimates are kept. Refused
-        (``ValueError`` naming the argument, nothing changed) unless ``scale`` and ``shift`` are finite
-        floating-point tensors of ``n_inputs`` values, ``scale > 0``, and ``shift`` is 0 if the first layer has
-        no bias.
+        samples and its memory holds the same statistics of them; Adam's moment estimates are kept. With
+        ``max_gain``, no weight grows by more than that factor (``1 / scale`` is clipped to it): a feature
+        whose spread jumped, by an outlier, then weighs less than before instead of multiplying its weights by
+        the jump. Refused (``ValueError`` naming the argument, nothing changed) unless ``scale`` and ``shift``
+        are finite floating-point tensors of ``n_inputs`` values, ``scale > 0``, ``shift`` is 0 if the first
+        layer has no bias, and ``max_gain`` is None or a number >= 1.
         """
         layer = self._net.first
         if not self._net.takes_rows or not isinstance(layer, nn.Linear):
@@ -225,10 +228,13 @@ class LearnerState:
             raise ValueError("scale must be > 0")
         if layer.bias is None and bool((shift != 0).any()):
             raise ValueError("shift must be 0: the first layer has no bias")
+        if max_gain is not None:
+            checks.check_float("max_gain", max_gain, 1.0, math.inf)
         w = layer.weight
         scale, shift = scale.to(w.device, torch.float64), shift.to(w.device, torch.float64)
+        gain = scale.reciprocal() if max_gain is None else scale.reciprocal().clamp(max=max_gain)
         with torch.no_grad():  # W x + b = (W / scale) x' + b - (W / scale) shift, for x' = scale * x + shift
-            w.div_(scale.to(w.dtype))
+            w.mul_(gain.to(w.dtype))
             if layer.bias is not None:
                 layer.bias.sub_(w @ shift.to(w.dtype))
         if self._built:

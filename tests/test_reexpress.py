@@ -134,8 +134,8 @@ def test_a_refreshed_frame_keeps_the_first_task_where_moments_applied_as_they_mo
 def test_the_frame_refreshes_every_early_step_then_on_its_schedule_and_after_new_features(monkeypatch):
     calls = []
     original = OnlineAM.reexpress_inputs
-    monkeypatch.setattr(OnlineAM, "reexpress_inputs",
-                        lambda self, scale, shift: (calls.append(self.n_steps), original(self, scale, shift)))
+    monkeypatch.setattr(OnlineAM, "reexpress_inputs", lambda self, scale, shift, **kw: (
+        calls.append(self.n_steps), original(self, scale, shift, **kw)))
     model = AMClassifier(hidden_sizes=(4,), batch_size=2, seed=0)
     rng = np.random.default_rng(0)
     late = frame.EARLY + frame.EVERY + 5  # steps completed when a feature appears
@@ -190,8 +190,8 @@ def test_a_memory_first_layer_is_re_expressed_and_an_adam_one_restandardised(par
 def _recorded(monkeypatch) -> list:
     calls: list = []
     original = OnlineAM.reexpress_inputs
-    monkeypatch.setattr(OnlineAM, "reexpress_inputs", lambda self, scale, shift: (
-        calls.append((self.n_steps, scale.clone(), shift.clone())), original(self, scale, shift)))
+    monkeypatch.setattr(OnlineAM, "reexpress_inputs", lambda self, scale, shift, **kw: (
+        calls.append((self.n_steps, scale.clone(), shift.clone())), original(self, scale, shift, **kw)))
     return calls
 
 
@@ -208,6 +208,23 @@ def test_a_feature_added_late_is_not_re_expressed_at_its_first_refresh(monkeypat
     _, scale, shift = calls[0]
     assert scale[1] == 1.0 and shift[1] == 0.0  # the earlier rows had no value for it: they stay at its mean, 0
     assert scale[0] != 1.0 and model._frame is not None and model._frame.new == 0
+
+
+def test_max_gain_bounds_how_much_a_weight_grows_and_keeps_the_function_elsewhere():
+    am = OnlineAM(build_mlp(3, 2, (4,), seed=0))
+    am.partial_fit(torch.randn(32, 3), torch.randint(0, 2, (32,)))
+    w = am.module[0].weight.detach().clone()
+    x = torch.randn(20, 3)
+    x[:, 0] = 0.0  # rows without feature 0 (the one whose gain is clipped): their outputs stay the same
+    before = am.predict(x)
+    scale = torch.tensor([1e-6, 0.5, 2.0], dtype=torch.float64)  # feature 0's spread jumped a millionfold
+    for bad in (0.5, float("nan"), "10"):
+        with pytest.raises(ValueError, match="max_gain"):
+            am.reexpress_inputs(scale, torch.zeros(3, dtype=torch.float64), max_gain=bad)
+    assert torch.equal(am.module[0].weight, w)  # refused: nothing changed
+    am.reexpress_inputs(scale, torch.zeros(3, dtype=torch.float64), max_gain=10.0)
+    torch.testing.assert_close(am.module[0].weight, w * torch.tensor([10.0, 2.0, 0.5]))
+    torch.testing.assert_close(am.predict(x * scale.float()), before)
 
 
 def test_an_outlier_far_outside_the_frame_refreshes_it_before_the_step(monkeypatch):
@@ -235,3 +252,22 @@ def test_a_late_feature_of_huge_constant_value_keeps_the_memory_finite(tmp_path)
     assert all(bool(torch.isfinite(v).all()) for v in state.values() if v.is_floating_point())
     restored = AMClassifier.load(copy.deepcopy(model).save(tmp_path / "m"))
     assert restored.predict_proba_one({"a": 0.0, "b": 1e19}) == model.predict_proba_one({"a": 0.0, "b": 1e19})
+
+
+@pytest.mark.parametrize("big", [1e12, 1e20])
+def test_learning_goes_on_finite_after_outliers_that_inflate_a_scale(big, tmp_path):
+    import copy
+
+    model = AMClassifier(hidden_sizes=(16,), batch_size=1, seed=0)
+    rng = np.random.default_rng(0)
+    rows = [rng.normal(size=2) for _ in range(440)]
+    for i, x in enumerate(rows):
+        if i == 40:
+            model.learn_one({"x": big, "z": 0.0}, 1)
+            model.learn_one({"x": -big, "z": 0.0}, 0)
+        model.learn_one({"x": float(x[0]), "z": float(x[1])}, int(x.sum() > 0))
+    state = model.engine.state_dict()
+    assert all(bool(torch.isfinite(v).all()) for v in state.values() if v.is_floating_point())
+    assert float(model.engine.module[0].weight.detach().abs().max()) < 1e4  # (the first version: 1e19)
+    restored = AMClassifier.load(copy.deepcopy(model).save(tmp_path / "m"))
+    assert restored.predict_proba_one({"x": 0.3, "z": -0.2}) == model.predict_proba_one({"x": 0.3, "z": -0.2})

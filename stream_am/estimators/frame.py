@@ -15,7 +15,10 @@ the first ``EARLY`` steps (the moments move most then), then every ``EVERY`` ste
 rows it would not read faithfully: one holding features added since the last refresh, or a value more than
 ``STRAY`` of its scales from its mean (so that a step never sees inputs larger than the moments' own would
 give). A feature added since the last refresh is not re-expressed at the next: the rows before it held no
-value for it, 0, i.e. its mean, as any missing value is, and stay so; its weights are 0.
+value for it, 0, i.e. its mean, as any missing value is, and stay so; its weights are 0. And a refresh never
+makes a weight larger (``MAX_GAIN``): where a feature's spread grew, its weights stay and its part in the
+output shrinks, as restandardising did, while the memory's sums are re-expressed exactly (multiplying the
+weights by the growth let one outlier blow them up, to 1e19 and then to non-finite sums).
 It serves an engine whose first layer is fitted by a memory
 (a least-squares fit of its sums, which re-expressing leaves what it was). :class:`InputFrame` applies the
 moments of every step and re-expresses nothing: for an Adam first layer (whose steps are sized per weight, so
@@ -32,11 +35,12 @@ import torch
 
 from stream_am.estimators.moments import RunningMoments
 
-__all__ = ["InputFrame", "ReexpressedFrame", "frame_for", "EARLY", "EVERY", "STRAY"]
+__all__ = ["InputFrame", "ReexpressedFrame", "frame_for", "EARLY", "EVERY", "MAX_GAIN", "STRAY"]
 
 EARLY = 32  # steps that each refresh the frame
 EVERY = 32  # steps between refreshes after those
 STRAY = 1e3  # a value this many scales from the frame's mean refreshes the frame first
+MAX_GAIN = 1.0  # a refresh never makes a weight larger (an outlier can inflate a scale by any factor)
 
 
 class InputFrame:
@@ -86,7 +90,7 @@ class ReexpressedFrame(InputFrame):
         ratio, shift = self.scale / scale, (self.mean - mean) / scale
         if self.new:
             ratio[-self.new :], shift[-self.new :] = 1.0, 0.0
-        engine.reexpress_inputs(torch.from_numpy(ratio), torch.from_numpy(shift))
+        engine.reexpress_inputs(torch.from_numpy(ratio), torch.from_numpy(shift), max_gain=MAX_GAIN)
         self.mean, self.scale, self.new = mean.copy(), scale.copy(), 0
 
 
