@@ -241,19 +241,19 @@ class StreamEstimator(abc.ABC):
     def _step(self) -> None:
         moments, buffer = self._start()
         rows, mask, targets = buffer.rows()
-        y = self._target_tensor(targets)
         engine, frame = self._engine, self._frame
-        if engine is None:  # (seed None: fresh OS entropy)
-            seed = secrets.randbits(31) if self.seed is None else self.seed
-            engine, frame = self._make_engine(build_mlp(len(self._index), self._n_outputs(), self.hidden_sizes,
-                                                        self.activation, seed)), None
-        if self.standardize:  # the frame of this step (frame.py): refreshed when due, the engine following
-            if frame is None:  # the moments' at the first step (of its kind once the engine is built)
-                frame = InputFrame.of(moments)
-            elif frame.due(engine.n_steps, self._network_input(rows, mask, frame).numpy()):
-                frame.refresh(moments, engine)
-        stats = engine.partial_fit(self._network_input(rows, mask, frame), y)
-        if frame is not None and self._frame is None:  # the first step: the frame's kind, the engine built
+        if engine is None:
+            seed = secrets.randbits(31) if self.seed is None else self.seed  # None: fresh OS entropy
+            module = build_mlp(len(self._index), self._n_outputs(), self.hidden_sizes, self.activation, seed)
+            engine = self._make_engine(module)
+        if self.standardize and frame is None:  # the moments' at the first step (its kind once the engine is built)
+            frame = InputFrame.of(moments)
+        x = self._network_input(rows, mask, frame)  # refreshed when due (frame.py), the engine following:
+        if frame is not None and frame is self._frame and frame.due(engine.n_steps, x.numpy()):
+            frame.refresh(moments, engine)
+            x = self._network_input(rows, mask, frame)
+        stats = engine.partial_fit(x, self._target_tensor(targets))
+        if frame is not None and frame is not self._frame:  # the first step: its kind, now the engine is built
             frame = frame_for(engine, frame)
         self._engine, self._frame = engine, frame
         self._last_stats = {k: float(v) for k, v in stats.items()}

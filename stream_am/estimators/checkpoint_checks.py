@@ -153,11 +153,12 @@ def _check_frame(est: Any, meta: dict[str, Any], arrays: dict[str, Any], n_featu
     most every feature new."""
     if _count(meta.get("frame_new", 0), "meta.frame_new") > n_features:
         raise ValueError(f"meta.frame_new = {meta['frame_new']} counts more features than meta.features holds")
-    keys = ("frame.mean", "frame.scale")
-    present = [k for k in keys if k in arrays]
-    if present and (len(present) < 2 or not est.standardize):
-        raise ValueError(f"the state has {present[0]} without " + (
-            next(k for k in keys if k not in arrays) if len(present) < 2 else "standardize=True"))
+    present = [k for k in ("frame.mean", "frame.scale") if k in arrays]
+    if present and not est.standardize:
+        raise ValueError(f"the state has {present[0]} without standardize=True")
+    if len(present) == 1:
+        missing = "frame.scale" if present[0] == "frame.mean" else "frame.mean"
+        raise ValueError(f"the state has {present[0]} without {missing}")
     if present:
         limit = est._feature_limit
         mean, scale = (_array(arrays, k, "f", (n_features,)) for k in ("frame.mean", "frame.scale"))

@@ -62,10 +62,11 @@ def restore(est: Any, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> No
         est._buffer = SampleBuffer.from_state(arrays, "buffer.")
     est._engine = engine
     if engine is not None and est.standardize and est._moments is not None:  # saved without one: the moments
-        est._frame = frame_for(engine, InputFrame.of(est._moments))  # (what a step applied before frames)
+        start = InputFrame.of(est._moments)  # (what a step applied before frames were saved)
         if "frame.mean" in arrays:
             mean, scale = (np.array(arrays[f"frame.{k}"], dtype=np.float64) for k in ("mean", "scale"))
-            est._frame.mean, est._frame.scale, est._frame.new = mean, scale, int(meta.get("frame_new", 0))
+            start = InputFrame(mean, scale, int(meta.get("frame_new", 0)))
+        est._frame = frame_for(engine, start)
 
 
 def _engine(est: Any, shape: list[int], arrays: dict[str, np.ndarray]) -> Any:
