@@ -110,6 +110,16 @@ def test_ridge_solve_survives_a_singular_matrix():
     assert torch.isfinite(w).all()
 
 
+def test_ridge_solve_never_enlarges_the_weights_along_a_direction_rounding_made_negative():
+    # float32 sums of inputs of very different sizes: an eigenvalue rounded to -0.9 ridge (the fuzzed stream's
+    # readout memory); without the rounding margin the solve multiplied W_prev by 10 there, at every solve
+    A = torch.diag(torch.tensor([1e6, -0.009]))
+    w = ridge_solve(A, torch.zeros(1, 2), torch.tensor([[0.0, 1.0]]), 0.01)
+    assert 0.0 < w[0, 1].item() < 1.0
+    w = ridge_solve(torch.diag(torch.tensor([2.0, 1.0])), torch.tensor([[2.0, 3.0]]), torch.zeros(1, 2), 1e-12)
+    torch.testing.assert_close(w, torch.tensor([[1.0, 3.0]]))  # (a margin of 1e-6 of the largest entry)
+
+
 def test_a_failed_factorisation_keeps_the_layer_weights():
     layer = nn.Linear(3, 2)
     before = [p.detach().clone() for p in layer.parameters()]

@@ -106,6 +106,10 @@ STATE_EDITS: dict[str, tuple[Edit, str]] = {
     "frame.mean-nan": (_array("frame.mean", lambda a: _set(a, 2, np.nan)), "frame.mean"),
     "frame.mean-wrong-shape": (_array("frame.mean", lambda a: a[:2]), "frame.mean"),
     "frame.scale-missing": (lambda arrays: arrays.pop("frame.scale"), "frame.scale"),
+    "frame.gain-negative": (_array("frame.gain", lambda a: _set(a, 0, -1.0)), "frame.gain"),
+    "frame.gain-nan": (_array("frame.gain", lambda a: _set(a, 1, np.nan)), "frame.gain"),
+    "frame.gain-wrong-shape": (_array("frame.gain", lambda a: a[:1]), "frame.gain"),
+    "frame.gain-alone": (lambda arrays: [arrays.pop(k) for k in ("frame.mean", "frame.scale")], "frame.gain"),
     "engine-missing": (lambda arrays: [arrays.pop(k) for k in list(arrays) if k.startswith("engine.")], "engine"),
     "unexpected-array": (lambda arrays: arrays.__setitem__("extra", np.zeros(2)), "extra"),
 }

@@ -158,9 +158,14 @@ def test_the_frame_is_saved_and_restored_and_an_older_state_takes_the_moments(tm
     model.learn_many(X.iloc[170:], y.iloc[170:])  # the moments move past the frame of the last step
     loaded = AMClassifier.load(model.save(tmp_path / "m"))
     assert loaded._frame is not None and model._frame is not None
-    assert np.array_equal(loaded._frame.mean, model._frame.mean)
+    for k in ("mean", "scale", "gain"):
+        assert np.array_equal(getattr(loaded._frame, k), getattr(model._frame, k))
     assert np.array_equal(model.predict_proba_many(X).to_numpy(), loaded.predict_proba_many(X).to_numpy())
     meta, arrays = model._payload()
+    del arrays["frame.gain"]  # as saved before gains were: none applied yet
+    before_gains = AMClassifier(hidden_sizes=(8,), seed=0)
+    before_gains._restore(meta, arrays)
+    assert before_gains._frame is not None and np.array_equal(before_gains._frame.gain, np.ones(3))
     for k in ("mean", "scale"):  # as saved before frames were
         del arrays[f"frame.{k}"]
     older = AMClassifier(hidden_sizes=(8,), seed=0)
@@ -271,3 +276,34 @@ def test_learning_goes_on_finite_after_outliers_that_inflate_a_scale(big, tmp_pa
     assert float(model.engine.module[0].weight.detach().abs().max()) < 1e4  # (the first version: 1e19)
     restored = AMClassifier.load(copy.deepcopy(model).save(tmp_path / "m"))
     assert restored.predict_proba_one({"x": 0.3, "z": -0.2}) == model.predict_proba_one({"x": 0.3, "z": -0.2})
+
+
+def test_a_feature_whose_scale_grows_over_19_decades_keeps_the_model_finite(tmp_path):
+    import copy
+
+    model = AMClassifier(hidden_sizes=(8,), batch_size=2, seed=0)  # (before origins: memory.out.A overflowed)
+    for t, v in enumerate(np.logspace(0, 19, 4000)):
+        model.learn_one({"x": float(v)}, t % 2)
+    state = model.engine.state_dict()
+    assert all(bool(torch.isfinite(v).all()) for v in state.values() if v.is_floating_point())
+    assert float(model.engine.module[0].weight.detach().abs().max()) < 1e9  # (before: 7e17, following x)
+    assert model._frame is not None and model._frame.gain[0] == pytest.approx(frame.REACH**-1)  # all it may
+    restored = AMClassifier.load(copy.deepcopy(model).save(tmp_path / "m"))
+    assert restored.predict_proba_one({"x": 1e19}) == model.predict_proba_one({"x": 1e19})
+
+
+def test_no_feature_s_rows_are_scaled_by_more_than_the_reach_in_all():
+    class Recorder:
+        def reexpress_inputs(self, scale, shift, max_gain=None):
+            self.scale, self.shift = scale.numpy(), shift.numpy()
+
+    class Moments:
+        def mean_scale(self):
+            return np.array([1.0, 1.0, 1.0]), np.array([2.0, 2.0e4, 1e-4])
+
+    engine = Recorder()
+    f = frame.ReexpressedFrame(np.zeros(3), np.ones(3), gain=np.array([1.0, 0.1, 1.0]))
+    f.refresh(Moments(), engine)
+    np.testing.assert_allclose(engine.scale, [0.5, 1e-2, 1e3])  # 2x: exact; 2e4x after 0.1: to 1e-3 in all
+    np.testing.assert_allclose(engine.shift, [-0.5, -5e-5, -1e4])  # the shifts stay exact
+    np.testing.assert_allclose(f.gain, [0.5, 1e-3, 1e3])

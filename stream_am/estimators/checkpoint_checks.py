@@ -141,16 +141,16 @@ def _check_keys(arrays: dict[str, Any], started: bool, engine: bool, classifier:
     if engine != has_engine:
         raise ValueError("meta.engine is set, but the state has no engine.* arrays" if engine
                          else "meta.engine is None, but the state has engine.* arrays")
-    known = expected | ({"frame.mean", "frame.scale"} if engine and started else set())
+    known = expected | ({"frame.mean", "frame.scale", "frame.gain"} if engine and started else set())
     unexpected = sorted(str(k) for k in arrays if k not in known and not str(k).startswith("engine."))
     if unexpected:
         raise ValueError(f"the state has an unexpected array {unexpected[0]!r}")
 
 
 def _check_frame(est: Any, meta: dict[str, Any], arrays: dict[str, Any], n_features: int) -> None:
-    """The standardisation applied (``frame.mean``, ``frame.scale``, ``meta.frame_new``): both arrays or neither,
-    only with ``standardize``; means within the input limits, scales in the range the moments can give, at
-    most every feature new."""
+    """The standardisation applied (``frame.mean``, ``frame.scale``, optional ``frame.gain``,
+    ``meta.frame_new``): the first two or none, only with ``standardize``; means within the input limits, scales
+    in the range the moments can give, gains in [1e-30, 1e30], at most every feature new."""
     if _count(meta.get("frame_new", 0), "meta.frame_new") > n_features:
         raise ValueError(f"meta.frame_new = {meta['frame_new']} counts more features than meta.features holds")
     present = [k for k in ("frame.mean", "frame.scale") if k in arrays]
@@ -159,13 +159,19 @@ def _check_frame(est: Any, meta: dict[str, Any], arrays: dict[str, Any], n_featu
     if len(present) == 1:
         missing = "frame.scale" if present[0] == "frame.mean" else "frame.mean"
         raise ValueError(f"the state has {present[0]} without {missing}")
+    if "frame.gain" in arrays and not present:
+        raise ValueError("the state has frame.gain without frame.mean and frame.scale")
     if present:
         limit = est._feature_limit
-        mean, scale = (_array(arrays, k, "f", (n_features,)) for k in ("frame.mean", "frame.scale"))
+        mean = _array(arrays, "frame.mean", "f", (n_features,))
         if not np.isfinite(mean).all() or (np.abs(mean) > limit).any():
             raise ValueError(f"array frame.mean must hold finite values at most {limit:g} in magnitude")
+        scale = _array(arrays, "frame.scale", "f", (n_features,))
         if not np.isfinite(scale).all() or (scale < RunningMoments.min_scale).any() or (scale > 2 * limit).any():
             raise ValueError(f"array frame.scale must hold scales in [{RunningMoments.min_scale:g}, {2 * limit:g}]")
+        gain = _array(arrays, "frame.gain", "f", (n_features,)) if "frame.gain" in arrays else np.ones(1)
+        if not np.isfinite(gain).all() or (gain < 1e-30).any() or (gain > 1e30).any():
+            raise ValueError("array frame.gain must hold factors in [1e-30, 1e30]")
 
 
 def _array(arrays: dict[str, Any], key: str, kinds: str, shape: Sequence[int | None]) -> np.ndarray:

@@ -18,7 +18,12 @@ give). A feature added since the last refresh is not re-expressed at the next: t
 value for it, 0, i.e. its mean, as any missing value is, and stay so; its weights are 0. And a refresh never
 makes a weight larger (``MAX_GAIN``): where a feature's spread grew, its weights stay and its part in the
 output shrinks, as restandardising did, while the memory's sums are re-expressed exactly (multiplying the
-weights by the growth let one outlier blow them up, to 1e19 and then to non-finite sums).
+weights by the growth let one outlier blow them up, to 1e19 and then to non-finite sums). Exact re-expression
+keeps the first layer the same affine function of the *raw* inputs, so a feature whose scale grows without end
+(one sweeping 19 decades) takes the first layer's outputs, and the weights of the next solves (fitted to codes
+of that size), with it until the layers above overflow: so the re-expressions scale a feature's rows by at most
+``REACH`` (1e3) in all (``gain``, kept per feature), and past that the feature's earlier rows stay as they are,
+as restandardising would leave them.
 It serves an engine whose first layer is fitted by a memory
 (a least-squares fit of its sums, which re-expressing leaves what it was). :class:`InputFrame` applies the
 moments of every step and re-expresses nothing: for an Adam first layer (whose steps are sized per weight, so
@@ -35,20 +40,23 @@ import torch
 
 from stream_am.estimators.moments import RunningMoments
 
-__all__ = ["InputFrame", "ReexpressedFrame", "frame_for", "EARLY", "EVERY", "MAX_GAIN", "STRAY"]
+__all__ = ["InputFrame", "ReexpressedFrame", "frame_for", "EARLY", "EVERY", "MAX_GAIN", "REACH", "STRAY"]
 
 EARLY = 32  # steps that each refresh the frame
 EVERY = 32  # steps between refreshes after those
 STRAY = 1e3  # a value this many scales from the frame's mean refreshes the frame first
 MAX_GAIN = 1.0  # a refresh never makes a weight larger (an outlier can inflate a scale by any factor)
+REACH = 1e3  # the most a feature's re-expressions may scale its rows, in all, up or down (docstring)
 
 
 class InputFrame:
     """The ``mean`` and ``scale`` applied to the inputs, refreshed from the moments at every step; ``new``: how
-    many features (the last ones) were added since the last refresh."""
+    many features (the last ones) were added since the last refresh; ``gain``: how much the re-expressions have
+    scaled each feature's rows, in all (1 unless given)."""
 
-    def __init__(self, mean: np.ndarray, scale: np.ndarray, new: int = 0):
+    def __init__(self, mean: np.ndarray, scale: np.ndarray, new: int = 0, gain: np.ndarray | None = None):
         self.mean, self.scale, self.new = mean, scale, new
+        self.gain = np.ones_like(scale) if gain is None else gain
 
     @classmethod
     def of(cls, moments: RunningMoments) -> InputFrame:
@@ -69,6 +77,7 @@ class InputFrame:
         """``n_new`` features were added: mean 0 and scale 1 until the next refresh, which comes at the next step."""
         self.mean = np.concatenate([self.mean, np.zeros(n_new)])
         self.scale = np.concatenate([self.scale, np.ones(n_new)])
+        self.gain = np.concatenate([self.gain, np.ones(n_new)])
         self.new += n_new
 
     def apply(self, rows: np.ndarray) -> np.ndarray:
@@ -84,13 +93,16 @@ class ReexpressedFrame(InputFrame):
 
     def refresh(self, moments: RunningMoments, engine: Any) -> None:
         """Take the moments' current frame, and re-express ``engine``'s first layer from the old one: ``x_new =
-        x_old * old_scale / scale + (old_mean - mean) / scale``, but ``x_new = x_old`` (0) for the features added
-        since the last refresh (module docstring)."""
+        x_old * old_scale / scale + (old_mean - mean) / scale``, but ``x_new = x_old`` for the features added
+        since the last refresh (0), and the factor clipped so that no feature's rows are scaled by more than
+        ``REACH`` in all (module docstring)."""
         mean, scale = moments.mean_scale()
-        ratio, shift = self.scale / scale, (self.mean - mean) / scale
+        ratio = np.clip(self.scale / scale, 1.0 / (REACH * self.gain), REACH / self.gain)
+        shift = (self.mean - mean) / scale
         if self.new:
             ratio[-self.new :], shift[-self.new :] = 1.0, 0.0
         engine.reexpress_inputs(torch.from_numpy(ratio), torch.from_numpy(shift), max_gain=MAX_GAIN)
+        self.gain = self.gain * ratio
         self.mean, self.scale, self.new = mean.copy(), scale.copy(), 0
 
 
@@ -98,4 +110,4 @@ def frame_for(engine: Any, start: InputFrame) -> InputFrame:
     """The frame an estimator with ``engine`` (built: it knows its layers) applies from ``start`` on: re-expressed
     if the engine's first layer is fitted by a memory (``engine.input_memory``), else refreshed every step."""
     kind = ReexpressedFrame if getattr(engine, "input_memory", False) else InputFrame
-    return kind(start.mean, start.scale, start.new)
+    return kind(start.mean, start.scale, start.new, start.gain)

@@ -38,7 +38,7 @@ def payload(est: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         arrays.update(est._moments.state("moments."))
         arrays.update(est._buffer.state("buffer.", est._target_dtype))
     if est._frame is not None:
-        arrays.update({"frame.mean": est._frame.mean.copy(), "frame.scale": est._frame.scale.copy()})
+        arrays.update({f"frame.{k}": getattr(est._frame, k).copy() for k in ("mean", "scale", "gain")})
     if est._engine is not None:
         for k, v in est._engine.state_dict().items():
             arrays[f"engine.{k}"] = v.detach().cpu().clone().numpy()
@@ -65,7 +65,8 @@ def restore(est: Any, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> No
         start = InputFrame.of(est._moments)  # (what a step applied before frames were saved)
         if "frame.mean" in arrays:
             mean, scale = (np.array(arrays[f"frame.{k}"], dtype=np.float64) for k in ("mean", "scale"))
-            start = InputFrame(mean, scale, int(meta.get("frame_new", 0)))
+            gain = np.array(arrays["frame.gain"], dtype=np.float64) if "frame.gain" in arrays else None
+            start = InputFrame(mean, scale, int(meta.get("frame_new", 0)), gain)  # (no gain: saved before it)
         est._frame = frame_for(engine, start)
 
 

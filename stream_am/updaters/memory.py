@@ -66,6 +66,9 @@ def memory_fold(
     return total
 
 
+ROUNDING = 4.0  # the margin for rounding in ridge_solve, in units of d * eps * max diag(A)
+
+
 @no_grad
 def ridge_solve(A: torch.Tensor, B: torch.Tensor, W_prev: torch.Tensor, ridge: float | torch.Tensor) -> torch.Tensor:
     """Return ``(B + ridge W_prev) (A + ridge I)^-1`` from a Cholesky factor and two triangular solves
@@ -77,18 +80,25 @@ def ridge_solve(A: torch.Tensor, B: torch.Tensor, W_prev: torch.Tensor, ridge: f
     GPU the test is a ``torch.where`` (so the GPU never waits for it), on the CPU a Python branch (the
     selection costs a few percent of a whole AM-mem step there; figures in ``benchmarks/README.md``).
 
+    The factorised matrix also gets ``ROUNDING * d * eps`` times ``A``'s largest diagonal entry on its diagonal
+    (``d``: its order, ``eps``: its dtype's): what rounding can take off the smallest eigenvalue of sums of
+    many rows kept in float32. Without it, inputs of very different sizes (activations of 1 and of 1e5) made
+    ``A`` indefinite by more than ``ridge``; the Cholesky factor still existed, and each solve multiplied
+    ``W_prev`` along that direction (by up to 16), until the weights overflowed. This margin pulls toward 0,
+    not toward ``W_prev``, so no solve can enlarge the weights that way.
+
     Examples
     --------
     >>> import torch
     >>> A = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
     >>> B = torch.tensor([[2.0, 3.0]])
-    >>> ridge_solve(A, B, torch.zeros(1, 2), 1e-12).tolist()
+    >>> ridge_solve(A, B, torch.zeros(1, 2), 1e-12).round(decimals=4).tolist()
     [[1.0, 3.0]]
     >>> ridge_solve(-A, B, torch.ones(1, 2), 1e-12).tolist()  # not positive definite: nothing changes
     [[1.0, 1.0]]
     """
     M = A.clone()
-    M.diagonal().add_(ridge)
+    M.diagonal().add_(ridge).add_(A.diagonal().abs().amax() * (ROUNDING * A.shape[0] * torch.finfo(A.dtype).eps))
     L, info = torch.linalg.cholesky_ex(M)
     rhs = B + ridge * W_prev if isinstance(ridge, torch.Tensor) else torch.add(B, W_prev, alpha=ridge)
     if info.device.type == "cpu":
