@@ -10,7 +10,9 @@ layer ``l`` and ``{memory|adam}.out.*`` for the readout, and the counters ``mu``
 
 from __future__ import annotations
 
+import hashlib
 import math
+import secrets
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +67,7 @@ class LearnerState:
     module: nn.Module
     variant: str | Sequence[str]
     solve_every: int | None
+    seed: int | None
     samples_seen: int
     n_steps: int
     _net: Network
@@ -180,17 +183,38 @@ class LearnerState:
             raise ValueError(f"state['generator'] is not a random generator's state: {err}") from err
 
     def grow_inputs(self, n_new: int) -> None:
-        """Add ``n_new`` input features (zero weights) keeping everything learned."""
+        """Add ``n_new`` input features keeping everything learned.
+
+        Their weights are drawn uniformly in ``+-1 / sqrt(width)`` (``width``: the first layer's outputs), as
+        at initialisation: zero weights left a feature out of every hidden unit, and the codes, which move the
+        first layer only a little from its own outputs, barely moved them, so a feature that arrived late was
+        learned by no layer (``benchmarks/README.md``, "Features that arrive late"). Each column comes from a
+        generator seeded by the learner's generator state and the column's index, which it leaves as it is: so
+        growing by 2 draws what growing by 1 twice does, and nothing else learned changes.
+        """
         checks.check_int("n_new", n_new, low=1)
         layer = self._net.first
         if not self._net.takes_rows or not isinstance(layer, nn.Linear):
             raise ValueError("grow_inputs needs a network that starts with nn.Linear")
         with torch.no_grad():
             w = layer.weight
-            layer.weight = nn.Parameter(torch.cat([w, w.new_zeros(w.shape[0], n_new)], dim=1))
+            first = layer.in_features
+            fresh = torch.stack([self._fresh_column(first + i, w.shape[0]) for i in range(n_new)], dim=1)
+            layer.weight = nn.Parameter(torch.cat([w, fresh.to(w.device, w.dtype)], dim=1))
         layer.in_features += n_new
         if self._built:
             self._updaters[0].grow_inputs(n_new)
+
+    def _fresh_column(self, column: int, width: int) -> torch.Tensor:
+        """The first-layer weights of input ``column``, drawn on the CPU (the same on every device)."""
+        if self._built:
+            key = self._generator.get_state().numpy().tobytes()
+        else:  # before the first step: from ``seed``, or the operating system's entropy
+            key = secrets.token_bytes(16) if self.seed is None else str(self.seed).encode()
+        digest = hashlib.blake2b(key + column.to_bytes(8, "little"), digest_size=8).digest()
+        generator = torch.Generator().manual_seed(int.from_bytes(digest, "little") >> 1)
+        bound = 1.0 / math.sqrt(width)
+        return torch.empty(width).uniform_(-bound, bound, generator=generator)
 
     @property
     def input_memory(self) -> bool:

@@ -188,3 +188,12 @@ def test_cost_since_times_an_earlier_commit_beside_today(
 def test_cost_since_refuses_an_unknown_ref(load_benchmark: Loader, tmp_path) -> None:
     with pytest.raises(SystemExit, match="--ref"):
         load_benchmark("cost_since").import_ref("no-such-ref-anywhere", tmp_path)
+
+
+def test_late_feature_prints_a_row_per_batch_size_and_seed(
+    load_benchmark: Loader, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = load_benchmark("late_feature").main(["--n", "400", "--t0", "100", "--batch-sizes", "8", "--seeds", "0"])
+    assert [(r["batch_size"], r["seed"]) for r in rows] == [(8, 0)]
+    assert all(0.0 <= rows[0][k] <= 1.0 for k in ("late", "control"))
+    assert sum(line.startswith("| 8 | 0 |") for line in capsys.readouterr().out.splitlines()) == 1

@@ -253,3 +253,23 @@ def test_load_can_override_the_saved_device(tmp_path):
     assert loaded.predict_proba_one({"a": 1.0, "b": 0.0}) == clf.predict_proba_one({"a": 1.0, "b": 0.0})
     with pytest.raises(ValueError, match="device"):
         AMClassifier.load(tmp_path / "m", device="tpu")
+
+
+@pytest.mark.parametrize("batch_size", [1, 32])
+def test_a_feature_that_arrives_late_is_learned(batch_size):
+    # the only informative feature arrives after 320 samples; with zero weights for it (before 2026-12-02) no
+    # layer learned it: 0.49 to 0.63 on the last 1,000 samples (three seeds), against 0.83 to 0.86 now
+    rng = np.random.default_rng(0)
+    n, t0 = 1500, 320
+    y = rng.integers(2, size=n)
+    X = pd.DataFrame(rng.normal(size=(n, 5)), columns=[f"n{i}" for i in range(5)])
+    X["late"] = np.where(np.arange(n) >= t0, 50 + 2.5 * (y - 0.5) + rng.normal(size=n), np.nan)
+    model, hits = AMClassifier(seed=0, batch_size=batch_size), []
+    for lo in range(0, n, 50):
+        chunk = X.iloc[lo : lo + 50].dropna(axis=1, how="all")
+        target = pd.Series(y[lo : lo + 50], index=chunk.index)
+        if lo >= t0 + 200:
+            hits.extend(np.asarray(model.predict_many(chunk)) == target.to_numpy())
+        model.learn_many(chunk, target)
+    print(f"late-feature accuracy {np.mean(hits):.3f}")
+    assert np.mean(hits) > 0.75

@@ -244,13 +244,27 @@ def test_growth_keeps_everything_learned():
     am.grow_outputs(1)
     after = snapshot(am)
     assert torch.equal(after["module.0.weight"][:, :4], before["module.0.weight"])
-    assert torch.equal(after["module.0.weight"][:, 4:], torch.zeros(8, 2))
+    fresh = after["module.0.weight"][:, 4:]  # drawn like an initialisation, from the learner's generator
+    assert bool((fresh.abs() <= 1 / math.sqrt(8)).all()) and bool((fresh != 0).all())
     assert torch.equal(after["module.2.weight"][:3], before["module.2.weight"])
     assert torch.equal(after["adam.0.0.exp_avg_sq"][:, :4], before["adam.0.0.exp_avg_sq"])
     assert torch.equal(after["adam.out.1.exp_avg"][:3], before["adam.out.1.exp_avg"])
     x2 = torch.cat([x, torch.randn(len(x), 2)], dim=1)
     stats = am.partial_fit(x2, torch.full_like(y, 3))
     assert am.n_inputs == 6 and am.n_outputs == 4 and math.isfinite(stats["loss"])
+
+
+@pytest.mark.parametrize("built", [True, False])
+def test_growing_by_two_inputs_draws_what_growing_by_one_twice_does(built):
+    x, y = blobs(k=3)
+    ams = [OnlineAM(mlp([4, 8, 3]), variant="mem", seed=0) for _ in range(2)]
+    for am in ams if built else []:
+        am.partial_fit(x, y)
+    ams[0].grow_inputs(2)
+    ams[1].grow_inputs(1)
+    ams[1].grow_inputs(1)
+    w0, w1 = (am.module[0].weight for am in ams)
+    assert torch.equal(w0, w1) and bool((w0[:, 4:] != 0).all())
 
 
 def test_memory_growth_keeps_statistics():

@@ -2,7 +2,8 @@
 
 Features are numbered in first-seen order; features first seen in the same sample (a dict, or a row of a
 frame or array) are numbered in sorted order, so the key order of a dict never matters. A new feature grows
-the engine's input layer (zero weights; every learned weight, memory and optimiser moment is kept). A feature
+the engine's input layer (its weights drawn like an initialisation, :meth:`stream_am.OnlineAM.grow_inputs`;
+every learned weight, memory and optimiser moment is kept). A feature
 absent from a sample contributes 0 to the network input; features never learned are ignored at prediction
 time.
 """

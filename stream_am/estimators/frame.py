@@ -15,7 +15,7 @@ the first ``EARLY`` steps (the moments move most then), then every ``EVERY`` ste
 rows it would not read faithfully: one holding features added since the last refresh, or a value more than
 ``STRAY`` of its scales from its mean (so that a step never sees inputs larger than the moments' own would
 give). A feature added since the last refresh is not re-expressed at the next: the rows before it held no
-value for it, 0, i.e. its mean, as any missing value is, and stay so; its weights are 0. And a refresh never
+value for it, 0, i.e. its mean, as any missing value is, and stay so (whatever its weights). And a refresh never
 makes a weight larger (``MAX_GAIN``): where a feature's spread grew, its weights stay and its part in the
 output shrinks, as restandardising did, while the memory's sums are re-expressed exactly (multiplying the
 weights by the growth let one outlier blow them up, to 1e19 and then to non-finite sums). Exact re-expression
