@@ -60,7 +60,8 @@ class OnlineAM(LearnerState):
     device
         ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (CUDA when available).
     seed
-        Seeds the learner's own ``torch.Generator`` (dropout masks). No global RNG is touched.
+        Seeds the learner's own ``torch.Generator`` (dropout masks, a late feature's weights); None seeds it
+        from the operating system's entropy. No global RNG is touched.
     mu
         Weight of the code-coupling terms; the top code trades ``loss / mu`` against staying near its
         forward value.
@@ -192,7 +193,9 @@ class OnlineAM(LearnerState):
         self.module.to(dev)
         self._device = dev
         self._generator = torch.Generator(device=dev)
-        if self.seed is not None:
+        if self.seed is None:  # a fresh generator's seed is torch's default, the same in every process
+            self._generator.seed()
+        else:
             self._generator.manual_seed(self.seed)
         self._mu = float(self.mu)
         net = self._net

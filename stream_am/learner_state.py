@@ -206,7 +206,7 @@ class LearnerState:
             self._updaters[0].grow_inputs(n_new)
 
     def _fresh_column(self, column: int, width: int) -> torch.Tensor:
-        """The first-layer weights of input ``column``, drawn on the CPU (the same on every device)."""
+        """The first-layer weights of input ``column``, drawn on the CPU from a key of the learner's generator state."""
         if self._built:
             key = self._generator.get_state().numpy().tobytes()
         else:  # before the first step: from ``seed``, or the operating system's entropy

@@ -267,6 +267,18 @@ def test_growing_by_two_inputs_draws_what_growing_by_one_twice_does(built):
     assert torch.equal(w0, w1) and bool((w0[:, 4:] != 0).all())
 
 
+def test_unseeded_learners_draw_their_own_generators():
+    # a fresh torch.Generator starts from torch's default seed: every seed=None learner drew the same columns
+    # for a late feature (and the same dropout masks)
+    x, y = blobs(k=3)
+    ams = [OnlineAM(mlp([4, 8, 3]), variant="mem", seed=None) for _ in range(2)]
+    for am in ams:
+        am.partial_fit(x, y)
+        am.grow_inputs(1)
+    a, b = (am.module[0].weight[:, 4] for am in ams)
+    assert not torch.equal(a, b)
+
+
 def test_memory_growth_keeps_statistics():
     x, y = blobs(k=3)
     am = OnlineAM(mlp([4, 8, 3]), variant="mem", seed=0)
