@@ -275,18 +275,26 @@ def test_a_feature_that_arrives_late_is_learned(batch_size):
     assert np.mean(hits) > 0.75
 
 
-@pytest.mark.parametrize("factory", [lambda: AMClassifier(seed=0), lambda: AMRegressor(seed=0)])
-def test_a_feature_not_yet_stepped_on_is_ignored_by_predictions(factory):
+@pytest.mark.parametrize("standardize", [True, False])
+@pytest.mark.parametrize("cls", [AMClassifier, AMRegressor])
+def test_a_feature_not_yet_stepped_on_is_ignored_by_predictions(cls, standardize, tmp_path):
     # between a feature's arrival and the step that first learns it, its frame is a placeholder (mean 0,
     # scale 1): its raw value reached weights drawn for it, and a late value of 1,000 moved a regressor's
     # predictions by thousands (an adversarial review of e9f2e5b)
     rng = np.random.default_rng(0)
     X = pd.DataFrame(rng.normal(size=(64, 3)), columns=["a", "b", "c"])
-    y = pd.Series(rng.integers(2, size=64) if isinstance(factory(), AMClassifier) else rng.normal(size=64))
-    model = factory()
+    y = pd.Series(rng.integers(2, size=64) if cls is AMClassifier else rng.normal(size=64))
+    model = cls(seed=0, standardize=standardize)
     model.learn_many(X, y)
     late = X.iloc[:5].assign(price=1000.0 + rng.normal(size=5))
     model.learn_many(late, y.iloc[:5])  # buffered: no step yet
     assert model.n_steps == 2
     predict = model.predict_proba_many if isinstance(model, AMClassifier) else model.predict_many
     assert np.array_equal(np.asarray(predict(late)), np.asarray(predict(X.iloc[:5])))
+    model.save(tmp_path / "m")  # and so after a reload
+    loaded = cls.load(tmp_path / "m")
+    predict = loaded.predict_proba_many if cls is AMClassifier else loaded.predict_many
+    assert np.array_equal(np.asarray(predict(late)), np.asarray(predict(X.iloc[:5])))
+    model.learn_many(X.iloc[5:32].assign(price=1000.0), y.iloc[5:32])  # the step that learns it
+    predict = model.predict_proba_many if cls is AMClassifier else model.predict_many
+    assert not np.array_equal(np.asarray(predict(late)), np.asarray(predict(X.iloc[:5])))

@@ -14,8 +14,8 @@ Semantics (the same for the AM estimators and the backprop baselines):
 - **Validate, then apply**: every check that can refuse a call (values, magnitude limits, labels, the device)
   runs before anything changes; a call that raises ``ValueError`` leaves the estimator exactly as it was
   (features, statistics, buffer, labels, engine). See :mod:`stream_am.estimators.inputs` for the limits.
-- **Predictions** use the weights and the frame of the last completed step. The
-  engine is built, from :func:`~stream_am.estimators.networks.build_mlp` and ``seed``, at the first step.
+- **Predictions** use the weights and the frame of the last completed step (a feature no step learned reads 0).
+  The engine is built, from :func:`~stream_am.estimators.networks.build_mlp` and ``seed``, at the first step.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ class StreamEstimator(abc.ABC):
         self._buffer: SampleBuffer | None = None  # with the moments, from the first learned sample
         self._engine: Engine | None = None
         self._frame: InputFrame | None = None  # the standardisation applied, from the first step
-        self._n_learned = 0
+        self._n_learned, self._n_stepped = 0, 0  # samples learned; features the engine has stepped on
         self._last_stats: dict[str, float] = {}
 
     @property
@@ -119,11 +119,8 @@ class StreamEstimator(abc.ABC):
 
     @property
     def engine(self) -> Engine | None:
-        """The live engine (``OnlineAM`` or ``BackpropLearner``), ``None`` before the first step.
-
-        It is the model itself, not a copy: what is done to it (``forget``, a new ``memory_decay``) changes
-        the estimator.
-        """
+        """The live engine (``OnlineAM`` or ``BackpropLearner``), ``None`` before the first step. It is the model
+        itself, not a copy: what is done to it (``forget``, a new ``memory_decay``) changes the estimator."""
         return self._engine
 
     @property
@@ -255,7 +252,7 @@ class StreamEstimator(abc.ABC):
         stats = engine.partial_fit(x, self._target_tensor(targets))
         if frame is not None and frame is not self._frame:  # the first step: its kind, now the engine is built
             frame = frame_for(engine, frame)
-        self._engine, self._frame = engine, frame
+        self._engine, self._frame, self._n_stepped = engine, frame, len(self._index)
         self._last_stats = {k: float(v) for k, v in stats.items()}
         buffer.clear()
 
@@ -275,6 +272,7 @@ class StreamEstimator(abc.ABC):
         if self._engine is None:
             return None
         x = self._network_input(*self._index.spread(names, rows, present), self._frame)
+        x[:, self._n_stepped :] = 0.0  # a feature learned since the last step: its weights are not fitted yet
         with torch.no_grad():
             out = self._engine.predict(x).detach().cpu().numpy().astype(np.float64)
         if proba:  # softmax in float64, so that probabilities sum to 1 to double precision

@@ -52,6 +52,8 @@ def check_state(est: Any, meta: Any, arrays: Any) -> None:
     if classifier:
         _flag(meta["classes_declared"], "meta.classes_declared")
     _check_engine_meta(meta["engine"], n_features, n_outputs, started, classifier)
+    if _count(meta.get("stepped", 0), "meta.stepped") > (n_features if meta["engine"] is not None else 0):
+        raise ValueError(f"meta.stepped = {meta['stepped']} counts more features than the engine has stepped on")
     _check_last_stats(meta["last_stats"])
     _check_sklearn_names(meta.get("sklearn_feature_names"))
     if not isinstance(arrays, dict):

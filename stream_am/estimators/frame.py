@@ -81,13 +81,8 @@ class InputFrame:
         self.new += n_new
 
     def apply(self, rows: np.ndarray) -> np.ndarray:
-        """``rows`` (over every feature) standardised; the features added since the last refresh read 0 (their
-        mean): a prediction before the step that first learns them ignores them, as it ignores features never
-        seen (their placeholder frame would pass their raw values to weights not yet fitted to them)."""
-        out = (rows - self.mean) / self.scale
-        if self.new:
-            out[..., -self.new :] = 0.0
-        return out
+        """``rows`` (over every feature) standardised."""
+        return (rows - self.mean) / self.scale
 
 
 class ReexpressedFrame(InputFrame):

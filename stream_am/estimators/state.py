@@ -32,6 +32,7 @@ def payload(est: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         "engine": None if est._engine is None else [est._engine.n_inputs, est._engine.n_outputs],
         "last_stats": dict(est._last_stats),
         "frame_new": 0 if est._frame is None else est._frame.new,
+        "stepped": est._n_stepped,
     }
     arrays: dict[str, np.ndarray] = {}
     if est._buffer is not None and est._moments is not None:
@@ -56,6 +57,7 @@ def restore(est: Any, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> No
     est._reset()
     est._index = FeatureIndex(meta["features"])
     est._n_learned = int(meta["n_learned"])
+    est._n_stepped = int(meta.get("stepped", len(meta["features"]) if meta["engine"] is not None else 0))
     est._last_stats = {k: float(v) for k, v in meta["last_stats"].items()}
     if meta["started"]:
         est._moments = RunningMoments.from_state(arrays, "moments.")
