@@ -7,12 +7,13 @@ settings, both learning every sample, and one of them answering each prediction,
 
 - ``score``: the one with the higher running mean of the log-probability given to the true label of the samples
   it then learned (half-life ``--half-life`` samples): the one that predicts the recent stream better;
-- ``confidence``: per sample, the one whose most probable class is more probable.
+- ``confidence``: per sample, the one whose most probable class is more probable;
+- ``both``: ``confidence`` while the companion's running score is at least the network's, else the network.
 
 A probe of a mechanism, not the library's default: it prints each scenario's headline metric for ``AM-mem``
 alone and for the pair, run one after the other in this process.
 
-    python benchmarks/linear_companion.py [--gate score|confidence] [--seed 0] [--scenarios NAME ...]
+    python benchmarks/linear_companion.py [--gate score|confidence|both] [--seed 0] [--scenarios NAME ...]
 """
 
 from __future__ import annotations
@@ -56,7 +57,17 @@ class ConfidentPair(Pair):
         return max((m.predict_proba_one(x) for m in self.models), key=lambda p: max(p.values(), default=0.0))
 
 
-GATES = {"score": Pair, "confidence": ConfidentPair}
+class ScoredConfidentPair(Pair):
+    """:class:`ConfidentPair` while the linear companion's recent score is at least the network's, else the
+    network alone."""
+
+    def predict_proba_one(self, x: dict) -> dict:
+        if self.score[1] < self.score[0]:
+            return self.models[0].predict_proba_one(x)
+        return max((m.predict_proba_one(x) for m in self.models), key=lambda p: max(p.values(), default=0.0))
+
+
+GATES = {"score": Pair, "confidence": ConfidentPair, "both": ScoredConfidentPair}
 
 
 def headline(doc: dict[str, Any]) -> float:

@@ -199,7 +199,7 @@ def test_late_feature_prints_a_row_per_batch_size_and_seed(
     assert sum(line.startswith("| 8 | 0 |") for line in capsys.readouterr().out.splitlines()) == 1
 
 
-@pytest.mark.parametrize("gate", ["score", "confidence"])
+@pytest.mark.parametrize("gate", ["score", "confidence", "both"])
 def test_linear_companion_prints_both_figures_per_scenario(
     load_benchmark: Loader, capsys: pytest.CaptureFixture[str], gate: str
 ) -> None:
