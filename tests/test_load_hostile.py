@@ -65,6 +65,7 @@ CONFIG_EDITS: dict[str, tuple[Edit, str]] = {
     "stepped-not-an-int": (_meta("stepped", 1.5), "stepped"),
     "stepped-negative": (_meta("stepped", -1), "stepped"),
     "stepped-above-the-features": (_meta("stepped", 9), "stepped"),
+    "stepped-disagrees-with-frame_new": (_meta("stepped", 2), "stepped"),
     "class-added": (lambda c: c["meta"]["classes"].append(["str", "w"]), "classes"),
     "class-duplicated": (lambda c: c["meta"]["classes"].__setitem__(2, ["str", "x"]), "classes"),
     "class-of-another-type": (lambda c: c["meta"]["classes"].__setitem__(2, ["int", 2]), "classes"),

@@ -163,6 +163,9 @@ def _check_frame(est: Any, meta: dict[str, Any], arrays: dict[str, Any], n_featu
         raise ValueError(f"the state has {present[0]} without {missing}")
     if "frame.gain" in arrays and not present:
         raise ValueError("the state has frame.gain without frame.mean and frame.scale")
+    if present and "stepped" in meta and meta["stepped"] != n_features - meta.get("frame_new", 0):
+        raise ValueError(f"meta.stepped = {meta['stepped']} and meta.frame_new = {meta.get('frame_new', 0)} must "
+                         f"add up to the {n_features} meta.features (the features a refresh saw)")
     if present:
         limit = est._feature_limit
         mean = _array(arrays, "frame.mean", "f", (n_features,))

@@ -57,7 +57,8 @@ def restore(est: Any, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> No
     est._reset()
     est._index = FeatureIndex(meta["features"])
     est._n_learned = int(meta["n_learned"])
-    est._n_stepped = int(meta.get("stepped", len(meta["features"]) if meta["engine"] is not None else 0))
+    stepped = len(meta["features"]) - int(meta.get("frame_new", 0)) if meta["engine"] is not None else 0
+    est._n_stepped = int(meta.get("stepped", stepped))  # (saved before it: what the frame then left out)
     est._last_stats = {k: float(v) for k, v in meta["last_stats"].items()}
     if meta["started"]:
         est._moments = RunningMoments.from_state(arrays, "moments.")
