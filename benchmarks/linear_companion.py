@@ -57,14 +57,12 @@ class ConfidentPair(Pair):
         return max((m.predict_proba_one(x) for m in self.models), key=lambda p: max(p.values(), default=0.0))
 
 
-class ScoredConfidentPair(Pair):
+class ScoredConfidentPair(ConfidentPair):
     """:class:`ConfidentPair` while the linear companion's recent score is at least the network's, else the
     network alone."""
 
     def predict_proba_one(self, x: dict) -> dict:
-        if self.score[1] < self.score[0]:
-            return self.models[0].predict_proba_one(x)
-        return max((m.predict_proba_one(x) for m in self.models), key=lambda p: max(p.values(), default=0.0))
+        return self.models[0].predict_proba_one(x) if self.score[1] < self.score[0] else super().predict_proba_one(x)
 
 
 GATES = {"score": Pair, "confidence": ConfidentPair, "both": ScoredConfidentPair}

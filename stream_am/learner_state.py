@@ -198,23 +198,26 @@ class LearnerState:
             raise ValueError("grow_inputs needs a network that starts with nn.Linear")
         with torch.no_grad():
             w = layer.weight
-            first = layer.in_features
-            fresh = torch.stack([self._fresh_column(first + i, w.shape[0]) for i in range(n_new)], dim=1)
+            fresh = self._fresh_columns(layer.in_features, n_new, w.shape[0])
             layer.weight = nn.Parameter(torch.cat([w, fresh.to(w.device, w.dtype)], dim=1))
         layer.in_features += n_new
         if self._built:
             self._updaters[0].grow_inputs(n_new)
 
-    def _fresh_column(self, column: int, width: int) -> torch.Tensor:
-        """The first-layer weights of input ``column``, drawn on the CPU from a key of the learner's generator state."""
+    def _fresh_columns(self, first: int, n_new: int, width: int) -> torch.Tensor:
+        """The first-layer weights (``width x n_new``) of inputs ``first`` on, drawn on the CPU, each column from a
+        key of the learner's generator state and the column's index."""
         if self._built:
             key = self._generator.get_state().numpy().tobytes()
         else:  # before the first step: from ``seed``, or the operating system's entropy
             key = secrets.token_bytes(16) if self.seed is None else str(self.seed).encode()
-        digest = hashlib.blake2b(key + column.to_bytes(8, "little"), digest_size=8).digest()
-        generator = torch.Generator().manual_seed(int.from_bytes(digest, "little") >> 1)
         bound = 1.0 / math.sqrt(width)
-        return torch.empty(width).uniform_(-bound, bound, generator=generator)
+        columns = []
+        for column in range(first, first + n_new):
+            digest = hashlib.blake2b(key + column.to_bytes(8, "little"), digest_size=8).digest()
+            generator = torch.Generator().manual_seed(int.from_bytes(digest, "little") >> 1)
+            columns.append(torch.empty(width).uniform_(-bound, bound, generator=generator))
+        return torch.stack(columns, dim=1)
 
     @property
     def input_memory(self) -> bool:
