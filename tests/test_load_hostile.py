@@ -86,6 +86,14 @@ CONFIG_EDITS: dict[str, tuple[Edit, str]] = {
     "parameter-invalid": (lambda c: c["params"].__setitem__("batch_size", ["int", 0]), "batch_size"),
     "meta-missing": (lambda c: c.pop("meta"), '"meta"'),
     "meta-key-missing": (lambda c: c["meta"].pop("n_learned"), "n_learned"),
+    "companion-scores-not-a-list": (_meta("companion", 0.5), "companion"),
+    "companion-score-positive": (_meta("companion", [-0.5, 0.5]), "companion"),
+    "companion-score-nan": (_meta("companion", [-0.5, float("nan")]), "companion"),
+    "companion-score-bool": (_meta("companion", [True, -0.5]), "companion"),
+    "companion-scores-three": (_meta("companion", [-0.5, -0.5, -0.5]), "companion"),
+    "companion-dropped": (_meta("companion", None), "companion"),
+    "companion-switched-off": (lambda c: c["params"].__setitem__("companion", ["bool", False]), "companion"),
+    "companion-not-a-bool": (lambda c: c["params"].__setitem__("companion", ["int", 1]), "companion"),
 }
 
 STATE_EDITS: dict[str, tuple[Edit, str]] = {
@@ -116,6 +124,10 @@ STATE_EDITS: dict[str, tuple[Edit, str]] = {
     "frame.gain-alone": (lambda arrays: [arrays.pop(k) for k in ("frame.mean", "frame.scale")], "frame.gain"),
     "engine-missing": (lambda arrays: [arrays.pop(k) for k in list(arrays) if k.startswith("engine.")], "engine"),
     "unexpected-array": (lambda arrays: arrays.__setitem__("extra", np.zeros(2)), "extra"),
+    "companion-missing": (lambda arrays: [arrays.pop(k) for k in list(arrays) if k.startswith("companion.")],
+                          "companion"),
+    "companion-too-narrow": (_array("companion.module.0.weight", lambda a: a[:, :2]), "companion"),
+    "companion-nan": (_array("companion.module.0.weight", lambda a: _set(a, (0, 0), np.nan)), "companion"),
 }
 
 
@@ -203,6 +215,19 @@ def test_intact_checkpoint_before_the_first_step_loads_and_continues_bit_identic
     assert (loaded.n_steps, loaded.n_buffered) == (model.n_steps, model.n_buffered) == (2, 1)
     predict = "predict_proba_one" if hasattr(model, "predict_proba_one") else "predict_one"
     assert getattr(loaded, predict)(probe) == getattr(model, predict)(probe)
+
+
+def test_a_model_saved_before_the_companion_loads_without_one(tmp_path: Path) -> None:
+    """A file without the ``companion`` parameter was saved before it existed: it loads as it was, alone."""
+    model = _trained(AMClassifier)
+    model.companion = False  # what an older version saved: no companion parameter, meta or arrays
+    model._companion = None
+    path = model.save(tmp_path / "m")
+    _edit_config(path, lambda c: [c["params"].pop("companion"), c["meta"].pop("companion")])
+    loaded = AMClassifier.load(path)
+    assert loaded.companion is False and loaded._companion is None
+    probe = {"a": 1.0, "b": 0.0, "c": 2.0}
+    assert loaded.predict_proba_one(probe) == model.predict_proba_one(probe)
 
 
 def test_a_parameter_the_file_lacks_takes_its_default(tmp_path: Path) -> None:

@@ -136,7 +136,7 @@ def test_the_frame_refreshes_every_early_step_then_on_its_schedule_and_after_new
     original = OnlineAM.reexpress_inputs
     monkeypatch.setattr(OnlineAM, "reexpress_inputs", lambda self, scale, shift, **kw: (
         calls.append(self.n_steps), original(self, scale, shift, **kw)))
-    model = AMClassifier(hidden_sizes=(4,), batch_size=2, seed=0)
+    model = AMClassifier(hidden_sizes=(4,), batch_size=2, seed=0, companion=False)  # (its own calls)
     rng = np.random.default_rng(0)
     late = frame.EARLY + frame.EVERY + 5  # steps completed when a feature appears
     for i in range(2 * (frame.EARLY + 2 * frame.EVERY) + 2):
@@ -202,7 +202,7 @@ def _recorded(monkeypatch) -> list:
 
 def test_a_feature_added_late_is_not_re_expressed_at_its_first_refresh(monkeypatch):
     calls = _recorded(monkeypatch)
-    model = AMClassifier(hidden_sizes=(4,), batch_size=4, seed=0)
+    model = AMClassifier(hidden_sizes=(4,), batch_size=4, seed=0, companion=False)  # (its own calls)
     rng = np.random.default_rng(0)
     for i in range(4 * 40):  # past the early refreshes, between two periodic ones
         model.learn_one({"a": float(rng.normal())}, i % 2)
@@ -234,7 +234,7 @@ def test_max_gain_bounds_how_much_a_weight_grows_and_keeps_the_function_elsewher
 
 def test_an_outlier_far_outside_the_frame_refreshes_it_before_the_step(monkeypatch):
     calls = _recorded(monkeypatch)
-    model = AMClassifier(hidden_sizes=(8,), batch_size=1, seed=0)
+    model = AMClassifier(hidden_sizes=(8,), batch_size=1, seed=0, companion=False)  # (its own calls)
     rng = np.random.default_rng(0)
     for i in range(40):
         model.learn_one({"x": float(rng.normal())}, i % 2)

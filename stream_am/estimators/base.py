@@ -23,7 +23,6 @@ from __future__ import annotations
 import abc
 import secrets
 from collections.abc import Hashable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,6 +32,7 @@ from stream_am import checks
 from stream_am.engine import Engine
 from stream_am.estimators import inputs, persistence, state
 from stream_am.estimators.buffer import SampleBuffer
+from stream_am.estimators.companion import LinearCompanion
 from stream_am.estimators.features import FeatureIndex
 from stream_am.estimators.frame import InputFrame, frame_for
 from stream_am.estimators.moments import RunningMoments
@@ -41,7 +41,7 @@ from stream_am.estimators.networks import build_mlp, check_network_params
 __all__ = ["StreamEstimator"]
 
 
-class StreamEstimator(abc.ABC):
+class StreamEstimator(state.Persistent, abc.ABC):
     """Mixin holding the learned state of a stream estimator; see the module docstring for the semantics.
 
     Subclasses store their constructor arguments (``hidden_sizes``, ``activation``, ``batch_size``,
@@ -73,6 +73,7 @@ class StreamEstimator(abc.ABC):
         self._moments: RunningMoments | None = None
         self._buffer: SampleBuffer | None = None  # with the moments, from the first learned sample
         self._engine: Engine | None = None
+        self._companion: LinearCompanion | None = None  # the classifier's linear companion (companion.py)
         self._frame: InputFrame | None = None  # the standardisation applied, from the first step
         self._n_learned, self._n_stepped = 0, 0  # samples learned; features the engine has stepped on
         self._last_stats: dict[str, float] = {}
@@ -106,6 +107,14 @@ class StreamEstimator(abc.ABC):
     def _target_tensor(self, ys: list[Any]) -> torch.Tensor:
         """The engine's target tensor for encoded targets ``ys``."""
 
+    def _make_companion(self, engine: Engine) -> LinearCompanion | None:
+        """The linear companion of ``engine`` (after its first step), or None (the default: none)."""
+        return None
+
+    def _engines(self) -> list[Any]:
+        """The engines reading the network's inputs: the network's, and the companion's if any."""
+        return [e for e in (self._engine, self._companion and self._companion.engine) if e is not None]
+
     # -- public helpers ------------------------------------------------------------------------------
     @property
     def n_features_in_(self) -> int:
@@ -138,18 +147,6 @@ class StreamEstimator(abc.ABC):
         """What the engine's last ``partial_fit`` returned (``{}`` before the first step)."""
         return dict(self._last_stats)
 
-    def save(self, path: str | Path) -> Path:
-        """Write the estimator to the directory ``path``: ``config.json`` + ``state.safetensors`` (no pickle)."""
-        return persistence.save(self, path)
-
-    @classmethod
-    def load(cls, path: str | Path, device: str | None = None) -> Any:
-        """Read an estimator written by :meth:`save`; it predicts and learns exactly as the saved one.
-
-        ``device`` overrides the saved ``device`` parameter (a model saved on ``"cuda"`` loads on ``"cpu"``).
-        """
-        return persistence.load(path, expected=cls, device=device)
-
     def flush(self) -> None:
         """Run one engine step on the buffered samples now, even if fewer than ``batch_size``.
 
@@ -173,8 +170,8 @@ class StreamEstimator(abc.ABC):
         if k:
             moments.grow(k)
             buffer.grow(k)
-            if self._engine is not None:
-                self._engine.grow_inputs(k)
+            for engine in self._engines():
+                engine.grow_inputs(k)
             if self._frame is not None:
                 self._frame.grow(k)
         return self._index.columns(names)
@@ -247,12 +244,16 @@ class StreamEstimator(abc.ABC):
             frame = InputFrame.of(moments)
         x = self._network_input(rows, mask, frame)  # refreshed when due (frame.py), the engine following:
         if frame is not None and frame is self._frame and frame.due(engine.n_steps, x.numpy()):
-            frame.refresh(moments, engine)
+            frame.refresh(moments, *self._engines())
             x = self._network_input(rows, mask, frame)
-        stats = engine.partial_fit(x, self._target_tensor(targets))
+        y = self._target_tensor(targets)
+        stats = engine.partial_fit(x, y)
+        companion = self._companion or (self._make_companion(engine) if self._engine is None else None)
+        if companion is not None:
+            companion.learn(x, y, float(stats["loss"]))
         if frame is not None and frame is not self._frame:  # the first step: its kind, now the engine is built
             frame = frame_for(engine, frame)
-        self._engine, self._frame, self._n_stepped = engine, frame, len(self._index)
+        self._engine, self._companion, self._frame, self._n_stepped = engine, companion, frame, len(self._index)
         self._last_stats = {k: float(v) for k, v in stats.items()}
         buffer.clear()
 
@@ -278,21 +279,6 @@ class StreamEstimator(abc.ABC):
         if proba:  # softmax in float64, so that probabilities sum to 1 to double precision
             out = np.exp(out - out.max(axis=1, keepdims=True))
             out /= out.sum(axis=1, keepdims=True)
+            if self._companion is not None:
+                out = self._companion.answer(x, out)
         return out
-
-    # -- state ---------------------------------------------------------------------------------------
-    def _payload(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        """``(meta, arrays)``: Python-level state and numpy arrays; together they restore the estimator."""
-        return state.payload(self)
-
-    def _restore(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-        state.restore(self, meta, arrays)
-
-    def __getstate__(self) -> dict[str, Any]:
-        meta, arrays = self._payload()
-        return {"params": self._get_params(), "meta": meta, "arrays": arrays}  # type: ignore[attr-defined]
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(**state["params"])  # type: ignore[misc]
-        self._restore(state["meta"], state["arrays"])
-

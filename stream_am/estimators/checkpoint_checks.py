@@ -6,6 +6,8 @@ that :func:`~stream_am.estimators.state.payload` cannot have written:
 
 - meta types: feature names and labels distinct and equal to themselves, one label type, counters ``int >= 0``;
 - which arrays exist: ``moments.*`` and ``buffer.*`` once started, ``engine.*`` once the engine exists,
+  ``companion.*`` with ``meta.companion`` (a classifier's linear companion; whether the estimator keeps one is
+  checked by :func:`~stream_am.estimators.state.restore`, which knows its engine),
   ``frame.*`` (optional: older states have none) with a standardising engine, ``target_moments.*`` for a
   regressor, nothing else;
 - shapes and dtypes against the meta: one statistic per feature, a buffer of ``batch_size`` rows over the
@@ -58,7 +60,10 @@ def check_state(est: Any, meta: Any, arrays: Any) -> None:
     _check_sklearn_names(meta.get("sklearn_feature_names"))
     if not isinstance(arrays, dict):
         raise ValueError(f"the state arrays must be a dict, got {type(arrays).__name__}")
-    _check_keys(arrays, started, meta["engine"] is not None, classifier)
+    companion = meta.get("companion") is not None
+    if companion and meta["engine"] is None:
+        raise ValueError("meta.companion is set, but meta.engine is None (a companion is built at the first step)")
+    _check_keys(arrays, started, meta["engine"] is not None, classifier, companion)
     _check_frame(est, meta, arrays, n_features)
     n_buffered = 0
     if started:
@@ -132,7 +137,7 @@ def _check_sklearn_names(names: Any) -> None:
         raise ValueError(f"meta.sklearn_feature_names must be None or a list of distinct str, got {names!r}")
 
 
-def _check_keys(arrays: dict[str, Any], started: bool, engine: bool, classifier: bool) -> None:
+def _check_keys(arrays: dict[str, Any], started: bool, engine: bool, classifier: bool, companion: bool) -> None:
     expected = {f"target_moments.{k}" for k in _MOMENTS} if not classifier else set()
     if started:
         expected |= {f"moments.{k}" for k in _MOMENTS} | {"buffer.x", "buffer.mask", "buffer.y"}
@@ -143,8 +148,11 @@ def _check_keys(arrays: dict[str, Any], started: bool, engine: bool, classifier:
     if engine != has_engine:
         raise ValueError("meta.engine is set, but the state has no engine.* arrays" if engine
                          else "meta.engine is None, but the state has engine.* arrays")
+    if companion and not any(isinstance(k, str) and k.startswith("companion.") for k in arrays):
+        raise ValueError("meta.companion is set, but the state has no companion.* arrays")
     known = expected | ({"frame.mean", "frame.scale", "frame.gain"} if engine and started else set())
-    unexpected = sorted(str(k) for k in arrays if k not in known and not str(k).startswith("engine."))
+    prefixes = ("engine.", "companion.") if companion else ("engine.",)
+    unexpected = sorted(str(k) for k in arrays if k not in known and not str(k).startswith(prefixes))
     if unexpected:
         raise ValueError(f"the state has an unexpected array {unexpected[0]!r}")
 

@@ -59,8 +59,8 @@ class StreamClassifier(StreamEstimator, base.MiniBatchClassifier):
     def _add_class(self, label: Hashable) -> None:
         self._class_index[label] = len(self._classes)
         self._classes.append(label)
-        if self._engine is not None:
-            self._engine.grow_outputs(1)
+        for engine in self._engines():
+            engine.grow_outputs(1)
 
     def _encode_targets(self, ys: list[Any]) -> list[Any]:
         for y in ys:

@@ -68,7 +68,7 @@ class InputFrame:
         """Whether the step after ``n_steps`` completed steps, whose rows in this frame are ``x``, refreshes first."""
         return True
 
-    def refresh(self, moments: RunningMoments, engine: Any) -> None:
+    def refresh(self, moments: RunningMoments, *engines: Any) -> None:
         """Take the moments' current frame."""
         self.mean, self.scale = (a.copy() for a in moments.mean_scale())
         self.new = 0
@@ -91,8 +91,8 @@ class ReexpressedFrame(InputFrame):
     def due(self, n_steps: int, x: np.ndarray) -> bool:
         return self.new > 0 or n_steps < EARLY or n_steps % EVERY == 0 or bool((np.abs(x) > STRAY).any())
 
-    def refresh(self, moments: RunningMoments, engine: Any) -> None:
-        """Take the moments' current frame, and re-express ``engine``'s first layer from the old one: ``x_new =
+    def refresh(self, moments: RunningMoments, *engines: Any) -> None:
+        """Take the moments' current frame, and re-express each of ``engines``' first layer from the old one: ``x_new =
         x_old * old_scale / scale + (old_mean - mean) / scale``, but ``x_new = x_old`` for the features added
         since the last refresh (0), and the factor clipped so that no feature's rows are scaled by more than
         ``REACH`` in all (module docstring)."""
@@ -101,7 +101,8 @@ class ReexpressedFrame(InputFrame):
         shift = (self.mean - mean) / scale
         if self.new:
             ratio[-self.new :], shift[-self.new :] = 1.0, 0.0
-        engine.reexpress_inputs(torch.from_numpy(ratio), torch.from_numpy(shift), max_gain=MAX_GAIN)
+        for engine in engines:  # the network's, and its linear companion's (companion.py)
+            engine.reexpress_inputs(torch.from_numpy(ratio), torch.from_numpy(shift), max_gain=MAX_GAIN)
         self.gain = self.gain * ratio
         self.mean, self.scale, self.new = mean.copy(), scale.copy(), 0
 

@@ -150,8 +150,10 @@ def _estimator_class(config: dict[str, Any], where: str, expected: type | None) 
 
 def _params(cls: type, config: dict[str, Any], where: str, device: str | None) -> dict[str, Any]:
     """The constructor arguments: parameters of ``cls`` only (``device`` replaces the saved one). One the file
-    lacks takes its default, so that a model saved before a parameter existed still loads."""
+    lacks takes the value that reproduces a model saved before the parameter existed (``cls._absent_params``),
+    else its default, so that such a model still loads, as it was."""
     params = {k: _decode(v, f"{where}: {_CONFIG} params.{k}") for k, v in config["params"].items()}
+    params = {**getattr(cls, "_absent_params", {}), **params}
     if device is not None:
         params["device"] = device
     accepted = inspect.signature(cls).parameters

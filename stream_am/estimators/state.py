@@ -7,20 +7,23 @@ in ``__getstate__``; both rebuild the estimator from its parameters and then :fu
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from stream_am import checks
+from stream_am.estimators import persistence
 from stream_am.estimators.buffer import SampleBuffer
 from stream_am.estimators.checkpoint_checks import check_state
+from stream_am.estimators.companion import LinearCompanion, check_scores
 from stream_am.estimators.features import FeatureIndex
 from stream_am.estimators.frame import InputFrame, frame_for
 from stream_am.estimators.moments import RunningMoments
 from stream_am.estimators.networks import build_mlp
 
-__all__ = ["payload", "restore"]
+__all__ = ["Persistent", "payload", "restore"]
 
 
 def payload(est: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -33,6 +36,7 @@ def payload(est: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         "last_stats": dict(est._last_stats),
         "frame_new": 0 if est._frame is None else est._frame.new,
         "stepped": est._n_stepped,
+        "companion": None if est._companion is None else list(est._companion.scores),
     }
     arrays: dict[str, np.ndarray] = {}
     if est._buffer is not None and est._moments is not None:
@@ -40,9 +44,9 @@ def payload(est: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         arrays.update(est._buffer.state("buffer.", est._target_dtype))
     if est._frame is not None:
         arrays.update({f"frame.{k}": getattr(est._frame, k).copy() for k in ("mean", "scale", "gain")})
-    if est._engine is not None:
-        for k, v in est._engine.state_dict().items():
-            arrays[f"engine.{k}"] = v.detach().cpu().clone().numpy()
+    for prefix, engine in (("engine.", est._engine), ("companion.", est._companion and est._companion.engine)):
+        for k, v in ({} if engine is None else engine.state_dict()).items():
+            arrays[f"{prefix}{k}"] = v.detach().cpu().clone().numpy()
     return meta, arrays
 
 
@@ -54,6 +58,7 @@ def restore(est: Any, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> No
     """
     check_state(est, meta, arrays)
     engine = None if meta["engine"] is None else _engine(est, meta["engine"], arrays)
+    companion = _companion(est, meta, arrays, engine)
     est._reset()
     est._index = FeatureIndex(meta["features"])
     est._n_learned = int(meta["n_learned"])
@@ -63,7 +68,7 @@ def restore(est: Any, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> No
     if meta["started"]:
         est._moments = RunningMoments.from_state(arrays, "moments.")
         est._buffer = SampleBuffer.from_state(arrays, "buffer.")
-    est._engine = engine
+    est._engine, est._companion = engine, companion
     if engine is not None and est.standardize and est._moments is not None:  # saved without one: the moments
         start = InputFrame.of(est._moments)  # (what a step applied before frames were saved)
         if "frame.mean" in arrays:
@@ -73,15 +78,69 @@ def restore(est: Any, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> No
         est._frame = frame_for(engine, start)
 
 
-def _engine(est: Any, shape: list[int], arrays: dict[str, np.ndarray]) -> Any:
-    """The engine of ``est`` (``shape``: its inputs and outputs) loaded from the ``engine.*`` arrays."""
+def _engine(est: Any, shape: list[int], arrays: dict[str, np.ndarray], prefix: str = "engine.",
+            hidden: tuple[int, ...] | None = None, **kwargs: Any) -> Any:
+    """The engine of ``est`` (``shape``: its inputs and outputs; ``hidden``: its hidden layers, ``est``'s unless
+    given) loaded from the arrays named ``prefix``*."""
     n_in, n_out = shape
-    engine = est._make_engine(build_mlp(n_in, n_out, est.hidden_sizes, est.activation, 0))
+    engine = est._make_engine(build_mlp(n_in, n_out, est.hidden_sizes if hidden is None else hidden,
+                                        est.activation, 0), **kwargs)
     device = checks.resolve_device(est.device)  # restored state goes straight to the engine's device
     try:
-        sd = {k[len("engine."):]: torch.from_numpy(np.array(v)).to(device) for k, v in arrays.items()
-              if k.startswith("engine.")}
+        sd = {k[len(prefix):]: torch.from_numpy(np.array(v)).to(device) for k, v in arrays.items()
+              if k.startswith(prefix)}
         engine.load_state_dict(sd)
     except (KeyError, IndexError, RuntimeError, TypeError) as err:  # the engine's own refusals are ValueErrors
-        raise ValueError(f"the engine.* arrays do not fit the engine's network: {err}") from err
+        raise ValueError(f"the {prefix}* arrays do not fit the engine's network: {err}") from err
+    except ValueError as err:
+        raise ValueError(f"the {prefix}* arrays: {err}") from err
     return engine
+
+
+def _companion(est: Any, meta: dict[str, Any], arrays: dict[str, np.ndarray], engine: Any) -> LinearCompanion | None:
+    """The linear companion saved in ``meta.companion`` and the ``companion.*`` arrays: there exactly when the
+    estimator, with ``engine``, would have built one (:meth:`_make_companion`)."""
+    expected = engine is not None and est._make_companion(engine) is not None
+    if (meta.get("companion") is not None) != expected:
+        raise ValueError(f"meta.companion is {meta.get('companion')!r}, but this estimator "
+                         f"{'keeps' if expected else 'has no'} linear companion (its companion parameter, "
+                         "hidden_sizes and first layer)")
+    if not expected:
+        return None
+    scores = check_scores(meta["companion"], "meta.companion")
+    linear = _engine(est, meta["engine"], arrays, "companion.", (), variant="mem")
+    if not linear.input_memory:
+        raise ValueError("the companion.* arrays do not hold a memory readout")
+    return LinearCompanion(linear, scores)
+
+
+class Persistent:
+    """Save, load and pickle for an estimator whose learned state is :func:`payload`'s ``(meta, arrays)``."""
+
+    def save(self, path: str | Path) -> Path:
+        """Write the estimator to the directory ``path``: ``config.json`` + ``state.safetensors`` (no pickle)."""
+        return persistence.save(self, path)
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | None = None) -> Any:
+        """Read an estimator written by :meth:`save`; it predicts and learns exactly as the saved one.
+
+        ``device`` overrides the saved ``device`` parameter (a model saved on ``"cuda"`` loads on ``"cpu"``).
+        """
+        return persistence.load(path, expected=cls, device=device)
+
+    def _payload(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """``(meta, arrays)``: Python-level state and numpy arrays; together they restore the estimator."""
+        return payload(self)
+
+    def _restore(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        restore(self, meta, arrays)
+
+    def __getstate__(self) -> dict[str, Any]:
+        meta, arrays = self._payload()
+        return {"params": self._get_params(), "meta": meta, "arrays": arrays}  # type: ignore[attr-defined]
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state["params"])  # type: ignore[misc]
+        self._restore(state["meta"], state["arrays"])
+

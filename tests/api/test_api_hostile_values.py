@@ -84,7 +84,8 @@ def test_an_import_at_the_counters_bound_is_refused_so_that_export_keeps_working
 def test_learning_that_would_pass_the_class_memory_limit_is_refused_before_anything_changes(
     make_client: Callable[..., TestClient],
 ) -> None:
-    limit = class_memory_size(2, [8], 3)  # two features, hidden 8, three classes fit; a fourth does not
+    # two features, hidden 8 and the linear companion's readout: three classes fit; a fourth does not
+    limit = class_memory_size(2, [8], 3) + class_memory_size(2, [], 3)
     client = make_client(max_class_memory=limit)
     params = {**api_fixtures.SMALL, "batch_size": 2}
     assert client.post("/models", json={"name": "c", "params": params}).status_code == 201
@@ -96,6 +97,7 @@ def test_learning_that_would_pass_the_class_memory_limit_is_refused_before_anyth
     assert item["field"] == "instances" and "max_class_memory" in item["msg"]
     assert _export(client, "c") == before
     assert class_memory_size(2, [8], 3) == 3 * (3 * (3 + 8) + 9 * (9 + 3))
+    assert class_memory_size(2, [], 3) == 3 * 3 * (3 + 3)
 
 
 def test_an_import_past_the_class_memory_limit_is_refused(

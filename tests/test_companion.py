@@ -1,0 +1,163 @@
+"""The classifier's linear companion (stream_am.estimators.companion): built where it should be, learning every
+step, re-expressed and grown with the network, answering by its rule, saved and restored exactly."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from river import datasets
+
+from stream_am import AMClassifier, AMRegressor, OnlineAM
+from stream_am.estimators import companion as companion_module
+from stream_am.estimators.companion import LinearCompanion
+
+
+def _linear_stream(n: int, seed: int = 0, flip_at: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A linear concept on 4 features; from ``flip_at`` on, its labels flip (an abrupt drift)."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 4))
+    y = (X @ np.array([1.0, -1.0, 0.5, 0.0]) > 0).astype(int)
+    if flip_at is not None:
+        y[flip_at:] = 1 - y[flip_at:]
+    return X, y
+
+
+def test_the_companion_is_built_where_the_first_layer_keeps_a_memory_and_learns_every_step():
+    X, y = _linear_stream(96)
+    built = {
+        "default": AMClassifier(hidden_sizes=(8,), batch_size=16),
+        "mem": AMClassifier(hidden_sizes=(8,), batch_size=16, variant="mem"),
+        "adam": AMClassifier(hidden_sizes=(8,), batch_size=16, variant="adam"),
+        "linear": AMClassifier(hidden_sizes=(), batch_size=16),
+        "off": AMClassifier(hidden_sizes=(8,), batch_size=16, companion=False),
+    }
+    for model in built.values():
+        model.partial_fit(X, y)
+    has = {name: model._companion is not None for name, model in built.items()}
+    assert has == {"default": True, "mem": True, "adam": False, "linear": False, "off": False}
+    for name in ("default", "mem"):
+        engine = built[name]._companion.engine
+        assert engine.n_steps == built[name].n_steps == 6 and engine.samples_seen == 96
+        assert (engine.n_inputs, engine.n_outputs) == (4, 2) and len(engine.module) == 1
+    assert AMRegressor(hidden_sizes=(8,), batch_size=16).partial_fit(X, y.astype(float))._companion is None
+
+
+@pytest.mark.parametrize("bad", ["yes", 1, None])
+def test_companion_must_be_a_bool(bad):
+    with pytest.raises(ValueError, match="companion"):
+        AMClassifier(companion=bad)
+
+
+def test_scores_follow_the_losses_the_steps_measure_before_learning(monkeypatch):
+    X, y = _linear_stream(64)
+    model = AMClassifier(hidden_sizes=(8,), batch_size=32, seed=0)
+    model.partial_fit(X[:32], y[:32])
+    companion = model._companion
+    scores, losses = list(companion.scores), {}
+    original = OnlineAM.partial_fit
+
+    def recorded(self, x, target):
+        self_is = "companion" if self is companion.engine else "network"
+        losses[self_is] = float(torch.nn.functional.cross_entropy(self.predict(x), target))  # before learning
+        return original(self, x, target)
+
+    monkeypatch.setattr(OnlineAM, "partial_fit", recorded)
+    model.partial_fit(X[32:], y[32:])
+    keep = 0.5 ** (32 / companion_module.HALF_LIFE)
+    for i, who in enumerate(("network", "companion")):
+        assert companion.scores[i] == pytest.approx(keep * scores[i] - (1 - keep) * losses[who], rel=1e-5), who
+
+
+def test_the_answer_is_the_companions_only_where_it_is_trusted_and_more_confident():
+    X, y = _linear_stream(640)
+    model = AMClassifier(hidden_sizes=(8,), batch_size=32, seed=0).partial_fit(X, y)
+    companion = model._companion
+    probe = np.random.default_rng(1).normal(size=(200, 4))
+    alone = copy.deepcopy(model)
+    alone._companion = None
+    network = alone.predict_proba(probe)
+    x = torch.from_numpy(model._frame.apply(probe).astype(np.float32))
+    mine = torch.softmax(companion.engine.predict(x).double(), dim=1).numpy()
+    companion.scores = [-0.5, -0.4]  # trusted
+    got = model.predict_proba(probe)
+    take = mine.max(axis=1) > network.max(axis=1)
+    assert 0 < take.sum() < len(probe)  # both answer some rows of this probe
+    np.testing.assert_allclose(got[take], mine[take], rtol=1e-6)
+    np.testing.assert_array_equal(got[~take], network[~take])
+    companion.scores = [-0.4, -0.5]  # not trusted: the network alone
+    np.testing.assert_array_equal(model.predict_proba(probe), network)
+
+
+def test_on_a_linear_concept_that_flips_the_companion_takes_over_and_on_xor_it_does_not():
+    X, y = _linear_stream(4000, flip_at=2000)
+    flipping = AMClassifier(hidden_sizes=(32,), batch_size=32, seed=0).partial_fit(X, y)
+    assert flipping._companion.trusted
+    rng = np.random.default_rng(0)
+    Z = rng.normal(size=(4000, 2))
+    xor = AMClassifier(hidden_sizes=(32,), batch_size=32, seed=0).partial_fit(Z, (Z[:, 0] * Z[:, 1] > 0).astype(int))
+    network, linear = xor._companion.scores
+    assert not xor._companion.trusted and network > linear + 0.1  # log-likelihood, per sample
+
+
+def test_learn_one_and_learn_many_give_the_same_companion_bit_for_bit():
+    X, y = _linear_stream(200)
+    one = AMClassifier(hidden_sizes=(8,), batch_size=16, seed=0)
+    for row, label in zip(X, y, strict=True):
+        one.learn_one(dict(enumerate(row)), int(label))
+    many = AMClassifier(hidden_sizes=(8,), batch_size=16, seed=0)
+    many.learn_many(pd.DataFrame(X), pd.Series(y))
+    assert one._companion.scores == many._companion.scores
+    for (k, a), (_, b) in zip(one._companion.engine.state_dict().items(),
+                              many._companion.engine.state_dict().items(), strict=True):
+        assert torch.equal(a, b), k
+
+
+def test_a_refresh_re_expresses_the_companion_as_the_network():
+    """Across a refresh of the frame the companion computes the same function of the raw inputs."""
+    rng = np.random.default_rng(0)
+    model = AMClassifier(hidden_sizes=(8,), batch_size=8, seed=0)
+    X = rng.normal(3.0, 2.0, size=(8 * 40, 3))
+    model.partial_fit(X, (X[:, 0] > 3).astype(int))  # 40 steps: past the early refreshes
+    probe = rng.normal(3.0, 2.0, size=(50, 3))
+
+    def raw(m: AMClassifier) -> torch.Tensor:
+        return m._companion.engine.predict(torch.from_numpy(m._frame.apply(probe).astype(np.float32)))
+
+    before = raw(model)
+    frame = model._frame
+    frame.refresh(model._moments, *model._engines())  # (its moments moved since the last one: a real change)
+    torch.testing.assert_close(raw(model), before, rtol=1e-4, atol=1e-4)
+
+
+def test_new_features_and_classes_grow_the_companion():
+    model = AMClassifier(hidden_sizes=(8,), batch_size=4, seed=0)
+    for i in range(8):
+        model.learn_one({"a": float(i % 3)}, i % 2)
+    model.learn_one({"a": 1.0, "b": 2.0}, 2)
+    engine = model._companion.engine
+    assert (engine.n_inputs, engine.n_outputs) == (2, 3) == (model.engine.n_inputs, model.engine.n_outputs)
+    for i in range(12):
+        model.learn_one({"a": float(i % 3), "b": float(i % 2)}, i % 3)
+    assert sum(model.predict_proba_one({"a": 1.0, "b": 0.0}).values()) == pytest.approx(1.0)
+
+
+def test_save_load_and_pickle_keep_the_companion_exactly(tmp_path):
+    import pickle
+
+    stream = list(datasets.Phishing().take(300))
+    model = AMClassifier(hidden_sizes=(8,), batch_size=16, seed=0)
+    for x, y in stream[:150]:
+        model.learn_one(x, y)
+    loaded = AMClassifier.load(model.save(tmp_path / "m"))
+    unpickled = pickle.loads(pickle.dumps(model))
+    for other in (loaded, unpickled):
+        assert isinstance(other._companion, LinearCompanion) and other._companion.scores == model._companion.scores
+    for x, y in stream[150:]:
+        for m in (model, loaded, unpickled):
+            m.learn_one(x, y)
+    x = stream[0][0]
+    assert loaded.predict_proba_one(x) == unpickled.predict_proba_one(x) == model.predict_proba_one(x)
