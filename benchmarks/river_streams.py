@@ -66,6 +66,7 @@ def learners(seed: int, memory_decay: float | None = None) -> dict[str, Callable
         "AM-Adam": lambda: AMClassifier(variant="adam", **am),
         "AM-mem 3 code steps": lambda: AMClassifier(variant="mem", code_steps=3, **am),
         "AM-auto": lambda: AMClassifier(variant="auto", **am),
+        "AM-auto no companion": lambda: AMClassifier(variant="auto", companion=False, **am),
         "AM-auto class clock": lambda: AMClassifier(variant="auto", memory_clock="class", **am),
         "AM-auto sample clock": lambda: AMClassifier(variant="auto", memory_clock="sample", **am),
         "backprop Adam": lambda: BackpropClassifier(seed=seed),

@@ -60,9 +60,13 @@ def test_scores_follow_the_losses_the_steps_measure_before_learning(monkeypatch)
     scores, losses = list(companion.scores), {}
     original = OnlineAM.partial_fit
 
+    accuracy, hits = list(companion.accuracy), {}
+
     def recorded(self, x, target):
         self_is = "companion" if self is companion.engine else "network"
-        losses[self_is] = float(torch.nn.functional.cross_entropy(self.predict(x), target))  # before learning
+        out = self.predict(x)  # before learning
+        losses[self_is] = float(torch.nn.functional.cross_entropy(out, target))
+        hits[self_is] = float((out.argmax(1) == target).double().mean())
         return original(self, x, target)
 
     monkeypatch.setattr(OnlineAM, "partial_fit", recorded)
@@ -70,6 +74,8 @@ def test_scores_follow_the_losses_the_steps_measure_before_learning(monkeypatch)
     keep = 0.5 ** (32 / companion_module.HALF_LIFE)
     for i, who in enumerate(("network", "companion")):
         assert companion.scores[i] == pytest.approx(keep * scores[i] - (1 - keep) * losses[who], rel=1e-5), who
+        assert companion.accuracy[i] == pytest.approx(keep * accuracy[i] + (1 - keep) * hits[who], rel=1e-9), who
+    assert companion.weight == pytest.approx(32 * keep + 32)
 
 
 def test_the_answer_is_the_companions_only_where_it_is_trusted_and_more_confident():
@@ -82,25 +88,64 @@ def test_the_answer_is_the_companions_only_where_it_is_trusted_and_more_confiden
     network = alone.predict_proba(probe)
     x = torch.from_numpy(model._frame.apply(probe).astype(np.float32))
     mine = torch.softmax(companion.engine.predict(x).double(), dim=1).numpy()
-    companion.scores = [-0.5, -0.4]  # trusted
+    companion.accuracy = [0.9, 0.8]  # rule 1 off: the companion is less accurate on the recent stream
+    companion.scores = [-0.5, -0.4]  # rule 2 on
     got = model.predict_proba(probe)
     take = mine.max(axis=1) > network.max(axis=1)
     assert 0 < take.sum() < len(probe)  # both answer some rows of this probe
     np.testing.assert_allclose(got[take], mine[take], rtol=1e-6)
     np.testing.assert_array_equal(got[~take], network[~take])
-    companion.scores = [-0.4, -0.5]  # not trusted: the network alone
+    companion.scores = [-0.4, -0.5]  # neither rule: the network alone
     np.testing.assert_array_equal(model.predict_proba(probe), network)
+    companion.accuracy = [0.8, 0.9]  # more accurate, but a lower score: neither rule
+    np.testing.assert_array_equal(model.predict_proba(probe), network)
+    companion.scores = [-0.5, -0.4]  # both rules: the rows that look like the recent ones, and the confident ones
+    familiar = companion.familiar(x)
+    got = model.predict_proba(probe)
+    either = familiar | take
+    assert (familiar & ~take).any()
+    np.testing.assert_allclose(got[either], mine[either], rtol=1e-6)
+    np.testing.assert_array_equal(got[~either], network[~either])
+    assert familiar.mean() > 0.9  # the probe is drawn as the stream was
+    far = torch.from_numpy(model._frame.apply(probe + 6.0).astype(np.float32))  # six scales away: not recent
+    assert not companion.familiar(far).any()
+
+
+def test_the_input_moments_are_those_of_the_rows_learned_and_follow_a_re_expression():
+    X, y = _linear_stream(96)
+    model = AMClassifier(hidden_sizes=(8,), batch_size=32, seed=0)
+    model.partial_fit(X, y)
+    companion = model._companion
+    keep = 0.5 ** (32 / companion_module.HALF_LIFE)
+    weight = 32 * keep**2 + 32 * keep + 32
+    assert companion.weight == pytest.approx(weight)
+    raw = AMClassifier(hidden_sizes=(8,), batch_size=32, seed=0, standardize=False).partial_fit(X, y)._companion
+    rows = torch.from_numpy(X.astype(np.float32)).double()  # unstandardised: the rows the engine learned
+    w = torch.tensor([keep**2] * 32 + [keep] * 32 + [1.0] * 32, dtype=torch.float64)
+    torch.testing.assert_close(raw.total, (w[:, None] * rows).sum(0))
+    torch.testing.assert_close(raw.outer, (w[:, None] * rows).T @ rows)
+    mean = companion.total / companion.weight
+    scale = torch.tensor([2.0, 0.5, 1.0, 3.0], dtype=torch.float64)
+    shift = torch.tensor([1.0, -1.0, 0.0, 0.5], dtype=torch.float64)
+    cov = companion.outer / companion.weight - torch.outer(mean, mean)
+    companion.reexpress_inputs(scale, shift, max_gain=1.0)
+    new_mean = companion.total / companion.weight
+    new_cov = companion.outer / companion.weight - torch.outer(new_mean, new_mean)
+    torch.testing.assert_close(new_mean, scale * mean + shift)
+    torch.testing.assert_close(new_cov, scale[:, None] * cov * scale[None, :])
 
 
 def test_on_a_linear_concept_that_flips_the_companion_takes_over_and_on_xor_it_does_not():
     X, y = _linear_stream(4000, flip_at=2000)
     flipping = AMClassifier(hidden_sizes=(32,), batch_size=32, seed=0).partial_fit(X, y)
-    assert flipping._companion.trusted
+    network, linear = flipping._companion.accuracy
+    assert linear > network and flipping._companion.scores[1] > flipping._companion.scores[0], (network, linear)
     rng = np.random.default_rng(0)
     Z = rng.normal(size=(4000, 2))
     xor = AMClassifier(hidden_sizes=(32,), batch_size=32, seed=0).partial_fit(Z, (Z[:, 0] * Z[:, 1] > 0).astype(int))
     network, linear = xor._companion.scores
-    assert not xor._companion.trusted and network > linear + 0.1  # log-likelihood, per sample
+    assert network > linear + 0.1  # log-likelihood, per sample
+    assert xor._companion.accuracy[0] > xor._companion.accuracy[1] + 0.1
 
 
 def test_learn_one_and_learn_many_give_the_same_companion_bit_for_bit():
@@ -110,7 +155,8 @@ def test_learn_one_and_learn_many_give_the_same_companion_bit_for_bit():
         one.learn_one(dict(enumerate(row)), int(label))
     many = AMClassifier(hidden_sizes=(8,), batch_size=16, seed=0)
     many.learn_many(pd.DataFrame(X), pd.Series(y))
-    assert one._companion.scores == many._companion.scores
+    assert one._companion.meta() == many._companion.meta()
+    assert torch.equal(one._companion.outer, many._companion.outer)
     for (k, a), (_, b) in zip(one._companion.engine.state_dict().items(),
                               many._companion.engine.state_dict().items(), strict=True):
         assert torch.equal(a, b), k
@@ -140,6 +186,7 @@ def test_new_features_and_classes_grow_the_companion():
     model.learn_one({"a": 1.0, "b": 2.0}, 2)
     engine = model._companion.engine
     assert (engine.n_inputs, engine.n_outputs) == (2, 3) == (model.engine.n_inputs, model.engine.n_outputs)
+    assert model._companion.total.shape == (2,) and model._companion.outer.shape == (2, 2)
     for i in range(12):
         model.learn_one({"a": float(i % 3), "b": float(i % 2)}, i % 3)
     assert sum(model.predict_proba_one({"a": 1.0, "b": 0.0}).values()) == pytest.approx(1.0)
@@ -155,7 +202,8 @@ def test_save_load_and_pickle_keep_the_companion_exactly(tmp_path):
     loaded = AMClassifier.load(model.save(tmp_path / "m"))
     unpickled = pickle.loads(pickle.dumps(model))
     for other in (loaded, unpickled):
-        assert isinstance(other._companion, LinearCompanion) and other._companion.scores == model._companion.scores
+        assert isinstance(other._companion, LinearCompanion) and other._companion.meta() == model._companion.meta()
+        assert torch.equal(other._companion.outer, model._companion.outer)
     for x, y in stream[150:]:
         for m in (model, loaded, unpickled):
             m.learn_one(x, y)

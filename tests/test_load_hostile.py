@@ -86,11 +86,15 @@ CONFIG_EDITS: dict[str, tuple[Edit, str]] = {
     "parameter-invalid": (lambda c: c["params"].__setitem__("batch_size", ["int", 0]), "batch_size"),
     "meta-missing": (lambda c: c.pop("meta"), '"meta"'),
     "meta-key-missing": (lambda c: c["meta"].pop("n_learned"), "n_learned"),
-    "companion-scores-not-a-list": (_meta("companion", 0.5), "companion"),
-    "companion-score-positive": (_meta("companion", [-0.5, 0.5]), "companion"),
-    "companion-score-nan": (_meta("companion", [-0.5, float("nan")]), "companion"),
-    "companion-score-bool": (_meta("companion", [True, -0.5]), "companion"),
-    "companion-scores-three": (_meta("companion", [-0.5, -0.5, -0.5]), "companion"),
+    "companion-not-a-dict": (_meta("companion", [-0.5, -0.5]), "companion"),
+    "companion-key-missing": (lambda c: c["meta"]["companion"].pop("weight"), "companion"),
+    "companion-score-positive": (lambda c: c["meta"]["companion"].__setitem__("scores", [-0.5, 0.5]), "scores"),
+    "companion-score-nan": (lambda c: c["meta"]["companion"].__setitem__("scores", [-0.5, float("nan")]), "scores"),
+    "companion-score-bool": (lambda c: c["meta"]["companion"].__setitem__("scores", [True, -0.5]), "scores"),
+    "companion-scores-three": (lambda c: c["meta"]["companion"].__setitem__("scores", [-0.5] * 3), "scores"),
+    "companion-accuracy-above-1": (lambda c: c["meta"]["companion"].__setitem__("accuracy", [0.5, 1.5]), "accuracy"),
+    "companion-weight-negative": (lambda c: c["meta"]["companion"].__setitem__("weight", -1.0), "weight"),
+    "companion-weight-huge": (lambda c: c["meta"]["companion"].__setitem__("weight", 1e9), "weight"),
     "companion-dropped": (_meta("companion", None), "companion"),
     "companion-switched-off": (lambda c: c["params"].__setitem__("companion", ["bool", False]), "companion"),
     "companion-not-a-bool": (lambda c: c["params"].__setitem__("companion", ["int", 1]), "companion"),
@@ -128,6 +132,12 @@ STATE_EDITS: dict[str, tuple[Edit, str]] = {
                           "companion"),
     "companion-too-narrow": (_array("companion.module.0.weight", lambda a: a[:, :2]), "companion"),
     "companion-nan": (_array("companion.module.0.weight", lambda a: _set(a, (0, 0), np.nan)), "companion"),
+    "companion_inputs-missing": (lambda arrays: arrays.pop("companion_inputs.outer"), "companion_inputs.outer"),
+    "companion_inputs-nan": (_array("companion_inputs.total", lambda a: _set(a, 0, np.nan)), "companion_inputs"),
+    "companion_inputs-wrong-shape": (_array("companion_inputs.outer", lambda a: a[:2]), "companion_inputs.outer"),
+    "companion_inputs-float32": (_array("companion_inputs.total", lambda a: a.astype(np.float32)), "companion_inputs"),
+    "companion_inputs-without-companion": (lambda arrays: [arrays.pop(k) for k in list(arrays) if k.startswith(
+        "companion.")], "companion"),
 }
 
 

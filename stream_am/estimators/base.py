@@ -112,8 +112,8 @@ class StreamEstimator(state.Persistent, abc.ABC):
         return None
 
     def _engines(self) -> list[Any]:
-        """The engines reading the network's inputs: the network's, and the companion's if any."""
-        return [e for e in (self._engine, self._companion and self._companion.engine) if e is not None]
+        """What reads the network's inputs (grown and re-expressed with them): the engine and the companion."""
+        return [e for e in (self._engine, self._companion) if e is not None]
 
     # -- public helpers ------------------------------------------------------------------------------
     @property
@@ -250,7 +250,7 @@ class StreamEstimator(state.Persistent, abc.ABC):
         stats = engine.partial_fit(x, y)
         companion = self._companion or (self._make_companion(engine) if self._engine is None else None)
         if companion is not None:
-            companion.learn(x, y, float(stats["loss"]))
+            companion.learn(x, y, stats)
         if frame is not None and frame is not self._frame:  # the first step: its kind, now the engine is built
             frame = frame_for(engine, frame)
         self._engine, self._companion, self._frame, self._n_stepped = engine, companion, frame, len(self._index)

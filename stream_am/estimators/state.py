@@ -17,7 +17,7 @@ from stream_am import checks
 from stream_am.estimators import persistence
 from stream_am.estimators.buffer import SampleBuffer
 from stream_am.estimators.checkpoint_checks import check_state
-from stream_am.estimators.companion import LinearCompanion, check_scores
+from stream_am.estimators.companion import LinearCompanion, check_meta
 from stream_am.estimators.features import FeatureIndex
 from stream_am.estimators.frame import InputFrame, frame_for
 from stream_am.estimators.moments import RunningMoments
@@ -36,7 +36,7 @@ def payload(est: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         "last_stats": dict(est._last_stats),
         "frame_new": 0 if est._frame is None else est._frame.new,
         "stepped": est._n_stepped,
-        "companion": None if est._companion is None else list(est._companion.scores),
+        "companion": None if est._companion is None else est._companion.meta(),
     }
     arrays: dict[str, np.ndarray] = {}
     if est._buffer is not None and est._moments is not None:
@@ -47,6 +47,8 @@ def payload(est: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     for prefix, engine in (("engine.", est._engine), ("companion.", est._companion and est._companion.engine)):
         for k, v in ({} if engine is None else engine.state_dict()).items():
             arrays[f"{prefix}{k}"] = v.detach().cpu().clone().numpy()
+    if est._companion is not None:
+        arrays.update(est._companion.arrays())
     return meta, arrays
 
 
@@ -107,11 +109,11 @@ def _companion(est: Any, meta: dict[str, Any], arrays: dict[str, np.ndarray], en
                          "hidden_sizes and first layer)")
     if not expected:
         return None
-    scores = check_scores(meta["companion"], "meta.companion")
+    saved = check_meta(meta["companion"], arrays, len(meta["features"]), est.batch_size)
     linear = _engine(est, meta["engine"], arrays, "companion.", (), variant="mem")
     if not linear.input_memory:
         raise ValueError("the companion.* arrays do not hold a memory readout")
-    return LinearCompanion(linear, scores)
+    return LinearCompanion(linear, **saved)
 
 
 class Persistent:
