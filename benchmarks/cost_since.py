@@ -3,12 +3,15 @@
 Issue 10's cost target reads "an AM step with the default mechanism at most 1.3x today's step", *today* being
 the day the issue was filed: its default is ``--ref`` (85d8533, the commit before its first change). This
 script extracts that commit's ``stream_am`` with ``git archive``, imports it under another name (its own
-imports rewritten to that name), and times three learners built with each version's defaults on
+imports rewritten to that name), and times four learners built with each version's defaults on
 ``benchmarks/step_time.py``'s shapes and stream of i.i.d. labels, in turn, in blocks of steps
 (``step_time.interleaved_blocks``): the earlier default (``ref``), today's default (``now``: the class clock
 and ``variant="auto"``'s cadence) and today's learner with the layers and cadence ``auto`` chose but the sample
-clock (``now, sample clock``, the mechanism's own cost, which ``step_time.py`` also prints). Each ratio is the
-median, over the rounds, of the ratio of two blocks timed in the same round.
+clock (``now, sample clock``, the mechanism's own cost, which ``step_time.py`` also prints), and today's
+default with the work a classifier's linear companion adds to each step (``now + companion``: its own step and
+its input moments, :mod:`stream_am.estimators.companion`; none where ``auto`` gives the first layer Adam, as
+an estimator builds none there). Each ratio is the median, over the rounds, of the ratio of two blocks timed in
+the same round.
 
     python benchmarks/cost_since.py [--ref 85d8533] [--shapes NAME ...] [--steps 15] [--warmup 2]
                                     [--clock wall|cpu] [--threads 1]
@@ -34,6 +37,7 @@ import torch
 
 from stream_am import OnlineAM
 from stream_am.estimators import build_mlp
+from stream_am.estimators.companion import LinearCompanion
 from stream_am.network import decompose
 from stream_am.variants import resolve_variants
 
@@ -61,6 +65,23 @@ def import_ref(ref: str, into: Path) -> ModuleType:
     return importlib.import_module(NAME)
 
 
+class WithCompanion:
+    """Today's default engine and, as :class:`~stream_am.AMClassifier` builds one at its first step, its linear
+    companion, stepped on every batch the engine learns."""
+
+    def __init__(self, widths: tuple[int, ...]):
+        self.widths, self.engine = widths, OnlineAM(build_mlp(widths[0], widths[-1], tuple(widths[1:-1]), seed=0))
+        self.companion: LinearCompanion | None = None
+
+    def partial_fit(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        stats = self.engine.partial_fit(x, y)
+        if self.companion is None and self.engine.input_memory:
+            self.companion = LinearCompanion(self.widths[0], self.widths[-1], self.engine.memory_decay,
+                                             self.engine.ridge)
+        if self.companion is not None:
+            self.companion.learn(x, y, stats)
+
+
 def time_shape(ref: ModuleType, widths: tuple[int, ...], batch: int, steps: int, warmup: int,
                clock: str) -> dict[str, float]:
     """Median ms per step of each learner and the paired ratios (module docstring)."""
@@ -74,6 +95,7 @@ def time_shape(ref: ModuleType, widths: tuple[int, ...], batch: int, steps: int,
         "now": OnlineAM(build_mlp(widths[0], widths[-1], hidden, seed=0)),
         "now, sample clock": OnlineAM(build_mlp(widths[0], widths[-1], hidden, seed=0), variant=layers,
                                       solve_every=every, memory_clock="sample"),
+        "now + companion": WithCompanion(widths),
     }
     blocks = step_time.interleaved_blocks(learners, X, Y, steps, warmup, clock)
 
@@ -82,7 +104,9 @@ def time_shape(ref: ModuleType, widths: tuple[int, ...], batch: int, steps: int,
 
     return {**{f"{k} ms": statistics.median(v) * 1e3 for k, v in blocks.items()},
             "now / ref": paired("now", "ref"), "now, sample clock / ref": paired("now, sample clock", "ref"),
-            "now / now, sample clock": paired("now", "now, sample clock")}
+            "now / now, sample clock": paired("now", "now, sample clock"),
+            "now + companion / ref": paired("now + companion", "ref"),
+            "now + companion / now": paired("now + companion", "now")}
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -100,16 +124,18 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         ref = import_ref(args.ref, Path(tmp))
-        print(f"| shape | {args.ref} ms | now ms | now, sample clock ms | now / {args.ref} "
-              f"| now, sample clock / {args.ref} | now / now, sample clock |")
-        print("|---" * 7 + "|")
+        print(f"| shape | {args.ref} ms | now ms | now, sample clock ms | now + companion ms | now / {args.ref} "
+              f"| now, sample clock / {args.ref} | now / now, sample clock | now + companion / {args.ref} "
+              "| now + companion / now |")
+        print("|---" * 10 + "|")
         for name in args.shapes:
             widths, batch = step_time.SHAPES[name]
             r = {"shape": name, **time_shape(ref, widths, batch, args.steps, args.warmup, args.clock)}
             rows.append(r)
             print(f"| {name} | {r['ref ms']:.2f} | {r['now ms']:.2f} | {r['now, sample clock ms']:.2f} "
-                  f"| {r['now / ref']:.2f} | {r['now, sample clock / ref']:.2f} | {r['now / now, sample clock']:.2f} |",
-                  flush=True)
+                  f"| {r['now + companion ms']:.2f} | {r['now / ref']:.2f} | {r['now, sample clock / ref']:.2f} "
+                  f"| {r['now / now, sample clock']:.2f} | {r['now + companion / ref']:.2f} "
+                  f"| {r['now + companion / now']:.2f} |", flush=True)
     return rows
 
 

@@ -39,10 +39,13 @@ def test_the_companion_is_built_where_the_first_layer_keeps_a_memory_and_learns_
         model.partial_fit(X, y)
     has = {name: model._companion is not None for name, model in built.items()}
     assert has == {"default": True, "mem": True, "adam": False, "linear": False, "off": False}
+    age = (1 - AMClassifier().memory_decay) ** 16
     for name in ("default", "mem"):
-        engine = built[name]._companion.engine
-        assert engine.n_steps == built[name].n_steps == 6 and engine.samples_seen == 96
-        assert (engine.n_inputs, engine.n_outputs) == (4, 2) and len(engine.module) == 1
+        companion = built[name]._companion
+        assert companion.A.shape == (2, 5, 5) and companion.R.shape == (5, 5)
+        keep = 0.5 ** (16 / companion_module.HALF_LIFE)
+        assert float(companion.R[0, 0]) == pytest.approx(sum(16 * keep**k for k in range(6)))  # six steps
+        assert 0 < float(companion.A[:, 0, 0].sum()) <= sum(16 * age**k for k in range(6))
     assert AMRegressor(hidden_sizes=(8,), batch_size=16).partial_fit(X, y.astype(float))._companion is None
 
 
@@ -57,25 +60,45 @@ def test_scores_follow_the_losses_the_steps_measure_before_learning(monkeypatch)
     model = AMClassifier(hidden_sizes=(8,), batch_size=32, seed=0)
     model.partial_fit(X[:32], y[:32])
     companion = model._companion
-    scores, losses = list(companion.scores), {}
+    scores, accuracy, measured = list(companion.scores), list(companion.accuracy), {}
     original = OnlineAM.partial_fit
 
-    accuracy, hits = list(companion.accuracy), {}
-
     def recorded(self, x, target):
-        self_is = "companion" if self is companion.engine else "network"
-        out = self.predict(x)  # before learning
-        losses[self_is] = float(torch.nn.functional.cross_entropy(out, target))
-        hits[self_is] = float((out.argmax(1) == target).double().mean())
+        measured["network"] = self.predict(x).double(), target  # before learning
+        measured["companion"] = companion._rows(x) @ companion._W, target
         return original(self, x, target)
 
     monkeypatch.setattr(OnlineAM, "partial_fit", recorded)
     model.partial_fit(X[32:], y[32:])
     keep = 0.5 ** (32 / companion_module.HALF_LIFE)
     for i, who in enumerate(("network", "companion")):
-        assert companion.scores[i] == pytest.approx(keep * scores[i] - (1 - keep) * losses[who], rel=1e-5), who
-        assert companion.accuracy[i] == pytest.approx(keep * accuracy[i] + (1 - keep) * hits[who], rel=1e-9), who
-    assert companion.weight == pytest.approx(32 * keep + 32)
+        out, target = measured[who]
+        loss = float(torch.nn.functional.cross_entropy(out, target))
+        hits = float((out.argmax(1) == target).double().mean())
+        assert companion.scores[i] == pytest.approx(keep * scores[i] - (1 - keep) * loss, rel=1e-5), who
+        assert companion.accuracy[i] == pytest.approx(keep * accuracy[i] + (1 - keep) * hits, rel=1e-9), who
+
+
+def test_the_sums_are_the_rows_learned_on_the_clock_of_each_class_and_the_weights_their_ridge_fit():
+    X, y = _linear_stream(96)
+    y[:32] = 0  # the first batch holds class 0 alone: class 1's sums do not age at that step
+    model = AMClassifier(hidden_sizes=(8,), batch_size=32, seed=0, standardize=False).partial_fit(X, y)
+    companion = model._companion
+    rows = torch.cat([torch.ones(96, 1, dtype=torch.float64),
+                      torch.from_numpy(X.astype(np.float32)).double()], dim=1)  # what the engine learned
+    age = (1 - model.memory_decay) ** 32
+    encoded = torch.tensor([model.classes_.tolist().index(label) for label in y])  # (first seen, first)
+    for c in (0, 1):
+        step = torch.arange(96) // 32
+        ages = [sum(1 for s in range(k + 1, 3) if (encoded[step == s] == c).any()) for k in range(3)]
+        w = torch.tensor([age ** ages[k] for k in step.tolist()], dtype=torch.float64) * (encoded == c)
+        torch.testing.assert_close(companion.A[c], (w[:, None] * rows).T @ rows)
+    keep = 0.5 ** (32 / companion_module.HALF_LIFE)
+    w = torch.tensor([keep**2] * 32 + [keep] * 32 + [1.0] * 32, dtype=torch.float64)
+    torch.testing.assert_close(companion.R, (w[:, None] * rows).T @ rows)
+    A = companion.A.sum(0)
+    M = A + model.ridge * A.diagonal().mean() * torch.eye(5, dtype=torch.float64)
+    torch.testing.assert_close(companion._W, torch.linalg.solve(M, companion.A[:, :, 0].T))
 
 
 def test_the_answer_is_the_companions_only_where_it_is_trusted_and_more_confident():
@@ -87,19 +110,23 @@ def test_the_answer_is_the_companions_only_where_it_is_trusted_and_more_confiden
     alone._companion = None
     network = alone.predict_proba(probe)
     x = torch.from_numpy(model._frame.apply(probe).astype(np.float32))
-    mine = torch.softmax(companion.engine.predict(x).double(), dim=1).numpy()
+    mine = torch.softmax(companion._rows(x) @ companion._W, dim=1).numpy()
     companion.accuracy = [0.9, 0.8]  # rule 1 off: the companion is less accurate on the recent stream
     companion.scores = [-0.5, -0.4]  # rule 2 on
+    companion._refit()  # (what rule 1 needs is derived from the measures at each step)
     got = model.predict_proba(probe)
     take = mine.max(axis=1) > network.max(axis=1)
     assert 0 < take.sum() < len(probe)  # both answer some rows of this probe
     np.testing.assert_allclose(got[take], mine[take], rtol=1e-6)
     np.testing.assert_array_equal(got[~take], network[~take])
     companion.scores = [-0.4, -0.5]  # neither rule: the network alone
+    companion._refit()  # (what rule 1 needs is derived from the measures at each step)
     np.testing.assert_array_equal(model.predict_proba(probe), network)
     companion.accuracy = [0.8, 0.9]  # more accurate, but a lower score: neither rule
+    companion._refit()  # (what rule 1 needs is derived from the measures at each step)
     np.testing.assert_array_equal(model.predict_proba(probe), network)
     companion.scores = [-0.5, -0.4]  # both rules: the rows that look like the recent ones, and the confident ones
+    companion._refit()  # (what rule 1 needs is derived from the measures at each step)
     familiar = companion.familiar(x)
     got = model.predict_proba(probe)
     either = familiar | take
@@ -111,28 +138,23 @@ def test_the_answer_is_the_companions_only_where_it_is_trusted_and_more_confiden
     assert not companion.familiar(far).any()
 
 
-def test_the_input_moments_are_those_of_the_rows_learned_and_follow_a_re_expression():
+def test_a_re_expression_moves_the_rows_in_the_sums_exactly():
     X, y = _linear_stream(96)
-    model = AMClassifier(hidden_sizes=(8,), batch_size=32, seed=0)
-    model.partial_fit(X, y)
-    companion = model._companion
-    keep = 0.5 ** (32 / companion_module.HALF_LIFE)
-    weight = 32 * keep**2 + 32 * keep + 32
-    assert companion.weight == pytest.approx(weight)
-    raw = AMClassifier(hidden_sizes=(8,), batch_size=32, seed=0, standardize=False).partial_fit(X, y)._companion
-    rows = torch.from_numpy(X.astype(np.float32)).double()  # unstandardised: the rows the engine learned
-    w = torch.tensor([keep**2] * 32 + [keep] * 32 + [1.0] * 32, dtype=torch.float64)
-    torch.testing.assert_close(raw.total, (w[:, None] * rows).sum(0))
-    torch.testing.assert_close(raw.outer, (w[:, None] * rows).T @ rows)
-    mean = companion.total / companion.weight
+    companion = AMClassifier(hidden_sizes=(8,), batch_size=32, seed=0).partial_fit(X, y)._companion
+    A = companion.R.clone()
+    count, mean = A[0, 0], A[0, 1:] / A[0, 0]
+    cov = A[1:, 1:] / count - torch.outer(mean, mean)
     scale = torch.tensor([2.0, 0.5, 1.0, 3.0], dtype=torch.float64)
     shift = torch.tensor([1.0, -1.0, 0.0, 0.5], dtype=torch.float64)
-    cov = companion.outer / companion.weight - torch.outer(mean, mean)
+    probe = torch.randn(20, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    familiar = companion.familiar(probe)
     companion.reexpress_inputs(scale, shift, max_gain=1.0)
-    new_mean = companion.total / companion.weight
-    new_cov = companion.outer / companion.weight - torch.outer(new_mean, new_mean)
+    new = companion.R
+    new_mean = new[0, 1:] / new[0, 0]
+    torch.testing.assert_close(new[0, 0], count)
     torch.testing.assert_close(new_mean, scale * mean + shift)
-    torch.testing.assert_close(new_cov, scale[:, None] * cov * scale[None, :])
+    torch.testing.assert_close(new[1:, 1:] / count - torch.outer(new_mean, new_mean), scale[:, None] * cov * scale)
+    assert (companion.familiar(probe * scale + shift) == familiar).all()  # the same rows, in the new coordinates
 
 
 def test_on_a_linear_concept_that_flips_the_companion_takes_over_and_on_xor_it_does_not():
@@ -156,10 +178,7 @@ def test_learn_one_and_learn_many_give_the_same_companion_bit_for_bit():
     many = AMClassifier(hidden_sizes=(8,), batch_size=16, seed=0)
     many.learn_many(pd.DataFrame(X), pd.Series(y))
     assert one._companion.meta() == many._companion.meta()
-    assert torch.equal(one._companion.outer, many._companion.outer)
-    for (k, a), (_, b) in zip(one._companion.engine.state_dict().items(),
-                              many._companion.engine.state_dict().items(), strict=True):
-        assert torch.equal(a, b), k
+    assert torch.equal(one._companion.A, many._companion.A) and torch.equal(one._companion.R, many._companion.R)
 
 
 def test_a_refresh_re_expresses_the_companion_as_the_network():
@@ -171,12 +190,13 @@ def test_a_refresh_re_expresses_the_companion_as_the_network():
     probe = rng.normal(3.0, 2.0, size=(50, 3))
 
     def raw(m: AMClassifier) -> torch.Tensor:
-        return m._companion.engine.predict(torch.from_numpy(m._frame.apply(probe).astype(np.float32)))
+        companion = m._companion
+        return companion._rows(torch.from_numpy(m._frame.apply(probe))) @ companion._W
 
-    before = raw(model)
-    frame = model._frame
-    frame.refresh(model._moments, *model._engines())  # (its moments moved since the last one: a real change)
-    torch.testing.assert_close(raw(model), before, rtol=1e-4, atol=1e-4)
+    before, A, mean = raw(model), model._companion.A.clone(), model._frame.mean.copy()
+    model._frame.refresh(model._moments, *model._engines())
+    assert not np.array_equal(model._frame.mean, mean) and not torch.equal(model._companion.A, A)  # a real change
+    torch.testing.assert_close(raw(model), before, rtol=0, atol=1e-3)  # the same function, but for the ridge
 
 
 def test_new_features_and_classes_grow_the_companion():
@@ -184,9 +204,9 @@ def test_new_features_and_classes_grow_the_companion():
     for i in range(8):
         model.learn_one({"a": float(i % 3)}, i % 2)
     model.learn_one({"a": 1.0, "b": 2.0}, 2)
-    engine = model._companion.engine
-    assert (engine.n_inputs, engine.n_outputs) == (2, 3) == (model.engine.n_inputs, model.engine.n_outputs)
-    assert model._companion.total.shape == (2,) and model._companion.outer.shape == (2, 2)
+    assert model._companion.A.shape == (3, 3, 3) and model._companion.R.shape == (3, 3)
+    assert (model.engine.n_inputs, model.engine.n_outputs) == (2, 3)
+    assert not model._companion.A[:, 2].any() and not model._companion.A[2].any()  # nothing learned of them yet
     for i in range(12):
         model.learn_one({"a": float(i % 3), "b": float(i % 2)}, i % 3)
     assert sum(model.predict_proba_one({"a": 1.0, "b": 0.0}).values()) == pytest.approx(1.0)
@@ -203,7 +223,8 @@ def test_save_load_and_pickle_keep_the_companion_exactly(tmp_path):
     unpickled = pickle.loads(pickle.dumps(model))
     for other in (loaded, unpickled):
         assert isinstance(other._companion, LinearCompanion) and other._companion.meta() == model._companion.meta()
-        assert torch.equal(other._companion.outer, model._companion.outer)
+        assert torch.equal(other._companion.A, model._companion.A) and torch.equal(other._companion.R,
+                                                                                   model._companion.R)
     for x, y in stream[150:]:
         for m in (model, loaded, unpickled):
             m.learn_one(x, y)

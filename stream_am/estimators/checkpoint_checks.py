@@ -6,8 +6,9 @@ that :func:`~stream_am.estimators.state.payload` cannot have written:
 
 - meta types: feature names and labels distinct and equal to themselves, one label type, counters ``int >= 0``;
 - which arrays exist: ``moments.*`` and ``buffer.*`` once started, ``engine.*`` once the engine exists,
-  ``companion.*`` and ``companion_inputs.*`` with ``meta.companion`` (a classifier's linear companion;
-  whether the estimator keeps one is checked by :func:`~stream_am.estimators.state.restore`, which knows its engine),
+  ``companion.A`` and ``companion.R`` with ``meta.companion`` (a classifier's linear companion: checked by
+  :func:`stream_am.estimators.companion.check_state`; whether the estimator keeps one by
+  :func:`~stream_am.estimators.state.restore`, which knows its engine),
   ``frame.*`` (optional: older states have none) with a standardising engine, ``target_moments.*`` for a
   regressor, nothing else;
 - shapes and dtypes against the meta: one statistic per feature, a buffer of ``batch_size`` rows over the
@@ -148,12 +149,9 @@ def _check_keys(arrays: dict[str, Any], started: bool, engine: bool, classifier:
     if engine != has_engine:
         raise ValueError("meta.engine is set, but the state has no engine.* arrays" if engine
                          else "meta.engine is None, but the state has engine.* arrays")
-    if companion and not any(isinstance(k, str) and k.startswith("companion.") for k in arrays):
-        raise ValueError("meta.companion is set, but the state has no companion.* arrays")
     known = expected | ({"frame.mean", "frame.scale", "frame.gain"} if engine and started else set())
-    known |= {"companion_inputs.total", "companion_inputs.outer"} if companion else set()
-    prefixes = ("engine.", "companion.") if companion else ("engine.",)
-    unexpected = sorted(str(k) for k in arrays if k not in known and not str(k).startswith(prefixes))
+    known |= {"companion.A", "companion.R"} if companion else set()  # (checked with the companion: companion.py)
+    unexpected = sorted(str(k) for k in arrays if k not in known and not str(k).startswith("engine."))
     if unexpected:
         raise ValueError(f"the state has an unexpected array {unexpected[0]!r}")
 

@@ -3,18 +3,25 @@
 Where the world changes, the network's hidden layers hold features of the old concept, and the readout built on
 them lags; a linear model on the inputs alone follows a moving linear boundary (river's hyperplane, where river's
 logistic regression is ahead of the network) and a new task of separable classes sooner. Where the concept
-is not linear, it is worse. The companion is that linear model: an :class:`~stream_am.learner.OnlineAM` on a
-network with no hidden layer and the estimator's own settings (its readout, memory and clock), fed the same
-standardised rows and targets at every step, re-expressed and grown with the network's first layer.
+is not linear, it is worse. The companion is that linear model: a ridge fit of one-hot targets on the network's
+standardised input rows ``x`` (a bias first), as the memory readout fits them on the last hidden layer, on the
+clock of each class as the memories are (:mod:`stream_am.updaters.class_memory`): it keeps ``A_c = sum x x^T``
+over the rows of each class ``c``, aged by ``(1 - memory_decay)`` per sample of the batches that hold ``c``
+only (with one clock for all, a class-incremental stream's first classes faded from it, and it answered their
+inputs for the classes of the last task), and solves ``W = (A + ridge * mean(diag A) * I)^-1 B`` at every step,
+where ``A`` is the sum of the ``A_c`` and ``B``'s column ``c`` is ``A_c``'s first column (the sum of ``c``'s
+rows). It is re-expressed (exactly: the sums are statistics of the rows) and grown with the network's first
+layer.
 
 Which one answers is decided from evidence, per sample, from three running measures of the recent stream (each
 decaying with a half-life of ``HALF_LIFE`` samples, tested on every batch before it is learned): each model's
-accuracy, each model's mean log-likelihood of the labels (its *score*), and the mean and covariance of the
-inputs. The companion answers a sample
+accuracy and each model's mean log-likelihood of the labels (its *score*), and ``R``, the sum of ``x x^T`` over
+the recent rows, which gives each input row's leverage ``x^T (R / r_00)^-1 x - 1``: its Mahalanobis distance,
+squared, to their mean. The companion answers a sample
 
-1. that looks like the recent inputs (its Mahalanobis distance to their mean, squared, within ``FAMILIAR``
-   standard deviations of its expected value, the number of features), when its recent accuracy is above the
-   network's and its score at least the network's: there the recent evidence applies;
+1. that looks like the recent inputs (its leverage within ``FAMILIAR`` standard deviations of its expected
+   value, the number of features), when its recent accuracy is above the network's and its score at least the
+   network's: there the recent evidence applies;
 2. else, where its most probable class is more probable than the network's, while its score is at least the
    network's;
 
@@ -26,9 +33,9 @@ companion answer where the network is unsure, but not when it is worse overall. 
 ``learn_one`` and ``learn_many`` keep giving the same model. Figures: ``benchmarks/companion.py`` and
 ``benchmarks/README.md``, "A linear companion".
 
-The companion is built at the first step when the network's first layer keeps a memory (so its own memory,
-``n_inputs x n_inputs`` like that one's with fewer outputs, costs less than that one) and the network has a
-hidden layer; a classifier with ``companion=False`` never builds one.
+The companion is built at the first step when the network's first layer keeps a memory (so its sums, ``n_inputs
+x n_inputs`` like that memory's with fewer outputs and one clock, cost less than that one) and the network has a
+hidden layer; a classifier with ``companion=False`` never builds one. It computes in float64 on the CPU.
 """
 
 from __future__ import annotations
@@ -39,141 +46,156 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["LinearCompanion", "HALF_LIFE", "FAMILIAR", "check_meta"]
+__all__ = ["LinearCompanion", "HALF_LIFE", "FAMILIAR", "check_state"]
 
-HALF_LIFE = 500.0  # samples over which a measure's weight halves
+HALF_LIFE = 500.0  # samples over which a score's weight halves
 FAMILIAR = 3.0  # standard deviations of the squared Mahalanobis distance within which an input looks recent
-_RIDGE = 1e-3  # of the mean variance, added to the inputs' covariance (a constant feature has none)
+_F64 = torch.float64
+_EPS = torch.finfo(_F64).eps
+_LARGEST = 1e30  # the largest magnitude a saved sum may hold (rows stay far below: the frame bounds them)
 
 
 class LinearCompanion:
-    """The linear ``engine`` beside a network, and the running measures of the module docstring.
+    """The ridge fit of the module docstring on ``n_inputs`` features and ``n_outputs`` classes.
 
-    ``scores`` and ``accuracy``: ``[network, companion]`` (0 before any step: a tie); ``weight``, ``total`` and
-    ``outer``: the decayed count, sum and sum of outer products of the network's input rows (float64).
+    ``scores`` and ``accuracy``: ``[network, companion]`` (0 before any step: a tie); ``A``: the sums of each
+    class (``n_outputs x (n_inputs + 1) x (n_inputs + 1)``, the bias first); ``R``: the recent rows' sum
+    (``(n_inputs + 1)`` square); ``decay`` and ``ridge``: the estimator's ``memory_decay`` and ``ridge``.
     """
 
-    def __init__(self, engine: Any, scores: tuple[float, float] = (0.0, 0.0),
-                 accuracy: tuple[float, float] = (0.0, 0.0), weight: float = 0.0,
-                 total: torch.Tensor | None = None, outer: torch.Tensor | None = None) -> None:
-        n = engine.n_inputs
-        self.engine = engine
-        self.scores, self.accuracy, self.weight = [float(s) for s in scores], [float(a) for a in accuracy], weight
-        self.total = torch.zeros(n, dtype=torch.float64) if total is None else total
-        self.outer = torch.zeros(n, n, dtype=torch.float64) if outer is None else outer
-        self._factor = self._cholesky()
+    def __init__(self, n_inputs: int, n_outputs: int, decay: float, ridge: float,
+                 scores: tuple[float, float] = (0.0, 0.0), accuracy: tuple[float, float] = (0.0, 0.0),
+                 A: torch.Tensor | None = None, R: torch.Tensor | None = None) -> None:
+        self.decay, self.ridge = decay, ridge
+        self.scores, self.accuracy = [float(s) for s in scores], [float(a) for a in accuracy]
+        self.A = torch.zeros(n_outputs, n_inputs + 1, n_inputs + 1, dtype=_F64) if A is None else A
+        self.R = torch.zeros(n_inputs + 1, n_inputs + 1, dtype=_F64) if R is None else R
+        self._refit()
+
+    @property
+    def n_inputs(self) -> int:
+        return self.R.shape[0] - 1
+
+    def _rows(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.detach().to("cpu", _F64)
+        return torch.cat([rows.new_ones(rows.shape[0], 1), rows], dim=1)
+
+    def _refit(self) -> None:
+        """The weights ``W`` (``(n_inputs + 1) x n_outputs``), and the factor of ``R`` while rule 1 may apply."""
+        factor = _cholesky(self.A.sum(dim=0), self.ridge)
+        B = self.A[:, :, 0].T
+        self._W = torch.zeros_like(B) if factor is None else torch.cholesky_solve(B, factor)
+        switch = self.accuracy[1] > self.accuracy[0] and self.scores[1] >= self.scores[0]
+        self._recent = _cholesky(self.R, self.ridge) if switch and float(self.R[0, 0]) >= 2 * self.R.shape[0] else None
 
     # -- learning --------------------------------------------------------------------------------------
     def learn(self, x: torch.Tensor, y: torch.Tensor, network: dict[str, float]) -> None:
-        """Step the companion on the batch the network just learned (``x`` already validated by the network's
-        step, ``network`` the statistics that step measured before learning it) and move the measures."""
-        stats = self.engine.partial_fit(x, y)
-        n = float(stats["n"])
+        """Learn the batch the network just learned (``x`` its input rows, already validated by its step, ``y``
+        the class indices), after measuring the companion on it; ``network``: what the network's step measured
+        before learning it. Moves the scores and accuracies of both."""
+        rows, labels = self._rows(x), y.detach().to("cpu")
+        n = rows.shape[0]
+        logp = torch.log_softmax(rows @ self._W, dim=1)
+        loss = float(-logp.gather(1, labels[:, None]).mean())
+        hits = float((logp.argmax(dim=1) == labels).to(_F64).mean())
         keep = 0.5 ** (n / HALF_LIFE)
-        for i, s in enumerate((network, stats)):
-            self.scores[i] = keep * self.scores[i] - (1.0 - keep) * float(s["loss"])
-            self.accuracy[i] = keep * self.accuracy[i] + (1.0 - keep) * float(s["accuracy"])
-        rows = x.detach().to("cpu", torch.float64)
-        self.weight = keep * self.weight + n
-        self.total = keep * self.total + rows.sum(dim=0)
-        self.outer = keep * self.outer + rows.T @ rows
-        self._factor = self._cholesky()
+        for i, (l, a) in enumerate(((float(network["loss"]), float(network["accuracy"])), (loss, hits))):
+            self.scores[i] = keep * self.scores[i] - (1.0 - keep) * l
+            self.accuracy[i] = keep * self.accuracy[i] + (1.0 - keep) * a
+        counts = torch.bincount(labels, minlength=self.A.shape[0]).tolist()
+        A, age = self.A, (1.0 - self.decay) ** n  # (in place: nothing can refuse the batch now)
+        for c, chunk in enumerate(torch.split(rows[torch.argsort(labels, stable=True)], counts)):
+            if counts[c]:  # a class this batch holds: it ages, and takes its rows
+                A[c].mul_(age).addmm_(chunk.T, chunk)
+        self.A, self.R = A, torch.addmm(self.R, rows.T, rows, beta=keep)
+        self._refit()
 
     def grow_inputs(self, n_new: int) -> None:
-        """New features: the engine grows; the rows so far held 0 for them."""
-        self.engine.grow_inputs(n_new)
-        n = self.total.shape[0] + n_new
-        self.total = torch.cat([self.total, self.total.new_zeros(n_new)])
-        outer = self.outer.new_zeros(n, n)
-        outer[: n - n_new, : n - n_new] = self.outer
-        self.outer = outer
-        self._factor = self._cholesky()
+        """New features: the rows so far held 0 for them (their mean, in the frame)."""
+        d = self.R.shape[0]
+        A, R = self.A.new_zeros(self.A.shape[0], d + n_new, d + n_new), self.R.new_zeros(d + n_new, d + n_new)
+        A[:, :d, :d], R[:d, :d] = self.A, self.R
+        self.A, self.R = A, R
+        self._refit()
 
     def grow_outputs(self, n_new: int) -> None:
-        self.engine.grow_outputs(n_new)
+        """New classes: no row learned so far held them."""
+        self.A = torch.cat([self.A, self.A.new_zeros(n_new, *self.A.shape[1:])])
+        self._refit()
 
     def reexpress_inputs(self, scale: torch.Tensor, shift: torch.Tensor, max_gain: float | None = None) -> None:
-        """The inputs change coordinates (``x -> scale * x + shift``): the engine follows
-        (:meth:`~stream_am.learner.OnlineAM.reexpress_inputs`), and the input moments, exactly."""
-        self.engine.reexpress_inputs(scale, shift, max_gain=max_gain)
-        r, s = scale.to(torch.float64).cpu(), shift.to(torch.float64).cpu()
-        rt = r * self.total
-        self.outer = r[:, None] * self.outer * r[None, :] + torch.outer(rt, s) + torch.outer(s, rt)
-        self.outer += self.weight * torch.outer(s, s)
-        self.total = rt + self.weight * s
-        self._factor = self._cholesky()
-
-    def _cholesky(self) -> torch.Tensor | None:
-        """The Cholesky factor of the inputs' covariance (ridged), None while it rests on too few rows."""
-        n = self.total.shape[0]
-        if self.weight < 2 * max(n, 1):
-            return None
-        mean = self.total / self.weight
-        cov = self.outer / self.weight - torch.outer(mean, mean)
-        cov = (cov + cov.T) / 2
-        cov.diagonal().add_(_RIDGE * float(cov.diagonal().clamp(min=0).mean()) + 1e-12)
-        factor, info = torch.linalg.cholesky_ex(cov)
-        return factor if int(info) == 0 and bool(torch.isfinite(factor).all()) else None  # (None: no rule 1)
+        """The inputs change coordinates, ``x -> scale * x + shift``: so do the rows in the sums, exactly
+        (``max_gain`` bounds a network's weights; the sums are statistics of the rows, not weights)."""
+        T = torch.zeros_like(self.R)
+        T[0, 0] = 1.0
+        T[1:, 0] = shift.to("cpu", _F64)
+        T[1:, 1:] = torch.diag(scale.to("cpu", _F64))
+        self.A, self.R = T @ self.A @ T.T, T @ self.R @ T.T
+        self._refit()
 
     # -- answering -------------------------------------------------------------------------------------
     def familiar(self, x: torch.Tensor) -> np.ndarray:
-        """Per row of ``x``, whether it looks like the recent inputs (rule 1 of the module docstring)."""
-        if self._factor is None:
+        """Per row of ``x``, whether it looks like the recent inputs (rule 1 of the module docstring); none while
+        rule 1 does not apply or too few rows were seen to tell."""
+        if self._recent is None:
             return np.zeros(x.shape[0], dtype=bool)
-        n = self.total.shape[0]
-        centred = (x.detach().to("cpu", torch.float64) - self.total / self.weight).T
-        z = torch.linalg.solve_triangular(self._factor, centred, upper=False)
-        return ((z * z).sum(dim=0) <= n + FAMILIAR * math.sqrt(2 * n)).numpy()
+        d = self.n_inputs
+        z = torch.linalg.solve_triangular(self._recent, self._rows(x).T, upper=False)
+        leverage = float(self.R[0, 0]) * (z * z).sum(dim=0) - 1.0
+        return (leverage <= d + FAMILIAR * math.sqrt(2 * d)).numpy()
 
     def answer(self, x: torch.Tensor, proba: np.ndarray) -> np.ndarray:
         """The probabilities to give for the rows ``x``, where the network gives ``proba`` (module docstring)."""
-        confident = self.scores[1] >= self.scores[0]
-        switch = confident and self.accuracy[1] > self.accuracy[0]
-        if not (switch or confident) or not len(proba):
+        if self.scores[1] < self.scores[0] or not len(proba):
             return proba
-        with torch.no_grad():
-            out = self.engine.predict(x).detach().cpu().numpy().astype(np.float64)
-        mine = np.exp(out - out.max(axis=1, keepdims=True))
-        mine /= mine.sum(axis=1, keepdims=True)
-        take = self.familiar(x) if switch else np.zeros(len(proba), dtype=bool)
-        if confident:
-            take |= mine.max(axis=1) > proba.max(axis=1)
+        mine = torch.softmax(self._rows(x) @ self._W, dim=1).numpy()
+        take = (mine.max(axis=1) > proba.max(axis=1)) | self.familiar(x)
         return np.where(take[:, None], mine, proba)
 
     # -- state -----------------------------------------------------------------------------------------
     def meta(self) -> dict[str, Any]:
-        return {"scores": list(self.scores), "accuracy": list(self.accuracy), "weight": self.weight}
+        return {"scores": list(self.scores), "accuracy": list(self.accuracy)}
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {f"companion_inputs.{k}": getattr(self, k).numpy().copy() for k in ("total", "outer")}
+        return {"companion.A": self.A.numpy().copy(), "companion.R": self.R.numpy().copy()}
 
 
-def check_meta(meta: Any, arrays: dict[str, Any], n_features: int, batch_size: int) -> dict[str, Any]:
-    """The constructor arguments of a saved companion (besides its engine) from ``meta.companion`` and the
-    ``companion_inputs.*`` arrays; ``ValueError`` naming the field unless :meth:`LinearCompanion.meta` and
+def _cholesky(A: torch.Tensor, ridge: float) -> torch.Tensor | None:
+    """The Cholesky factor of ``A`` with ``ridge`` times its mean diagonal entry, and a margin for rounding as
+    :func:`~stream_am.updaters.memory.ridge_solve`'s, on the diagonal; None if there is none."""
+    M = A.clone()
+    diagonal = M.diagonal()
+    diagonal += ridge * diagonal.mean() + 1e-12 + 4 * M.shape[0] * _EPS * diagonal.abs().max()
+    L, info = torch.linalg.cholesky_ex(M)  # (reads the lower triangle only)
+    return None if info.item() else L
+
+
+def check_state(meta: Any, arrays: dict[str, Any], n_features: int, n_classes: int, n_learned: int) -> dict[str, Any]:
+    """The saved state of a companion (``meta.companion`` and the ``companion.*`` arrays) as keyword arguments of
+    :class:`LinearCompanion`; ``ValueError`` naming the field unless :meth:`LinearCompanion.meta` and
     :meth:`LinearCompanion.arrays` could have written them."""
-    if not (isinstance(meta, dict) and set(meta) == {"scores", "accuracy", "weight"}):
-        raise ValueError(f"meta.companion must be a dict of scores, accuracy and weight, got {meta!r}")
-    pairs = {}
+    if not (isinstance(meta, dict) and set(meta) == {"scores", "accuracy"}):
+        raise ValueError(f"meta.companion must be a dict of scores and accuracy, got {meta!r}")
+    saved: dict[str, Any] = {}
     for key, low, high in (("scores", -math.inf, 0.0), ("accuracy", 0.0, 1.0)):
         v = meta[key]
         if not (isinstance(v, list) and len(v) == 2 and all(_number(a) and low <= a <= high for a in v)):
             raise ValueError(f"meta.companion.{key} must be two finite numbers in [{low}, {high}], got {v!r}")
-        pairs[key] = (float(v[0]), float(v[1]))
-    most = batch_size / (1.0 - 0.5 ** (batch_size / HALF_LIFE))  # the decayed count of steps of batch_size rows
-    if not (_number(meta["weight"]) and 0 <= meta["weight"] <= most * 1.001):
-        raise ValueError(f"meta.companion.weight must be a number in [0, {most:.1f}], got {meta['weight']!r}")
-    shapes = {"companion_inputs.total": (n_features,), "companion_inputs.outer": (n_features, n_features)}
-    tensors = {}
-    for key, shape in shapes.items():
-        a = arrays.get(key)
+        saved[key] = (float(v[0]), float(v[1]))
+    for key, shape in (("A", (n_classes, n_features + 1, n_features + 1)), ("R", (n_features + 1, n_features + 1))):
+        a = arrays.get(f"companion.{key}")
         if not isinstance(a, np.ndarray) or a.dtype != np.float64 or a.shape != shape:
             got = getattr(a, "shape", None), getattr(a, "dtype", type(a).__name__)
-            raise ValueError(f"array {key} must hold float64 of shape {shape}, got {got}")
-        if not np.isfinite(a).all():
-            raise ValueError(f"array {key} holds non-finite values")
-        tensors[key.split(".")[1]] = torch.from_numpy(a.copy())
-    return {**pairs, "weight": float(meta["weight"]), **tensors}
+            raise ValueError(f"array companion.{key} must hold float64 of shape {shape}, got {got}")
+        if not np.isfinite(a).all() or (np.abs(a) > _LARGEST).any():
+            raise ValueError(f"array companion.{key} must hold finite values at most {_LARGEST:g} in magnitude")
+        saved[key] = torch.from_numpy(a.copy())
+    for key in ("A", "R"):
+        a = saved[key]
+        if not (0 <= float(a[..., 0, 0].sum()) <= n_learned) or bool((a.diagonal(dim1=-2, dim2=-1) < 0).any()):
+            raise ValueError(f"array companion.{key} must have a non-negative diagonal and row counts (its first "
+                             f"entries) in [0, meta.n_learned = {n_learned}]")
+    return saved
 
 
 def _number(v: Any) -> bool:

@@ -17,7 +17,8 @@ from stream_am import checks
 from stream_am.estimators import persistence
 from stream_am.estimators.buffer import SampleBuffer
 from stream_am.estimators.checkpoint_checks import check_state
-from stream_am.estimators.companion import LinearCompanion, check_meta
+from stream_am.estimators.companion import LinearCompanion
+from stream_am.estimators.companion import check_state as check_companion
 from stream_am.estimators.features import FeatureIndex
 from stream_am.estimators.frame import InputFrame, frame_for
 from stream_am.estimators.moments import RunningMoments
@@ -44,9 +45,9 @@ def payload(est: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         arrays.update(est._buffer.state("buffer.", est._target_dtype))
     if est._frame is not None:
         arrays.update({f"frame.{k}": getattr(est._frame, k).copy() for k in ("mean", "scale", "gain")})
-    for prefix, engine in (("engine.", est._engine), ("companion.", est._companion and est._companion.engine)):
-        for k, v in ({} if engine is None else engine.state_dict()).items():
-            arrays[f"{prefix}{k}"] = v.detach().cpu().clone().numpy()
+    if est._engine is not None:
+        for k, v in est._engine.state_dict().items():
+            arrays[f"engine.{k}"] = v.detach().cpu().clone().numpy()
     if est._companion is not None:
         arrays.update(est._companion.arrays())
     return meta, arrays
@@ -80,22 +81,17 @@ def restore(est: Any, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> No
         est._frame = frame_for(engine, start)
 
 
-def _engine(est: Any, shape: list[int], arrays: dict[str, np.ndarray], prefix: str = "engine.",
-            hidden: tuple[int, ...] | None = None, **kwargs: Any) -> Any:
-    """The engine of ``est`` (``shape``: its inputs and outputs; ``hidden``: its hidden layers, ``est``'s unless
-    given) loaded from the arrays named ``prefix``*."""
+def _engine(est: Any, shape: list[int], arrays: dict[str, np.ndarray]) -> Any:
+    """The engine of ``est`` (``shape``: its inputs and outputs) loaded from the ``engine.*`` arrays."""
     n_in, n_out = shape
-    engine = est._make_engine(build_mlp(n_in, n_out, est.hidden_sizes if hidden is None else hidden,
-                                        est.activation, 0), **kwargs)
+    engine = est._make_engine(build_mlp(n_in, n_out, est.hidden_sizes, est.activation, 0))
     device = checks.resolve_device(est.device)  # restored state goes straight to the engine's device
     try:
-        sd = {k[len(prefix):]: torch.from_numpy(np.array(v)).to(device) for k, v in arrays.items()
-              if k.startswith(prefix)}
+        sd = {k[len("engine."):]: torch.from_numpy(np.array(v)).to(device) for k, v in arrays.items()
+              if k.startswith("engine.")}
         engine.load_state_dict(sd)
     except (KeyError, IndexError, RuntimeError, TypeError) as err:  # the engine's own refusals are ValueErrors
-        raise ValueError(f"the {prefix}* arrays do not fit the engine's network: {err}") from err
-    except ValueError as err:
-        raise ValueError(f"the {prefix}* arrays: {err}") from err
+        raise ValueError(f"the engine.* arrays do not fit the engine's network: {err}") from err
     return engine
 
 
@@ -109,11 +105,9 @@ def _companion(est: Any, meta: dict[str, Any], arrays: dict[str, np.ndarray], en
                          "hidden_sizes and first layer)")
     if not expected:
         return None
-    saved = check_meta(meta["companion"], arrays, len(meta["features"]), est.batch_size)
-    linear = _engine(est, meta["engine"], arrays, "companion.", (), variant="mem")
-    if not linear.input_memory:
-        raise ValueError("the companion.* arrays do not hold a memory readout")
-    return LinearCompanion(linear, **saved)
+    n_features, n_classes = meta["engine"]
+    saved = check_companion(meta["companion"], arrays, n_features, n_classes, int(meta["n_learned"]))
+    return LinearCompanion(n_features, n_classes, est.memory_decay, est.ridge, **saved)
 
 
 class Persistent:
