@@ -15,6 +15,7 @@ from stream_am.server.settings import Settings
 from torch import nn
 
 from stream_am import checks
+from stream_am.estimators import companion
 from stream_am.estimators.networks import ACTIVATIONS
 from stream_am.network import decompose
 from stream_am.variants import resolve_variants
@@ -86,8 +87,8 @@ def class_memory(est: Any, n_features: int, n_classes: int) -> int:
         return 0
     kept = memory_layers(est, n_features, n_classes)
     size = class_memory_size(n_features, est.hidden_sizes, n_classes, kept)
-    if getattr(est, "companion", False) and est.hidden_sizes and kept[0]:  # its linear companion's readout memory
-        size += class_memory_size(n_features, (), n_classes)
+    if getattr(est, "companion", False) and est.hidden_sizes and kept[0]:  # its linear companion's sums
+        size += companion.size(n_features, n_classes)
     return size
 
 

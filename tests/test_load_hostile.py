@@ -129,6 +129,8 @@ STATE_EDITS: dict[str, tuple[Edit, str]] = {
     "companion-missing": (lambda arrays: arrays.pop("companion.A"), "companion.A"),
     "companion-too-narrow": (_array("companion.R", lambda a: a[:, :2]), "companion.R"),
     "companion-class-dropped": (_array("companion.A", lambda a: a[:2]), "companion.A"),
+    "companion-weights-missing": (lambda arrays: arrays.pop("companion.W"), "companion.W"),
+    "companion-weights-inf": (_array("companion.W", lambda a: _set(a, (0, 0), np.inf)), "companion.W"),
     "companion-nan": (_array("companion.R", lambda a: _set(a, (0, 0), np.nan)), "companion.R"),
     "companion-huge": (_array("companion.A", lambda a: _set(a, (0, 1, 1), 1e200)), "companion.A"),
     "companion-float32": (_array("companion.A", lambda a: a.astype(np.float32)), "companion.A"),

@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["LinearCompanion", "HALF_LIFE", "FAMILIAR", "check_state"]
+__all__ = ["LinearCompanion", "HALF_LIFE", "FAMILIAR", "check_state", "size"]
 
 HALF_LIFE = 500.0  # samples over which a score's weight halves
 FAMILIAR = 3.0  # standard deviations of the squared Mahalanobis distance within which an input looks recent
@@ -60,17 +60,19 @@ class LinearCompanion:
 
     ``scores`` and ``accuracy``: ``[network, companion]`` (0 before any step: a tie); ``A``: the sums of each
     class (``n_outputs x (n_inputs + 1) x (n_inputs + 1)``, the bias first); ``R``: the recent rows' sum
-    (``(n_inputs + 1)`` square); ``decay`` and ``ridge``: the estimator's ``memory_decay`` and ``ridge``.
+    (``(n_inputs + 1)`` square); ``W``: the weights (``(n_inputs + 1) x n_outputs``); ``decay`` and ``ridge``:
+    the estimator's ``memory_decay`` and ``ridge``.
     """
 
     def __init__(self, n_inputs: int, n_outputs: int, decay: float, ridge: float,
                  scores: tuple[float, float] = (0.0, 0.0), accuracy: tuple[float, float] = (0.0, 0.0),
-                 A: torch.Tensor | None = None, R: torch.Tensor | None = None) -> None:
+                 A: torch.Tensor | None = None, R: torch.Tensor | None = None, W: torch.Tensor | None = None) -> None:
         self.decay, self.ridge = decay, ridge
         self.scores, self.accuracy = [float(s) for s in scores], [float(a) for a in accuracy]
         self.A = torch.zeros(n_outputs, n_inputs + 1, n_inputs + 1, dtype=_F64) if A is None else A
         self.R = torch.zeros(n_inputs + 1, n_inputs + 1, dtype=_F64) if R is None else R
-        self._refit()
+        self.W = torch.zeros(n_inputs + 1, n_outputs, dtype=_F64) if W is None else W
+        self._watch()
 
     @property
     def n_inputs(self) -> int:
@@ -80,11 +82,18 @@ class LinearCompanion:
         rows = x.detach().to("cpu", _F64)
         return torch.cat([rows.new_ones(rows.shape[0], 1), rows], dim=1)
 
-    def _refit(self) -> None:
-        """The weights ``W`` (``(n_inputs + 1) x n_outputs``), and the factor of ``R`` while rule 1 may apply."""
-        factor = _cholesky(self.A.sum(dim=0), self.ridge)
-        B = self.A[:, :, 0].T
-        self._W = torch.zeros_like(B) if factor is None else torch.cholesky_solve(B, factor)
+    def _solve(self) -> None:
+        """New weights from the sums: ``W = (A + r I)^-1 (B + r W)`` with ``r`` the ridge times ``A``'s mean
+        diagonal entry (proximal, as the memories' solves: it pulls toward the weights before, not toward 0;
+        measured against a ridge toward 0 in ``benchmarks/README.md``); the weights stay if ``A`` has no factor."""
+        A = self.A.sum(dim=0)
+        factor = _cholesky(A, self.ridge)
+        if factor is not None:
+            self.W = torch.cholesky_solve(torch.add(self.A[:, :, 0].T, self.W, alpha=self.ridge * float(
+                A.diagonal().mean())), factor).contiguous()  # (row-major, as loaded: the same rounding)
+
+    def _watch(self) -> None:
+        """The factor of ``R`` that rule 1 reads, while rule 1 may apply (the measures decide: it is derived)."""
         switch = self.accuracy[1] > self.accuracy[0] and self.scores[1] >= self.scores[0]
         self._recent = _cholesky(self.R, self.ridge) if switch and float(self.R[0, 0]) >= 2 * self.R.shape[0] else None
 
@@ -95,7 +104,7 @@ class LinearCompanion:
         before learning it. Moves the scores and accuracies of both."""
         rows, labels = self._rows(x), y.detach().to("cpu")
         n = rows.shape[0]
-        logp = torch.log_softmax(rows @ self._W, dim=1)
+        logp = torch.log_softmax(rows @ self.W, dim=1)
         loss = float(-logp.gather(1, labels[:, None]).mean())
         hits = float((logp.argmax(dim=1) == labels).to(_F64).mean())
         keep = 0.5 ** (n / HALF_LIFE)
@@ -108,30 +117,33 @@ class LinearCompanion:
             if counts[c]:  # a class this batch holds: it ages, and takes its rows
                 A[c].mul_(age).addmm_(chunk.T, chunk)
         self.A, self.R = A, torch.addmm(self.R, rows.T, rows, beta=keep)
-        self._refit()
+        self._solve()
+        self._watch()
 
     def grow_inputs(self, n_new: int) -> None:
         """New features: the rows so far held 0 for them (their mean, in the frame)."""
         d = self.R.shape[0]
         A, R = self.A.new_zeros(self.A.shape[0], d + n_new, d + n_new), self.R.new_zeros(d + n_new, d + n_new)
         A[:, :d, :d], R[:d, :d] = self.A, self.R
-        self.A, self.R = A, R
-        self._refit()
+        self.A, self.R, self.W = A, R, torch.cat([self.W, self.W.new_zeros(n_new, self.W.shape[1])])
+        self._watch()
 
     def grow_outputs(self, n_new: int) -> None:
         """New classes: no row learned so far held them."""
         self.A = torch.cat([self.A, self.A.new_zeros(n_new, *self.A.shape[1:])])
-        self._refit()
+        self.W = torch.cat([self.W, self.W.new_zeros(self.W.shape[0], n_new)], dim=1)
 
     def reexpress_inputs(self, scale: torch.Tensor, shift: torch.Tensor, max_gain: float | None = None) -> None:
-        """The inputs change coordinates, ``x -> scale * x + shift``: so do the rows in the sums, exactly
-        (``max_gain`` bounds a network's weights; the sums are statistics of the rows, not weights)."""
+        """The inputs change coordinates, ``x -> scale * x + shift``: so do the rows in the sums, exactly, and the
+        weights, so that they compute the same function of the same samples (``max_gain``, which bounds a
+        network's weights against an outlier's spread, is not needed: the next solve refits these)."""
         T = torch.zeros_like(self.R)
         T[0, 0] = 1.0
         T[1:, 0] = shift.to("cpu", _F64)
         T[1:, 1:] = torch.diag(scale.to("cpu", _F64))
         self.A, self.R = T @ self.A @ T.T, T @ self.R @ T.T
-        self._refit()
+        self.W = torch.linalg.solve_triangular(T.T, self.W, upper=True).contiguous()  # a W = a' T^-T W
+        self._watch()
 
     # -- answering -------------------------------------------------------------------------------------
     def familiar(self, x: torch.Tensor) -> np.ndarray:
@@ -148,7 +160,7 @@ class LinearCompanion:
         """The probabilities to give for the rows ``x``, where the network gives ``proba`` (module docstring)."""
         if self.scores[1] < self.scores[0] or not len(proba):
             return proba
-        mine = torch.softmax(self._rows(x) @ self._W, dim=1).numpy()
+        mine = torch.softmax(self._rows(x) @ self.W, dim=1).numpy()
         take = (mine.max(axis=1) > proba.max(axis=1)) | self.familiar(x)
         return np.where(take[:, None], mine, proba)
 
@@ -157,7 +169,12 @@ class LinearCompanion:
         return {"scores": list(self.scores), "accuracy": list(self.accuracy)}
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {"companion.A": self.A.numpy().copy(), "companion.R": self.R.numpy().copy()}
+        return {f"companion.{k}": getattr(self, k).numpy().copy() for k in ("A", "R", "W")}
+
+
+def size(n_inputs: int, n_outputs: int) -> int:
+    """Numbers a companion of these sizes holds: one ``(n_inputs + 1)`` square sum per class, and the recent one."""
+    return (n_outputs + 1) * (n_inputs + 1) ** 2
 
 
 def _cholesky(A: torch.Tensor, ridge: float) -> torch.Tensor | None:
@@ -182,7 +199,8 @@ def check_state(meta: Any, arrays: dict[str, Any], n_features: int, n_classes: i
         if not (isinstance(v, list) and len(v) == 2 and all(_number(a) and low <= a <= high for a in v)):
             raise ValueError(f"meta.companion.{key} must be two finite numbers in [{low}, {high}], got {v!r}")
         saved[key] = (float(v[0]), float(v[1]))
-    for key, shape in (("A", (n_classes, n_features + 1, n_features + 1)), ("R", (n_features + 1, n_features + 1))):
+    d = n_features + 1
+    for key, shape in (("A", (n_classes, d, d)), ("R", (d, d)), ("W", (d, n_classes))):
         a = arrays.get(f"companion.{key}")
         if not isinstance(a, np.ndarray) or a.dtype != np.float64 or a.shape != shape:
             got = getattr(a, "shape", None), getattr(a, "dtype", type(a).__name__)

@@ -12,6 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 from stream_am.server.model_limits import class_memory_size
 
+from stream_am.estimators import companion
+
 client = api_fixtures.client
 make_client = api_fixtures.make_client
 
@@ -85,7 +87,7 @@ def test_learning_that_would_pass_the_class_memory_limit_is_refused_before_anyth
     make_client: Callable[..., TestClient],
 ) -> None:
     # two features, hidden 8 and the linear companion's readout: three classes fit; a fourth does not
-    limit = class_memory_size(2, [8], 3) + class_memory_size(2, [], 3)
+    limit = class_memory_size(2, [8], 3) + companion.size(2, 3)
     client = make_client(max_class_memory=limit)
     params = {**api_fixtures.SMALL, "batch_size": 2}
     assert client.post("/models", json={"name": "c", "params": params}).status_code == 201
@@ -97,7 +99,7 @@ def test_learning_that_would_pass_the_class_memory_limit_is_refused_before_anyth
     assert item["field"] == "instances" and "max_class_memory" in item["msg"]
     assert _export(client, "c") == before
     assert class_memory_size(2, [8], 3) == 3 * (3 * (3 + 8) + 9 * (9 + 3))
-    assert class_memory_size(2, [], 3) == 3 * 3 * (3 + 3)
+    assert companion.size(2, 3) == (3 + 1) * 3 * 3
 
 
 def test_an_import_past_the_class_memory_limit_is_refused(
