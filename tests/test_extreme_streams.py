@@ -9,6 +9,8 @@ or predictions (51 of 1,000), all of them streams with a ramp (``benchmarks/READ
 The default run takes the seeds that failed then; the ``slow`` run all of 0 to 199.
 """
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -73,6 +75,11 @@ def assert_finite(model, rows) -> None:
     for name, value in model.engine.state_dict().items():
         if isinstance(value, torch.Tensor) and value.is_floating_point():
             assert torch.isfinite(value).all(), name
+    if getattr(model, "_companion", None) is not None:  # the classifier's linear companion: finite, and reloads
+        _, arrays = model._payload()
+        assert all(np.isfinite(arrays[k]).all() for k in ("companion.A", "companion.R", "companion.W"))
+        restored = copy.deepcopy(model)  # (pickling checks the state as loading does)
+        assert restored._companion.meta() == model._companion.meta()
 
 
 def learn(seed: int) -> None:

@@ -52,7 +52,7 @@ HALF_LIFE = 500.0  # samples over which a score's weight halves
 FAMILIAR = 3.0  # standard deviations of the squared Mahalanobis distance within which an input looks recent
 _F64 = torch.float64
 _EPS = torch.finfo(_F64).eps
-_LARGEST = 1e30  # the largest magnitude a saved sum may hold (rows stay far below: the frame bounds them)
+_LARGEST = 1e150  # the largest magnitude a saved sum or weight may hold: products of two stay finite
 
 
 class LinearCompanion:
@@ -93,9 +93,16 @@ class LinearCompanion:
                 A.diagonal().mean())), factor).contiguous()  # (row-major, as loaded: the same rounding)
 
     def _watch(self) -> None:
-        """The factor of ``R`` that rule 1 reads, while rule 1 may apply (the measures decide: it is derived)."""
+        """What rule 1 reads, while it may apply (the measures decide: it is derived): the inverse of the
+        Cholesky factor of ``R``, scaled so that a row's leverage is ``|row @ _recent|^2 - 1`` (numpy, for
+        answers one row at a time)."""
+        self._recent: np.ndarray | None = None
         switch = self.accuracy[1] > self.accuracy[0] and self.scores[1] >= self.scores[0]
-        self._recent = _cholesky(self.R, self.ridge) if switch and float(self.R[0, 0]) >= 2 * self.R.shape[0] else None
+        if switch and float(self.R[0, 0]) >= 2 * self.R.shape[0]:
+            factor = _cholesky(self.R, self.ridge)
+            if factor is not None:
+                inverse = torch.linalg.solve_triangular(factor, torch.eye(factor.shape[0], dtype=_F64), upper=False)
+                self._recent = (inverse.T * math.sqrt(float(self.R[0, 0]))).numpy()
 
     # -- learning --------------------------------------------------------------------------------------
     def learn(self, x: torch.Tensor, y: torch.Tensor, network: dict[str, float]) -> None:
@@ -151,17 +158,23 @@ class LinearCompanion:
         rule 1 does not apply or too few rows were seen to tell."""
         if self._recent is None:
             return np.zeros(x.shape[0], dtype=bool)
-        d = self.n_inputs
-        z = torch.linalg.solve_triangular(self._recent, self._rows(x).T, upper=False)
-        leverage = float(self.R[0, 0]) * (z * z).sum(dim=0) - 1.0
-        return (leverage <= d + FAMILIAR * math.sqrt(2 * d)).numpy()
+        return self._familiar(_numpy_rows(x))
+
+    def _familiar(self, rows: np.ndarray) -> np.ndarray:
+        d, z = self.n_inputs, rows @ self._recent
+        return np.einsum("ij,ij->i", z, z) - 1.0 <= d + FAMILIAR * math.sqrt(2 * d)
 
     def answer(self, x: torch.Tensor, proba: np.ndarray) -> np.ndarray:
         """The probabilities to give for the rows ``x``, where the network gives ``proba`` (module docstring)."""
         if self.scores[1] < self.scores[0] or not len(proba):
             return proba
-        mine = torch.softmax(self._rows(x) @ self.W, dim=1).numpy()
-        take = (mine.max(axis=1) > proba.max(axis=1)) | self.familiar(x)
+        rows = _numpy_rows(x)  # (numpy: a prediction is often one row, where torch's per-call cost dominates)
+        out = rows @ self.W.numpy()
+        mine = np.exp(out - out.max(axis=1, keepdims=True))
+        mine /= mine.sum(axis=1, keepdims=True)
+        take = mine.max(axis=1) > proba.max(axis=1)
+        if self._recent is not None:
+            take |= self._familiar(rows)
         return np.where(take[:, None], mine, proba)
 
     # -- state -----------------------------------------------------------------------------------------
@@ -170,6 +183,14 @@ class LinearCompanion:
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {f"companion.{k}": getattr(self, k).numpy().copy() for k in ("A", "R", "W")}
+
+
+def _numpy_rows(x: torch.Tensor) -> np.ndarray:
+    """The rows of ``x`` (on the CPU) as float64 with a bias first."""
+    rows = x.detach().cpu().numpy()
+    out = np.ones((rows.shape[0], rows.shape[1] + 1))
+    out[:, 1:] = rows
+    return out
 
 
 def size(n_inputs: int, n_outputs: int) -> int:
