@@ -79,14 +79,14 @@ def memory_layers(est: Any, n_features: int, n_classes: int) -> list[bool]:
 
 
 def class_memory(est: Any, n_features: int, n_classes: int) -> int:
-    """Numbers the per-class memories of the classifier ``est`` would hold with ``n_features`` and ``n_classes``:
-    :func:`class_memory_size` of the layers that keep a memory and of its linear companion if it keeps one
-    (:mod:`stream_am.estimators.companion`), 0 when its memories do not keep classes apart
-    (``memory_clock="sample"``, or not an AM classifier) or before it has two classes."""
-    if getattr(est, "memory_clock", None) != "class" or n_classes < 2:  # (the network is built with two classes)
+    """Numbers the per-class sums of the classifier ``est`` would hold with ``n_features`` and ``n_classes``:
+    :func:`class_memory_size` of the layers that keep a class-clocked memory (none with ``memory_clock="sample"``),
+    plus its linear companion's (:mod:`stream_am.estimators.companion`: per class whatever the memories' clock)
+    if it keeps one; 0 for a classifier that is not an AM one, or before it has two classes."""
+    if getattr(est, "memory_clock", None) is None or n_classes < 2:  # (the network is built with two classes)
         return 0
     kept = memory_layers(est, n_features, n_classes)
-    size = class_memory_size(n_features, est.hidden_sizes, n_classes, kept)
+    size = class_memory_size(n_features, est.hidden_sizes, n_classes, kept) if est.memory_clock == "class" else 0
     if getattr(est, "companion", False) and est.hidden_sizes and kept[0]:  # its linear companion's sums
         size += companion.size(n_features, n_classes)
     return size

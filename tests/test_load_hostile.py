@@ -137,6 +137,12 @@ STATE_EDITS: dict[str, tuple[Edit, str]] = {
     "companion-count-above-n_learned": (_array("companion.A", lambda a: _set(a, (0, 0, 0), 99.0)), "companion.A"),
     "companion-recent-above-n_learned": (_array("companion.R", lambda a: _set(a, (0, 0), 99.0)), "companion.R"),
     "companion-negative-diagonal": (_array("companion.A", lambda a: _set(a, (1, 2, 2), -1.0)), "companion.A"),
+    "companion-asymmetric": (_array("companion.A", lambda a: _set(a, (0, 1, 2), a[0, 1, 2] + 1.0)), "companion.A"),
+    "companion-not-semi-definite": (_array("companion.A", lambda a: _set(_set(a, (0, 1, 2), 1e3 + np.abs(a[0]).max()),
+                                                                         (0, 2, 1), 1e3 + np.abs(a[0]).max())),
+                                    "companion.A"),
+    "companion-recent-not-semi-definite": (_array("companion.R", lambda a: _set(_set(a, (1, 3), 1e4), (3, 1), 1e4)),
+                                           "companion.R"),
     "companion-arrays-without-meta": (lambda arrays: arrays.__setitem__("companion.C", np.zeros(2)), "companion.C"),
 }
 
@@ -238,6 +244,19 @@ def test_a_model_saved_before_the_companion_loads_without_one(tmp_path: Path) ->
     assert loaded.companion is False and loaded._companion is None
     probe = {"a": 1.0, "b": 0.0, "c": 2.0}
     assert loaded.predict_proba_one(probe) == model.predict_proba_one(probe)
+
+
+def test_a_model_pickled_before_the_companion_unpickles_without_one() -> None:
+    model = _trained(AMClassifier)
+    model.companion, model._companion = False, None
+    state = model.__getstate__()
+    state["params"].pop("companion")  # what an older version pickled
+    state["meta"].pop("companion")
+    restored = AMClassifier.__new__(AMClassifier)
+    restored.__setstate__(state)
+    assert restored.companion is False and restored._companion is None
+    probe = {"a": 1.0, "b": 0.0, "c": 2.0}
+    assert restored.predict_proba_one(probe) == model.predict_proba_one(probe)
 
 
 def test_a_parameter_the_file_lacks_takes_its_default(tmp_path: Path) -> None:

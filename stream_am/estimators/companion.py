@@ -52,6 +52,7 @@ HALF_LIFE = 500.0  # samples over which a score's weight halves
 FAMILIAR = 3.0  # standard deviations of the squared Mahalanobis distance within which an input looks recent
 _F64 = torch.float64
 _EPS = torch.finfo(_F64).eps
+_ROUNDING = 1e-9  # relative to the largest diagonal entry: what rounding leaves of a sum's symmetry and eigenvalues
 _LARGEST = 1e150  # the largest magnitude a saved sum or weight may hold: products of two stay finite
 
 
@@ -234,6 +235,13 @@ def check_state(meta: Any, arrays: dict[str, Any], n_features: int, n_classes: i
         if not (0 <= float(a[..., 0, 0].sum()) <= n_learned) or bool((a.diagonal(dim1=-2, dim2=-1) < 0).any()):
             raise ValueError(f"array companion.{key} must have a non-negative diagonal and row counts (its first "
                              f"entries) in [0, meta.n_learned = {n_learned}]")
+        # sums of outer products: symmetric and positive semi-definite, but for rounding (else the proximal
+        # solves, a contraction for such sums, can multiply the weights at every step)
+        top = a.diagonal(dim1=-2, dim2=-1).amax(dim=-1, keepdim=True).clamp(min=1e-300)
+        asymmetric = bool(((a - a.transpose(-2, -1)).abs().amax(dim=(-2, -1)) > _ROUNDING * top[..., 0]).any())
+        if asymmetric or bool((torch.linalg.eigvalsh((a + a.transpose(-2, -1)) / 2) < -_ROUNDING * top).any()):
+            raise ValueError(f"array companion.{key} must hold sums of outer products of rows (symmetric and "
+                             "positive semi-definite)")
     return saved
 
 

@@ -137,6 +137,7 @@ class Persistent:
         return {"params": self._get_params(), "meta": meta, "arrays": arrays}  # type: ignore[attr-defined]
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(**state["params"])  # type: ignore[misc]
+        # a parameter the state lacks takes the value that reproduces a model pickled before it existed
+        self.__init__(**{**getattr(type(self), "_absent_params", {}), **state["params"]})  # type: ignore[misc]
         self._restore(state["meta"], state["arrays"])
 

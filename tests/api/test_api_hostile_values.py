@@ -102,6 +102,21 @@ def test_learning_that_would_pass_the_class_memory_limit_is_refused_before_anyth
     assert companion.size(2, 3) == (3 + 1) * 3 * 3
 
 
+def test_the_companions_sums_count_against_the_limit_whatever_the_memory_clock(
+    make_client: Callable[..., TestClient],
+) -> None:
+    """Found by a review: with memory_clock="sample" the limit counted nothing, but the companion keeps its sums
+    per class whatever the memories' clock."""
+    client = make_client(max_class_memory=companion.size(2, 3))  # three classes' companion fit; a fourth does not
+    params = {**api_fixtures.SMALL, "batch_size": 2, "variant": "mem", "memory_clock": "sample"}
+    assert client.post("/models", json={"name": "s", "params": params}).status_code == 201
+    assert client.post("/models/s/partial_fit", json={"instances": ROWS[:3], "targets": [0, 1, 2]}).status_code == 200
+    before = _export(client, "s")
+    item = _detail(client.post("/models/s/partial_fit", json={"instances": ROWS[:1], "targets": [3]}))
+    assert item["field"] == "targets" and "max_class_memory" in item["msg"]
+    assert _export(client, "s") == before
+
+
 def test_an_import_past_the_class_memory_limit_is_refused(
     make_client: Callable[..., TestClient], tmp_path: Path
 ) -> None:
