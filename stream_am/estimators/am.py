@@ -43,9 +43,9 @@ class _AMMixin:
     def _check_am_params(self) -> None:
         check_am_params(self, self._loss, n_codes=len(self.hidden_sizes))
 
-    def _make_engine(self, module: nn.Sequential, variant: str | Sequence[str] | None = None) -> Any:
-        return OnlineAM(module, variant=self.variant if variant is None else variant, loss=self._loss,
-                        readout=self.readout, device=self.device, seed=self.seed, memory_clock=self.memory_clock,
+    def _make_engine(self, module: nn.Sequential) -> Any:
+        return OnlineAM(module, variant=self.variant, loss=self._loss, readout=self.readout, device=self.device,
+                        seed=self.seed, memory_clock=self.memory_clock,
                         **{k: getattr(self, k) for k in AM_HYPERPARAMETERS})
 
 
@@ -166,8 +166,11 @@ class AMClassifier(_AMMixin, SklearnClassifier, StreamClassifier):
             raise ValueError(f"companion must be a bool, got {companion!r}")
         self._reset()
 
+    def _keeps_companion(self, engine: Any) -> bool:
+        return bool(self.companion and self.hidden_sizes and engine.input_memory)
+
     def _make_companion(self, engine: Any) -> LinearCompanion | None:
-        if not (self.companion and self.hidden_sizes and engine.input_memory):
+        if not self._keeps_companion(engine):
             return None
         return LinearCompanion(engine.n_inputs, engine.n_outputs, self.memory_decay, self.ridge)
 

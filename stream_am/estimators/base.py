@@ -107,8 +107,12 @@ class StreamEstimator(state.Persistent, abc.ABC):
     def _target_tensor(self, ys: list[Any]) -> torch.Tensor:
         """The engine's target tensor for encoded targets ``ys``."""
 
+    def _keeps_companion(self, engine: Engine) -> bool:
+        """Whether the estimator keeps a linear companion beside ``engine`` (built: after its first step)."""
+        return False
+
     def _make_companion(self, engine: Engine) -> LinearCompanion | None:
-        """The linear companion of ``engine`` (after its first step), or None (the default: none)."""
+        """A new linear companion of ``engine`` if :meth:`_keeps_companion`, else None (the default: none)."""
         return None
 
     def _engines(self) -> list[Any]:

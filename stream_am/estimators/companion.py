@@ -46,6 +46,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from stream_am.updaters.memory import ROUNDING
+
 __all__ = ["LinearCompanion", "HALF_LIFE", "FAMILIAR", "check_state", "size"]
 
 HALF_LIFE = 500.0  # samples over which a score's weight halves
@@ -80,8 +82,7 @@ class LinearCompanion:
         return self.R.shape[0] - 1
 
     def _rows(self, x: torch.Tensor) -> torch.Tensor:
-        rows = x.detach().to("cpu", _F64)
-        return torch.cat([rows.new_ones(rows.shape[0], 1), rows], dim=1)
+        return torch.from_numpy(_numpy_rows(x))
 
     def _solve(self) -> None:
         """New weights from the sums: ``W = (A + r I)^-1 (B + r W)`` with ``r`` the ridge times ``A``'s mean
@@ -204,7 +205,7 @@ def _cholesky(A: torch.Tensor, ridge: float) -> torch.Tensor | None:
     :func:`~stream_am.updaters.memory.ridge_solve`'s, on the diagonal; None if there is none."""
     M = A.clone()
     diagonal = M.diagonal()
-    diagonal += ridge * diagonal.mean() + 1e-12 + 4 * M.shape[0] * _EPS * diagonal.abs().max()
+    diagonal += ridge * diagonal.mean() + 1e-12 + ROUNDING * M.shape[0] * _EPS * diagonal.abs().max()
     L, info = torch.linalg.cholesky_ex(M)  # (reads the lower triangle only)
     return None if info.item() else L
 

@@ -148,12 +148,18 @@ def _estimator_class(config: dict[str, Any], where: str, expected: type | None) 
     return cls
 
 
+def with_absent(cls: type, params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` of a model saved or pickled by an earlier version, with each parameter it lacks at the value that
+    reproduces that model (``cls._absent_params``; one not named there takes its default)."""
+    return {**getattr(cls, "_absent_params", {}), **params}
+
+
 def _params(cls: type, config: dict[str, Any], where: str, device: str | None) -> dict[str, Any]:
     """The constructor arguments: parameters of ``cls`` only (``device`` replaces the saved one). One the file
     lacks takes the value that reproduces a model saved before the parameter existed (``cls._absent_params``),
     else its default, so that such a model still loads, as it was."""
     params = {k: _decode(v, f"{where}: {_CONFIG} params.{k}") for k, v in config["params"].items()}
-    params = {**getattr(cls, "_absent_params", {}), **params}
+    params = with_absent(cls, params)
     if device is not None:
         params["device"] = device
     accepted = inspect.signature(cls).parameters

@@ -97,8 +97,8 @@ def _engine(est: Any, shape: list[int], arrays: dict[str, np.ndarray]) -> Any:
 
 def _companion(est: Any, meta: dict[str, Any], arrays: dict[str, np.ndarray], engine: Any) -> LinearCompanion | None:
     """The linear companion saved in ``meta.companion`` and the ``companion.*`` arrays: there exactly when the
-    estimator, with ``engine``, would have built one (:meth:`_make_companion`)."""
-    expected = engine is not None and est._make_companion(engine) is not None
+    estimator, with ``engine``, keeps one (:meth:`_keeps_companion`)."""
+    expected = engine is not None and est._keeps_companion(engine)
     if (meta.get("companion") is not None) != expected:
         raise ValueError(f"meta.companion is {meta.get('companion')!r}, but this estimator "
                          f"{'keeps' if expected else 'has no'} linear companion (its companion parameter, "
@@ -137,7 +137,6 @@ class Persistent:
         return {"params": self._get_params(), "meta": meta, "arrays": arrays}  # type: ignore[attr-defined]
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # a parameter the state lacks takes the value that reproduces a model pickled before it existed
-        self.__init__(**{**getattr(type(self), "_absent_params", {}), **state["params"]})  # type: ignore[misc]
+        self.__init__(**persistence.with_absent(type(self), state["params"]))  # type: ignore[misc]
         self._restore(state["meta"], state["arrays"])
 
