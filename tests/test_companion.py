@@ -44,8 +44,10 @@ def test_the_companion_is_built_where_the_first_layer_keeps_a_memory_and_learns_
         companion = built[name]._companion
         assert companion.A.shape == (2, 5, 5) and companion.R.shape == (5, 5)
         keep = 0.5 ** (16 / companion_module.HALF_LIFE)
-        assert float(companion.R[0, 0]) == pytest.approx(sum(16 * keep**k for k in range(6)))  # six steps
-        assert 0 < float(companion.A[:, 0, 0].sum()) <= sum(16 * age**k for k in range(6))
+        learned = 6 - len(companion._pending)  # six steps: the gathered ones are not learned yet
+        assert 0 < learned and companion._rows_pending[-1].shape[1] == 4
+        assert float(companion.R[0, 0]) == pytest.approx(sum(16 * keep**k for k in range(learned)))
+        assert 0 < float(companion.A[:, 0, 0].sum()) <= sum(16 * age**k for k in range(learned))
     assert AMRegressor(hidden_sizes=(8,), batch_size=16).partial_fit(X, y.astype(float))._companion is None
 
 
@@ -65,7 +67,7 @@ def test_scores_follow_the_losses_the_steps_measure_before_learning(monkeypatch)
 
     def recorded(self, x, target):
         measured["network"] = self.predict(x).double(), target  # before learning
-        measured["companion"] = companion._rows(x) @ companion.W, target
+        measured["companion"] = torch.from_numpy(companion._rows(x) @ companion.W), target
         return original(self, x, target)
 
     monkeypatch.setattr(OnlineAM, "partial_fit", recorded)
@@ -84,24 +86,55 @@ def test_the_sums_are_the_rows_learned_on_the_clock_of_each_class_and_the_weight
     y[:32] = 0  # the first batch holds class 0 alone: class 1's sums do not age at that step
     model = AMClassifier(hidden_sizes=(8,), batch_size=32, seed=0, standardize=False).partial_fit(X, y)
     companion = model._companion
-    rows = torch.cat([torch.ones(96, 1, dtype=torch.float64),
-                      torch.from_numpy(X.astype(np.float32)).double()], dim=1)  # what the engine learned
+    rows = np.concatenate([np.ones((96, 1)), X.astype(np.float32).astype(np.float64)], axis=1)  # as learned
     age = (1 - model.memory_decay) ** 32
-    encoded = torch.tensor([model.classes_.tolist().index(label) for label in y])  # (first seen, first)
+    encoded = np.array([model.classes_.tolist().index(label) for label in y])  # (first seen, first)
     for c in (0, 1):
-        step = torch.arange(96) // 32
+        step = np.arange(96) // 32
         ages = [sum(1 for s in range(k + 1, 3) if (encoded[step == s] == c).any()) for k in range(3)]
-        w = torch.tensor([age ** ages[k] for k in step.tolist()], dtype=torch.float64) * (encoded == c)
-        torch.testing.assert_close(companion.A[c], (w[:, None] * rows).T @ rows)
+        w = np.array([age ** ages[k] for k in step.tolist()]) * (encoded == c)
+        np.testing.assert_allclose(companion.A[c], (w[:, None] * rows).T @ rows, rtol=1e-12, atol=1e-12)
     keep = 0.5 ** (32 / companion_module.HALF_LIFE)
-    w = torch.tensor([keep**2] * 32 + [keep] * 32 + [1.0] * 32, dtype=torch.float64)
-    torch.testing.assert_close(companion.R, (w[:, None] * rows).T @ rows)
-    before = companion.W.clone()
-    model.partial_fit(X[:32], y[:32])  # one more step: its solve, proximal to the weights before
+    w = np.array([keep**2] * 32 + [keep] * 32 + [1.0] * 32)
+    np.testing.assert_allclose(companion.R, (w[:, None] * rows).T @ rows, rtol=1e-12, atol=1e-12)
+    before = companion.W.copy()
+    model.partial_fit(X[:32], y[:32])  # class 0 alone, whose sums hold more than NEW rows: gathered, not learned
+    np.testing.assert_array_equal(companion.W, before)
+    assert [n for n, _, _ in companion._pending] == [32]
+    more = companion_module.BLOCK // 32 - 1
+    model.partial_fit(np.tile(X[:32], (more, 1)), np.tile(y[:32], more))  # BLOCK rows: learned, one solve
+    assert companion._pending == []
     A = companion.A.sum(0)
     ridge = model.ridge * A.diagonal().mean()
-    M = A + ridge * torch.eye(5, dtype=torch.float64)
-    torch.testing.assert_close(companion.W, torch.linalg.solve(M, companion.A[:, :, 0].T + ridge * before))
+    M = A + ridge * np.eye(5)
+    np.testing.assert_allclose(companion.W, np.linalg.solve(M, companion.A[:, :, 0].T + ridge * before),
+                               rtol=1e-7, atol=1e-9)
+
+
+def test_a_block_learns_the_sums_batch_by_batch_learning_gives(monkeypatch):
+    """The companion gathers batches and learns them at once, with the weights each row would have had batch by
+    batch: a class ages by the samples of the later batches holding it, the recent sum by all of them."""
+    g = torch.Generator().manual_seed(0)
+    sizes = [32, 16, 48, 32]  # BLOCK rows in all, the last batch completes the block
+    assert sum(sizes) == companion_module.BLOCK
+    batches = [(torch.randn(n, 3, generator=g), torch.randint(0, 4, (n,), generator=g)) for n in sizes]
+    batches[1] = (batches[1][0], torch.full((16,), 3))  # a batch of one class: the others do not age at it
+    warm = (torch.randn(256, 3, generator=g), torch.arange(256) % 4)  # every class past NEW rows
+    blocked, stepped = LinearCompanion(3, 4, 1e-2, 1e-3), LinearCompanion(3, 4, 1e-2, 1e-3)
+    blocked.learn(*warm, {"loss": 1.0, "accuracy": 0.5})
+    monkeypatch.setattr(companion_module, "BLOCK", 1)
+    stepped.learn(*warm, {"loss": 1.0, "accuracy": 0.5})
+    for x, y in batches:
+        stepped.learn(x, y, {"loss": 0.5, "accuracy": 0.75})
+    monkeypatch.setattr(companion_module, "BLOCK", sum(sizes))
+    for i, (x, y) in enumerate(batches):
+        blocked.learn(x, y, {"loss": 0.5, "accuracy": 0.75})
+        assert len(blocked._pending) == (i + 1) % len(sizes)  # gathered until the block is full
+    np.testing.assert_allclose(blocked.A, stepped.A, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(blocked.R, stepped.R, rtol=1e-12, atol=1e-12)
+    assert blocked.scores[0] == pytest.approx(stepped.scores[0], rel=1e-12)  # the network's measures
+    assert blocked.accuracy[0] == pytest.approx(stepped.accuracy[0], rel=1e-12)
+    assert not np.allclose(blocked.W, LinearCompanion(3, 4, 1e-2, 1e-3).W)
 
 
 def test_the_answer_is_the_companions_only_where_it_is_trusted_and_more_confident():
@@ -113,7 +146,7 @@ def test_the_answer_is_the_companions_only_where_it_is_trusted_and_more_confiden
     alone._companion = None
     network = alone.predict_proba(probe)
     x = torch.from_numpy(model._frame.apply(probe).astype(np.float32))
-    mine = torch.softmax(companion._rows(x) @ companion.W, dim=1).numpy()
+    mine = torch.softmax(torch.from_numpy(companion._rows(x) @ companion.W), dim=1).numpy()
     companion.accuracy = [0.9, 0.8]  # rule 1 off: the companion is less accurate on the recent stream
     companion.scores = [-0.5, -0.4]  # rule 2 on
     companion._watch()  # (what rule 1 needs is derived from the measures at each step)
@@ -144,7 +177,7 @@ def test_the_answer_is_the_companions_only_where_it_is_trusted_and_more_confiden
 def test_a_re_expression_moves_the_rows_in_the_sums_exactly():
     X, y = _linear_stream(96)
     companion = AMClassifier(hidden_sizes=(8,), batch_size=32, seed=0).partial_fit(X, y)._companion
-    A = companion.R.clone()
+    A = torch.from_numpy(companion.R.copy())
     count, mean = A[0, 0], A[0, 1:] / A[0, 0]
     cov = A[1:, 1:] / count - torch.outer(mean, mean)
     scale = torch.tensor([2.0, 0.5, 1.0, 3.0], dtype=torch.float64)
@@ -152,7 +185,7 @@ def test_a_re_expression_moves_the_rows_in_the_sums_exactly():
     probe = torch.randn(20, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     familiar = companion.familiar(probe)
     companion.reexpress_inputs(scale, shift, max_gain=1.0)
-    new = companion.R
+    new = torch.from_numpy(companion.R)
     new_mean = new[0, 1:] / new[0, 0]
     torch.testing.assert_close(new[0, 0], count)
     torch.testing.assert_close(new_mean, scale * mean + shift)
@@ -181,7 +214,7 @@ def test_learn_one_and_learn_many_give_the_same_companion_bit_for_bit():
     many = AMClassifier(hidden_sizes=(8,), batch_size=16, seed=0)
     many.learn_many(pd.DataFrame(X), pd.Series(y))
     assert one._companion.meta() == many._companion.meta()
-    assert torch.equal(one._companion.A, many._companion.A) and torch.equal(one._companion.R, many._companion.R)
+    assert np.array_equal(one._companion.A, many._companion.A) and np.array_equal(one._companion.R, many._companion.R)
 
 
 def test_a_refresh_re_expresses_the_companion_as_the_network():
@@ -192,14 +225,14 @@ def test_a_refresh_re_expresses_the_companion_as_the_network():
     model.partial_fit(X, (X[:, 0] > 3).astype(int))  # 40 steps: past the early refreshes
     probe = rng.normal(3.0, 2.0, size=(50, 3))
 
-    def raw(m: AMClassifier) -> torch.Tensor:
+    def raw(m: AMClassifier) -> np.ndarray:
         companion = m._companion
         return companion._rows(torch.from_numpy(m._frame.apply(probe))) @ companion.W
 
-    before, A, mean = raw(model), model._companion.A.clone(), model._frame.mean.copy()
+    before, A, mean = raw(model), model._companion.A.copy(), model._frame.mean.copy()
     model._frame.refresh(model._moments, *model._engines())
-    assert not np.array_equal(model._frame.mean, mean) and not torch.equal(model._companion.A, A)  # a real change
-    torch.testing.assert_close(raw(model), before, rtol=0, atol=1e-9)  # the same function
+    assert not np.array_equal(model._frame.mean, mean) and not np.array_equal(model._companion.A, A)  # a real change
+    np.testing.assert_allclose(raw(model), before, rtol=0, atol=1e-9)  # the same function
 
 
 def test_new_features_and_classes_grow_the_companion():
@@ -226,8 +259,8 @@ def test_save_load_and_pickle_keep_the_companion_exactly(tmp_path):
     unpickled = pickle.loads(pickle.dumps(model))
     for other in (loaded, unpickled):
         assert isinstance(other._companion, LinearCompanion) and other._companion.meta() == model._companion.meta()
-        assert torch.equal(other._companion.A, model._companion.A) and torch.equal(other._companion.R,
-                                                                                   model._companion.R)
+        assert np.array_equal(other._companion.A, model._companion.A) and np.array_equal(other._companion.R,
+                                                                                         model._companion.R)
     for x, y in stream[150:]:
         for m in (model, loaded, unpickled):
             m.learn_one(x, y)

@@ -6,9 +6,9 @@ that :func:`~stream_am.estimators.state.payload` cannot have written:
 
 - meta types: feature names and labels distinct and equal to themselves, one label type, counters ``int >= 0``;
 - which arrays exist: ``moments.*`` and ``buffer.*`` once started, ``engine.*`` once the engine exists,
-  ``companion.A``, ``.R`` and ``.W`` with ``meta.companion`` (a classifier's linear companion: checked by
-  :func:`stream_am.estimators.companion.check_state`; whether the estimator keeps one by
-  :func:`~stream_am.estimators.state.restore`, which knows its engine),
+  ``companion.A``, ``.R``, ``.W`` (and ``.pending_rows``, ``.pending_labels``) with ``meta.companion`` (a
+  classifier's linear companion: checked by :func:`stream_am.estimators.companion_checks.check_state`; whether
+  the estimator keeps one by :func:`~stream_am.estimators.state.restore`, which knows its engine),
   ``frame.*`` (optional: older states have none) with a standardising engine, ``target_moments.*`` for a
   regressor, nothing else;
 - shapes and dtypes against the meta: one statistic per feature, a buffer of ``batch_size`` rows over the
@@ -150,7 +150,8 @@ def _check_keys(arrays: dict[str, Any], started: bool, engine: bool, classifier:
         raise ValueError("meta.engine is set, but the state has no engine.* arrays" if engine
                          else "meta.engine is None, but the state has engine.* arrays")
     known = expected | ({"frame.mean", "frame.scale", "frame.gain"} if engine and started else set())
-    known |= {"companion.A", "companion.R", "companion.W"} if companion else set()  # (checked in companion.py)
+    known |= {f"companion.{k}" for k in ("A", "R", "W", "pending_rows", "pending_labels")} if companion else set()
+    # (checked in companion_checks.py)
     unexpected = sorted(str(k) for k in arrays if k not in known and not str(k).startswith("engine."))
     if unexpected:
         raise ValueError(f"the state has an unexpected array {unexpected[0]!r}")

@@ -8,7 +8,7 @@ standardised input rows ``x`` (a bias first), as the memory readout fits them on
 clock of each class as the memories are (:mod:`stream_am.updaters.class_memory`): it keeps ``A_c = sum x x^T``
 over the rows of each class ``c``, aged by ``(1 - memory_decay)`` per sample of the batches that hold ``c``
 only (with one clock for all, a class-incremental stream's first classes faded from it, and it answered their
-inputs for the classes of the last task), and solves ``W = (A + ridge * mean(diag A) * I)^-1 B`` at every step,
+inputs for the classes of the last task), and solves ``W = (A + ridge * mean(diag A) * I)^-1 B`` as it learns,
 where ``A`` is the sum of the ``A_c`` and ``B``'s column ``c`` is ``A_c``'s first column (the sum of ``c``'s
 rows). It is re-expressed (exactly: the sums are statistics of the rows) and grown with the network's first
 layer.
@@ -29,9 +29,21 @@ and the network answers every other sample. The first rule follows a drifting co
 labels move); it leaves alone the inputs of earlier tasks, which the network's memories keep better (a global
 switch to the model better on the recent stream lost permuted digits' earlier tasks; asking for the better score
 as well as the better accuracy keeps stationary streams where the network alone is). The second lets the
-companion answer where the network is unsure, but not when it is worse overall. The measures move per step, so
-``learn_one`` and ``learn_many`` keep giving the same model. Figures: ``benchmarks/companion.py`` and
+companion answer where the network is unsure, but not when it is worse overall. The measures move per batch the
+network learns, so ``learn_one`` and ``learn_many`` keep giving the same model. Figures: ``benchmarks/companion.py`` and
 ``benchmarks/README.md``, "A linear companion".
+
+It learns in blocks: it gathers the batches the network learned (their rows, labels and the network's
+measures) until they hold ``BLOCK`` samples, then measures and learns them in one pass, with the weights
+batch-by-batch learning gives each row (a class's rows age by the samples of the later batches that hold it;
+the measures move batch by batch); only its weights, and so its answers and its measured losses, wait for the
+block. A batch holding a class whose sums hold fewer than ``NEW`` rows (aged) is learned at once, with what was
+gathered: a new class, or a new task's, is answered from its first batches, as batch-by-batch learning did
+(with blocks alone, the companion's weights lagged each new task by up to a block, its measured score fell
+behind the network's, and it stopped answering on the class-incremental streams where it helps most). Its
+work is a few dozen small array operations whatever their size: once a batch, they cost more than the
+network's step on narrow networks (``benchmarks/cost_since.py``); gathered, a few a batch.
+The gathered rows are part of its state (saved, grown and re-expressed as the sums).
 
 The companion is built at the first step when the network's first layer keeps a memory (so its sums, ``n_inputs
 x n_inputs`` like that memory's with fewer outputs and one clock, cost less than that one) and the network has a
@@ -45,17 +57,17 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.linalg import lapack, solve_triangular
 
 from stream_am.updaters.memory import ROUNDING
 
-__all__ = ["LinearCompanion", "HALF_LIFE", "FAMILIAR", "check_state", "size"]
+__all__ = ["LinearCompanion", "HALF_LIFE", "FAMILIAR", "BLOCK", "size"]
 
 HALF_LIFE = 500.0  # samples over which a score's weight halves
 FAMILIAR = 3.0  # standard deviations of the squared Mahalanobis distance within which an input looks recent
-_F64 = torch.float64
-_EPS = torch.finfo(_F64).eps
-_ROUNDING = 1e-9  # relative to the largest diagonal entry: what rounding leaves of a sum's symmetry and eigenvalues
-_LARGEST = 1e150  # the largest magnitude a saved sum or weight may hold: products of two stay finite
+BLOCK = 128  # samples the companion gathers before it learns them (module docstring)
+NEW = 32  # rows a class's sums hold (aged) below which the companion learns a batch that holds it at once
+_EPS = float(np.finfo(np.float64).eps)
 
 
 class LinearCompanion:
@@ -63,95 +75,145 @@ class LinearCompanion:
 
     ``scores`` and ``accuracy``: ``[network, companion]`` (0 before any step: a tie); ``A``: the sums of each
     class (``n_outputs x (n_inputs + 1) x (n_inputs + 1)``, the bias first); ``R``: the recent rows' sum
-    (``(n_inputs + 1)`` square); ``W``: the weights (``(n_inputs + 1) x n_outputs``); ``decay`` and ``ridge``:
-    the estimator's ``memory_decay`` and ``ridge``.
+    (``(n_inputs + 1)`` square); ``W``: the weights (``(n_inputs + 1) x n_outputs``); all float64 numpy arrays
+    (a step is a few small products, where numpy's cost per call is a fraction of torch's); ``pending``: the
+    batches gathered and not yet learned, ``(size, network loss, network accuracy)`` each, whose rows and labels
+    are ``pending_rows`` (``size`` rows each, ``n_inputs`` wide) and ``pending_labels``; ``decay`` and
+    ``ridge``: the estimator's ``memory_decay`` and ``ridge``.
     """
 
     def __init__(self, n_inputs: int, n_outputs: int, decay: float, ridge: float,
                  scores: tuple[float, float] = (0.0, 0.0), accuracy: tuple[float, float] = (0.0, 0.0),
-                 A: torch.Tensor | None = None, R: torch.Tensor | None = None, W: torch.Tensor | None = None) -> None:
+                 A: np.ndarray | None = None, R: np.ndarray | None = None, W: np.ndarray | None = None,
+                 pending: list[tuple[int, float, float]] | None = None, pending_rows: np.ndarray | None = None,
+                 pending_labels: np.ndarray | None = None) -> None:
         self.decay, self.ridge = decay, ridge
         self.scores, self.accuracy = [float(s) for s in scores], [float(a) for a in accuracy]
-        self.A = torch.zeros(n_outputs, n_inputs + 1, n_inputs + 1, dtype=_F64) if A is None else A
-        self.R = torch.zeros(n_inputs + 1, n_inputs + 1, dtype=_F64) if R is None else R
-        self.W = torch.zeros(n_inputs + 1, n_outputs, dtype=_F64) if W is None else W
+        self.A = np.zeros((n_outputs, n_inputs + 1, n_inputs + 1)) if A is None else A
+        self.R = np.zeros((n_inputs + 1, n_inputs + 1)) if R is None else R
+        self.W = np.zeros((n_inputs + 1, n_outputs)) if W is None else W
+        self._pending = [(int(n), float(loss), float(hits)) for n, loss, hits in (pending or [])]
+        self._rows_pending = [np.zeros((0, n_inputs)) if pending_rows is None else pending_rows]
+        self._labels_pending = [np.zeros(0, dtype=np.int64) if pending_labels is None else pending_labels]
         self._watch()
 
     @property
     def n_inputs(self) -> int:
         return self.R.shape[0] - 1
 
-    def _rows(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(_numpy_rows(x))
+    def _rows(self, x: torch.Tensor) -> np.ndarray:
+        return _numpy_rows(x)
 
     def _solve(self) -> None:
         """New weights from the sums: ``W = (A + r I)^-1 (B + r W)`` with ``r`` the ridge times ``A``'s mean
         diagonal entry (proximal, as the memories' solves: it pulls toward the weights before, not toward 0;
         measured against a ridge toward 0 in ``benchmarks/README.md``); the weights stay if ``A`` has no factor."""
-        A = self.A.sum(dim=0)
+        A = self.A.sum(axis=0)
         factor = _cholesky(A, self.ridge)
-        if factor is not None:
-            self.W = torch.cholesky_solve(torch.add(self.A[:, :, 0].T, self.W, alpha=self.ridge * float(
-                A.diagonal().mean())), factor).contiguous()  # (row-major, as loaded: the same rounding)
+        if factor is not None:  # (LAPACK's own calls: scipy's checking wrappers cost more than the solve here)
+            W, info = lapack.dpotrs(factor, self.A[:, :, 0].T + self.ridge * (np.trace(A) / A.shape[0]) * self.W,
+                                    lower=True)
+            if not info:
+                self.W = np.ascontiguousarray(W)  # (row-major, as loaded: the same rounding)
 
     def _watch(self) -> None:
         """What rule 1 reads, while it may apply (the measures decide: it is derived): the inverse of the
-        Cholesky factor of ``R``, scaled so that a row's leverage is ``|row @ _recent|^2 - 1`` (numpy, for
-        answers one row at a time)."""
+        Cholesky factor of ``R``, scaled so that a row's leverage is ``|row @ _recent|^2 - 1``."""
         self._recent: np.ndarray | None = None
         switch = self.accuracy[1] > self.accuracy[0] and self.scores[1] >= self.scores[0]
         if switch and float(self.R[0, 0]) >= 2 * self.R.shape[0]:
             factor = _cholesky(self.R, self.ridge)
             if factor is not None:
-                inverse = torch.linalg.solve_triangular(factor, torch.eye(factor.shape[0], dtype=_F64), upper=False)
-                self._recent = (inverse.T * math.sqrt(float(self.R[0, 0]))).numpy()
+                inverse = solve_triangular(factor, np.eye(factor.shape[0]), lower=True, check_finite=False)
+                self._recent = inverse.T * math.sqrt(float(self.R[0, 0]))
 
     # -- learning --------------------------------------------------------------------------------------
     def learn(self, x: torch.Tensor, y: torch.Tensor, network: dict[str, float]) -> None:
-        """Learn the batch the network just learned (``x`` its input rows, already validated by its step, ``y``
-        the class indices), after measuring the companion on it; ``network``: what the network's step measured
-        before learning it. Moves the scores and accuracies of both."""
-        rows, labels = self._rows(x), y.detach().to("cpu")
-        n = rows.shape[0]
-        logp = torch.log_softmax(rows @ self.W, dim=1)
-        loss = float(-logp.gather(1, labels[:, None]).mean())
-        hits = float((logp.argmax(dim=1) == labels).to(_F64).mean())
-        keep = 0.5 ** (n / HALF_LIFE)
-        for i, (l, a) in enumerate(((float(network["loss"]), float(network["accuracy"])), (loss, hits))):
-            self.scores[i] = keep * self.scores[i] - (1.0 - keep) * l
-            self.accuracy[i] = keep * self.accuracy[i] + (1.0 - keep) * a
-        counts = torch.bincount(labels, minlength=self.A.shape[0]).tolist()
-        A, age = self.A, (1.0 - self.decay) ** n  # (in place: nothing can refuse the batch now)
-        for c, chunk in enumerate(torch.split(rows[torch.argsort(labels, stable=True)], counts)):
-            if counts[c]:  # a class this batch holds: it ages, and takes its rows
-                A[c].mul_(age).addmm_(chunk.T, chunk)
-        self.A, self.R = A, torch.addmm(self.R, rows.T, rows, beta=keep)
+        """Gather the batch the network just learned (``x`` its input rows, already validated by its step, ``y``
+        the class indices; ``network``: what the network's step measured before learning it), and learn the
+        batches gathered once they hold :data:`BLOCK` samples."""
+        labels = y.detach().cpu().numpy().astype(np.int64)
+        self._rows_pending.append(x.detach().cpu().numpy().astype(np.float64))
+        self._labels_pending.append(labels)
+        self._pending.append((int(y.shape[0]), float(network["loss"]), float(network["accuracy"])))
+        if sum(n for n, _, _ in self._pending) >= BLOCK or float(self.A[labels, 0, 0].min()) < NEW:
+            self._learn_block()
+
+    def _learn_block(self) -> None:
+        """Measure the companion on the gathered batches, move the measures of both models batch by batch, and
+        learn the rows with the weights batch-by-batch learning gives them (module docstring)."""
+        sizes = np.array([n for n, _, _ in self._pending])
+        rows = np.ones((int(sizes.sum()), self.R.shape[0]))
+        rows[:, 1:] = np.concatenate(self._rows_pending)
+        labels = np.concatenate(self._labels_pending)
+        n, k, m = rows.shape[0], self.A.shape[0], sizes.shape[0]
+        batch, starts = np.repeat(np.arange(m), sizes), np.cumsum(sizes) - sizes
+        out = rows @ self.W  # the weights every gathered batch was answered with
+        out -= out.max(axis=1, keepdims=True)
+        measured = np.empty((2, n))
+        measured[0] = np.log(np.exp(out).sum(axis=1)) - out[np.arange(n), labels]
+        measured[1] = out.argmax(axis=1) == labels
+        loss, hits = np.add.reduceat(measured, starts, axis=1) / sizes
+        for (size, network_loss, network_hits), *mine in zip(self._pending, loss.tolist(), hits.tolist(),
+                                                              strict=True):
+            keep = 0.5 ** (size / HALF_LIFE)
+            for i, (l, a) in enumerate(((network_loss, network_hits), mine)):
+                self.scores[i] = keep * self.scores[i] - (1.0 - keep) * l
+                self.accuracy[i] = keep * self.accuracy[i] + (1.0 - keep) * a
+        # a class's sums age by the samples of each gathered batch that holds it, and a row by those of the
+        # later ones; rows scaled by the square roots of their weights, grouped by class and padded with zero
+        # rows to the largest count, form one stack whose products are one batched call
+        holds = np.zeros((m, k), dtype=bool)
+        holds[batch, labels] = True
+        aging = holds * sizes[:, None]
+        later = np.cumsum(aging[::-1], axis=0)[::-1] - aging
+        scaled = rows * (math.sqrt(1.0 - self.decay) ** later[batch, labels])[:, None]
+        counts = np.bincount(labels, minlength=k)
+        present = np.flatnonzero(counts)
+        order = np.argsort(labels, kind="stable")
+        stack = np.zeros((present.shape[0], int(counts.max()), rows.shape[1]))
+        stack[np.searchsorted(present, labels[order]), np.arange(n) - (np.cumsum(counts) - counts)[labels[order]]] = \
+            scaled[order]
+        products = np.ascontiguousarray(stack.transpose(0, 2, 1)) @ stack
+        age = (1.0 - self.decay) ** aging.sum(axis=0)[present]
+        if present.shape[0] == k:  # (in place where it can: a copy of the sums costs as much as their update)
+            self.A *= age[:, None, None]
+            self.A += products
+        else:
+            self.A[present] = self.A[present] * age[:, None, None] + products
+        recent = rows * np.repeat(math.sqrt(0.5) ** ((n - np.cumsum(sizes)) / HALF_LIFE), sizes)[:, None]
+        self.R *= 0.5 ** (n / HALF_LIFE)
+        self.R += recent.T @ recent
+        self._pending, self._rows_pending = [], [np.zeros((0, self.n_inputs))]
+        self._labels_pending = [np.zeros(0, dtype=np.int64)]
         self._solve()
         self._watch()
 
     def grow_inputs(self, n_new: int) -> None:
         """New features: the rows so far held 0 for them (their mean, in the frame)."""
-        d = self.R.shape[0]
-        A, R = self.A.new_zeros(self.A.shape[0], d + n_new, d + n_new), self.R.new_zeros(d + n_new, d + n_new)
+        self._rows_pending = [np.pad(self._gathered()[0], ((0, 0), (0, n_new)))]
+        d, k = self.R.shape[0], self.A.shape[0]
+        A, R = np.zeros((k, d + n_new, d + n_new)), np.zeros((d + n_new, d + n_new))
         A[:, :d, :d], R[:d, :d] = self.A, self.R
-        self.A, self.R, self.W = A, R, torch.cat([self.W, self.W.new_zeros(n_new, self.W.shape[1])])
+        self.A, self.R, self.W = A, R, np.concatenate([self.W, np.zeros((n_new, self.W.shape[1]))])
         self._watch()
 
     def grow_outputs(self, n_new: int) -> None:
         """New classes: no row learned so far held them."""
-        self.A = torch.cat([self.A, self.A.new_zeros(n_new, *self.A.shape[1:])])
-        self.W = torch.cat([self.W, self.W.new_zeros(self.W.shape[0], n_new)], dim=1)
+        self.A = np.concatenate([self.A, np.zeros((n_new, *self.A.shape[1:]))])
+        self.W = np.concatenate([self.W, np.zeros((self.W.shape[0], n_new))], axis=1)
 
     def reexpress_inputs(self, scale: torch.Tensor, shift: torch.Tensor, max_gain: float | None = None) -> None:
         """The inputs change coordinates, ``x -> scale * x + shift``: so do the rows in the sums, exactly, and the
         weights, so that they compute the same function of the same samples (``max_gain``, which bounds a
         network's weights against an outlier's spread, is not needed: the next solve refits these)."""
-        T = torch.zeros_like(self.R)
+        T = np.zeros_like(self.R)
         T[0, 0] = 1.0
-        T[1:, 0] = shift.to("cpu", _F64)
-        T[1:, 1:] = torch.diag(scale.to("cpu", _F64))
+        T[1:, 0] = shift.detach().cpu().double().numpy()
+        T[1:, 1:] = np.diag(scale.detach().cpu().double().numpy())
         self.A, self.R = T @ self.A @ T.T, T @ self.R @ T.T
-        self.W = torch.linalg.solve_triangular(T.T, self.W, upper=True).contiguous()  # a W = a' T^-T W
+        self._rows_pending = [self._gathered()[0] * T[1:, 1:].diagonal() + T[1:, 0]]
+        self.W = np.ascontiguousarray(solve_triangular(T.T, self.W, lower=False, check_finite=False))  # a W = a' T^-T W
         self._watch()
 
     # -- answering -------------------------------------------------------------------------------------
@@ -170,8 +232,8 @@ class LinearCompanion:
         """The probabilities to give for the rows ``x``, where the network gives ``proba`` (module docstring)."""
         if self.scores[1] < self.scores[0] or not len(proba):
             return proba
-        rows = _numpy_rows(x)  # (numpy: a prediction is often one row, where torch's per-call cost dominates)
-        out = rows @ self.W.numpy()
+        rows = _numpy_rows(x)
+        out = rows @ self.W
         mine = np.exp(out - out.max(axis=1, keepdims=True))
         mine /= mine.sum(axis=1, keepdims=True)
         take = mine.max(axis=1) > proba.max(axis=1)
@@ -180,11 +242,18 @@ class LinearCompanion:
         return np.where(take[:, None], mine, proba)
 
     # -- state -----------------------------------------------------------------------------------------
+    def _gathered(self) -> tuple[np.ndarray, np.ndarray]:
+        """The rows and labels of the batches gathered, one array each."""
+        return np.concatenate(self._rows_pending), np.concatenate(self._labels_pending)
+
     def meta(self) -> dict[str, Any]:
-        return {"scores": list(self.scores), "accuracy": list(self.accuracy)}
+        return {"scores": list(self.scores), "accuracy": list(self.accuracy),
+                "pending": [list(batch) for batch in self._pending]}
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {f"companion.{k}": getattr(self, k).numpy().copy() for k in ("A", "R", "W")}
+        rows, labels = self._gathered()
+        return {**{f"companion.{k}": np.array(getattr(self, k), order="C") for k in ("A", "R", "W")},
+                "companion.pending_rows": rows, "companion.pending_labels": labels}
 
 
 def _numpy_rows(x: torch.Tensor) -> np.ndarray:
@@ -196,55 +265,16 @@ def _numpy_rows(x: torch.Tensor) -> np.ndarray:
 
 
 def size(n_inputs: int, n_outputs: int) -> int:
-    """Numbers a companion of these sizes holds: one ``(n_inputs + 1)`` square sum per class, and the recent one."""
-    return (n_outputs + 1) * (n_inputs + 1) ** 2
+    """Numbers a companion of these sizes holds, at most: one ``(n_inputs + 1)`` square sum per class, the recent
+    one, and fewer than :data:`BLOCK` gathered rows with their labels."""
+    return (n_outputs + 1) * (n_inputs + 1) ** 2 + BLOCK * (n_inputs + 1)
 
 
-def _cholesky(A: torch.Tensor, ridge: float) -> torch.Tensor | None:
-    """The Cholesky factor of ``A`` with ``ridge`` times its mean diagonal entry, and a margin for rounding as
-    :func:`~stream_am.updaters.memory.ridge_solve`'s, on the diagonal; None if there is none."""
-    M = A.clone()
-    diagonal = M.diagonal()
-    diagonal += ridge * diagonal.mean() + 1e-12 + ROUNDING * M.shape[0] * _EPS * diagonal.abs().max()
-    L, info = torch.linalg.cholesky_ex(M)  # (reads the lower triangle only)
-    return None if info.item() else L
-
-
-def check_state(meta: Any, arrays: dict[str, Any], n_features: int, n_classes: int, n_learned: int) -> dict[str, Any]:
-    """The saved state of a companion (``meta.companion`` and the ``companion.*`` arrays) as keyword arguments of
-    :class:`LinearCompanion`; ``ValueError`` naming the field unless :meth:`LinearCompanion.meta` and
-    :meth:`LinearCompanion.arrays` could have written them."""
-    if not (isinstance(meta, dict) and set(meta) == {"scores", "accuracy"}):
-        raise ValueError(f"meta.companion must be a dict of scores and accuracy, got {meta!r}")
-    saved: dict[str, Any] = {}
-    for key, low, high in (("scores", -math.inf, 0.0), ("accuracy", 0.0, 1.0)):
-        v = meta[key]
-        if not (isinstance(v, list) and len(v) == 2 and all(_number(a) and low <= a <= high for a in v)):
-            raise ValueError(f"meta.companion.{key} must be two finite numbers in [{low}, {high}], got {v!r}")
-        saved[key] = (float(v[0]), float(v[1]))
-    d = n_features + 1
-    for key, shape in (("A", (n_classes, d, d)), ("R", (d, d)), ("W", (d, n_classes))):
-        a = arrays.get(f"companion.{key}")
-        if not isinstance(a, np.ndarray) or a.dtype != np.float64 or a.shape != shape:
-            got = getattr(a, "shape", None), getattr(a, "dtype", type(a).__name__)
-            raise ValueError(f"array companion.{key} must hold float64 of shape {shape}, got {got}")
-        if not np.isfinite(a).all() or (np.abs(a) > _LARGEST).any():
-            raise ValueError(f"array companion.{key} must hold finite values at most {_LARGEST:g} in magnitude")
-        saved[key] = torch.from_numpy(a.copy())
-    for key in ("A", "R"):
-        a = saved[key]
-        if not (0 <= float(a[..., 0, 0].sum()) <= n_learned) or bool((a.diagonal(dim1=-2, dim2=-1) < 0).any()):
-            raise ValueError(f"array companion.{key} must have a non-negative diagonal and row counts (its first "
-                             f"entries) in [0, meta.n_learned = {n_learned}]")
-        # sums of outer products: symmetric and positive semi-definite, but for rounding (else the proximal
-        # solves, a contraction for such sums, can multiply the weights at every step)
-        top = a.diagonal(dim1=-2, dim2=-1).amax(dim=-1, keepdim=True).clamp(min=1e-300)
-        asymmetric = bool(((a - a.transpose(-2, -1)).abs().amax(dim=(-2, -1)) > _ROUNDING * top[..., 0]).any())
-        if asymmetric or bool((torch.linalg.eigvalsh((a + a.transpose(-2, -1)) / 2) < -_ROUNDING * top).any()):
-            raise ValueError(f"array companion.{key} must hold sums of outer products of rows (symmetric and "
-                             "positive semi-definite)")
-    return saved
-
-
-def _number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+def _cholesky(A: np.ndarray, ridge: float) -> np.ndarray | None:
+    """The lower Cholesky factor of ``A`` with ``ridge`` times its mean diagonal entry, and a margin for rounding
+    as :func:`~stream_am.updaters.memory.ridge_solve`'s, on the diagonal; None if there is none."""
+    M, d = A.copy(), A.shape[0]
+    diagonal = M.reshape(-1)[:: d + 1]  # (a writable view)
+    diagonal += ridge * (diagonal.sum() / d) + 1e-12 + ROUNDING * d * _EPS * np.abs(diagonal).max()
+    factor, info = lapack.dpotrf(M, lower=True, clean=True)
+    return None if info else factor

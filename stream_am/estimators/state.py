@@ -18,7 +18,7 @@ from stream_am.estimators import persistence
 from stream_am.estimators.buffer import SampleBuffer
 from stream_am.estimators.checkpoint_checks import check_state
 from stream_am.estimators.companion import LinearCompanion
-from stream_am.estimators.companion import check_state as check_companion
+from stream_am.estimators.companion_checks import check_state as check_companion
 from stream_am.estimators.features import FeatureIndex
 from stream_am.estimators.frame import InputFrame, frame_for
 from stream_am.estimators.moments import RunningMoments
