@@ -8,10 +8,10 @@ imports rewritten to that name), and times four learners built with each version
 (``step_time.interleaved_blocks``): the earlier default (``ref``), today's default (``now``: the class clock
 and ``variant="auto"``'s cadence) and today's learner with the layers and cadence ``auto`` chose but the sample
 clock (``now, sample clock``, the mechanism's own cost, which ``step_time.py`` also prints), and today's
-default with the work a classifier's linear companion adds to each step (``now + companion``: its own step and
-its input moments, :mod:`stream_am.estimators.companion`; none where ``auto`` gives the first layer Adam, as
-an estimator builds none there). Each ratio is the median, over the rounds, of the ratio of two blocks timed in
-the same round.
+default with the work a classifier's linear companion adds to each step (``now + companion``: gathering each
+batch and learning a block of them every ``BLOCK`` samples, :mod:`stream_am.estimators.companion`; none
+where ``auto`` gives the first layer Adam, as an estimator builds none there). Each ratio is the median, over
+the rounds, of the ratio of two blocks timed in the same round.
 
     python benchmarks/cost_since.py [--ref 85d8533] [--shapes NAME ...] [--steps 15] [--warmup 2]
                                     [--clock wall|cpu] [--threads 1]
