@@ -93,9 +93,17 @@ class LinearCompanion:
         self.R = np.zeros((n_inputs + 1, n_inputs + 1)) if R is None else R
         self.W = np.zeros((n_inputs + 1, n_outputs)) if W is None else W
         self._pending = [(int(n), float(loss), float(hits)) for n, loss, hits in (pending or [])]
-        self._rows_pending = [np.zeros((0, n_inputs)) if pending_rows is None else pending_rows]
-        self._labels_pending = [np.zeros(0, dtype=np.int64) if pending_labels is None else pending_labels]
+        self._n_pending = sum(n for n, _, _ in self._pending)
+        self._rows_pending = [] if pending_rows is None else [torch.from_numpy(pending_rows)]
+        self._labels_pending = [] if pending_labels is None else [torch.from_numpy(pending_labels)]
         self._watch()
+        self._find_young()
+
+    def _find_young(self) -> None:
+        """Which classes' sums hold fewer than :data:`NEW` rows (None if none does): a batch holding one is
+        learned at once (derived from the sums)."""
+        young = self.A[:, 0, 0] < NEW
+        self._young: np.ndarray | None = young if young.any() else None
 
     @property
     def n_inputs(self) -> int:
@@ -132,11 +140,12 @@ class LinearCompanion:
         """Gather the batch the network just learned (``x`` its input rows, already validated by its step, ``y``
         the class indices; ``network``: what the network's step measured before learning it), and learn the
         batches gathered once they hold :data:`BLOCK` samples."""
-        labels = y.detach().cpu().numpy().astype(np.int64)
-        self._rows_pending.append(x.detach().cpu().numpy().astype(np.float64))
-        self._labels_pending.append(labels)
+        self._rows_pending.append(x.detach().to("cpu", copy=True))  # (torch: fewer conversions a batch)
+        self._labels_pending.append(y.detach().to("cpu", torch.int64, copy=True))
         self._pending.append((int(y.shape[0]), float(network["loss"]), float(network["accuracy"])))
-        if sum(n for n, _, _ in self._pending) >= BLOCK or float(self.A[labels, 0, 0].min()) < NEW:
+        self._n_pending += int(y.shape[0])
+        if self._n_pending >= BLOCK or (self._young is not None
+                                        and bool(self._young[self._labels_pending[-1].numpy()].any())):
             self._learn_block()
 
     def _learn_block(self) -> None:
@@ -144,8 +153,8 @@ class LinearCompanion:
         learn the rows with the weights batch-by-batch learning gives them (module docstring)."""
         sizes = np.array([n for n, _, _ in self._pending])
         rows = np.ones((int(sizes.sum()), self.R.shape[0]))
-        rows[:, 1:] = np.concatenate(self._rows_pending)
-        labels = np.concatenate(self._labels_pending)
+        rows[:, 1:] = torch.cat(self._rows_pending).numpy()  # (float32 rows, exactly)
+        labels = torch.cat(self._labels_pending).numpy()
         n, k, m = rows.shape[0], self.A.shape[0], sizes.shape[0]
         batch, starts = np.repeat(np.arange(m), sizes), np.cumsum(sizes) - sizes
         out = rows @ self.W  # the weights every gathered batch was answered with
@@ -184,14 +193,14 @@ class LinearCompanion:
         recent = rows * np.repeat(math.sqrt(0.5) ** ((n - np.cumsum(sizes)) / HALF_LIFE), sizes)[:, None]
         self.R *= 0.5 ** (n / HALF_LIFE)
         self.R += recent.T @ recent
-        self._pending, self._rows_pending = [], [np.zeros((0, self.n_inputs))]
-        self._labels_pending = [np.zeros(0, dtype=np.int64)]
+        self._pending, self._rows_pending, self._labels_pending, self._n_pending = [], [], [], 0
         self._solve()
         self._watch()
+        self._find_young()
 
     def grow_inputs(self, n_new: int) -> None:
         """New features: the rows so far held 0 for them (their mean, in the frame)."""
-        self._rows_pending = [np.pad(self._gathered()[0], ((0, 0), (0, n_new)))]
+        self._rows_pending = [torch.from_numpy(np.pad(self._gathered()[0], ((0, 0), (0, n_new))))]
         d, k = self.R.shape[0], self.A.shape[0]
         A, R = np.zeros((k, d + n_new, d + n_new)), np.zeros((d + n_new, d + n_new))
         A[:, :d, :d], R[:d, :d] = self.A, self.R
@@ -202,6 +211,7 @@ class LinearCompanion:
         """New classes: no row learned so far held them."""
         self.A = np.concatenate([self.A, np.zeros((n_new, *self.A.shape[1:]))])
         self.W = np.concatenate([self.W, np.zeros((self.W.shape[0], n_new))], axis=1)
+        self._find_young()
 
     def reexpress_inputs(self, scale: torch.Tensor, shift: torch.Tensor, max_gain: float | None = None) -> None:
         """The inputs change coordinates, ``x -> scale * x + shift``: so do the rows in the sums, exactly, and the
@@ -212,7 +222,7 @@ class LinearCompanion:
         T[1:, 0] = shift.detach().cpu().double().numpy()
         T[1:, 1:] = np.diag(scale.detach().cpu().double().numpy())
         self.A, self.R = T @ self.A @ T.T, T @ self.R @ T.T
-        self._rows_pending = [self._gathered()[0] * T[1:, 1:].diagonal() + T[1:, 0]]
+        self._rows_pending = [torch.from_numpy(self._gathered()[0] * T[1:, 1:].diagonal() + T[1:, 0])]
         self.W = np.ascontiguousarray(solve_triangular(T.T, self.W, lower=False, check_finite=False))  # a W = a' T^-T W
         self._watch()
 
@@ -244,7 +254,10 @@ class LinearCompanion:
     # -- state -----------------------------------------------------------------------------------------
     def _gathered(self) -> tuple[np.ndarray, np.ndarray]:
         """The rows and labels of the batches gathered, one array each."""
-        return np.concatenate(self._rows_pending), np.concatenate(self._labels_pending)
+        if not self._pending:
+            return np.zeros((0, self.n_inputs)), np.zeros(0, dtype=np.int64)
+        return (torch.cat(self._rows_pending).to(torch.float64).numpy().copy(),
+                torch.cat(self._labels_pending).numpy().copy())
 
     def meta(self) -> dict[str, Any]:
         return {"scores": list(self.scores), "accuracy": list(self.accuracy),
