@@ -16,6 +16,7 @@ __all__ = [
     "check_choice",
     "check_int",
     "check_float",
+    "is_finite_number",
     "check_seed",
     "check_device",
     "resolve_device",
@@ -68,10 +69,21 @@ def check_int(name: str, value: Any, low: int = 0, high: int | None = None) -> N
         raise ValueError(f"{name} must be an int {bounds}, got {value!r}")
 
 
+def is_finite_number(value: Any) -> bool:
+    """Whether ``value`` is an int or float (not a bool) with a finite float value: an int too large for a float
+    is not (``math.isfinite`` raises ``OverflowError`` on it)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def check_float(
     name: str, value: Any, low: float, high: float, low_inclusive: bool = True, high_inclusive: bool = False
 ) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = is_finite_number(value)
     if ok:
         ok = (value >= low if low_inclusive else value > low) and (
             high == math.inf or (value <= high if high_inclusive else value < high)

@@ -69,6 +69,13 @@ EDITS = {
                                                          a["companion.pending_labels"].astype(np.float64))),
                      "pending_labels"),
     "arrays-without-meta": (dict(meta=lambda m: m.pop("pending")), "pending"),
+    # found by a review: rows past float32's range loaded, and the block's squares then passed the bound on the
+    # sums, so the model's next save did not load (and a server's writer retried it without end)
+    "rows-beyond-float32": (dict(arrays=lambda a: a["companion.pending_rows"].__setitem__((0, 0), 1e80)),
+                            "pending_rows"),
+    # found by a review: an int too large for a float raised OverflowError, not a ValueError naming the field
+    "loss-huge-int": (dict(meta=_first(lambda b: b.__setitem__(1, 10**400))), "pending"),
+    "score-huge-int": (dict(meta=_setitem("scores", [-(10**400), -0.5])), "scores"),
 }
 
 

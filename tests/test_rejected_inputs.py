@@ -127,3 +127,10 @@ def test_every_entry_point_refuses_without_changing_the_classifier(call: Any) ->
     with pytest.raises(ValueError):
         call(model)
     assert _state(model) == before
+
+
+@pytest.mark.parametrize("param", ["memory_decay", "ridge", "lambda_c", "lambda_w"])
+def test_a_float_parameter_given_an_int_too_large_for_a_float_is_a_value_error_naming_it(param: str) -> None:
+    """Found by a review: ``math.isfinite(10**400)`` raises ``OverflowError``, which escaped the checks."""
+    with pytest.raises(ValueError, match=param):
+        AMClassifier(**{param: 10**400})

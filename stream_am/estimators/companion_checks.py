@@ -9,12 +9,14 @@ from typing import Any
 
 import numpy as np
 
+from stream_am.checks import is_finite_number
 from stream_am.estimators.companion import BLOCK
 
 __all__ = ["check_state"]
 
 _ROUNDING = 1e-9  # relative to the largest diagonal entry: what rounding leaves of a sum's symmetry and eigenvalues
 _LARGEST = 1e150  # the largest magnitude a saved sum or weight may hold: products of two stay finite
+_ROW_LARGEST = float(np.finfo(np.float32).max)  # a gathered row's: a block's squares stay far under _LARGEST
 
 
 def check_state(meta: Any, arrays: dict[str, Any], n_features: int, n_classes: int, n_learned: int) -> dict[str, Any]:
@@ -26,7 +28,7 @@ def check_state(meta: Any, arrays: dict[str, Any], n_features: int, n_classes: i
     saved: dict[str, Any] = {}
     for key, low, high in (("scores", -math.inf, 0.0), ("accuracy", 0.0, 1.0)):
         v = meta[key]
-        if not (isinstance(v, list) and len(v) == 2 and all(_number(a) and low <= a <= high for a in v)):
+        if not (isinstance(v, list) and len(v) == 2 and all(is_finite_number(a) and low <= a <= high for a in v)):
             raise ValueError(f"meta.companion.{key} must be two finite numbers in [{low}, {high}], got {v!r}")
         saved[key] = (float(v[0]), float(v[1]))
     d = n_features + 1
@@ -68,7 +70,8 @@ def _pending(pending: Any, arrays: dict[str, Any], n_features: int, n_classes: i
     and their rows and labels."""
     if not (isinstance(pending, list) and all(
             isinstance(b, list) and len(b) == 3 and isinstance(b[0], int) and not isinstance(b[0], bool)
-            and b[0] >= 1 and _number(b[1]) and b[1] >= 0 and _number(b[2]) and 0 <= b[2] <= 1 for b in pending)):
+            and b[0] >= 1 and is_finite_number(b[1]) and b[1] >= 0 and is_finite_number(b[2]) and 0 <= b[2] <= 1
+            for b in pending)):
         raise ValueError("meta.companion.pending must be a list of [size >= 1, network loss >= 0, network accuracy "
                          f"in [0, 1]], got {pending!r}")
     total = sum(b[0] for b in pending)
@@ -80,8 +83,9 @@ def _pending(pending: Any, arrays: dict[str, Any], n_features: int, n_classes: i
         got = getattr(rows, "shape", None), getattr(rows, "dtype", type(rows).__name__)
         raise ValueError(f"array companion.pending_rows must hold float64 of shape {(total, n_features)} (the "
                          f"sizes in meta.companion.pending), got {got}")
-    if not np.isfinite(rows).all() or (np.abs(rows) > _LARGEST).any():
-        raise ValueError(f"array companion.pending_rows must hold finite values at most {_LARGEST:g} in magnitude")
+    if not np.isfinite(rows).all() or (np.abs(rows) > _ROW_LARGEST).any():  # (rows the network learned)
+        raise ValueError(f"array companion.pending_rows must hold finite values at most {_ROW_LARGEST:g} in "
+                         "magnitude (float32's largest)")
     if not (isinstance(labels, np.ndarray) and labels.dtype == np.int64 and labels.shape == (total,)
             and bool(((labels >= 0) & (labels < n_classes)).all())):
         raise ValueError(f"array companion.pending_labels must hold {total} int64 class indices in "
@@ -89,5 +93,3 @@ def _pending(pending: Any, arrays: dict[str, Any], n_features: int, n_classes: i
     return {"pending": [tuple(b) for b in pending], "pending_rows": rows.copy(), "pending_labels": labels.copy()}
 
 
-def _number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
