@@ -41,8 +41,8 @@ block. A batch holding a class whose sums hold fewer than ``NEW`` rows (aged) is
 gathered: a new class, or a new task's, is answered from its first batches, as batch-by-batch learning did
 (with blocks alone, the companion's weights lagged each new task by up to a block, its measured score fell
 behind the network's, and it stopped answering on the class-incremental streams where it helps most). Its
-work is a few dozen small array operations whatever their size: once a batch, they cost more than the
-network's step on narrow networks (``benchmarks/cost_since.py``); gathered, a few a batch.
+work is a few dozen small array operations whatever their size: once a batch, a large share of the network's
+step on narrow networks (``benchmarks/cost_since.py``); gathered, a few a batch.
 The gathered rows are part of its state (saved, grown and re-expressed as the sums).
 
 The companion is built at the first step when the network's first layer keeps a memory (so its sums, ``n_inputs
