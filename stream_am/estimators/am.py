@@ -77,8 +77,9 @@ class AMClassifier(_AMMixin, SklearnClassifier, StreamClassifier):
     memory_decay, memory_clock, ridge, solve_every, lambda_c, lambda_w
         Passed to :class:`stream_am.learner.OnlineAM`; see its documentation.
     companion
-        Keep a linear companion (a linear model on the inputs, learning every batch): it answers a sample where
-        it is more confident than the network while its recent log-likelihood is at least the network's
+        Keep a linear companion (a linear model on the inputs, learning every batch, gathered in blocks): it
+        answers a sample where it is more confident than the network while its recent log-likelihood is at least
+        the network's, or one like the recent inputs while it is also more accurate
         (:mod:`stream_am.estimators.companion`). Built where the first layer keeps a memory. The default,
         ``True``, follows drifting linear concepts and new separable classes sooner; ``False`` is the network
         alone.
