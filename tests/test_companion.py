@@ -67,7 +67,7 @@ def test_scores_follow_the_losses_the_steps_measure_before_learning(monkeypatch)
 
     def recorded(self, x, target):
         measured["network"] = self.predict(x).double(), target  # before learning
-        measured["companion"] = torch.from_numpy(companion._rows(x) @ companion.W), target
+        measured["companion"] = torch.from_numpy(companion_module._numpy_rows(x) @ companion.W), target
         return original(self, x, target)
 
     monkeypatch.setattr(OnlineAM, "partial_fit", recorded)
@@ -146,7 +146,7 @@ def test_the_answer_is_the_companions_only_where_it_is_trusted_and_more_confiden
     alone._companion = None
     network = alone.predict_proba(probe)
     x = torch.from_numpy(model._frame.apply(probe).astype(np.float32))
-    mine = torch.softmax(torch.from_numpy(companion._rows(x) @ companion.W), dim=1).numpy()
+    mine = torch.softmax(torch.from_numpy(companion_module._numpy_rows(x) @ companion.W), dim=1).numpy()
     companion.accuracy = [0.9, 0.8]  # rule 1 off: the companion is less accurate on the recent stream
     companion.scores = [-0.5, -0.4]  # rule 2 on
     companion._watch()  # (what rule 1 needs is derived from the measures at each step)
@@ -227,7 +227,7 @@ def test_a_refresh_re_expresses_the_companion_as_the_network():
 
     def raw(m: AMClassifier) -> np.ndarray:
         companion = m._companion
-        return companion._rows(torch.from_numpy(m._frame.apply(probe))) @ companion.W
+        return companion_module._numpy_rows(torch.from_numpy(m._frame.apply(probe))) @ companion.W
 
     before, A, mean = raw(model), model._companion.A.copy(), model._frame.mean.copy()
     model._frame.refresh(model._moments, *model._engines())

@@ -109,9 +109,6 @@ class LinearCompanion:
     def n_inputs(self) -> int:
         return self.R.shape[0] - 1
 
-    def _rows(self, x: torch.Tensor) -> np.ndarray:
-        return _numpy_rows(x)
-
     def _solve(self) -> None:
         """New weights from the sums: ``W = (A + r I)^-1 (B + r W)`` with ``r`` the ridge times ``A``'s mean
         diagonal entry (proximal, as the memories' solves: it pulls toward the weights before, not toward 0;
