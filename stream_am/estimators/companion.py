@@ -40,10 +40,10 @@ the measures move batch by batch); only its weights, and so its answers and its 
 block. A batch holding a class whose sums hold fewer than ``NEW`` rows (aged) is learned at once, with what was
 gathered: a new class, or a new task's, is answered from its first batches, as batch-by-batch learning did
 (with blocks alone, the companion's weights lagged each new task by up to a block, its measured score fell
-behind the network's, and it stopped answering on the class-incremental streams where it helps most). Its
-work is a few dozen small array operations whatever their size: once a batch, a large share of the network's
-step on narrow networks (``benchmarks/cost_since.py``); gathered, a few a batch.
-The gathered rows are part of its state (saved, grown and re-expressed as the sums).
+behind the network's, and it stopped answering on the class-incremental streams where it helps most). A block
+is a few dozen small array operations whatever their size (``benchmarks/cost_since.py``), run on one BLAS
+thread (:mod:`~stream_am.estimators.blas_threads`). The gathered rows are part of its state (saved, grown and
+re-expressed as the sums).
 
 The companion is built at the first step when the network's first layer keeps a memory (so its sums, ``n_inputs
 x n_inputs`` like that memory's with fewer outputs and one clock, cost less than that one) and the network has a
@@ -53,12 +53,14 @@ hidden layer; a classifier with ``companion=False`` never builds one. It compute
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
 import torch
 from scipy.linalg import lapack, solve_triangular
 
+from stream_am.estimators.blas_threads import blas_thread_limit, one_blas_thread
 from stream_am.updaters.memory import ROUNDING
 
 __all__ = ["LinearCompanion", "HALF_LIFE", "FAMILIAR", "BLOCK", "size"]
@@ -121,6 +123,7 @@ class LinearCompanion:
             if not info:
                 self.W = np.ascontiguousarray(W)  # (row-major, as loaded: the same rounding)
 
+    @one_blas_thread
     def _watch(self) -> None:
         """What rule 1 reads, while it may apply (the measures decide: it is derived): the inverse of the
         Cholesky factor of ``R``, scaled so that a row's leverage is ``|row @ _recent|^2 - 1``."""
@@ -145,6 +148,7 @@ class LinearCompanion:
                                         and bool(self._young[self._labels_pending[-1].numpy()].any())):
             self._learn_block()
 
+    @one_blas_thread
     def _learn_block(self) -> None:
         """Measure the companion on the gathered batches, move the measures of both models batch by batch, and
         learn the rows with the weights batch-by-batch learning gives them (module docstring)."""
@@ -210,6 +214,7 @@ class LinearCompanion:
         self.W = np.concatenate([self.W, np.zeros((self.W.shape[0], n_new))], axis=1)
         self._find_young()
 
+    @one_blas_thread
     def reexpress_inputs(self, scale: torch.Tensor, shift: torch.Tensor, max_gain: float | None = None) -> None:
         """The inputs change coordinates, ``x -> scale * x + shift``: so do the rows in the sums, exactly, and the
         weights, so that they compute the same function of the same samples (``max_gain``, which bounds a
@@ -229,7 +234,8 @@ class LinearCompanion:
         rule 1 does not apply or too few rows were seen to tell."""
         if self._recent is None:
             return np.zeros(x.shape[0], dtype=bool)
-        return self._familiar(_numpy_rows(x))
+        with blas_thread_limit() if x.shape[0] > 1 else nullcontext():  # (one row's products never use a second)
+            return self._familiar(_numpy_rows(x))
 
     def _familiar(self, rows: np.ndarray) -> np.ndarray:
         d, z = self.n_inputs, rows @ self._recent
@@ -239,7 +245,10 @@ class LinearCompanion:
         """The probabilities to give for the rows ``x``, where the network gives ``proba`` (module docstring)."""
         if self.scores[1] < self.scores[0] or not len(proba):
             return proba
-        rows = _numpy_rows(x)
+        with blas_thread_limit() if len(proba) > 1 else nullcontext():  # (as familiar's)
+            return self._answer(_numpy_rows(x), proba)
+
+    def _answer(self, rows: np.ndarray, proba: np.ndarray) -> np.ndarray:
         out = rows @ self.W
         mine = np.exp(out - out.max(axis=1, keepdims=True))
         mine /= mine.sum(axis=1, keepdims=True)

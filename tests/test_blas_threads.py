@@ -1,0 +1,73 @@
+"""The linear companion's array work runs on one BLAS thread (stream_am.estimators.blas_threads): a second thread
+cannot speed its small products up, and one that spins between them takes a core from torch's threads."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from stream_am import AMClassifier
+from stream_am.estimators import companion as companion_module
+from stream_am.estimators.blas_threads import blas_thread_limit, one_blas_thread
+
+
+def _blas_threads() -> set[int]:
+    return {info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"}
+
+
+@pytest.fixture
+def two_blas_threads():
+    """BLAS libraries set to two threads for the test, as on a machine of two or more cores."""
+    if not _blas_threads():
+        pytest.skip("no BLAS library whose threads threadpoolctl controls")
+    with threadpool_limits(2, user_api="blas"):
+        assert _blas_threads() == {2}
+        yield
+
+
+def test_the_limit_holds_inside_and_the_setting_is_restored_after(two_blas_threads):
+    @one_blas_thread
+    def inside():
+        return _blas_threads()
+
+    assert inside() == {1}
+    assert _blas_threads() == {2}
+    with blas_thread_limit():
+        assert _blas_threads() == {1}
+    assert _blas_threads() == {2}
+
+    @one_blas_thread
+    def fails():
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        fails()
+    assert _blas_threads() == {2}
+
+
+def test_the_companions_block_solve_and_answers_run_on_one_blas_thread(two_blas_threads, monkeypatch):
+    """Every call, but the answers for one row (whose products never take a second thread: no limit is paid)."""
+    seen: dict[tuple[str, bool], set[int]] = {}
+    for name in ("_solve", "_familiar", "_answer"):
+        original = getattr(companion_module.LinearCompanion, name)
+
+        def spy(self, *args, _original=original, _name=name):
+            one_row = _name != "_solve" and args[0].shape[0] == 1
+            seen.setdefault((_name, one_row), set()).update(_blas_threads())
+            return _original(self, *args)
+
+        monkeypatch.setattr(companion_module.LinearCompanion, name, spy)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(512, 4))
+    y = (X[:, 0] > 0).astype(int)
+    model = AMClassifier(hidden_sizes=(8,), batch_size=16, seed=0).partial_fit(X, y)
+    assert model._companion is not None
+    model._companion.scores = [-1.0, 0.0]  # trusted, so that it answers and reads the recent inputs
+    model._companion.accuracy = [0.5, 1.0]
+    model._companion._watch()
+    model.predict(X[:64])
+    model.predict(X[:1])
+    assert seen == {("_solve", False): {1}, ("_familiar", False): {1}, ("_answer", False): {1},
+                    ("_familiar", True): {2}, ("_answer", True): {2}}
+    assert _blas_threads() == {2}
