@@ -3,9 +3,11 @@
 :class:`DriftAware` wraps an estimator that exposes its :class:`~stream_am.learner.OnlineAM` as
 ``.engine``. Before each mini-batch is learnt, the wrapper scores it with the current model and feeds the
 0/1 loss (or the clipped log-loss) of every sample to the detector. When the detector fires, the engine's
-remembered statistics are scaled by ``forget_factor`` (``engine.forget``), so the next least-squares solves
-are dominated by the new concept; optionally the per-sample ``memory_decay`` is raised to ``boost_decay``
-for ``boost_samples`` samples, then restored. ``drifts_`` lists the sample counts at which it forgot.
+remembered statistics are scaled by ``forget_factor`` (the classifier's ``forget`` where it has one, as the AM
+estimators do, which also scales their linear companion's sums; else ``engine.forget``), so the next
+least-squares solves are dominated by the new concept; optionally the engine's per-sample ``memory_decay`` is
+raised to ``boost_decay`` for ``boost_samples`` samples, then restored (the companion keeps its own). ``drifts_``
+lists the sample counts at which it forgot.
 
 A call whose input is refused changes nothing: the wrapper checks samples as the stream estimators do (finite
 numbers, NaN in a DataFrame = missing; a label that is hashable, not None, not NaN, of one type per model),
@@ -164,8 +166,8 @@ class DriftAware(ClassifierWrapper):
             self.drifts_.append(fired_at)
         if engine is None:  # not built yet: nothing remembered
             return
-        if fired_at is not None:
-            engine.forget(self.forget_factor)
+        if fired_at is not None:  # the estimator's forget reaches what the engine's does not (its companion)
+            getattr(self.classifier, "forget", engine.forget)(self.forget_factor)
             if self.boost_decay is not None:
                 if self._saved_decay is None:
                     self._saved_decay = engine.memory_decay

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import pickle
 from pathlib import Path
@@ -131,3 +132,28 @@ def test_gathered_rows_grow_with_new_features_and_move_with_a_re_expression():
     model = _gathering()
     model.learn_one({0: 0.1, 1: 0.2, 2: 0.3, "new": 1.0}, 2)  # a new feature: the model grows; it learns on
     assert model._companion._gathered()[0].shape[1] == 4 and model._companion.A.shape[1] == 5
+
+
+def test_forget_scales_what_was_learned_and_gathered_and_refuses_a_bad_factor_unchanged():
+    """``AMClassifier.forget`` scales the engine's memories and the companion's sums; what was gathered is learned
+    first (as batch-by-batch learning would have held it), the weights stay; a bad factor changes nothing."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(208, 4)), rng.integers(0, 3, 208)
+    AMClassifier(hidden_sizes=(8,), batch_size=16, seed=0).forget(0.5)  # before the first step: nothing to scale
+    model = AMClassifier(hidden_sizes=(8,), batch_size=16, seed=0).partial_fit(X, y)
+    twin = copy.deepcopy(model)
+    companion, engine_state = model._companion, model.engine.state_dict()
+    assert companion is not None and companion._pending  # rows gathered, not yet learned
+    for bad in (0.0, 1.5, float("nan"), "0.5"):
+        with pytest.raises(ValueError, match="factor"):
+            model.forget(bad)
+    assert all(torch.equal(v, model.engine.state_dict()[k]) for k, v in engine_state.items())
+    assert companion._pending and np.array_equal(companion.A, twin._companion.A)
+    model.forget(0.25)
+    twin._companion._learn_block()  # what forget learns first
+    np.testing.assert_array_equal(companion.A, 0.25 * twin._companion.A)
+    np.testing.assert_array_equal(companion.W, twin._companion.W)
+    assert not companion._pending
+    twin.engine.forget(0.25)
+    for k, v in twin.engine.state_dict().items():
+        assert torch.equal(v, model.engine.state_dict()[k]), k

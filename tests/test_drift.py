@@ -82,3 +82,20 @@ def test_a_falling_loss_is_not_a_drift():
     for s in range(0, 2000, 50):
         model.learn_many(X[s : s + 50], y[s : s + 50])
     assert model.drifts_ == [] and inner.engine.forgets == []
+
+
+def test_a_detection_reaches_the_classifiers_companion(monkeypatch):
+    """DriftAware forgets through the AM estimator's ``forget``: the engine's memories and the companion's sums."""
+    calls = []
+    model = DriftAware(AMClassifier(hidden_sizes=(8,), batch_size=16, seed=0), forget_factor=0.5)
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.normal(size=1200), "b": rng.normal(size=1200)})
+    y = pd.Series(np.where(np.arange(1200) < 600, X["a"] > 0, X["a"] < 0))
+    model.learn_many(X[:16], y[:16])
+    companion = model.classifier._companion
+    assert companion is not None
+    monkeypatch.setattr(type(companion), "forget", lambda self, f: calls.append(("companion", f)))
+    monkeypatch.setattr(type(model.classifier.engine), "forget", lambda self, f: calls.append(("engine", f)))
+    for s in range(16, 1200, 16):
+        model.learn_many(X[s : s + 16], y[s : s + 16])
+    assert model.drifts_ and calls == [("engine", 0.5), ("companion", 0.5)] * len(model.drifts_)

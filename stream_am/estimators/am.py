@@ -9,11 +9,12 @@ hyperparameters are ``OnlineAM``'s, with its defaults (read from its signature) 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from torch import nn
 
+from stream_am import checks
 from stream_am.estimators.classifier import StreamClassifier
 from stream_am.estimators.companion import LinearCompanion
 from stream_am.estimators.regressor import StreamRegressor
@@ -38,7 +39,17 @@ class _AMMixin:
     device: str
     seed: int | None
     _loss: str
+    _engines: Callable[[], list[Any]]  # (the estimator's: the engine and the companion, once built)
     memory_clock: str = "sample"  # a classifier's constructor argument; a regressor's memories age per sample
+
+    def forget(self, factor: float) -> None:
+        """Scale the weight of everything the model remembers by ``factor`` in ``(0, 1]``: the engine's memories
+        (``engine.forget``) and the classifier's linear companion's sums, which ``engine.forget`` does not reach
+        (:class:`~stream_am.drift.DriftAware` calls this). Nothing before the first step; an invalid ``factor``
+        changes nothing."""
+        checks.check_float("factor", factor, 0.0, 1.0, low_inclusive=False, high_inclusive=True)
+        for part in self._engines():
+            part.forget(factor)
 
     def _check_am_params(self) -> None:
         check_am_params(self, self._loss, n_codes=len(self.hidden_sizes))

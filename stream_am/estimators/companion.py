@@ -26,12 +26,10 @@ squared, to their mean. The companion answers a sample
    network's;
 
 and the network answers every other sample. The first rule follows a drifting concept (the inputs stay, the
-labels move); it leaves alone the inputs of earlier tasks, which the network's memories keep better (a global
-switch to the model better on the recent stream lost permuted digits' earlier tasks; asking for the better score
-as well as the better accuracy keeps stationary streams where the network alone is). The second lets the
-companion answer where the network is unsure, but not when it is worse overall. The measures move per batch the
-network learns, so ``learn_one`` and ``learn_many`` keep giving the same model. Figures: ``benchmarks/companion.py`` and
-``benchmarks/README.md``, "A linear companion".
+labels move); it leaves alone the inputs of earlier tasks, which the network's memories keep better. The second
+lets the companion answer where the network is unsure, but not when it is worse overall. The measures move per
+batch the network learns, so ``learn_one`` and ``learn_many`` keep giving the same model. Why each condition is
+there, and figures: ``docs/method.md`` and ``benchmarks/README.md``, "A linear companion".
 
 It learns in blocks: it gathers the batches the network learned (their rows, labels and the network's
 measures) until they hold ``BLOCK`` samples, then measures and learns them in one pass, with the weights
@@ -39,11 +37,9 @@ batch-by-batch learning gives each row (a class's rows age by the samples of the
 the measures move batch by batch); only its weights, and so its answers and its measured losses, wait for the
 block. A batch holding a class whose sums hold fewer than ``NEW`` rows (aged) is learned at once, with what was
 gathered: a new class, or a new task's, is answered from its first batches, as batch-by-batch learning did
-(with blocks alone, the companion's weights lagged each new task by up to a block, its measured score fell
-behind the network's, and it stopped answering on the class-incremental streams where it helps most). A block
-is a few dozen small array operations whatever their size (``benchmarks/cost_since.py``), run on one BLAS
-thread (:mod:`~stream_am.estimators.blas_threads`). The gathered rows are part of its state (saved, grown and
-re-expressed as the sums).
+(``docs/method.md`` says what blocks alone lost). A block is a few dozen small array operations whatever their
+size, run on one BLAS thread (:mod:`~stream_am.estimators.blas_threads`). The gathered rows are part of its state
+(saved, grown and re-expressed as the sums).
 
 The companion is built at the first step when the network's first layer keeps a memory (so its sums, ``n_inputs
 x n_inputs`` like that memory's with fewer outputs and one clock, cost less than that one) and the network has a
@@ -102,8 +98,7 @@ class LinearCompanion:
         self._find_young()
 
     def _find_young(self) -> None:
-        """Which classes' sums hold fewer than :data:`NEW` rows (None if none does): a batch holding one is
-        learned at once (derived from the sums)."""
+        """Which classes' sums hold fewer than :data:`NEW` rows (None if none does), whose batches learn at once."""
         young = self.A[:, 0, 0] < NEW
         self._young: np.ndarray | None = young if young.any() else None
 
@@ -128,8 +123,7 @@ class LinearCompanion:
         """What rule 1 reads, while it may apply (the measures decide: it is derived): the inverse of the
         Cholesky factor of ``R``, scaled so that a row's leverage is ``|row @ _recent|^2 - 1``."""
         self._recent: np.ndarray | None = None
-        switch = self.accuracy[1] > self.accuracy[0] and self.scores[1] >= self.scores[0]
-        if switch and float(self.R[0, 0]) >= 2 * self.R.shape[0]:
+        if self.accuracy[1] > self.accuracy[0] and self.scores[1] >= self.scores[0] and self.R[0, 0] >= 2 * len(self.R):
             factor = _cholesky(self.R, self.ridge)
             if factor is not None:
                 inverse = solve_triangular(factor, np.eye(factor.shape[0]), lower=True, check_finite=False)
@@ -197,6 +191,13 @@ class LinearCompanion:
         self._pending, self._rows_pending, self._labels_pending, self._n_pending = [], [], [], 0
         self._solve()
         self._watch()
+        self._find_young()
+
+    def forget(self, factor: float) -> None:
+        """Scale the classes' sums by ``factor`` (checked), once what was gathered is learned; the weights stay."""
+        if self._pending:  # (batch by batch, it would have been learned already)
+            self._learn_block()
+        self.A *= factor
         self._find_young()
 
     def grow_inputs(self, n_new: int) -> None:
