@@ -3,11 +3,14 @@ cannot speed its small products up, and one that spins between them takes a core
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from stream_am import AMClassifier
+from stream_am.estimators import blas_threads
 from stream_am.estimators import companion as companion_module
 from stream_am.estimators.blas_threads import blas_thread_limit, one_blas_thread
 
@@ -71,3 +74,50 @@ def test_the_companions_block_solve_and_answers_run_on_one_blas_thread(two_blas_
     assert seen == {("_solve", False): {1}, ("_familiar", False): {1}, ("_answer", False): {1},
                     ("_familiar", True): {2}, ("_answer", True): {2}}
     assert _blas_threads() == {2}
+
+
+class _FakeBlas:
+    """One process-wide thread count, as a BLAS library keeps it; ``limit`` saves it and sets the limit, and the
+    limiter it returns restores what it saved (as threadpoolctl's does)."""
+
+    def __init__(self) -> None:
+        self.threads = 2
+
+    def limit(self, limits: int):
+        saved, self.threads = self.threads, limits
+        blas = self
+
+        class Limiter:
+            def restore_original_limits(self) -> None:
+                blas.threads = saved
+
+        return Limiter()
+
+
+def test_threads_that_overlap_restore_the_setting_when_the_last_one_leaves(monkeypatch):
+    """The thread count is one setting for the process: a thread leaving while another is inside keeps the limit,
+    and the last one out restores the setting from before the first one came in (two limiters, each restoring
+    what it saw, would leave the other thread's limit in place for good)."""
+    blas = _FakeBlas()
+    monkeypatch.setattr(blas_threads, "_controller", lambda: blas)
+    inside, leave_first, first_left = threading.Event(), threading.Event(), threading.Event()
+    seen: list[int] = []
+
+    def first():
+        with blas_thread_limit():
+            inside.set()
+            leave_first.wait(10)
+        first_left.set()
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert inside.wait(10) and blas.threads == 1
+    with blas_thread_limit():  # entered while the first thread holds the limit
+        leave_first.set()
+        assert first_left.wait(10)
+        seen.append(blas.threads)  # the first one left: still one thread for this one
+    thread.join(10)
+    assert seen == [1] and blas.threads == 2
+    with blas_thread_limit(), blas_thread_limit():  # nested in one thread (a decorated method calling another)
+        assert blas.threads == 1
+    assert blas.threads == 2

@@ -12,12 +12,19 @@ restored after.
 
 The controller that finds the loaded BLAS libraries is built once, at the first call: finding them reads the
 process's loaded libraries, which costs far more than applying a limit with them.
+
+Known limit: OpenBLAS ignores a thread count set from a thread other than the main one once the main thread has
+set one itself (through threadpoolctl, as some scikit-learn functions do); a companion learning in such a thread
+then runs its larger products on every core again (measured in ``benchmarks/README.md``). A server's writer is
+such a thread; stream_am itself never sets BLAS's thread count from the main thread.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, ParamSpec, TypeVar
 
 from threadpoolctl import ThreadpoolController
@@ -34,9 +41,32 @@ def _controller() -> ThreadpoolController:
     return ThreadpoolController().select(user_api="blas")
 
 
-def blas_thread_limit() -> Any:
-    """A context in which the BLAS libraries run on one thread (module docstring)."""
-    return _controller().limit(limits=1)
+class _Limit:
+    """The process's one BLAS limit, held while any thread is inside :func:`blas_thread_limit` (a count under a
+    lock): BLAS's thread count is one setting for the whole process, so two threads that each saved and restored
+    it could restore the other's limit for good (a server's writer learning while a request is answered)."""
+
+    lock = threading.Lock()
+    holders = 0
+    limiter: Any = None
+
+
+@contextmanager
+def blas_thread_limit() -> Iterator[None]:
+    """A context in which the BLAS libraries run on one thread; the setting before the first thread entered is
+    restored when the last one leaves (module docstring)."""
+    with _Limit.lock:
+        if _Limit.holders == 0:
+            _Limit.limiter = _controller().limit(limits=1)
+        _Limit.holders += 1
+    try:
+        yield
+    finally:
+        with _Limit.lock:
+            _Limit.holders -= 1
+            if _Limit.holders == 0:
+                _Limit.limiter.restore_original_limits()
+                _Limit.limiter = None
 
 
 def one_blas_thread(fn: Callable[P, R]) -> Callable[P, R]:
