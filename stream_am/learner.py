@@ -284,10 +284,10 @@ class OnlineAM(LearnerState):
         stats.update({k: float(v) / n for k, v in measured.items()})  # the step's only device-to-host copies
         return stats
 
-    @torch.no_grad()
+    @no_grad
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Network outputs (logits or values) for ``x``, on the module's device; never changes any state."""
-        dev = next(self.module.parameters()).device
+        dev = self._device if self._built else next(self.module.parameters()).device  # (built: moved there)
         x = checks.check_x(x, device=dev, n_inputs=self.n_inputs if self._net.takes_rows else None)
         with checks.shape_errors(x):
             return self._net.forward(x)

@@ -21,7 +21,7 @@ def pad_rows(t: torch.Tensor, extra: int) -> torch.Tensor:
     >>> pad_rows(torch.ones(1, 2), 1).tolist()
     [[1.0, 1.0], [0.0, 0.0]]
     """
-    return torch.cat([t, torch.zeros((extra, *t.shape[1:]), dtype=t.dtype)])
+    return torch.cat([t, torch.zeros((extra, *t.shape[1:]), dtype=t.dtype, device=t.device)])
 
 
 def grow_output(net: nn.Sequential, opt: torch.optim.Optimizer, n_outputs: int) -> int:
@@ -38,13 +38,10 @@ def grow_output(net: nn.Sequential, opt: torch.optim.Optimizer, n_outputs: int) 
     (2, 3, 2)
     """
     out: nn.Linear = net[-1]  # type: ignore[assignment]
-    new = nn.utils.skip_init(nn.Linear, out.in_features, n_outputs)  # every entry is set below: no RNG draw
+    new = nn.Linear(out.in_features, n_outputs, device="meta")  # its parameters are set below: no RNG draw
     extra = n_outputs - out.out_features
-    with torch.no_grad():
-        new.weight[: out.out_features] = out.weight
-        new.bias[: out.out_features] = out.bias
-        new.weight[out.out_features :] = 0.0
-        new.bias[out.out_features :] = 0.0
+    new.weight = nn.Parameter(pad_rows(out.weight.detach(), extra))  # (on the old layer's device and dtype)
+    new.bias = nn.Parameter(pad_rows(out.bias.detach(), extra))
     group = opt.param_groups[0]
     for old_p, new_p in [(out.weight, new.weight), (out.bias, new.bias)]:
         state = opt.state.pop(old_p, None)

@@ -277,7 +277,8 @@ class StreamEstimator(state.Persistent, abc.ABC):
         if self._engine is None:
             return None
         x = self._network_input(*self._index.spread(names, rows, present), self._frame)
-        x[:, self._n_stepped :] = 0.0  # a feature learned since the last step: its weights are not fitted yet
+        if self._n_stepped < x.shape[1]:  # a feature learned since the last step: its weights are not fitted yet
+            x[:, self._n_stepped :] = 0.0
         with torch.no_grad():
             out = self._engine.predict(x).detach().cpu().numpy().astype(np.float64)
         if proba:  # softmax in float64, so that probabilities sum to 1 to double precision

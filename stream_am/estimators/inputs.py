@@ -92,7 +92,7 @@ def check_label(y: Any, field: str = "y", row: int | None = None) -> Hashable:
 def check_feature_names(names: list[Any], field: str) -> None:
     """Feature names must find themselves again: a name unequal to itself (NaN) would be a new feature each time."""
     for name in names:
-        if type(name) is not str and not _self_equal_key(name):  # (a str always finds itself: the usual case)
+        if type(name) not in (str, int) and not _self_equal_key(name):  # (a str or an int always finds itself)
             raise InputError(f"{field} has a feature name that is not equal to itself: {name!r}", field, None, name)
 
 
@@ -133,7 +133,7 @@ def dict_row(x: Any, limit: float = MAX_MAGNITUDE) -> tuple[list[Hashable], np.n
             row = np.array(values, dtype=np.float64).reshape(1, -1)
         except OverflowError:  # an int beyond float64: named below
             row = np.array([math.inf])
-        if np.isfinite(row).all() and not (np.abs(row) > limit).any():
+        if not row.size or np.abs(row).max() <= limit:  # (false for NaN and infinities too: named below)
             return keys, row
     return keys, np.array([_real(x[k], f"x[{k!r}]", limit, "x", None, k) for k in keys],
                           dtype=np.float64).reshape(1, -1)

@@ -51,11 +51,12 @@ def _linear(n_in: int, n_out: int, generator: torch.Generator) -> nn.Linear:
     """An ``nn.Linear`` initialised like torch's default (uniform in +-1/sqrt(fan_in)) from ``generator``."""
     with warnings.catch_warnings():  # an empty layer (no features yet) makes torch warn that init is a no-op
         warnings.filterwarnings("ignore", message="Initializing zero-element tensors")
-        layer = nn.utils.skip_init(nn.Linear, n_in, n_out)  # built on the meta device: no global-RNG draw
+        layer = nn.Linear(n_in, n_out, device="meta")  # no global-RNG draw on the meta device
+    # its parameters replaced, not moved: moving a meta module (nn.utils.skip_init's to_empty) imports sympy
+    # through torch.fx, a quarter of a second at a process's first model
     bound = 1.0 / math.sqrt(n_in) if n_in > 0 else 0.0
-    with torch.no_grad():
-        layer.weight.copy_(torch.empty(n_out, n_in).uniform_(-bound, bound, generator=generator))
-        layer.bias.copy_(torch.empty(n_out).uniform_(-bound, bound, generator=generator))
+    layer.weight = nn.Parameter(torch.empty(n_out, n_in).uniform_(-bound, bound, generator=generator))
+    layer.bias = nn.Parameter(torch.empty(n_out).uniform_(-bound, bound, generator=generator))
     return layer
 
 
