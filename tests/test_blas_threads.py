@@ -3,7 +3,10 @@ cannot speed its small products up, and one that spins between them takes a core
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -121,3 +124,43 @@ def test_threads_that_overlap_restore_the_setting_when_the_last_one_leaves(monke
     with blas_thread_limit(), blas_thread_limit():  # nested in one thread (a decorated method calling another)
         assert blas.threads == 1
     assert blas.threads == 2
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_child_forked_while_a_thread_holds_the_limit_starts_unlimited_and_never_waits(monkeypatch):
+    """A forked child has only the thread that forked: the parent's holders are not there and the lock may have
+    been copied held (a fork landing inside another thread's enter or exit hung the child). The child starts
+    with the setting from before the limit, no holder and a free lock."""
+    blas = _FakeBlas()
+    monkeypatch.setattr(blas_threads, "_controller", lambda: blas)
+    inside, leave = threading.Event(), threading.Event()
+
+    def hold():
+        with blas_thread_limit():
+            inside.set()
+            leave.wait(10)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    assert inside.wait(10) and blas.threads == 1
+    blas_threads._Limit.lock.acquire()  # as if the fork landed inside another thread's enter or exit
+    pid = os.fork()
+    if pid == 0:  # the child: report through the exit status, never return into pytest
+        ok = blas.threads == 2 and blas_threads._Limit.holders == 0
+        if ok:
+            with blas_thread_limit():  # would hang on the copied, held lock
+                ok = blas.threads == 1
+            ok = ok and blas.threads == 2
+        os._exit(0 if ok else 1)
+    blas_threads._Limit.lock.release()
+    deadline = time.monotonic() + 60
+    while not (done := os.waitpid(pid, os.WNOHANG))[0] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if not done[0]:  # the child hangs: end it, and fail rather than hang the suite
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    status = done[1]
+    leave.set()
+    thread.join(10)
+    assert done[0] and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    assert blas.threads == 2 and blas_threads._Limit.holders == 0

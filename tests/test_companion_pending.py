@@ -157,3 +157,19 @@ def test_forget_scales_what_was_learned_and_gathered_and_refuses_a_bad_factor_un
     twin.engine.forget(0.25)
     for k, v in twin.engine.state_dict().items():
         assert torch.equal(v, model.engine.state_dict()[k]), k
+
+
+def test_forget_by_one_changes_nothing_not_even_when_the_gathered_rows_are_learned():
+    """A factor of 1 is a no-op: it does not learn the gathered rows early, which would move the blocks'
+    boundaries and so the companion's later weights and answers (an adversarial review found it did)."""
+    rng = np.random.default_rng(1)
+    X, y = rng.normal(size=(400, 4)), rng.integers(0, 3, 400)
+    model = AMClassifier(hidden_sizes=(8,), batch_size=16, seed=0).partial_fit(X[:208], y[:208])
+    twin = copy.deepcopy(model)
+    assert model._companion is not None and model._companion._pending
+    model.forget(1.0)
+    assert len(model._companion._pending) == len(twin._companion._pending)
+    model.partial_fit(X[208:], y[208:])
+    twin.partial_fit(X[208:], y[208:])
+    np.testing.assert_array_equal(model._companion.W, twin._companion.W)
+    np.testing.assert_array_equal(model.predict_proba(X), twin.predict_proba(X))

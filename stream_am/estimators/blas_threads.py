@@ -16,12 +16,15 @@ process's loaded libraries, which costs far more than applying a limit with them
 Known limit: OpenBLAS ignores a thread count set from a thread other than the main one once the main thread has
 set one itself (through threadpoolctl, as some scikit-learn functions do); a companion learning in such a thread
 then runs its larger products on every core again (measured in ``benchmarks/README.md``). A server's writer is
-such a thread; stream_am itself never sets BLAS's thread count from the main thread.
+such a thread; stream_am itself never sets BLAS's thread count from the main thread. And the count is one
+setting for the process: a caller's own limit (threadpoolctl's) that starts before the companion's and ends
+while it holds leaves the process, once both end, at the caller's limit; the two cannot see each other.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -49,6 +52,18 @@ class _Limit:
     lock = threading.Lock()
     holders = 0
     limiter: Any = None
+
+    @classmethod
+    def after_fork(cls) -> None:
+        """In a forked child, which has only the thread that forked: the holders that were inside in the parent
+        are not there, and the lock may have been copied held. Restore the setting they held, start unlimited."""
+        limiter, cls.lock, cls.holders, cls.limiter = cls.limiter, threading.Lock(), 0, None
+        if limiter is not None:
+            limiter.restore_original_limits()
+
+
+if hasattr(os, "register_at_fork"):  # (POSIX)
+    os.register_at_fork(after_in_child=_Limit.after_fork)
 
 
 @contextmanager

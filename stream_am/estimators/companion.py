@@ -195,7 +195,7 @@ class LinearCompanion:
 
     def forget(self, factor: float) -> None:
         """Scale the classes' sums by ``factor`` (checked), once what was gathered is learned; the weights stay."""
-        if self._pending:  # (batch by batch, it would have been learned already)
+        if factor != 1.0 and self._pending:  # (batch by batch, learned already; 1 moves no block's boundary)
             self._learn_block()
         self.A *= factor
         self._find_young()
