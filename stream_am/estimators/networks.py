@@ -53,7 +53,7 @@ def _linear(n_in: int, n_out: int, generator: torch.Generator) -> nn.Linear:
         warnings.filterwarnings("ignore", message="Initializing zero-element tensors")
         layer = nn.Linear(n_in, n_out, device="meta")  # no global-RNG draw on the meta device
     # its parameters replaced, not moved: moving a meta module (nn.utils.skip_init's to_empty) imports sympy
-    # through torch.fx, a quarter of a second at a process's first model
+    # through torch.fx, which a process's first model paid for (benchmarks/README.md, "the first model")
     bound = 1.0 / math.sqrt(n_in) if n_in > 0 else 0.0
     layer.weight = nn.Parameter(torch.empty(n_out, n_in).uniform_(-bound, bound, generator=generator))
     layer.bias = nn.Parameter(torch.empty(n_out).uniform_(-bound, bound, generator=generator))
