@@ -205,3 +205,20 @@ def test_companion_prints_both_figures_per_scenario(load_benchmark: Loader, caps
     assert [r["scenario"] for r in rows] == ["phishing"]
     assert all(0.0 <= rows[0][k] <= 1.0 for k in ("alone", "pair"))
     assert sum(line.startswith("| phishing |") for line in capsys.readouterr().out.splitlines()) == 1
+
+
+def test_river_loop_prints_wall_and_cpu_time_with_and_without_the_companion(
+    load_benchmark: Loader, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = load_benchmark("river_loop").main(["--n", "200", "--streams", "phishing"])
+    assert [(r["stream"], r["companion"]) for r in rows] == [("phishing", True), ("phishing", False)]
+    assert all(r["wall"] > 0 and r["cpu"] > 0 and r["predict_us"] > 0 and r["learn_us"] > 0 for r in rows)
+    out = capsys.readouterr().out
+    assert out.startswith("first model")
+    assert sum(line.startswith("| phishing (200) |") for line in out.splitlines()) == 2
+
+
+def test_river_loop_refuses_bad_sizes(load_benchmark: Loader) -> None:
+    for argv in (["--n", "0"], ["--torch-threads", "0"]):
+        with pytest.raises(SystemExit):
+            load_benchmark("river_loop").main(argv)
