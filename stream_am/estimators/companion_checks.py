@@ -91,5 +91,3 @@ def _pending(pending: Any, arrays: dict[str, Any], n_features: int, n_classes: i
         raise ValueError(f"array companion.pending_labels must hold {total} int64 class indices in "
                          f"[0, {n_classes})")
     return {"pending": [tuple(b) for b in pending], "pending_rows": rows.copy(), "pending_labels": labels.copy()}
-
-
