@@ -16,6 +16,7 @@ from torch import nn
 
 from stream_am import checks
 from stream_am.estimators import companion
+from stream_am.estimators.basis import QUADRATIC, QUADRATIC_MAX_FEATURES
 from stream_am.estimators.networks import ACTIVATIONS
 from stream_am.network import decompose
 from stream_am.variants import resolve_variants
@@ -81,14 +82,17 @@ def memory_layers(est: Any, n_features: int, n_classes: int) -> list[bool]:
 def class_memory(est: Any, n_features: int, n_classes: int) -> int:
     """Numbers the per-class sums of the classifier ``est`` would hold with ``n_features`` and ``n_classes``:
     :func:`class_memory_size` of the layers that keep a class-clocked memory (none with ``memory_clock="sample"``),
-    plus its linear companion's (:mod:`stream_am.estimators.companion`: per class whatever the memories' clock)
-    if it keeps one; 0 for a classifier that is not an AM one, or before it has two classes."""
+    plus its companions' (:mod:`stream_am.estimators.companion`: per class whatever the memories' clock; the
+    quadratic one up to ``QUADRATIC_MAX_FEATURES`` inputs) if it keeps them; 0 for a classifier that is not an AM
+    one, or before it has two classes."""
     if getattr(est, "memory_clock", None) is None or n_classes < 2:  # (the network is built with two classes)
         return 0
     kept = memory_layers(est, n_features, n_classes)
     size = class_memory_size(n_features, est.hidden_sizes, n_classes, kept) if est.memory_clock == "class" else 0
-    if getattr(est, "companion", False) and est.hidden_sizes and kept[0]:  # its linear companion's sums
+    if getattr(est, "companion", False) and est.hidden_sizes and kept[0]:  # its companions' sums
         size += companion.size(n_features, n_classes)
+        if n_features <= QUADRATIC_MAX_FEATURES:
+            size += companion.size(n_features, n_classes, QUADRATIC)
     return size
 
 

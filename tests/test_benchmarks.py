@@ -200,10 +200,12 @@ def test_late_feature_prints_a_row_per_batch_size_and_seed(
     assert sum(line.startswith("| 8 | 0 |") for line in capsys.readouterr().out.splitlines()) == 1
 
 
-def test_companion_prints_both_figures_per_scenario(load_benchmark: Loader, capsys: pytest.CaptureFixture[str]) -> None:
+def test_companion_prints_the_three_figures_per_scenario(
+    load_benchmark: Loader, capsys: pytest.CaptureFixture[str]
+) -> None:
     rows = load_benchmark("companion").main(["--quick", "--scenarios", "phishing"])
     assert [r["scenario"] for r in rows] == ["phishing"]
-    assert all(0.0 <= rows[0][k] <= 1.0 for k in ("alone", "pair"))
+    assert all(0.0 <= rows[0][k] <= 1.0 for k in ("alone", "linear", "pair"))
     assert sum(line.startswith("| phishing |") for line in capsys.readouterr().out.splitlines()) == 1
 
 

@@ -67,7 +67,8 @@ def test_scores_follow_the_losses_the_steps_measure_before_learning(monkeypatch)
 
     def recorded(self, x, target):
         measured["network"] = self.predict(x).double(), target  # before learning
-        measured["companion"] = torch.from_numpy(companion_module._numpy_rows(x) @ companion.W), target
+        rows = companion.basis.rows(companion_module._numpy_rows(x))
+        measured["companion"] = torch.from_numpy(rows @ companion.W), target
         return original(self, x, target)
 
     monkeypatch.setattr(OnlineAM, "partial_fit", recorded)
@@ -140,13 +141,14 @@ def test_a_block_learns_the_sums_batch_by_batch_learning_gives(monkeypatch):
 def test_the_answer_is_the_companions_only_where_it_is_trusted_and_more_confident():
     X, y = _linear_stream(640)
     model = AMClassifier(hidden_sizes=(8,), batch_size=32, seed=0).partial_fit(X, y)
-    companion = model._companion
+    companion, model._quadratic = model._companion, None  # its rules alone (the chain: test_quadratic_companion.py)
     probe = np.random.default_rng(1).normal(size=(200, 4))
     alone = copy.deepcopy(model)
     alone._companion = None
     network = alone.predict_proba(probe)
     x = torch.from_numpy(model._frame.apply(probe).astype(np.float32))
-    mine = torch.softmax(torch.from_numpy(companion_module._numpy_rows(x) @ companion.W), dim=1).numpy()
+    rows = companion.basis.rows(companion_module._numpy_rows(x))
+    mine = torch.softmax(torch.from_numpy(rows @ companion.W), dim=1).numpy()
     companion.accuracy = [0.9, 0.8]  # rule 1 off: the companion is less accurate on the recent stream
     companion.scores = [-0.5, -0.4]  # rule 2 on
     companion._watch()  # (what rule 1 needs is derived from the measures at each step)
@@ -206,15 +208,16 @@ def test_on_a_linear_concept_that_flips_the_companion_takes_over_and_on_xor_it_d
     assert xor._companion.accuracy[0] > xor._companion.accuracy[1] + 0.1
 
 
-def test_learn_one_and_learn_many_give_the_same_companion_bit_for_bit():
+def test_learn_one_and_learn_many_give_the_same_companions_bit_for_bit():
     X, y = _linear_stream(200)
     one = AMClassifier(hidden_sizes=(8,), batch_size=16, seed=0)
     for row, label in zip(X, y, strict=True):
         one.learn_one(dict(enumerate(row)), int(label))
     many = AMClassifier(hidden_sizes=(8,), batch_size=16, seed=0)
     many.learn_many(pd.DataFrame(X), pd.Series(y))
-    assert one._companion.meta() == many._companion.meta()
-    assert np.array_equal(one._companion.A, many._companion.A) and np.array_equal(one._companion.R, many._companion.R)
+    for part in ("_companion", "_quadratic"):  # (4 features: both companions)
+        mine, theirs = getattr(one, part), getattr(many, part)
+        assert mine.meta() == theirs.meta() and np.array_equal(mine.A, theirs.A) and np.array_equal(mine.R, theirs.R)
 
 
 def test_a_refresh_re_expresses_the_companion_as_the_network():
@@ -227,7 +230,8 @@ def test_a_refresh_re_expresses_the_companion_as_the_network():
 
     def raw(m: AMClassifier) -> np.ndarray:
         companion = m._companion
-        return companion_module._numpy_rows(torch.from_numpy(m._frame.apply(probe))) @ companion.W
+        rows = companion_module._numpy_rows(torch.from_numpy(m._frame.apply(probe)))
+        return companion.basis.rows(rows) @ companion.W
 
     before, A, mean = raw(model), model._companion.A.copy(), model._frame.mean.copy()
     model._frame.refresh(model._moments, *model._engines())
@@ -248,7 +252,7 @@ def test_new_features_and_classes_grow_the_companion():
     assert sum(model.predict_proba_one({"a": 1.0, "b": 0.0}).values()) == pytest.approx(1.0)
 
 
-def test_save_load_and_pickle_keep_the_companion_exactly(tmp_path):
+def test_save_load_and_pickle_keep_the_companions_exactly(tmp_path):
     import pickle
 
     stream = list(datasets.Phishing().take(300))
@@ -258,9 +262,10 @@ def test_save_load_and_pickle_keep_the_companion_exactly(tmp_path):
     loaded = AMClassifier.load(model.save(tmp_path / "m"))
     unpickled = pickle.loads(pickle.dumps(model))
     for other in (loaded, unpickled):
-        assert isinstance(other._companion, LinearCompanion) and other._companion.meta() == model._companion.meta()
-        assert np.array_equal(other._companion.A, model._companion.A) and np.array_equal(other._companion.R,
-                                                                                         model._companion.R)
+        for part in ("_companion", "_quadratic"):  # (phishing's 9 features: both companions)
+            mine, theirs = getattr(model, part), getattr(other, part)
+            assert isinstance(theirs, LinearCompanion) and theirs.meta() == mine.meta() and theirs.basis is mine.basis
+            assert np.array_equal(theirs.A, mine.A) and np.array_equal(theirs.R, mine.R)
     for x, y in stream[150:]:
         for m in (model, loaded, unpickled):
             m.learn_one(x, y)

@@ -85,7 +85,8 @@ def test_a_falling_loss_is_not_a_drift():
 
 
 def test_a_detection_reaches_the_classifiers_companion(monkeypatch):
-    """DriftAware forgets through the AM estimator's ``forget``: the engine's memories and the companion's sums."""
+    """DriftAware forgets through the AM estimator's ``forget``: the engine's memories and the companions' sums
+    (the quadratic one's, then the linear one's: one class, patched once)."""
     calls = []
     model = DriftAware(AMClassifier(hidden_sizes=(8,), batch_size=16, seed=0), forget_factor=0.5)
     rng = np.random.default_rng(0)
@@ -98,4 +99,4 @@ def test_a_detection_reaches_the_classifiers_companion(monkeypatch):
     monkeypatch.setattr(type(model.classifier.engine), "forget", lambda self, f: calls.append(("engine", f)))
     for s in range(16, 1200, 16):
         model.learn_many(X[s : s + 16], y[s : s + 16])
-    assert model.drifts_ and calls == [("engine", 0.5), ("companion", 0.5)] * len(model.drifts_)
+    assert model.drifts_ and calls == [("engine", 0.5), ("companion", 0.5), ("companion", 0.5)] * len(model.drifts_)

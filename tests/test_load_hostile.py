@@ -237,9 +237,9 @@ def test_a_model_saved_before_the_companion_loads_without_one(tmp_path: Path) ->
     """A file without the ``companion`` parameter was saved before it existed: it loads as it was, alone."""
     model = _trained(AMClassifier)
     model.companion = False  # what an older version saved: no companion parameter, meta or arrays
-    model._companion = None
+    model._companion = model._quadratic = None
     path = model.save(tmp_path / "m")
-    _edit_config(path, lambda c: [c["params"].pop("companion"), c["meta"].pop("companion")])
+    _edit_config(path, lambda c: [c["params"].pop("companion"), c["meta"].pop("companion"), c["meta"].pop("quadratic")])
     loaded = AMClassifier.load(path)
     assert loaded.companion is False and loaded._companion is None
     probe = {"a": 1.0, "b": 0.0, "c": 2.0}
@@ -248,10 +248,11 @@ def test_a_model_saved_before_the_companion_loads_without_one(tmp_path: Path) ->
 
 def test_a_model_pickled_before_the_companion_unpickles_without_one() -> None:
     model = _trained(AMClassifier)
-    model.companion, model._companion = False, None
+    model.companion, model._companion, model._quadratic = False, None, None
     state = model.__getstate__()
     state["params"].pop("companion")  # what an older version pickled
     state["meta"].pop("companion")
+    state["meta"].pop("quadratic")
     restored = AMClassifier.__new__(AMClassifier)
     restored.__setstate__(state)
     assert restored.companion is False and restored._companion is None

@@ -15,6 +15,7 @@ from typing import Any
 from torch import nn
 
 from stream_am import checks
+from stream_am.estimators.basis import QUADRATIC, QUADRATIC_DECAY, QUADRATIC_MAX_FEATURES
 from stream_am.estimators.classifier import StreamClassifier
 from stream_am.estimators.companion import LinearCompanion
 from stream_am.estimators.regressor import StreamRegressor
@@ -181,10 +182,14 @@ class AMClassifier(_AMMixin, SklearnClassifier, StreamClassifier):
     def _keeps_companion(self, engine: Any) -> bool:
         return bool(self.companion and self.hidden_sizes and engine.input_memory)
 
-    def _make_companion(self, engine: Any) -> LinearCompanion | None:
-        if not self._keeps_companion(engine):
-            return None
-        return LinearCompanion(engine.n_inputs, engine.n_outputs, self.memory_decay, self.ridge)
+    def _keeps_quadratic(self, engine: Any, n_inputs: int) -> bool:
+        return self._keeps_companion(engine) and n_inputs <= QUADRATIC_MAX_FEATURES
+
+    def _make_companions(self, engine: Any) -> tuple[LinearCompanion | None, LinearCompanion | None]:
+        n, k, decay, ridge = engine.n_inputs, engine.n_outputs, self.memory_decay, self.ridge
+        linear = LinearCompanion(n, k, decay, ridge) if self._keeps_companion(engine) else None
+        keeps = self._keeps_quadratic(engine, n)
+        return linear, LinearCompanion(n, k, QUADRATIC_DECAY * decay, ridge, basis=QUADRATIC) if keeps else None
 
     @classmethod
     def _unit_test_params(cls) -> Any:

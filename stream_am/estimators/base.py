@@ -74,6 +74,7 @@ class StreamEstimator(state.Persistent, abc.ABC):
         self._buffer: SampleBuffer | None = None  # with the moments, from the first learned sample
         self._engine: Engine | None = None
         self._companion: LinearCompanion | None = None  # the classifier's linear companion (companion.py)
+        self._quadratic: LinearCompanion | None = None  # and its quadratic one, for narrow inputs (basis.py)
         self._frame: InputFrame | None = None  # the standardisation applied, from the first step
         self._n_learned, self._n_stepped = 0, 0  # samples learned; features the engine has stepped on
         self._last_stats: dict[str, float] = {}
@@ -111,13 +112,17 @@ class StreamEstimator(state.Persistent, abc.ABC):
         """Whether the estimator keeps a linear companion beside ``engine`` (built: after its first step)."""
         return False
 
-    def _make_companion(self, engine: Engine) -> LinearCompanion | None:
-        """A new linear companion of ``engine`` if :meth:`_keeps_companion`, else None (the default: none)."""
-        return None
+    def _keeps_quadratic(self, engine: Any, n_inputs: int) -> bool:
+        """Whether the estimator keeps a quadratic companion beside ``engine`` at ``n_inputs`` inputs."""
+        return False
+
+    def _make_companions(self, engine: Engine) -> tuple[LinearCompanion | None, LinearCompanion | None]:
+        """New linear and quadratic companions of ``engine``, None where not kept (the default: none)."""
+        return None, None
 
     def _engines(self) -> list[Any]:
-        """What reads the network's inputs (grown and re-expressed with them): the engine and the companion."""
-        return [e for e in (self._engine, self._companion) if e is not None]
+        """What reads the network's inputs (grown and re-expressed with them): the engine and the companions."""
+        return [e for e in (self._engine, self._quadratic, self._companion) if e is not None]
 
     # -- public helpers ------------------------------------------------------------------------------
     @property
@@ -174,6 +179,8 @@ class StreamEstimator(state.Persistent, abc.ABC):
         if k:
             moments.grow(k)
             buffer.grow(k)
+            if self._quadratic is not None and not self._keeps_quadratic(self._engine, self._quadratic.n_inputs + k):
+                self._quadratic = None  # (its sums grow with the square of the inputs: dropped, not grown)
             for engine in self._engines():
                 engine.grow_inputs(k)
             if self._frame is not None:
@@ -252,12 +259,15 @@ class StreamEstimator(state.Persistent, abc.ABC):
             x = self._network_input(rows, mask, frame)
         y = self._target_tensor(targets)
         stats = engine.partial_fit(x, y)
-        companion = self._companion or (self._make_companion(engine) if self._engine is None else None)
-        if companion is not None:
-            companion.learn(x, y, stats)
+        new = self._engine is None
+        companion, quadratic = self._make_companions(engine) if new else (self._companion, self._quadratic)
+        for part in (quadratic, companion):
+            if part is not None:
+                part.learn(x, y, stats)
         if frame is not None and frame is not self._frame:  # the first step: its kind, now the engine is built
             frame = frame_for(engine, frame)
-        self._engine, self._companion, self._frame, self._n_stepped = engine, companion, frame, len(self._index)
+        self._engine, self._companion, self._quadratic, self._frame = engine, companion, quadratic, frame
+        self._n_stepped = len(self._index)
         self._last_stats = {k: float(v) for k, v in stats.items()}
         buffer.clear()
 
@@ -284,6 +294,7 @@ class StreamEstimator(state.Persistent, abc.ABC):
         if proba:  # softmax in float64, so that probabilities sum to 1 to double precision
             out = np.exp(out - out.max(axis=1, keepdims=True))
             out /= out.sum(axis=1, keepdims=True)
-            if self._companion is not None:
-                out = self._companion.answer(x, out)
+            for part in (self._quadratic, self._companion):  # the linear one last: it overrides where it holds
+                if part is not None:
+                    out = part.answer(x, out)
         return out

@@ -61,10 +61,11 @@ def check_state(est: Any, meta: Any, arrays: Any) -> None:
     _check_sklearn_names(meta.get("sklearn_feature_names"))
     if not isinstance(arrays, dict):
         raise ValueError(f"the state arrays must be a dict, got {type(arrays).__name__}")
-    companion = meta.get("companion") is not None
-    if companion and meta["engine"] is None:
-        raise ValueError("meta.companion is set, but meta.engine is None (a companion is built at the first step)")
-    _check_keys(arrays, started, meta["engine"] is not None, classifier, companion)
+    companions = [k for k in ("companion", "quadratic") if meta.get(k) is not None]
+    if companions and meta["engine"] is None:
+        raise ValueError(f"meta.{companions[0]} is set, but meta.engine is None (a companion is built at the first "
+                         "step)")
+    _check_keys(arrays, started, meta["engine"] is not None, classifier, companions)
     _check_frame(est, meta, arrays, n_features)
     n_buffered = 0
     if started:
@@ -138,7 +139,7 @@ def _check_sklearn_names(names: Any) -> None:
         raise ValueError(f"meta.sklearn_feature_names must be None or a list of distinct str, got {names!r}")
 
 
-def _check_keys(arrays: dict[str, Any], started: bool, engine: bool, classifier: bool, companion: bool) -> None:
+def _check_keys(arrays: dict[str, Any], started: bool, engine: bool, classifier: bool, companions: list[str]) -> None:
     expected = {f"target_moments.{k}" for k in _MOMENTS} if not classifier else set()
     if started:
         expected |= {f"moments.{k}" for k in _MOMENTS} | {"buffer.x", "buffer.mask", "buffer.y"}
@@ -150,7 +151,7 @@ def _check_keys(arrays: dict[str, Any], started: bool, engine: bool, classifier:
         raise ValueError("meta.engine is set, but the state has no engine.* arrays" if engine
                          else "meta.engine is None, but the state has engine.* arrays")
     known = expected | ({"frame.mean", "frame.scale", "frame.gain"} if engine and started else set())
-    known |= {f"companion.{k}" for k in ("A", "R", "W", "pending_rows", "pending_labels")} if companion else set()
+    known |= {f"{c}.{k}" for c in companions for k in ("A", "R", "W", "pending_rows", "pending_labels")}
     # (checked in companion_checks.py)
     unexpected = sorted(str(k) for k in arrays if k not in known and not str(k).startswith("engine."))
     if unexpected:

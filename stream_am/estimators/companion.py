@@ -4,7 +4,9 @@ Where the world changes, the network's hidden layers hold features of the old co
 them lags; a linear model on the inputs alone follows a moving linear boundary (river's hyperplane, where river's
 logistic regression is ahead of the network) and a new task of separable classes sooner. Where the concept
 is not linear, it is worse. The companion is that linear model: a ridge fit of one-hot targets on the network's
-standardised input rows ``x`` (a bias first), as the memory readout fits them on the last hidden layer, on the
+standardised input rows ``x`` (a bias first; or on the features of another basis of them, as the classifier's
+quadratic companion: :mod:`~stream_am.estimators.basis`), as the memory readout fits them on the last hidden
+layer, on the
 clock of each class as the memories are (:mod:`stream_am.updaters.class_memory`): it keeps ``A_c = sum x x^T``
 over the rows of each class ``c``, aged by ``(1 - memory_decay)`` per sample of the batches that hold ``c``
 only (with one clock for all, a class-incremental stream's first classes faded from it, and it answered their
@@ -56,6 +58,7 @@ import numpy as np
 import torch
 from scipy.linalg import lapack, solve_triangular
 
+from stream_am.estimators.basis import LINEAR, Basis
 from stream_am.estimators.blas_threads import blas_thread_limit, one_blas_thread
 from stream_am.updaters.memory import ROUNDING
 
@@ -69,11 +72,12 @@ _EPS = float(np.finfo(np.float64).eps)
 
 
 class LinearCompanion:
-    """The ridge fit of the module docstring on ``n_inputs`` features and ``n_outputs`` classes.
+    """The ridge fit of the module docstring on ``n_inputs`` inputs, mapped to ``w = basis.width(n_inputs)`` features
+    (``n_inputs + 1`` for the linear basis, the bias first), and ``n_outputs`` classes.
 
     ``scores`` and ``accuracy``: ``[network, companion]`` (0 before any step: a tie); ``A``: the sums of each
-    class (``n_outputs x (n_inputs + 1) x (n_inputs + 1)``, the bias first); ``R``: the recent rows' sum
-    (``(n_inputs + 1)`` square); ``W``: the weights (``(n_inputs + 1) x n_outputs``); all float64 numpy arrays
+    class (``n_outputs x w x w``); ``R``: the recent rows' sum (``w`` square); ``W``: the weights (``w x
+    n_outputs``); all float64 numpy arrays
     (a step is a few small products, where numpy's cost per call is a fraction of torch's); ``pending``: the
     batches gathered and not yet learned, ``(size, network loss, network accuracy)`` each, whose rows and labels
     are ``pending_rows`` (``size`` rows each, ``n_inputs`` wide) and ``pending_labels``; ``decay`` and
@@ -84,12 +88,13 @@ class LinearCompanion:
                  scores: tuple[float, float] = (0.0, 0.0), accuracy: tuple[float, float] = (0.0, 0.0),
                  A: np.ndarray | None = None, R: np.ndarray | None = None, W: np.ndarray | None = None,
                  pending: list[tuple[int, float, float]] | None = None, pending_rows: np.ndarray | None = None,
-                 pending_labels: np.ndarray | None = None) -> None:
-        self.decay, self.ridge = decay, ridge
+                 pending_labels: np.ndarray | None = None, basis: Basis = LINEAR) -> None:
+        self.decay, self.ridge, self.basis, self.n_inputs = decay, ridge, basis, n_inputs
         self.scores, self.accuracy = [float(s) for s in scores], [float(a) for a in accuracy]
-        self.A = np.zeros((n_outputs, n_inputs + 1, n_inputs + 1)) if A is None else A
-        self.R = np.zeros((n_inputs + 1, n_inputs + 1)) if R is None else R
-        self.W = np.zeros((n_inputs + 1, n_outputs)) if W is None else W
+        w = basis.width(n_inputs)
+        self.A = np.zeros((n_outputs, w, w)) if A is None else A
+        self.R = np.zeros((w, w)) if R is None else R
+        self.W = np.zeros((w, n_outputs)) if W is None else W
         self._pending = [(int(n), float(loss), float(hits)) for n, loss, hits in (pending or [])]
         self._n_pending = sum(n for n, _, _ in self._pending)
         self._rows_pending = [] if pending_rows is None else [torch.from_numpy(pending_rows)]
@@ -101,10 +106,6 @@ class LinearCompanion:
         """Which classes' sums hold fewer than :data:`NEW` rows (None if none does), whose batches learn at once."""
         young = self.A[:, 0, 0] < NEW
         self._young: np.ndarray | None = young if young.any() else None
-
-    @property
-    def n_inputs(self) -> int:
-        return self.R.shape[0] - 1
 
     def _solve(self) -> None:
         """New weights from the sums: ``W = (A + r I)^-1 (B + r W)`` with ``r`` the ridge times ``A``'s mean
@@ -147,8 +148,7 @@ class LinearCompanion:
         """Measure the companion on the gathered batches, move the measures of both models batch by batch, and
         learn the rows with the weights batch-by-batch learning gives them (module docstring)."""
         sizes = np.array([n for n, _, _ in self._pending])
-        rows = np.ones((int(sizes.sum()), self.R.shape[0]))
-        rows[:, 1:] = torch.cat(self._rows_pending).numpy()  # (float32 rows, exactly)
+        rows = self.basis.rows(torch.cat(self._rows_pending).numpy().astype(np.float64))  # (float32 rows, exactly)
         labels = torch.cat(self._labels_pending).numpy()
         n, k, m = rows.shape[0], self.A.shape[0], sizes.shape[0]
         batch, starts = np.repeat(np.arange(m), sizes), np.cumsum(sizes) - sizes
@@ -203,10 +203,10 @@ class LinearCompanion:
     def grow_inputs(self, n_new: int) -> None:
         """New features: the rows so far held 0 for them (their mean, in the frame)."""
         self._rows_pending = [torch.from_numpy(np.pad(self._gathered()[0], ((0, 0), (0, n_new))))]
-        d, k = self.R.shape[0], self.A.shape[0]
-        A, R = np.zeros((k, d + n_new, d + n_new)), np.zeros((d + n_new, d + n_new))
-        A[:, :d, :d], R[:d, :d] = self.A, self.R
-        self.A, self.R, self.W = A, R, np.concatenate([self.W, np.zeros((n_new, self.W.shape[1]))])
+        w, k, at = self.basis.width(self.n_inputs + n_new), self.A.shape[0], self.basis.embed(self.n_inputs, n_new)
+        A, R, W = np.zeros((k, w, w)), np.zeros((w, w)), np.zeros((w, self.W.shape[1]))
+        A[:, at[:, None], at], R[at[:, None], at], W[at] = self.A, self.R, self.W
+        self.A, self.R, self.W, self.n_inputs = A, R, W, self.n_inputs + n_new
         self._watch()
 
     def grow_outputs(self, n_new: int) -> None:
@@ -220,12 +220,10 @@ class LinearCompanion:
         """The inputs change coordinates, ``x -> scale * x + shift``: so do the rows in the sums, exactly, and the
         weights, so that they compute the same function of the same samples (``max_gain``, which bounds a
         network's weights against an outlier's spread, is not needed: the next solve refits these)."""
-        T = np.zeros_like(self.R)
-        T[0, 0] = 1.0
-        T[1:, 0] = shift.detach().cpu().double().numpy()
-        T[1:, 1:] = np.diag(scale.detach().cpu().double().numpy())
+        s, t = (v.detach().cpu().double().numpy() for v in (scale, shift))
+        T = self.basis.transform(s, t)
         self.A, self.R = T @ self.A @ T.T, T @ self.R @ T.T
-        self._rows_pending = [torch.from_numpy(self._gathered()[0] * T[1:, 1:].diagonal() + T[1:, 0])]
+        self._rows_pending = [torch.from_numpy(self._gathered()[0] * s + t)]
         self.W = np.ascontiguousarray(solve_triangular(T.T, self.W, lower=False, check_finite=False))  # a W = a' T^-T W
         self._watch()
 
@@ -236,10 +234,10 @@ class LinearCompanion:
         if self._recent is None:
             return np.zeros(x.shape[0], dtype=bool)
         with blas_thread_limit() if x.shape[0] > 1 else nullcontext():  # (one row's products never use a second)
-            return self._familiar(_numpy_rows(x))
+            return self._familiar(self.basis.rows(_numpy_rows(x)))
 
     def _familiar(self, rows: np.ndarray) -> np.ndarray:
-        d, z = self.n_inputs, rows @ self._recent
+        d, z = self.R.shape[0] - 1, rows @ self._recent
         return np.einsum("ij,ij->i", z, z) - 1.0 <= d + FAMILIAR * math.sqrt(2 * d)
 
     def answer(self, x: torch.Tensor, proba: np.ndarray) -> np.ndarray:
@@ -247,7 +245,7 @@ class LinearCompanion:
         if self.scores[1] < self.scores[0] or not len(proba):
             return proba
         with blas_thread_limit() if len(proba) > 1 else nullcontext():  # (as familiar's)
-            return self._answer(_numpy_rows(x), proba)
+            return self._answer(self.basis.rows(_numpy_rows(x)), proba)
 
     def _answer(self, rows: np.ndarray, proba: np.ndarray) -> np.ndarray:
         out = rows @ self.W
@@ -270,24 +268,21 @@ class LinearCompanion:
         return {"scores": list(self.scores), "accuracy": list(self.accuracy),
                 "pending": [list(batch) for batch in self._pending]}
 
-    def arrays(self) -> dict[str, np.ndarray]:
+    def arrays(self, prefix: str = "companion") -> dict[str, np.ndarray]:
         rows, labels = self._gathered()
-        return {**{f"companion.{k}": np.array(getattr(self, k), order="C") for k in ("A", "R", "W")},
-                "companion.pending_rows": rows, "companion.pending_labels": labels}
+        return {**{f"{prefix}.{k}": np.array(getattr(self, k), order="C") for k in ("A", "R", "W")},
+                f"{prefix}.pending_rows": rows, f"{prefix}.pending_labels": labels}
 
 
 def _numpy_rows(x: torch.Tensor) -> np.ndarray:
-    """The rows of ``x`` (on the CPU) as float64 with a bias first."""
-    rows = x.detach().cpu().numpy()
-    out = np.ones((rows.shape[0], rows.shape[1] + 1))
-    out[:, 1:] = rows
-    return out
+    """The rows of ``x`` (on the CPU) as float64."""
+    return x.detach().cpu().numpy().astype(np.float64)
 
 
-def size(n_inputs: int, n_outputs: int) -> int:
-    """Numbers a companion of these sizes holds, at most: one ``(n_inputs + 1)`` square sum per class, the recent
+def size(n_inputs: int, n_outputs: int, basis: Basis = LINEAR) -> int:
+    """Numbers a companion of these sizes holds, at most: one square sum of its features per class, the recent
     one, and fewer than :data:`BLOCK` gathered rows with their labels."""
-    return (n_outputs + 1) * (n_inputs + 1) ** 2 + BLOCK * (n_inputs + 1)
+    return (n_outputs + 1) * basis.width(n_inputs) ** 2 + BLOCK * (n_inputs + 1)
 
 
 def _cholesky(A: np.ndarray, ridge: float) -> np.ndarray | None:

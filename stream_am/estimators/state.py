@@ -15,6 +15,7 @@ import torch
 
 from stream_am import checks
 from stream_am.estimators import persistence
+from stream_am.estimators.basis import QUADRATIC, QUADRATIC_DECAY, QUADRATIC_MAX_FEATURES
 from stream_am.estimators.buffer import SampleBuffer
 from stream_am.estimators.checkpoint_checks import check_state
 from stream_am.estimators.companion import LinearCompanion
@@ -38,6 +39,7 @@ def payload(est: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         "frame_new": 0 if est._frame is None else est._frame.new,
         "stepped": est._n_stepped,
         "companion": None if est._companion is None else est._companion.meta(),
+        "quadratic": None if est._quadratic is None else est._quadratic.meta(),
     }
     arrays: dict[str, np.ndarray] = {}
     if est._buffer is not None and est._moments is not None:
@@ -50,6 +52,8 @@ def payload(est: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
             arrays[f"engine.{k}"] = v.detach().cpu().clone().numpy()
     if est._companion is not None:
         arrays.update(est._companion.arrays())
+    if est._quadratic is not None:
+        arrays.update(est._quadratic.arrays("quadratic"))
     return meta, arrays
 
 
@@ -62,6 +66,7 @@ def restore(est: Any, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> No
     check_state(est, meta, arrays)
     engine = None if meta["engine"] is None else _engine(est, meta["engine"], arrays)
     companion = _companion(est, meta, arrays, engine)
+    quadratic = _quadratic(est, meta, arrays, engine)
     est._reset()
     est._index = FeatureIndex(meta["features"])
     est._n_learned = int(meta["n_learned"])
@@ -71,7 +76,7 @@ def restore(est: Any, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> No
     if meta["started"]:
         est._moments = RunningMoments.from_state(arrays, "moments.")
         est._buffer = SampleBuffer.from_state(arrays, "buffer.")
-    est._engine, est._companion = engine, companion
+    est._engine, est._companion, est._quadratic = engine, companion, quadratic
     if engine is not None and est.standardize and est._moments is not None:  # saved without one: the moments
         start = InputFrame.of(est._moments)  # (what a step applied before frames were saved)
         if "frame.mean" in arrays:
@@ -108,6 +113,22 @@ def _companion(est: Any, meta: dict[str, Any], arrays: dict[str, np.ndarray], en
     n_features, n_classes = meta["engine"]
     saved = check_companion(meta["companion"], arrays, n_features, n_classes, int(meta["n_learned"]))
     return LinearCompanion(n_features, n_classes, est.memory_decay, est.ridge, **saved)
+
+
+def _quadratic(est: Any, meta: dict[str, Any], arrays: dict[str, np.ndarray], engine: Any) -> LinearCompanion | None:
+    """The quadratic companion saved in ``meta.quadratic`` and the ``quadratic.*`` arrays, if any: one the estimator
+    could keep (:meth:`_keeps_quadratic`; a model saved before it existed, or grown past its width, has none)."""
+    if meta.get("quadratic") is None:
+        return None
+    n_features, n_classes = meta["engine"] or (0, 0)
+    if engine is None or not est._keeps_quadratic(engine, n_features):
+        raise ValueError(f"meta.quadratic is set, but this estimator keeps no quadratic companion of {n_features} "
+                         f"inputs (its companion parameter, hidden_sizes, first layer and at most "
+                         f"{QUADRATIC_MAX_FEATURES} inputs)")
+    saved = check_companion(meta["quadratic"], arrays, n_features, n_classes, int(meta["n_learned"]), "quadratic",
+                            QUADRATIC)
+    return LinearCompanion(n_features, n_classes, QUADRATIC_DECAY * est.memory_decay, est.ridge, **saved,
+                           basis=QUADRATIC)
 
 
 class Persistent:

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from stream_am.server.model_limits import class_memory_size
 
 from stream_am.estimators import companion
+from stream_am.estimators.basis import QUADRATIC
 
 client = api_fixtures.client
 make_client = api_fixtures.make_client
@@ -86,8 +87,8 @@ def test_an_import_at_the_counters_bound_is_refused_so_that_export_keeps_working
 def test_learning_that_would_pass_the_class_memory_limit_is_refused_before_anything_changes(
     make_client: Callable[..., TestClient],
 ) -> None:
-    # two features, hidden 8 and the linear companion's readout: three classes fit; a fourth does not
-    limit = class_memory_size(2, [8], 3) + companion.size(2, 3)
+    # two features, hidden 8 and the companions' sums (linear and quadratic): three classes fit; a fourth does not
+    limit = class_memory_size(2, [8], 3) + companion.size(2, 3) + companion.size(2, 3, QUADRATIC)
     client = make_client(max_class_memory=limit)
     params = {**api_fixtures.SMALL, "batch_size": 2}
     assert client.post("/models", json={"name": "c", "params": params}).status_code == 201
@@ -100,6 +101,7 @@ def test_learning_that_would_pass_the_class_memory_limit_is_refused_before_anyth
     assert _export(client, "c") == before
     assert class_memory_size(2, [8], 3) == 3 * (3 * (3 + 8) + 9 * (9 + 3))
     assert companion.size(2, 3) == (3 + 1) * 3 * 3 + companion.BLOCK * 3  # sums, and rows gathered
+    assert companion.size(2, 3, QUADRATIC) == (3 + 1) * 6 * 6 + companion.BLOCK * 3  # [1, a, b, aa, ab, bb]
 
 
 def test_the_companions_sums_count_against_the_limit_whatever_the_memory_clock(
@@ -107,7 +109,8 @@ def test_the_companions_sums_count_against_the_limit_whatever_the_memory_clock(
 ) -> None:
     """Found by a review: with memory_clock="sample" the limit counted nothing, but the companion keeps its sums
     per class whatever the memories' clock."""
-    client = make_client(max_class_memory=companion.size(2, 3))  # three classes' companion fit; a fourth does not
+    limit = companion.size(2, 3) + companion.size(2, 3, QUADRATIC)  # three classes' companions fit; a fourth does not
+    client = make_client(max_class_memory=limit)
     params = {**api_fixtures.SMALL, "batch_size": 2, "variant": "mem", "memory_clock": "sample"}
     assert client.post("/models", json={"name": "s", "params": params}).status_code == 201
     assert client.post("/models/s/partial_fit", json={"instances": ROWS[:3], "targets": [0, 1, 2]}).status_code == 200

@@ -1,0 +1,92 @@
+"""The features a companion (:mod:`stream_am.estimators.companion`) fits its ridge model on: a basis of the inputs.
+
+A basis maps the network's standardised input rows ``x`` (``d`` features) to float64 feature rows, a bias first.
+Both bases here are closed under the frame's change of coordinates ``x -> scale * x + shift`` (per feature): the
+features of the new rows are ``T`` times those of the old, so a companion's sums and weights are re-expressed
+exactly (``T A T^T`` and ``T^-T W``), as the network's memories are.
+
+- :data:`LINEAR`: ``[1, x]``, ``d + 1`` features;
+- :data:`QUADRATIC`: ``[1, x, x_i x_j for i <= j]``, ``1 + d + d (d + 1) / 2`` features: a ridge model on them draws
+  the bands, rings and products of two features that a linear one cannot (river's Agrawal concepts are
+  thresholds on age and on age with salary or education, ImageSegments' classes curved regions), and which the
+  network's random hidden features draw only roughly where its code steps are undone. Its size grows with
+  ``d^2``: the classifier keeps one only for narrow inputs (:data:`QUADRATIC_MAX_FEATURES`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["Basis", "LINEAR", "QUADRATIC", "QUADRATIC_MAX_FEATURES", "QUADRATIC_DECAY"]
+
+QUADRATIC_MAX_FEATURES = 20  # inputs up to which a classifier keeps a quadratic companion (231 features)
+# its memory_decay, as a share of the estimator's: its many more features need more samples to fit, and a
+# memory as short as the network's followed a domain-incremental stream's last task into its earlier ones
+QUADRATIC_DECAY = 0.3
+
+
+class Basis:
+    """The linear basis ``[1, x]``; subclasses add features (module docstring)."""
+
+    name = "linear"
+
+    def width(self, d: int) -> int:
+        """Features of rows of ``d`` inputs, the bias included."""
+        return d + 1
+
+    def rows(self, x: np.ndarray) -> np.ndarray:
+        """The feature rows (float64, C order) of the input rows ``x`` (``n x d``)."""
+        out = np.ones((x.shape[0], self.width(x.shape[1])))
+        out[:, 1 : x.shape[1] + 1] = x
+        return out
+
+    def transform(self, scale: np.ndarray, shift: np.ndarray) -> np.ndarray:
+        """``T``, lower triangular: the features of ``scale * x + shift`` are ``T`` times those of ``x``."""
+        d = scale.shape[0]
+        T = np.zeros((self.width(d), self.width(d)))
+        T[0, 0] = 1.0
+        T[1 : d + 1, 0] = shift
+        T[np.arange(1, d + 1), np.arange(1, d + 1)] = scale
+        return T
+
+    def embed(self, d: int, n_new: int) -> np.ndarray:
+        """Where the features of ``d`` inputs sit among those of ``d + n_new`` (the new inputs appended)."""
+        return np.arange(d + 1)
+
+
+class Quadratic(Basis):
+    """``[1, x, x_i x_j for i <= j]``: the linear features, then the products in ``numpy.triu_indices`` order."""
+
+    name = "quadratic"
+
+    def width(self, d: int) -> int:
+        return 1 + d + d * (d + 1) // 2
+
+    def rows(self, x: np.ndarray) -> np.ndarray:
+        out = super().rows(x)
+        i, j = np.triu_indices(x.shape[1])
+        np.multiply(x[:, i], x[:, j], out=out[:, x.shape[1] + 1 :])
+        return out
+
+    def transform(self, scale: np.ndarray, shift: np.ndarray) -> np.ndarray:
+        # (s_i x_i + t_i)(s_j x_j + t_j) = s_i s_j x_i x_j + s_i t_j x_i + t_i s_j x_j + t_i t_j
+        T = super().transform(scale, shift)
+        d = scale.shape[0]
+        i, j = np.triu_indices(d)
+        p = d + 1 + np.arange(i.shape[0])
+        T[p, p] = scale[i] * scale[j]
+        np.add.at(T, (p, 1 + i), scale[i] * shift[j])
+        np.add.at(T, (p, 1 + j), shift[i] * scale[j])
+        T[p, 0] = shift[i] * shift[j]
+        return T
+
+    def embed(self, d: int, n_new: int) -> np.ndarray:
+        i, j = np.triu_indices(d)
+        e = d + n_new
+        # the product (i, j) of e inputs sits after the rows of products of the earlier first factors
+        start = d + n_new + 1 + i * e - i * (i - 1) // 2
+        return np.concatenate([np.arange(d + 1), start + (j - i)])
+
+
+LINEAR = Basis()
+QUADRATIC = Quadratic()
