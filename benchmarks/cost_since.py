@@ -8,12 +8,14 @@ imports rewritten to that name), and times four learners built with each version
 (``step_time.interleaved_blocks``): the earlier default (``ref``), today's default (``now``: the class clock
 and ``variant="auto"``'s cadence) and today's learner with the layers and cadence ``auto`` chose but the sample
 clock (``now, sample clock``, the mechanism's own cost, which ``step_time.py`` also prints), and today's
-default with the work a classifier's linear companion adds to each step (``now + companion``: gathering each
+default with the work a classifier's companions add to each step (``now + companion``: gathering each
 batch and learning a block of them every ``BLOCK`` samples, :mod:`stream_am.estimators.companion`; none
-where ``auto`` gives the first layer Adam, as an estimator builds none there). Each ratio is the median, over
-the rounds, of the ratio of two blocks timed in the same round.
+where ``auto`` gives the first layer Adam, as an estimator builds none there; the quadratic one only on the
+narrow shapes, ``NARROW``, which have at most 20 inputs). Each ratio is the median, over the rounds, of the ratio
+of two blocks timed in the same round.
 
     python benchmarks/cost_since.py [--ref 85d8533] [--shapes NAME ...] [--steps 15] [--warmup 2]
+    python benchmarks/cost_since.py --shapes 9-64-2/b32 18-64-7/b32 20-64-10/b32   # the quadratic companion
                                     [--clock wall|cpu] [--threads 1]
 
 Needs ``git`` and a clone that holds ``--ref`` (not a shallow one).
@@ -37,6 +39,7 @@ import torch
 
 from stream_am import OnlineAM
 from stream_am.estimators import build_mlp
+from stream_am.estimators.basis import QUADRATIC, QUADRATIC_DECAY, QUADRATIC_MAX_FEATURES
 from stream_am.estimators.companion import LinearCompanion
 from stream_am.network import decompose
 from stream_am.variants import resolve_variants
@@ -65,21 +68,28 @@ def import_ref(ref: str, into: Path) -> ModuleType:
     return importlib.import_module(NAME)
 
 
+# narrow inputs, where a classifier keeps a quadratic companion too (river's Agrawal, ImageSegments, the widest)
+NARROW = {"9-64-2/b32": ((9, 64, 2), 32), "18-64-7/b32": ((18, 64, 7), 32), "20-64-10/b32": ((20, 64, 10), 32)}
+
+
 class WithCompanion:
-    """Today's default engine and, as :class:`~stream_am.AMClassifier` builds one at its first step, its linear
-    companion, stepped on every batch the engine learns."""
+    """Today's default engine and, as :class:`~stream_am.AMClassifier` builds them at its first step, its
+    companions, stepped on every batch the engine learns."""
 
     def __init__(self, widths: tuple[int, ...]):
         self.widths, self.engine = widths, OnlineAM(build_mlp(widths[0], widths[-1], tuple(widths[1:-1]), seed=0))
-        self.companion: LinearCompanion | None = None
+        self.companions: list[LinearCompanion] | None = None
 
     def partial_fit(self, x: torch.Tensor, y: torch.Tensor) -> None:
         stats = self.engine.partial_fit(x, y)
-        if self.companion is None and self.engine.input_memory:
-            self.companion = LinearCompanion(self.widths[0], self.widths[-1], self.engine.memory_decay,
-                                             self.engine.ridge)
-        if self.companion is not None:
-            self.companion.learn(x, y, stats)
+        if self.companions is None:
+            n, k, decay, ridge = self.widths[0], self.widths[-1], self.engine.memory_decay, self.engine.ridge
+            keeps = self.engine.input_memory
+            self.companions = [LinearCompanion(n, k, decay, ridge)] if keeps else []
+            if keeps and n <= QUADRATIC_MAX_FEATURES:
+                self.companions.insert(0, LinearCompanion(n, k, QUADRATIC_DECAY * decay, ridge, basis=QUADRATIC))
+        for companion in self.companions:
+            companion.learn(x, y, stats)
 
 
 def time_shape(ref: ModuleType, widths: tuple[int, ...], batch: int, steps: int, warmup: int,
@@ -112,7 +122,8 @@ def time_shape(ref: ModuleType, widths: tuple[int, ...], batch: int, steps: int,
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ref", default=FILED, help="the earlier commit (default: issue 10's filing)")
-    parser.add_argument("--shapes", nargs="*", default=list(step_time.SHAPES), choices=list(step_time.SHAPES))
+    shapes = {**step_time.SHAPES, **NARROW}
+    parser.add_argument("--shapes", nargs="*", default=list(step_time.SHAPES), choices=list(shapes))
     parser.add_argument("--steps", type=int, default=15)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--clock", default="cpu", choices=list(step_time.CLOCKS))
@@ -129,7 +140,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
               "| now + companion / now |")
         print("|---" * 10 + "|")
         for name in args.shapes:
-            widths, batch = step_time.SHAPES[name]
+            widths, batch = shapes[name]
             r = {"shape": name, **time_shape(ref, widths, batch, args.steps, args.warmup, args.clock)}
             rows.append(r)
             print(f"| {name} | {r['ref ms']:.2f} | {r['now ms']:.2f} | {r['now, sample clock ms']:.2f} "

@@ -177,8 +177,8 @@ def test_cost_since_times_an_earlier_commit_beside_today(
                                                      capture_output=True).returncode:
         pytest.skip("needs git and a clone of the repository")
     cost_since = load_benchmark("cost_since")
-    rows = cost_since.main(["--ref", "HEAD", "--shapes", "64-64-10/b32", "--steps", "1", "--warmup", "0"])
-    assert [r["shape"] for r in rows] == ["64-64-10/b32"]
+    rows = cost_since.main(["--ref", "HEAD", "--shapes", "64-64-10/b32", "9-64-2/b32", "--steps", "1", "--warmup", "0"])
+    assert [r["shape"] for r in rows] == ["64-64-10/b32", "9-64-2/b32"]  # (the second: both companions)
     assert all(rows[0][k] > 0 for k in ("ref ms", "now ms", "now / ref", "now / now, sample clock",
                                         "now + companion ms", "now + companion / now"))
     assert "| 64-64-10/b32 |" in capsys.readouterr().out

@@ -92,9 +92,11 @@ class AMClassifier(_AMMixin, SklearnClassifier, StreamClassifier):
         Keep a linear companion (a linear model on the inputs, learning every batch, gathered in blocks): it
         answers a sample where it is more confident than the network while its recent log-likelihood is at least
         the network's, or one like the recent inputs while it is also more accurate
-        (:mod:`stream_am.estimators.companion`). Built where the first layer keeps a memory. The default,
-        ``True``, follows drifting linear concepts and new separable classes sooner; ``False`` is the network
-        alone.
+        (:mod:`stream_am.estimators.companion`). Built where the first layer keeps a memory. With at most 20
+        inputs a quadratic companion (the same model on the inputs and their products,
+        :mod:`stream_am.estimators.basis`, with a longer memory) is asked first, then the linear one. The default,
+        ``True``, follows drifting linear concepts and new separable classes sooner, and draws the thresholds and
+        bands of tabular concepts; ``False`` is the network alone.
     epochs
         Passes over the data made by :meth:`fit` (scikit-learn API); every other method learns each sample
         once.

@@ -15,6 +15,8 @@ exactly (``T A T^T`` and ``T^-T W``), as the network's memories are.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 __all__ = ["Basis", "LINEAR", "QUADRATIC", "QUADRATIC_MAX_FEATURES", "QUADRATIC_DECAY"]
@@ -64,7 +66,7 @@ class Quadratic(Basis):
 
     def rows(self, x: np.ndarray) -> np.ndarray:
         out = super().rows(x)
-        i, j = np.triu_indices(x.shape[1])
+        i, j = _pairs(x.shape[1])
         np.multiply(x[:, i], x[:, j], out=out[:, x.shape[1] + 1 :])
         return out
 
@@ -72,7 +74,7 @@ class Quadratic(Basis):
         # (s_i x_i + t_i)(s_j x_j + t_j) = s_i s_j x_i x_j + s_i t_j x_i + t_i s_j x_j + t_i t_j
         T = super().transform(scale, shift)
         d = scale.shape[0]
-        i, j = np.triu_indices(d)
+        i, j = _pairs(d)
         p = d + 1 + np.arange(i.shape[0])
         T[p, p] = scale[i] * scale[j]
         np.add.at(T, (p, 1 + i), scale[i] * shift[j])
@@ -86,6 +88,14 @@ class Quadratic(Basis):
         # the product (i, j) of e inputs sits after the rows of products of the earlier first factors
         start = d + n_new + 1 + i * e - i * (i - 1) // 2
         return np.concatenate([np.arange(d + 1), start + (j - i)])
+
+
+@lru_cache(maxsize=64)
+def _pairs(d: int) -> tuple[np.ndarray, np.ndarray]:
+    """The factors ``i <= j`` of the products of ``d`` inputs, in ``numpy.triu_indices`` order (read-only)."""
+    i, j = np.triu_indices(d)
+    i.flags.writeable = j.flags.writeable = False
+    return i, j
 
 
 LINEAR = Basis()
