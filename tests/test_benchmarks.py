@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from types import ModuleType
 
+import numpy as np
 import pytest
 
 Loader = Callable[[str], ModuleType]
@@ -224,3 +225,19 @@ def test_river_loop_refuses_bad_sizes(load_benchmark: Loader) -> None:
     for argv in (["--n", "0"], ["--torch-threads", "0"]):
         with pytest.raises(SystemExit):
             load_benchmark("river_loop").main(argv)
+
+
+def test_recovery_holds_every_mode_to_the_reference_level(
+    load_benchmark: Loader, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recovery = load_benchmark("recovery")
+    reference = np.array([1.0] * 100 + [0.0] * 10 + [1.0] * 200)
+    slower = np.array([1.0] * 100 + [0.0] * 40 + [1.0] * 170)
+    assert recovery.recovery(reference, reference, [100], 20) == [30]  # the first window back over 0.98
+    assert recovery.recovery(slower, reference, [100], 20) == [60]
+    assert recovery.recovery(np.zeros(310), reference, [100], 20) == [210]  # never: the segment's length
+    totals = recovery.main(["--quick", "--seeds", "0", "--scenarios", "agrawal-abrupt"])
+    assert set(totals["agrawal-abrupt"]) == {"linear", "ungated", "default"}
+    assert all(v >= 3 * 50 for v in totals["agrawal-abrupt"].values())  # three drift points, a window each at least
+    lines = capsys.readouterr().out.splitlines()
+    assert sum(line.startswith("| agrawal-abrupt | 0 |") for line in lines) == 1

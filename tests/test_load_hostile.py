@@ -92,6 +92,8 @@ CONFIG_EDITS: dict[str, tuple[Edit, str]] = {
     "companion-score-nan": (lambda c: c["meta"]["companion"].__setitem__("scores", [-0.5, float("nan")]), "scores"),
     "companion-score-bool": (lambda c: c["meta"]["companion"].__setitem__("scores", [True, -0.5]), "scores"),
     "companion-scores-three": (lambda c: c["meta"]["companion"].__setitem__("scores", [-0.5] * 3), "scores"),
+    "companion-recent-positive": (lambda c: c["meta"]["companion"].__setitem__("recent", [-0.5, 0.5]), "recent"),
+    "quadratic-recent-one": (lambda c: c["meta"]["quadratic"].__setitem__("recent", [-0.5]), "quadratic.recent"),
     "companion-accuracy-above-1": (lambda c: c["meta"]["companion"].__setitem__("accuracy", [0.5, 1.5]), "accuracy"),
     "companion-dropped": (_meta("companion", None), "companion"),
     "companion-switched-off": (lambda c: c["params"].__setitem__("companion", ["bool", False]), "companion"),

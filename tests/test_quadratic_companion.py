@@ -133,3 +133,35 @@ def test_the_quadratic_companion_answers_first_and_the_linear_one_after_it():
     assert [name for name, _ in seen] == ["quadratic", "linear"]
     assert (seen[1][1][:, 0] == 1.0).all()  # the linear one is given what the quadratic one answered
     assert (got[:, 1] == 1.0).all()  # and has the last word
+
+
+def _switch(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A ring whose labels flip at ``n // 2``: an abrupt change of concept on the same inputs."""
+    X, y = _ring(n, seed)
+    y[n // 2 :] = 1 - y[n // 2 :]
+    return X, y
+
+
+def test_the_quadratic_companion_is_gated_by_its_recent_score_and_the_linear_one_is_not():
+    X, y = _switch(4000)
+    model = AMClassifier(hidden_sizes=(8,), batch_size=32, seed=0).partial_fit(X[:2000], y[:2000])
+    quadratic, linear = model._quadratic, model._companion
+    assert quadratic.gate and not linear.gate
+    assert quadratic.scores[1] > quadratic.scores[0] and quadratic.recent[1] > quadratic.recent[0]
+    model.partial_fit(X[2000:2256], y[2000:2256])  # two blocks after the switch
+    # its memory of the old concept: the long score still ahead of the network's, the recent one under it
+    assert quadratic.scores[1] > quadratic.scores[0] and quadratic.recent[1] < quadratic.recent[0]
+    proba = np.full((5, 2), 0.5)
+    assert quadratic.answer(torch.from_numpy(model._frame.apply(X[:5])), proba) is proba  # it answers nothing
+    quadratic.gate = False
+    assert quadratic.answer(torch.from_numpy(model._frame.apply(X[:5])), proba) is not proba
+
+
+def test_the_recent_scores_are_saved_and_a_state_saved_before_them_reads_a_tie():
+    X, y = _switch(600)
+    model = AMClassifier(hidden_sizes=(8,), batch_size=16, seed=0).partial_fit(X, y)
+    meta, arrays = model._payload()
+    assert meta["quadratic"]["recent"] == model._quadratic.recent and model._quadratic.recent[0] < 0
+    older = AMClassifier(hidden_sizes=(8,), batch_size=16, seed=0)
+    older._restore({**meta, "quadratic": {k: v for k, v in meta["quadratic"].items() if k != "recent"}}, arrays)
+    assert older._quadratic.recent == [0.0, 0.0] and older._quadratic.gate

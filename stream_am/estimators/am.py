@@ -191,7 +191,8 @@ class AMClassifier(_AMMixin, SklearnClassifier, StreamClassifier):
         n, k, decay, ridge = engine.n_inputs, engine.n_outputs, self.memory_decay, self.ridge
         linear = LinearCompanion(n, k, decay, ridge) if self._keeps_companion(engine) else None
         keeps = self._keeps_quadratic(engine, n)
-        return linear, LinearCompanion(n, k, QUADRATIC_DECAY * decay, ridge, basis=QUADRATIC) if keeps else None
+        quadratic = LinearCompanion(n, k, QUADRATIC_DECAY * decay, ridge, basis=QUADRATIC, gate=True) if keeps else None
+        return linear, quadratic
 
     @classmethod
     def _unit_test_params(cls) -> Any:

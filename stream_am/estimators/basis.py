@@ -31,6 +31,7 @@ class Basis:
     """The linear basis ``[1, x]``; subclasses add features (module docstring)."""
 
     name = "linear"
+    largest_input = float(np.finfo(np.float32).max)  # a gathered row's largest input: its features' stay in float32
 
     def width(self, d: int) -> int:
         """Features of rows of ``d`` inputs, the bias included."""
@@ -60,6 +61,7 @@ class Quadratic(Basis):
     """``[1, x, x_i x_j for i <= j]``: the linear features, then the products in ``numpy.triu_indices`` order."""
 
     name = "quadratic"
+    largest_input = float(np.sqrt(np.finfo(np.float32).max))  # (its squares are features)
 
     def width(self, d: int) -> int:
         return 1 + d + d * (d + 1) // 2

@@ -2,18 +2,16 @@
 
 Where the world changes, the network's hidden layers hold features of the old concept, and the readout built on
 them lags; a linear model on the inputs alone follows a moving linear boundary (river's hyperplane, where river's
-logistic regression is ahead of the network) and a new task of separable classes sooner. Where the concept
-is not linear, it is worse. The companion is that linear model: a ridge fit of one-hot targets on the network's
+logistic regression is ahead of the network) and a new task of separable classes sooner. Where the concept is not
+linear, it is worse. The companion is that linear model: a ridge fit of one-hot targets on the network's
 standardised input rows ``x`` (a bias first; or on the features of another basis of them, as the classifier's
-quadratic companion: :mod:`~stream_am.estimators.basis`), as the memory readout fits them on the last hidden
-layer, on the
-clock of each class as the memories are (:mod:`stream_am.updaters.class_memory`): it keeps ``A_c = sum x x^T``
-over the rows of each class ``c``, aged by ``(1 - memory_decay)`` per sample of the batches that hold ``c``
+quadratic companion: :mod:`~stream_am.estimators.basis`), as the memory readout fits them on the last hidden layer,
+on the clock of each class as the memories are (:mod:`stream_am.updaters.class_memory`): it keeps ``A_c = sum x
+x^T`` over the rows of each class ``c``, aged by ``(1 - memory_decay)`` per sample of the batches that hold ``c``
 only (with one clock for all, a class-incremental stream's first classes faded from it, and it answered their
 inputs for the classes of the last task), and solves ``W = (A + ridge * mean(diag A) * I)^-1 B`` as it learns,
 where ``A`` is the sum of the ``A_c`` and ``B``'s column ``c`` is ``A_c``'s first column (the sum of ``c``'s
-rows). It is re-expressed (exactly: the sums are statistics of the rows) and grown with the network's first
-layer.
+rows). It is re-expressed (exactly: the sums are statistics of the rows) and grown with the network's first layer.
 
 Which one answers is decided from evidence, per sample, from three running measures of the recent stream (each
 decaying with a half-life of ``HALF_LIFE`` samples, tested on every batch before it is learned): each model's
@@ -29,9 +27,13 @@ squared, to their mean. The companion answers a sample
 
 and the network answers every other sample. The first rule follows a drifting concept (the inputs stay, the
 labels move); it leaves alone the inputs of earlier tasks, which the network's memories keep better. The second
-lets the companion answer where the network is unsure, but not when it is worse overall. The measures move per
-batch the network learns, so ``learn_one`` and ``learn_many`` keep giving the same model. Why each condition is
-there, and figures: ``docs/method.md`` and ``benchmarks/README.md``, "A linear companion".
+lets the companion answer where the network is unsure, but not when it is worse overall. A companion built with
+``gate=True`` (the classifier's quadratic one, whose memory is longer than the network's) also keeps both scores
+with a half-life of ``GATE_HALF_LIFE`` samples and answers nothing while its score there is under the network's:
+after an abrupt change its memory of the old concept stops answering within a block or two, not a few hundred
+samples. The measures move per batch the network learns, so ``learn_one`` and ``learn_many`` keep giving the same
+model. Why each condition is there, and figures: ``docs/method.md`` and ``benchmarks/README.md``, "A linear
+companion".
 
 It learns in blocks: it gathers the batches the network learned (their rows, labels and the network's
 measures) until they hold ``BLOCK`` samples, then measures and learns them in one pass, with the weights
@@ -62,9 +64,10 @@ from stream_am.estimators.basis import LINEAR, Basis
 from stream_am.estimators.blas_threads import blas_thread_limit, one_blas_thread
 from stream_am.updaters.memory import ROUNDING
 
-__all__ = ["LinearCompanion", "HALF_LIFE", "FAMILIAR", "BLOCK", "size"]
+__all__ = ["LinearCompanion", "HALF_LIFE", "GATE_HALF_LIFE", "FAMILIAR", "BLOCK", "size"]
 
 HALF_LIFE = 500.0  # samples over which a score's weight halves
+GATE_HALF_LIFE = 128.0  # the same for the recent scores of a gated companion: one block (module docstring)
 FAMILIAR = 3.0  # standard deviations of the squared Mahalanobis distance within which an input looks recent
 BLOCK = 128  # samples the companion gathers before it learns them (module docstring)
 NEW = 32  # rows a class's sums hold (aged) below which the companion learns a batch that holds it at once
@@ -75,25 +78,25 @@ class LinearCompanion:
     """The ridge fit of the module docstring on ``n_inputs`` inputs, mapped to ``w = basis.width(n_inputs)`` features
     (``n_inputs + 1`` for the linear basis, the bias first), and ``n_outputs`` classes.
 
-    ``scores`` and ``accuracy``: ``[network, companion]`` (0 before any step: a tie); ``A``: the sums of each
-    class (``n_outputs x w x w``); ``R``: the recent rows' sum (``w`` square); ``W``: the weights (``w x
-    n_outputs``); all float64 numpy arrays
-    (a step is a few small products, where numpy's cost per call is a fraction of torch's); ``pending``: the
-    batches gathered and not yet learned, ``(size, network loss, network accuracy)`` each, whose rows and labels
-    are ``pending_rows`` (``size`` rows each, ``n_inputs`` wide) and ``pending_labels``; ``decay`` and
-    ``ridge``: the estimator's ``memory_decay`` and ``ridge``.
+    ``scores``, ``recent`` (the scores at :data:`GATE_HALF_LIFE`, read with ``gate``) and ``accuracy``:
+    ``[network, companion]`` (0 before any step: a tie); ``A``: the sums of each class (``n_outputs x w x w``);
+    ``R``: the recent rows' sum (``w`` square); ``W``: the weights (``w x n_outputs``); all float64 numpy arrays (a
+    step is a few small products, where numpy's cost per call is a fraction of torch's); ``pending``: the batches
+    gathered and not yet learned, ``(size, network loss, network accuracy)`` each, whose rows and labels are
+    ``pending_rows`` (``size`` rows each, ``n_inputs`` wide) and ``pending_labels``; ``decay`` and ``ridge``: the
+    estimator's ``memory_decay`` and ``ridge``.
     """
 
     def __init__(self, n_inputs: int, n_outputs: int, decay: float, ridge: float,
                  scores: tuple[float, float] = (0.0, 0.0), accuracy: tuple[float, float] = (0.0, 0.0),
                  A: np.ndarray | None = None, R: np.ndarray | None = None, W: np.ndarray | None = None,
                  pending: list[tuple[int, float, float]] | None = None, pending_rows: np.ndarray | None = None,
-                 pending_labels: np.ndarray | None = None, basis: Basis = LINEAR) -> None:
-        self.decay, self.ridge, self.basis, self.n_inputs = decay, ridge, basis, n_inputs
-        self.scores, self.accuracy = [float(s) for s in scores], [float(a) for a in accuracy]
+                 pending_labels: np.ndarray | None = None, basis: Basis = LINEAR, gate: bool = False,
+                 recent: tuple[float, float] = (0.0, 0.0)) -> None:
+        self.decay, self.ridge, self.basis, self.n_inputs, self.gate = decay, ridge, basis, n_inputs, gate
+        self.scores, self.recent, self.accuracy = ([float(v) for v in pair] for pair in (scores, recent, accuracy))
         w = basis.width(n_inputs)
-        self.A = np.zeros((n_outputs, w, w)) if A is None else A
-        self.R = np.zeros((w, w)) if R is None else R
+        self.A, self.R = np.zeros((n_outputs, w, w)) if A is None else A, np.zeros((w, w)) if R is None else R
         self.W = np.zeros((w, n_outputs)) if W is None else W
         self._pending = [(int(n), float(loss), float(hits)) for n, loss, hits in (pending or [])]
         self._n_pending = sum(n for n, _, _ in self._pending)
@@ -160,9 +163,10 @@ class LinearCompanion:
         loss, hits = np.add.reduceat(measured, starts, axis=1) / sizes
         for (size, network_loss, network_hits), *mine in zip(self._pending, loss.tolist(), hits.tolist(),
                                                               strict=True):
-            keep = 0.5 ** (size / HALF_LIFE)
+            keep, fast = 0.5 ** (size / HALF_LIFE), 0.5 ** (size / GATE_HALF_LIFE)
             for i, (l, a) in enumerate(((network_loss, network_hits), mine)):
                 self.scores[i] = keep * self.scores[i] - (1.0 - keep) * l
+                self.recent[i] = fast * self.recent[i] - (1.0 - fast) * l
                 self.accuracy[i] = keep * self.accuracy[i] + (1.0 - keep) * a
         # a class's sums age by the samples of each gathered batch that holds it, and a row by those of the
         # later ones; rows scaled by the square roots of their weights, grouped by class and padded with zero
@@ -223,7 +227,8 @@ class LinearCompanion:
         s, t = (v.detach().cpu().double().numpy() for v in (scale, shift))
         T = self.basis.transform(s, t)
         self.A, self.R = T @ self.A @ T.T, T @ self.R @ T.T
-        self._rows_pending = [torch.from_numpy(self._gathered()[0] * s + t)]
+        top = self.basis.largest_input  # (only a loaded row could pass it: the load bound holds after a refresh)
+        self._rows_pending = [torch.from_numpy(np.clip(self._gathered()[0] * s + t, -top, top))]
         self.W = np.ascontiguousarray(solve_triangular(T.T, self.W, lower=False, check_finite=False))  # a W = a' T^-T W
         self._watch()
 
@@ -242,7 +247,7 @@ class LinearCompanion:
 
     def answer(self, x: torch.Tensor, proba: np.ndarray) -> np.ndarray:
         """The probabilities to give for the rows ``x``, where the network gives ``proba`` (module docstring)."""
-        if self.scores[1] < self.scores[0] or not len(proba):
+        if self.scores[1] < self.scores[0] or (self.gate and self.recent[1] < self.recent[0]) or not len(proba):
             return proba
         with blas_thread_limit() if len(proba) > 1 else nullcontext():  # (as familiar's)
             return self._answer(self.basis.rows(_numpy_rows(x)), proba)
@@ -265,7 +270,7 @@ class LinearCompanion:
                 torch.cat(self._labels_pending).numpy().copy())
 
     def meta(self) -> dict[str, Any]:
-        return {"scores": list(self.scores), "accuracy": list(self.accuracy),
+        return {"scores": list(self.scores), "recent": list(self.recent), "accuracy": list(self.accuracy),
                 "pending": [list(batch) for batch in self._pending]}
 
     def arrays(self, prefix: str = "companion") -> dict[str, np.ndarray]:

@@ -18,7 +18,6 @@ __all__ = ["check_state"]
 
 _ROUNDING = 1e-9  # relative to the largest diagonal entry: what rounding leaves of a sum's symmetry and eigenvalues
 _LARGEST = 1e150  # the largest magnitude a saved sum or weight may hold: products of two stay finite
-_ROW_LARGEST = float(np.finfo(np.float32).max)  # a gathered row's: a block's squares stay far under _LARGEST
 
 
 def check_state(meta: Any, arrays: dict[str, Any], n_features: int, n_classes: int, n_learned: int,
@@ -26,11 +25,14 @@ def check_state(meta: Any, arrays: dict[str, Any], n_features: int, n_classes: i
     """The saved state of a companion on ``basis`` as keyword arguments of :class:`~stream_am.estimators.companion.
     LinearCompanion`; ``ValueError`` naming the field unless its ``meta`` (``meta.<prefix>``) and arrays
     (``<prefix>.*``) could have written them (a state saved before the companion gathered batches has no
-    ``pending``: none are)."""
-    if not (isinstance(meta, dict) and set(meta) in ({"scores", "accuracy"}, {"scores", "accuracy", "pending"})):
-        raise ValueError(f"meta.{prefix} must be a dict of scores, accuracy and pending, got {meta!r}")
+    ``pending``: none are; one saved before the sixteenth session has no ``recent``: a tie)."""
+    keys = {"scores", "recent", "accuracy", "pending"}
+    if not (isinstance(meta, dict) and {"scores", "accuracy"} <= set(meta) <= keys):
+        raise ValueError(f"meta.{prefix} must be a dict of scores, recent, accuracy and pending, got {meta!r}")
     saved: dict[str, Any] = {}
-    for key, low, high in (("scores", -math.inf, 0.0), ("accuracy", 0.0, 1.0)):
+    for key, low, high in (("scores", -math.inf, 0.0), ("recent", -math.inf, 0.0), ("accuracy", 0.0, 1.0)):
+        if key not in meta:
+            continue
         v = meta[key]
         if not (isinstance(v, list) and len(v) == 2 and all(is_finite_number(a) and low <= a <= high for a in v)):
             raise ValueError(f"meta.{prefix}.{key} must be two finite numbers in [{low}, {high}], got {v!r}")
@@ -47,7 +49,7 @@ def check_state(meta: Any, arrays: dict[str, Any], n_features: int, n_classes: i
     for key in ("A", "R"):
         _check_sums(f"{prefix}.{key}", saved[key], n_learned)
     if "pending" in meta:
-        saved.update(_pending(meta["pending"], arrays, n_features, n_classes, n_learned, prefix))
+        saved.update(_pending(meta["pending"], arrays, n_features, n_classes, n_learned, prefix, basis))
     elif {f"{prefix}.pending_rows", f"{prefix}.pending_labels"} & set(arrays):
         raise ValueError(f"the state has {prefix}.pending_* arrays, but meta.{prefix} has no pending")
     return saved
@@ -69,7 +71,7 @@ def _check_sums(key: str, a: np.ndarray, n_learned: int) -> None:
 
 
 def _pending(pending: Any, arrays: dict[str, Any], n_features: int, n_classes: int,
-             n_learned: int, prefix: str) -> dict[str, Any]:
+             n_learned: int, prefix: str, basis: Basis) -> dict[str, Any]:
     """The gathered batches: ``[size, network loss, network accuracy]`` each, fewer than ``BLOCK`` rows in all,
     and their rows and labels."""
     if not (isinstance(pending, list) and all(
@@ -87,9 +89,11 @@ def _pending(pending: Any, arrays: dict[str, Any], n_features: int, n_classes: i
         got = getattr(rows, "shape", None), getattr(rows, "dtype", type(rows).__name__)
         raise ValueError(f"array {prefix}.pending_rows must hold float64 of shape {(total, n_features)} (the "
                          f"sizes in meta.{prefix}.pending), got {got}")
-    if not np.isfinite(rows).all() or (np.abs(rows) > _ROW_LARGEST).any():  # (rows the network learned)
-        raise ValueError(f"array {prefix}.pending_rows must hold finite values at most {_ROW_LARGEST:g} in "
-                         "magnitude (float32's largest)")
+    # (rows the network learned: their features on the basis within float32, so a block's squares stay far under
+    # _LARGEST; a refresh clips re-expressed rows to the same bound, so a state it leaves loads again)
+    if not np.isfinite(rows).all() or (np.abs(rows) > basis.largest_input).any():
+        raise ValueError(f"array {prefix}.pending_rows must hold finite values at most {basis.largest_input:g} in "
+                         f"magnitude (the {basis.name} features of a row within float32's largest)")
     if not (isinstance(labels, np.ndarray) and labels.dtype == np.int64 and labels.shape == (total,)
             and bool(((labels >= 0) & (labels < n_classes)).all())):
         raise ValueError(f"array {prefix}.pending_labels must hold {total} int64 class indices in "

@@ -128,7 +128,7 @@ def _quadratic(est: Any, meta: dict[str, Any], arrays: dict[str, np.ndarray], en
     saved = check_companion(meta["quadratic"], arrays, n_features, n_classes, int(meta["n_learned"]), "quadratic",
                             QUADRATIC)
     return LinearCompanion(n_features, n_classes, QUADRATIC_DECAY * est.memory_decay, est.ridge, **saved,
-                           basis=QUADRATIC)
+                           basis=QUADRATIC, gate=True)
 
 
 class Persistent:
