@@ -286,8 +286,8 @@ def _numpy_rows(x: torch.Tensor) -> np.ndarray:
 
 def size(n_inputs: int, n_outputs: int, basis: Basis = LINEAR) -> int:
     """Numbers a companion of these sizes holds, at most: one square sum of its features per class, the recent
-    one, and fewer than :data:`BLOCK` gathered rows with their labels."""
-    return (n_outputs + 1) * basis.width(n_inputs) ** 2 + BLOCK * (n_inputs + 1)
+    one, its weights, and fewer than :data:`BLOCK` gathered rows with their labels."""
+    return (n_outputs + 1) * basis.width(n_inputs) ** 2 + basis.width(n_inputs) * n_outputs + BLOCK * (n_inputs + 1)
 
 
 def _cholesky(A: np.ndarray, ridge: float) -> np.ndarray | None:

@@ -100,8 +100,8 @@ def test_learning_that_would_pass_the_class_memory_limit_is_refused_before_anyth
     assert item["field"] == "instances" and "max_class_memory" in item["msg"]
     assert _export(client, "c") == before
     assert class_memory_size(2, [8], 3) == 3 * (3 * (3 + 8) + 9 * (9 + 3))
-    assert companion.size(2, 3) == (3 + 1) * 3 * 3 + companion.BLOCK * 3  # sums, and rows gathered
-    assert companion.size(2, 3, QUADRATIC) == (3 + 1) * 6 * 6 + companion.BLOCK * 3  # [1, a, b, aa, ab, bb]
+    assert companion.size(2, 3) == (3 + 1) * 3 * 3 + 3 * 3 + companion.BLOCK * 3  # sums, weights, rows gathered
+    assert companion.size(2, 3, QUADRATIC) == (3 + 1) * 6 * 6 + 6 * 3 + companion.BLOCK * 3  # [1, a, b, aa, ab, bb]
 
 
 def test_the_companions_sums_count_against_the_limit_whatever_the_memory_clock(
