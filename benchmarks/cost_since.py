@@ -87,7 +87,8 @@ class WithCompanion:
             keeps = self.engine.input_memory
             self.companions = [LinearCompanion(n, k, decay, ridge)] if keeps else []
             if keeps and n <= QUADRATIC_MAX_FEATURES:
-                self.companions.insert(0, LinearCompanion(n, k, QUADRATIC_DECAY * decay, ridge, basis=QUADRATIC))
+                self.companions.insert(0, LinearCompanion(n, k, QUADRATIC_DECAY * decay, ridge, basis=QUADRATIC,
+                                                          gate=True))
         for companion in self.companions:
             companion.learn(x, y, stats)
 
