@@ -31,6 +31,19 @@ def test_new_inputs_leave_the_old_features_where_embed_says_and_add_zeros(basis)
     assert not np.delete(grown, at, axis=1).any()
 
 
+@pytest.mark.parametrize("d", [0, 1, 2, 9, 20])
+def test_the_quadratic_congruence_equals_the_dense_products(d):
+    rng = np.random.default_rng(d)
+    X = rng.normal(size=(3, 40, QUADRATIC.width(d)))
+    A = X.transpose(0, 2, 1) @ X
+    T = QUADRATIC.transform(rng.uniform(0.5, 2.0, d), rng.normal(size=d))
+    dense = T @ A @ T.T
+    np.testing.assert_allclose(QUADRATIC.congruence(T, A), dense, rtol=1e-10, atol=1e-10 * np.abs(dense).max())
+    np.testing.assert_allclose(QUADRATIC.congruence(T, A[0]), dense[0], rtol=1e-10, atol=1e-10 * np.abs(dense).max())
+    assert np.array_equal(LINEAR.congruence(T[: d + 1, : d + 1], A[:, : d + 1, : d + 1]),
+                          T[: d + 1, : d + 1] @ A[:, : d + 1, : d + 1] @ T[: d + 1, : d + 1].T)
+
+
 def test_the_quadratic_features_are_the_bias_the_inputs_and_their_products():
     x = np.array([[2.0, 3.0]])
     assert QUADRATIC.rows(x).tolist() == [[1.0, 2.0, 3.0, 4.0, 6.0, 9.0]] and QUADRATIC.width(2) == 6

@@ -15,6 +15,7 @@ exactly (``T A T^T`` and ``T^-T W``), as the network's memories are.
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import numpy as np
@@ -56,6 +57,10 @@ class Basis:
         """Where the features of ``d`` inputs sit among those of ``d + n_new`` (the new inputs appended)."""
         return np.arange(d + 1)
 
+    def congruence(self, T: np.ndarray, A: np.ndarray) -> np.ndarray:
+        """``T A T^T`` for each square matrix of the stack ``A`` (``... x w x w``), ``T`` from :meth:`transform`."""
+        return T @ A @ T.T
+
 
 class Quadratic(Basis):
     """``[1, x, x_i x_j for i <= j]``: the linear features, then the products in ``numpy.triu_indices`` order."""
@@ -83,6 +88,19 @@ class Quadratic(Basis):
         np.add.at(T, (p, 1 + j), shift[i] * scale[j])
         T[p, 0] = shift[i] * shift[j]
         return T
+
+    def congruence(self, T: np.ndarray, A: np.ndarray) -> np.ndarray:
+        # T is its diagonal D plus E, whose entries off the diagonal all lie in the first d + 1 columns (a product's
+        # row reads only the bias and the linear features): (D + E) A (D + E)^T with products of width d + 1, half
+        # the time of two dense products of width w for 18 or 20 inputs (w = 190, 231; a linear basis is faster dense)
+        d = (math.isqrt(1 + 8 * T.shape[0]) - 3) // 2  # (the inputs of w = 1 + d + d (d + 1) / 2 features)
+        low = T[:, : d + 1].copy()
+        np.fill_diagonal(low, 0.0)  # (its first d + 1 rows' diagonal entries are D's)
+        TA = A * np.diagonal(T)[:, None]
+        TA += low @ A[..., : d + 1, :]
+        out = TA * np.diagonal(T)
+        out += TA[..., : d + 1] @ low.T
+        return out
 
     def embed(self, d: int, n_new: int) -> np.ndarray:
         i, j = np.triu_indices(d)

@@ -226,7 +226,7 @@ class LinearCompanion:
         network's weights against an outlier's spread, is not needed: the next solve refits these)."""
         s, t = (v.detach().cpu().double().numpy() for v in (scale, shift))
         T = self.basis.transform(s, t)
-        self.A, self.R = T @ self.A @ T.T, T @ self.R @ T.T
+        self.A, self.R = self.basis.congruence(T, self.A), self.basis.congruence(T, self.R)
         top = self.basis.largest_input  # (only a loaded row could pass it: the load bound holds after a refresh)
         self._rows_pending = [torch.from_numpy(np.clip(self._gathered()[0] * s + t, -top, top))]
         self.W = np.ascontiguousarray(solve_triangular(T.T, self.W, lower=False, check_finite=False))  # a W = a' T^-T W
