@@ -58,7 +58,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.linalg import lapack, solve_triangular
+from scipy.linalg import blas, lapack, solve_triangular
 
 from stream_am.estimators.basis import LINEAR, Basis
 from stream_am.estimators.blas_threads import blas_thread_limit, one_blas_thread
@@ -169,29 +169,19 @@ class LinearCompanion:
                 self.recent[i] = fast * self.recent[i] - (1.0 - fast) * l
                 self.accuracy[i] = keep * self.accuracy[i] + (1.0 - keep) * a
         # a class's sums age by the samples of each gathered batch that holds it, and a row by those of the
-        # later ones; rows scaled by the square roots of their weights, grouped by class and padded with zero
-        # rows to the largest count, form one stack whose products are one batched call
+        # later ones; rows scaled by the square roots of their weights and grouped by class give each class's sums
+        # aged and added in one BLAS call
         holds = np.zeros((m, k), dtype=bool)
         holds[batch, labels] = True
         aging = holds * sizes[:, None]
         later = np.cumsum(aging[::-1], axis=0)[::-1] - aging
         scaled = rows * (math.sqrt(1.0 - self.decay) ** later[batch, labels])[:, None]
-        counts = np.bincount(labels, minlength=k)
-        present = np.flatnonzero(counts)
-        order = np.argsort(labels, kind="stable")
-        stack = np.zeros((present.shape[0], int(counts.max()), rows.shape[1]))
-        stack[np.searchsorted(present, labels[order]), np.arange(n) - (np.cumsum(counts) - counts)[labels[order]]] = \
-            scaled[order]
-        products = np.ascontiguousarray(stack.transpose(0, 2, 1)) @ stack
-        age = (1.0 - self.decay) ** aging.sum(axis=0)[present]
-        if present.shape[0] == k:  # (in place where it can: a copy of the sums costs as much as their update)
-            self.A *= age[:, None, None]
-            self.A += products
-        else:
-            self.A[present] = self.A[present] * age[:, None, None] + products
+        counts, ages = np.bincount(labels, minlength=k), (1.0 - self.decay) ** aging.sum(axis=0)
+        grouped, ends = scaled[np.argsort(labels, kind="stable")], np.cumsum(counts)
+        for c in np.flatnonzero(counts).tolist():
+            _age_and_add(self.A[c], float(ages[c]), grouped[ends[c] - counts[c] : ends[c]])
         recent = rows * np.repeat(math.sqrt(0.5) ** ((n - np.cumsum(sizes)) / HALF_LIFE), sizes)[:, None]
-        self.R *= 0.5 ** (n / HALF_LIFE)
-        self.R += recent.T @ recent
+        _age_and_add(self.R, 0.5 ** (n / HALF_LIFE), recent)
         self._pending, self._rows_pending, self._labels_pending, self._n_pending = [], [], [], 0
         self._solve()
         self._watch()
@@ -288,6 +278,14 @@ def size(n_inputs: int, n_outputs: int, basis: Basis = LINEAR) -> int:
     """Numbers a companion of these sizes holds, at most: one square sum of its features per class, the recent
     one, its weights, and fewer than :data:`BLOCK` gathered rows with their labels."""
     return (n_outputs + 1) * basis.width(n_inputs) ** 2 + basis.width(n_inputs) * n_outputs + BLOCK * (n_inputs + 1)
+
+
+def _age_and_add(A: np.ndarray, age: float, rows: np.ndarray) -> None:
+    """``A <- age A + rows^T rows`` in place (``A`` symmetric: its transpose, F-ordered where ``A`` is C-ordered,
+    is the output of one ``dgemm``), for a C-ordered ``rows``."""
+    out = blas.dgemm(1.0, rows.T, rows.T, beta=age, c=A.T, trans_b=1, overwrite_c=1)
+    if not np.shares_memory(out, A):  # (BLAS wrote a copy: A was not C-ordered)
+        A[...] = out.T
 
 
 def _cholesky(A: np.ndarray, ridge: float) -> np.ndarray | None:
