@@ -17,6 +17,7 @@ from stream_am.variants import check_variant
 __all__ = [
     "HYPERPARAMETERS",
     "LARGEST",
+    "MAX_SPARSITY",
     "OPTIONAL",
     "LOSSES",
     "MEMORY_CLOCKS",
@@ -25,6 +26,7 @@ __all__ = [
     "check_hyperparameter",
     "check_hyperparameters",
     "check_choices",
+    "check_sparsity",
 ]
 
 #: the upper end of the step sizes and weights below: far beyond any useful setting, and low enough that the
@@ -47,6 +49,10 @@ HYPERPARAMETERS: dict[str, tuple[float, float | None, bool]] = {
     "lambda_c": (0.0, LARGEST, True),
     "lambda_w": (0.0, LARGEST, True),
 }
+#: the largest weight ``lambda_c / mu`` of the codes' L1 term: the float32 engine applies it as one factor (the
+#: largest float32, 3.4e38, rounded down); a tiny ``mu`` with a positive ``lambda_c`` (``mu=1e-300, lambda_c=1``,
+#: each in its range) used to be accepted and break the first step
+MAX_SPARSITY = 1e38
 OPTIONAL = ("solve_every",)
 LOSSES = ("cross_entropy", "mse")
 READOUTS = ("memory", "adam")
@@ -70,6 +76,13 @@ def check_hyperparameters(obj: Any) -> None:
         check_hyperparameter(name, getattr(obj, name))
 
 
+def check_sparsity(lambda_c: float, mu: float) -> None:
+    """``ValueError`` naming ``lambda_c`` when ``lambda_c / mu`` (both in range) exceeds :data:`MAX_SPARSITY`."""
+    if lambda_c > 0 and lambda_c / mu > MAX_SPARSITY:
+        raise ValueError(f"lambda_c must be at most {MAX_SPARSITY:g} * mu (the codes' L1 weight lambda_c / mu must "
+                         f"fit float32), got lambda_c={lambda_c!r} with mu={mu!r}")
+
+
 def check_choices(variant: Any, readout: Any, loss: Any = "cross_entropy", n_codes: int | None = None) -> None:
     """``ValueError`` naming ``variant``, ``readout`` or ``loss`` when it is not one of its choices."""
     check_variant(variant, n_codes)
@@ -83,3 +96,4 @@ def check_am_params(obj: Any, loss: Any, n_codes: int | None = None) -> None:
     check_choices(obj.variant, obj.readout, loss, n_codes)
     checks.check_choice("memory_clock", obj.memory_clock, MEMORY_CLOCKS)
     check_hyperparameters(obj)
+    check_sparsity(obj.lambda_c, obj.mu)

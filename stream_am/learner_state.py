@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from stream_am import checks
-from stream_am.hyperparameters import HYPERPARAMETERS, check_hyperparameter
+from stream_am.hyperparameters import HYPERPARAMETERS, check_hyperparameter, check_sparsity
 from stream_am.updaters.memory import MemoryUpdater
 
 if TYPE_CHECKING:
@@ -289,6 +289,9 @@ class LearnerState:
     def __setattr__(self, name: str, value: Any) -> None:
         if name in HYPERPARAMETERS and "_built" in self.__dict__:  # set after construction: checked as given
             check_hyperparameter(name, value)
+            if name in ("lambda_c", "mu"):  # and with the other one (the engine's mu only grows from mu)
+                pair = {"lambda_c": self.__dict__["lambda_c"], "mu": self.__dict__["mu"], name: value}
+                check_sparsity(pair["lambda_c"], min(pair["mu"], self.__dict__.get("_mu", pair["mu"])))
         if name == "memory_decay" and self.__dict__.get("_built"):
             for updater in self._updaters:
                 if isinstance(updater, MemoryUpdater):  # a class-clocked one too

@@ -153,3 +153,28 @@ def test_prediction_needs_finite_values_only_so_a_standardised_outlier_is_still_
     assert am.predict(torch.full((2, 3), 1e12)).shape == (2, 2)
     with pytest.raises(ValueError, match="x contains NaN, infinite values"):
         am.predict(torch.tensor([[float("nan"), 0.0, 0.0]]))
+
+
+@pytest.mark.parametrize("mu, lambda_c", [(1e-300, 1.0), (5e-324, 1e-3), (1e-39, 1.0)])
+def test_a_codes_l1_weight_beyond_float32_is_refused_at_construction(mu: float, lambda_c: float) -> None:
+    """Found by tests/api/test_api_fuzz.py: ``mu`` and ``lambda_c`` each in range, but the codes' L1 weight
+    ``lambda_c / mu`` beyond float32, were accepted and the first step raised a RuntimeError (a 503 in the server)."""
+    with pytest.raises(ValueError, match="^lambda_c must be at most"):
+        OnlineAM(_net(), mu=mu, lambda_c=lambda_c)
+    am = OnlineAM(_net(), mu=mu, seed=0)  # a tiny mu alone is accepted, and learns
+    am.partial_fit(torch.ones(4, 3), torch.tensor([0, 1, 0, 1]))
+    with pytest.raises(ValueError, match="^lambda_c must be at most"):
+        am.lambda_c = lambda_c
+    assert am.lambda_c == 0.0
+
+
+def test_the_estimators_refuse_a_codes_l1_weight_beyond_float32_naming_lambda_c() -> None:
+    from stream_am import AMClassifier, AMRegressor
+
+    for cls in (AMClassifier, AMRegressor):
+        with pytest.raises(ValueError, match="^lambda_c must be at most"):
+            cls(hidden_sizes=(8,), batch_size=2, seed=0, mu=1e-300, lambda_c=1.0)
+        model = cls(hidden_sizes=(8,), batch_size=2, seed=0, mu=1e-300)  # a tiny mu alone learns
+        model.learn_one({"a": 1.0}, 1)
+        model.learn_one({"a": 0.0}, 0)
+        assert model.n_features_in_ == 1

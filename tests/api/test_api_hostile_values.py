@@ -158,3 +158,15 @@ def test_the_class_memory_limit_counts_only_the_layers_that_keep_a_memory(
     rows = [{f"f{j}": float((i + j) % 3) for j in range(i * 34, (i + 1) * 34)} for i in range(60)]  # 2040 features
     r = wide.post("/partial_fit", json={"instances": rows, "targets": list(range(60))})
     assert r.status_code == 200, r.text
+
+
+def test_a_codes_l1_weight_beyond_float32_is_refused_when_the_model_is_created(
+    make_client: Callable[..., TestClient],
+) -> None:
+    """Found by tests/api/test_api_fuzz.py (once in about a hundred runs): ``mu=1e-300`` with ``lambda_c=1``, each in
+    its range, was accepted (201) and the model's first step failed in the writer (503)."""
+    client = make_client()
+    params = {**api_fixtures.SMALL, "batch_size": 2, "mu": 1e-300, "lambda_c": 1.0}
+    r = client.post("/models", json={"name": "tiny", "params": params})
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "params.lambda_c", r.text
+    assert client.get("/models/tiny").status_code == 404
