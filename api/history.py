@@ -113,7 +113,7 @@ class History:
             self._flush(time.time())
             points = [p for p in self._points if p["seq"] > since]
             if limit is not None:
-                points = points[len(points) - limit:] if limit else []
+                points = points[max(len(points) - limit, 0):] if limit else []  # (all of them, if fewer)
             return {
                 "seq": self._seq,
                 "window": self.window,

@@ -50,6 +50,17 @@ def test_points_stay_bounded_keep_their_order_and_the_whole_run() -> None:
     assert points[-1]["window"]["accuracy"] == pytest.approx(0.4)  # last 5 predictions: 0 1 0 1 0 against 1
 
 
+def test_a_limit_above_the_points_held_reads_them_all() -> None:
+    """Found by a review: a limit larger than the points held sliced from a negative index (3 points, limit 5: 2)."""
+    history = History(classifier=True, window=5, max_points=10, interval=0.0)
+    for v in range(1, 4):
+        history.observe(None, [1], [1], samples=v)
+        history.publish(samples=v, version=v, metrics={"scored": v, "accuracy": 1.0})
+    held = history.read()["points"]
+    assert len(held) == 3 and history.read(limit=5)["points"] == held and history.read(limit=2)["points"] == held[1:]
+    assert history.read(limit=0)["points"] == []
+
+
 def test_points_wait_for_the_interval_and_reads_add_the_newest(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = iter(itertools.count(1000.0, 0.1))
     monkeypatch.setattr("stream_am.server.history.time.time", lambda: next(clock))
