@@ -39,8 +39,8 @@ import torch
 
 from stream_am import OnlineAM
 from stream_am.estimators import build_mlp
-from stream_am.estimators.basis import QUADRATIC, QUADRATIC_DECAY, QUADRATIC_MAX_FEATURES
-from stream_am.estimators.companion import LinearCompanion
+from stream_am.estimators.basis import QUADRATIC_MAX_FEATURES
+from stream_am.estimators.companion import LinearCompanion, quadratic
 from stream_am.network import decompose
 from stream_am.variants import resolve_variants
 
@@ -87,8 +87,7 @@ class WithCompanion:
             keeps = self.engine.input_memory
             self.companions = [LinearCompanion(n, k, decay, ridge)] if keeps else []
             if keeps and n <= QUADRATIC_MAX_FEATURES:
-                self.companions.insert(0, LinearCompanion(n, k, QUADRATIC_DECAY * decay, ridge, basis=QUADRATIC,
-                                                          gate=True))
+                self.companions.insert(0, quadratic(n, k, decay, ridge))
         for companion in self.companions:
             companion.learn(x, y, stats)
 

@@ -15,9 +15,9 @@ from typing import Any
 from torch import nn
 
 from stream_am import checks
-from stream_am.estimators.basis import QUADRATIC, QUADRATIC_DECAY, QUADRATIC_MAX_FEATURES
+from stream_am.estimators.basis import QUADRATIC_MAX_FEATURES
 from stream_am.estimators.classifier import StreamClassifier
-from stream_am.estimators.companion import LinearCompanion
+from stream_am.estimators.companion import LinearCompanion, quadratic
 from stream_am.estimators.regressor import StreamRegressor
 from stream_am.estimators.sklearn_api import SklearnClassifier, SklearnRegressor
 from stream_am.hyperparameters import HYPERPARAMETERS, check_am_params
@@ -191,8 +191,7 @@ class AMClassifier(_AMMixin, SklearnClassifier, StreamClassifier):
         n, k, decay, ridge = engine.n_inputs, engine.n_outputs, self.memory_decay, self.ridge
         linear = LinearCompanion(n, k, decay, ridge) if self._keeps_companion(engine) else None
         keeps = self._keeps_quadratic(engine, n)
-        quadratic = LinearCompanion(n, k, QUADRATIC_DECAY * decay, ridge, basis=QUADRATIC, gate=True) if keeps else None
-        return linear, quadratic
+        return linear, quadratic(n, k, decay, ridge) if keeps else None
 
     @classmethod
     def _unit_test_params(cls) -> Any:

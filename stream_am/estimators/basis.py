@@ -94,11 +94,11 @@ class Quadratic(Basis):
         # row reads only the bias and the linear features): (D + E) A (D + E)^T with products of width d + 1, half
         # the time of two dense products of width w for 18 or 20 inputs (w = 190, 231; a linear basis is faster dense)
         d = (math.isqrt(1 + 8 * T.shape[0]) - 3) // 2  # (the inputs of w = 1 + d + d (d + 1) / 2 features)
-        low = T[:, : d + 1].copy()
+        low, diagonal = T[:, : d + 1].copy(), np.diagonal(T)
         np.fill_diagonal(low, 0.0)  # (its first d + 1 rows' diagonal entries are D's)
-        TA = A * np.diagonal(T)[:, None]
+        TA = A * diagonal[:, None]
         TA += low @ A[..., : d + 1, :]
-        out = TA * np.diagonal(T)
+        out = TA * diagonal
         out += TA[..., : d + 1] @ low.T
         return out
 

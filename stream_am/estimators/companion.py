@@ -27,13 +27,11 @@ squared, to their mean. The companion answers a sample
 
 and the network answers every other sample. The first rule follows a drifting concept (the inputs stay, the
 labels move); it leaves alone the inputs of earlier tasks, which the network's memories keep better. The second
-lets the companion answer where the network is unsure, but not when it is worse overall. A companion built with
-``gate=True`` (the classifier's quadratic one, whose memory is longer than the network's) also keeps both scores
-with a half-life of ``GATE_HALF_LIFE`` samples and answers nothing while its score there is under the network's:
-after an abrupt change its memory of the old concept stops answering within a block or two, not a few hundred
-samples. The measures move per batch the network learns, so ``learn_one`` and ``learn_many`` keep giving the same
-model. Why each condition is there, and figures: ``docs/method.md`` and ``benchmarks/README.md``, "A linear
-companion".
+lets the companion answer where the network is unsure, but not when it is worse overall. A gated companion
+(:func:`quadratic`, whose memory is longer than the network's) also keeps both scores with a half-life of
+``GATE_HALF_LIFE`` samples and answers nothing while its score there is under the network's: after an abrupt
+change it stops answering within a block or two. The measures move per batch the network learns, so ``learn_one``
+and ``learn_many`` keep giving the same model. Why, and figures: ``docs/method.md``, ``benchmarks/README.md``.
 
 It learns in blocks: it gathers the batches the network learned (their rows, labels and the network's
 measures) until they hold ``BLOCK`` samples, then measures and learns them in one pass, with the weights
@@ -60,11 +58,11 @@ import numpy as np
 import torch
 from scipy.linalg import blas, lapack, solve_triangular
 
-from stream_am.estimators.basis import LINEAR, Basis
+from stream_am.estimators.basis import LINEAR, QUADRATIC, QUADRATIC_DECAY, Basis
 from stream_am.estimators.blas_threads import blas_thread_limit, one_blas_thread
 from stream_am.updaters.memory import ROUNDING
 
-__all__ = ["LinearCompanion", "HALF_LIFE", "GATE_HALF_LIFE", "FAMILIAR", "BLOCK", "size"]
+__all__ = ["LinearCompanion", "quadratic", "HALF_LIFE", "GATE_HALF_LIFE", "FAMILIAR", "BLOCK", "size"]
 
 HALF_LIFE = 500.0  # samples over which a score's weight halves
 GATE_HALF_LIFE = 128.0  # the same for the recent scores of a gated companion: one block (module docstring)
@@ -274,15 +272,19 @@ def _numpy_rows(x: torch.Tensor) -> np.ndarray:
     return x.detach().cpu().numpy().astype(np.float64)
 
 
+def quadratic(n_inputs: int, n_outputs: int, memory_decay: float, ridge: float, **saved: Any) -> LinearCompanion:
+    """The classifier's quadratic companion: on :data:`QUADRATIC`, at ``QUADRATIC_DECAY * memory_decay``, gated."""
+    return LinearCompanion(n_inputs, n_outputs, QUADRATIC_DECAY * memory_decay, ridge, **saved, basis=QUADRATIC,
+                           gate=True)
+
+
 def size(n_inputs: int, n_outputs: int, basis: Basis = LINEAR) -> int:
-    """Numbers a companion of these sizes holds, at most: one square sum of its features per class, the recent
-    one, its weights, and fewer than :data:`BLOCK` gathered rows with their labels."""
+    """Numbers a companion holds at most: its square sums (each class's, the recent one), weights, gathered rows."""
     return (n_outputs + 1) * basis.width(n_inputs) ** 2 + basis.width(n_inputs) * n_outputs + BLOCK * (n_inputs + 1)
 
 
 def _age_and_add(A: np.ndarray, age: float, rows: np.ndarray) -> None:
-    """``A <- age A + rows^T rows`` in place (``A`` symmetric: its transpose, F-ordered where ``A`` is C-ordered,
-    is the output of one ``dgemm``), for a C-ordered ``rows``."""
+    """``A <- age A + rows^T rows`` in place, ``A`` symmetric (one ``dgemm`` writes its F-ordered transpose)."""
     out = blas.dgemm(1.0, rows.T, rows.T, beta=age, c=A.T, trans_b=1, overwrite_c=1)
     if not np.shares_memory(out, A):  # (BLAS wrote a copy: A was not C-ordered)
         A[...] = out.T

@@ -15,10 +15,10 @@ import torch
 
 from stream_am import checks
 from stream_am.estimators import persistence
-from stream_am.estimators.basis import QUADRATIC, QUADRATIC_DECAY, QUADRATIC_MAX_FEATURES
+from stream_am.estimators.basis import QUADRATIC, QUADRATIC_MAX_FEATURES
 from stream_am.estimators.buffer import SampleBuffer
 from stream_am.estimators.checkpoint_checks import check_state
-from stream_am.estimators.companion import LinearCompanion
+from stream_am.estimators.companion import LinearCompanion, quadratic
 from stream_am.estimators.companion_checks import check_state as check_companion
 from stream_am.estimators.features import FeatureIndex
 from stream_am.estimators.frame import InputFrame, frame_for
@@ -127,8 +127,7 @@ def _quadratic(est: Any, meta: dict[str, Any], arrays: dict[str, np.ndarray], en
                          f"{QUADRATIC_MAX_FEATURES} inputs)")
     saved = check_companion(meta["quadratic"], arrays, n_features, n_classes, int(meta["n_learned"]), "quadratic",
                             QUADRATIC)
-    return LinearCompanion(n_features, n_classes, QUADRATIC_DECAY * est.memory_decay, est.ridge, **saved,
-                           basis=QUADRATIC, gate=True)
+    return quadratic(n_features, n_classes, est.memory_decay, est.ridge, **saved)
 
 
 class Persistent:
