@@ -4,6 +4,7 @@ step, re-expressed and grown with the network, answering by its rule, saved and 
 from __future__ import annotations
 
 import copy
+import math
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,7 @@ from river import datasets
 
 from stream_am import AMClassifier, AMRegressor, OnlineAM
 from stream_am.estimators import companion as companion_module
-from stream_am.estimators.companion import LinearCompanion
+from stream_am.estimators.companion import FAMILIAR, LinearCompanion
 
 
 def _linear_stream(n: int, seed: int = 0, flip_at: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -271,3 +272,18 @@ def test_save_load_and_pickle_keep_the_companions_exactly(tmp_path):
             m.learn_one(x, y)
     x = stream[0][0]
     assert loaded.predict_proba_one(x) == unpickled.predict_proba_one(x) == model.predict_proba_one(x)
+
+
+def test_rule_one_reads_each_rows_squared_mahalanobis_distance_to_the_recent_inputs():
+    X, y = _linear_stream(640)
+    companion = AMClassifier(hidden_sizes=(8,), batch_size=32, seed=0).partial_fit(X, y)._companion
+    companion.scores, companion.accuracy = [-0.5, -0.4], [0.8, 0.9]  # rule 1 applies
+    companion._watch()
+    probe = torch.randn(400, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 2.0
+    rows = np.hstack([np.ones((400, 1)), probe.numpy()])
+    R = companion.R + companion.ridge * np.trace(companion.R) / len(companion.R) * np.eye(len(companion.R))
+    leverage = companion.R[0, 0] * np.einsum("ij,ji->i", rows, np.linalg.solve(R, rows.T)) - 1.0
+    bound = 4 + FAMILIAR * math.sqrt(8)
+    clear = np.abs(leverage - bound) > 1e-6 * bound  # (rows on the bound itself may fall either side)
+    assert 0 < (leverage <= bound).sum() < 400 and clear.sum() > 390
+    np.testing.assert_array_equal(companion.familiar(probe)[clear], (leverage <= bound)[clear])

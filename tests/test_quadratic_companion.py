@@ -165,9 +165,13 @@ def test_the_quadratic_companion_is_gated_by_its_recent_score_and_the_linear_one
     # its memory of the old concept: the long score still ahead of the network's, the recent one under it
     assert quadratic.scores[1] > quadratic.scores[0] and quadratic.recent[1] < quadratic.recent[0]
     proba = np.full((5, 2), 0.5)
-    assert quadratic.answer(torch.from_numpy(model._frame.apply(X[:5])), proba) is proba  # it answers nothing
+    rows = torch.from_numpy(model._frame.apply(X[:200]))
+    assert quadratic.answer(rows[:5], proba) is proba  # it answers nothing
+    assert not quadratic.familiar(rows).any()  # (nor derives what rule 1 reads while silent)
     quadratic.gate = False
-    assert quadratic.answer(torch.from_numpy(model._frame.apply(X[:5])), proba) is not proba
+    assert quadratic.answer(rows[:5], proba) is not proba
+    quadratic._watch()  # (derived from the measures at each block)
+    assert quadratic.familiar(rows).mean() > 0.5  # the inputs are the recent ones: rule 1 applies again
 
 
 def test_the_recent_scores_are_saved_and_a_state_saved_before_them_reads_a_tie():

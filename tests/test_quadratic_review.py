@@ -16,6 +16,7 @@ from stream_am.server.model_limits import class_memory
 
 from stream_am import AMClassifier, AMRegressor
 from stream_am.estimators import companion as companion_module
+from stream_am.estimators import sums as sums_module
 from stream_am.estimators.basis import QUADRATIC, QUADRATIC_DECAY, QUADRATIC_MAX_FEATURES
 
 
@@ -279,3 +280,44 @@ def test_gathered_rows_accepted_at_load_stay_loadable_after_a_refresh_re_express
         loaded.learn_one({0: float(mean[0]), 1: float(mean[1]), 2: float(mean[2]), "new": 1.0}, i % 2)
     assert loaded._companion._pending  # (still gathered, re-expressed)
     pickle.loads(pickle.dumps(loaded))  # (was: array companion.pending_rows must hold ... at most 3.40282e+38)
+
+
+def _near_the_bound(a: np.ndarray, spread: float = 1e74) -> np.ndarray:
+    """Sums of rows whose features are ``spread`` times larger (counts unchanged), then within 0.9e150."""
+    D = np.full(a.shape[-1], spread)
+    D[0] = 1.0
+    a = a * D[:, None] * D
+    return a * min(1.0, 0.9e150 / np.abs(a).max())
+
+
+def test_sums_and_weights_near_the_bound_stay_loadable_after_a_refresh_scales_them_up():
+    """Sums and weights accepted at load (at most 1e150) that a refresh would carry past the bound (here 2e152) are
+    scaled down to it (a fit reads its sums up to a common factor): the model's next save loads."""
+    X = np.random.default_rng(0).normal(size=(300, 3))
+    model = _model().partial_fit(X, (X[:, 0] > 0).astype(int))
+    meta, arrays = copy.deepcopy(model._payload())
+    for prefix in ("companion", "quadratic"):
+        arrays[f"{prefix}.A"] = np.stack([_near_the_bound(a) for a in arrays[f"{prefix}.A"]])
+        arrays[f"{prefix}.R"] = _near_the_bound(arrays[f"{prefix}.R"])
+        arrays[f"{prefix}.W"] = arrays[f"{prefix}.W"] * (0.9e150 / np.abs(arrays[f"{prefix}.W"]).max())
+    loaded = _model()
+    loaded._restore(meta, arrays)
+    mean = model._moments.mean_scale()[0]
+    for i in range(8):  # rows at the mean shrink the spread; the new feature refreshes the frame first
+        loaded.learn_one({0: float(mean[0]), 1: float(mean[1]), 2: float(mean[2]), "new": 1.0}, i % 2)
+    for part in (loaded._companion, loaded._quadratic):
+        assert max(np.abs(part.A).max(), np.abs(part.R).max(), np.abs(part.W).max()) <= 1e150
+    again = pickle.loads(pickle.dumps(loaded))  # (was: array quadratic.A must hold finite values at most 1e+150)
+    assert np.isfinite(again.predict_proba_one({0: 1.0, 1: 0.0, 2: -1.0, "new": 1.0})[0])
+
+
+def test_held_scales_sums_down_without_changing_the_fit():
+    model = _trained()
+    part = copy.deepcopy(model._quadratic)
+    scaled = copy.deepcopy(part)
+    gain = 1e150 / np.abs(scaled.A).max() * 10.0  # ten times too much
+    assert sums_module.held(scaled.A, gain) is scaled.A and np.abs(scaled.A).max() * gain == pytest.approx(5e149)
+    part._solve()
+    scaled._solve()
+    np.testing.assert_allclose(scaled.W, part.W, rtol=1e-9, atol=1e-12)
+    assert not sums_module.held(scaled.A, float("inf")).any()  # nothing finite to scale to: forgotten

@@ -60,7 +60,7 @@ from scipy.linalg import blas, lapack, solve_triangular
 
 from stream_am.estimators.basis import LINEAR, QUADRATIC, QUADRATIC_DECAY, Basis
 from stream_am.estimators.blas_threads import blas_thread_limit, one_blas_thread
-from stream_am.updaters.memory import ROUNDING
+from stream_am.estimators.sums import age_and_add, cholesky, held
 
 __all__ = ["LinearCompanion", "quadratic", "HALF_LIFE", "GATE_HALF_LIFE", "FAMILIAR", "BLOCK", "size"]
 
@@ -69,7 +69,6 @@ GATE_HALF_LIFE = 128.0  # the same for the recent scores of a gated companion: o
 FAMILIAR = 3.0  # standard deviations of the squared Mahalanobis distance within which an input looks recent
 BLOCK = 128  # samples the companion gathers before it learns them (module docstring)
 NEW = 32  # rows a class's sums hold (aged) below which the companion learns a batch that holds it at once
-_EPS = float(np.finfo(np.float64).eps)
 
 
 class LinearCompanion:
@@ -113,7 +112,7 @@ class LinearCompanion:
         diagonal entry (proximal, as the memories' solves: it pulls toward the weights before, not toward 0;
         measured against a ridge toward 0 in ``benchmarks/README.md``); the weights stay if ``A`` has no factor."""
         A = self.A.sum(axis=0)
-        factor = _cholesky(A, self.ridge)
+        factor = cholesky(A, self.ridge)
         if factor is not None:  # (LAPACK's own calls: scipy's checking wrappers cost more than the solve here)
             W, info = lapack.dpotrs(factor, self.A[:, :, 0].T + self.ridge * (np.trace(A) / A.shape[0]) * self.W,
                                     lower=True)
@@ -122,14 +121,14 @@ class LinearCompanion:
 
     @one_blas_thread
     def _watch(self) -> None:
-        """What rule 1 reads, while it may apply (the measures decide: it is derived): the inverse of the
-        Cholesky factor of ``R``, scaled so that a row's leverage is ``|row @ _recent|^2 - 1``."""
+        """What rule 1 reads, while it may apply (the measures decide: it is derived): ``R``'s Cholesky factor,
+        scaled so that a row's leverage is ``|factor^-1 row|^2 - 1`` (solved per answer: no inverse per block)."""
         self._recent: np.ndarray | None = None
-        if self.accuracy[1] > self.accuracy[0] and self.scores[1] >= self.scores[0] and self.R[0, 0] >= 2 * len(self.R):
-            factor = _cholesky(self.R, self.ridge)
-            if factor is not None:  # (LAPACK's triangular inverse: a quarter of the time of a solve against I)
-                inverse, info = lapack.dtrtri(factor, lower=1)
-                self._recent = None if info else inverse.T * math.sqrt(float(self.R[0, 0]))
+        if (self.accuracy[1] > self.accuracy[0] and self.scores[1] >= self.scores[0]
+                and self.R[0, 0] >= 2 * len(self.R) and not self._silent()):
+            factor = cholesky(self.R, self.ridge)
+            if factor is not None:
+                self._recent = factor / math.sqrt(float(self.R[0, 0]))
 
     # -- learning --------------------------------------------------------------------------------------
     def learn(self, x: torch.Tensor, y: torch.Tensor, network: dict[str, float]) -> None:
@@ -177,9 +176,9 @@ class LinearCompanion:
         counts, ages = np.bincount(labels, minlength=k), (1.0 - self.decay) ** aging.sum(axis=0)
         grouped, ends = scaled[np.argsort(labels, kind="stable")], np.cumsum(counts)
         for c in np.flatnonzero(counts).tolist():
-            _age_and_add(self.A[c], float(ages[c]), grouped[ends[c] - counts[c] : ends[c]])
+            age_and_add(self.A[c], float(ages[c]), grouped[ends[c] - counts[c] : ends[c]])
         recent = rows * np.repeat(math.sqrt(0.5) ** ((n - np.cumsum(sizes)) / HALF_LIFE), sizes)[:, None]
-        _age_and_add(self.R, 0.5 ** (n / HALF_LIFE), recent)
+        age_and_add(self.R, 0.5 ** (n / HALF_LIFE), recent)
         self._pending, self._rows_pending, self._labels_pending, self._n_pending = [], [], [], 0
         self._solve()
         self._watch()
@@ -214,10 +213,12 @@ class LinearCompanion:
         network's weights against an outlier's spread, is not needed: the next solve refits these)."""
         s, t = (v.detach().cpu().double().numpy() for v in (scale, shift))
         T = self.basis.transform(s, t)
-        self.A, self.R = self.basis.congruence(T, self.A), self.basis.congruence(T, self.R)
+        row = float(np.abs(T).sum(axis=1).max())
+        gain = row * row  # (a bound on what T multiplies an entry by: see held; inf rather than an OverflowError)
+        self.A, self.R = (self.basis.congruence(T, held(S, gain)) for S in (self.A, self.R))
         top = self.basis.largest_input  # (only a loaded row could pass it: the load bound holds after a refresh)
         self._rows_pending = [torch.from_numpy(np.clip(self._gathered()[0] * s + t, -top, top))]
-        self.W = np.ascontiguousarray(solve_triangular(T.T, self.W, lower=False, check_finite=False))  # a W = a' T^-T W
+        self.W = held(np.ascontiguousarray(solve_triangular(T.T, self.W, lower=False, check_finite=False)))  # T^-T W
         self._watch()
 
     # -- answering -------------------------------------------------------------------------------------
@@ -230,15 +231,18 @@ class LinearCompanion:
             return self._familiar(self.basis.rows(_numpy_rows(x)))
 
     def _familiar(self, rows: np.ndarray) -> np.ndarray:
-        d, z = self.R.shape[0] - 1, rows @ self._recent
-        return np.einsum("ij,ij->i", z, z) - 1.0 <= d + FAMILIAR * math.sqrt(2 * d)
+        d, z = self.R.shape[0] - 1, blas.dtrsm(1.0, self._recent, rows.T, lower=1)  # (the rows' columns: z^T)
+        return np.einsum("ij,ij->j", z, z) - 1.0 <= d + FAMILIAR * math.sqrt(2 * d)
 
     def answer(self, x: torch.Tensor, proba: np.ndarray) -> np.ndarray:
         """The probabilities to give for the rows ``x``, where the network gives ``proba`` (module docstring)."""
-        if self.scores[1] < self.scores[0] or (self.gate and self.recent[1] < self.recent[0]) or not len(proba):
+        if self.scores[1] < self.scores[0] or self._silent() or not len(proba):
             return proba
         with blas_thread_limit() if len(proba) > 1 else nullcontext():  # (as familiar's)
             return self._answer(self.basis.rows(_numpy_rows(x)), proba)
+
+    def _silent(self) -> bool:  # (a gated companion, while its recent score is under the network's)
+        return self.gate and self.recent[1] < self.recent[0]
 
     def _answer(self, rows: np.ndarray, proba: np.ndarray) -> np.ndarray:
         out = rows @ self.W
@@ -281,20 +285,3 @@ def quadratic(n_inputs: int, n_outputs: int, memory_decay: float, ridge: float, 
 def size(n_inputs: int, n_outputs: int, basis: Basis = LINEAR) -> int:
     """Numbers a companion holds at most: its square sums (each class's, the recent one), weights, gathered rows."""
     return (n_outputs + 1) * basis.width(n_inputs) ** 2 + basis.width(n_inputs) * n_outputs + BLOCK * (n_inputs + 1)
-
-
-def _age_and_add(A: np.ndarray, age: float, rows: np.ndarray) -> None:
-    """``A <- age A + rows^T rows`` in place, ``A`` symmetric (one ``dgemm`` writes its F-ordered transpose)."""
-    out = blas.dgemm(1.0, rows.T, rows.T, beta=age, c=A.T, trans_b=1, overwrite_c=1)
-    if not np.shares_memory(out, A):  # (BLAS wrote a copy: A was not C-ordered)
-        A[...] = out.T
-
-
-def _cholesky(A: np.ndarray, ridge: float) -> np.ndarray | None:
-    """The lower Cholesky factor of ``A`` with ``ridge`` times its mean diagonal entry, and a margin for rounding
-    as :func:`~stream_am.updaters.memory.ridge_solve`'s, on the diagonal; None if there is none."""
-    M, d = A.copy(), A.shape[0]
-    diagonal = M.reshape(-1)[:: d + 1]  # (a writable view)
-    diagonal += ridge * (diagonal.sum() / d) + 1e-12 + ROUNDING * d * _EPS * np.abs(diagonal).max()
-    factor, info = lapack.dpotrf(M, lower=True, clean=True)
-    return None if info else factor

@@ -13,11 +13,11 @@ import numpy as np
 from stream_am.checks import is_finite_number
 from stream_am.estimators.basis import LINEAR, Basis
 from stream_am.estimators.companion import BLOCK
+from stream_am.estimators.sums import LARGEST as _LARGEST
 
 __all__ = ["check_state"]
 
 _ROUNDING = 1e-9  # relative to the largest diagonal entry: what rounding leaves of a sum's symmetry and eigenvalues
-_LARGEST = 1e150  # the largest magnitude a saved sum or weight may hold: products of two stay finite
 
 
 def check_state(meta: Any, arrays: dict[str, Any], n_features: int, n_classes: int, n_learned: int,
