@@ -13,6 +13,7 @@ __all__ = [
     "InputError",
     "MAX_SEED",
     "MAX_VALUE",
+    "MAX_COUNT",
     "check_choice",
     "check_int",
     "check_float",
@@ -36,6 +37,9 @@ MAX_SEED = 2**63 - 1
 #: within this bound the memories' co-activation sums and Adam's second moments cannot overflow (a fuzz of
 #: networks, variants and batch sizes in ``tests/test_magnitudes.py`` keeps every state finite up to ten times it)
 MAX_VALUE = 1e9
+#: the largest counter (samples, steps, updates) a loaded state may hold: int64 then has room for 4.6e18 more, so
+#: no counter a model goes on to keep overflows before it is saved again (an edited one at 2**63 - 1 did)
+MAX_COUNT = 2**62
 
 
 class InputError(ValueError):

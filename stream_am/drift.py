@@ -2,7 +2,9 @@
 
 :class:`DriftAware` wraps an estimator that exposes its :class:`~stream_am.learner.OnlineAM` as
 ``.engine``. Before each mini-batch is learnt, the wrapper scores it with the current model and feeds the
-0/1 loss (or the clipped log-loss) of every sample to the detector. When the detector fires, the engine's
+0/1 loss (or the clipped log-loss) of every sample of a class it has seen before to the detector; a class it has
+not seen starts the detector again (its samples are not fed: a new class's first errors are not a drift of the
+known classes, and on a class-incremental stream every task's start read as one). When the detector fires, the engine's
 remembered statistics are scaled by ``forget_factor`` (the classifier's ``forget`` where it has one, as the AM
 estimators do, which also scales their linear companion's sums; else ``engine.forget``), so the next
 least-squares solves are dominated by the new concept; optionally the engine's per-sample ``memory_decay`` is
@@ -72,10 +74,10 @@ class DriftAware(ClassifierWrapper):
     ...         return 0
     >>> model = DriftAware(Zero(), drift.PageHinkley(min_instances=10, threshold=3.0), forget_factor=0.5)
     >>> for i in range(60):
-    ...     model.learn_one({}, int(i >= 30))
+    ...     model.learn_one({}, int(i >= 30 or i % 10 == 5))  # label 1 known before the switch
     forget 0.5
     >>> model.drifts_
-    [34]
+    [33]
     """
 
     def __init__(
@@ -104,6 +106,7 @@ class DriftAware(ClassifierWrapper):
         self._saved_decay: float | None = None
         self._boost_left = 0
         self._a_label: list[Any] = []  # one accepted label: its type is the model's
+        self._seen: set[Any] = set()  # the labels learnt: a batch holding another starts the detector again
 
     def _unit_test_skips(self) -> set[str]:
         return {"check_learn_many_matches_learn_one"}  # the detector scores a batch with the pre-batch model
@@ -127,14 +130,15 @@ class DriftAware(ClassifierWrapper):
             raise TypeError(f"{type(self.classifier).__name__} has no `engine` attribute to make forget")
         return self.classifier.engine
 
-    def _detect(self, losses: list[float]) -> tuple[base.DriftDetector, int | None]:
-        """A copy of the detector fed ``losses``; the ``n_seen_`` of its first upward detection. Changes nothing."""
-        if self._detector is None:
+    def _detect(self, losses: list[tuple[int, float]], restart: bool = False) -> tuple[base.DriftDetector, int | None]:
+        """A copy of the detector (a new one if ``restart``) fed ``losses``, ``(position in the call, loss)`` each;
+        the ``n_seen_`` of its first upward detection. Changes nothing."""
+        if self._detector is None or restart:
             detector = drift.ADWIN() if self.detector is None else self.detector.clone()
         else:
             detector = copy.deepcopy(self._detector)
         fired_at = None
-        for i, loss in enumerate(losses):
+        for i, loss in losses:
             before = getattr(detector, "estimation", None)
             detector.update(loss)
             if not detector.drift_detected or fired_at is not None:
@@ -148,7 +152,9 @@ class DriftAware(ClassifierWrapper):
     def _learn(self, losses: list[float], labels: list[Any], learn: Callable[[], None]) -> None:
         """Score with the detector, make the engine forget on a detection (at most one per call), and ``learn``."""
         engine = self._engine()
-        detector, fired_at = self._detect(losses)
+        known = [label in self._seen for label in labels]
+        detector, fired_at = self._detect([(i, loss) for i, (loss, old) in enumerate(zip(losses, known, strict=True))
+                                           if old], restart=not all(known))
         ends_boost = self._saved_decay is not None and self._boost_left <= len(losses)
         if engine is not None and (fired_at is not None or ends_boost):  # forget, then learn the batch
             self._commit(detector, fired_at, len(losses), labels, engine)
@@ -162,6 +168,7 @@ class DriftAware(ClassifierWrapper):
         self._detector = detector
         self.n_seen_ += n
         self._a_label = self._a_label or labels[:1]
+        self._seen.update(labels)
         if fired_at is not None:
             self.drifts_.append(fired_at)
         if engine is None:  # not built yet: nothing remembered

@@ -287,3 +287,13 @@ def test_rule_one_reads_each_rows_squared_mahalanobis_distance_to_the_recent_inp
     clear = np.abs(leverage - bound) > 1e-6 * bound  # (rows on the bound itself may fall either side)
     assert 0 < (leverage <= bound).sum() < 400 and clear.sum() > 390
     np.testing.assert_array_equal(companion.familiar(probe)[clear], (leverage <= bound)[clear])
+
+
+def test_a_state_whose_sums_and_gathered_rows_hold_more_rows_than_were_learned_is_refused():
+    X, y = _linear_stream(200)
+    model = AMClassifier(hidden_sizes=(8,), batch_size=8, seed=0).partial_fit(X, y)
+    meta, arrays = copy.deepcopy(model._payload())
+    meta["companion"]["pending"] = [[100, 0.5, 0.5]]  # each within bounds, together more than the 200 learned
+    arrays["companion.pending_rows"], arrays["companion.pending_labels"] = np.zeros((100, 4)), np.zeros(100, np.int64)
+    with pytest.raises(ValueError, match=r"companion\.A's row counts and the 100 rows of meta\.companion\.pending"):
+        AMClassifier(hidden_sizes=(8,), batch_size=8, seed=0)._restore(meta, arrays)

@@ -11,8 +11,10 @@ from stream_am.drift import DriftAware
 
 
 def _stream(n=2000, switch=1000):
+    """Label 1 once in ten samples, then nine in ten from ``switch``: both labels known before it."""
     X = pd.DataFrame({"a": np.zeros(n)})
-    y = pd.Series((np.arange(n) >= switch).astype(int))
+    i = np.arange(n)
+    y = pd.Series(np.where(i < switch, i % 10 == 5, i % 10 != 5).astype(int))
     return X, y
 
 
@@ -43,7 +45,7 @@ def test_learn_one_path_and_delegation():
     inner = Constant()
     model = DriftAware(inner, detector=drift.PageHinkley(min_instances=10, threshold=3.0))
     for i in range(100):
-        model.learn_one({"a": 0.0}, int(i >= 50))
+        model.learn_one({"a": 0.0}, int(i >= 50 or i % 10 == 5))
     assert model.drifts_ and inner.engine.forgets
     assert model.predict_one({"a": 0.0}) == 0 and model.predict_proba_one({"a": 0.0}) == {0: 0.9, 1: 0.1}
 
@@ -100,3 +102,33 @@ def test_a_detection_reaches_the_classifiers_companion(monkeypatch):
     for s in range(16, 1200, 16):
         model.learn_many(X[s : s + 16], y[s : s + 16])
     assert model.drifts_ and calls == [("engine", 0.5), ("companion", 0.5), ("companion", 0.5)] * len(model.drifts_)
+
+
+def test_a_new_class_starts_the_detector_again_and_is_not_a_drift():
+    inner = Constant()  # always predicts 0: every sample of class 1 or 2 is an error
+    model = DriftAware(inner, forget_factor=0.25)
+    X = pd.DataFrame({"a": np.zeros(3000)})
+    y = pd.Series(np.repeat([0, 1, 2], 1000))  # three tasks of one new class each
+    for s in range(0, 3000, 50):
+        model.learn_many(X[s : s + 50], y[s : s + 50])
+    assert model.drifts_ == [] and inner.engine.forgets == [] and inner.learnt == 3000
+    assert model._seen == {0, 1, 2}
+    for s in range(0, 1000, 50):  # class 0 again, now an error too: not new, so the known classes' error rose
+        model.learn_many(X[s : s + 50], pd.Series(np.zeros(50, dtype=int) + (np.arange(50) % 2)))
+    assert model.drifts_ == []  # (the detector restarted at class 2 and has seen errors only since)
+
+
+def test_a_class_incremental_stream_keeps_its_first_classes():
+    """Two tasks of two classes each, linearly separable: the second task's start is not a drift, so nothing
+    learnt of the first task is forgotten (the first task's accuracy at the end stays high)."""
+    rng = np.random.default_rng(0)
+    centres = {0: (-4, 0), 1: (4, 0), 2: (0, -4), 3: (0, 4)}
+    labels = np.concatenate([rng.integers(0, 2, 800), rng.integers(2, 4, 800)])
+    points = np.array([centres[c] for c in labels]) + rng.normal(size=(1600, 2))
+    X, y = pd.DataFrame(points, columns=["a", "b"]), pd.Series(labels)
+    model = DriftAware(AMClassifier(hidden_sizes=(16,), batch_size=16, seed=0), forget_factor=0.1)
+    for s in range(0, 1600, 16):
+        model.learn_many(X[s : s + 16], y[s : s + 16])
+    assert model.drifts_ == []
+    first = labels < 2
+    assert (model.classifier.predict_many(X[first]).to_numpy() == labels[first]).mean() > 0.9

@@ -321,3 +321,17 @@ def test_held_scales_sums_down_without_changing_the_fit():
     scaled._solve()
     np.testing.assert_allclose(scaled.W, part.W, rtol=1e-9, atol=1e-12)
     assert not sums_module.held(scaled.A, float("inf")).any()  # nothing finite to scale to: forgotten
+
+
+def test_a_loaded_frame_far_from_its_moments_shifts_the_rows_by_at_most_max_value():
+    """A frame mean of 1e20 (each bound kept) on moments near 0: the next refresh's shift, 1e20 scales, would
+    overflow the first layer's float32 sums; it is clipped to 1e9 and the model's next save loads."""
+    X = np.random.default_rng(0).normal(size=(300, 3))
+    model = _model().partial_fit(X, (X[:, 0] > 0).astype(int))
+    meta, arrays = copy.deepcopy(model._payload())
+    arrays["frame.mean"][0] = 1e20
+    loaded = _model()
+    loaded._restore(meta, arrays)
+    loaded.partial_fit(X[:64], (X[:64, 0] > 0).astype(int))
+    assert np.isfinite(loaded.engine.state_dict()["memory.0.A"].numpy()).all()
+    pickle.loads(pickle.dumps(loaded))  # (was: state['memory.0.A'] holds values that are not finite)

@@ -249,7 +249,13 @@ class _Zero(FixedClassifier):
 
 
 def _drift_state(model):
-    return pickle.dumps(model._detector), model.n_seen_, list(model.drifts_), list(model.classifier.engine.forgets)
+    return (pickle.dumps(model._detector), model.n_seen_, list(model.drifts_), list(model.classifier.engine.forgets),
+            sorted(model._seen))
+
+
+def _switch(i):
+    """Label 1 once in ten samples, then always from the 30th (both labels known before the switch)."""
+    return int(i >= 30 or i % 10 == 5)
 
 
 def _about_to_fire():
@@ -259,11 +265,11 @@ def _about_to_fire():
 
     probe = make()
     for i in range(60):
-        probe.learn_one({"a": 0.0}, int(i >= 30))
+        probe.learn_one({"a": 0.0}, _switch(i))
     first = probe.drifts_[0]
     model = make()
     for i in range(first - 1):
-        model.learn_one({"a": 0.0}, int(i >= 30))
+        model.learn_one({"a": 0.0}, _switch(i))
     return model
 
 

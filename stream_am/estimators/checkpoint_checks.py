@@ -30,6 +30,7 @@ from river import base
 
 from stream_am import checks
 from stream_am.estimators import inputs
+from stream_am.estimators.frame import REACH
 from stream_am.estimators.moments import RunningMoments
 
 __all__ = ["check_state"]
@@ -83,7 +84,7 @@ def check_state(est: Any, meta: Any, arrays: Any) -> None:
 
 
 def _count(value: Any, field: str) -> int:
-    checks.check_int(field, value, low=0)
+    checks.check_int(field, value, low=0, high=checks.MAX_COUNT)  # (room to count on: checks.MAX_COUNT)
     return int(value)
 
 
@@ -184,8 +185,9 @@ def _check_frame(est: Any, meta: dict[str, Any], arrays: dict[str, Any], n_featu
         if not np.isfinite(scale).all() or (scale < RunningMoments.min_scale).any() or (scale > 2 * limit).any():
             raise ValueError(f"array frame.scale must hold scales in [{RunningMoments.min_scale:g}, {2 * limit:g}]")
         gain = _array(arrays, "frame.gain", "f", (n_features,)) if "frame.gain" in arrays else np.ones(1)
-        if not np.isfinite(gain).all() or (gain < 1e-30).any() or (gain > 1e30).any():
-            raise ValueError("array frame.gain must hold factors in [1e-30, 1e30]")
+        low, high = (1 - 1e-9) / REACH, (1 + 1e-9) * REACH  # (where refreshes keep it, but for rounding)
+        if not np.isfinite(gain).all() or (gain < low).any() or (gain > high).any():
+            raise ValueError(f"array frame.gain must hold factors in [{1 / REACH:g}, {REACH:g}]")
 
 
 def _array(arrays: dict[str, Any], key: str, kinds: str, shape: Sequence[int | None]) -> np.ndarray:
@@ -216,6 +218,9 @@ def _check_moments(arrays: dict[str, Any], prefix: str, n: int, n_learned: int, 
                              f"(and values at most {limit:g} in magnitude)")
     if (total_sq < 0).any():
         raise ValueError(f"array {prefix}sum_sq holds negative sums of squares")
+    if (total**2 > count * total_sq * (1 + 1e-6)).any():  # (a variance below 0, but for rounding)
+        raise ValueError(f"arrays {prefix}sum and {prefix}sum_sq must be a sum and a sum of squares of the same "
+                         f"values: sum**2 at most count * sum_sq")
     return count
 
 

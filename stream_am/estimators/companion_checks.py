@@ -50,6 +50,11 @@ def check_state(meta: Any, arrays: dict[str, Any], n_features: int, n_classes: i
         _check_sums(f"{prefix}.{key}", saved[key], n_learned)
     if "pending" in meta:
         saved.update(_pending(meta["pending"], arrays, n_features, n_classes, n_learned, prefix, basis))
+        gathered = len(saved["pending_labels"])  # (rows learned once each: in the sums, or gathered)
+        for key in ("A", "R"):
+            if float(saved[key][..., 0, 0].sum()) + gathered > n_learned * (1 + 1e-9):
+                raise ValueError(f"array {prefix}.{key}'s row counts and the {gathered} rows of meta.{prefix}.pending "
+                                 f"must add up to at most meta.n_learned = {n_learned}")
     elif {f"{prefix}.pending_rows", f"{prefix}.pending_labels"} & set(arrays):
         raise ValueError(f"the state has {prefix}.pending_* arrays, but meta.{prefix} has no pending")
     return saved

@@ -23,7 +23,9 @@ keeps the first layer the same affine function of the *raw* inputs, so a feature
 (one sweeping 19 decades) takes the first layer's outputs, and the weights of the next solves (fitted to codes
 of that size), with it until the layers above overflow: so the re-expressions scale a feature's rows by at most
 ``REACH`` (1e3) in all (``gain``, kept per feature), and past that the feature's earlier rows stay as they are,
-as restandardising would leave them.
+as restandardising would leave them. A refresh's shift is at most ``MAX_VALUE`` (1e9, the largest input the engine
+learns) in magnitude: a mean moves by at most about ``sqrt(count)`` of its new scales, so only a loaded frame far
+from its moments reaches the bound, whose shift would otherwise overflow the first layer's float32 sums.
 It serves an engine whose first layer is fitted by a memory
 (a least-squares fit of its sums, which re-expressing leaves what it was). :class:`InputFrame` applies the
 moments of every step and re-expresses nothing: for an Adam first layer (whose steps are sized per weight, so
@@ -38,6 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from stream_am.checks import MAX_VALUE
 from stream_am.estimators.moments import RunningMoments
 
 __all__ = ["InputFrame", "ReexpressedFrame", "frame_for", "EARLY", "EVERY", "MAX_GAIN", "REACH", "STRAY"]
@@ -98,7 +101,7 @@ class ReexpressedFrame(InputFrame):
         ``REACH`` in all (module docstring)."""
         mean, scale = moments.mean_scale()
         ratio = np.clip(self.scale / scale, 1.0 / (REACH * self.gain), REACH / self.gain)
-        shift = (self.mean - mean) / scale
+        shift = np.clip((self.mean - mean) / scale, -MAX_VALUE, MAX_VALUE)  # (docstring)
         if self.new:
             ratio[-self.new :], shift[-self.new :] = 1.0, 0.0
         for engine in engines:  # the network's, and its linear companion's (companion.py)

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from stream_am.affine import get_affine, rows, set_affine
+from stream_am.checks import MAX_COUNT
 from stream_am.grad_mode import no_grad
 from stream_am.updaters.class_clock import Labels
 from stream_am.updaters.class_state import check_values
@@ -216,8 +217,9 @@ class MemoryUpdater:
         check_values(f"{prefix}B", B)
         check_values(f"{prefix}S", state[f"{prefix}S"].reshape(-1), low=0.0)
         updates = state[f"{prefix}updates"]
-        if updates.numel() != 1 or updates.is_floating_point() or updates.dtype == torch.bool or int(updates) < 0:
-            raise ValueError(f"state[{prefix}updates] must hold one integer >= 0, got {updates.tolist()!r}")
+        if (updates.numel() != 1 or updates.is_floating_point() or updates.dtype == torch.bool
+                or not 0 <= int(updates) <= MAX_COUNT):
+            raise ValueError(f"state[{prefix}updates] must hold one integer in [0, 2**62], got {updates.tolist()!r}")
         self.A, self.B = A.to(w.device, w.dtype, copy=True), B.to(w.device, w.dtype, copy=True)
         self.S = float(state[f"{prefix}S"])
         self.n_updates = int(updates)
