@@ -1,7 +1,8 @@
 """Recovery after a drift, against one reference level: the scenarios' ``AM-mem`` as the default was on the day issue
 10 was filed (``--ref``, imported as ``benchmarks/cost_since.py`` does), today with the linear companion alone,
-with both companions ungated, and today's default (the quadratic one gated), on the drift scenarios that have
-drift points, each run on the same stream in this process.
+with both companions ungated, today's default (the quadratic one gated), and today's default wrapped in
+:class:`~stream_am.drift.DriftAware` (``drift-aware``: ADWIN on its errors forgets at a detection), on the drift
+scenarios that have drift points, each run on the same stream in this process.
 
 The scenarios' own ``recovery`` counts the samples until a learner's trailing accuracy regains *its own* level
 before the drift, so a learner that was better before the drift has further to climb. Issue 10 asks for recovery
@@ -10,6 +11,7 @@ samples until the trailing accuracy over ``window`` samples first reaches ``min(
 segment's end) - tol`` of the reference (at least ``window``; the segment's length if never).
 
     python benchmarks/recovery.py [--seeds 0 1 2] [--scenarios NAME ...] [--ref 85d8533] [--quick]
+                                  [--modes filed ... ]   (the reference, filed, always runs)
 
 Needs ``git`` and a clone that holds ``--ref``.
 """
@@ -26,12 +28,13 @@ import numpy as np
 import torch
 from stream_am.scenarios import RunConfig, _common, drift
 
+from stream_am.drift import DriftAware
 from stream_am.evaluate import rolling_accuracy
 
 sys.path.insert(0, str(Path(__file__).parent))
 import cost_since  # noqa: E402  (a sibling script, not a package)
 
-MODES = ("filed", "linear", "ungated", "default")
+MODES = ("filed", "linear", "ungated", "default", "drift-aware")
 STREAMS = {  # (concepts, width of a switch), as the scenarios of the same names
     "agrawal-abrupt": ((1, 3, 5, 1), drift._abrupt),
     "agrawal-gradual": ((1, 3, 5), drift._gradual),
@@ -46,6 +49,8 @@ def configure(model: Any, mode: str, ref: Any) -> Any:
     if mode == "filed":
         return ref.AMClassifier(**{k: v for k, v in model.get_params().items()
                                    if k in ("variant", "hidden_sizes", "activation", "batch_size", "seed")})
+    if mode == "drift-aware":
+        return DriftAware(model)
     if mode == "linear":
         model._keeps_quadratic = lambda engine, n_inputs: False
     elif mode == "ungated":
@@ -89,6 +94,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, int]]:
     parser.add_argument("--scenarios", nargs="+", default=list(STREAMS), choices=list(STREAMS))
     parser.add_argument("--ref", default=cost_since.FILED, help="the commit whose default is the reference")
     parser.add_argument("--quick", action="store_true", help="800 samples, a window of 50 (a smoke run)")
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         return run(args, cost_since.import_ref(args.ref, Path(tmp)))
@@ -97,23 +103,23 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, int]]:
 def run(args: argparse.Namespace, ref: Any) -> dict[str, dict[str, int]]:
     torch.set_num_threads(1)
     window = 50 if args.quick else 500
+    modes = ["filed", *(m for m in MODES if m in args.modes and m != "filed")]
     totals: dict[str, dict[str, int]] = {}
-    print("| scenario | seed | " + " | ".join(f"{m}: accuracy, samples to recover per drift" for m in MODES) + " |")
-    print("|---|---|" + "---|" * len(MODES))
+    print("| scenario | seed | " + " | ".join(f"{m}: accuracy, samples to recover per drift" for m in modes) + " |")
+    print("|---|---|" + "---|" * len(modes))
     for name in args.scenarios:
-        total = totals.setdefault(name, dict.fromkeys(MODES, 0))
+        total = totals.setdefault(name, dict.fromkeys(modes, 0))
         for seed in args.seeds:
-            runs = {mode: hits(name, seed, mode, args.quick, ref) for mode in MODES}
+            runs = {mode: hits(name, seed, mode, args.quick, ref) for mode in modes}
             reference, points = runs["filed"]
             cells = []
-            for mode in MODES:
+            for mode in modes:
                 got = recovery(runs[mode][0], reference, points, window)
                 total[mode] += sum(got)
                 cells.append(f"{runs[mode][0].mean():.3f}, {' / '.join(f'{r:,}' for r in got)}")
             print(f"| {name} | {seed} | " + " | ".join(cells) + " |", flush=True)
-        print(f"| {name} | all | " + " | ".join(f"{total[m]:,}" for m in MODES) + " |", flush=True)
+        print(f"| {name} | all | " + " | ".join(f"{total[m]:,}" for m in modes) + " |", flush=True)
     return totals
-
 
 if __name__ == "__main__":
     main()

@@ -27,6 +27,7 @@ from sklearn.datasets import load_digits
 
 from stream_am import AMClassifier
 from stream_am.baselines import BackpropClassifier
+from stream_am.drift import DriftAware
 
 # (width 50 is an abrupt switch; river's sigmoid overflows below about 30)
 # figures of deep-river's MLP (two hidden layers of 64, Adam, one sample at a time) on these streams, as given
@@ -70,6 +71,7 @@ def learners(seed: int, memory_decay: float | None = None) -> dict[str, Callable
         "AM-auto no companion": lambda: AMClassifier(variant="auto", companion=False, **am),
         "AM-auto class clock": lambda: AMClassifier(variant="auto", memory_clock="class", **am),
         "AM-auto sample clock": lambda: AMClassifier(variant="auto", memory_clock="sample", **am),
+        "AM-auto drift-aware": lambda: DriftAware(AMClassifier(variant="auto", **am)),
         "backprop Adam": lambda: BackpropClassifier(seed=seed),
         "river LogisticRegression": logreg,
         "river HoeffdingAdaptiveTree": lambda: tree.HoeffdingAdaptiveTreeClassifier(seed=seed),

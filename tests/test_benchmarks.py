@@ -237,7 +237,7 @@ def test_recovery_holds_every_mode_to_the_reference_level(
     assert recovery.recovery(slower, reference, [100], 20) == [60]
     assert recovery.recovery(np.zeros(310), reference, [100], 20) == [210]  # never: the segment's length
     totals = recovery.main(["--quick", "--seeds", "0", "--scenarios", "agrawal-abrupt"])
-    assert set(totals["agrawal-abrupt"]) == {"filed", "linear", "ungated", "default"}
+    assert set(totals["agrawal-abrupt"]) == {"filed", "linear", "ungated", "default", "drift-aware"}
     assert all(v >= 3 * 50 for v in totals["agrawal-abrupt"].values())  # three drift points, a window at least each
     lines = capsys.readouterr().out.splitlines()
     assert sum(line.startswith("| agrawal-abrupt | 0 |") for line in lines) == 1
