@@ -152,7 +152,8 @@ class DriftAware(ClassifierWrapper):
     def _learn(self, losses: list[float], labels: list[Any], learn: Callable[[], None]) -> None:
         """Score with the detector, make the engine forget on a detection (at most one per call), and ``learn``."""
         engine = self._engine()
-        known = [label in self._seen for label in labels]
+        seen = self.__dict__.get("_seen", ())  # (a wrapper pickled before it kept them: none seen yet)
+        known = [label in seen for label in labels]
         detector, fired_at = self._detect([(i, loss) for i, (loss, old) in enumerate(zip(losses, known, strict=True))
                                            if old], restart=not all(known))
         ends_boost = self._saved_decay is not None and self._boost_left <= len(losses)
@@ -168,7 +169,7 @@ class DriftAware(ClassifierWrapper):
         self._detector = detector
         self.n_seen_ += n
         self._a_label = self._a_label or labels[:1]
-        self._seen.update(labels)
+        self.__dict__.setdefault("_seen", set()).update(labels)
         if fired_at is not None:
             self.drifts_.append(fired_at)
         if engine is None:  # not built yet: nothing remembered

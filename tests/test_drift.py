@@ -132,3 +132,14 @@ def test_a_class_incremental_stream_keeps_its_first_classes():
     assert model.drifts_ == []
     first = labels < 2
     assert (model.classifier.predict_many(X[first]).to_numpy() == labels[first]).mean() > 0.9
+
+
+def test_a_wrapper_pickled_before_it_kept_the_labels_learns_on():
+    inner = Constant()
+    model = DriftAware(inner, forget_factor=0.25)
+    X, y = _stream()
+    model.learn_many(X[:500], y[:500])
+    del model.__dict__["_seen"]  # as unpickled from a version without it
+    for s in range(500, len(X), 50):
+        model.learn_many(X[s : s + 50], y[s : s + 50])
+    assert model._seen == {0, 1} and inner.engine.forgets == [0.25]
