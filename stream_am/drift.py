@@ -2,9 +2,9 @@
 
 :class:`DriftAware` wraps an estimator that exposes its :class:`~stream_am.learner.OnlineAM` as
 ``.engine``. Before each mini-batch is learnt, the wrapper scores it with the current model and feeds the
-0/1 loss (or the clipped log-loss) of every sample of a class it has seen before to the detector; a class it has
-not seen starts the detector again (its samples are not fed: a new class's first errors are not a drift of the
-known classes, and on a class-incremental stream every task's start read as one). When the detector fires, the engine's
+0/1 loss (or the clipped log-loss) of every sample to the detector, in order, but that the first sample of a label it
+has not learnt starts the detector again, and is not fed (a new class's first errors are not a drift of the known
+classes, and on a class-incremental stream every task's start read as one). When the detector fires, the engine's
 remembered statistics are scaled by ``forget_factor`` (the classifier's ``forget`` where it has one, as the AM
 estimators do, which also scales their linear companion's sums; else ``engine.forget``), so the next
 least-squares solves are dominated by the new concept; optionally the engine's per-sample ``memory_decay`` is
@@ -130,15 +130,21 @@ class DriftAware(ClassifierWrapper):
             raise TypeError(f"{type(self.classifier).__name__} has no `engine` attribute to make forget")
         return self.classifier.engine
 
-    def _detect(self, losses: list[tuple[int, float]], restart: bool = False) -> tuple[base.DriftDetector, int | None]:
-        """A copy of the detector (a new one if ``restart``) fed ``losses``, ``(position in the call, loss)`` each;
-        the ``n_seen_`` of its first upward detection. Changes nothing."""
-        if self._detector is None or restart:
-            detector = drift.ADWIN() if self.detector is None else self.detector.clone()
-        else:
-            detector = copy.deepcopy(self._detector)
+    def _new_detector(self) -> base.DriftDetector:
+        return drift.ADWIN() if self.detector is None else self.detector.clone()
+
+    def _detect(self, losses: list[float], labels: list[Any]) -> tuple[base.DriftDetector, int | None]:
+        """A copy of the detector fed ``losses`` in order, started again at each label not seen before (whose first
+        sample it is not fed: as ``learn_one`` sample by sample would); the ``n_seen_`` of its first upward
+        detection. Changes nothing."""
+        detector = self._new_detector() if self._detector is None else copy.deepcopy(self._detector)
+        seen = set(self.__dict__.get("_seen", ()))  # (a wrapper pickled before it kept them: none seen yet)
         fired_at = None
-        for i, loss in losses:
+        for i, (loss, label) in enumerate(zip(losses, labels, strict=True)):
+            if label not in seen:
+                seen.add(label)
+                detector = self._new_detector()
+                continue
             before = getattr(detector, "estimation", None)
             detector.update(loss)
             if not detector.drift_detected or fired_at is not None:
@@ -152,10 +158,7 @@ class DriftAware(ClassifierWrapper):
     def _learn(self, losses: list[float], labels: list[Any], learn: Callable[[], None]) -> None:
         """Score with the detector, make the engine forget on a detection (at most one per call), and ``learn``."""
         engine = self._engine()
-        seen = self.__dict__.get("_seen", ())  # (a wrapper pickled before it kept them: none seen yet)
-        known = [label in seen for label in labels]
-        detector, fired_at = self._detect([(i, loss) for i, (loss, old) in enumerate(zip(losses, known, strict=True))
-                                           if old], restart=not all(known))
+        detector, fired_at = self._detect(losses, labels)
         ends_boost = self._saved_decay is not None and self._boost_left <= len(losses)
         if engine is not None and (fired_at is not None or ends_boost):  # forget, then learn the batch
             self._commit(detector, fired_at, len(losses), labels, engine)
@@ -163,13 +166,13 @@ class DriftAware(ClassifierWrapper):
         else:  # nothing changes before the classifier has accepted the batch
             learn()
             self._commit(detector, fired_at, len(losses), labels, engine)
+        self.__dict__.setdefault("_seen", set()).update(labels)  # (learnt: a refused batch's labels are not)
 
     def _commit(self, detector: base.DriftDetector, fired_at: int | None, n: int, labels: list[Any],
                 engine: Any) -> None:
         self._detector = detector
         self.n_seen_ += n
         self._a_label = self._a_label or labels[:1]
-        self.__dict__.setdefault("_seen", set()).update(labels)
         if fired_at is not None:
             self.drifts_.append(fired_at)
         if engine is None:  # not built yet: nothing remembered

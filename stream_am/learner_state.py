@@ -57,8 +57,9 @@ def _check_values(state: dict[str, torch.Tensor]) -> None:
         number = float(value)
         if key == "mu" and not 0.0 < number:  # (it grows to mu * mu_max_factor: no bound of its own)
             raise ValueError(f"state['mu'] must be > 0, got {number!r}")
-        if key != "mu" and (value.is_floating_point() or not 0 <= int(value) <= checks.MAX_COUNT):
-            raise ValueError(f"state[{key!r}] must be an integer in [0, 2**62], got {value.tolist()!r}")
+        high, bounds = (checks.MAX_COUNT, "in [0, 2**62]") if key != "solve_every" else (math.inf, ">= 0")  # (counters)
+        if key != "mu" and (value.is_floating_point() or not 0 <= int(value) <= high):
+            raise ValueError(f"state[{key!r}] must be an integer {bounds}, got {value.tolist()!r}")
 
 
 class LearnerState:

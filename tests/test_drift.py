@@ -143,3 +143,34 @@ def test_a_wrapper_pickled_before_it_kept_the_labels_learns_on():
     for s in range(500, len(X), 50):
         model.learn_many(X[s : s + 50], y[s : s + 50])
     assert model._seen == {0, 1} and inner.engine.forgets == [0.25]
+
+
+def test_learn_many_feeds_the_known_samples_before_a_new_label_as_learn_one_does():
+    """Label 2 first comes at the end of the batch holding the switch: the switch's errors before it are fed to the
+    detector they belong to (sample by sample and batch by batch alike) before it starts again."""
+    n = 1500
+    i = np.arange(n)
+    y = pd.Series(np.where(i < 1000, i % 10 == 5, i % 10 != 5).astype(int))
+    y[1049] = 2
+    X = pd.DataFrame({"a": np.zeros(n)})
+    one, many = DriftAware(Constant(), forget_factor=0.25), DriftAware(Constant(), forget_factor=0.25)
+    for k in range(n):
+        one.learn_one({"a": 0.0}, int(y[k]))
+    for s in range(0, n, 50):
+        many.learn_many(X[s : s + 50], y[s : s + 50])
+    assert one.drifts_ == many.drifts_ and len(one.drifts_) == 1 and 1000 < one.drifts_[0] < 1049
+
+
+def test_a_refused_sample_leaves_its_label_unseen_when_the_wrapper_forgot_first():
+    inner = AMClassifier(hidden_sizes=(4,), batch_size=4, seed=0)
+    inner.partial_fit(np.zeros((4, 1)), [0, 1, 0, 1], classes=[0, 1])  # declared: label 2 is refused
+    model = DriftAware(inner, detector=drift.PageHinkley(min_instances=10, threshold=3.0), boost_decay=0.5,
+                       boost_samples=1)
+    for k in range(200):
+        model.learn_one({"a": 0.0}, int(k >= 100 or k % 10 == 5))
+        if model.drifts_:
+            break
+    assert model.drifts_ and model._saved_decay is not None  # the boost ends at the next call, before learning
+    with pytest.raises(ValueError, match="y"):
+        model.learn_one({"a": 0.0}, 2)
+    assert model._seen == {0, 1}

@@ -11,11 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
+import torch
 from safetensors.numpy import load_file, save_file
 
-from stream_am import AMClassifier, AMRegressor
+from stream_am import AMClassifier, AMRegressor, OnlineAM
 from stream_am.baselines import BackpropClassifier, BackpropRegressor
+from stream_am.estimators import build_mlp
 
 Edit = Callable[[dict[str, Any]], None]
 
@@ -281,3 +284,15 @@ def test_a_parameter_the_file_lacks_takes_its_default(tmp_path: Path) -> None:
     loaded = AMClassifier.load(tmp_path / "m")
     assert loaded.epochs == AMClassifier().epochs
     assert loaded.predict_proba_one({"a": 1.0, "b": 0.0}) == model.predict_proba_one({"a": 1.0, "b": 0.0})
+
+
+def test_a_never_solving_engine_and_a_feature_of_subnormal_squares_save_and_load(tmp_path):
+    """Two states ordinary use reaches, which the load checks must accept: ``solve_every`` is a setting (any int >=
+    1), not a counter bounded by 2**62; squares of 1e-162 are subnormal, so the moments' sum**2 exceeds count *
+    sum_sq by a fourth of it (a variance of -1e-325: rounding)."""
+    engine = OnlineAM(build_mlp(2, 2, (4,), seed=0), solve_every=2**62 + 1)
+    engine.partial_fit(torch.zeros(8, 2), torch.tensor([0, 1] * 4))
+    OnlineAM(build_mlp(2, 2, (4,), seed=0), solve_every=2**62 + 1).load_state_dict(engine.state_dict())
+    X = pd.DataFrame({"a": np.r_[0.0, np.full(399, 2.5e-162)], "b": np.random.default_rng(0).normal(size=400)})
+    model = AMClassifier(hidden_sizes=(8,), batch_size=16, seed=0).partial_fit(X, (X["b"] > 0).astype(int))
+    AMClassifier.load(model.save(tmp_path / "m"))

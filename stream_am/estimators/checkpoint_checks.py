@@ -218,7 +218,8 @@ def _check_moments(arrays: dict[str, Any], prefix: str, n: int, n_learned: int, 
                              f"(and values at most {limit:g} in magnitude)")
     if (total_sq < 0).any():
         raise ValueError(f"array {prefix}sum_sq holds negative sums of squares")
-    if (total**2 > count * total_sq * (1 + 1e-6)).any():  # (a variance below 0, but for rounding)
+    n = np.maximum(count, 1)  # (a variance below 0, but for rounding: relative, or below 1e-200 for subnormal squares)
+    if ((total / n) ** 2 > total_sq / n * (1 + 1e-6) + 1e-200).any():
         raise ValueError(f"arrays {prefix}sum and {prefix}sum_sq must be a sum and a sum of squares of the same "
                          f"values: sum**2 at most count * sum_sq")
     return count
