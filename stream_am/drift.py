@@ -138,11 +138,11 @@ class DriftAware(ClassifierWrapper):
         sample it is not fed: as ``learn_one`` sample by sample would); the ``n_seen_`` of its first upward
         detection. Changes nothing."""
         detector = self._new_detector() if self._detector is None else copy.deepcopy(self._detector)
-        seen = set(self.__dict__.get("_seen", ()))  # (a wrapper pickled before it kept them: none seen yet)
+        seen = self.__dict__.get("_seen", set())  # (a wrapper pickled before it kept them: none seen yet)
         fired_at = None
         for i, (loss, label) in enumerate(zip(losses, labels, strict=True)):
             if label not in seen:
-                seen.add(label)
+                seen = seen | {label}  # (a new set: the wrapper's own changes only once the batch is learnt)
                 detector = self._new_detector()
                 continue
             before = getattr(detector, "estimation", None)
