@@ -33,9 +33,10 @@ from stream_am.evaluate import accuracy_on, continual_metrics
 
 __all__ = ["SCENARIOS", "Task"]
 
-LEARNERS = ("AM-mem", "AM-mem 3 steps", "AM-mem eta=0", *BASE_LEARNERS[1:], "Replay", "EWC", "HAT", "ARF")
+LEARNERS = ("AM-mem", "AM-mem+drift", "AM-mem 3 steps", "AM-mem eta=0", *BASE_LEARNERS[1:], "Replay", "EWC", "HAT",
+            "ARF")
 #: the long scenarios leave out the slowest learners (ARF, HAT, BP-SGD, three code steps)
-LONG_LEARNERS = ("AM-mem", "AM-mem sample", "AM-mem eta=0", "AM-Adam", "BP-Adam", "Replay", "EWC")
+LONG_LEARNERS = ("AM-mem", "AM-mem+drift", "AM-mem sample", "AM-mem eta=0", "AM-Adam", "BP-Adam", "Replay", "EWC")
 PAIRS: list[tuple[int, ...]] = [(0, 1), (2, 3), (4, 5), (6, 7), (8, 9)]
 
 
@@ -175,6 +176,8 @@ def _continual(make: Callable[[int, bool], list[Task]],
             m["prequential_accuracy"] = float(all_correct.mean())
             m["time_s"] = seconds
             m["accuracy_matrix"] = R.tolist()
+            if hasattr(model, "drifts_"):  # drift-aware: the detections it forgot at, and those taken for new inputs
+                m["detected_at"], m["domain_shifts_at"] = list(model.drifts_), list(model.shifts_)
             learners[name] = m
             matrices[name] = R
             res.correct = all_correct

@@ -91,6 +91,7 @@ def _runner(make: Callable[..., Any], full: int) -> Callable[[RunConfig], Outcom
             if hasattr(model, "drifts_"):
                 m["detections"] = len(model.drifts_)
                 m["detected_at"] = list(model.drifts_)
+                m["domain_shifts_at"] = list(model.shifts_)
             learners[name] = m
             curves[name] = res.curve(window)
         config = {"n_samples": n, "window": window, "drift_points": points, "drift_width": width}

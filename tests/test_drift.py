@@ -171,6 +171,114 @@ def test_a_refused_sample_leaves_its_label_unseen_when_the_wrapper_forgot_first(
         if model.drifts_:
             break
     assert model.drifts_ and model._saved_decay is not None  # the boost ends at the next call, before learning
+    seen = model.n_seen_ + len(model._held_samples)
     with pytest.raises(ValueError, match="y"):
         model.learn_one({"a": 0.0}, 2)
     assert model._seen == {0, 1}
+    assert model._held_samples == [] and model.n_seen_ == seen + 1  # scored and committed once (then refused)
+
+
+class _Novel(Constant):
+    """A constant classifier that reads every input as ``score`` standard deviations new, and keeps what it read."""
+
+    def __init__(self, score):
+        super().__init__()
+        self.score, self.read = score, []
+
+    def input_novelty(self, X):
+        self.read.append(X.copy())
+        return self.score
+
+
+@pytest.mark.parametrize("score, forgets", [(9.9, True), (10.0, False), (None, True)])
+def test_a_detection_on_new_inputs_is_a_new_domain_and_forgets_nothing(score, forgets):
+    inner = _Novel(score)
+    model = DriftAware(inner, forget_factor=0.25)
+    X, y = _stream()
+    X["a"] = np.arange(len(X), dtype=float)
+    for s in range(0, len(X), 50):
+        model.learn_many(X[s : s + 50], y[s : s + 50])
+    assert (inner.engine.forgets == [0.25]) is forgets and (len(model.drifts_) == 1) is forgets
+    assert (len(model.shifts_) == 1) is not forgets and 1000 < (model.drifts_ + model.shifts_)[0] <= 1100
+    assert len(inner.read) == 1  # asked once, at the detection: the latest inputs learnt, then the batch's
+    read = inner.read[0]["a"].to_numpy()
+    assert np.array_equal(read, np.arange(read[-1] - 63, read[-1] + 1)) and read[-1] % 50 == 49
+
+
+def test_a_new_domain_restarts_the_detector_and_none_always_forgets():
+    inner = _Novel(1e9)
+    model = DriftAware(inner, forget_factor=0.25)
+    X, y = _stream()
+    for s in range(0, len(X), 50):
+        model.learn_many(X[s : s + 50], y[s : s + 50])
+    assert model.drifts_ == [] and inner.engine.forgets == [] and len(model.shifts_) == 1
+    plain = DriftAware(_Novel(1e9), forget_factor=0.25, domain_shift=None)
+    for s in range(0, len(X), 50):
+        plain.learn_many(X[s : s + 50], y[s : s + 50])
+    assert len(plain.drifts_) == 1 and plain.classifier.read == []  # not asked
+    with pytest.raises(ValueError, match="^domain_shift must"):
+        DriftAware(Constant(), domain_shift=-1.0)
+
+
+def test_learn_one_keeps_the_latest_inputs_learnt_and_a_refused_one_is_not():
+    inner = AMClassifier(hidden_sizes=(4,), batch_size=4, seed=0)
+    inner.partial_fit(np.zeros((4, 1)), [0, 1, 0, 1], classes=[0, 1])
+    model = DriftAware(inner)
+    for k in range(70):
+        model.learn_one({0: float(k)}, k % 2)
+    with pytest.raises(ValueError, match="y"):
+        model.learn_one({0: 1e3}, 2)
+    assert [r[0] for r, _ in model._held_samples] == [68.0, 69.0]  # (scored at the classifier's next step)
+    assert [x[0] for x in model._recent] == [float(k) for k in range(4, 68)]
+
+
+def test_a_new_domain_keeps_the_first_one():
+    """Two tasks with the same two labels on inputs far apart (a domain-incremental stream): the second task's
+    start raises the loss, but its inputs are new to the model, so nothing of the first task is forgotten (it is
+    without the check)."""
+    rng = np.random.default_rng(0)
+    n = 1600
+    points = rng.normal(size=(n, 2))
+    points[n // 2 :] += 12.0  # the second domain
+    labels = np.where(np.arange(n) < n // 2, points[:, 0] > 0, points[:, 1] > 12.0).astype(int)
+    X, y = pd.DataFrame(points, columns=["a", "b"]), pd.Series(labels)
+    first = np.arange(n) < n // 2
+    models = {shift: DriftAware(AMClassifier(hidden_sizes=(16,), batch_size=16, seed=0), forget_factor=0.1,
+                                domain_shift=shift) for shift in (10.0, None)}
+    for model in models.values():
+        for s in range(0, n, 16):
+            model.learn_many(X[s : s + 16], y[s : s + 16])
+    guarded, plain = models[10.0], models[None]
+    assert plain.drifts_ and any(d > n // 2 for d in plain.drifts_)  # without the check: a drift, forgotten
+    assert guarded.shifts_ and all(d <= n // 2 for d in guarded.drifts_)
+    novelty = guarded.classifier.input_novelty(X[first][:64])
+    assert novelty is not None and novelty < 10.0  # the first domain's inputs are still remembered
+
+
+@pytest.mark.parametrize("signal", ["error", "log_loss"])
+def test_learn_one_scores_a_batch_at_the_step_as_sample_by_sample(signal):
+    """``learn_one`` on a stream estimator scores its samples together when the classifier steps (or a label is
+    new): the same losses, so the same detections, as scoring each before it is learnt (the answers only change at
+    a step), through a new label, a new feature and a drift."""
+    rng = np.random.default_rng(1)
+    n = 1400
+    rows = [{"a": float(a), "b": float(b), **({"c": float(c)} if k >= 150 else {})}
+            for k, (a, b, c) in enumerate(rng.normal(size=(n, 3)))]
+    labels = [2 if k >= 300 and r["b"] > 1.2 else int((r["a"] > 0) == (k < 700)) for k, r in enumerate(rows)]
+    fed = {}
+    models = {}
+    for defers in (True, False):
+        model = DriftAware(AMClassifier(hidden_sizes=(8,), batch_size=8, seed=0), signal=signal, forget_factor=0.5)
+        model._defers = lambda defers=defers: defers
+        fed[defers] = []
+        detect = model._detect
+        model._detect = lambda losses, labels, detect=detect, into=fed[defers]: (into.extend(losses),
+                                                                               detect(losses, labels))[1]
+        for x, y in zip(rows, labels, strict=True):
+            model.learn_one(x, y)
+        models[defers] = model
+    assert len(fed[True]) == n - len(models[True]._held_samples) and len(fed[False]) == n
+    # (the same answers: 0/1 losses equal; probabilities of a batch's rows equal to float32 rounding)
+    assert np.allclose(fed[True], fed[False][: len(fed[True])], rtol=0, atol=1e-6 if signal == "log_loss" else 0)
+    assert models[True].drifts_ == models[False].drifts_ and models[True].shifts_ == models[False].shifts_
+    assert signal == "log_loss" or any(700 < d < 900 for d in models[True].drifts_)

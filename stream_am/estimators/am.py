@@ -12,12 +12,15 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import pandas as pd
 from torch import nn
 
 from stream_am import checks
+from stream_am.estimators import inputs
 from stream_am.estimators.basis import QUADRATIC_MAX_FEATURES
 from stream_am.estimators.classifier import StreamClassifier
 from stream_am.estimators.companion import LinearCompanion, quadratic
+from stream_am.estimators.novelty import novelty
 from stream_am.estimators.regressor import StreamRegressor
 from stream_am.estimators.sklearn_api import SklearnClassifier, SklearnRegressor
 from stream_am.hyperparameters import HYPERPARAMETERS, check_am_params
@@ -180,6 +183,21 @@ class AMClassifier(_AMMixin, SklearnClassifier, StreamClassifier):
         if not isinstance(companion, bool):
             raise ValueError(f"companion must be a bool, got {companion!r}")
         self._reset()
+
+    def input_novelty(self, X: pd.DataFrame) -> float | None:
+        """How many standard deviations further the rows of ``X`` lie from the inputs the model remembers than rows
+        like those would: about 0 or below for rows like them, tens or more for a new domain's
+        (:mod:`stream_am.estimators.novelty`; the larger of the companions' figures). None before the first step,
+        without a companion (``companion=False``, or a first layer without a memory), or for no rows. Changes
+        nothing; ``X`` is checked as ``predict_many`` checks it."""
+        names, rows, present = inputs.frame_rows(X, limit=self._feature_limit)
+        parts = [part for part in (self._companion, self._quadratic) if part is not None]
+        if not parts or not len(rows):
+            return None
+        x = self._network_input(*self._index.spread(names, rows, present), self._frame)
+        x[:, self._n_stepped :] = 0.0  # (as predictions read them: a feature learned since the last step is 0)
+        scores = [score for score in (novelty(part, x.numpy()) for part in parts) if score is not None]
+        return max(scores, default=None)
 
     def _keeps_companion(self, engine: Any) -> bool:
         return bool(self.companion and self.hidden_sizes and engine.input_memory)
