@@ -11,16 +11,17 @@ least-squares solves are dominated by the new concept; optionally the engine's p
 raised to ``boost_decay`` for ``boost_samples`` samples, then restored (the companion keeps its own). ``drifts_``
 lists the sample counts at which it forgot.
 
-Each sample is scored with the model that then learns it. A stream estimator (:class:`~stream_am.AMClassifier`)
-answers from its last step until the next, so ``learn_one`` holds its samples and scores them in one call when the
-classifier is about to step or a label is new to it (which changes its answers): the losses of one prediction per
-sample, at a fraction of the cost. Held samples the classifier's own ``flush`` stepped count as seen, unscored.
+Each sample is scored with the model that then learns it (after a forget, the samples after the detection are
+scored anew). A stream classifier (:class:`~stream_am.AMClassifier`) answers from its last step until the next, so
+``learn_one`` holds its samples and scores them in one call when the classifier is about to step or the sample
+brings a label or a feature new to it (which change its answers): the losses of one prediction per sample, at a
+fraction of the cost. Held samples the classifier's own ``flush`` stepped count as seen, unscored.
 
-A call whose input is refused changes nothing: the wrapper checks samples as the stream estimators do (finite
-numbers, NaN in a DataFrame = missing; a label that is hashable, not None, not NaN, of one type per model),
-runs the detector on a copy, and keeps that copy only once the classifier has learnt. (Only when the detector
-fires, or a boost ends, does the engine change before it learns, so that it learns the batch after
-forgetting; a refusal that the wrapper's checks cannot foresee then leaves that change made.)
+A call whose input is refused changes nothing: the wrapper checks its samples first, with the stream classifier's
+own checks (else as the stream estimators check: finite numbers, NaN in a DataFrame = missing; a label hashable,
+not None, not NaN, of one type per model), runs the detector on a copy, and keeps that copy only once the
+classifier has learnt. (Only when the detector fires, or a boost ends, does the engine change before it learns, so
+that it learns the batch after forgetting; a refusal that no check foresaw then leaves that change made.)
 
 A rise of the loss has two causes that want opposite answers: a changed concept (the same inputs, new labels),
 where forgetting the old memory helps, and a new domain (new inputs, the same labels: permuted pixels), where the
@@ -42,13 +43,14 @@ import pandas as pd
 from river import base, drift
 
 from stream_am import checks
-from stream_am.estimators.base import StreamEstimator
+from stream_am.drift_signal import SIGNALS, batch_losses, records_frame, sample_loss
+from stream_am.estimators import inputs
+from stream_am.estimators.classifier import StreamClassifier
 from stream_am.strategies_checks import labelled_frame, labelled_row
 from stream_am.wrapping import ClassifierWrapper
 
 __all__ = ["DriftAware", "RECENT"]
 
-_SIGNALS = ("error", "log_loss")
 RECENT = 64  # inputs (the latest learnt, then the batch's) whose novelty tells a new domain from a changed concept
 
 
@@ -65,14 +67,11 @@ class DriftAware(ClassifierWrapper):
         counts only if the loss went up: for detectors with an ``estimation`` (ADWIN) the window mean must
         not have fallen; give Page-Hinkley ``mode="up"``.
     signal
-        ``"error"`` feeds the 0/1 loss (the classic ADWIN input); ``"log_loss"`` feeds
-        ``min(-log p(y), 10) / 10``.
+        ``"error"`` feeds the 0/1 loss (the classic ADWIN input); ``"log_loss"`` ``min(-log p(y), 10) / 10``.
     forget_factor
         Factor in ``(0, 1]`` applied by ``engine.forget`` at each detection.
-    boost_decay
+    boost_decay, boost_samples
         If set, ``memory_decay`` used for ``boost_samples`` samples after a detection.
-    boost_samples
-        Length of the boost, in samples.
     domain_shift
         Standard deviations of ``classifier.input_novelty`` at or above which a detection is a new domain, not a
         drift: nothing is forgotten (module docstring); ``None`` forgets at every detection, as does a
@@ -111,7 +110,7 @@ class DriftAware(ClassifierWrapper):
         boost_samples: int = 500,
         domain_shift: float | None = 10.0,
     ) -> None:
-        checks.check_choice("signal", signal, _SIGNALS)
+        checks.check_choice("signal", signal, SIGNALS)
         checks.check_float("forget_factor", forget_factor, 0.0, 1.0, low_inclusive=False, high_inclusive=True)
         if boost_decay is not None:
             checks.check_float("boost_decay", boost_decay, 0.0, 1.0)
@@ -136,6 +135,13 @@ class DriftAware(ClassifierWrapper):
         self._recent: deque[dict] = deque(maxlen=RECENT)  # the latest inputs learnt
         self._held_samples: list[tuple[dict, Any]] = []  # learnt by learn_one, scored at the classifier's step
         self._held_at = 0  # the classifier's steps when they were learnt
+        self._features: set[Any] = set()  # the feature names learnt: a sample bringing another is scored at once
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """A wrapper pickled by an earlier version: what it did not keep starts empty; it forgets at every detection."""
+        self.__dict__.update(domain_shift=None, shifts_=[], _seen=set(), _recent=deque(maxlen=RECENT),
+                             _held_samples=[], _held_at=0, _features=set())
+        self.__dict__.update(state)
 
     def _unit_test_skips(self) -> set[str]:
         return {"check_learn_many_matches_learn_one"}  # the detector scores a batch with the pre-batch model
@@ -145,14 +151,6 @@ class DriftAware(ClassifierWrapper):
         from stream_am import AMClassifier
 
         yield {"classifier": AMClassifier(hidden_sizes=(4,), batch_size=4, code_steps=2)}
-
-    def _loss(self, x: dict, y: Any, proba: dict | None) -> float:
-        if self.signal == "error":
-            if proba is None:
-                return float(self.classifier.predict_one(x) != y)
-            return float(not proba or max(proba, key=proba.__getitem__) != y)
-        p = (proba or {}).get(y, 0.0)
-        return min(-math.log(max(p, 1e-300)), 10.0) / 10.0
 
     def _engine(self) -> Any:
         if not hasattr(self.classifier, "engine"):
@@ -164,60 +162,74 @@ class DriftAware(ClassifierWrapper):
 
     def _detect(self, losses: list[float], labels: list[Any]) -> tuple[base.DriftDetector, int | None]:
         """A copy of the detector fed ``losses`` in order, started again at each label not seen before (whose first
-        sample it is not fed: as ``learn_one`` sample by sample would); the ``n_seen_`` of its first upward
-        detection. Changes nothing."""
+        sample it is not fed: as ``learn_one`` sample by sample would), up to its first upward detection, and the
+        index of that sample (None: the copy was fed them all). Changes nothing."""
         detector = self._new_detector() if self._detector is None else copy.deepcopy(self._detector)
-        seen = self.__dict__.get("_seen", set())  # (a wrapper pickled before it kept them: none seen yet)
-        fired_at = None
+        seen = self._seen
         for i, (loss, label) in enumerate(zip(losses, labels, strict=True)):
             if label not in seen:
-                seen = seen | {label}  # (a new set: the wrapper's own changes only once the batch is learnt)
+                seen = seen | {label}  # (a new set: the wrapper's own changes only once the samples are learnt)
                 detector = self._new_detector()
                 continue
             before = getattr(detector, "estimation", None)
             detector.update(loss)
-            if not detector.drift_detected or fired_at is not None:
+            if not detector.drift_detected:
                 continue
             after = getattr(detector, "estimation", None)
-            if before is not None and after is not None and after <= before:
-                continue  # ADWIN also fires when the loss falls: nothing to forget then
-            fired_at = self.n_seen_ + i + 1
-        return detector, fired_at
+            if before is None or after is None or after > before:  # (ADWIN fires when the loss falls too)
+                return detector, i
+        return detector, None
 
     def _shifted(self, rows: list[dict]) -> bool:
         """Whether the latest inputs learnt and ``rows`` (:data:`RECENT` in all) are a new domain to the classifier."""
         novelty = getattr(self.classifier, "input_novelty", None)
-        if self.__dict__.get("domain_shift") is None or novelty is None:  # (pickled before it existed: None)
+        if self.domain_shift is None or novelty is None:
             return False
-        recent = [*self.__dict__.get("_recent", ()), *rows][-RECENT:]  # (pickled before it kept them: none)
-        score = novelty(pd.DataFrame.from_records(recent))
+        score = novelty(records_frame([*self._recent, *rows][-RECENT:]))
         return score is not None and score >= self.domain_shift
 
-    def _learn(self, losses: list[float], labels: list[Any], learn: Callable[[], None], rows: list[dict]) -> None:
-        """Score with the detector, make the engine forget on a detection (at most one per call) unless the inputs
-        are a new domain (then start the detector again), and ``learn``."""
-        engine = self._engine()
-        detector, fired_at = self._detect(losses, labels)
-        shifted = fired_at if fired_at is not None and engine is not None and self._shifted(rows) else None
-        if shifted is not None:
-            detector, fired_at = self._new_detector(), None
-        ends_boost = self._saved_decay is not None and self._boost_left <= len(losses)
-        if engine is not None and (fired_at is not None or ends_boost):  # forget, then learn the batch
-            self._commit(detector, fired_at, len(losses), labels, engine)
+    def _run(self, samples: list[tuple[dict, Any]], losses_of: Callable[[int], list[float]],
+             learn: Callable[[], None]) -> None:
+        """Feed the detector the losses of ``samples`` (checked rows and labels; ``losses_of(i)``: those of the
+        samples from the ``i``-th on, as the classifier answers now) and ``learn``. At a detection the engine forgets
+        (unless the inputs so far are a new domain: then the detector starts again) and the samples after it are
+        scored anew: each sample is scored by the model that then learns it. Nothing changes before the
+        classifier has accepted the samples, but a forget, or the end of a boost, which it must learn after."""
+        engine, labels = self._engine(), [t for _, t in samples]
+        start, losses = 0, losses_of(0)
+        detector, fired = self._detect(losses, labels)
+        while engine is not None and fired is not None:
+            end, at = start + fired + 1, self.n_seen_ + fired + 1
+            rows = [r for r, _ in samples[start:end]]
+            shifted = self._shifted(rows)
+            self._commit(self._new_detector() if shifted else detector, None if shifted else at, labels[start:end],
+                         rows, engine)
+            if shifted:
+                self.shifts_.append(at)
+            start = end
+            if start == len(samples):
+                learn()
+                return
+            losses = losses[fired + 1 :] if shifted else losses_of(start)  # (a forget changes the answers)
+            detector, fired = self._detect(losses, labels[start:])
+        fired_at = None if fired is None else self.n_seen_ + fired + 1  # (no engine yet: nothing to forget)
+        rows = [r for r, _ in samples[start:]]
+        if self._saved_decay is not None and self._boost_left <= len(rows):  # the boost ends: restored, then learnt
+            self._commit(detector, fired_at, labels[start:], rows, engine)
             learn()
-        else:  # nothing changes before the classifier has accepted the batch
+        else:
             learn()
-            self._commit(detector, fired_at, len(losses), labels, engine)
-        self.__dict__.setdefault("_seen", set()).update(labels)  # (learnt: a refused batch's labels are not)
-        self.__dict__.setdefault("_recent", deque(maxlen=RECENT)).extend(rows[-RECENT:])
-        if shifted is not None:
-            self.__dict__.setdefault("shifts_", []).append(shifted)
+            self._commit(detector, fired_at, labels[start:], rows, engine)
 
-    def _commit(self, detector: base.DriftDetector, fired_at: int | None, n: int, labels: list[Any],
+    def _commit(self, detector: base.DriftDetector, fired_at: int | None, labels: list[Any], rows: list[dict],
                 engine: Any) -> None:
         self._detector = detector
-        self.n_seen_ += n
+        self.n_seen_ += len(labels)
         self._a_label = self._a_label or labels[:1]
+        self._seen.update(labels)
+        self._recent.extend(rows[-RECENT:])
+        for row in rows:
+            self._features.update(row)
         if fired_at is not None:
             self.drifts_.append(fired_at)
         if engine is None:  # not built yet: nothing remembered
@@ -230,71 +242,59 @@ class DriftAware(ClassifierWrapper):
                 engine.memory_decay = self.boost_decay
                 self._boost_left = self.boost_samples
         elif self._saved_decay is not None:
-            self._boost_left -= n
+            self._boost_left -= len(labels)
             if self._boost_left <= 0:
                 engine.memory_decay, self._saved_decay = self._saved_decay, None
 
     def _defers(self) -> bool:
-        """Whether ``learn_one`` may score samples later, together (a stream estimator predicts from its last step:
-        a sample's answer stays the same until the step that learns it, or a new label, changes it)."""
-        return isinstance(self.classifier, StreamEstimator)
+        """Whether ``learn_one`` may score samples later, together (a stream classifier answers from its last step)."""
+        return isinstance(self.classifier, StreamClassifier)
 
-    def _losses(self, X: pd.DataFrame, ys: list[Any]) -> list[float]:
-        """The signal of each row of ``X`` against its label (one call to the classifier)."""
-        if self.signal == "error":
-            preds = self.classifier.predict_many(X).tolist()
-            return [float(p != t) for p, t in zip(preds, ys, strict=True)]
-        proba = self.classifier.predict_proba_many(X)
-        return [min(-math.log(max(float(proba[t].iloc[i]) if t in proba else 0.0, 1e-300)), 10.0) / 10.0
-                for i, t in enumerate(ys)]
-
-    def _held(self, classifier: StreamEstimator) -> list[tuple[dict, Any]]:
+    def _held(self, classifier: StreamClassifier) -> list[tuple[dict, Any]]:
         """The samples ``learn_one`` learnt and has not scored yet; none if the classifier stepped since (then their
-        answers are gone: they count as seen, unscored)."""
-        held = self.__dict__.get("_held_samples", [])  # (pickled before it kept them: none)
-        if held and classifier.n_steps != self._held_at:
-            self.n_seen_ += len(held)
-            held = self._held_samples = []
-        return held
+        answers are gone: they count as seen, unscored). Called once the call's samples are checked."""
+        if self._held_samples and classifier.n_steps != self._held_at:
+            self.n_seen_ += len(self._held_samples)
+            self._held_samples = []
+        return self._held_samples
 
     def learn_one(self, x: dict, y: Any, **kwargs: Any) -> None:
         checks.check_can_learn()
-        _, label = labelled_row(x, y, self._a_label)
         classifier = self.classifier
-        if not self._defers() or not isinstance(classifier, StreamEstimator):
-            proba = classifier.predict_proba_one(x) if self.signal == "log_loss" else None
-            self._learn([self._loss(x, label, proba)], [label], lambda: classifier.learn_one(x, y), [dict(x)])
+        if not self._defers() or not isinstance(classifier, StreamClassifier):
+            row, label = labelled_row(x, y, self._a_label)
+            loss = sample_loss(classifier, self.signal, x, label)
+            self._run([(row, label)], lambda _: [loss], lambda: classifier.learn_one(x, y))
             return
+        names, values, label = classifier._checked_one(x, y)  # (refused here, before anything changes)
+        row = dict(zip(names, values[0].tolist(), strict=True))
         held = self._held(classifier)
-        if classifier.n_buffered + 1 < classifier.batch_size and label in self.__dict__.get("_seen", ()):
-            steps = classifier.n_steps
+        if classifier.n_buffered + 1 < classifier.batch_size and label in self._seen and self._features.issuperset(row):
             classifier.learn_one(x, y)  # buffered: the answers stay those of the last step
-            held.append((dict(x), label))
-            self._held_samples, self._held_at = held, steps
-            self._a_label = self._a_label or [label]
+            held.append((row, label))
+            self._held_at = classifier.n_steps
             return
-        # scored now: this sample steps the classifier, or its label is new to it
-        rows, labels = [*(r for r, _ in held), dict(x)], [*(t for _, t in held), label]
-        self._settle(self._losses(pd.DataFrame.from_records(rows), labels), labels, lambda: classifier.learn_one(x, y),
-                     rows)
+        self._settle([*held, (row, label)], lambda: classifier.learn_one(x, y))
 
     def learn_many(self, X: pd.DataFrame, y: pd.Series, **kwargs: Any) -> None:
         checks.check_can_learn()
-        _, ys = labelled_frame(X, y, self._a_label)
         classifier = self.classifier
-        held = self._held(classifier) if self._defers() and isinstance(classifier, StreamEstimator) else []
-        rows = [r for r, _ in held]
-        scored = pd.concat([pd.DataFrame.from_records(rows), X], ignore_index=True) if held else X
-        labels = [*(t for _, t in held), *ys]
-        self._settle(self._losses(scored, labels), labels, lambda: classifier.learn_many(X, y),
-                     [*rows, *X.iloc[-RECENT:].to_dict("records")])
+        if self._defers() and isinstance(classifier, StreamClassifier):
+            names, values, present, labels = classifier._checked_many(X, y)
+            rows, held = inputs.records(names, values, present), self._held(classifier)
+        else:
+            (rows, labels), held = labelled_frame(X, y, self._a_label), []
+        if not rows:  # (nothing to score: the held samples wait)
+            classifier.learn_many(X, y)
+            return
+        self._settle([*held, *zip(rows, labels, strict=True)], lambda: classifier.learn_many(X, y))
 
-    def _settle(self, losses: list[float], labels: list[Any], learn: Callable[[], None], rows: list[dict]) -> None:
-        """:meth:`_learn`, after which the held samples are scored: once committed (even if ``learn`` then refused,
-        after a forget), they are no longer held."""
+    def _settle(self, samples: list[tuple[dict, Any]], learn: Callable[[], None]) -> None:
+        """:meth:`_run` on ``samples`` (the held ones, then the call's), scored together; committed, none is held."""
         seen = self.n_seen_
         try:
-            self._learn(losses, labels, learn, rows)
+            self._run(samples, lambda i: batch_losses(self.classifier, self.signal, [r for r, _ in samples[i:]],
+                                                      [t for _, t in samples[i:]]), learn)
         finally:
             if self.n_seen_ != seen:
                 self._held_samples = []

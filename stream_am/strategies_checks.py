@@ -50,9 +50,7 @@ def labelled_frame(
     names, rows, present = inputs.frame_rows(X, limit=limit)
     labels = inputs.labels_of(y, len(rows), classification=True)
     inputs.check_label_types(labels, known, "y")
-    records = [{n: v for n, v, p in zip(names, r, m, strict=True) if p}
-               for r, m in zip(rows.tolist(), present.tolist(), strict=True)]
-    return records, labels
+    return inputs.records(names, rows, present), labels
 
 
 def first_features(fixed: bool, n_features: int, field: str) -> None:

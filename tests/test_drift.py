@@ -1,5 +1,8 @@
 """Drift-aware AM (stream_am.drift.DriftAware): detector on the loss -> engine.forget / memory_decay boost."""
 
+import pickle
+from fractions import Fraction
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -134,15 +137,37 @@ def test_a_class_incremental_stream_keeps_its_first_classes():
     assert (model.classifier.predict_many(X[first]).to_numpy() == labels[first]).mean() > 0.9
 
 
+_LATER = ("domain_shift", "shifts_", "_seen", "_recent", "_held_samples", "_held_at", "_features")
+
+
+def _as_pickled_before(model):
+    """``model`` as unpickled from a version that kept none of :data:`_LATER`."""
+    state = pickle.loads(pickle.dumps(model)).__dict__
+    old = DriftAware.__new__(DriftAware)
+    old.__setstate__({k: v for k, v in state.items() if k not in _LATER})
+    return old
+
+
 def test_a_wrapper_pickled_before_it_kept_the_labels_learns_on():
-    inner = Constant()
-    model = DriftAware(inner, forget_factor=0.25)
     X, y = _stream()
+    model = DriftAware(Constant(), forget_factor=0.25)
     model.learn_many(X[:500], y[:500])
-    del model.__dict__["_seen"]  # as unpickled from a version without it
+    model = _as_pickled_before(model)
+    assert model.domain_shift is None and model.shifts_ == [] and "domain_shift=None" in repr(model)
+    assert model.clone().drifts_ == [] and model._seen == set()
     for s in range(500, len(X), 50):
         model.learn_many(X[s : s + 50], y[s : s + 50])
-    assert model._seen == {0, 1} and inner.engine.forgets == [0.25]
+    assert model._seen == {0, 1} and model.classifier.engine.forgets == [0.25] and model.n_seen_ == len(X)
+
+
+def test_a_stream_classifier_wrapper_pickled_before_learns_one_by_one_on():
+    model = DriftAware(AMClassifier(hidden_sizes=(4,), batch_size=4, seed=0))
+    for k in range(8):  # (two steps: nothing held, as before the wrapper held samples)
+        model.learn_one({"a": float(k)}, k % 2)
+    model = _as_pickled_before(model)
+    for k in range(8, 30):
+        model.learn_one({"a": float(k)}, k % 2)
+    assert model.n_seen_ + len(model._held_samples) == 30 and model._seen == {0, 1}
 
 
 def test_learn_many_feeds_the_known_samples_before_a_new_label_as_learn_one_does():
@@ -161,21 +186,28 @@ def test_learn_many_feeds_the_known_samples_before_a_new_label_as_learn_one_does
     assert one.drifts_ == many.drifts_ and len(one.drifts_) == 1 and 1000 < one.drifts_[0] < 1049
 
 
-def test_a_refused_sample_leaves_its_label_unseen_when_the_wrapper_forgot_first():
-    inner = AMClassifier(hidden_sizes=(4,), batch_size=4, seed=0)
-    inner.partial_fit(np.zeros((4, 1)), [0, 1, 0, 1], classes=[0, 1])  # declared: label 2 is refused
+@pytest.mark.parametrize("where", ["held", "step", "flushed"])
+def test_a_refused_sample_changes_nothing(where):
+    """A sample the classifier refuses (an undeclared label, a NaN) changes nothing, whether it would have been held,
+    stepped the classifier (scoring the held ones, with a boost ending), or come after the classifier's own flush."""
+    inner = AMClassifier(hidden_sizes=(4,), batch_size=8, seed=0)
+    inner.partial_fit(np.zeros((8, 1)), [0, 1] * 4, classes=[0, 1])  # declared: label 2 is refused
     model = DriftAware(inner, detector=drift.PageHinkley(min_instances=10, threshold=3.0), boost_decay=0.5,
-                       boost_samples=1)
-    for k in range(200):
-        model.learn_one({"a": 0.0}, int(k >= 100 or k % 10 == 5))
-        if model.drifts_:
-            break
-    assert model.drifts_ and model._saved_decay is not None  # the boost ends at the next call, before learning
-    seen = model.n_seen_ + len(model._held_samples)
+                       boost_samples=1000)
+    k = 0
+    while k < 150 or inner.n_buffered != (7 if where == "step" else 3):
+        model.learn_one({0: 0.0}, int(k >= 100 or k % 10 == 5))
+        k += 1
+    assert model.drifts_ and model._saved_decay is not None and model._held_samples
+    if where == "flushed":
+        inner.flush()  # (the held samples' answers are gone)
+    before = pickle.dumps(model)
+    for x, y in (({0: 0.0}, 2), ({0: float("nan")}, 0), ({0: 1e30}, 1)):
+        with pytest.raises(ValueError):
+            model.learn_one(x, y)
     with pytest.raises(ValueError, match="y"):
-        model.learn_one({"a": 0.0}, 2)
-    assert model._seen == {0, 1}
-    assert model._held_samples == [] and model.n_seen_ == seen + 1  # scored and committed once (then refused)
+        model.learn_many(pd.DataFrame({0: [0.0, 0.0]}), pd.Series([0, 2]))
+    assert pickle.dumps(model) == before
 
 
 class _Novel(Constant):
@@ -200,9 +232,10 @@ def test_a_detection_on_new_inputs_is_a_new_domain_and_forgets_nothing(score, fo
         model.learn_many(X[s : s + 50], y[s : s + 50])
     assert (inner.engine.forgets == [0.25]) is forgets and (len(model.drifts_) == 1) is forgets
     assert (len(model.shifts_) == 1) is not forgets and 1000 < (model.drifts_ + model.shifts_)[0] <= 1100
-    assert len(inner.read) == 1  # asked once, at the detection: the latest inputs learnt, then the batch's
+    assert len(inner.read) == 1  # asked once, at the detection: the latest inputs learnt, then the batch's to it
     read = inner.read[0]["a"].to_numpy()
-    assert np.array_equal(read, np.arange(read[-1] - 63, read[-1] + 1)) and read[-1] % 50 == 49
+    assert np.array_equal(read, np.arange(read[-1] - 63, read[-1] + 1))
+    assert read[-1] == (model.drifts_ + model.shifts_)[0] - 1 and read[-1] % 50 != 49  # (the detected sample's)
 
 
 def test_a_new_domain_restarts_the_detector_and_none_always_forgets():
@@ -255,6 +288,30 @@ def test_a_new_domain_keeps_the_first_one():
     assert novelty is not None and novelty < 10.0  # the first domain's inputs are still remembered
 
 
+def _held_and_single(rows, labels, signal, batch_size=8):
+    """The losses fed to the detector (sample -> loss) and the wrapper, with ``learn_one`` holding its samples and
+    scoring them sample by sample."""
+    fed, models = {}, {}
+    for defers in (True, False):
+        model = DriftAware(AMClassifier(hidden_sizes=(8,), batch_size=batch_size, seed=0), signal=signal,
+                           forget_factor=0.5)
+        model._defers = lambda defers=defers: defers
+        fed[defers] = {}  # (a later call scores the samples after a forget anew: the last loss fed counts)
+        detect = model._detect
+        model._detect = lambda losses, labels, detect=detect, into=fed[defers], model=model: (
+            into.update(enumerate(losses, model.n_seen_)), detect(losses, labels))[1]
+        for x, y in zip(rows, labels, strict=True):
+            model.learn_one(x, y)
+        models[defers] = model
+    n = len(rows)
+    assert sorted(fed[True]) == list(range(n - len(models[True]._held_samples))) and len(fed[False]) == n
+    # (the same answers: 0/1 losses equal; probabilities of a batch's rows equal to float32 rounding)
+    held, single = (np.array([fed[d][k] for k in sorted(fed[True])]) for d in (True, False))
+    assert np.allclose(held, single, rtol=0, atol=1e-6 if signal == "log_loss" else 0)
+    assert models[True].drifts_ == models[False].drifts_ and models[True].shifts_ == models[False].shifts_
+    return models[True]
+
+
 @pytest.mark.parametrize("signal", ["error", "log_loss"])
 def test_learn_one_scores_a_batch_at_the_step_as_sample_by_sample(signal):
     """``learn_one`` on a stream estimator scores its samples together when the classifier steps (or a label is
@@ -265,20 +322,25 @@ def test_learn_one_scores_a_batch_at_the_step_as_sample_by_sample(signal):
     rows = [{"a": float(a), "b": float(b), **({"c": float(c)} if k >= 150 else {})}
             for k, (a, b, c) in enumerate(rng.normal(size=(n, 3)))]
     labels = [2 if k >= 300 and r["b"] > 1.2 else int((r["a"] > 0) == (k < 700)) for k, r in enumerate(rows)]
-    fed = {}
-    models = {}
-    for defers in (True, False):
-        model = DriftAware(AMClassifier(hidden_sizes=(8,), batch_size=8, seed=0), signal=signal, forget_factor=0.5)
-        model._defers = lambda defers=defers: defers
-        fed[defers] = []
-        detect = model._detect
-        model._detect = lambda losses, labels, detect=detect, into=fed[defers]: (into.extend(losses),
-                                                                               detect(losses, labels))[1]
-        for x, y in zip(rows, labels, strict=True):
-            model.learn_one(x, y)
-        models[defers] = model
-    assert len(fed[True]) == n - len(models[True]._held_samples) and len(fed[False]) == n
-    # (the same answers: 0/1 losses equal; probabilities of a batch's rows equal to float32 rounding)
-    assert np.allclose(fed[True], fed[False][: len(fed[True])], rtol=0, atol=1e-6 if signal == "log_loss" else 0)
-    assert models[True].drifts_ == models[False].drifts_ and models[True].shifts_ == models[False].shifts_
-    assert signal == "log_loss" or any(700 < d < 900 for d in models[True].drifts_)
+    model = _held_and_single(rows, labels, signal)
+    assert signal == "log_loss" or any(700 < d < 900 for d in model.drifts_)
+
+
+@pytest.mark.parametrize("signal", ["error", "log_loss"])
+def test_held_samples_of_any_accepted_kind_score_as_sample_by_sample(signal):
+    """Values the classifier accepts but pandas would not make one float column of (a bool beside floats, a Fraction,
+    an int beyond 2**63), names it would not make one column of (None, a tuple), features coming one by one past the
+    quadratic companion's limit (the sample that brings one is scored before it changes the answers), and a
+    detection inside the held samples (the forget changes the answers of those after it: scored anew)."""
+    rng = np.random.default_rng(2)
+    n = 900
+    rows = []
+    for k, (a, b) in enumerate(rng.normal(size=(n, 2))):
+        row = {"a": float(a) if k % 5 else bool(a > 0), None: Fraction(k % 3, 2), ("t", 1): float(b),
+               "big": 2**64 if k % 7 == 0 else 0}
+        row.update({f"g{j}": float(a * j) for j in range(min(max(k - 200, 0) // 9, 20))})
+        rows.append(row)
+    labels = [int((float(r["a"]) > 0) == (k < 450)) for k, r in enumerate(rows)]
+    model = _held_and_single(rows, labels, signal, batch_size=16)
+    assert model.classifier._quadratic is None and model.classifier.n_features_in_ == 24
+    assert model.shifts_ if signal == "log_loss" else [d % 16 for d in model.drifts_] == [2]  # (at a held sample)

@@ -88,12 +88,16 @@ class StreamClassifier(StreamEstimator, base.MiniBatchClassifier):
         return out
 
     # -- river API -----------------------------------------------------------------------------------
-    def learn_one(self, x: dict, y: Any) -> None:
-        """Learn one sample (buffered; a step runs every ``batch_size`` samples)."""
+    def _checked_one(self, x: dict, y: Any) -> tuple[list[Hashable], np.ndarray, Hashable]:
+        """``learn_one``'s checks, which change nothing: the feature names, their values (``1 x k``), the label."""
         names, row = inputs.dict_row(x, self._feature_limit)
         label = inputs.check_label(y)
         self._check_labels([label], single=True)
-        self._learn_one(names, row, label)
+        return names, row, label
+
+    def learn_one(self, x: dict, y: Any) -> None:
+        """Learn one sample (buffered; a step runs every ``batch_size`` samples)."""
+        self._learn_one(*self._checked_one(x, y))
 
     def predict_proba_one(self, x: dict, **kwargs: Any) -> dict[ClfTarget, float]:
         """Probability of every label seen, from the last completed step; ``{}`` before any learning."""
@@ -108,10 +112,15 @@ class StreamClassifier(StreamEstimator, base.MiniBatchClassifier):
 
     def learn_many(self, X: pd.DataFrame, y: pd.Series) -> None:
         """Learn the rows of ``X`` in order: exactly the same as ``learn_one`` on each row (NaN = missing)."""
+        names, rows, present, labels = self._checked_many(X, y)
+        self._learn_rows(names, rows, labels, present)
+
+    def _checked_many(self, X: pd.DataFrame, y: pd.Series) -> tuple[list[Hashable], np.ndarray, np.ndarray, list[Any]]:
+        """``learn_many``'s checks, which change nothing: the columns, the values, the observed cells, the labels."""
         names, rows, present = inputs.frame_rows(X, limit=self._feature_limit)
         labels = inputs.labels_of(y, len(rows), classification=True)
         self._check_labels(labels)
-        self._learn_rows(names, rows, labels, present)
+        return names, rows, present, labels
 
     def predict_proba_many(self, X: pd.DataFrame) -> pd.DataFrame:
         """One row of label probabilities per row of ``X`` (no columns before any learning)."""

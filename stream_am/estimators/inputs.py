@@ -36,6 +36,7 @@ __all__ = [
     "dict_row",
     "frame_rows",
     "array_rows",
+    "records",
     "labels_of",
     "canonical_order",
 ]
@@ -159,6 +160,12 @@ def frame_rows(X: Any, name: str = "X", limit: float = MAX_MAGNITUDE) -> tuple[l
     present = ~np.isnan(values)
     _check_finite(np.where(present, values, 0.0), name, cols, limit)
     return cols, np.where(present, values, 0.0), present
+
+
+def records(names: list[Hashable], rows: np.ndarray, present: np.ndarray) -> list[dict]:
+    """The rows of :func:`frame_rows` as dicts of their observed cells (a missing value is an absent key)."""
+    return [{n: v for n, v, p in zip(names, r, m, strict=True) if p}
+            for r, m in zip(rows.tolist(), present.tolist(), strict=True)]
 
 
 def array_rows(X: Any, n_features: int | None, owner: str, name: str = "X", limit: float = MAX_MAGNITUDE) -> np.ndarray:
