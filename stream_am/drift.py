@@ -15,13 +15,12 @@ Each sample is scored with the model that then learns it (after a forget, the sa
 scored anew). A stream classifier (:class:`~stream_am.AMClassifier`) answers from its last step until the next, so
 ``learn_one`` holds its samples and scores them in one call when the classifier is about to step or the sample
 brings a label or a feature new to it (which change its answers): the losses of one prediction per sample, at a
-fraction of the cost. Held samples the classifier's own ``flush`` stepped count as seen, unscored.
+fraction of the cost. Held samples whose answers a direct call on the classifier changed (its ``flush``, a label or a
+feature learnt; not a direct ``forget``) count as seen, unscored.
 
-A call whose input is refused changes nothing: the wrapper checks its samples first, with the stream classifier's
-own checks (else as the stream estimators check: finite numbers, NaN in a DataFrame = missing; a label hashable,
-not None, not NaN, of one type per model), runs the detector on a copy, and keeps that copy only once the
-classifier has learnt. (Only when the detector fires, or a boost ends, does the engine change before it learns, so
-that it learns the batch after forgetting; a refusal that no check foresaw then leaves that change made.)
+A refused call changes nothing: the samples are checked first (with a stream classifier's own checks, else as the
+stream estimators check), the detector runs on a copy, kept once the classifier has learnt. (Only a detection's
+forget, or a boost's end, changes the engine before it learns; a refusal no check foresaw then leaves it made.)
 
 A rise of the loss has two causes that want opposite answers: a changed concept (the same inputs, new labels),
 where forgetting the old memory helps, and a new domain (new inputs, the same labels: permuted pixels), where the
@@ -43,7 +42,7 @@ import pandas as pd
 from river import base, drift
 
 from stream_am import checks
-from stream_am.drift_signal import SIGNALS, batch_losses, records_frame, sample_loss
+from stream_am.drift_signal import SIGNALS, batch_losses, feed, records_frame, sample_loss
 from stream_am.estimators import inputs
 from stream_am.estimators.classifier import StreamClassifier
 from stream_am.strategies_checks import labelled_frame, labelled_row
@@ -52,6 +51,7 @@ from stream_am.wrapping import ClassifierWrapper
 __all__ = ["DriftAware", "RECENT"]
 
 RECENT = 64  # inputs (the latest learnt, then the batch's) whose novelty tells a new domain from a changed concept
+CHUNK = 256  # samples scored in one call (after a forget, those after the detection are scored anew)
 
 
 class DriftAware(ClassifierWrapper):
@@ -60,12 +60,12 @@ class DriftAware(ClassifierWrapper):
     Parameters
     ----------
     classifier
-        An estimator with an ``engine`` attribute (an ``OnlineAM``, or anything with ``forget(factor)``
-        and a ``memory_decay`` attribute) once it has learnt.
+        A river classifier with an ``engine`` attribute (an ``OnlineAM``, or anything with ``forget(factor)`` and a
+        ``memory_decay`` attribute) once it has learnt.
     detector
-        A river drift detector, cloned before use; ``None`` means ``river.drift.ADWIN()``. A detection
-        counts only if the loss went up: for detectors with an ``estimation`` (ADWIN) the window mean must
-        not have fallen; give Page-Hinkley ``mode="up"``.
+        A river drift detector (a binary one with ``signal="error"``), cloned before use; ``None`` means
+        ``river.drift.ADWIN()``. A detection counts only if the loss went up: for detectors with an ``estimation``
+        (ADWIN) the window mean must not have fallen; give Page-Hinkley ``mode="up"``.
     signal
         ``"error"`` feeds the 0/1 loss (the classic ADWIN input); ``"log_loss"`` ``min(-log p(y), 10) / 10``.
     forget_factor
@@ -111,6 +111,12 @@ class DriftAware(ClassifierWrapper):
         domain_shift: float | None = 10.0,
     ) -> None:
         checks.check_choice("signal", signal, SIGNALS)
+        if not isinstance(classifier, base.Classifier):
+            raise ValueError(f"classifier must be a river classifier, got {type(classifier).__name__}")
+        if not isinstance(detector, (type(None), base.DriftDetector, base.BinaryDriftDetector)):
+            raise ValueError(f"detector must be a river drift detector or None, got {type(detector).__name__}")
+        if isinstance(detector, base.BinaryDriftDetector) and signal != "error":
+            raise ValueError(f"detector {type(detector).__name__} reads 0/1 values: signal must be 'error'")
         checks.check_float("forget_factor", forget_factor, 0.0, 1.0, low_inclusive=False, high_inclusive=True)
         if boost_decay is not None:
             checks.check_float("boost_decay", boost_decay, 0.0, 1.0)
@@ -134,14 +140,19 @@ class DriftAware(ClassifierWrapper):
         self._seen: set[Any] = set()  # the labels learnt: a batch holding another starts the detector again
         self._recent: deque[dict] = deque(maxlen=RECENT)  # the latest inputs learnt
         self._held_samples: list[tuple[dict, Any]] = []  # learnt by learn_one, scored at the classifier's step
-        self._held_at = 0  # the classifier's steps when they were learnt
+        self._held_at: tuple[int, int, int] | None = None  # the classifier's steps, labels and features then
         self._features: set[Any] = set()  # the feature names learnt: a sample bringing another is scored at once
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        """A wrapper pickled by an earlier version: what it did not keep starts empty; it forgets at every detection."""
-        self.__dict__.update(domain_shift=None, shifts_=[], _seen=set(), _recent=deque(maxlen=RECENT),
-                             _held_samples=[], _held_at=0, _features=set())
+        """A wrapper pickled by an earlier version: what it did not keep starts empty; it forgets at every detection.
+        The classifier is rebuilt with its own ``memory_decay``: a boost on when pickled is applied again."""
+        self.__dict__.update(domain_shift=None, drifts_=[], shifts_=[], n_seen_=0, _detector=None, _saved_decay=None,
+                             _boost_left=0, _a_label=[], _seen=set(), _recent=deque(maxlen=RECENT),
+                             _held_samples=[], _held_at=None, _features=set())
         self.__dict__.update(state)
+        engine = getattr(self.classifier, "engine", None)
+        if self._saved_decay is not None and engine is not None:
+            engine.memory_decay = self.boost_decay
 
     def _unit_test_skips(self) -> set[str]:
         return {"check_learn_many_matches_learn_one"}  # the detector scores a batch with the pre-batch model
@@ -160,25 +171,11 @@ class DriftAware(ClassifierWrapper):
     def _new_detector(self) -> base.DriftDetector:
         return drift.ADWIN() if self.detector is None else self.detector.clone()
 
-    def _detect(self, losses: list[float], labels: list[Any]) -> tuple[base.DriftDetector, int | None]:
-        """A copy of the detector fed ``losses`` in order, started again at each label not seen before (whose first
-        sample it is not fed: as ``learn_one`` sample by sample would), up to its first upward detection, and the
-        index of that sample (None: the copy was fed them all). Changes nothing."""
-        detector = self._new_detector() if self._detector is None else copy.deepcopy(self._detector)
-        seen = self._seen
-        for i, (loss, label) in enumerate(zip(losses, labels, strict=True)):
-            if label not in seen:
-                seen = seen | {label}  # (a new set: the wrapper's own changes only once the samples are learnt)
-                detector = self._new_detector()
-                continue
-            before = getattr(detector, "estimation", None)
-            detector.update(loss)
-            if not detector.drift_detected:
-                continue
-            after = getattr(detector, "estimation", None)
-            if before is None or after is None or after > before:  # (ADWIN fires when the loss falls too)
-                return detector, i
-        return detector, None
+    def _detect(self, detector: base.DriftDetector, seen: set[Any], losses: list[float], labels: list[Any],
+                first: int) -> tuple[base.DriftDetector, set[Any], int | None]:
+        """:func:`~stream_am.drift_signal.feed` the working ``detector`` (a copy of the wrapper's) the losses of the
+        samples from the ``first``-th (counted as ``n_seen_``; for a hook that logs them)."""
+        return feed(detector, self._new_detector, seen, losses, labels)
 
     def _shifted(self, rows: list[dict]) -> bool:
         """Whether the latest inputs learnt and ``rows`` (:data:`RECENT` in all) are a new domain to the classifier."""
@@ -188,41 +185,41 @@ class DriftAware(ClassifierWrapper):
         score = novelty(records_frame([*self._recent, *rows][-RECENT:]))
         return score is not None and score >= self.domain_shift
 
-    def _run(self, samples: list[tuple[dict, Any]], losses_of: Callable[[int], list[float]],
+    def _run(self, samples: list[tuple[dict, Any]], losses_of: Callable[[int, int], list[float]],
              learn: Callable[[], None]) -> None:
-        """Feed the detector the losses of ``samples`` (checked rows and labels; ``losses_of(i)``: those of the
-        samples from the ``i``-th on, as the classifier answers now) and ``learn``. At a detection the engine forgets
-        (unless the inputs so far are a new domain: then the detector starts again) and the samples after it are
-        scored anew: each sample is scored by the model that then learns it. Nothing changes before the
-        classifier has accepted the samples, but a forget, or the end of a boost, which it must learn after."""
-        engine, labels = self._engine(), [t for _, t in samples]
-        start, losses = 0, losses_of(0)
-        detector, fired = self._detect(losses, labels)
-        while engine is not None and fired is not None:
-            end, at = start + fired + 1, self.n_seen_ + fired + 1
-            rows = [r for r, _ in samples[start:end]]
-            shifted = self._shifted(rows)
-            self._commit(self._new_detector() if shifted else detector, None if shifted else at, labels[start:end],
-                         rows, engine)
+        """Feed the detector the losses of ``samples`` (checked rows and labels; ``losses_of(i, j)``: those of the
+        ``i``-th to the ``j``-th, as the classifier answers now) and ``learn``. At a detection the engine forgets
+        (unless the inputs so far are a new domain: the detector starts again; before the first step: nothing to
+        forget) and the samples after it are scored anew. Only a forget, or a boost's end, comes before ``learn``."""
+        engine, labels, n = self._engine(), [t for _, t in samples], len(samples)
+        detector = self._new_detector() if self._detector is None else copy.deepcopy(self._detector)
+        seen, start, fed = self._seen, 0, 0  # (the samples from ``start`` are fed, not committed, up to ``fed``)
+        while fed < n:
+            stop = min(fed + CHUNK, n)
+            first = self.n_seen_ + fed - start
+            detector, seen, fired = self._detect(detector, seen, losses_of(fed, stop), labels[fed:stop], first)
+            if fired is None:
+                fed = stop
+                continue
+            fed, at = fed + fired + 1, first + fired + 1
+            rows = [r for r, _ in samples[start:fed]]
+            shifted = engine is not None and self._shifted(rows)
+            forgets = engine is not None and not shifted
+            committed = self._new_detector() if shifted else detector
+            self._commit(committed, at if forgets else None, labels[start:fed], rows, engine)
             if shifted:
                 self.shifts_.append(at)
-            start = end
-            if start == len(samples):
-                learn()
-                return
-            losses = losses[fired + 1 :] if shifted else losses_of(start)  # (a forget changes the answers)
-            detector, fired = self._detect(losses, labels[start:])
-        fired_at = None if fired is None else self.n_seen_ + fired + 1  # (no engine yet: nothing to forget)
+            start, seen, detector = fed, self._seen, copy.deepcopy(committed)
         rows = [r for r, _ in samples[start:]]
-        if self._saved_decay is not None and self._boost_left <= len(rows):  # the boost ends: restored, then learnt
-            self._commit(detector, fired_at, labels[start:], rows, engine)
-            learn()
-        else:
-            learn()
-            self._commit(detector, fired_at, labels[start:], rows, engine)
+        ends_boost = self._saved_decay is not None and self._boost_left <= n - start  # (restored, then learnt)
+        if start < n and ends_boost:
+            self._commit(detector, None, labels[start:], rows, engine)
+        learn()
+        if start < n and not ends_boost:  # (nothing changes before the classifier has accepted the samples)
+            self._commit(detector, None, labels[start:], rows, engine)
 
-    def _commit(self, detector: base.DriftDetector, fired_at: int | None, labels: list[Any], rows: list[dict],
-                engine: Any) -> None:
+    def _commit(self, detector: base.DriftDetector | None, fired_at: int | None, labels: list[Any],
+                rows: list[dict], engine: Any) -> None:
         self._detector = detector
         self.n_seen_ += len(labels)
         self._a_label = self._a_label or labels[:1]
@@ -230,32 +227,30 @@ class DriftAware(ClassifierWrapper):
         self._recent.extend(rows[-RECENT:])
         for row in rows:
             self._features.update(row)
-        if fired_at is not None:
-            self.drifts_.append(fired_at)
-        if engine is None:  # not built yet: nothing remembered
-            return
-        if fired_at is not None:  # the estimator's forget reaches what the engine's does not (its companion)
-            getattr(self.classifier, "forget", engine.forget)(self.forget_factor)
-            if self.boost_decay is not None:
-                if self._saved_decay is None:
-                    self._saved_decay = engine.memory_decay
-                engine.memory_decay = self.boost_decay
-                self._boost_left = self.boost_samples
-        elif self._saved_decay is not None:
+        if fired_at is None and self._saved_decay is not None:
             self._boost_left -= len(labels)
             if self._boost_left <= 0:
                 engine.memory_decay, self._saved_decay = self._saved_decay, None
+        if fired_at is None:
+            return
+        self.drifts_.append(fired_at)  # the estimator's forget reaches what the engine's does not (its companion)
+        getattr(self.classifier, "forget", engine.forget)(self.forget_factor)
+        if self.boost_decay is not None:
+            if self._saved_decay is None:
+                self._saved_decay = engine.memory_decay
+            engine.memory_decay = self.boost_decay
+            self._boost_left = self.boost_samples
 
-    def _defers(self) -> bool:
-        """Whether ``learn_one`` may score samples later, together (a stream classifier answers from its last step)."""
+    def _defers(self) -> bool:  # whether learn_one may score samples later, together (the stream classifiers)
         return isinstance(self.classifier, StreamClassifier)
 
     def _held(self, classifier: StreamClassifier) -> list[tuple[dict, Any]]:
-        """The samples ``learn_one`` learnt and has not scored yet; none if the classifier stepped since (then their
-        answers are gone: they count as seen, unscored). Called once the call's samples are checked."""
-        if self._held_samples and classifier.n_steps != self._held_at:
-            self.n_seen_ += len(self._held_samples)
-            self._held_samples = []
+        """The samples ``learn_one`` learnt and has not scored yet; none if the classifier's answers may have changed
+        since (it stepped, or learnt a label or a feature, called directly): those count as seen, unscored. Called
+        once the call's samples are checked."""
+        if self._held_samples and _answers(classifier) != self._held_at:
+            held, self._held_samples = self._held_samples, []
+            self._commit(self._detector, None, [t for _, t in held], [r for r, _ in held], classifier.engine)
         return self._held_samples
 
     def learn_one(self, x: dict, y: Any, **kwargs: Any) -> None:
@@ -264,7 +259,7 @@ class DriftAware(ClassifierWrapper):
         if not self._defers() or not isinstance(classifier, StreamClassifier):
             row, label = labelled_row(x, y, self._a_label)
             loss = sample_loss(classifier, self.signal, x, label)
-            self._run([(row, label)], lambda _: [loss], lambda: classifier.learn_one(x, y))
+            self._run([(row, label)], lambda i, j: [loss], lambda: classifier.learn_one(x, y))
             return
         names, values, label = classifier._checked_one(x, y)  # (refused here, before anything changes)
         row = dict(zip(names, values[0].tolist(), strict=True))
@@ -272,7 +267,7 @@ class DriftAware(ClassifierWrapper):
         if classifier.n_buffered + 1 < classifier.batch_size and label in self._seen and self._features.issuperset(row):
             classifier.learn_one(x, y)  # buffered: the answers stay those of the last step
             held.append((row, label))
-            self._held_at = classifier.n_steps
+            self._held_at = _answers(classifier)
             return
         self._settle([*held, (row, label)], lambda: classifier.learn_one(x, y))
 
@@ -293,8 +288,13 @@ class DriftAware(ClassifierWrapper):
         """:meth:`_run` on ``samples`` (the held ones, then the call's), scored together; committed, none is held."""
         seen = self.n_seen_
         try:
-            self._run(samples, lambda i: batch_losses(self.classifier, self.signal, [r for r, _ in samples[i:]],
-                                                      [t for _, t in samples[i:]]), learn)
+            self._run(samples, lambda i, j: batch_losses(self.classifier, self.signal, [r for r, _ in samples[i:j]],
+                                                         [t for _, t in samples[i:j]]), learn)
         finally:
             if self.n_seen_ != seen:
                 self._held_samples = []
+
+
+def _answers(classifier: StreamClassifier) -> tuple[int, int, int]:
+    """What a stream classifier's answers change with: its steps, its labels, its features."""
+    return classifier.n_steps, classifier._n_outputs(), classifier.n_features_in_

@@ -1,5 +1,6 @@
 """The loss a drift detector reads (:class:`~stream_am.drift.DriftAware`): a classifier's 0/1 error, or its clipped
-log-loss ``min(-log p(y), 10) / 10``, on one sample or on many samples at once.
+log-loss ``min(-log p(y), 10) / 10``, on one sample or on many samples at once; and :func:`feed`, which gives the
+losses to a river drift detector up to its first upward detection.
 
 The samples are checked already, as the classifier checks them: one dict of float values per sample (a missing
 feature is absent). :func:`records_frame` gives many of them to ``predict_many`` as one DataFrame of float64
@@ -11,12 +12,14 @@ classifier refuses.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from river import base
 
-__all__ = ["SIGNALS", "records_frame", "sample_loss", "batch_losses"]
+__all__ = ["SIGNALS", "records_frame", "sample_loss", "batch_losses", "feed"]
 
 SIGNALS = ("error", "log_loss")
 
@@ -61,3 +64,34 @@ def batch_losses(classifier: Any, signal: str, rows: list[dict], labels: list[An
     proba = classifier.predict_proba_many(X)
     return [min(-math.log(max(float(proba[t].iloc[i]) if t in proba else 0.0, 1e-300)), 10.0) / 10.0
             for i, t in enumerate(labels)]
+
+
+def feed(detector: base.DriftDetector, fresh: Callable[[], base.DriftDetector], seen: set[Any], losses: list[float],
+         labels: list[Any]) -> tuple[base.DriftDetector, set[Any], int | None]:
+    """Update ``detector`` with ``losses`` in order up to its first upward detection; the detector (another one,
+    ``fresh()``, from the last label not in ``seen``: a new class's first sample is not fed, its errors are not a
+    drift of the known classes), ``seen`` with the labels fed, and the index of the sample detected (None if none).
+    A detection counts only if the detector's ``estimation``, where it has one, rose (ADWIN fires when the loss
+    falls too). ``seen`` is not changed: a new set replaces it.
+
+    Examples
+    --------
+    >>> from river import drift
+    >>> detector = drift.PageHinkley(min_instances=5, threshold=1.0)
+    >>> losses = [0.0] * 20 + [1.0] * 20
+    >>> feed(detector, drift.PageHinkley, {0}, losses, [0] * 40)[1:]  # the loss of the known label rises
+    ({0}, 21)
+    >>> feed(drift.PageHinkley(min_instances=5, threshold=1.0), drift.PageHinkley, {0}, losses, [0] * 20 + [1] * 20)[1:]
+    ({0, 1}, None)
+    """
+    for i, (loss, label) in enumerate(zip(losses, labels, strict=True)):
+        if label not in seen:
+            seen, detector = seen | {label}, fresh()
+            continue
+        before = getattr(detector, "estimation", None)
+        detector.update(loss)
+        if detector.drift_detected:
+            after = getattr(detector, "estimation", None)
+            if before is None or after is None or after > before:
+                return detector, seen, i
+    return detector, seen, None

@@ -10,7 +10,7 @@ from fake_engine import FixedClassifier as Constant
 from river import drift
 
 from stream_am import AMClassifier
-from stream_am.drift import DriftAware
+from stream_am.drift import CHUNK, DriftAware
 
 
 def _stream(n=2000, switch=1000):
@@ -137,7 +137,7 @@ def test_a_class_incremental_stream_keeps_its_first_classes():
     assert (model.classifier.predict_many(X[first]).to_numpy() == labels[first]).mean() > 0.9
 
 
-_LATER = ("domain_shift", "shifts_", "_seen", "_recent", "_held_samples", "_held_at", "_features")
+_LATER = ("domain_shift", "shifts_", "_seen", "_recent", "_held_samples", "_held_at", "_features", "_a_label")
 
 
 def _as_pickled_before(model):
@@ -288,28 +288,34 @@ def test_a_new_domain_keeps_the_first_one():
     assert novelty is not None and novelty < 10.0  # the first domain's inputs are still remembered
 
 
-def _held_and_single(rows, labels, signal, batch_size=8):
-    """The losses fed to the detector (sample -> loss) and the wrapper, with ``learn_one`` holding its samples and
-    scoring them sample by sample."""
+def _held_and_single(rows, labels, signal="error", batch_size=8, direct=None, **kwargs):
+    """The wrapper with ``learn_one`` holding its samples, after it checked the losses it fed to the detector and its
+    detections against one scoring each sample on its own; and the samples it held that went unscored (``direct``:
+    sample -> a call on the classifier itself just before it)."""
     fed, models = {}, {}
     for defers in (True, False):
         model = DriftAware(AMClassifier(hidden_sizes=(8,), batch_size=batch_size, seed=0), signal=signal,
-                           forget_factor=0.5)
+                           forget_factor=0.5, **kwargs)
         model._defers = lambda defers=defers: defers
-        fed[defers] = {}  # (a later call scores the samples after a forget anew: the last loss fed counts)
+        fed[defers] = {}  # sample -> loss fed (a later call scores the samples after a forget anew: the last counts)
         detect = model._detect
-        model._detect = lambda losses, labels, detect=detect, into=fed[defers], model=model: (
-            into.update(enumerate(losses, model.n_seen_)), detect(losses, labels))[1]
-        for x, y in zip(rows, labels, strict=True):
+        model._detect = lambda *args, detect=detect, into=fed[defers]: (into.update(enumerate(args[2], args[4])),
+                                                                       detect(*args))[1]
+        for k, (x, y) in enumerate(zip(rows, labels, strict=True)):
+            if direct and k in direct:
+                direct[k](model.classifier)
             model.learn_one(x, y)
         models[defers] = model
     n = len(rows)
-    assert sorted(fed[True]) == list(range(n - len(models[True]._held_samples))) and len(fed[False]) == n
+    assert set(fed[True]) <= set(range(n - len(models[True]._held_samples))) and sorted(fed[False]) == list(range(n))
     # (the same answers: 0/1 losses equal; probabilities of a batch's rows equal to float32 rounding)
     held, single = (np.array([fed[d][k] for k in sorted(fed[True])]) for d in (True, False))
     assert np.allclose(held, single, rtol=0, atol=1e-6 if signal == "log_loss" else 0)
     assert models[True].drifts_ == models[False].drifts_ and models[True].shifts_ == models[False].shifts_
-    return models[True]
+    assert models[True].n_seen_ + len(models[True]._held_samples) == models[False].n_seen_ == n
+    if not direct:
+        assert pickle.dumps(models[True].classifier) == pickle.dumps(models[False].classifier)
+    return models[True], set(range(n - len(models[True]._held_samples))) - set(fed[True])
 
 
 @pytest.mark.parametrize("signal", ["error", "log_loss"])
@@ -322,8 +328,8 @@ def test_learn_one_scores_a_batch_at_the_step_as_sample_by_sample(signal):
     rows = [{"a": float(a), "b": float(b), **({"c": float(c)} if k >= 150 else {})}
             for k, (a, b, c) in enumerate(rng.normal(size=(n, 3)))]
     labels = [2 if k >= 300 and r["b"] > 1.2 else int((r["a"] > 0) == (k < 700)) for k, r in enumerate(rows)]
-    model = _held_and_single(rows, labels, signal)
-    assert signal == "log_loss" or any(700 < d < 900 for d in model.drifts_)
+    model, unscored = _held_and_single(rows, labels, signal)
+    assert not unscored and (signal == "log_loss" or any(700 < d < 900 for d in model.drifts_))
 
 
 @pytest.mark.parametrize("signal", ["error", "log_loss"])
@@ -341,6 +347,90 @@ def test_held_samples_of_any_accepted_kind_score_as_sample_by_sample(signal):
         row.update({f"g{j}": float(a * j) for j in range(min(max(k - 200, 0) // 9, 20))})
         rows.append(row)
     labels = [int((float(r["a"]) > 0) == (k < 450)) for k, r in enumerate(rows)]
-    model = _held_and_single(rows, labels, signal, batch_size=16)
+    model, unscored = _held_and_single(rows, labels, signal, batch_size=16)
+    assert not unscored
     assert model.classifier._quadratic is None and model.classifier.n_features_in_ == 24
     assert model.shifts_ if signal == "log_loss" else [d % 16 for d in model.drifts_] == [2]  # (at a held sample)
+
+
+def test_a_detection_before_the_first_step_forgets_nothing_and_the_detector_reads_on():
+    """Before the classifier's first step there is nothing to forget: a detection is not a drift, and the samples
+    after it are fed to the same detector, held or not (it detects again once the engine is built, and forgets)."""
+    labels = [0] * 10 + [1] + [0] * 10 + [1] * 43 + [0, 1] * 32  # (the first step at the 64th sample)
+    rows = [{"a": float(k % 3)} for k in range(len(labels))]
+    model, unscored = _held_and_single(rows, labels, batch_size=64,
+                                       detector=drift.PageHinkley(min_instances=5, threshold=2.0))
+    assert not unscored and model.drifts_ and all(d > 64 for d in model.drifts_)
+
+
+@pytest.mark.parametrize("call", ["flush", "new label", "new feature"])
+def test_held_samples_whose_answers_a_direct_call_changed_count_as_seen_unscored(call):
+    """A direct call on the classifier that changes its answers (a step, a new label, a new feature) leaves the held
+    samples unscored: they count as seen, their inputs are recent, a boost counts them; the rest score as before."""
+    rng = np.random.default_rng(3)
+    rows = [{"a": float(a), "b": float(b)} for a, b in rng.normal(size=(300, 2))]
+    labels = [int(r["a"] > 0) for r in rows]
+    direct = {"flush": lambda c: c.flush(), "new label": lambda c: c.learn_one({"a": 0.0}, 2),
+              "new feature": lambda c: c.learn_one({"a": 0.0, "c": 1.0}, 0)}[call]
+    model, unscored = _held_and_single(rows, labels, signal="log_loss", direct={205: direct})
+    assert unscored == set(range(200, 205))  # (held since the step at the 200th sample)
+    model = DriftAware(AMClassifier(hidden_sizes=(8,), batch_size=8, seed=0))
+    for x, y in zip(rows[:205], labels[:205], strict=True):
+        model.learn_one(x, y)
+    held = [r for r, _ in model._held_samples]
+    direct(model.classifier)
+    model.learn_one(rows[205], labels[205])
+    assert len(held) == 5 and list(model._recent)[-5:] == held and model.n_seen_ == 205
+
+
+def test_a_pickle_round_trip_during_a_boost_continues_the_same():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(400, 2))
+    y = [int((X[k, 0] > 0) == (k < 200)) for k in range(400)]
+    a = DriftAware(AMClassifier(hidden_sizes=(8,), batch_size=8, seed=0), forget_factor=0.5,
+                   detector=drift.PageHinkley(min_instances=10, threshold=3.0), boost_decay=0.3, boost_samples=40)
+    for k in range(208):
+        a.learn_one({"a": X[k, 0], "b": X[k, 1]}, y[k])
+    assert a._saved_decay is not None and a.classifier.engine.memory_decay == 0.3  # (a boost is on)
+    b = pickle.loads(pickle.dumps(a))
+    assert b.classifier.engine.memory_decay == 0.3
+    for model in (a, b):
+        for k in range(208, 400):
+            model.learn_one({"a": X[k, 0], "b": X[k, 1]}, y[k])
+    assert a.drifts_ == b.drifts_ and len(a.drifts_) > 3 and a.n_seen_ == b.n_seen_
+    grid = pd.DataFrame(X[:50], columns=["a", "b"])
+    assert np.array_equal(a.predict_proba_many(grid).to_numpy(), b.predict_proba_many(grid).to_numpy())
+
+
+class _Counting(Constant):
+    """A constant classifier that counts the rows it is asked to score."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows = 0
+
+    def predict_proba_many(self, X):
+        self.rows += len(X)
+        return super().predict_proba_many(X)
+
+
+def test_a_large_batch_with_many_detections_is_scored_in_linear_time():
+    """After a forget only the next :data:`~stream_am.drift.CHUNK` samples are scored anew, not all the batch's."""
+    n = 4000
+    model = DriftAware(_Counting(), detector=drift.PageHinkley(min_instances=5, threshold=1.0), forget_factor=0.5)
+    model.learn_many(pd.DataFrame({"a": np.zeros(2)}), pd.Series([0, 1]))
+    model.learn_many(pd.DataFrame({"a": np.zeros(n)}), pd.Series(np.arange(n) // 10 % 2))  # (ten 1s: errors)
+    assert len(model.drifts_) > 100 and model.classifier.rows <= 2 + n + CHUNK * len(model.drifts_)
+    assert model.classifier.rows < n * 30  # (scoring all the rest after each detection: about n * n / 20)
+
+
+def test_the_constructor_names_a_wrong_classifier_or_detector():
+    from stream_am import AMRegressor
+
+    for kwargs, field in (({"classifier": None}, "classifier"), ({"classifier": AMRegressor()}, "classifier"),
+                          ({"classifier": Constant(), "detector": "adwin"}, "detector"),
+                          ({"classifier": Constant(), "detector": drift.binary.DDM(), "signal": "log_loss"},
+                           "detector")):
+        with pytest.raises(ValueError, match=f"^{field}"):
+            DriftAware(**kwargs)
+    assert DriftAware(Constant(), drift.binary.DDM()).detector is not None
