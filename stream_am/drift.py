@@ -1,15 +1,12 @@
 """Drift-aware AM: a river drift detector on the prequential loss that makes the AM memory forget.
 
-:class:`DriftAware` wraps an estimator that exposes its :class:`~stream_am.learner.OnlineAM` as
-``.engine``. Before each mini-batch is learnt, the wrapper scores it with the current model and feeds the
-0/1 loss (or the clipped log-loss) of every sample to the detector, in order, but that the first sample of a label it
-has not learnt starts the detector again, and is not fed (a new class's first errors are not a drift of the known
-classes, and on a class-incremental stream every task's start read as one). When the detector fires, the engine's
-remembered statistics are scaled by ``forget_factor`` (the classifier's ``forget`` where it has one, as the AM
-estimators do, which also scales their linear companion's sums; else ``engine.forget``), so the next
-least-squares solves are dominated by the new concept; optionally the engine's per-sample ``memory_decay`` is
-raised to ``boost_decay`` for ``boost_samples`` samples, then restored (the companion keeps its own). ``drifts_``
-lists the sample counts at which it forgot.
+:class:`DriftAware` wraps an estimator that exposes its :class:`~stream_am.learner.OnlineAM` as ``.engine``. Each
+sample is scored by the current model; the 0/1 loss (or the clipped log-loss) is fed to the detector in order, but
+that a label's first sample starts the detector again, unfed (a new class's first errors are not a drift of the
+known ones: on a class-incremental stream every task's start read as one). When the detector fires, the memories
+are scaled by ``forget_factor`` (the classifier's ``forget`` where it has one, which reaches the companions' sums
+too; else ``engine.forget``), so the next solves follow the new concept; optionally the engine's ``memory_decay`` is
+``boost_decay`` for ``boost_samples`` samples, then restored. ``drifts_`` lists the sample counts at which it forgot.
 
 Each sample is scored with the model that then learns it (after a forget, the samples after the detection are
 scored anew). A stream classifier (:class:`~stream_am.AMClassifier`) answers from its last step until the next, so
@@ -18,9 +15,8 @@ brings a label or a feature new to it (which change its answers): the losses of 
 fraction of the cost. Held samples whose answers a direct call on the classifier changed (its ``flush``, a label or a
 feature learnt; not a direct ``forget``) count as seen, unscored.
 
-A refused call changes nothing: the samples are checked first (with a stream classifier's own checks, else as the
-stream estimators check), the detector runs on a copy, kept once the classifier has learnt. (Only a detection's
-forget, or a boost's end, changes the engine before it learns; a refusal no check foresaw then leaves it made.)
+A refused call changes nothing: samples are checked first (by a stream classifier's own checks), the detector runs
+on a copy, kept once the classifier learnt (but a forget or a boost's end, which the classifier must learn after).
 
 A rise of the loss has two causes that want opposite answers: a changed concept (the same inputs, new labels),
 where forgetting the old memory helps, and a new domain (new inputs, the same labels: permuted pixels), where the
@@ -163,11 +159,6 @@ class DriftAware(ClassifierWrapper):
 
         yield {"classifier": AMClassifier(hidden_sizes=(4,), batch_size=4, code_steps=2)}
 
-    def _engine(self) -> Any:
-        if not hasattr(self.classifier, "engine"):
-            raise TypeError(f"{type(self.classifier).__name__} has no `engine` attribute to make forget")
-        return self.classifier.engine
-
     def _new_detector(self) -> base.DriftDetector:
         return drift.ADWIN() if self.detector is None else self.detector.clone()
 
@@ -191,49 +182,58 @@ class DriftAware(ClassifierWrapper):
         ``i``-th to the ``j``-th, as the classifier answers now) and ``learn``. At a detection the engine forgets
         (unless the inputs so far are a new domain: the detector starts again; before the first step: nothing to
         forget) and the samples after it are scored anew. Only a forget, or a boost's end, comes before ``learn``."""
-        engine, labels, n = self._engine(), [t for _, t in samples], len(samples)
+        if not hasattr(self.classifier, "engine"):
+            raise TypeError(f"{type(self.classifier).__name__} has no `engine` attribute to make forget")
+        engine, labels, n = self.classifier.engine, [t for _, t in samples], len(samples)
         detector = self._new_detector() if self._detector is None else copy.deepcopy(self._detector)
-        seen, start, fed = self._seen, 0, 0  # (the samples from ``start`` are fed, not committed, up to ``fed``)
+        seen, first, done, start, fed = self._seen, self.n_seen_, 0, 0, 0  # (committed to ``done``, fed to ``fed``)
+        pending: list[tuple[base.DriftDetector, int, int, str | None]] = []  # parts fed, not committed yet
         while fed < n:
             stop = min(fed + CHUNK, n)
-            first = self.n_seen_ + fed - start
-            detector, seen, fired = self._detect(detector, seen, losses_of(fed, stop), labels[fed:stop], first)
+            detector, seen, fired = self._detect(detector, seen, losses_of(fed, stop), labels[fed:stop], first + fed)
             if fired is None:
                 fed = stop
                 continue
-            fed, at = fed + fired + 1, first + fired + 1
-            rows = [r for r, _ in samples[start:fed]]
-            shifted = engine is not None and self._shifted(rows)
-            forgets = engine is not None and not shifted
+            fed += fired + 1
+            shifted = engine is not None and self._shifted([r for r, _ in samples[done:fed]])
             committed = self._new_detector() if shifted else detector
-            self._commit(committed, at if forgets else None, labels[start:fed], rows, engine)
-            if shifted:
-                self.shifts_.append(at)
-            start, seen, detector = fed, self._seen, copy.deepcopy(committed)
-        rows = [r for r, _ in samples[start:]]
-        ends_boost = self._saved_decay is not None and self._boost_left <= n - start  # (restored, then learnt)
-        if start < n and ends_boost:
-            self._commit(detector, None, labels[start:], rows, engine)
+            pending.append((committed, start, fed, None if engine is None else "shift" if shifted else "forget"))
+            if pending[-1][3] == "forget":  # (which changes the answers of the samples after it)
+                pending, done = self._commit_all(pending, samples, engine), fed
+            start, detector = fed, copy.deepcopy(committed)
+        if start < n:
+            pending.append((detector, start, n, None))
+        ends_boost = self._saved_decay is not None and self._boost_left <= n - done
+        if ends_boost:  # (restored, then learnt)
+            pending = self._commit_all(pending, samples, engine)
         learn()
-        if start < n and not ends_boost:  # (nothing changes before the classifier has accepted the samples)
-            self._commit(detector, None, labels[start:], rows, engine)
+        self._commit_all(pending, samples, engine)
 
-    def _commit(self, detector: base.DriftDetector | None, fired_at: int | None, labels: list[Any],
-                rows: list[dict], engine: Any) -> None:
+    def _commit_all(self, parts: list[tuple[base.DriftDetector, int, int, str | None]], samples: list[tuple[dict, Any]],
+                    engine: Any) -> list:
+        for detector, start, end, event in parts:
+            self._commit(detector, samples[start:end], engine, event)
+        return []
+
+    def _commit(self, detector: base.DriftDetector | None, samples: list[tuple[dict, Any]], engine: Any,
+                event: str | None) -> None:
+        """Keep ``detector``, count ``samples`` seen; ``event`` at the last: ``"forget"``, ``"shift"`` or None."""
         self._detector = detector
-        self.n_seen_ += len(labels)
-        self._a_label = self._a_label or labels[:1]
-        self._seen.update(labels)
-        self._recent.extend(rows[-RECENT:])
-        for row in rows:
+        self.n_seen_ += len(samples)
+        self._a_label = self._a_label or [t for _, t in samples[:1]]
+        self._seen.update(t for _, t in samples)
+        self._recent.extend(r for r, _ in samples[-RECENT:])
+        for row, _ in samples:
             self._features.update(row)
-        if fired_at is None and self._saved_decay is not None:
-            self._boost_left -= len(labels)
-            if self._boost_left <= 0:
-                engine.memory_decay, self._saved_decay = self._saved_decay, None
-        if fired_at is None:
+        if event == "shift":
+            self.shifts_.append(self.n_seen_)
+        if event != "forget":
+            if self._saved_decay is not None:
+                self._boost_left -= len(samples)
+                if self._boost_left <= 0:
+                    engine.memory_decay, self._saved_decay = self._saved_decay, None
             return
-        self.drifts_.append(fired_at)  # the estimator's forget reaches what the engine's does not (its companion)
+        self.drifts_.append(self.n_seen_)  # the estimator's forget reaches what the engine's does not (its companion)
         getattr(self.classifier, "forget", engine.forget)(self.forget_factor)
         if self.boost_decay is not None:
             if self._saved_decay is None:
@@ -250,7 +250,7 @@ class DriftAware(ClassifierWrapper):
         once the call's samples are checked."""
         if self._held_samples and _answers(classifier) != self._held_at:
             held, self._held_samples = self._held_samples, []
-            self._commit(self._detector, None, [t for _, t in held], [r for r, _ in held], classifier.engine)
+            self._commit(self._detector, held, classifier.engine, None)
         return self._held_samples
 
     def learn_one(self, x: dict, y: Any, **kwargs: Any) -> None:

@@ -434,3 +434,38 @@ def test_the_constructor_names_a_wrong_classifier_or_detector():
         with pytest.raises(ValueError, match=f"^{field}"):
             DriftAware(**kwargs)
     assert DriftAware(Constant(), drift.binary.DDM()).detector is not None
+
+
+@pytest.mark.parametrize("many", [False, True])
+def test_a_step_the_classifier_cannot_run_is_refused_before_anything_changes(many):
+    """An engine on a device this machine lacks is refused at the first step, which the wrapper foresees: a detection
+    among the held samples before it commits nothing (there was nothing to forget)."""
+    labels = [0] * 10 + [1] + [0] * 10 + [1] * 42
+    model = DriftAware(AMClassifier(hidden_sizes=(4,), batch_size=64, device="cuda:99"),
+                       detector=drift.PageHinkley(min_instances=5, threshold=2.0))
+    for k, y in enumerate(labels):
+        model.learn_one({"a": float(k % 3)}, y)
+    assert model.classifier.n_buffered == 63 and model._held_samples
+    before = pickle.dumps(model)
+    with pytest.raises(ValueError, match="device"):
+        if many:
+            model.learn_many(pd.DataFrame({"a": [0.0, 1.0]}), pd.Series([1, 1]))
+        else:
+            model.learn_one({"a": 0.0}, 1)
+    assert pickle.dumps(model) == before
+
+
+class _Refusing(_Novel):
+    def learn_many(self, X, y):
+        raise ValueError("X refused")
+
+
+def test_a_refusal_after_a_new_domain_detection_changes_nothing():
+    """A detection taken for a new domain forgets nothing, so nothing is committed before the classifier accepts."""
+    model = DriftAware(_Refusing(1e9), forget_factor=0.25)
+    X, y = _stream()
+    state = lambda: pickle.dumps({k: v for k, v in model.__dict__.items() if k != "classifier"})  # noqa: E731
+    before = state()
+    with pytest.raises(ValueError, match="refused"):
+        model.learn_many(X, y)
+    assert state() == before and len(model.classifier.read) == 1  # (asked at the detection)

@@ -89,10 +89,12 @@ class StreamClassifier(StreamEstimator, base.MiniBatchClassifier):
 
     # -- river API -----------------------------------------------------------------------------------
     def _checked_one(self, x: dict, y: Any) -> tuple[list[Hashable], np.ndarray, Hashable]:
-        """``learn_one``'s checks, which change nothing: the feature names, their values (``1 x k``), the label."""
+        """``learn_one``'s checks, which change nothing (the step it may run can run too): the feature names, their
+        values (``1 x k``), the label."""
         names, row = inputs.dict_row(x, self._feature_limit)
         label = inputs.check_label(y)
         self._check_labels([label], single=True)
+        self._check_can_step(1)
         return names, row, label
 
     def learn_one(self, x: dict, y: Any) -> None:
@@ -120,6 +122,7 @@ class StreamClassifier(StreamEstimator, base.MiniBatchClassifier):
         names, rows, present = inputs.frame_rows(X, limit=self._feature_limit)
         labels = inputs.labels_of(y, len(rows), classification=True)
         self._check_labels(labels)
+        self._check_can_step(len(rows))
         return names, rows, present, labels
 
     def predict_proba_many(self, X: pd.DataFrame) -> pd.DataFrame:
