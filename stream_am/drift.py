@@ -164,8 +164,7 @@ class DriftAware(ClassifierWrapper):
 
     def _detect(self, detector: base.DriftDetector, seen: set[Any], losses: list[float], labels: list[Any],
                 first: int) -> tuple[base.DriftDetector, set[Any], int | None]:
-        """:func:`~stream_am.drift_signal.feed` the working ``detector`` (a copy of the wrapper's) the losses of the
-        samples from the ``first``-th (counted as ``n_seen_``; for a hook that logs them)."""
+        """:func:`~stream_am.drift_signal.feed` a copy of the detector the losses of samples from the ``first``-th."""
         return feed(detector, self._new_detector, seen, losses, labels)
 
     def _shifted(self, rows: list[dict]) -> bool:
@@ -246,8 +245,7 @@ class DriftAware(ClassifierWrapper):
 
     def _held(self, classifier: StreamClassifier) -> list[tuple[dict, Any]]:
         """The samples ``learn_one`` learnt and has not scored yet; none if the classifier's answers may have changed
-        since (it stepped, or learnt a label or a feature, called directly): those count as seen, unscored. Called
-        once the call's samples are checked."""
+        since (a direct call: a step, a label, a feature): those count as seen, unscored (the call's checks passed)."""
         if self._held_samples and _answers(classifier) != self._held_at:
             held, self._held_samples = self._held_samples, []
             self._commit(self._detector, held, classifier.engine, None)
@@ -265,9 +263,11 @@ class DriftAware(ClassifierWrapper):
         row = dict(zip(names, values[0].tolist(), strict=True))
         held = self._held(classifier)
         if classifier.n_buffered + 1 < classifier.batch_size and label in self._seen and self._features.issuperset(row):
+            answers = _answers(classifier)
             classifier.learn_one(x, y)  # buffered: the answers stay those of the last step
             held.append((row, label))
-            self._held_at = _answers(classifier)
+            self._held_at = answers
+            self._held(classifier)  # (they changed if the classifier knew less than the wrapper: a direct `fit`)
             return
         self._settle([*held, (row, label)], lambda: classifier.learn_one(x, y))
 

@@ -469,3 +469,16 @@ def test_a_refusal_after_a_new_domain_detection_changes_nothing():
     with pytest.raises(ValueError, match="refused"):
         model.learn_many(X, y)
     assert state() == before and len(model.classifier.read) == 1  # (asked at the detection)
+
+
+def test_a_sample_whose_learning_changed_the_answers_is_not_held():
+    """After a direct ``fit`` the classifier knows less than the wrapper: a sample the wrapper would hold brings it
+    features, which change its answers; it counts as seen, unscored, and the next ones are held again."""
+    model = DriftAware(AMClassifier(hidden_sizes=(4,), batch_size=8, seed=0))
+    for k in range(20):
+        model.learn_one({"a": float(k % 3), "b": 1.0}, k % 2)
+    model.classifier.fit(np.zeros((8, 1)), [0, 1] * 4)  # (afresh: feature 0 only)
+    model.learn_one({"a": 1.0, "b": 1.0}, 1)
+    assert model._held_samples == [] and model.n_seen_ == 21
+    model.learn_one({"a": 2.0, "b": 1.0}, 0)
+    assert len(model._held_samples) == 1 and model.n_seen_ == 21
