@@ -50,8 +50,7 @@ def sample_loss(classifier: Any, signal: str, x: dict, y: Any) -> float:
     """The ``signal`` of the classifier's answer to ``x`` against the label ``y`` (one ``predict_*_one`` call)."""
     if signal == "error":
         return float(classifier.predict_one(x) != y)
-    p = classifier.predict_proba_one(x).get(y, 0.0)
-    return min(-math.log(max(p, 1e-300)), 10.0) / 10.0
+    return _clipped_log_loss(classifier.predict_proba_one(x).get(y, 0.0))
 
 
 def batch_losses(classifier: Any, signal: str, rows: list[dict], labels: list[Any]) -> list[float]:
@@ -62,8 +61,11 @@ def batch_losses(classifier: Any, signal: str, rows: list[dict], labels: list[An
         preds = classifier.predict_many(X).tolist()
         return [float(p != t) for p, t in zip(preds, labels, strict=True)]
     proba = classifier.predict_proba_many(X)
-    return [min(-math.log(max(float(proba[t].iloc[i]) if t in proba else 0.0, 1e-300)), 10.0) / 10.0
-            for i, t in enumerate(labels)]
+    return [_clipped_log_loss(float(proba[t].iloc[i]) if t in proba else 0.0) for i, t in enumerate(labels)]
+
+
+def _clipped_log_loss(p: float) -> float:
+    return min(-math.log(max(p, 1e-300)), 10.0) / 10.0
 
 
 def feed(detector: base.DriftDetector, fresh: Callable[[], base.DriftDetector], seen: set[Any], losses: list[float],
