@@ -232,6 +232,10 @@ def _seed_checkpoint(path: Path, estimator: str, export: dict[str, Any], setting
                              ) from exc
         check_config(estimators.config(loaded), settings, "files")
         classes, features = estimators.describe(loaded)
+        try:  # (a name the library keeps but JSON over HTTP cannot carry: a lone surrogate)
+            json.dumps([classes, features], ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise FieldError("files", f"a class or feature name is not valid Unicode text: {exc}") from exc
         for field, count, limit in (("classes", len(classes), settings.max_classes),
                                     ("features", len(features), settings.max_features)):
             if count > limit:

@@ -168,11 +168,17 @@ class ImportState(ExportState):
     @field_validator("metrics")
     @classmethod
     def _counts_with_room(cls, metrics: dict[str, float] | None) -> dict[str, float] | None:
-        """The metrics' counters (``n``, ``correct``) at most 2**53, as the other counters (their sums of errors
-        may be far larger)."""
+        """The metrics' counters (``n``, ``correct``) whole numbers at most 2**53, as the other counters (their
+        sums of errors may be far larger), with no more correct answers than answers scored."""
+        if metrics is None:
+            return metrics
         for key in ("n", "correct"):
-            if metrics is not None and metrics.get(key, 0) > 2**53:
-                raise ValueError(f"metrics.{key} = {metrics[key]:g} is more than 2**53")
+            value = metrics.get(key, 0)
+            if value > 2**53 or value != int(value):
+                raise ValueError(f"metrics.{key} = {value:g} is not a whole number from 0 to 2**53")
+        if metrics.get("correct", 0) > metrics.get("n", 0):
+            raise ValueError(f"metrics.correct = {metrics['correct']:g} is more than metrics.n = "
+                             f"{metrics.get('n', 0):g}")
         return metrics
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings"]
@@ -18,7 +19,7 @@ class Settings(BaseSettings):
     ``STREAM_AM_API_KEY=secret`` or ``STREAM_AM_MAX_BATCH=256``.
     """
 
-    model_config = SettingsConfigDict(env_prefix="STREAM_AM_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="STREAM_AM_", extra="ignore", hide_input_in_errors=True)  # (a key)
 
     state_dir: Path = Field(default=Path("state"), description="Directory holding the SQLite logs and checkpoints.")
     host: str = Field(default="127.0.0.1", description="Interface `stream-am serve` binds to.")
@@ -96,6 +97,17 @@ class Settings(BaseSettings):
         "snapshot that may miss updates acknowledged longer ago than this.",
     )
     keep_snapshots: int = Field(default=3, ge=2, description="Published snapshots kept per model.")
+
+    @field_validator("api_key")
+    @classmethod
+    def _presentable(cls, key: SecretStr | None) -> SecretStr | None:
+        """A key a client can present in ``Authorization: Bearer <key>``: printable ASCII without spaces (a key
+        read from a file with its newline, or with letters a header carries in another encoding, would refuse
+        every request; the error does not show the key)."""
+        if key is not None and not re.fullmatch(r"[\x21-\x7e]+", key.get_secret_value()):
+            raise ValueError("api_key must be one or more printable ASCII characters without spaces (a newline "
+                             "read from a secret file, a space or a non-ASCII letter would refuse every request)")
+        return key
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:

@@ -14,6 +14,9 @@ from stream_am.server.latency import PredictLatency
 
 __all__ = ["Telemetry", "TelemetryMiddleware", "render"]
 
+#: the methods counted by name; any other (a client may send any token) counts as "other", so that no client
+#: can add series to /metrics
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -113,5 +116,6 @@ class TelemetryMiddleware:
             route = scope.get("route")
             path = getattr(route, "path", None) or "unmatched"
             seconds = time.perf_counter() - start
-            self.telemetry.observe(scope["method"], path, status, seconds)
+            method = scope["method"] if scope["method"] in METHODS else "other"
+            self.telemetry.observe(method, path, status, seconds)
             self.telemetry.predict_latency.observe(path, scope.get("path_params", {}), status, seconds)

@@ -297,4 +297,4 @@ class DriftAware(ClassifierWrapper):
 
 def _answers(classifier: StreamClassifier) -> tuple[int, int, int]:
     """What a stream classifier's answers change with: its steps, its labels, its features."""
-    return classifier.n_steps, classifier._n_outputs(), classifier.n_features_in_
+    return classifier.n_steps, classifier._n_outputs(), len(classifier._index)

@@ -482,3 +482,13 @@ def test_a_sample_whose_learning_changed_the_answers_is_not_held():
     assert model._held_samples == [] and model.n_seen_ == 21
     model.learn_one({"a": 2.0, "b": 1.0}, 0)
     assert len(model._held_samples) == 1 and model.n_seen_ == 21
+
+
+def test_samples_without_features_are_held_and_scored_as_sample_by_sample():
+    """A sample with no feature (an empty dict) is one a classifier learns: before any feature, and among others."""
+    rows = [{} for _ in range(40)] + [{"a": float(k % 2)} for k in range(80)] + [{} for _ in range(20)]
+    labels = [k % 2 for k in range(len(rows))]
+    model, unscored = _held_and_single(rows, labels)
+    assert not unscored and model.classifier.n_features_in_ == 1
+    model.learn_many(pd.DataFrame(index=range(3)), pd.Series([0, 1, 0]))
+    model.learn_one({}, 1)

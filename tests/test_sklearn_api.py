@@ -166,3 +166,42 @@ def test_a_refused_fit_or_first_partial_fit_changes_nothing(cls: type) -> None:
         fresh.feature_names_in_  # noqa: B018
     fresh.partial_fit(X, y)  # the refused columns were not kept: the valid ones are learned
     assert list(fresh.feature_names_in_) == ["a", "b"]
+
+
+@pytest.mark.parametrize(("y", "field"), [
+    ([1, "1", True, 1.0], "y[1]"),  # numpy alone would make them four strings, three of them one class
+    ([True, 2, 3, 4], "y[1]"),  # or merge True with 1
+    (np.array(["a", None, "b", "a"], dtype=object), "y[1]"),
+    (np.array(["a", 1, "b", "a"], dtype=object), "y[1]"),
+])
+def test_classifier_labels_of_several_types_are_refused_naming_the_label(y, field) -> None:
+    X = np.arange(12.0).reshape(4, 3)
+    model = AMClassifier(hidden_sizes=(4,), batch_size=2, seed=0)
+    with pytest.raises(ValueError, match=field.replace("[", r"\[")):
+        model.fit(X, y)
+    with pytest.raises(ValueError, match=field.replace("[", r"\[")):
+        model.partial_fit(X, y)
+    assert not model.__sklearn_is_fitted__()
+
+
+def test_partial_fit_names_the_label_of_another_type_than_the_learned_ones() -> None:
+    X = np.arange(12.0).reshape(4, 3)
+    model = AMClassifier(hidden_sizes=(4,), batch_size=2, seed=0).partial_fit(X[:2], [1, 2])
+    before = pickle.dumps(model)
+    with pytest.raises(ValueError, match=r"y\[1\] = '2' is a str"):  # the str the user passed, not a converted 1
+        model.partial_fit(X[:2], [1, "2"])
+    assert pickle.dumps(model) == before
+    assert AMClassifier(hidden_sizes=(4,), batch_size=2).fit(X[:3], [np.int64(0), 1, 2]).classes_.tolist() == [0, 1, 2]
+
+
+@pytest.mark.parametrize("bad", [2**1100, 1 + 0j, "1.0"])
+def test_regressor_targets_that_are_not_real_numbers_are_refused_naming_the_target(bad) -> None:
+    X = np.arange(9.0).reshape(3, 3)
+    for y in (np.array([1.0, bad, 3.0], dtype=object), [1.0, bad, 3.0]):
+        model = AMRegressor(hidden_sizes=(4,), batch_size=2, seed=0)
+        with pytest.raises(ValueError, match=r"y\[1\]"):
+            model.fit(X, y)
+        with pytest.raises(ValueError, match=r"y\[1\]"):
+            model.partial_fit(X, y)
+        assert not model.__sklearn_is_fitted__()
+    assert AMRegressor(hidden_sizes=(4,), batch_size=2, seed=0).fit(X, [1, 2.5, True]).n_features_in_ == 3

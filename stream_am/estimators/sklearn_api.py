@@ -25,6 +25,7 @@ The river API (``learn_one``, ``learn_many``, ``predict_one`` ...) is unchanged 
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -37,6 +38,7 @@ from sklearn.utils.validation import check_array, column_or_1d
 
 from stream_am import checks
 from stream_am.estimators.column_names import check_names, column_names, object_array, sorted_labels
+from stream_am.estimators.inputs import check_label, check_label_types, check_target
 
 if TYPE_CHECKING:  # the mixins are always combined with these classes; mypy checks them as such
     from stream_am.estimators.base import StreamEstimator as _Base
@@ -160,8 +162,11 @@ class _SklearnAPI(_Base):
         self.__dict__.update(fresh.__dict__)
 
     def _sk_y(self, y: Any) -> np.ndarray:
+        """``y`` as a 1-d array; a list of values of several types keeps them (numpy would make them strings)."""
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
+        if isinstance(y, (list, tuple)) and len({type(v) for v in y}) > 1:
+            y = object_array(list(y))  # (element by element: a list of lists stays a column of lists, refused later)
         return column_or_1d(y, warn=True)
 
     def __sklearn_tags__(self) -> Tags:
@@ -189,8 +194,7 @@ class SklearnClassifier(_SklearnAPI, _ClassifierBase):
     def fit(self, X: Any, y: Any) -> SklearnClassifier:
         """Forget everything, then learn the rows ``epochs`` times in order and flush; returns ``self``."""
         rows = self._sk_X(X, reset=True)
-        labels = self._sk_y(y)
-        check_classification_targets(labels)
+        labels = self._sk_labels(y, [])
         classes = sorted_labels(list(dict.fromkeys(labels.tolist())))
 
         def learn(model: SklearnClassifier) -> None:
@@ -204,14 +208,27 @@ class SklearnClassifier(_SklearnAPI, _ClassifierBase):
         """Learn the rows in order (never forgets); ``classes`` declares every label, see the class doc."""
         first = not self.__sklearn_is_fitted__()
         rows = self._sk_X(X, reset=first)
-        labels = self._sk_y(y)
-        check_classification_targets(labels)
+        labels = self._sk_labels(y, self._classes)
         if classes is not None:  # declared labels take their outputs in sorted order
             classes = sorted_labels(list(np.asarray(classes, dtype=object).tolist()))
         super().partial_fit(rows, labels, classes=classes)
         if first:
             self._sk_keep_names(X)
         return self
+
+    def _sk_labels(self, y: Any, classes: list[Any]) -> np.ndarray:
+        """Class labels of one type (``classes``' if any: the labels learned), as scikit-learn's checks want them."""
+        labels = self._sk_y(y)
+        if labels.dtype == object:  # (numpy's own dtypes hold one type)
+            checked = [check_label(v, f"y[{i}]", i) for i, v in enumerate(labels.tolist())]
+            check_label_types(checked, classes)
+            if checked and type(checked[0]) in (str, int, float, bool):  # (numpy scalars were mixed in: now one type)
+                labels = np.asarray(checked)
+        try:
+            check_classification_targets(labels)
+        except TypeError as error:  # (labels numpy cannot compare)
+            raise ValueError(f"y must hold class labels of one type, got {error}") from error
+        return labels
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """``(n_samples, n_classes)`` probabilities, columns in :attr:`classes_` order."""
@@ -268,7 +285,11 @@ class SklearnRegressor(_SklearnAPI, _RegressorBase):
         return float(r2_score(self._sk_targets(y), self.predict(X), sample_weight=sample_weight))
 
     def _sk_targets(self, y: Any) -> np.ndarray:
-        return check_array(self._sk_y(y), ensure_2d=False, dtype="numeric", input_name="y")
+        """Real targets; strings (which ``check_array`` would parse) and values numpy cannot hold are refused."""
+        values = self._sk_y(y)
+        if values.dtype.kind in "OUS":
+            return np.array([check_target(v, f"y[{i}]", math.inf, i) for i, v in enumerate(values.tolist())])
+        return check_array(values, ensure_2d=False, dtype="numeric", input_name="y")
 
     def __sklearn_tags__(self) -> Tags:
         tags = super().__sklearn_tags__()

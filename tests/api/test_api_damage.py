@@ -126,27 +126,37 @@ def test_import_with_replace_keeps_the_old_model_until_the_new_one_loaded(client
         (lambda d: d["state"].update({"samples_seen": 1e999}), "state.samples_seen"),
         (lambda d: d["state"].update({"model_version": -1}), "state.model_version"),
         ("batch", "files.batch_size"),
+        ("surrogate class", "files"),  # a name the library keeps but a JSON answer cannot carry
+        ("surrogate feature", "files"),
+        (lambda d: d["state"].update({"metrics": {"n": 1, "correct": 1000}}), "state.metrics"),
+        (lambda d: d["state"].update({"metrics": {"n": 2.5, "correct": 1}}), "state.metrics"),
     ],
 )
 def test_broken_imports_are_422_naming_the_field(client: TestClient, change: Any, field: str) -> None:
     """Item 11: garbage safetensors, meta.features: 5 and samples_seen: 1e999 used to give 500."""
     import json
 
+    if isinstance(change, str) and change.startswith("surrogate"):
+        _feed(client, "/learn", 2)  # (classes and features to name)
     doc = _export(client, "default")
     config = json.loads(base64.b64decode(doc["files"]["config.json"]))
     if change == "features":
         config["meta"]["features"] = 5
     elif change == "batch":
         config["params"]["batch_size"] = ["int", 10**12]
+    elif isinstance(change, str):
+        names = config["meta"][change.split()[1] + ("es" if change.endswith("class") else "s")]
+        names[:] = [["str", f"n{i}\ud800"] for i in range(len(names))]  # (one type for all, as a model keeps)
     else:
         change(doc)
-    if change in ("features", "batch"):
+    if isinstance(change, str):
         doc["files"]["config.json"] = base64.b64encode(json.dumps(config).encode()).decode()
     body = json.dumps(doc).replace("Infinity", "1e999")
     r = client.post("/models/x/import", content=body, headers={"content-type": "application/json"})
     assert r.status_code == 422, r.text
     assert r.json()["detail"][0]["field"] == field
     assert client.get("/models/x").status_code == 404
+    assert client.get("/models").status_code == 200
 
 
 def test_full_disk_on_create_is_503_naming_the_cause(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -218,3 +218,23 @@ def test_a_diverged_regressor_keeps_every_answer_valid_json() -> None:
     summary, state = metrics.summary(), metrics.state()
     assert all(v is None or math.isfinite(v) for v in summary.values())
     assert all(math.isfinite(v) for v in state.values())
+
+
+@pytest.mark.parametrize("key", ["s3cret\n", " s3cret", "s3 cret", "sécret", ""])
+def test_an_api_key_no_client_could_present_is_refused_at_start_without_showing_it(key: str) -> None:
+    """A key read from a secret file with its newline, or with a non-ASCII letter, used to refuse every request."""
+    from pydantic import ValidationError
+    from stream_am.server.settings import Settings
+
+    with pytest.raises(ValidationError, match="api_key") as refused:
+        Settings(api_key=key)
+    assert key.strip() not in str(refused.value) or not key.strip()
+
+
+def test_request_methods_no_route_has_do_not_add_series_to_metrics(make_client: Callable[..., TestClient]) -> None:
+    client = make_client(api_key="s3cret", protect_reads=True)
+    for i in range(50):
+        assert client.request(f"M{i}", "/health").status_code == 405
+    metrics = client.get("/metrics", headers=KEY).text
+    assert 'method="M1"' not in metrics and 'method="other"' in metrics
+    assert len({line.split('method="')[1].split('"')[0] for line in metrics.splitlines() if 'method="' in line}) <= 8
