@@ -105,8 +105,8 @@ class LearnerState:
         return sd
 
     def _check_state(self, state: dict[str, torch.Tensor]) -> tuple[list[str], int]:
-        """The layers' rules and the solve cadence recorded in ``state``, after checking them and the module's
-        shapes (a state saved before the cadence was recorded solves at this learner's ``solve_every``, or 1)."""
+        """The layers' rules and solve cadence in ``state``, checked with the module's shapes and kinds (floats, not
+        integers); a state saved before the cadence was recorded solves at this ``solve_every``, or 1."""
         _check_values(state)
         codes = state["variants"].tolist() if "variants" in state and state["variants"].ndim == 1 else None
         if codes is None or len(codes) != self._net.n_codes or any(c not in range(len(_CODES)) for c in codes):
@@ -129,8 +129,8 @@ class LearnerState:
         for k, v in self.module.state_dict().items():
             if k not in mod:
                 raise ValueError(f"state is missing module.{k}")
-            if tuple(mod[k].shape) != tuple(v.shape):
-                raise ValueError(f"state[module.{k}] has shape {tuple(mod[k].shape)}, expected {tuple(v.shape)}")
+            if tuple(mod[k].shape) != tuple(v.shape) or mod[k].is_floating_point() != v.is_floating_point():
+                raise ValueError(f"state[module.{k}]: {mod[k].dtype}{list(mod[k].shape)}, not {v.dtype}{list(v.shape)}")
         return variants, every
 
     @property

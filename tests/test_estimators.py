@@ -101,6 +101,13 @@ def test_feature_order_is_first_seen_and_key_order_free():
     model.learn_one({"z": 1.0, "b": 2.0}, 0)
     model.learn_one({"a": 1.0, "b": 2.0, "c": 3.0}, 1)
     assert model._index.names == ["b", "z", "a", "c"] and model.n_features_in_ == 4
+    names = [frozenset({"b"}), frozenset({"a"}), frozenset({"a", "b"})]  # (< is "a subset of": no order)
+    orders = set()
+    for keys in (names, names[::-1], names[1:] + names[:1]):
+        model = AMClassifier()
+        model.learn_one(dict.fromkeys(keys, 1.0), 0)
+        orders.add(tuple(model._index.names))
+    assert len(orders) == 1
 
 
 def test_partial_fit_classes_and_classes_():
@@ -111,8 +118,19 @@ def test_partial_fit_classes_and_classes_():
     assert model.predict_proba(X).shape == (6, 3)
     assert set(model.predict(X).tolist()) <= {1, 2, 3}
     model.partial_fit(X[:2], [3, 3], classes=[1, 2, 3])  # the same set again is fine
-    with pytest.raises(ValueError, match="y\\[0\\] = 4 is not one of the declared classes"):
+    with pytest.raises(ValueError, match="^y = 4 is not one of the declared classes"):  # (one label: y)
         model.learn_one({0: 1.0, 1: 2.0}, 4)
+    with pytest.raises(ValueError, match="y\\[1\\] = 4 is not one of the declared classes"):
+        model.learn_many(pd.DataFrame({0: [1.0, 2.0], 1: [0.0, 0.0]}), pd.Series([3, 4]))
+
+
+def test_a_tensor_label_is_its_python_scalar():
+    """A 0-d tensor hashes by identity: kept as such, every sample would bring a class of its own."""
+    model = AMClassifier(batch_size=2)
+    for i in range(6):
+        model.learn_one({"a": float(i)}, torch.tensor(i % 2))
+    model.learn_one({"a": 1.0}, 1)
+    assert model._classes == [0, 1]
 
 
 def test_classes_must_cover_labels_already_learned():

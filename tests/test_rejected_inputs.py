@@ -134,3 +134,24 @@ def test_a_float_parameter_given_an_int_too_large_for_a_float_is_a_value_error_n
     """Found by a review: ``math.isfinite(10**400)`` raises ``OverflowError``, which escaped the checks."""
     with pytest.raises(ValueError, match=param):
         AMClassifier(**{param: 10**400})
+
+
+def test_a_frame_of_python_values_learns_as_its_rows_do_one_by_one() -> None:
+    """pandas keeps Python values in an object column (a bool beside a missing cell, an int past 2**63): each cell
+    is read as ``learn_one`` reads it, a missing one (None, NaN, pd.NA) is absent, and any other cell is refused."""
+    dicts = [{"a": True, "b": 1.0}, {"b": 2.0}, {"a": 10**19, "b": 0.5}, {"a": False, "b": -1.0}, {"a": None}] * 8
+    ys = [k % 2 for k in range(len(dicts))]
+    frame = pd.DataFrame(dicts)
+    assert frame["a"].dtype == object
+    one, many = (AMClassifier(hidden_sizes=(8,), batch_size=8, seed=0) for _ in range(2))
+    for x, y in zip(dicts, ys, strict=True):
+        one.learn_one({k: v for k, v in x.items() if v is not None}, y)
+    many.learn_many(frame, pd.Series(ys))
+    assert _state(one) == _state(many)
+    for cell, message in (("s", "a real number"), (1 + 0j, "a real number"), (10**400, "finite")):
+        bad = frame.copy()
+        bad.loc[3, "a"] = cell
+        before = _state(many)
+        with pytest.raises(InputError, match=rf"X\['a'\]\[3\] must be {message}"):
+            many.learn_many(bad, pd.Series(ys))
+        assert _state(many) == before

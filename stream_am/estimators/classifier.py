@@ -77,8 +77,8 @@ class StreamClassifier(StreamEstimator, base.MiniBatchClassifier):
         if self._classes_declared:
             for i, y in enumerate(ys):
                 if y not in self._class_index:
-                    raise InputError(f"y[{i}] = {y!r} is not one of the declared classes {self._classes!r}", "y",
-                                     None if single else i)
+                    raise InputError(f"{'y' if single else f'y[{i}]'} = {y!r} is not one of the declared classes "
+                                     f"{self._classes!r}", "y", None if single else i)
 
     def _proba(self, names: Sequence[Hashable], rows: np.ndarray, present: np.ndarray | None = None) -> np.ndarray:
         out = self._outputs(names, rows, proba=True, present=present)

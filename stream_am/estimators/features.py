@@ -21,8 +21,8 @@ def canonical_order(names: list[Hashable]) -> list[Hashable]:
     """Features first seen together, in a canonical order, so that a dict's key order never matters."""
     if len(names) < 2:
         return names
-    try:
-        if len({type(c) for c in names}) == 1:
+    try:  # (types whose < is an order: a frozenset's is "is a subset of", which gives none)
+        if len({type(c) for c in names}) == 1 and type(names[0]) in (str, int, float, bool, tuple):
             return sorted(names)  # type: ignore[type-var]
     except TypeError:
         pass

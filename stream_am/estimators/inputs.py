@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from stream_am.checks import MAX_VALUE, InputError
 from stream_am.estimators.features import canonical_order  # its home since base.py was split
@@ -48,7 +49,10 @@ MAX_RAW_MAGNITUDE = MAX_VALUE
 
 
 def native(value: Any) -> Any:
-    """A numpy scalar as the equivalent Python scalar (``np.bool_(True)`` -> ``True``); others unchanged."""
+    """A numpy scalar or a 0-d tensor as the equivalent Python scalar (``np.bool_(True)`` -> ``True``; a tensor
+    hashes by identity: each would be a class of its own); others unchanged."""
+    if isinstance(value, torch.Tensor) and value.ndim == 0:
+        return value.item()
     return value.item() if isinstance(value, np.generic) else value
 
 
@@ -152,11 +156,23 @@ def frame_rows(X: Any, name: str = "X", limit: float = MAX_MAGNITUDE) -> tuple[l
     check_feature_names(cols, name)
     if len(set(cols)) != len(cols):
         raise InputError(f"{name} has duplicate columns: {cols!r}", name)
-    for c, dtype in zip(cols, X.dtypes, strict=True):  # (X.dtypes: one Series, not one per column)
+    objects = []  # columns of Python values (pandas' dtype for bools beside missing cells, or ints past 2**63)
+    for j, (c, dtype) in enumerate(zip(cols, X.dtypes, strict=True)):  # (X.dtypes: one Series, not one per column)
         numeric = pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_complex_dtype(dtype)
-        if not (numeric or pd.api.types.is_bool_dtype(dtype)):
+        if pd.api.types.is_object_dtype(dtype):
+            objects.append(j)
+        elif not (numeric or pd.api.types.is_bool_dtype(dtype)):
             raise InputError(f"{name}[{c!r}] must be real numbers, got dtype {dtype}", name, None, c)
-    values = X.to_numpy(dtype=np.float64, copy=True).reshape(len(X), len(cols))
+    if not objects:
+        values = X.to_numpy(dtype=np.float64, copy=True).reshape(len(X), len(cols))
+    else:  # each cell as learn_one reads it; None, NaN and pd.NA are missing cells
+        values = np.empty((len(X), len(cols)))
+        rest = [j for j in range(len(cols)) if j not in set(objects)]
+        values[:, rest] = X.iloc[:, rest].to_numpy(dtype=np.float64).reshape(len(X), len(rest))
+        for j in objects:
+            values[:, j] = [math.nan if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))
+                            else _real(v, f"{name}[{cols[j]!r}][{i}]", math.inf, name, i, cols[j])
+                            for i, v in enumerate(X.iloc[:, j].tolist())]
     present = ~np.isnan(values)
     _check_finite(np.where(present, values, 0.0), name, cols, limit)
     return cols, np.where(present, values, 0.0), present
