@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic_core import PydanticSerializationError
 from starlette.exceptions import HTTPException
 from stream_am.server.schemas import INSTANCE_TAGS
 
@@ -87,6 +88,10 @@ def field_name(loc: Sequence[Any]) -> str:
             out += f"[{part}]"
         elif isinstance(previous, int) and part in _TAGS:
             pass  # the tag of a union member, not a field
+        elif part == "[key]":  # pydantic's mark of a key's own error, after the key: the field is that key
+            out += " (the key)"
+        elif part == "":  # (an empty key, which ".name" would not show)
+            out += '[""]'
         else:
             out += f".{part}" if out else str(part)
         previous = part
@@ -130,6 +135,12 @@ async def _value_error(_: Request, exc: Exception) -> JSONResponse:
 _UNPARSED = "There was an error parsing the body"  # FastAPI's 400 when reading the JSON body raised
 
 
+async def _unwritable(request: Request, exc: Exception) -> JSONResponse:
+    """An answer that cannot be written as JSON is the server's failure, not the request's: 500, logged."""
+    _log.error("%s %s: the answer could not be written as JSON: %s", request.method, request.url.path, exc)
+    return JSONResponse(status_code=500, content={"detail": f"the answer could not be written as JSON: {exc}"})
+
+
 async def _conflict(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, FieldConflict)
     return _error(409, [{"field": exc.field, "msg": exc.msg, "type": "conflict"}])
@@ -140,7 +151,7 @@ async def _http(request: Request, exc: Exception) -> Any:
     limit, an integer over 4,300 digits): a 422 naming the body, as every malformed body is answered."""
     assert isinstance(exc, HTTPException)
     if exc.status_code == 400 and exc.detail == _UNPARSED:
-        msg = "the body could not be read as JSON (nested too deeply, or a number too long)"
+        msg = "the body could not be read as JSON (not UTF-8 text, nested too deeply, or a number too long)"
         return _error(422, [{"field": "body", "msg": msg, "type": "json_invalid"}])
     return await http_exception_handler(request, exc)
 
@@ -170,6 +181,7 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ModelExists, _exists)
     app.add_exception_handler(FieldConflict, _conflict)  # before ValueError's: the most derived class wins
     app.add_exception_handler(ValueError, _value_error)
+    app.add_exception_handler(PydanticSerializationError, _unwritable)  # (a ValueError: the most derived wins)
     app.add_exception_handler(ModelNotFound, _not_found)
     app.add_exception_handler(Overloaded, _overloaded)
     app.add_exception_handler(Unavailable, _overloaded)

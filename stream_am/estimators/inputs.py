@@ -206,9 +206,9 @@ def _check_finite(values: np.ndarray, name: str, cols: list[Hashable], limit: fl
     bad = np.argwhere(~np.isfinite(values) | (np.abs(values) > limit))
     if len(bad):
         i, j = (int(v) for v in bad[0])
-        value = values[i, j]
+        value = float(values[i, j])  # (a Python float: its repr is the number, not numpy's type)
         why = "a non-finite value" if not np.isfinite(value) else f"a value beyond the magnitude limit {limit:g}"
-        raise InputError(f"{name}[{cols[j]!r}] has {why} {value!r} in row {i}", name, i, cols[j])
+        raise InputError(f"{name}[{cols[j]!r}] has {why} in row {i}: {value!r}", name, i, cols[j])
 
 
 def labels_of(y: Any, n: int, classification: bool, name: str = "y", limit: float = MAX_MAGNITUDE) -> list[Any]:

@@ -43,6 +43,7 @@ def _state(client: TestClient) -> tuple[int, int, dict[str, object]]:
         ({"instances": [{"a": 1.0}], "targets": [1], "extra": 1}, "extra"),
         ({"ids": ["nope"], "targets": [1]}, "ids[0]"),
         ({"ids": ["x", "x"], "targets": [1, 1]}, "ids"),
+        ({"instances": [{"": 1.0}], "targets": [1]}, 'instances[0][""] (the key)'),
     ],
 )
 def test_bad_learn_requests_name_the_field(client: TestClient, body: dict[str, object], field: str) -> None:
@@ -66,6 +67,22 @@ def test_non_finite_values_are_refused(client: TestClient, raw: str) -> None:
 def test_malformed_json(client: TestClient) -> None:
     r = client.post("/partial_fit", content=b"{not json", headers={"content-type": "application/json"})
     assert r.status_code == 422 and r.json()["detail"][0]["type"] == "json_invalid"
+    r = client.post("/partial_fit", content=b'{"instances": [{"a\xff": 1}], "targets": [1]}',
+                    headers={"content-type": "application/json"})
+    assert r.status_code == 422 and "UTF-8" in r.json()["detail"][0]["msg"]
+
+
+def test_an_answer_that_cannot_be_written_is_a_500_not_a_refusal(client: TestClient) -> None:
+    """A response pydantic cannot serialise (a name no JSON text can carry) is the server's failure: 500, not 422."""
+    app = client.app
+    route = "/test-unwritable"
+
+    @app.get(route)  # type: ignore[attr-defined]
+    def unwritable() -> dict[str, str]:
+        return {"name": "\ud800"}
+
+    r = client.get(route)
+    assert r.status_code == 500 and "could not be written as JSON" in r.json()["detail"]
 
 
 def test_regression_targets_must_be_numbers(client: TestClient) -> None:
