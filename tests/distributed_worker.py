@@ -47,13 +47,13 @@ def group_of_one() -> Iterator[None]:
 
 def make_learner(config: dict[str, Any]) -> OnlineAM:
     """The learner of ``config`` (the same on every rank and in the single-process reference)."""
-    module = build_mlp(N_IN, N_OUT, (12, 10), seed=0)
+    module = build_mlp(N_IN, N_OUT, tuple(config.get("hidden", (12, 10))), seed=0)
     if config.get("through") == "AMClassifier":
         clf = AMClassifier(hidden_sizes=(12, 10), variant=config["variant"], seed=0)
         return clf._make_engine(module)
     return OnlineAM(module, variant=config["variant"], readout=config.get("readout", "memory"),
                     weight_steps=config.get("weight_steps", 1), memory_clock=config.get("memory_clock", "sample"),
-                    seed=0)
+                    mu=config.get("mu", 0.1), seed=0)
 
 
 def batch(t: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -82,7 +82,8 @@ def run(config: dict[str, Any], out: Path, rank: int, world: int) -> None:
 
     from stream_am.distributed import DataParallelAM
 
-    dp = DataParallelAM(make_learner(config), check_every=config.get("check_every", 10))
+    dp = DataParallelAM(make_learner({**config, **config.get(f"rank{rank}", {})}),  # (a rank may differ: refused)
+                        check_every=config.get("check_every", 10))
     if config.get("load"):
         dp.load_state_dict(load_file(config["load"]))
     steps: list[dict[str, float]] = []
@@ -98,8 +99,8 @@ def run(config: dict[str, Any], out: Path, rank: int, world: int) -> None:
                 dp.learner.module[0].weight[0, 0] += 0.5  # a rank whose weights drift away from the others'
         try:
             steps.append(dp.partial_fit(x[part], y[part]))
-        except RuntimeError as exc:
-            if "perturb_at" not in config:
+        except (RuntimeError, ValueError) as exc:
+            if "perturb_at" not in config and "rank1" not in config:
                 raise
             (out / f"{config['name']}.rank{rank}.error").write_text(str(exc))
             return

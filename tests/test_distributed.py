@@ -63,6 +63,8 @@ def parallel_runs(tmp_path_factory):
     configs = [dict(c, steps=STEPS, empty_step=EMPTY) for c in CONFIGS]
     configs.append({"name": "diverge", "variant": "adam", "readout": "adam", "steps": 30, "perturb_at": 5,
                     "check_every": 10})
+    configs += [{"name": f"differ_{key}", "variant": "mem", "steps": 3, "rank1": {key: value}}
+                for key, value in (("mu", 0.2), ("hidden", [12, 11]))]
     results = wait_all(launch(configs, out), timeout=150)
     for code, err in results:
         assert code == 0, err[-3000:]
@@ -92,6 +94,14 @@ def test_two_ranks_equal_one_process_on_the_whole_batches(parallel_runs, config)
         for a, b in zip(result["steps"], steps, strict=True):
             assert a["loss"] == pytest.approx(b["loss"], rel=1e-3, abs=1e-4)
     assert int(got["samples_seen"]) == 32 * STEPS and int(got["n_steps"]) == STEPS
+
+
+@pytest.mark.parametrize(("key", "named"), [("mu", "mu = 0.2, rank 0's 0.1"), ("hidden", "module")])
+def test_a_rank_that_built_another_learner_is_refused_on_every_rank_at_the_first_step(parallel_runs, key, named):
+    """Another width used to abort a rank inside the first collective; another mu trained on, silently."""
+    for rank in (0, 1):
+        error = (parallel_runs / f"differ_{key}.rank{rank}.error").read_text()
+        assert "rank 1 built another learner than rank 0" in error and named in error
 
 
 def test_weights_that_drift_apart_fail_loudly_at_the_next_check(parallel_runs):
@@ -141,8 +151,9 @@ def test_refuses_batchnorm_and_dropout_and_needs_a_group():
         DataParallelAM(bn)
     with pytest.raises(ValueError, match="group"):
         DataParallelAM(OnlineAM(nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))))
-    with pytest.raises(ValueError, match="timeout_s"):
-        init_process_group("gloo", timeout_s=0)
+    for timeout in (0, 0.001, float("inf"), 1e300):  # (under a second the ranks cannot connect; inf overflowed)
+        with pytest.raises(ValueError, match="timeout_s"):
+            init_process_group("gloo", timeout_s=timeout)
     with pytest.raises(ValueError, match="backend"):
         init_process_group("mpi")
 

@@ -216,7 +216,8 @@ def test_a_checkpoint_dir_that_cannot_be_made_is_refused_before_training(tmp_pat
 
 # ------------------------------------------------------------------ 5. options out of bounds
 @pytest.mark.parametrize(("extra", "flag"), [
-    (["--timeout", "inf"], "--timeout"), (["--timeout", "1e308"], "--timeout"), (["--seed", "-1"], "--seed"),
+    (["--timeout", "inf"], "--timeout"), (["--timeout", "1e308"], "--timeout"), (["--timeout", "0.001"], "--timeout"),
+    (["--seed", "-1"], "--seed"),
     (["--seed", str(2**63)], "--seed"), (["--threads", "100000"], "--threads"),
     (["--activation", "bogus"], "--activation"), (["--variant", "bogus"], "--variant"),
     (["--n-classes", "100000000000"], "--n-classes"), (["--hidden", "100000000"], "--hidden"),

@@ -149,6 +149,28 @@ def test_train_stream_from_a_river_iterable_resumes_from_its_checkpoint(tmp_path
     _assert_same(resumed.state_dict(), _reference(paths))
 
 
+@pytest.mark.parametrize(("kwargs", "field"), [
+    ({"batch_size": 0}, "batch_size"), ({"batch_size": -2}, "batch_size"), ({"batch_size": 2.0}, "batch_size"),
+    ({"checkpoint_every": -1}, "checkpoint_every"), ({"report_every": -1}, "report_every"),
+    ({"max_steps": 0}, "max_steps"),
+])
+def test_train_stream_refuses_counts_naming_them_before_anything_is_learned(tmp_path, group, kwargs, field):
+    learner = OnlineAM(build_mlp(2, 2, (4,), "relu", seed=0), variant="mem", seed=0)
+    stream = [({"a": float(i), "b": 1.0}, i % 2) for i in range(64)]
+    with pytest.raises(ValueError, match=field):
+        train_stream(learner, stream, **{"batch_size": 8, **kwargs}, checkpoint_dir=tmp_path / "ck")
+    assert learner.n_steps == 0 and not (tmp_path / "ck").exists()
+
+
+@pytest.mark.parametrize("label", [1.5, "1", True, float("nan")])
+def test_a_class_label_that_is_not_a_whole_number_is_refused_not_truncated(group, label):
+    learner = OnlineAM(build_mlp(2, 2, (4,), "relu", seed=0), variant="mem", seed=0)
+    stream = [({"a": float(i), "b": 1.0}, i % 2) for i in range(7)] + [({"a": 0.0, "b": 0.0}, label)]
+    with pytest.raises(ValueError, match="y: a label must be a whole number"):
+        train_stream(learner, stream, batch_size=8)
+    assert learner.n_steps == 0
+
+
 def test_shards_interleave_rows_and_run_out_into_empty_shares():
     rows = [(np.full(2, i, dtype=np.float32), i % 3) for i in range(10)]
     assert [int(r[1]) for r in shard(rows, 1, 2)] == [1, 0, 2, 1, 0]  # rows 1, 3, 5, 7, 9

@@ -59,6 +59,17 @@ def step_payload(learner: OnlineAM) -> dict[str, int]:
             "scalar_collectives": scalars, "bytes": 8 * (numel + scalars)}
 
 
+def _settings(learner: OnlineAM) -> dict[str, Any]:
+    """What must be the same on every rank: the learner's parameters (but its device: a GPU per rank) and its
+    network, layer by layer (types, shapes and dtypes)."""
+    params = {k: v for k, v in vars(learner).items() if not k.startswith("_") and k not in ("module", "device")}
+    params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()
+              if isinstance(v, (str, int, float, bool, list, tuple, type(None)))}
+    params["module"] = repr(learner.module)
+    params["module tensors"] = [(k, tuple(t.shape), str(t.dtype)) for k, t in learner.module.state_dict().items()]
+    return params
+
+
 class DataParallelAM:
     """Data-parallel :class:`~stream_am.learner.OnlineAM` over a ``torch.distributed`` process group.
 
@@ -96,6 +107,7 @@ class DataParallelAM:
         self.check_every = check_every
         self.check_tolerance = check_tolerance
         self._synced = False
+        self._checked = False
 
     # ------------------------------------------------------------------ the group
     @property
@@ -132,12 +144,33 @@ class DataParallelAM:
         Every rank must call it once per step (the collectives wait for all of them). Returns the global
         ``n``, ``loss`` and ``accuracy`` of the step (before learning, as :meth:`OnlineAM.partial_fit`).
         """
+        if not self._checked:
+            self._check_same_learner()
         if not self._synced:
             self._broadcast_module()
         stats = self.learner._step(x, y, self._sum)
         if self.check_every and self.learner.n_steps % self.check_every == 0 and stats["n"] > 0:
             self.check_in_sync()
         return stats
+
+    def _check_same_learner(self) -> None:
+        """``ValueError`` on every rank, naming the setting and the rank, unless every rank built the same learner:
+        a network of another shape would fail inside the first collective, and another ``mu`` or ``code_steps``
+        would silently make a step that is no single-process step (one gather of each rank's settings)."""
+        mine = _settings(self.learner)
+        every: list[Any] = [None] * self.world_size
+        try:
+            dist.all_gather_object(every, mine, group=self.group)
+        except RuntimeError as exc:
+            raise RuntimeError(f"DataParallelAM rank {dist.get_rank()}: the check of the ranks' settings failed: a "
+                               f"peer stopped or did not answer within the process group's timeout ({exc})") from exc
+        for rank, theirs in enumerate(every):
+            differ = sorted(k for k in every[0] if theirs.get(k) != every[0][k])
+            if differ:
+                key = differ[0]
+                raise ValueError(f"learner: rank {rank} built another learner than rank 0 ({key} = {theirs[key]!r}, "
+                                 f"rank 0's {every[0][key]!r}); every rank must build the same one")
+        self._checked = True
 
     def _broadcast_module(self) -> None:
         """Rank 0's weights and buffers everywhere (one broadcast), so that every rank starts the same."""

@@ -8,7 +8,10 @@ import os
 import torch
 import torch.distributed as dist
 
-__all__ = ["init_process_group"]
+__all__ = ["init_process_group", "MIN_TIMEOUT", "MAX_TIMEOUT"]
+
+MIN_TIMEOUT = 1.0  #: shortest collective timeout, in seconds (less does not leave time to connect the ranks)
+MAX_TIMEOUT = 86_400.0  #: longest, in seconds (a day)
 
 
 def init_process_group(backend: str = "auto", timeout_s: float = 60.0) -> None:
@@ -20,8 +23,10 @@ def init_process_group(backend: str = "auto", timeout_s: float = 60.0) -> None:
     """
     if backend not in ("auto", "gloo", "nccl"):
         raise ValueError(f"backend must be 'auto', 'gloo' or 'nccl', got {backend!r}")
-    if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not timeout_s > 0:
-        raise ValueError(f"timeout_s must be a number > 0, got {timeout_s!r}")
+    if (isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float))
+            or not MIN_TIMEOUT <= timeout_s <= MAX_TIMEOUT):
+        raise ValueError(f"timeout_s must be a number of seconds in [{MIN_TIMEOUT:g}, {MAX_TIMEOUT:g}], "
+                         f"got {timeout_s!r}")
     if dist.is_initialized():
         return
     if backend == "auto":

@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from stream_am import checks
 from stream_am.distributed.checkpoint import load_checkpoint, save_checkpoint
 from stream_am.distributed.data_parallel import DataParallelAM
 from stream_am.distributed.options import PROG, check_args, check_resume, hidden_sizes, parser, prepare_checkpoint_dir
@@ -66,6 +67,7 @@ def train(
     Resumes from the checkpoint in ``checkpoint_dir`` if there is one; returns the final report.
     """
     world, rank = dp.world_size, dp.rank
+    _check_counts(batch_size, world, checkpoint_every, report_every, max_steps)
     found = load_checkpoint(checkpoint_dir) if checkpoint_dir is not None else None
     if found is not None:
         recorded = found[1].get("batch_size")
@@ -97,6 +99,19 @@ def train(
         save_checkpoint(checkpoint_dir, dp.state_dict(), _meta(info, dp.n_steps, batch_size, world))
     return {"event": "done", "world_size": world, "resumed_from": first_step,
             **_report(dp, samples, seconds, window)}
+
+
+def _check_counts(batch_size: int, world: int, checkpoint_every: int, report_every: int,
+                  max_steps: int | None) -> None:
+    """``ValueError`` naming the argument, before anything is read or learned."""
+    checks.check_int("batch_size", batch_size, low=world)
+    if batch_size % world:
+        raise ValueError(f"batch_size must be a multiple of the world size {world} (each rank takes an equal "
+                         f"share of a global batch), got {batch_size}")
+    checks.check_int("checkpoint_every", checkpoint_every, low=0)
+    checks.check_int("report_every", report_every, low=0)
+    if max_steps is not None:
+        checks.check_int("max_steps", max_steps, low=1)
 
 
 def train_stream(

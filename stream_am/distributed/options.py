@@ -17,6 +17,7 @@ from typing import Any
 
 from stream_am import arguments
 from stream_am.arguments import not_a_directory
+from stream_am.distributed.group import MAX_TIMEOUT, MIN_TIMEOUT
 from stream_am.estimators.networks import ACTIVATIONS
 
 __all__ = ["MAX_CLASSES", "MAX_HIDDEN", "MAX_LAYERS", "MAX_TIMEOUT", "RESUME_FLAGS", "check_args", "check_resume",
@@ -26,7 +27,6 @@ PROG = "python -m stream_am.distributed"
 MAX_HIDDEN = 4096  #: widest hidden layer (the server's ``max_hidden_size``)
 MAX_LAYERS = 32  #: most hidden layers
 MAX_CLASSES = 100_000  #: most classes
-MAX_TIMEOUT = 86_400.0  #: longest collective timeout, in seconds (a day)
 RESUME_FLAGS = ("source", "target", "task", "n_classes", "hidden", "activation", "variant", "batch_size", "seed")
 
 
@@ -47,7 +47,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=int, default=100, help="Steps between checkpoints (0: at the end).")
     p.add_argument("--max-steps", type=int, default=None, help="Stop after this many global steps.")
     p.add_argument("--timeout", type=float, default=60.0,
-                   help=f"Seconds a collective waits for a peer (at most {MAX_TIMEOUT:g}).")
+                   help=f"Seconds a collective waits for a peer ({MIN_TIMEOUT:g} to {MAX_TIMEOUT:g}).")
     p.add_argument("--backend", choices=["auto", "gloo", "nccl"], default="auto")
     p.add_argument("--report-every", type=int, default=100, help="Steps between samples/s reports (0: at the end).")
     p.add_argument("--threads", type=int, default=1, help="torch threads per process (default 1; at most the CPUs).")
@@ -85,8 +85,8 @@ def _check_numbers(args: argparse.Namespace, world: int) -> None:
             raise ValueError(f"--{flag.replace('_', '-')} must be >= 0, got {getattr(args, flag)}")
     if args.max_steps is not None and args.max_steps < 1:
         raise ValueError(f"--max-steps must be >= 1, got {args.max_steps}")
-    if not (math.isfinite(args.timeout) and 0 < args.timeout <= MAX_TIMEOUT):
-        raise ValueError(f"--timeout must be > 0 and at most {MAX_TIMEOUT:g} seconds, got {args.timeout}")
+    if not (math.isfinite(args.timeout) and MIN_TIMEOUT <= args.timeout <= MAX_TIMEOUT):
+        raise ValueError(f"--timeout must be in [{MIN_TIMEOUT:g}, {MAX_TIMEOUT:g}] seconds, got {args.timeout}")
     cpus = os.cpu_count() or 1
     if not 1 <= args.threads <= cpus:
         raise ValueError(f"--threads must be in 1..{cpus} (this machine's CPUs), got {args.threads}")

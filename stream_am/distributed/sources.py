@@ -9,6 +9,8 @@ they run out, yields empty shares: the job stops at the first step where no rank
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
 from pathlib import Path
@@ -164,6 +166,15 @@ def local_batches(
     while True:
         chunk = list(islice(it, size))
         x = torch.from_numpy(np.stack([r[0] for r in chunk])) if chunk else torch.zeros(0, width)
-        ys = [r[1] for r in chunk]
+        ys = [_label(r[1], classification) for r in chunk]
         y = torch.tensor(ys, dtype=torch.long) if classification else torch.tensor(ys, dtype=torch.float32)
         yield x, y
+
+
+def _label(y: Any, classification: bool) -> Any:
+    """``y`` checked: a class index is a whole number (``1.5`` is refused, not truncated), a target a real."""
+    real = isinstance(y, (numbers.Real, np.number)) and not isinstance(y, (bool, np.bool_))
+    if not real or (classification and not (math.isfinite(float(y)) and float(y).is_integer())):
+        kind = "a whole number (a class index)" if classification else "a real number"
+        raise ValueError(f"y: a label must be {kind}, got {y!r}")
+    return int(y) if classification else float(y)
