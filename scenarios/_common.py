@@ -76,10 +76,13 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Scenario:
+    """A scenario: ``run`` measures the ``learners`` (the names ``--learners`` picks from) on its stream."""
+
     name: str
     family: str
     description: str
     run: Callable[[RunConfig], Outcome]
+    learners: tuple[str, ...]
 
 
 def make_learner(name: str, cfg: RunConfig, activation: str = "relu", **extra: Any) -> Any:
@@ -183,7 +186,12 @@ def warm_up() -> None:
 
 
 def execute(scenario: Scenario, cfg: RunConfig) -> dict[str, Any]:
-    """Run ``scenario`` and write ``results.json``, ``results.md``, its plots (and ``report.html``) into ``cfg.out``."""
+    """Run ``scenario`` and write ``results.json``, ``results.md``, its plots (and ``report.html``) into ``cfg.out``.
+
+    The files an earlier run wrote there (:data:`~stream_am.scenarios._report.OUTPUTS`) are removed first, so that
+    none is left beside this run's results (a plot or report of another scenario, or of other options).
+    """
+    _report.clear_outputs(cfg.out)
     warm_up()  # (not counted in any learner's time, nor in the run's wall time)
     t0 = time.perf_counter()
     outcome = scenario.run(cfg)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,10 @@ from typing import Any
 import numpy as np
 from stream_am.scenarios._html import STYLES
 
-__all__ = ["write_results", "plot_curves", "plot_matrices"]
+__all__ = ["OUTPUTS", "clear_outputs", "write_results", "plot_curves", "plot_matrices"]
+
+#: every file a scenario run writes in its output directory, by name (``report.html`` with ``--html`` only)
+OUTPUTS = ("results.json", "results.md", "accuracy.png", "accuracy_matrix.png", "report.html")
 
 
 def _clean(value: Any) -> Any:
@@ -41,17 +46,42 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def clear_outputs(out: Path) -> None:
+    """Remove from ``out`` the files an earlier run wrote there (:data:`OUTPUTS`), and no other file.
+
+    A directory or a missing file of those names is left as it is.
+    """
+    for name in OUTPUTS:
+        path = out / name
+        if path.is_symlink() or path.is_file():
+            path.unlink(missing_ok=True)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file in the same directory, then ``os.replace``:
+    a reader, or a run cut short, finds the old file or the new one, never part of one."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # (the umask applies, as to any new file)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def write_results(
     out: Path, scenario: str, config: dict[str, Any], learners: dict[str, dict[str, Any]], description: str = ""
 ) -> dict[str, Any]:
-    """Write ``results.json`` and ``results.md``; return the JSON document.
+    """Write ``results.json`` and ``results.md`` (each atomically); return the JSON document.
 
     Scalar metrics become table columns; list-valued ones (accuracy matrices, per-drift lists) go to JSON
     only.
     """
     out.mkdir(parents=True, exist_ok=True)
     doc = _clean({"scenario": scenario, "config": config, "learners": learners})
-    (out / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
+    _write_atomic(out / "results.json", json.dumps(doc, indent=2) + "\n")
     columns: list[str] = []
     for metrics in doc["learners"].values():
         for k, v in metrics.items():
@@ -64,7 +94,7 @@ def write_results(
     lines += ["| learner | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for name, metrics in doc["learners"].items():
         lines.append(f"| {name} | " + " | ".join(_fmt(metrics.get(c)) for c in columns) + " |")
-    (out / "results.md").write_text("\n".join(lines) + "\n")
+    _write_atomic(out / "results.md", "\n".join(lines) + "\n")
     return doc
 
 

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from stream_am.scenarios import RunConfig, execute
+from stream_am.scenarios import RunConfig, Scenario, execute
 from stream_am.scenarios._common import UnknownLearners
+from stream_am.scenarios._report import OUTPUTS
 
 from stream_am import arguments, scenarios
+from stream_am.distributed.options import MAX_HIDDEN
 
 __all__ = ["main", "build_parser"]
 
@@ -28,9 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, default=None, help="output directory (default: results/NAME)")
     run.add_argument("--seed", type=arguments.seed, default=0, help="seed of data order, generators and models")
     run.add_argument("--hidden", type=int, nargs="+", default=None, metavar="WIDTH",
-                     help="hidden layer widths of every neural learner (default: 64 64; 16 with --quick)")
+                     help=f"hidden layer widths of every neural learner, each in [1, {MAX_HIDDEN}] "
+                     "(default: 64 64; 16 with --quick)")
     run.add_argument("--learners", nargs="+", default=None, metavar="NAME",
-                     help="run only these of the scenario's learners (names as in its table)")
+                     help="run only these of the scenario's learners (names as in its table); with `all`, each "
+                     "scenario runs those it has, and each must have at least one")
     bars = run.add_mutually_exclusive_group()
     bars.add_argument("--progress", dest="progress", action="store_true", default=None,
                       help="show progress bars (the default on a terminal only)")
@@ -46,10 +53,78 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _out_problem(out: Path | None) -> str | None:
-    """Why ``--out`` cannot hold results (checked before a scenario runs, not after): a path through a file."""
-    blocker = None if out is None else arguments.not_a_directory(out)
-    return None if blocker is None else f"{str(out)!r}: {str(blocker)!r} is not a directory"
+def _out_problem(out: Path) -> str | None:
+    """Why ``out`` cannot hold a scenario's results, checked before anything runs (not at the first write, after
+    the run): a path through a file, an output name taken by a directory, or a directory that cannot be created
+    or written (the check creates it and writes a probe file there). It leaves nothing behind: the probe file and
+    the directories it created are removed again."""
+    blocker = arguments.not_a_directory(out)
+    if blocker is not None:
+        return f"{str(out)!r}: {str(blocker)!r} is not a directory"
+    made: list[Path] = []
+    try:
+        made = [p for p in (out, *out.parents) if not p.exists()]  # (deepest first)
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".stream-am-probe-{uuid.uuid4().hex}"
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, b"probe")
+        finally:
+            os.close(fd)
+            probe.unlink()
+        taken = [name for name in OUTPUTS if (out / name).is_dir()]
+        if taken:
+            what = "is a directory" if len(taken) == 1 else "are directories"
+            return f"{str(out)!r}: {', '.join(taken)} there {what}, where a run writes a file"
+    except OSError as err:
+        return f"{str(out)!r}: cannot create or write this directory ({err.strerror or err})"
+    finally:
+        for p in made:
+            try:
+                p.rmdir()
+            except OSError:  # not created by this check after all, or not empty
+                break
+    return None
+
+
+def _learners_problem(chosen: Sequence[Scenario], wanted: Sequence[str]) -> str | None:
+    """Why ``--learners`` does not fit the scenarios to run: a name that is none of theirs, or a scenario that
+    has none of the names (each scenario runs those of the names it has, and must have one)."""
+    known = list(dict.fromkeys(n for s in chosen for n in s.learners))
+    unknown = [n for n in dict.fromkeys(wanted) if n not in known]
+    if unknown:
+        whose = f"{chosen[0].name} has" if len(chosen) == 1 else "the scenarios run have"
+        return f"unknown learner {', '.join(map(repr, unknown))} ({whose} {', '.join(known)})"
+    idle = [s for s in chosen if not set(wanted) & set(s.learners)]
+    if idle:
+        theirs = dict.fromkeys(n for s in idle for n in s.learners)
+        return (f"none of the learners {list(wanted)} runs in {', '.join(s.name for s in idle)} "
+                f"({'its' if len(idle) == 1 else 'their'} learners: {', '.join(theirs)})")
+    return None
+
+
+def _out_dir(args: argparse.Namespace, scenario: Scenario, several: bool) -> Path:
+    """Where ``scenario`` writes: ``--out`` (``--out/NAME`` when several run), else ``results/NAME``."""
+    if args.out is None:
+        return Path("results") / scenario.name
+    return args.out / scenario.name if several else args.out
+
+
+def _refusal(args: argparse.Namespace, chosen: list[Scenario]) -> tuple[str, str] | None:
+    """The option ``run`` refuses and why, checked before anything runs; the output directories last, since
+    that check creates (and removes) them."""
+    if args.hidden is not None and not all(1 <= w <= MAX_HIDDEN for w in args.hidden):
+        return "--hidden", f"widths must be in [1, {MAX_HIDDEN}], got {args.hidden}"
+    if args.memory_decay is not None and not 0.0 <= args.memory_decay < 1.0:  # (nan fails both)
+        return "--memory-decay", f"must be in [0, 1), got {args.memory_decay}"
+    learners = None if args.learners is None else _learners_problem(chosen, args.learners)
+    if learners:
+        return "--learners", learners
+    for s in chosen:
+        out = _out_problem(_out_dir(args, s, len(chosen) > 1))
+        if out:
+            return "--out", out
+    return None
 
 
 def _on_a_terminal() -> bool:
@@ -71,31 +146,23 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"{_PROG}: error: argument name: {err}", file=sys.stderr)
         return 2
-    if args.hidden is not None and min(args.hidden) < 1:
-        print(f"{_PROG}: error: argument --hidden: widths must be >= 1, got {args.hidden}", file=sys.stderr)
-        return 2
-    problem = _out_problem(args.out)
-    if problem:
-        print(f"{_PROG}: error: argument --out: {problem}", file=sys.stderr)
-        return 2
-    if args.memory_decay is not None and not 0.0 <= args.memory_decay < 1.0:  # (nan fails both)
-        print(f"{_PROG}: error: argument --memory-decay: must be in [0, 1), got {args.memory_decay}", file=sys.stderr)
+    refused = _refusal(args, chosen)
+    if refused:
+        print(f"{_PROG}: error: argument {refused[0]}: {refused[1]}", file=sys.stderr)
         return 2
     show_bars = _on_a_terminal() if args.progress is None else args.progress
     threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     try:
         for s in chosen:
-            out = args.out if args.out is not None else Path("results") / s.name
-            if len(chosen) > 1 and args.out is not None:
-                out = out / s.name
+            out = _out_dir(args, s, len(chosen) > 1)
             hidden = None if args.hidden is None else tuple(args.hidden)
             cfg = RunConfig(out=out, quick=args.quick, seed=args.seed, progress=show_bars, hidden=hidden,
                             html=args.html, learners=None if args.learners is None else tuple(args.learners),
                             memory_decay=args.memory_decay)
             try:
                 doc = execute(s, cfg)
-            except UnknownLearners as err:
+            except UnknownLearners as err:  # (checked above: only if a scenario's `learners` were wrong)
                 print(f"{_PROG}: error: argument --learners: {s.name}: {err}", file=sys.stderr)
                 return 2
             print(f"{s.name}: {out / 'results.md'} ({doc['config']['wall_time_s']} s)")

@@ -205,16 +205,16 @@ def _joint(name: str, tasks: list[Task], cfg: RunConfig, n: int) -> float:
 
 SCENARIOS = [
     Scenario("split-digits", "continual", "Class-incremental digits: 5 tasks of 2 classes (0-1, 2-3, ...).",
-             _continual(split_digits)),
+             _continual(split_digits), LEARNERS),
     Scenario("permuted-digits", "continual", "Domain-incremental digits: 5 fixed pixel permutations "
-             "(the first is the identity), all 10 classes in each.", _continual(permuted_digits)),
+             "(the first is the identity), all 10 classes in each.", _continual(permuted_digits), LEARNERS),
     Scenario("split-segments", "continual", "Class-incremental ImageSegments: 3 tasks of 2, 2 and 3 classes.",
-             _continual(split_segments)),
+             _continual(split_segments), LEARNERS),
     Scenario("split-rbf", "continual", "Class-incremental RandomRBF (10 classes, 10 features): 5 tasks of 2 "
-             "classes, 1,540 training samples each.", _continual(split_rbf, LONG_LEARNERS)),
+             "classes, 1,540 training samples each.", _continual(split_rbf, LONG_LEARNERS), LONG_LEARNERS),
     Scenario("split-led", "continual", "Class-incremental LED digits (24 binary features, 10% noise): 5 tasks of "
-             "2 digits, 1,540 training samples each.", _continual(split_led, LONG_LEARNERS)),
+             "2 digits, 1,540 training samples each.", _continual(split_led, LONG_LEARNERS), LONG_LEARNERS),
     Scenario("permuted-rbf", "continual", "Domain-incremental RandomRBF: 5 tasks of 1,540 training samples of all "
              "10 classes, each with its own fixed feature permutation (the first is the identity).",
-             _continual(permuted_rbf, LONG_LEARNERS)),
+             _continual(permuted_rbf, LONG_LEARNERS), LONG_LEARNERS),
 ]

@@ -110,14 +110,14 @@ def _gradual(seg: int) -> int:
 
 SCENARIOS = [
     Scenario("agrawal-abrupt", "drift", "Agrawal, functions 1 -> 3 -> 5 -> 1, abrupt switches.",
-             _runner(_agrawal((1, 3, 5, 1), _abrupt), 40_000)),
+             _runner(_agrawal((1, 3, 5, 1), _abrupt), 40_000), LEARNERS),
     Scenario("agrawal-gradual", "drift",
              "Agrawal, functions 1 -> 3 -> 5, each switch spread over a third of a segment.",
-             _runner(_agrawal((1, 3, 5), _gradual), 30_000)),
+             _runner(_agrawal((1, 3, 5), _gradual), 30_000), LEARNERS),
     Scenario("hyperplane", "drift", "Rotating hyperplane: 10 features, 5 drifting (mag 0.001), 5% noise; "
-             "incremental drift, no drift points.", _runner(_hyperplane, 20_000)),
+             "incremental drift, no drift points.", _runner(_hyperplane, 20_000), LEARNERS),
     Scenario("recurring", "drift", "Agrawal functions 2 and 6 alternating: 2 -> 6 -> 2 -> 6 -> 2, abrupt.",
-             _runner(_agrawal((2, 6, 2, 6, 2), _abrupt), 40_000)),
+             _runner(_agrawal((2, 6, 2, 6, 2), _abrupt), 40_000), LEARNERS),
     Scenario("rbf-drift", "drift", "RandomRBFDrift: 4 classes, 10 features, 25 of 50 centroids moving at "
-             "speed 0.001; incremental drift.", _runner(_rbf, 20_000)),
+             "speed 0.001; incremental drift.", _runner(_rbf, 20_000), LEARNERS),
 ]

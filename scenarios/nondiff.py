@@ -13,6 +13,7 @@ __all__ = ["SCENARIOS"]
 
 LEARNERS = (("AM-mem", "sign"), ("AM-Adam", "sign"), ("BP-Adam", "sign"), ("BP-SGD", "sign"),
             ("AM-mem", "relu"), ("BP-Adam", "relu"))
+NAMES = tuple(dict.fromkeys(name for name, _ in LEARNERS))  #: the names ``--learners`` picks from
 
 
 def _runner(load: Callable[[int], list]) -> Callable[[RunConfig], Outcome]:
@@ -21,7 +22,7 @@ def _runner(load: Callable[[int], list]) -> Callable[[RunConfig], Outcome]:
         n = min(len(data), QUICK_SAMPLES) if cfg.quick else len(data)
         window = max(20, n // 10)
         learners, curves = {}, {}
-        chosen = cfg.pick([name for name, _ in LEARNERS])
+        chosen = cfg.pick(NAMES)
         for name, act in (pair for pair in LEARNERS if pair[0] in chosen):
             label = f"{name} ({act}{', STE' if name.startswith('BP') and act == 'sign' else ''})"
             res = prequential(make_learner(name, cfg, activation=act), data, n, cfg, label)
@@ -41,7 +42,7 @@ def _bananas(seed: int) -> list:
 
 SCENARIOS = [
     Scenario("sign-digits", "non-differentiable", "Sign-activation MLP on scikit-learn digits (1797, 10 classes).",
-             _runner(_digits)),
+             _runner(_digits), NAMES),
     Scenario("sign-bananas", "non-differentiable", "Sign-activation MLP on river Bananas (5300, binary).",
-             _runner(_bananas)),
+             _runner(_bananas), NAMES),
 ]

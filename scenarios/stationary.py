@@ -55,11 +55,11 @@ def _runner(load: Callable[[int], list[tuple[dict, object]]]) -> Callable[[RunCo
 
 SCENARIOS = [
     Scenario("phishing", "stationary", "river Phishing: 1250 web pages, 9 features, binary.",
-             _runner(lambda s: _river(datasets.Phishing, s))),
+             _runner(lambda s: _river(datasets.Phishing, s)), LEARNERS),
     Scenario("bananas", "stationary", "river Bananas: 5300 points, 2 features, binary, non-linear.",
-             _runner(lambda s: _river(datasets.Bananas, s))),
+             _runner(lambda s: _river(datasets.Bananas, s)), LEARNERS),
     Scenario("image-segments", "stationary", "river ImageSegments: 2310 samples, 18 features, 7 classes.",
-             _runner(lambda s: _river(datasets.ImageSegments, s))),
+             _runner(lambda s: _river(datasets.ImageSegments, s)), LEARNERS),
     Scenario("digits", "stationary", "scikit-learn digits: 1797 8x8 images, 64 pixels, 10 classes.",
-             _runner(_digits)),
+             _runner(_digits), LEARNERS),
 ]

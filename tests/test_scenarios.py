@@ -101,7 +101,7 @@ def test_learners_option_runs_only_the_named_learners(tmp_path, capsys):
     doc = json.loads((tmp_path / "results.json").read_text())
     assert list(doc["learners"]) == ["AM-mem sample", "Replay"]
     assert main([*args, "--learners", "ARF"]) == 2
-    assert "none of the learners ['ARF'] runs in this scenario" in capsys.readouterr().err
+    assert "argument --learners: unknown learner 'ARF' (split-rbf has AM-mem," in capsys.readouterr().err
 
 
 def test_memory_decay_option_sets_the_am_learners_and_refuses_bad_values(tmp_path, capsys):

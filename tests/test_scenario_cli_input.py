@@ -1,0 +1,161 @@
+"""``stream-am scenario run`` refuses bad input before anything runs (exit 2, naming the option) and leaves no
+stale file of an earlier run in its output directory."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import stream_am.scenarios.cli as scenario_cli
+from stream_am.scenarios import _report
+from stream_am.scenarios._common import RunConfig
+
+from stream_am import scenarios
+
+
+@pytest.fixture
+def runs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, RunConfig]]:
+    """The scenarios ``main`` runs (by name, with their configuration), none of them really run."""
+    seen: list[tuple[str, RunConfig]] = []
+
+    def fake(scenario: scenarios.Scenario, cfg: RunConfig) -> dict:
+        seen.append((scenario.name, cfg))
+        return {"config": {"wall_time_s": 0.0}}
+
+    monkeypatch.setattr(scenario_cli, "execute", fake)
+    return seen
+
+
+def _refused(capsys: pytest.CaptureFixture[str], option: str) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"stream-am scenario run: error: argument {option}: "), err
+    return err
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+@pytest.mark.parametrize("out", ["/proc/stream-am-no/such", "/proc/self/stream-am-no"])
+def test_an_out_that_cannot_be_created_is_refused_before_running(out, runs, capsys):
+    assert scenario_cli.main(["run", "digits", "--quick", "--out", out]) == 2
+    assert runs == [] and "cannot create or write this directory" in _refused(capsys, "--out")
+    assert not Path(out).exists()
+
+
+def test_an_out_that_cannot_be_written_is_refused_and_the_check_leaves_nothing(tmp_path, runs, capsys, monkeypatch):
+    real_open = os.open
+
+    def no_write(path, flags, *args):
+        if Path(path).name.startswith(".stream-am-probe-"):
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, flags, *args)
+
+    out = tmp_path / "new" / "deep"
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "open", no_write)
+        assert scenario_cli.main(["run", "digits", "--quick", "--out", str(out)]) == 2
+    assert runs == [] and "(Permission denied)" in _refused(capsys, "--out")
+    assert list(tmp_path.iterdir()) == []  # the directories the check made are gone
+    assert scenario_cli.main(["run", "all", "--quick", "--out", str(out)]) == 0  # a good one: checked, then run
+    assert [name for name, _ in runs] == scenarios.names() and list(tmp_path.iterdir()) == []
+
+
+def test_an_output_name_taken_by_a_directory_is_refused(tmp_path, runs, capsys):
+    (tmp_path / "results.json").mkdir()
+    assert scenario_cli.main(["run", "digits", "--quick", "--out", str(tmp_path)]) == 2
+    assert runs == [] and "results.json there is a directory" in _refused(capsys, "--out")
+
+
+@pytest.mark.parametrize("hidden", [["4097"], ["8", "100000000"], ["1180591620717411303424"], ["0"]])
+def test_hidden_widths_beyond_the_cap_are_refused(hidden, tmp_path, runs, capsys):
+    assert scenario_cli.main(["run", "digits", "--quick", "--out", str(tmp_path), "--hidden", *hidden]) == 2
+    assert runs == [] and "widths must be in [1, 4096]" in _refused(capsys, "--hidden")
+
+
+def test_the_widest_hidden_layer_allowed_is_the_distributed_jobs(tmp_path, runs):
+    from stream_am.distributed.options import MAX_HIDDEN
+
+    assert MAX_HIDDEN == 4096
+    assert scenario_cli.main(["run", "digits", "--quick", "--out", str(tmp_path), "--hidden", "4096", "1"]) == 0
+    assert runs[0][1].hidden == (4096, 1)
+
+
+def test_learners_are_checked_against_every_scenario_before_any_runs(tmp_path, capsys):
+    args = ["run", "all", "--quick", "--no-progress", "--out", str(tmp_path)]
+    assert scenario_cli.main([*args, "--learners", "LogReg"]) == 2
+    err = _refused(capsys, "--learners")
+    assert "none of the learners ['LogReg'] runs in split-digits, permuted-digits" in err and "Replay" in err
+    assert list(tmp_path.iterdir()) == []  # not one scenario ran
+
+
+def test_a_learner_some_scenarios_lack_runs_where_it_applies(tmp_path, runs):
+    args = ["run", "all", "--quick", "--out", str(tmp_path), "--learners", "LogReg", "AM-mem"]
+    assert scenario_cli.main(args) == 0
+    picked = {name: cfg.pick(scenarios.get(name).learners) for name, cfg in runs}
+    assert list(picked) == scenarios.names()
+    assert picked["digits"] == ["AM-mem", "LogReg"] and picked["split-digits"] == ["AM-mem"]
+
+
+@pytest.mark.parametrize("name", ["digits", "all"])
+def test_a_misspelled_learner_is_refused(name, tmp_path, capsys):
+    args = ["run", name, "--quick", "--no-progress", "--out", str(tmp_path), "--learners", "LogReg", "LogRegg"]
+    assert scenario_cli.main(args) == 2
+    err = _refused(capsys, "--learners")
+    assert "unknown learner 'LogRegg'" in err and "LogReg, HAT" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_each_scenarios_learners_are_the_names_its_run_picks_from(tmp_path):
+    class Stop(Exception):
+        pass
+
+    asked: list[tuple[str, ...]] = []
+
+    class Spy(RunConfig):
+        def pick(self, names):
+            asked.append(tuple(names))
+            raise Stop
+
+    for s in scenarios.REGISTRY.values():
+        with pytest.raises(Stop):
+            s.run(Spy(out=tmp_path, quick=True, progress=False))
+        assert asked[-1] == s.learners, s.name
+
+
+def test_a_run_removes_the_files_of_an_earlier_run_and_no_other(tmp_path):
+    stale = ["accuracy_matrix.png", "report.html", "results.json", "results.md", "accuracy.png"]
+    kept = ["notes.txt", "accuracy_matrix.png.bak", ".results.json.old"]
+    for name in stale + kept:
+        (tmp_path / name).write_text("earlier")
+    (tmp_path / "plots").mkdir()
+    args = ["run", "digits", "--quick", "--no-progress", "--learners", "LogReg", "--out", str(tmp_path)]
+    assert scenario_cli.main(args) == 0
+    assert not (tmp_path / "accuracy_matrix.png").exists() and not (tmp_path / "report.html").exists()
+    assert json.loads((tmp_path / "results.json").read_text())["scenario"] == "digits"
+    assert all((tmp_path / name).read_text() == "earlier" for name in kept) and (tmp_path / "plots").is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*kept, "plots", "accuracy.png", "results.json",
+                                                                 "results.md"])
+
+
+def test_every_file_a_run_writes_is_one_it_removes_next_time(tmp_path):
+    args = ["run", "split-digits", "--quick", "--no-progress", "--learners", "HAT", "--html"]
+    assert scenario_cli.main([*args, "--out", str(tmp_path)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(_report.OUTPUTS)
+
+
+def test_results_are_written_atomically(tmp_path, monkeypatch):
+    elsewhere = tmp_path / "elsewhere.json"
+    elsewhere.write_text("keep")
+    (tmp_path / "results.json").symlink_to(elsewhere)
+    _report.write_results(tmp_path, "s", {"seed": 0}, {"A": {"accuracy": 0.5}})
+    assert elsewhere.read_text() == "keep"  # replaced, not written through
+    assert json.loads((tmp_path / "results.json").read_text())["learners"] == {"A": {"accuracy": 0.5}}
+    before = {p.name: p.read_text() for p in tmp_path.iterdir()}
+
+    def fail(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(OSError, match="No space"):
+        _report.write_results(tmp_path, "s", {"seed": 1}, {"B": {"accuracy": 0.7}})
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == before  # the old results, and no temporary file
