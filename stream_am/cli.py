@@ -10,8 +10,6 @@ import argparse
 import importlib
 import importlib.util
 import os
-import socket
-import stat
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,14 +34,26 @@ _LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")  # uvic
 MAX_PREDICTORS = 64  # processes, each holding every model: more is a typo, not a deployment
 
 
+def _given(text: str) -> str:
+    """An argparse type: any text but the empty one (an empty ``--state-dir`` would be the current directory)."""
+    if not text:
+        raise argparse.ArgumentTypeError("expected a value, got an empty one")
+    return text
+
+
+def _given_path(text: str) -> Path:
+    """An argparse type: a path, not the empty one."""
+    return Path(_given(text))
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stream-am", description="Online Alternating Minimization on data streams.")
     parser.add_argument("--version", action="version", version=f"stream-am {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="{serve,scenario,demo}")
     serve = sub.add_parser("serve", help="Start the HTTP service (settings also from STREAM_AM_* variables).")
-    serve.add_argument("--host", default=None, help="Interface to bind (default 127.0.0.1).")
+    serve.add_argument("--host", type=_given, default=None, help="Interface to bind (default 127.0.0.1).")
     serve.add_argument("--port", type=int, default=None, help="Port to listen on (default 8000).")
-    serve.add_argument("--state-dir", type=Path, default=None, help="Directory for logs and checkpoints.")
+    serve.add_argument("--state-dir", type=_given_path, default=None, help="Directory for logs and checkpoints.")
     serve.add_argument("--log-level", default="info", choices=_LOG_LEVELS, help="uvicorn log level (default info).")
     serve.add_argument("--access-log", action="store_true", help="Log every request (off by default).")
     serve.add_argument("--predictors", type=arguments.whole(1, MAX_PREDICTORS), default=0, metavar="N",
@@ -51,10 +61,11 @@ def _parser() -> argparse.ArgumentParser:
                        "(see docs/distributed.md).")
     serve.add_argument("--role", choices=("all", "writer", "predictor"), default=None,
                        help="Run one part of a multi-process server: the writer, or a predictor (needs --writer-url).")
-    serve.add_argument("--writer-url", default=None, help="A predictor's writer: http://host:port or unix:/path.")
-    serve.add_argument("--snapshot-dir", type=Path, default=None,
+    serve.add_argument("--writer-url", type=_given, default=None,
+                       help="A predictor's writer: http://host:port or unix:/path.")
+    serve.add_argument("--snapshot-dir", type=_given_path, default=None,
                        help="Where the writer publishes snapshots (default <state-dir>/snapshots).")
-    serve.add_argument("--uds", default=None, help="Listen on this Unix socket instead of --host/--port.")
+    serve.add_argument("--uds", type=_given, default=None, help="Listen on this Unix socket instead of --host/--port.")
     for name, (_, text) in _DELEGATED.items():
         sub.add_parser(name, help=text, add_help=False)
     return parser
@@ -70,7 +81,9 @@ def _needs_extra(command: str, extra: str, missing: list[str]) -> int:
 def _serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn  # noqa: F401  (the server extra is installed)
+        from pydantic import ValidationError
 
+        from stream_am.server import preflight
         from stream_am.server.app import create_app
         from stream_am.server.settings import Settings
     except ImportError as err:  # the server's dependencies are an extra
@@ -79,21 +92,26 @@ def _serve(args: argparse.Namespace) -> int:
         "host": args.host, "port": args.port, "state_dir": args.state_dir, "role": args.role,
         "writer_url": args.writer_url, "snapshot_dir": args.snapshot_dir,
     }
+    given = {k: v for k, v in overrides.items() if v is not None}
+    problems = preflight.empty_settings(given, os.environ)  # (an empty STREAM_AM_STATE_DIR reads as ".")
     try:
-        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
-    except ValueError as err:  # pydantic's ValidationError names the setting
-        print(f"stream-am serve: {err}", file=sys.stderr)
-        return 2
-    problem = _path_problem(Path(settings.state_dir), args.uds) or (
-        None if args.uds else _host_problem(settings.host, settings.port))
-    if problem:
-        print(f"stream-am serve: {problem}", file=sys.stderr)
-        return 2
+        settings = Settings(**given)
+    except ValidationError as err:  # one line per setting, naming it (never its value: the API key)
+        return _refused(*(problems or preflight.settings_errors(err)))
+    except ValueError as err:  # pydantic-settings' SettingsError: a variable it could not read
+        return _refused(*(problems or [str(err).splitlines()[0]]))
     if args.predictors and settings.role != "all":
-        print("stream-am serve: --predictors starts a writer and its predictors itself; drop --role", file=sys.stderr)
-        return 2
+        problems.append("--predictors starts a writer and its predictors itself; drop --role")
+    if problems:
+        return _refused(*problems)
+    # refusals that create nothing come first; the state directory is made last (a refused start leaves none)
+    problem = preflight.path_problem(settings, args.uds)
+    if problem:
+        return _refused(problem)
+    listen = None if args.uds else (settings.host, settings.port)  # (bound and closed again to check it)
     if settings.role == "predictor":  # it holds no state: the writer owns the state directory
-        return _run(create_app(settings), settings, args)
+        problem = preflight.bind_problem(*listen) if listen else None
+        return _refused(problem) if problem else _run(create_app(settings), settings, args)
     root = Path(settings.state_dir)
     if root.is_dir() and not os.access(root, os.W_OK | os.X_OK):
         print(f"stream-am serve: the state directory {root} is not writable by this user; "
@@ -103,6 +121,10 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"stream-am serve: the state directory {settings.state_dir} is in use by another stream_am server; "
               "stop it or pass another --state-dir", file=sys.stderr)
         return 1
+    problem = (preflight.bind_problem(*listen) if listen else None) or preflight.make_dirs(
+        settings, snapshots=bool(args.predictors) or settings.role == "writer")
+    if problem:
+        return _refused(problem)
     if args.predictors:
         from stream_am.server.launcher import serve_replicas
 
@@ -110,30 +132,11 @@ def _serve(args: argparse.Namespace) -> int:
     return _run(create_app(settings), settings, args)
 
 
-def _path_problem(state_dir: Path, uds: str | None) -> str | None:
-    """Why ``--state-dir`` or ``--uds`` cannot be used, naming it (checked before anything is created): uvicorn
-    removes the ``--uds`` path when it stops, so an existing file that is not a socket is refused."""
-    blocker = arguments.not_a_directory(state_dir)
-    if blocker is not None:
-        return f"--state-dir {str(state_dir)!r}: {str(blocker)!r} is not a directory"
-    if uds is not None:
-        path = Path(uds)
-        if path.exists() and not stat.S_ISSOCK(path.stat().st_mode):
-            return f"--uds {uds!r} exists and is not a socket (it would be removed when the server stops)"
-        blocker = arguments.not_a_directory(path.parent)  # (a missing one may be the state directory, made later)
-        if blocker is not None:
-            return f"--uds {uds!r}: {str(blocker)!r} is not a directory"
-    return None
-
-
-def _host_problem(host: str, port: int) -> str | None:
-    """Why ``--host`` cannot be bound, found before the state directory is made (an address no interface has,
-    such as ``999.1.1.1``, failed in uvicorn after the server had set its state up)."""
-    try:
-        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as err:
-        return f"--host {host!r} does not resolve to an address: {err}"
-    return None
+def _refused(*problems: str) -> int:
+    """Print each problem as one line (each names its option); the exit status of a refused start."""
+    for problem in problems:
+        print(f"stream-am serve: {problem}", file=sys.stderr)
+    return 2
 
 
 def _run(app: Any, settings: Any, args: argparse.Namespace) -> int:
