@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run one scenario and write results.json, results.md and plots")
     run.add_argument("name", help="scenario name (see `list`), or `all`")
     run.add_argument("--quick", action="store_true", help="tiny data and networks: seconds per scenario")
-    run.add_argument("--out", type=Path, default=None, help="output directory (default: results/NAME)")
+    run.add_argument("--out", type=arguments.given_path, default=None, help="output directory (default: results/NAME)")
     run.add_argument("--seed", type=arguments.seed, default=0, help="seed of data order, generators and models")
     run.add_argument("--hidden", type=int, nargs="+", default=None, metavar="WIDTH",
                      help=f"hidden layer widths of every neural learner, each in [1, {MAX_HIDDEN}] "

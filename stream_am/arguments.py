@@ -19,7 +19,7 @@ from pathlib import Path
 
 from stream_am.checks import MAX_SEED
 
-__all__ = ["not_a_directory", "seed", "whole"]
+__all__ = ["given", "given_path", "not_a_directory", "seed", "whole"]
 
 
 def whole(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -40,6 +40,18 @@ def whole(low: int, high: int | None = None) -> Callable[[str], int]:
 
 #: an argparse type: a seed, a whole number in ``[0, 2**63 - 1]`` (what torch's and numpy's generators take)
 seed = whole(0, MAX_SEED)
+
+
+def given(text: str) -> str:
+    """An argparse type: any text but the empty one (an empty directory option would be the current directory)."""
+    if not text:
+        raise argparse.ArgumentTypeError("expected a value, got an empty one")
+    return text
+
+
+def given_path(text: str) -> Path:
+    """An argparse type: a path, not the empty one."""
+    return Path(given(text))
 
 
 def not_a_directory(path: Path) -> Path | None:

@@ -34,26 +34,15 @@ _LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")  # uvic
 MAX_PREDICTORS = 64  # processes, each holding every model: more is a typo, not a deployment
 
 
-def _given(text: str) -> str:
-    """An argparse type: any text but the empty one (an empty ``--state-dir`` would be the current directory)."""
-    if not text:
-        raise argparse.ArgumentTypeError("expected a value, got an empty one")
-    return text
-
-
-def _given_path(text: str) -> Path:
-    """An argparse type: a path, not the empty one."""
-    return Path(_given(text))
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stream-am", description="Online Alternating Minimization on data streams.")
     parser.add_argument("--version", action="version", version=f"stream-am {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="{serve,scenario,demo}")
     serve = sub.add_parser("serve", help="Start the HTTP service (settings also from STREAM_AM_* variables).")
-    serve.add_argument("--host", type=_given, default=None, help="Interface to bind (default 127.0.0.1).")
+    serve.add_argument("--host", type=arguments.given, default=None, help="Interface to bind (default 127.0.0.1).")
     serve.add_argument("--port", type=int, default=None, help="Port to listen on (default 8000).")
-    serve.add_argument("--state-dir", type=_given_path, default=None, help="Directory for logs and checkpoints.")
+    serve.add_argument("--state-dir", type=arguments.given_path, default=None,
+                       help="Directory for logs and checkpoints.")
     serve.add_argument("--log-level", default="info", choices=_LOG_LEVELS, help="uvicorn log level (default info).")
     serve.add_argument("--access-log", action="store_true", help="Log every request (off by default).")
     serve.add_argument("--predictors", type=arguments.whole(1, MAX_PREDICTORS), default=0, metavar="N",
@@ -61,11 +50,12 @@ def _parser() -> argparse.ArgumentParser:
                        "(see docs/distributed.md).")
     serve.add_argument("--role", choices=("all", "writer", "predictor"), default=None,
                        help="Run one part of a multi-process server: the writer, or a predictor (needs --writer-url).")
-    serve.add_argument("--writer-url", type=_given, default=None,
+    serve.add_argument("--writer-url", type=arguments.given, default=None,
                        help="A predictor's writer: http://host:port or unix:/path.")
-    serve.add_argument("--snapshot-dir", type=_given_path, default=None,
+    serve.add_argument("--snapshot-dir", type=arguments.given_path, default=None,
                        help="Where the writer publishes snapshots (default <state-dir>/snapshots).")
-    serve.add_argument("--uds", type=_given, default=None, help="Listen on this Unix socket instead of --host/--port.")
+    serve.add_argument("--uds", type=arguments.given, default=None,
+                       help="Listen on this Unix socket instead of --host/--port.")
     for name, (_, text) in _DELEGATED.items():
         sub.add_parser(name, help=text, add_help=False)
     return parser

@@ -222,6 +222,7 @@ def test_a_checkpoint_dir_that_cannot_be_made_is_refused_before_training(tmp_pat
     (["--activation", "bogus"], "--activation"), (["--variant", "bogus"], "--variant"),
     (["--n-classes", "100000000000"], "--n-classes"), (["--hidden", "100000000"], "--hidden"),
     (["--hidden", ",".join(["4"] * 33)], "--hidden"),
+    (["--checkpoint-dir", ""], "--checkpoint-dir"),  # (after the first: argparse keeps the last; "" is not ".")
 ])
 def test_options_out_of_bounds_are_refused_naming_the_flag(tmp_path, run, extra, flag):
     (source,) = write_csvs(tmp_path, files=1, rows=64)

@@ -42,6 +42,13 @@ def test_an_out_that_cannot_be_created_is_refused_before_running(out, runs, caps
     assert not Path(out).exists()
 
 
+def test_an_empty_out_is_refused_not_read_as_the_current_directory(runs, capsys):
+    with pytest.raises(SystemExit) as exited:  # (argparse's refusal: its usage, then the one error line)
+        scenario_cli.main(["run", "digits", "--quick", "--out", ""])
+    assert exited.value.code == 2 and runs == []
+    assert "argument --out: expected a value, got an empty one" in capsys.readouterr().err
+
+
 def test_an_out_that_cannot_be_written_is_refused_and_the_check_leaves_nothing(tmp_path, runs, capsys, monkeypatch):
     real_open = os.open
 

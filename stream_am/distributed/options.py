@@ -33,7 +33,8 @@ RESUME_FLAGS = ("source", "target", "task", "n_classes", "hidden", "activation",
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description="Data-parallel AM training from CSV or Parquet files "
                                 "(launch with torchrun --nproc_per_node=N).")
-    p.add_argument("--source", nargs="+", type=Path, required=True, help="CSV or Parquet files, read in order.")
+    p.add_argument("--source", nargs="+", type=arguments.given_path, required=True,
+                   help="CSV or Parquet files, read in order.")
     p.add_argument("--target", required=True, help="The target column; every other column is a feature.")
     p.add_argument("--task", choices=["classification", "regression"], default="classification")
     p.add_argument("--n-classes", type=int, default=None, help=f"Classes 0..K-1 (classification; K <= {MAX_CLASSES}).")
@@ -43,7 +44,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", choices=["auto", "mem", "adam"], default="auto", help="(default auto).")
     p.add_argument("--batch-size", type=int, default=32, help="Global mini-batch, split evenly over the ranks.")
     p.add_argument("--seed", type=arguments.seed, default=0, help="In 0..2**63-1 (default 0).")
-    p.add_argument("--checkpoint-dir", type=Path, required=True)
+    p.add_argument("--checkpoint-dir", type=arguments.given_path, required=True)
     p.add_argument("--checkpoint-every", type=int, default=100, help="Steps between checkpoints (0: at the end).")
     p.add_argument("--max-steps", type=int, default=None, help="Stop after this many global steps.")
     p.add_argument("--timeout", type=float, default=60.0,
