@@ -229,7 +229,7 @@ def test_settings_and_the_command_line_name_what_is_wrong(capsys: pytest.Capture
     with pytest.raises(ValidationError, match="max_staleness_seconds"):
         Settings(max_staleness_seconds=0)
     assert cli_main(["serve", "--role", "predictor"]) == 2
-    assert "writer_url" in capsys.readouterr().err
+    assert "--writer-url (STREAM_AM_WRITER_URL)" in capsys.readouterr().err
     assert cli_main(["serve", "--predictors", "2", "--role", "writer"]) == 2
     assert "--role" in capsys.readouterr().err
     with pytest.raises(SystemExit):
@@ -298,4 +298,4 @@ def test_snapshots_never_remove_what_the_publisher_did_not_write(
             Settings(state_dir=tmp_path / "state", snapshot_dir=snapshot_dir)
     assert cli_main(["serve", "--role", "writer", "--state-dir", str(tmp_path / "state"),
                      "--snapshot-dir", str(tmp_path)]) == 2
-    assert "snapshot_dir" in capsys.readouterr().err
+    assert "--snapshot-dir (STREAM_AM_SNAPSHOT_DIR)" in capsys.readouterr().err
