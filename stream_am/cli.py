@@ -104,9 +104,8 @@ def _serve(args: argparse.Namespace) -> int:
         return _refused(problem) if problem else _run(create_app(settings), settings, args)
     root = Path(settings.state_dir)
     if root.is_dir() and not os.access(root, os.W_OK | os.X_OK):
-        print(f"stream-am serve: the state directory {root} is not writable by this user; "
-              "pass another --state-dir or give this user write access to it", file=sys.stderr)
-        return 1
+        return _refused(f"--state-dir (STREAM_AM_STATE_DIR): the state directory {root} is not writable by this "
+                        "user; pass another --state-dir or give this user write access to it")
     if _in_use(root):  # the server checks again when it takes the lock
         print(f"stream-am serve: the state directory {settings.state_dir} is in use by another stream_am server; "
               "stop it or pass another --state-dir", file=sys.stderr)

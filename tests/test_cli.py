@@ -111,9 +111,9 @@ def test_serve_on_a_read_only_state_dir_is_one_clear_line(
 ) -> None:
     monkeypatch.setattr("uvicorn.run", lambda *a, **k: pytest.fail("the server must not start"))
     monkeypatch.setattr("os.access", lambda path, mode: False)  # as for a root-owned bind mount
-    assert cli.main(["serve", "--state-dir", str(tmp_path)]) == 1
+    assert cli.main(["serve", "--state-dir", str(tmp_path)]) == 2  # (a refused setting, as every other)
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "not writable" in err
+    assert err.count("\n") == 1 and "--state-dir (STREAM_AM_STATE_DIR)" in err and "not writable" in err
 
 
 def test_serve_refuses_a_uds_path_that_is_not_a_socket_and_a_state_dir_under_a_file(
