@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 from stream_am.server.settings import Settings
 
-from stream_am.arguments import not_a_directory
+from stream_am.arguments import make_writable, not_a_directory, remove_made
 
 __all__ = ["bind_problem", "empty_settings", "make_dirs", "path_problem", "setting_name", "settings_errors"]
 
@@ -129,33 +129,9 @@ def make_dirs(settings: Settings, snapshots: bool) -> str | None:
     if snapshots:
         wanted.append(("snapshot_dir", settings.snapshots))
     for field, directory in wanted:
-        reason = _writable(directory.absolute(), made)
-        if reason is not None:
-            for path in sorted(made, key=lambda p: len(p.parts), reverse=True):  # the deepest first
-                try:
-                    path.rmdir()
-                except OSError:
-                    pass
-            return f"{setting_name(field)}: {str(directory)!r} cannot be created and written ({reason})"
-    return None
-
-
-def _writable(directory: Path, made: list[Path]) -> str | None:
-    """Make ``directory`` (adding what it made to ``made``) and write and remove a probe file in it; the reason
-    it failed, or ``None``."""
-    for path in (directory, *directory.parents):
-        if path.exists():
-            break
-        made.append(path)
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        return f"making it: {err.strerror or err}"
-    probe = directory / f".stream-am-probe-{os.getpid()}"
-    try:
-        with open(probe, "wb") as handle:
-            handle.write(b"probe")
-        probe.unlink()
-    except OSError as err:
-        return f"writing a file in it: {err.strerror or err}"
+        try:
+            make_writable(directory.absolute(), made)
+        except OSError as err:
+            remove_made(made)
+            return f"{setting_name(field)}: {str(directory)!r} cannot be created and written ({err.strerror or err})"
     return None

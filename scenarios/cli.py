@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -63,15 +61,7 @@ def _out_problem(out: Path) -> str | None:
         return f"{str(out)!r}: {str(blocker)!r} is not a directory"
     made: list[Path] = []
     try:
-        made = [p for p in (out, *out.parents) if not p.exists()]  # (deepest first)
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".stream-am-probe-{uuid.uuid4().hex}"
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, b"probe")
-        finally:
-            os.close(fd)
-            probe.unlink()
+        arguments.make_writable(out, made)
         taken = [name for name in OUTPUTS if (out / name).is_dir()]
         if taken:
             what = "is a directory" if len(taken) == 1 else "are directories"
@@ -79,11 +69,7 @@ def _out_problem(out: Path) -> str | None:
     except OSError as err:
         return f"{str(out)!r}: cannot create or write this directory ({err.strerror or err})"
     finally:
-        for p in made:
-            try:
-                p.rmdir()
-            except OSError:  # not created by this check after all, or not empty
-                break
+        arguments.remove_made(made)
     return None
 
 

@@ -14,12 +14,14 @@ Namespace(seed=7, every=5)
 from __future__ import annotations
 
 import argparse
+import os
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 from stream_am.checks import MAX_SEED
 
-__all__ = ["given", "given_path", "not_a_directory", "seed", "whole"]
+__all__ = ["given", "given_path", "make_writable", "not_a_directory", "remove_made", "seed", "whole"]
 
 
 def whole(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -69,3 +71,27 @@ def not_a_directory(path: Path) -> Path | None:
     """
     existing = next((p for p in (path, *path.parents) if p.exists()), None)
     return existing if existing is not None and not existing.is_dir() else None
+
+
+def make_writable(directory: Path, made: list[Path]) -> None:
+    """Make ``directory`` and its missing parents (each added to ``made``) and write and remove a probe file in it,
+    so that a directory a command cannot use is refused before it starts; ``OSError`` when that fails. A check that
+    must leave nothing behind passes ``made`` to :func:`remove_made` after it."""
+    made.extend(p for p in (directory, *directory.parents) if not p.exists())
+    directory.mkdir(parents=True, exist_ok=True)
+    probe = directory / f".stream-am-probe-{uuid.uuid4().hex}"
+    fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, b"probe")
+    finally:
+        os.close(fd)
+        probe.unlink()
+
+
+def remove_made(made: list[Path]) -> None:
+    """Remove the directories :func:`make_writable` made, the deepest first (one that is not empty stays)."""
+    for path in sorted(made, key=lambda p: len(p.parts), reverse=True):
+        try:
+            path.rmdir()
+        except OSError:
+            pass
