@@ -214,6 +214,27 @@ def test_a_checkpoint_dir_that_cannot_be_made_is_refused_before_training(tmp_pat
     assert status == 2 and "--checkpoint-dir" in err and out == "", err
 
 
+def test_a_checkpoint_dir_that_cannot_be_written_is_refused_and_left_as_it_was(tmp_path, run, monkeypatch):
+    """A directory that can be made but not written (a read-only mount, which root's ``os.access`` does not see):
+    the probe file fails, the job is refused before training, and the directories it made are removed."""
+    import os
+
+    from stream_am import arguments
+
+    (source,) = write_csvs(tmp_path, files=1, rows=64)
+    real_open = os.open
+
+    def read_only(path, *args, **kwargs):
+        if Path(path).name.startswith(".stream-am-probe"):
+            raise PermissionError(13, "Read-only file system")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(arguments.os, "open", read_only)
+    status, out, err = run("--source", str(source), "--checkpoint-dir", str(tmp_path / "ck" / "deep"), *ARGS)
+    assert status == 2 and "--checkpoint-dir" in err and "cannot be created and written" in err, err
+    assert "Read-only file system" in err and out == "" and not (tmp_path / "ck").exists()
+
+
 # ------------------------------------------------------------------ 5. options out of bounds
 @pytest.mark.parametrize(("extra", "flag"), [
     (["--timeout", "inf"], "--timeout"), (["--timeout", "1e308"], "--timeout"), (["--timeout", "0.001"], "--timeout"),

@@ -124,13 +124,15 @@ def check_args(args: argparse.Namespace, world: int) -> None:
 
 
 def prepare_checkpoint_dir(directory: Path) -> None:
-    """Create ``directory`` now, so that a directory that cannot be made fails before training, not after."""
+    """Create ``directory`` now and write a probe file in it (:func:`~stream_am.arguments.make_writable`), so that a
+    directory that cannot be made or written fails before training, not at the first checkpoint; a directory this
+    check made is removed again when it fails."""
+    made: list[Path] = []
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        arguments.make_writable(directory, made)
     except OSError as exc:
-        raise ValueError(f"--checkpoint-dir: {directory} cannot be created: {exc.strerror or exc}") from exc
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise ValueError(f"--checkpoint-dir: {directory} is not writable")
+        arguments.remove_made(made)
+        raise ValueError(f"--checkpoint-dir: {directory} cannot be created and written: {exc.strerror or exc}") from exc
 
 
 def _same_sources(recorded: Any, sources: list[Path]) -> bool:
