@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from stream_am import checks
+from stream_am.hyperparameters import LARGEST
 from stream_am.network import flatten
 from stream_am.updaters.adam import adam_step
 
@@ -22,6 +23,8 @@ __all__ = ["BackpropLearner", "sgd_update"]
 
 _LOSSES = ("cross_entropy", "mse")
 _OPTIMIZERS = ("adam", "sgd")
+_TINY = float(torch.finfo(torch.float32).tiny)  # the smallest normal float32
+_FLOAT32_MAX = float(torch.finfo(torch.float32).max)
 
 
 def sgd_update(
@@ -87,13 +90,14 @@ class BackpropLearner:
             raise ValueError(f"module must be an nn.Module containing an nn.Linear, got {module!r}")
         checks.check_choice("optimizer", optimizer, _OPTIMIZERS)
         checks.check_choice("loss", loss, _LOSSES)
-        for name, value in (("lr", lr), ("eps", eps)):
-            checks.check_float(name, value, 0.0, math.inf, low_inclusive=False)
+        checks.check_float("lr", lr, 0.0, LARGEST, low_inclusive=False)  # (1e300 is inf in float32: NaN weights)
+        checks.check_float("eps", eps, _TINY, math.inf)  # (1e-320 is 0 in float32: 0 / 0 for an unused weight)
         checks.check_float("momentum", momentum, 0.0, 1.0)
-        if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2 or not all(
+                checks.is_finite_number(b) and 0 <= b < 1 for b in betas):
             raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
         checks.check_device(device)
-        checks.check_int("seed", seed, low=0)
+        checks.check_seed(seed)
         self.module = module
         self.optimizer, self.loss, self.lr, self.momentum = optimizer, loss, lr, momentum
         self.betas: tuple[float, float] = (float(betas[0]), float(betas[1]))
@@ -254,11 +258,14 @@ class BackpropLearner:
         unexpected = set(sd) - set(expected) - scalars
         if missing or unexpected:
             raise ValueError(f"state_dict keys mismatch: missing {sorted(missing)}, unexpected {sorted(unexpected)}")
+        for key in [*expected, *sorted(scalars)]:
+            if not isinstance(sd[key], torch.Tensor) or sd[key].device.type == "meta":  # (meta: no values)
+                raise ValueError(f"state_dict[{key!r}] must be a tensor with values, got {sd[key]!r:.40}")
         for key, ref in expected.items():
             if tuple(sd[key].shape) != tuple(ref.shape):
                 raise ValueError(f"state_dict[{key!r}] has shape {tuple(sd[key].shape)}, expected {tuple(ref.shape)}")
-            if ref.is_floating_point() and not (sd[key].is_floating_point() and checks.all_finite(sd[key])):
-                raise ValueError(f"state_dict[{key!r}] must hold finite floating values")
+            if ref.is_floating_point() and not (sd[key].is_floating_point() and checks.within(sd[key], _FLOAT32_MAX)):
+                raise ValueError(f"state_dict[{key!r}] must hold finite floating values (in float32)")
         for key in ("optim.step", "samples_seen"):
             value = sd[key]
             if value.numel() != 1 or value.is_complex() or value.dtype == torch.bool or not 0 <= float(value) < 2**63:
@@ -270,7 +277,8 @@ class BackpropLearner:
         except (RuntimeError, TypeError) as err:
             raise ValueError(f"state_dict['rng_state'] is not a random generator's state: {err}") from err
         self.module.load_state_dict({k[len("module."):]: sd[k] for k in expected if k.startswith("module.")})
-        self._state = {k[len("optim."):]: sd[k].clone().to(self.device) for k in expected if k.startswith("optim.")}
+        self._state = {k[len("optim."):]: sd[k].to(self.device, expected[k].dtype, copy=True)  # as the parameter
+                       for k in expected if k.startswith("optim.")}
         self._step = int(sd["optim.step"])
         self.samples_seen = int(sd["samples_seen"])
         self._generator = torch.Generator(device=self.device)

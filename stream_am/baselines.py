@@ -8,7 +8,6 @@ comparison between the two is therefore like for like.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from torch import nn
@@ -18,6 +17,7 @@ from stream_am.backprop import BackpropLearner
 from stream_am.estimators.classifier import StreamClassifier
 from stream_am.estimators.regressor import StreamRegressor
 from stream_am.estimators.sklearn_api import SklearnClassifier, SklearnRegressor
+from stream_am.hyperparameters import LARGEST
 
 __all__ = ["BackpropClassifier", "BackpropRegressor"]
 
@@ -32,7 +32,7 @@ class _BackpropMixin:
 
     def _check_backprop_params(self) -> None:
         checks.check_choice("optimizer", self.optimizer, ("adam", "sgd"))
-        checks.check_float("lr", self.lr, 0.0, math.inf, low_inclusive=False)
+        checks.check_float("lr", self.lr, 0.0, LARGEST, low_inclusive=False)  # (as the engine's)
         checks.check_float("momentum", self.momentum, 0.0, 1.0)
 
     def _make_engine(self, module: nn.Sequential) -> Any:

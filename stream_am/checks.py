@@ -232,6 +232,8 @@ def check_batch(
             if low < 0 or high >= n_outputs:
                 raise ValueError(f"y has labels outside [0, {n_outputs}): min {low}, max {high}")
         return x, y
+    if y.is_complex():  # (converting drops the imaginary part)
+        raise ValueError(f"y must hold real numbers, got {y.dtype}")
     if y.ndim == 1 and n_outputs == 1:
         y = y[:, None]
     if y.ndim != 2 or y.shape[1] != n_outputs:

@@ -11,6 +11,7 @@ where ``R[i, j]`` is the held-out accuracy on task ``j`` after learning tasks ``
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -77,6 +78,14 @@ def accuracy_on(model: Any, xs: Sequence[dict], ys: Sequence[Any]) -> float:
     return float(np.mean([p == y for p, y in zip(preds, ys, strict=True)]))
 
 
+def _outcomes(correct: Any) -> np.ndarray:
+    """``correct`` as a 1-d float array of finite values (``ValueError`` naming it otherwise)."""
+    values = np.asarray(correct, dtype=float)
+    if values.ndim != 1 or not np.isfinite(values).all():
+        raise ValueError(f"correct must be a 1-d array of finite values (1 right, 0 wrong), got shape {values.shape}")
+    return values
+
+
 def rolling_accuracy(correct: np.ndarray, window: int) -> np.ndarray:
     """Trailing-window accuracy ``a[t] = mean(correct[max(0, t - window + 1) : t + 1])``.
 
@@ -86,7 +95,7 @@ def rolling_accuracy(correct: np.ndarray, window: int) -> np.ndarray:
     [1.0, 0.5, 0.5, 1.0]
     """
     checks.check_int("window", window, low=1)
-    c = np.concatenate([[0.0], np.cumsum(np.asarray(correct, dtype=float))])
+    c = np.concatenate([[0.0], np.cumsum(_outcomes(correct))])
     t = np.arange(1, len(c))
     lo = np.maximum(0, t - window)
     return (c[t] - c[lo]) / (t - lo)
@@ -111,6 +120,7 @@ class PrequentialResult:
 
     def curve(self, window: int, n_points: int = 200) -> tuple[np.ndarray, np.ndarray]:
         """Rolling accuracy sampled at about ``n_points`` evenly spaced sample counts."""
+        checks.check_int("n_points", n_points, low=0)
         acc = rolling_accuracy(self.correct, window)
         idx = np.unique(np.linspace(0, len(acc) - 1, min(n_points, len(acc))).astype(int))
         return idx + 1, acc[idx]
@@ -159,7 +169,9 @@ class Prequential:
         self._seconds = 0.0
 
     def step(self, xs: list[dict], ys: list[Any]) -> None:
-        """Predict, score, then learn one mini-batch."""
+        """Predict, score, then learn one mini-batch (``xs`` and ``ys`` of one length, else nothing changes)."""
+        if len(xs) != len(ys):
+            raise ValueError(f"xs and ys must have the same length, got {len(xs)} and {len(ys)}")
         frame = pd.DataFrame(xs)
         t0 = time.perf_counter()
         preds = _predict_batch(self.model, xs, frame)
@@ -178,6 +190,8 @@ class Prequential:
 
     def run(self, stream: Iterable[tuple[dict, Any]], n: int | None = None) -> Prequential:
         """Consume ``stream`` (at most ``n`` samples) in mini-batches; returns ``self``."""
+        if n is not None:
+            checks.check_int("n", n)
         it = iter(stream) if n is None else itertools.islice(stream, n)
         while True:
             chunk = list(itertools.islice(it, self.batch_size))
@@ -221,6 +235,9 @@ def continual_metrics(R: np.ndarray, baseline: np.ndarray | None = None) -> dict
     b = np.zeros(T) if baseline is None else np.asarray(baseline, dtype=float)
     if b.shape != (T,):
         raise ValueError(f"baseline must have shape ({T},), got {b.shape}")
+    for name, values in (("R", R), ("baseline", b)):
+        if not np.isfinite(values).all():
+            raise ValueError(f"{name} must hold finite accuracies, got {values.tolist()}")
     out = {"final_avg_acc": float(R[-1].mean())}
     if T == 1:
         return {**out, "forgetting": 0.0, "bwt": 0.0, "fwt": 0.0}
@@ -264,7 +281,11 @@ def drift_recovery(
     >>> r.pre_acc, r.drop, r.recovery
     (1.0, 1.0, 8)
     """
-    correct = np.asarray(correct, dtype=float)
+    checks.check_int("window", window, low=1)
+    checks.check_float("tol", tol, 0.0, math.inf)  # (a negative one may never be reached)
+    correct = _outcomes(correct)
+    for i, p in enumerate(points):  # (numpy integers too: drift points often come from an array)
+        checks.check_int(f"points[{i}]", int(p) if isinstance(p, np.integer) else p)
     bounds = list(points) + [len(correct)]
     out = []
     for p, end in zip(bounds[:-1], bounds[1:], strict=True):

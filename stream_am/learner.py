@@ -74,7 +74,7 @@ class OnlineAM(LearnerState):
     output_lr
         Adam step size of the output layer (``readout="adam"``); ``weight_steps`` steps per mini-batch.
     memory_decay
-        Per-sample forgetting rate of every memory in ``[0, 1)``; settable between steps.
+        Per-sample forgetting rate of every memory in ``[0, 1)``; settable between steps, as every number here.
     memory_clock
         What ``memory_decay`` counts. ``"class"`` (the default; classification): each memory keeps each class's
         statistics apart and ages a class only in the mini-batches that hold it (by ``memory_decay`` per sample

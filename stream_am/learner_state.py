@@ -1,6 +1,6 @@
 """The learned state of :class:`stream_am.learner.OnlineAM` outside a step: save, load, grow and forget.
 
-``state_dict``/``load_state_dict``, growing the input or output layer, ``forget`` and a new ``memory_decay``
+``state_dict``/``load_state_dict``, growing the input or output layer, ``forget`` and new hyperparameters
 are kept apart from the step itself; the mixin reads the objects that ``OnlineAM._build`` creates and loops over
 the updaters, whatever rule each one is. Keys: ``module.*`` (the network), ``variants`` (one int8 per code
 layer: 0 memory, 1 Adam), ``solve_every`` (the memories' solve cadence), ``{memory|adam}.{l}.*`` for code
@@ -21,6 +21,7 @@ from torch import nn
 
 from stream_am import checks
 from stream_am.hyperparameters import HYPERPARAMETERS, check_hyperparameter, check_sparsity
+from stream_am.updaters.factory import retune
 from stream_am.updaters.memory import MemoryUpdater
 
 if TYPE_CHECKING:
@@ -31,10 +32,9 @@ __all__ = ["LearnerState"]
 
 _CODES = ("mem", "adam")  # the int8 code of each layer's rule in ``state["variants"]``
 _PREFIX = {"mem": "memory", "adam": "adam"}
-
-
 _KEYS = ("variants", "solve_every", "mu", "samples_seen", "n_steps", "generator")
 _PREFIXES = ("module.", "memory.", "adam.")
+_FLOAT32_MAX = float(torch.finfo(torch.float32).max)
 
 
 def _check_values(state: dict[str, torch.Tensor]) -> None:
@@ -44,10 +44,10 @@ def _check_values(state: dict[str, torch.Tensor]) -> None:
     for key, value in state.items():
         if key not in _KEYS and not key.startswith(_PREFIXES):
             raise ValueError(f"state has an unknown key {key!r}")
-        if not isinstance(value, torch.Tensor):
-            raise ValueError(f"state[{key!r}] must be a tensor, got {type(value).__name__}")
-        if value.is_floating_point() and not checks.all_finite(value):
-            raise ValueError(f"state[{key!r}] holds values that are not finite")
+        if not isinstance(value, torch.Tensor) or value.device.type == "meta":  # (a meta tensor holds no values)
+            raise ValueError(f"state[{key!r}] must be a tensor with values, got {type(value).__name__} {value!r:.40}")
+        if value.is_floating_point() and not checks.within(value, _FLOAT32_MAX):  # (the learner holds float32)
+            raise ValueError(f"state[{key!r}] holds values that are not finite (in float32)")
     for key in ("samples_seen", "n_steps", "solve_every", "mu"):
         if key not in state:
             continue
@@ -293,8 +293,8 @@ class LearnerState:
             if name in ("lambda_c", "mu"):  # and with the other one (the engine's mu only grows from mu)
                 pair = {"lambda_c": self.__dict__["lambda_c"], "mu": self.__dict__["mu"], name: value}
                 check_sparsity(pair["lambda_c"], min(pair["mu"], self.__dict__.get("_mu", pair["mu"])))
-        if name == "memory_decay" and self.__dict__.get("_built"):
-            for updater in self._updaters:
-                if isinstance(updater, MemoryUpdater):  # a class-clocked one too
-                    updater.decay = value
+        if name in HYPERPARAMETERS and self.__dict__.get("_built"):  # the built step reads it from here on
+            retune(self._updaters, name, value)
+            if name == "mu" or (name == "solve_every" and value is not None):  # and the step's own copy of it
+                object.__setattr__(self, *(("_mu", float(value)) if name == "mu" else ("_solve_every", value)))
         object.__setattr__(self, name, value)

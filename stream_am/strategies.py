@@ -1,8 +1,7 @@
 """Reference continual-learning strategies beside naive backprop: reservoir replay and online EWC.
 
-Both are small, honest river classifiers. Neither is told where tasks begin: replay keeps a uniform sample
-of everything seen (reservoir sampling); EWC consolidates every ``consolidate_every`` samples.
-"""
+Both are small, honest river classifiers. Neither is told where tasks begin: replay keeps a uniform sample of
+everything seen (reservoir sampling); EWC consolidates every ``consolidate_every`` samples."""
 
 from __future__ import annotations
 
@@ -21,6 +20,7 @@ from torch.func import functional_call, grad, vmap
 from stream_am import checks
 from stream_am.estimators import inputs
 from stream_am.estimators.networks import ACTIVATIONS, build_mlp, check_hidden_sizes
+from stream_am.hyperparameters import LARGEST
 from stream_am.output_growth import grow_output, pad_rows
 from stream_am.strategies_checks import first_features, labelled_frame, labelled_row
 from stream_am.wrapping import ClassifierWrapper
@@ -133,12 +133,12 @@ class EWCClassifier(base.MiniBatchClassifier):
     Fisher (mean squared per-sample gradient of the log-likelihood). Task boundaries are unknown, so every
     ``consolidate_every`` samples the Fisher of that window is folded in, ``F <- fisher_decay * F + F_window``
     (online EWC, Schwarz et al. 2018), and the anchor ``theta*`` moves to the current weights. With
-    ``consolidate_every`` near a task's length this behaves like per-task EWC. Inputs are used as given:
-    put a ``river.preprocessing.StandardScaler`` in front. New classes grow the output layer; its Adam
-    state is carried over. Features are fixed, in sorted order, at the first step (which must see one); later
-    new ones are ignored and missing ones (NaN in a DataFrame) read as 0. Inputs are checked as the stream estimators
-    check them, with values up to the engine's bound (:data:`~stream_am.checks.MAX_VALUE`: they reach float32
-    unscaled); a refused call changes nothing.
+    ``consolidate_every`` near a task's length this behaves like per-task EWC. Inputs are used as given: put a
+    ``river.preprocessing.StandardScaler`` in front. New classes grow the output layer; its Adam state is carried
+    over. Features are fixed, in sorted order, at the first step (which must see one); later new ones are ignored,
+    missing ones (NaN in a DataFrame) read as 0. Inputs are checked as the stream estimators check them, up to the
+    engine's bound (:data:`~stream_am.checks.MAX_VALUE`: they reach float32 unscaled); a refused call changes
+    nothing. ``lr`` and ``ewc_lambda`` are at most :data:`~stream_am.hyperparameters.LARGEST`.
 
     Examples
     --------
@@ -162,10 +162,10 @@ class EWCClassifier(base.MiniBatchClassifier):
     ) -> None:
         check_hidden_sizes(hidden_sizes)
         checks.check_choice("activation", activation, sorted(ACTIVATIONS))
-        checks.check_float("lr", lr, 0.0, math.inf, low_inclusive=False)
+        checks.check_float("lr", lr, 0.0, LARGEST, low_inclusive=False)  # (float32: 1e300 would be inf, NaN weights)
         checks.check_int("batch_size", batch_size, low=1)
         checks.check_int("consolidate_every", consolidate_every, low=1)
-        checks.check_float("ewc_lambda", ewc_lambda, 0.0, math.inf)
+        checks.check_float("ewc_lambda", ewc_lambda, 0.0, LARGEST)
         checks.check_float("fisher_decay", fisher_decay, 0.0, 1.0, high_inclusive=True)
         checks.check_seed(seed)
         self.hidden_sizes = hidden_sizes

@@ -16,9 +16,9 @@ from stream_am.updaters.base import Updater
 from stream_am.updaters.class_clock import ClassClock
 from stream_am.updaters.class_memory import ClassMemoryUpdater
 from stream_am.updaters.memory import MemoryUpdater
-from stream_am.updaters.readout import make_readout
+from stream_am.updaters.readout import AdamReadout, make_readout
 
-__all__ = ["make_updaters", "class_clocked"]
+__all__ = ["make_updaters", "class_clocked", "retune"]
 
 
 def class_clocked(memory_clock: str, loss: str) -> bool:
@@ -69,3 +69,25 @@ def make_updaters(
         clock=clock,
     )
     return [*layers, out]
+
+
+#: the learner's settings that its updaters hold: ``name -> (which updaters, their attribute)``
+_SETTINGS = {
+    "memory_decay": (lambda u: isinstance(u, MemoryUpdater), "decay"),  # a class-clocked memory too
+    "ridge": (lambda u: isinstance(u, MemoryUpdater), "ridge"),
+    "solve_every": (lambda u: isinstance(u, MemoryUpdater), "solve_every"),
+    "weight_steps": (lambda u: isinstance(u, AdamUpdater), "steps"),  # the Adam readout's too
+    "lambda_w": (lambda u: isinstance(u, AdamUpdater) and not isinstance(u, AdamReadout), "lambda_w"),
+}
+
+
+def retune(updaters: Sequence[Updater], name: str, value: object) -> None:
+    """Give ``updaters`` a learner's new (checked) setting ``name``, as :func:`make_updaters` gave them the first:
+    ``weight_lr`` and ``output_lr`` are the Adam code layers' and the Adam readout's step sizes; a ``None``
+    ``solve_every`` keeps the cadence in use. Other names are not the updaters' (nothing to do)."""
+    for u in updaters:
+        if name in ("weight_lr", "output_lr") and isinstance(u, AdamUpdater):
+            if isinstance(u, AdamReadout) == (name == "output_lr"):
+                u.adam.lr = value  # type: ignore[assignment]
+        elif name in _SETTINGS and value is not None and _SETTINGS[name][0](u):
+            setattr(u, _SETTINGS[name][1], value)
