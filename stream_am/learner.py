@@ -163,7 +163,7 @@ class OnlineAM(LearnerState):
         self.lambda_c = lambda_c
         self.lambda_w = lambda_w
         self._validate_params()
-        self._net: Network = decompose(module)
+        self._net: Network = decompose(module, trainable=True)
         check_network(variant, self._net)
         self._built = False
         self.samples_seen = 0

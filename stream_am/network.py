@@ -12,8 +12,10 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from stream_am.grad_mode import no_grad
+from stream_am.network_checks import check_modules
 from stream_am.nn import Sign, Step
 
 __all__ = ["CodeBlock", "Network", "decompose", "flatten", "NONLINEAR_TYPES", "CODE_TYPES"]
@@ -79,11 +81,13 @@ class CodeBlock:
             return
         z = self.layer(a)
         dims = [0] + list(range(2, z.ndim))
-        m = bn.momentum if bn.momentum is not None else 0.1
-        bn.running_mean.mul_(1 - m).add_(z.mean(dims), alpha=m)
-        bn.running_var.mul_(1 - m).add_(z.var(dims, unbiased=True), alpha=m)
         if bn.num_batches_tracked is not None:
             bn.num_batches_tracked.add_(1)
+        m = bn.momentum
+        if m is None:  # a cumulative average, as torch keeps it
+            m = 1.0 / float(bn.num_batches_tracked) if bn.num_batches_tracked is not None else 0.1
+        bn.running_mean.mul_(1 - m).add_(z.mean(dims), alpha=m)
+        bn.running_var.mul_(1 - m).add_(z.var(dims, unbiased=True), alpha=m)
 
 
 def _apply(
@@ -105,6 +109,8 @@ def _apply(
                 keep = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype) >= m.p
                 masks[k] = keep.to(x.dtype) / (1.0 - m.p)
             x = x * masks[k]
+        elif getattr(m, "inplace", False):  # never in place: ``x`` may be a code the step keeps
+            x = F.leaky_relu(x, m.negative_slope) if isinstance(m, nn.LeakyReLU) else torch.relu(x)
         else:
             x = m(x)
     return x
@@ -167,9 +173,10 @@ class Network:
 
 
 def flatten(module: nn.Module) -> list[nn.Module]:
-    """The modules of ``module`` in order, nested ``nn.Sequential`` containers flattened."""
+    """The modules of ``module`` in order, nested ``nn.Sequential`` containers flattened; a module that appears
+    twice is listed twice, as ``nn.Sequential`` runs it (``children()`` would list it once)."""
     out: list[nn.Module] = []
-    for m in module.children():
+    for m in module if isinstance(module, nn.Sequential) else module.children():
         if isinstance(m, nn.Sequential):
             out.extend(flatten(m))
         else:
@@ -185,13 +192,17 @@ def _norm_after(mods: list[nn.Module], i: int, last: int) -> nn.BatchNorm1d | nn
     want = nn.BatchNorm1d if isinstance(mods[i], nn.Linear) else nn.BatchNorm2d
     if not isinstance(norm, want):
         raise ValueError(f"module[{i + 1}] ({norm!r}) does not match the layer before it ({mods[i]!r})")
+    if norm.running_mean is None or norm.running_var is None:
+        raise ValueError(f"module[{i + 1}] ({norm!r}) keeps no running statistics (track_running_stats=False), "
+                         "which the engine predicts with")
     return norm
 
 
-def decompose(module: nn.Module) -> Network:
+def decompose(module: nn.Module, trainable: bool = False) -> Network:
     """Split ``module`` (a ``torch.nn.Sequential``, nested ones flattened) into a :class:`Network`.
 
-    Raises ``ValueError`` naming the offending module when the layout is not supported.
+    Raises ``ValueError`` naming the offending module when the layout is not supported or a module cannot be
+    trained as given (:func:`~stream_am.network_checks.check_modules`; ``meta`` tensors too with ``trainable``).
 
     Examples
     --------
@@ -205,6 +216,7 @@ def decompose(module: nn.Module) -> Network:
     if not isinstance(module, nn.Sequential):
         raise ValueError(f"module must be a torch.nn.Sequential, got {type(module).__name__}")
     mods = flatten(module)
+    check_modules(module, mods, CODE_TYPES + NORM_TYPES + NONLINEAR_TYPES, CODE_TYPES + NORM_TYPES, trainable)
     weighted = [i for i, m in enumerate(mods) if isinstance(m, CODE_TYPES)]
     if not weighted:
         raise ValueError("module must contain at least one nn.Linear (the output layer)")
@@ -224,6 +236,8 @@ def decompose(module: nn.Module) -> Network:
     while i < last:
         m = mods[i]
         if isinstance(m, CODE_TYPES):
+            if m.weight.shape[0] == 0:
+                raise ValueError(f"module[{i}] ({m!r}) has no outputs: a hidden layer needs at least one unit")
             norm = _norm_after(mods, i, last)
             i += norm is not None
             blocks.append(CodeBlock(m, norm))  # type: ignore[arg-type]
