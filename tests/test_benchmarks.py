@@ -241,3 +241,17 @@ def test_recovery_holds_every_mode_to_the_reference_level(
     assert all(v >= 3 * 50 for v in totals["agrawal-abrupt"].values())  # three drift points, a window at least each
     lines = capsys.readouterr().out.splitlines()
     assert sum(line.startswith("| agrawal-abrupt | 0 |") for line in lines) == 1
+
+
+def test_long_stream_prints_ten_windows_per_setting_and_reloads(
+    load_benchmark: Loader, capsys: pytest.CaptureFixture[str]
+) -> None:
+    long_stream = load_benchmark("long_stream")
+    rows = long_stream.main(["--n", "10240", "--settings", '{"code_steps": 2}'])
+    assert [r["settings"] for r in rows] == [{}, {"code_steps": 2}]
+    assert all(len(r["windows"]) == 10 and r["reload_equal"] and 0.0 <= r["overall"] <= 1.0 for r in rows)
+    # the header and two rows
+    assert len([line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]) == 3
+    for bad in (["--n", "100"], ["--settings", "{oops"], ["--settings", "[1]"]):
+        with pytest.raises(SystemExit):
+            long_stream.main(bad)
