@@ -186,7 +186,7 @@ def _check(client: TestClient, calls: list[tuple[str, str, Any]]) -> None:
 def _run(app: tuple[TestClient, dict[str, Any]], max_examples: int) -> None:
     client, export = app
 
-    @settings(max_examples=max_examples, deadline=None, database=None,
+    @settings(max_examples=max_examples, deadline=None, database=None, print_blob=True,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(calls=st.lists(requests(export), min_size=1, max_size=3))
     def prop(calls: list[tuple[str, str, Any]]) -> None:
