@@ -24,7 +24,6 @@ __all__ = ["BackpropLearner", "sgd_update"]
 _LOSSES = ("cross_entropy", "mse")
 _OPTIMIZERS = ("adam", "sgd")
 _TINY = float(torch.finfo(torch.float32).tiny)  # the smallest normal float32
-_FLOAT32_MAX = float(torch.finfo(torch.float32).max)
 
 
 def sgd_update(
@@ -259,12 +258,13 @@ class BackpropLearner:
         if missing or unexpected:
             raise ValueError(f"state_dict keys mismatch: missing {sorted(missing)}, unexpected {sorted(unexpected)}")
         for key in [*expected, *sorted(scalars)]:
-            if not isinstance(sd[key], torch.Tensor) or sd[key].device.type == "meta":  # (meta: no values)
+            if not checks.holds_values(sd[key]):
                 raise ValueError(f"state_dict[{key!r}] must be a tensor with values, got {sd[key]!r:.40}")
         for key, ref in expected.items():
-            if tuple(sd[key].shape) != tuple(ref.shape):
-                raise ValueError(f"state_dict[{key!r}] has shape {tuple(sd[key].shape)}, expected {tuple(ref.shape)}")
-            if ref.is_floating_point() and not (sd[key].is_floating_point() and checks.within(sd[key], _FLOAT32_MAX)):
+            value = sd[key]
+            if tuple(value.shape) != tuple(ref.shape):
+                raise ValueError(f"state_dict[{key!r}] has shape {tuple(value.shape)}, expected {tuple(ref.shape)}")
+            if ref.is_floating_point() and not (value.is_floating_point() and checks.within(value, checks.FLOAT32_MAX)):
                 raise ValueError(f"state_dict[{key!r}] must hold finite floating values (in float32)")
         for key in ("optim.step", "samples_seen"):
             value = sd[key]

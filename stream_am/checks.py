@@ -14,6 +14,8 @@ __all__ = [
     "MAX_SEED",
     "MAX_VALUE",
     "MAX_COUNT",
+    "FLOAT32_MAX",
+    "holds_values",
     "check_choice",
     "check_int",
     "check_float",
@@ -40,6 +42,8 @@ MAX_VALUE = 1e9
 #: the largest counter (samples, steps, updates) a loaded state may hold: int64 then has room for 4.6e18 more, so
 #: no counter a model goes on to keep overflows before it is saved again (an edited one at 2**63 - 1 did)
 MAX_COUNT = 2**62
+#: the largest magnitude a tensor of a loaded learner state may hold: the learners compute in float32
+FLOAT32_MAX = float(torch.finfo(torch.float32).max)
 
 
 class InputError(ValueError):
@@ -178,6 +182,18 @@ def all_finite(x: torch.Tensor) -> bool:
     (False, True)
     """
     return within(x, math.inf)
+
+
+def holds_values(value: object) -> bool:
+    """Whether ``value``, read from a state to load, is a tensor with values (one on the ``meta`` device has none).
+
+    Examples
+    --------
+    >>> import torch
+    >>> holds_values(torch.zeros(2)), holds_values(torch.zeros(2, device="meta")), holds_values([0.0])
+    (True, False, False)
+    """
+    return isinstance(value, torch.Tensor) and value.device.type != "meta"
 
 
 def within(x: torch.Tensor, limit: float) -> bool:

@@ -34,7 +34,6 @@ _CODES = ("mem", "adam")  # the int8 code of each layer's rule in ``state["varia
 _PREFIX = {"mem": "memory", "adam": "adam"}
 _KEYS = ("variants", "solve_every", "mu", "samples_seen", "n_steps", "generator")
 _PREFIXES = ("module.", "memory.", "adam.")
-_FLOAT32_MAX = float(torch.finfo(torch.float32).max)
 
 
 def _check_values(state: dict[str, torch.Tensor]) -> None:
@@ -44,9 +43,9 @@ def _check_values(state: dict[str, torch.Tensor]) -> None:
     for key, value in state.items():
         if key not in _KEYS and not key.startswith(_PREFIXES):
             raise ValueError(f"state has an unknown key {key!r}")
-        if not isinstance(value, torch.Tensor) or value.device.type == "meta":  # (a meta tensor holds no values)
+        if not checks.holds_values(value):
             raise ValueError(f"state[{key!r}] must be a tensor with values, got {type(value).__name__} {value!r:.40}")
-        if value.is_floating_point() and not checks.within(value, _FLOAT32_MAX):  # (the learner holds float32)
+        if value.is_floating_point() and not checks.within(value, checks.FLOAT32_MAX):  # (the learner holds float32)
             raise ValueError(f"state[{key!r}] holds values that are not finite (in float32)")
     for key in ("samples_seen", "n_steps", "solve_every", "mu"):
         if key not in state:

@@ -109,7 +109,7 @@ def _apply(
                 keep = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype) >= m.p
                 masks[k] = keep.to(x.dtype) / (1.0 - m.p)
             x = x * masks[k]
-        elif getattr(m, "inplace", False):  # never in place: ``x`` may be a code the step keeps
+        elif isinstance(m, (nn.ReLU, nn.LeakyReLU)) and m.inplace:  # never in place: ``x`` may be a code kept
             x = F.leaky_relu(x, m.negative_slope) if isinstance(m, nn.LeakyReLU) else torch.relu(x)
         else:
             x = m(x)
