@@ -252,6 +252,27 @@ def test_long_stream_prints_ten_windows_per_setting_and_reloads(
     assert all(len(r["windows"]) == 10 and r["reload_equal"] and 0.0 <= r["overall"] <= 1.0 for r in rows)
     # the header and two rows
     assert len([line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]) == 3
-    for bad in (["--n", "100"], ["--settings", "{oops"], ["--settings", "[1]"]):
+    drifted = long_stream.main(["--n", "30720", "--drift-at", "10240", "--stream", "agrawal"])
+    assert set(drifted[0]["after"]) == {5_000, 20_000} and drifted[0]["reload_equal"]
+    for bad in (["--n", "100"], ["--settings", "{oops"], ["--settings", "[1]"], ["--n", "30720", "--drift-at", "0"],
+                ["--n", "30720", "--drift-at", "20000"]):
         with pytest.raises(SystemExit):
             long_stream.main(bad)
+
+
+def test_code_steps_counts_each_code_update_and_its_evaluations(
+    load_benchmark: Loader, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code_steps = load_benchmark("code_steps")
+    one = code_steps.main(["--n", "2048", "--streams", "hyperplane", "bananas"])
+    three = code_steps.main(["--n", "2048", "--streams", "hyperplane", "--settings", '{"code_steps": 3}'])
+    # 2,048 samples in batches of 32: 64 updates of the one code; an update evaluates one more time than it steps
+    assert (one["hyperplane"]["updates"], one["hyperplane"]["evaluations"]) == (64, 2.0)
+    assert (three["hyperplane"]["updates"], three["hyperplane"]["evaluations"]) == (64, 4.0)
+    assert one["bananas"]["samples"] == 5300 and one["bananas"]["updates"] == 165  # a bundled stream: all of it
+    rows = [one["hyperplane"], one["bananas"], three["hyperplane"]]
+    assert all(0.0 <= r["moved"] <= 1.0 and 0.0 <= r["moved_last"] <= 1.0 for r in rows)
+    assert sum(line.startswith("| hyperplane |") for line in capsys.readouterr().out.splitlines()) == 2
+    for bad in (["--settings", "[1]"], ["--settings", "{x"], ["--n", "0"]):
+        with pytest.raises(SystemExit):
+            code_steps.main(bad)
