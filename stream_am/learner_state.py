@@ -20,7 +20,8 @@ import torch
 from torch import nn
 
 from stream_am import checks
-from stream_am.hyperparameters import HYPERPARAMETERS, check_hyperparameter, check_sparsity
+from stream_am.hyperparameters import HYPERPARAMETERS
+from stream_am.settable import check_setting
 from stream_am.updaters.factory import retune
 from stream_am.updaters.memory import MemoryUpdater
 
@@ -287,11 +288,8 @@ class LearnerState:
             updater.forget(factor)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name in HYPERPARAMETERS and "_built" in self.__dict__:  # set after construction: checked as given
-            check_hyperparameter(name, value)
-            if name in ("lambda_c", "mu"):  # and with the other one (the engine's mu only grows from mu)
-                pair = {"lambda_c": self.__dict__["lambda_c"], "mu": self.__dict__["mu"], name: value}
-                check_sparsity(pair["lambda_c"], min(pair["mu"], self.__dict__.get("_mu", pair["mu"])))
+        if "_built" in self.__dict__:  # set after construction: checked as given (stream_am.settable)
+            check_setting(self, name, value)
         if name in HYPERPARAMETERS and self.__dict__.get("_built"):  # the built step reads it from here on
             retune(self._updaters, name, value)
             if name == "mu" or (name == "solve_every" and value is not None):  # and the step's own copy of it
