@@ -322,3 +322,15 @@ def test_a_feature_not_yet_stepped_on_is_ignored_by_predictions(cls, standardize
     model.learn_many(X.iloc[5:32].assign(price=1000.0), y.iloc[5:32])  # the step that learns it
     predict = model.predict_proba_many if cls is AMClassifier else model.predict_many
     assert not np.array_equal(np.asarray(predict(late)), np.asarray(predict(X.iloc[:5])))
+
+
+@pytest.mark.parametrize("cls", [AMClassifier, AMRegressor])
+def test_river_clone_takes_new_parameters_and_refuses_unknown_ones_naming_them(cls):
+    model = cls(seed=0, batch_size=8)
+    copy = model.clone({"seed": 3})
+    assert type(copy) is cls and copy.seed == 3 and copy.batch_size == 8 and model.seed == 0
+    for bad, named in (({"nope": 1}, "'nope'"), ({1: 2}, "1"), (["seed"], "new_params")):
+        with pytest.raises(ValueError, match=named):
+            model.clone(bad)
+    with pytest.raises(ValueError, match="hidden_sizes"):
+        model.clone({"hidden_sizes": (0,)})
