@@ -247,8 +247,8 @@ def test_intact_checkpoint_before_the_first_step_loads_and_continues_bit_identic
 def test_a_model_saved_before_the_companion_loads_without_one(tmp_path: Path) -> None:
     """A file without the ``companion`` parameter was saved before it existed: it loads as it was, alone."""
     model = _trained(AMClassifier)
-    model.companion = False  # what an older version saved: no companion parameter, meta or arrays
-    model._companion = model._quadratic = None
+    vars(model)["companion"] = False  # what an older version saved: no companion parameter, meta or arrays
+    model._companion = model._quadratic = None  # (vars: a learned model refuses a new parameter, parameters.py)
     path = model.save(tmp_path / "m")
     _edit_config(path, lambda c: [c["params"].pop("companion"), c["meta"].pop("companion"), c["meta"].pop("quadratic")])
     loaded = AMClassifier.load(path)
@@ -259,7 +259,7 @@ def test_a_model_saved_before_the_companion_loads_without_one(tmp_path: Path) ->
 
 def test_a_model_pickled_before_the_companion_unpickles_without_one() -> None:
     model = _trained(AMClassifier)
-    model.companion, model._companion, model._quadratic = False, None, None
+    vars(model)["companion"], model._companion, model._quadratic = False, None, None  # (as above)
     state = model.__getstate__()
     state["params"].pop("companion")  # what an older version pickled
     state["meta"].pop("companion")

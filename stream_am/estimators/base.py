@@ -37,17 +37,16 @@ from stream_am.estimators.features import FeatureIndex
 from stream_am.estimators.frame import InputFrame, frame_for
 from stream_am.estimators.moments import RunningMoments
 from stream_am.estimators.networks import build_mlp, check_network_params
+from stream_am.estimators.parameters import CheckedParameters
 
 __all__ = ["StreamEstimator"]
 
 
-class StreamEstimator(state.Persistent, abc.ABC):
-    """Mixin holding the learned state of a stream estimator; see the module docstring for the semantics.
-
-    Subclasses store their constructor arguments (``hidden_sizes``, ``activation``, ``batch_size``,
-    ``standardize``, ``device``, ``seed`` at least), call :meth:`_check_params` and :meth:`_reset`, and define
-    ``_make_engine``, ``_n_outputs``, ``_encode_targets`` and ``_target_tensor``.
-    """
+class StreamEstimator(CheckedParameters, state.Persistent, abc.ABC):
+    """Mixin holding the learned state of a stream estimator (see the module docstring). Subclasses store their
+    constructor arguments (``hidden_sizes``, ``activation``, ``batch_size``, ``standardize``, ``device``, ``seed``
+    at least), call :meth:`_check_params` and :meth:`_reset`, and define ``_make_engine``, ``_n_outputs``,
+    ``_encode_targets`` and ``_target_tensor``."""
 
     hidden_sizes: tuple[int, ...]
     activation: str

@@ -130,7 +130,7 @@ def dict_row(x: Any, limit: float = MAX_MAGNITUDE) -> tuple[list[Hashable], np.n
     """Keys and float64 values (shape ``1 x k``) of a feature dict ``x``; values beyond ``limit`` are refused."""
     if not isinstance(x, dict):
         raise InputError(f"x must be a dict of feature -> number, got {type(x).__name__}", "x")
-    keys = list(x)
+    keys = [native(k) for k in x]  # a numpy name (np.str_("a")) as the Python one it equals: savable as JSON
     check_feature_names(keys, "x")
     values = list(x.values())
     if all(type(v) in _PLAIN for v in values):  # fast path; the checks below name any offender
@@ -152,7 +152,7 @@ def frame_rows(X: Any, name: str = "X", limit: float = MAX_MAGNITUDE) -> tuple[l
     """
     if not isinstance(X, pd.DataFrame):
         raise InputError(f"{name} must be a pandas DataFrame, got {type(X).__name__}", name)
-    cols = list(X.columns)
+    cols = [native(c) for c in X.columns]
     check_feature_names(cols, name)
     if len(set(cols)) != len(cols):
         raise InputError(f"{name} has duplicate columns: {cols!r}", name)

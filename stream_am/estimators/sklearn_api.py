@@ -66,11 +66,11 @@ class _SklearnAPI(_Base):
         return dict(self._get_params())  # type: ignore[attr-defined]
 
     def set_params(self, **params: Any) -> Any:
-        """Set constructor arguments and forget everything learned; returns ``self``.
-
-        Unknown names and invalid values raise ``ValueError`` (``TypeError`` for wrong types) and leave the
-        estimator unchanged.
+        """Set constructor arguments and forget everything learned; returns ``self``. With no argument nothing
+        changes (as scikit-learn's). Unknown names and invalid values raise ``ValueError`` and change nothing.
         """
+        if not params:
+            return self
         current = self._get_params()  # type: ignore[attr-defined]
         unknown = sorted(set(params) - set(current))
         if unknown:

@@ -1,0 +1,101 @@
+"""A stream estimator's parameters set as attributes: checked before it learns, refused after (parameters.py)."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stream_am import AMClassifier, AMRegressor
+from stream_am.baselines import BackpropClassifier
+
+ROWS = [{"a": float(v), "b": float(w)} for v, w in np.random.default_rng(0).normal(size=(40, 2))]
+NEW = {"hidden_sizes": (8,), "activation": "tanh", "variant": "adam", "readout": "adam", "batch_size": 4,
+       "standardize": False, "mu": 1.0, "code_steps": 2, "memory_decay": 0.0, "memory_clock": "sample",
+       "ridge": 5.0, "solve_every": 3, "companion": False, "epochs": 2, "device": "auto", "seed": 3}
+
+
+def _learned(cls=AMClassifier, **kw):
+    model = cls(hidden_sizes=(4,), batch_size=8, seed=0, **kw)
+    for i, x in enumerate(ROWS[:20]):
+        model.learn_one(x, i % 2 if cls is not AMRegressor else float(i))
+    return model
+
+
+@pytest.mark.parametrize("name", sorted(NEW))
+def test_a_learned_model_refuses_a_new_parameter_naming_it_and_keeps_going(name):
+    model = _learned()
+    before = pickle.dumps(model)
+    with pytest.raises(ValueError, match=f"^{name} cannot change once the model has learned"):
+        setattr(model, name, NEW[name])
+    assert pickle.dumps(model) == before and model.get_params()[name] != NEW[name]
+    setattr(model, name, model.get_params()[name])  # its own value again: no change
+    model.learn_many(pd.DataFrame(ROWS[20:]), pd.Series([i % 2 for i in range(20)]))
+    assert model.n_steps == 5
+    assert model.clone({name: NEW[name]}).get_params()[name] == NEW[name]  # the way to a model that has it
+
+
+def test_a_smaller_batch_size_after_learn_many_is_refused_instead_of_looping():
+    model = AMClassifier(hidden_sizes=(4,), batch_size=8, seed=0)
+    model.learn_many(pd.DataFrame(ROWS[:4]), pd.Series([0, 1, 0, 1]))
+    with pytest.raises(ValueError, match="batch_size"):
+        model.batch_size = 4
+    model.learn_many(pd.DataFrame(ROWS[4:]), pd.Series([i % 2 for i in range(36)]))
+    assert model.n_steps == 5 and model.n_buffered == 0
+
+
+@pytest.mark.parametrize(("name", "bad"), [("memory_decay", 2.0), ("variant", "sgd"), ("hidden_sizes", [8]),
+                                           ("activation", "swish"), ("batch_size", 0), ("seed", -1),
+                                           ("companion", "yes"), ("device", "tpu"), ("epochs", 0)])
+def test_before_learning_a_bad_parameter_is_refused_naming_it_and_the_model_still_learns(name, bad):
+    model = AMClassifier(hidden_sizes=(4,), batch_size=4, seed=0)
+    old = model.get_params()[name]
+    with pytest.raises(ValueError, match=name):
+        setattr(model, name, bad)
+    assert model.get_params()[name] == old
+    for i, x in enumerate(ROWS[:8]):
+        model.learn_one(x, i % 2)
+    assert model.n_steps == 2
+
+
+def test_before_learning_a_good_parameter_is_taken_and_used():
+    model = AMClassifier(hidden_sizes=(4,), batch_size=8, seed=0)
+    model.batch_size, model.hidden_sizes, model.companion = 4, (6, 5), False
+    for i, x in enumerate(ROWS[:8]):
+        model.learn_one(x, i % 2)
+    assert model.n_steps == 2 and model.engine.module[0].out_features == 6 and model._companion is None
+
+
+def test_a_regressor_keeps_its_target_scaling(tmp_path: Path):
+    model = _learned(AMRegressor)
+    value = model.predict_one(ROWS[0])
+    with pytest.raises(ValueError, match="standardize_target"):
+        model.standardize_target = False
+    assert model.predict_one(ROWS[0]) == value
+    assert AMRegressor.load(model.save(tmp_path / "m")).predict_one(ROWS[0]) == value
+
+
+def test_the_backprop_baseline_is_guarded_too():
+    model = _learned(BackpropClassifier)
+    with pytest.raises(ValueError, match="^batch_size cannot change"):
+        model.batch_size = 2
+
+
+def test_set_params_with_nothing_keeps_what_was_learned():
+    model = _learned()
+    before = pickle.dumps(model)
+    assert model.set_params() is model and pickle.dumps(model) == before
+
+
+def test_numpy_feature_names_are_learned_as_python_ones_and_saved(tmp_path: Path):
+    model = AMClassifier(hidden_sizes=(4,), batch_size=4, seed=0)
+    names = np.array(["a", "b"])
+    for i, x in enumerate(ROWS[:8]):
+        model.learn_one(dict(zip(names, x.values(), strict=True)), i % 2)
+    model.learn_many(pd.DataFrame(ROWS[8:12]).set_axis(names, axis=1), pd.Series([0, 1, 0, 1]))
+    assert [type(n) for n in model.feature_names_in_] == [str, str]
+    loaded = AMClassifier.load(model.save(tmp_path / "m"))
+    assert loaded.predict_proba_one(ROWS[0]) == model.predict_proba_one(ROWS[0])
