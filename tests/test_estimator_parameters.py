@@ -99,3 +99,26 @@ def test_numpy_feature_names_are_learned_as_python_ones_and_saved(tmp_path: Path
     assert [type(n) for n in model.feature_names_in_] == [str, str]
     loaded = AMClassifier.load(model.save(tmp_path / "m"))
     assert loaded.predict_proba_one(ROWS[0]) == model.predict_proba_one(ROWS[0])
+
+
+def test_a_setting_made_on_the_engine_survives_save_load_and_pickle(tmp_path: Path):
+    model = _learned(companion=False)
+    model.engine.memory_decay = 0.2  # the live engine's (DriftAware does this): the estimator's stays 0.001
+    copies = [AMClassifier.load(model.save(tmp_path / "m")), pickle.loads(pickle.dumps(model))]
+    assert [c.engine.memory_decay for c in copies] == [0.2, 0.2] and copies[0].memory_decay == 0.001
+    for m in (model, *copies):
+        m.learn_many(pd.DataFrame(ROWS[20:]), pd.Series([i % 2 for i in range(20)]))
+    probe = pd.DataFrame(ROWS[:5])
+    want = model.predict_proba_many(probe).to_numpy()
+    assert all(np.array_equal(c.predict_proba_many(probe).to_numpy(), want) for c in copies)
+
+
+@pytest.mark.parametrize(("settings", "named"), [
+    ({"memory_decay": 2.0}, "memory_decay"), ({"nope": 1}, "engine_settings"), ([1], "engine_settings")])
+def test_a_saved_engine_setting_is_checked_before_anything_is_restored(settings, named):
+    model = _learned()
+    state = model.__getstate__()
+    state["meta"]["engine_settings"] = settings
+    fresh = AMClassifier(hidden_sizes=(4,), batch_size=8, seed=0)
+    with pytest.raises(ValueError, match=named):
+        fresh.__setstate__(state)

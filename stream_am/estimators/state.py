@@ -24,6 +24,7 @@ from stream_am.estimators.features import FeatureIndex
 from stream_am.estimators.frame import InputFrame, frame_for
 from stream_am.estimators.moments import RunningMoments
 from stream_am.estimators.networks import build_mlp
+from stream_am.hyperparameters import HYPERPARAMETERS
 
 __all__ = ["Persistent", "payload", "restore"]
 
@@ -40,6 +41,7 @@ def payload(est: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         "stepped": est._n_stepped,
         "companion": None if est._companion is None else est._companion.meta(),
         "quadratic": None if est._quadratic is None else est._quadratic.meta(),
+        "engine_settings": _engine_settings(est._engine, est),
     }
     arrays: dict[str, np.ndarray] = {}
     if est._buffer is not None and est._moments is not None:
@@ -64,7 +66,7 @@ def restore(est: Any, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> No
     engine's tensors by its ``load_state_dict``): a malformed state raises ``ValueError`` naming the field.
     """
     check_state(est, meta, arrays)
-    engine = None if meta["engine"] is None else _engine(est, meta["engine"], arrays)
+    engine = None if meta["engine"] is None else _engine(est, meta["engine"], arrays, meta.get("engine_settings"))
     companion = _companion(est, meta, arrays, engine)
     quadratic = _quadratic(est, meta, arrays, engine)
     est._reset()
@@ -86,10 +88,28 @@ def restore(est: Any, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> No
         est._frame = frame_for(engine, start)
 
 
-def _engine(est: Any, shape: list[int], arrays: dict[str, np.ndarray]) -> Any:
-    """The engine of ``est`` (``shape``: its inputs and outputs) loaded from the ``engine.*`` arrays."""
+def _engine_settings(engine: Any, est: Any) -> dict[str, Any]:
+    """The hyperparameters set on ``engine`` apart from ``est``'s (``model.engine.memory_decay = 0.2``, as
+    :class:`~stream_am.drift.DriftAware` does): a load builds the engine from the estimator's and sets these."""
+    return {k: getattr(engine, k) for k in _settable(engine, est) if getattr(engine, k) != getattr(est, k)}
+
+
+def _settable(engine: Any, est: Any) -> list[str]:
+    return [k for k in HYPERPARAMETERS if engine is not None and hasattr(engine, k) and hasattr(est, k)]
+
+
+def _engine(est: Any, shape: list[int], arrays: dict[str, np.ndarray], settings: Any = None) -> Any:
+    """The engine of ``est`` (``shape``: its inputs and outputs), given ``settings`` (:func:`_engine_settings`, before
+    its state: the engine builds from them) and loaded from the ``engine.*`` arrays."""
     n_in, n_out = shape
     engine = est._make_engine(build_mlp(n_in, n_out, est.hidden_sizes, est.activation, 0))
+    if not isinstance(settings, dict | None) or not set(settings or {}) <= set(_settable(engine, est)):
+        raise ValueError(f"meta.engine_settings must map the engine's hyperparameters to values, got {settings!r:.80}")
+    for k, v in (settings or {}).items():
+        try:
+            setattr(engine, k, v)  # (checked as set: OnlineAM refuses a value out of its range)
+        except ValueError as err:
+            raise ValueError(f"meta.engine_settings: {err}") from err
     device = checks.resolve_device(est.device)  # restored state goes straight to the engine's device
     try:
         sd = {k[len("engine."):]: torch.from_numpy(np.array(v)).to(device) for k, v in arrays.items()
