@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 from river import forest, linear_model, metrics, preprocessing, tree
-from stream_am.scenarios import _html, _report
+from stream_am.scenarios import _checks, _html, _report
 from tqdm.auto import tqdm
 
 from stream_am.evaluate import Prequential, PrequentialResult
@@ -27,7 +27,7 @@ Stream = Iterable[tuple[dict, Any]]
 
 
 class UnknownLearners(ValueError):
-    """``--learners`` names none of a scenario's learners."""
+    """``RunConfig.learners`` (``--learners``) names none of a scenario's learners."""
 
 
 @dataclass(frozen=True)
@@ -50,8 +50,8 @@ class RunConfig:
             return list(names)
         chosen = [n for n in names if n in self.learners]
         if not chosen:
-            raise UnknownLearners(f"none of the learners {list(self.learners)} runs in this scenario; its learners: "
-                             f"{', '.join(names)}")
+            raise UnknownLearners(f"RunConfig.learners: none of the learners {list(self.learners)} runs in this "
+                                  f"scenario; its learners: {', '.join(names)}")
         return chosen
 
     @property
@@ -189,8 +189,18 @@ def execute(scenario: Scenario, cfg: RunConfig) -> dict[str, Any]:
     """Run ``scenario`` and write ``results.json``, ``results.md``, its plots (and ``report.html``) into ``cfg.out``.
 
     The files an earlier run wrote there (:data:`~stream_am.scenarios._report.OUTPUTS`) are removed first, so that
-    none is left beside this run's results (a plot or report of another scenario, or of other options).
+    none is left beside this run's results (a plot or report of another scenario, or of other options). Before
+    that, ``cfg`` is checked (:mod:`~stream_am.scenarios._checks`): a ``ValueError`` naming a field it cannot run
+    with, :class:`UnknownLearners` when the scenario has none of ``cfg.learners``, or one naming ``out`` when that
+    directory cannot be created and written, or an output name there is not a file; a refused run removes
+    nothing. The check creates ``cfg.out`` and keeps it, so that a path such as ``dir/new/..`` names the directory
+    the system resolves it to (``dir``) when the earlier run's files are removed.
     """
+    _checks.check_config(cfg)
+    cfg.pick(scenario.learners)
+    problem = _checks.out_problem(cfg.out, keep=True)
+    if problem:
+        raise ValueError(f"RunConfig.out: {problem}")
     _report.clear_outputs(cfg.out)
     warm_up()  # (not counted in any learner's time, nor in the run's wall time)
     t0 = time.perf_counter()

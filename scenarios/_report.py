@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from stream_am.scenarios._html import STYLES
 
-__all__ = ["OUTPUTS", "clear_outputs", "write_results", "plot_curves", "plot_matrices"]
+__all__ = ["OUTPUTS", "clear_outputs", "temp_path", "write_results", "plot_curves", "plot_matrices"]
 
 #: every file a scenario run writes in its output directory, by name (``report.html`` with ``--html`` only)
 OUTPUTS = ("results.json", "results.md", "accuracy.png", "accuracy_matrix.png", "report.html")
@@ -57,10 +57,16 @@ def clear_outputs(out: Path) -> None:
             path.unlink(missing_ok=True)
 
 
+def temp_path(path: Path) -> Path:
+    """The temporary file ``path`` is written through, beside it: ``.<name>.<32 hex digits>.tmp`` (a directory the
+    check of ``--out`` accepts has room for it: :data:`~stream_am.arguments.PROBE_NAME_LENGTH`)."""
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+
+
 def _write_atomic(path: Path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` through a temporary file in the same directory, then ``os.replace``:
     a reader, or a run cut short, finds the old file or the new one, never part of one."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp = temp_path(path)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # (the umask applies, as to any new file)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:

@@ -8,17 +8,19 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from stream_am.scenarios import RunConfig, Scenario, execute
+from stream_am.scenarios import RunConfig, Scenario, _checks, execute
+from stream_am.scenarios._checks import MAX_HIDDEN, MAX_LAYERS
 from stream_am.scenarios._common import UnknownLearners
-from stream_am.scenarios._report import OUTPUTS
 
 from stream_am import arguments, scenarios
-from stream_am.distributed.options import MAX_HIDDEN
 
 __all__ = ["main", "build_parser"]
 
 _PROG = "stream-am scenario run"  # as argparse names it in its own errors
 MAX_THREADS = 256  # torch's thread pool fails with a MemoryError long before 100,000
+#: the options that set a field of :class:`RunConfig`, by field
+_OPTIONS = {"out": "--out", "seed": "--seed", "hidden": "--hidden", "learners": "--learners",
+            "memory_decay": "--memory-decay"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,8 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=arguments.given_path, default=None, help="output directory (default: results/NAME)")
     run.add_argument("--seed", type=arguments.seed, default=0, help="seed of data order, generators and models")
     run.add_argument("--hidden", type=int, nargs="+", default=None, metavar="WIDTH",
-                     help=f"hidden layer widths of every neural learner, each in [1, {MAX_HIDDEN}] "
-                     "(default: 64 64; 16 with --quick)")
+                     help=f"hidden layer widths of every neural learner, each in [1, {MAX_HIDDEN}], at most "
+                     f"{MAX_LAYERS} layers (default: 64 64; 16 with --quick)")
     run.add_argument("--learners", nargs="+", default=None, metavar="NAME",
                      help="run only these of the scenario's learners (names as in its table); with `all`, each "
                      "scenario runs those it has, and each must have at least one")
@@ -49,28 +51,6 @@ def build_parser() -> argparse.ArgumentParser:
                      help="torch intra-op threads while running (default 1: the networks are small, and more "
                      "threads than free cores slow them down many times)")
     return parser
-
-
-def _out_problem(out: Path) -> str | None:
-    """Why ``out`` cannot hold a scenario's results, checked before anything runs (not at the first write, after
-    the run): a path through a file, an output name taken by a directory, or a directory that cannot be created
-    or written (the check creates it and writes a probe file there). It leaves nothing behind: the probe file and
-    the directories it created are removed again."""
-    blocker = arguments.not_a_directory(out)
-    if blocker is not None:
-        return f"{str(out)!r}: {str(blocker)!r} is not a directory"
-    made: list[Path] = []
-    try:
-        arguments.make_writable(out, made)
-        taken = [name for name in OUTPUTS if (out / name).is_dir()]
-        if taken:
-            what = "is a directory" if len(taken) == 1 else "are directories"
-            return f"{str(out)!r}: {', '.join(taken)} there {what}, where a run writes a file"
-    except OSError as err:
-        return f"{str(out)!r}: cannot create or write this directory ({err.strerror or err})"
-    finally:
-        arguments.remove_made(made)
-    return None
 
 
 def _learners_problem(chosen: Sequence[Scenario], wanted: Sequence[str]) -> str | None:
@@ -96,18 +76,29 @@ def _out_dir(args: argparse.Namespace, scenario: Scenario, several: bool) -> Pat
     return args.out / scenario.name if several else args.out
 
 
-def _refusal(args: argparse.Namespace, chosen: list[Scenario]) -> tuple[str, str] | None:
-    """The option ``run`` refuses and why, checked before anything runs; the output directories last, since
-    that check creates (and removes) them."""
-    if args.hidden is not None and not all(1 <= w <= MAX_HIDDEN for w in args.hidden):
-        return "--hidden", f"widths must be in [1, {MAX_HIDDEN}], got {args.hidden}"
-    if args.memory_decay is not None and not 0.0 <= args.memory_decay < 1.0:  # (nan fails both)
-        return "--memory-decay", f"must be in [0, 1), got {args.memory_decay}"
-    learners = None if args.learners is None else _learners_problem(chosen, args.learners)
+def _configs(args: argparse.Namespace, chosen: list[Scenario], progress: bool) -> list[RunConfig]:
+    """The configuration of each scenario to run (they differ in ``out`` only)."""
+    hidden = None if args.hidden is None else tuple(args.hidden)
+    learners = None if args.learners is None else tuple(args.learners)
+    return [RunConfig(out=_out_dir(args, s, len(chosen) > 1), quick=args.quick, seed=args.seed, progress=progress,
+                      hidden=hidden, html=args.html, learners=learners, memory_decay=args.memory_decay)
+            for s in chosen]
+
+
+def _refusal(chosen: list[Scenario], configs: list[RunConfig]) -> tuple[str, str] | None:
+    """The option ``run`` refuses and why, checked before anything runs, with the checks ``execute`` makes
+    (:mod:`~stream_am.scenarios._checks`); the output directories last, since that check creates (and removes)
+    them."""
+    for cfg in configs:
+        problem = _checks.config_problem(cfg)
+        if problem:
+            return _OPTIONS.get(problem[0], problem[0]), problem[1]
+    wanted = configs[0].learners
+    learners = None if wanted is None else _learners_problem(chosen, wanted)
     if learners:
         return "--learners", learners
-    for s in chosen:
-        out = _out_problem(_out_dir(args, s, len(chosen) > 1))
+    for cfg in configs:
+        out = _checks.out_problem(cfg.out)
         if out:
             return "--out", out
     return None
@@ -132,26 +123,22 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"{_PROG}: error: argument name: {err}", file=sys.stderr)
         return 2
-    refused = _refusal(args, chosen)
+    configs = _configs(args, chosen, _on_a_terminal() if args.progress is None else args.progress)
+    refused = _refusal(chosen, configs)
     if refused:
         print(f"{_PROG}: error: argument {refused[0]}: {refused[1]}", file=sys.stderr)
         return 2
-    show_bars = _on_a_terminal() if args.progress is None else args.progress
     threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     try:
-        for s in chosen:
-            out = _out_dir(args, s, len(chosen) > 1)
-            hidden = None if args.hidden is None else tuple(args.hidden)
-            cfg = RunConfig(out=out, quick=args.quick, seed=args.seed, progress=show_bars, hidden=hidden,
-                            html=args.html, learners=None if args.learners is None else tuple(args.learners),
-                            memory_decay=args.memory_decay)
+        for s, cfg in zip(chosen, configs, strict=True):
             try:
                 doc = execute(s, cfg)
             except UnknownLearners as err:  # (checked above: only if a scenario's `learners` were wrong)
-                print(f"{_PROG}: error: argument --learners: {s.name}: {err}", file=sys.stderr)
+                why = str(err).removeprefix("RunConfig.learners: ")
+                print(f"{_PROG}: error: argument --learners: {s.name}: {why}", file=sys.stderr)
                 return 2
-            print(f"{s.name}: {out / 'results.md'} ({doc['config']['wall_time_s']} s)")
+            print(f"{s.name}: {cfg.out / 'results.md'} ({doc['config']['wall_time_s']} s)")
     finally:
         torch.set_num_threads(threads)
     return 0

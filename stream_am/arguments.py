@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import uuid
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 
 from stream_am.checks import MAX_SEED
 
-__all__ = ["given", "given_path", "make_writable", "not_a_directory", "remove_made", "seed", "whole"]
+__all__ = ["PROBE_NAME_LENGTH", "given", "given_path", "make_writable", "not_a_directory", "remove_made", "seed",
+           "whole"]
 
 
 def whole(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -42,6 +43,8 @@ def whole(low: int, high: int | None = None) -> Callable[[str], int]:
 
 #: an argparse type: a seed, a whole number in ``[0, 2**63 - 1]`` (what torch's and numpy's generators take)
 seed = whole(0, MAX_SEED)
+#: the length of the name of :func:`make_writable`'s probe file (see there)
+PROBE_NAME_LENGTH = 64
 
 
 def given(text: str) -> str:
@@ -58,7 +61,9 @@ def given_path(text: str) -> Path:
 
 def not_a_directory(path: Path) -> Path | None:
     """The existing file that stands in the way of ``path`` being (or becoming) a directory: ``path`` itself or
-    its nearest existing parent when that is not a directory; ``None`` when nothing does.
+    its nearest existing parent when that is not a directory; ``None`` when nothing does, and when a path on the
+    way cannot be looked at (a parent without search permission, a name over the file system's limit): then the
+    caller's :func:`make_writable`, which raises ``OSError`` for it, refuses it with the reason.
 
     Examples
     --------
@@ -69,8 +74,13 @@ def not_a_directory(path: Path) -> Path | None:
     >>> not_a_directory(Path(tempfile.gettempdir()) / "surely-absent" / "dir") is None
     True
     """
-    existing = next((p for p in (path, *path.parents) if p.exists()), None)
-    return existing if existing is not None and not existing.is_dir() else None
+    for p in (path, *path.parents):
+        try:
+            if p.exists():
+                return None if p.is_dir() else p
+        except OSError:  # cannot be looked at (no search permission, a name too long): make_writable refuses it
+            return None
+    return None
 
 
 def make_writable(directory: Path, made: list[Path]) -> None:
@@ -79,7 +89,10 @@ def make_writable(directory: Path, made: list[Path]) -> None:
     must leave nothing behind passes ``made`` to :func:`remove_made` after it."""
     made.extend(p for p in (directory, *directory.parents) if not p.exists())
     directory.mkdir(parents=True, exist_ok=True)
-    probe = directory / f".stream-am-probe-{uuid.uuid4().hex}"
+    # The probe's name is at least as long as any name a command writes there later (a scenario's temporary
+    # ``.<output name>.<32 hex>.tmp`` has up to 57 characters), so that a directory whose path leaves no room for
+    # those names under the system's limit (PATH_MAX) is refused here, not when they are written after a run.
+    probe = directory / f".stream-am-probe-{secrets.token_hex(PROBE_NAME_LENGTH)}"[:PROBE_NAME_LENGTH]
     fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         os.write(fd, b"probe")

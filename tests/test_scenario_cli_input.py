@@ -166,3 +166,72 @@ def test_results_are_written_atomically(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="No space"):
         _report.write_results(tmp_path, "s", {"seed": 1}, {"B": {"accuracy": 0.7}})
     assert {p.name: p.read_text() for p in tmp_path.iterdir()} == before  # the old results, and no temporary file
+
+
+def test_an_out_with_a_name_over_the_file_systems_limit_is_refused_not_a_traceback(tmp_path, runs, capsys,
+                                                                                     monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert scenario_cli.main(["run", "phishing", "--quick", "--out", "a" * 300]) == 2
+    assert runs == [] and "cannot create or write this directory" in _refused(capsys, "--out")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root may search any directory")
+def test_an_out_under_a_directory_without_search_permission_is_refused(tmp_path, runs, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o000)
+    try:
+        assert scenario_cli.main(["run", "digits", "--quick", "--out", str(locked / "sub")]) == 2
+    finally:
+        locked.chmod(0o700)
+    assert runs == [] and "(Permission denied)" in _refused(capsys, "--out")
+
+
+def test_the_probe_name_is_as_long_as_any_temporary_name_a_run_writes(tmp_path, monkeypatch):
+    from stream_am import arguments
+
+    opened: list[str] = []
+    real_open = os.open
+
+    def spy(path, flags, *args):
+        opened.append(Path(path).name)
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", spy)
+    arguments.make_writable(tmp_path, [])
+    longest = max(len(_report.temp_path(tmp_path / name).name) for name in _report.OUTPUTS)
+    assert len(opened) == 1 and len(opened[0]) == arguments.PROBE_NAME_LENGTH >= max(64, longest)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_more_hidden_layers_than_the_distributed_jobs_are_refused(tmp_path, runs, capsys):
+    from stream_am.distributed.options import MAX_LAYERS
+
+    args = ["run", "digits", "--quick", "--out", str(tmp_path), "--hidden"]
+    assert scenario_cli.main([*args, *["8"] * (MAX_LAYERS + 1)]) == 2
+    assert runs == [] and f"must have 1 to {MAX_LAYERS} layers, got {MAX_LAYERS + 1}" in _refused(capsys, "--hidden")
+    assert scenario_cli.main([*args, *["8"] * MAX_LAYERS]) == 0 and runs[0][1].hidden == (8,) * MAX_LAYERS
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs os.mkfifo")
+@pytest.mark.parametrize("name", _report.OUTPUTS)
+def test_an_output_name_taken_by_a_named_pipe_is_refused(name, tmp_path, runs, capsys):
+    os.mkfifo(tmp_path / name)
+    assert scenario_cli.main(["run", "digits", "--quick", "--html", "--out", str(tmp_path)]) == 2
+    assert runs == [] and f"{name} there is a named pipe" in _refused(capsys, "--out")
+
+
+def test_an_output_name_that_links_to_a_file_is_accepted(tmp_path, runs):
+    (tmp_path / "elsewhere.html").write_text("mine")
+    (tmp_path / "report.html").symlink_to(tmp_path / "elsewhere.html")
+    assert scenario_cli.main(["run", "digits", "--quick", "--html", "--out", str(tmp_path)]) == 0
+    assert [name for name, _ in runs] == ["digits"]
+
+
+def test_an_out_through_a_missing_directory_and_back_writes_in_the_directory(tmp_path):
+    (tmp_path / "accuracy_matrix.png").write_text("earlier")  # (digits writes no matrix)
+    out = tmp_path / "missing" / ".."
+    args = ["run", "digits", "--quick", "--no-progress", "--learners", "LogReg", "--out", str(out)]
+    assert scenario_cli.main(args) == 0
+    assert json.loads((tmp_path / "results.json").read_text())["scenario"] == "digits"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["accuracy.png", "missing", "results.json", "results.md"]
