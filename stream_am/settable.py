@@ -29,8 +29,9 @@ from stream_am.variants import check_network
 
 __all__ = ["STRUCTURAL", "check_setting"]
 
-#: the parameters the first step builds from (the module is taken apart at construction)
-STRUCTURAL = ("module", "variant", "loss", "readout", "device", "seed", "memory_clock", "parallel_layers")
+#: the parameters the first step builds from (the module is taken apart at construction); ``parallel_layers`` is
+#: not one of them: every step reads it
+STRUCTURAL = ("module", "variant", "loss", "readout", "device", "seed", "memory_clock")
 
 
 def check_setting(learner: Any, name: str, value: Any) -> None:
@@ -42,6 +43,8 @@ def check_setting(learner: Any, name: str, value: Any) -> None:
             check_sparsity(pair["lambda_c"], min(pair["mu"], learner.__dict__.get("_mu", pair["mu"])))
     elif name in STRUCTURAL:
         _check_structural(learner, name, value)
+    elif name == "parallel_layers" and not isinstance(value, bool):
+        raise ValueError(f"parallel_layers must be a bool, got {value!r}")
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -56,7 +59,8 @@ def _check_structural(learner: Any, name: str, value: Any) -> None:
         return
     if name == "module" or learner.__dict__["_built"]:
         when = "at construction" if name == "module" else "by the first step"
-        raise ValueError(f"{name} is fixed {when} (it is {old!r:.60}); build a new OnlineAM to change it")
+        raise ValueError(f"{name} is fixed {when} (it is {old!r:.60}, got {value!r:.60}); build a new OnlineAM to "
+                         "change it")
     object.__setattr__(learner, name, value)  # checked in place as the constructor checks it, then put back
     try:
         learner._validate_params()

@@ -15,7 +15,7 @@ from stream_am.baselines import BackpropClassifier
 ROWS = [{"a": float(v), "b": float(w)} for v, w in np.random.default_rng(0).normal(size=(40, 2))]
 NEW = {"hidden_sizes": (8,), "activation": "tanh", "variant": "adam", "readout": "adam", "batch_size": 4,
        "standardize": False, "mu": 1.0, "code_steps": 2, "memory_decay": 0.0, "memory_clock": "sample",
-       "ridge": 5.0, "solve_every": 3, "companion": False, "epochs": 2, "device": "auto", "seed": 3}
+       "ridge": 5.0, "solve_every": 3, "companion": False, "device": "auto", "seed": 3}
 
 
 def _learned(cls=AMClassifier, **kw):
@@ -122,3 +122,58 @@ def test_a_saved_engine_setting_is_checked_before_anything_is_restored(settings,
     fresh = AMClassifier(hidden_sizes=(4,), batch_size=8, seed=0)
     with pytest.raises(ValueError, match=named):
         fresh.__setstate__(state)
+
+
+def test_epochs_may_change_after_learning_as_fit_forgets_first():
+    model = _learned()
+    model.epochs = 2
+    with pytest.raises(ValueError, match="epochs"):
+        model.epochs = 0
+    assert model.epochs == 2 and model.n_steps == 2
+
+
+@pytest.mark.parametrize("name", ["batch_size", "hidden_sizes", "activation", "companion"])
+def test_clone_with_attributes_refuses_a_new_parameter_once_learned(name):
+    model = _learned()
+    with pytest.raises(ValueError, match=f"include_attributes=True: {name} cannot change"):
+        model.clone({name: NEW[name]}, include_attributes=True)
+    assert model.clone({name: NEW[name]}).get_params()[name] == NEW[name]  # a new model: allowed
+    fresh = AMClassifier(hidden_sizes=(4,), batch_size=8, seed=0)  # nothing learned: a clone may take it
+    assert fresh.clone({name: NEW[name]}, include_attributes=True).get_params()[name] == NEW[name]
+
+
+def test_a_subclass_may_set_its_own_parameter_after_the_base_constructor():
+    class Tagged(AMClassifier):
+        def __init__(self, tag: str = "a", **kw):
+            super().__init__(**kw)
+            self.tag = tag
+
+    model = Tagged(tag="b", hidden_sizes=(4,), batch_size=4)
+    assert model.tag == "b" and model.clone().tag == "b"
+
+
+def test_the_message_shows_the_value_tried():
+    model = _learned()
+    with pytest.raises(ValueError, match=r"it is 0, got np.int64\(3\)|it is 0, got 3"):
+        model.seed = np.int64(3)
+
+
+@pytest.mark.parametrize(("built", "live"), [
+    ({"mu": 1e-34}, [("mu", 1.0), ("lambda_c", 1e5)]),  # config.json sorts its keys: lambda_c would come first
+    ({"lambda_c": 1e5, "mu": 1.0}, [("lambda_c", 0.0), ("mu", 1e-34)]),  # a pickle keeps this order: mu first
+])
+def test_engine_settings_are_checked_together_whatever_their_order(built, live, tmp_path: Path):
+    model = _learned(**built)
+    for k, v in live:
+        setattr(model.engine, k, v)
+    for copy in (AMClassifier.load(model.save(tmp_path / "m")), pickle.loads(pickle.dumps(model))):
+        assert all(getattr(copy.engine, k) == v for k, v in live)
+
+
+def test_engine_settings_without_an_engine_are_refused():
+    model = AMClassifier(hidden_sizes=(4,), batch_size=8, seed=0)
+    model.learn_one(ROWS[0], 0)
+    state = model.__getstate__()
+    state["meta"]["engine_settings"] = {"memory_decay": 0.1}
+    with pytest.raises(ValueError, match="engine_settings"):
+        AMClassifier(hidden_sizes=(4,), batch_size=8, seed=0).__setstate__(state)

@@ -19,8 +19,7 @@ def _batch() -> tuple[torch.Tensor, torch.Tensor]:
     return torch.randn(32, 4, generator=g), torch.randint(0, 3, (32,), generator=g)
 
 
-NEW = {"variant": "adam", "loss": "mse", "readout": "adam", "device": "meta", "seed": 5, "memory_clock": "sample",
-       "parallel_layers": False}
+NEW = {"variant": "adam", "loss": "mse", "readout": "adam", "device": "meta", "seed": 5, "memory_clock": "sample"}
 
 
 def test_every_structural_parameter_but_the_module_is_listed():
@@ -38,6 +37,16 @@ def test_a_built_learner_refuses_a_new_structure_naming_it_and_keeps_learning(na
     assert getattr(am, name) == old
     assert all(torch.equal(state[k], v) for k, v in am.state_dict().items())
     setattr(am, name, old)  # the same value again is no change
+    am.partial_fit(*_batch())
+
+
+def test_parallel_layers_may_change_between_steps_but_only_to_a_bool():
+    am = OnlineAM(_net(), variant="mem", seed=0)
+    am.partial_fit(*_batch())
+    am.parallel_layers = False  # every step reads it
+    with pytest.raises(ValueError, match="parallel_layers must be a bool"):
+        am.parallel_layers = "yes"
+    assert am.parallel_layers is False
     am.partial_fit(*_batch())
 
 

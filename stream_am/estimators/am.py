@@ -55,15 +55,6 @@ class _AMMixin:
         for part in self._engines():
             part.forget(factor)
 
-    def clone(self, new_params: dict[str, Any] | None = None, include_attributes: bool = False) -> Any:
-        """river's ``clone``, but a ``new_params`` entry that is no parameter raises ``ValueError`` naming it."""
-        known = self._get_params()  # type: ignore[attr-defined]
-        if new_params is not None and not isinstance(new_params, dict):
-            raise ValueError(f"new_params must be a dict of parameters, got {type(new_params).__name__}")
-        if unknown := sorted(map(repr, set(new_params or {}) - set(known))):
-            raise ValueError(f"new_params: {unknown[0]} is not a parameter of {type(self).__name__} ({sorted(known)})")
-        return super().clone(new_params, include_attributes)  # type: ignore[misc]
-
     def _check_am_params(self) -> None:
         check_am_params(self, self._loss, n_codes=len(self.hidden_sizes))
 

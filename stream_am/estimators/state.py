@@ -24,7 +24,7 @@ from stream_am.estimators.features import FeatureIndex
 from stream_am.estimators.frame import InputFrame, frame_for
 from stream_am.estimators.moments import RunningMoments
 from stream_am.estimators.networks import build_mlp
-from stream_am.hyperparameters import HYPERPARAMETERS
+from stream_am.hyperparameters import HYPERPARAMETERS, check_hyperparameter, check_sparsity
 
 __all__ = ["Persistent", "payload", "restore"]
 
@@ -66,6 +66,8 @@ def restore(est: Any, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> No
     engine's tensors by its ``load_state_dict``): a malformed state raises ``ValueError`` naming the field.
     """
     check_state(est, meta, arrays)
+    if meta["engine"] is None and meta.get("engine_settings") not in (None, {}):
+        raise ValueError(f"meta.engine_settings is {meta['engine_settings']!r:.60}, but meta.engine is None")
     engine = None if meta["engine"] is None else _engine(est, meta["engine"], arrays, meta.get("engine_settings"))
     companion = _companion(est, meta, arrays, engine)
     quadratic = _quadratic(est, meta, arrays, engine)
@@ -103,13 +105,20 @@ def _engine(est: Any, shape: list[int], arrays: dict[str, np.ndarray], settings:
     its state: the engine builds from them) and loaded from the ``engine.*`` arrays."""
     n_in, n_out = shape
     engine = est._make_engine(build_mlp(n_in, n_out, est.hidden_sizes, est.activation, 0))
-    if not isinstance(settings, dict | None) or not set(settings or {}) <= set(_settable(engine, est)):
-        raise ValueError(f"meta.engine_settings must map the engine's hyperparameters to values, got {settings!r:.80}")
-    for k, v in (settings or {}).items():
-        try:
-            setattr(engine, k, v)  # (checked as set: OnlineAM refuses a value out of its range)
-        except ValueError as err:
-            raise ValueError(f"meta.engine_settings: {err}") from err
+    if not isinstance(settings, dict | None):
+        raise ValueError(f"meta.engine_settings must be a dict of the engine's hyperparameters, got {settings!r:.80}")
+    if unknown := sorted(map(repr, set(settings or {}) - set(_settable(engine, est)))):
+        raise ValueError(f"meta.engine_settings: {unknown[0]} is none of the engine's hyperparameters")
+    final = {k: getattr(engine, k) for k in _settable(engine, est)} | (settings or {})
+    try:  # each in its range, and lambda_c with mu as they will be together (one at a time could refuse them)
+        for k, v in (settings or {}).items():
+            check_hyperparameter(k, v)
+        if {"lambda_c", "mu"} <= set(final):
+            check_sparsity(final["lambda_c"], final["mu"])
+    except ValueError as err:
+        raise ValueError(f"meta.engine_settings: {err}") from err
+    for k, v in (settings or {}).items():  # checked: the engine is not built yet, its first use reads them
+        object.__setattr__(engine, k, v)
     device = checks.resolve_device(est.device)  # restored state goes straight to the engine's device
     try:
         sd = {k[len("engine."):]: torch.from_numpy(np.array(v)).to(device) for k, v in arrays.items()
