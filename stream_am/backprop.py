@@ -10,6 +10,7 @@ rebuilding them.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -105,6 +106,20 @@ class BackpropLearner:
         self._generator: torch.Generator | None = None
         self._step = 0
         self.samples_seen = 0
+
+    #: numbers that may change between steps (checked as at construction; the others are fixed once started)
+    SETTABLE = ("lr", "momentum", "eps", "betas")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        params = ("module", "optimizer", "loss", "device", "seed", *self.SETTABLE)
+        if name in params and "samples_seen" in self.__dict__:  # constructed: a new value, checked first
+            current = {k: self.__dict__[k] for k in params}
+            if name not in self.SETTABLE and self._state is not None and value is not current[name] and not (
+                    type(value) is type(current[name]) and value == current[name]):
+                raise ValueError(f"{name} is fixed by the first step (it is {current[name]!r:.60}, got {value!r:.60})")
+            BackpropLearner(**{**current, name: value})  # every check of the constructor; nothing here changes
+            value = (float(value[0]), float(value[1])) if name == "betas" else value
+        object.__setattr__(self, name, value)
 
     # -- sizes ---------------------------------------------------------------------------------------
     @property

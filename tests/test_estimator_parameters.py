@@ -177,3 +177,22 @@ def test_engine_settings_without_an_engine_are_refused():
     state["meta"]["engine_settings"] = {"memory_decay": 0.1}
     with pytest.raises(ValueError, match="engine_settings"):
         AMClassifier(hidden_sizes=(4,), batch_size=8, seed=0).__setstate__(state)
+
+
+def test_the_backprop_engine_checks_its_numbers_and_saves_those_set_on_it(tmp_path: Path):
+    model = _learned(BackpropClassifier)
+    engine = model.engine
+    for name, bad in (("lr", float("nan")), ("lr", -1.0), ("momentum", 1.5), ("betas", (0.9, 1.0)), ("eps", 0.0)):
+        with pytest.raises(ValueError, match=name):
+            setattr(engine, name, bad)
+    with pytest.raises(ValueError, match="^optimizer is fixed by the first step"):
+        engine.optimizer = "sgd"
+    engine.lr, engine.betas = 0.05, [0.8, 0.99]
+    assert engine.betas == (0.8, 0.99)
+    copies = [BackpropClassifier.load(model.save(tmp_path / "m")), pickle.loads(pickle.dumps(model))]
+    assert all((c.engine.lr, c.engine.betas, c.lr) == (0.05, (0.8, 0.99), model.lr) for c in copies)
+    for m in (model, *copies):
+        m.learn_many(pd.DataFrame(ROWS[20:]), pd.Series([i % 2 for i in range(20)]))
+    probe = pd.DataFrame(ROWS[:5])
+    want = model.predict_proba_many(probe).to_numpy()
+    assert all(np.array_equal(c.predict_proba_many(probe).to_numpy(), want) for c in copies)

@@ -7,6 +7,7 @@ in ``__getstate__``; both rebuild the estimator from its parameters and then :fu
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -91,13 +92,18 @@ def restore(est: Any, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> No
 
 
 def _engine_settings(engine: Any, est: Any) -> dict[str, Any]:
-    """The hyperparameters set on ``engine`` apart from ``est``'s (``model.engine.memory_decay = 0.2``, as
-    :class:`~stream_am.drift.DriftAware` does): a load builds the engine from the estimator's and sets these."""
-    return {k: getattr(engine, k) for k in _settable(engine, est) if getattr(engine, k) != getattr(est, k)}
+    """The hyperparameters set on ``engine`` apart from how ``est`` builds it (``model.engine.memory_decay = 0.2``,
+    as :class:`~stream_am.drift.DriftAware` does): a load builds the engine from ``est`` and sets these again."""
+    built = {} if engine is None else _built_with(engine, est)
+    return {k: getattr(engine, k) for k in built if getattr(engine, k) != built[k]}
 
 
-def _settable(engine: Any, est: Any) -> list[str]:
-    return [k for k in HYPERPARAMETERS if engine is not None and hasattr(engine, k) and hasattr(est, k)]
+def _built_with(engine: Any, est: Any) -> dict[str, Any]:
+    """What ``est`` builds ``engine``'s settable numbers with: the estimator's own parameter of that name, else the
+    engine's default (an OnlineAM's :data:`HYPERPARAMETERS`, a BackpropLearner's ``SETTABLE``)."""
+    defaults = inspect.signature(type(engine)).parameters
+    return {k: getattr(est, k, defaults[k].default) for k in getattr(engine, "SETTABLE", HYPERPARAMETERS)
+            if hasattr(est, k) or k in defaults}
 
 
 def _engine(est: Any, shape: list[int], arrays: dict[str, np.ndarray], settings: Any = None) -> Any:
@@ -107,18 +113,22 @@ def _engine(est: Any, shape: list[int], arrays: dict[str, np.ndarray], settings:
     engine = est._make_engine(build_mlp(n_in, n_out, est.hidden_sizes, est.activation, 0))
     if not isinstance(settings, dict | None):
         raise ValueError(f"meta.engine_settings must be a dict of the engine's hyperparameters, got {settings!r:.80}")
-    if unknown := sorted(map(repr, set(settings or {}) - set(_settable(engine, est)))):
+    if unknown := sorted(map(repr, set(settings or {}) - set(_built_with(engine, est)))):
         raise ValueError(f"meta.engine_settings: {unknown[0]} is none of the engine's hyperparameters")
-    final = {k: getattr(engine, k) for k in _settable(engine, est)} | (settings or {})
+    final = {k: getattr(engine, k) for k in _built_with(engine, est)} | (settings or {})
     try:  # each in its range, and lambda_c with mu as they will be together (one at a time could refuse them)
         for k, v in (settings or {}).items():
-            check_hyperparameter(k, v)
+            if k in HYPERPARAMETERS:  # (an OnlineAM's; a BackpropLearner checks its own numbers as they are set)
+                check_hyperparameter(k, v)
         if {"lambda_c", "mu"} <= set(final):
             check_sparsity(final["lambda_c"], final["mu"])
+        for k, v in (settings or {}).items():  # the engine is not built yet: its first use reads them
+            if k in HYPERPARAMETERS:
+                object.__setattr__(engine, k, v)  # (checked together above)
+            else:
+                setattr(engine, k, v)
     except ValueError as err:
         raise ValueError(f"meta.engine_settings: {err}") from err
-    for k, v in (settings or {}).items():  # checked: the engine is not built yet, its first use reads them
-        object.__setattr__(engine, k, v)
     device = checks.resolve_device(est.device)  # restored state goes straight to the engine's device
     try:
         sd = {k[len("engine."):]: torch.from_numpy(np.array(v)).to(device) for k, v in arrays.items()
