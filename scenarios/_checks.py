@@ -42,8 +42,8 @@ def _hidden_problem(hidden: Any) -> str | None:
         return None
     if not isinstance(hidden, tuple) or not all(_is_int(w) for w in hidden):
         return f"must be None or a tuple of ints (the hidden layers' widths), got {_shown(hidden)}"
-    if not 1 <= len(hidden) <= MAX_LAYERS:
-        return f"must have 1 to {MAX_LAYERS} layers, got {len(hidden)}"
+    if len(hidden) > MAX_LAYERS:  # (none: the learners' linear models, as AMClassifier(hidden_sizes=()) takes)
+        return f"must have at most {MAX_LAYERS} layers, got {len(hidden)}"
     bad = [w for w in hidden if not 1 <= w <= MAX_HIDDEN]
     return f"widths must be in [1, {MAX_HIDDEN}], got {_shown(bad[0])}" if bad else None
 
@@ -124,8 +124,8 @@ def out_problem(out: Path, keep: bool = False) -> str | None:
         if taken:
             problem = (f"{str(out)!r}: {', '.join(f'{name} there is {kind}' for name, kind in taken)}, where a run "
                        "writes a regular file")
-    except OSError as err:
-        problem = f"{str(out)!r}: cannot create or write this directory ({err.strerror or err})"
+    except (OSError, ValueError) as err:  # (ValueError: a NUL character in the path)
+        problem = f"{str(out)!r}: cannot create or write this directory ({getattr(err, 'strerror', None) or err})"
     finally:
         if problem or not keep:
             arguments.remove_made(made)

@@ -191,13 +191,18 @@ def execute(scenario: Scenario, cfg: RunConfig) -> dict[str, Any]:
     The files an earlier run wrote there (:data:`~stream_am.scenarios._report.OUTPUTS`) are removed first, so that
     none is left beside this run's results (a plot or report of another scenario, or of other options). Before
     that, ``cfg`` is checked (:mod:`~stream_am.scenarios._checks`): a ``ValueError`` naming a field it cannot run
-    with, :class:`UnknownLearners` when the scenario has none of ``cfg.learners``, or one naming ``out`` when that
-    directory cannot be created and written, or an output name there is not a file; a refused run removes
-    nothing. The check creates ``cfg.out`` and keeps it, so that a path such as ``dir/new/..`` names the directory
-    the system resolves it to (``dir``) when the earlier run's files are removed.
+    with or a learner no scenario has, :class:`UnknownLearners` when the scenario has none of ``cfg.learners``, or
+    one naming ``out`` when that directory cannot be created and written, or an output name there is not a file;
+    a refused run removes nothing. The check creates ``cfg.out`` and keeps it, so that a path such as
+    ``dir/new/..`` names the directory the system resolves it to (``dir``) when the earlier run's files are removed.
     """
     _checks.check_config(cfg)
     cfg.pick(scenario.learners)
+    from stream_am.scenarios import REGISTRY  # (here: the registry imports this module)
+
+    known = {n for s in (scenario, *REGISTRY.values()) for n in s.learners}  # as the command line refuses it
+    if unknown := [n for n in cfg.learners or () if n not in known]:
+        raise ValueError(f"RunConfig.learners: unknown learner {unknown[0]!r} (no scenario has it)")
     problem = _checks.out_problem(cfg.out, keep=True)
     if problem:
         raise ValueError(f"RunConfig.out: {problem}")

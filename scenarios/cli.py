@@ -89,14 +89,14 @@ def _refusal(chosen: list[Scenario], configs: list[RunConfig]) -> tuple[str, str
     """The option ``run`` refuses and why, checked before anything runs, with the checks ``execute`` makes
     (:mod:`~stream_am.scenarios._checks`); the output directories last, since that check creates (and removes)
     them."""
+    wanted = configs[0].learners  # (names first: an empty one is an unknown learner, named with the known ones)
+    learners = None if wanted is None else _learners_problem(chosen, wanted)
+    if learners:
+        return "--learners", learners
     for cfg in configs:
         problem = _checks.config_problem(cfg)
         if problem:
             return _OPTIONS.get(problem[0], problem[0]), problem[1]
-    wanted = configs[0].learners
-    learners = None if wanted is None else _learners_problem(chosen, wanted)
-    if learners:
-        return "--learners", learners
     for cfg in configs:
         out = _checks.out_problem(cfg.out)
         if out:

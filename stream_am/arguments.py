@@ -78,8 +78,8 @@ def not_a_directory(path: Path) -> Path | None:
         try:
             if p.exists():
                 return None if p.is_dir() else p
-        except OSError:  # cannot be looked at (no search permission, a name too long): make_writable refuses it
-            return None
+        except (OSError, ValueError):  # cannot be looked at (no search permission, a name too long, a NUL
+            return None  # character): the caller's make_writable refuses it, with the reason
     return None
 
 
@@ -106,5 +106,5 @@ def remove_made(made: list[Path]) -> None:
     for path in sorted(made, key=lambda p: len(p.parts), reverse=True):
         try:
             path.rmdir()
-        except OSError:
+        except (OSError, ValueError):  # (not empty, gone, or a path no directory can have: a NUL character)
             pass

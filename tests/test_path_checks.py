@@ -37,3 +37,11 @@ def test_a_state_dir_or_socket_with_a_name_too_long_is_refused_naming_the_option
     uds = str(Path("/tmp") / f"{LONG}.sock")
     assert (preflight.path_problem(Settings(state_dir=str(tmp_path)), uds) or "").startswith(f"--uds {uds!r}: ")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_checkpoint_beyond_the_path_limit_is_refused_when_looked_for(tmp_path):
+    from stream_am.distributed.checkpoint import load_checkpoint
+
+    deep = tmp_path.joinpath(*["p" * 200] * 20)  # each name fits, the whole path with the file's name does not
+    with pytest.raises(ValueError, match="checkpoint.safetensors cannot be looked at"):
+        load_checkpoint(deep)

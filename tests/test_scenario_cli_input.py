@@ -209,7 +209,7 @@ def test_more_hidden_layers_than_the_distributed_jobs_are_refused(tmp_path, runs
 
     args = ["run", "digits", "--quick", "--out", str(tmp_path), "--hidden"]
     assert scenario_cli.main([*args, *["8"] * (MAX_LAYERS + 1)]) == 2
-    assert runs == [] and f"must have 1 to {MAX_LAYERS} layers, got {MAX_LAYERS + 1}" in _refused(capsys, "--hidden")
+    assert runs == [] and f"must have at most {MAX_LAYERS} layers, got {MAX_LAYERS + 1}" in _refused(capsys, "--hidden")
     assert scenario_cli.main([*args, *["8"] * MAX_LAYERS]) == 0 and runs[0][1].hidden == (8,) * MAX_LAYERS
 
 
@@ -235,3 +235,9 @@ def test_an_out_through_a_missing_directory_and_back_writes_in_the_directory(tmp
     assert scenario_cli.main(args) == 0
     assert json.loads((tmp_path / "results.json").read_text())["scenario"] == "digits"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["accuracy.png", "missing", "results.json", "results.md"]
+
+
+def test_an_empty_learner_name_is_an_unknown_learner_named_with_the_known_ones(tmp_path, capsys):
+    assert scenario_cli.main(["run", "digits", "--quick", "--out", str(tmp_path), "--learners", ""]) == 2
+    err = _refused(capsys, "--learners")
+    assert "unknown learner ''" in err and "AM-mem" in err

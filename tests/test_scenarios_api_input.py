@@ -45,7 +45,6 @@ BAD = [
     ("hidden", {"hidden": (0,)}),
     ("hidden", {"hidden": (MAX_HIDDEN + 1,)}),
     ("hidden", {"hidden": (8,) * (MAX_LAYERS + 1)}),
-    ("hidden", {"hidden": ()}),
     ("hidden", {"hidden": [16]}),
     ("hidden", {"hidden": (16.0,)}),
     ("hidden", {"hidden": (True,)}),
@@ -109,7 +108,7 @@ def test_an_out_that_cannot_hold_results_is_refused_and_nothing_is_left(fake, tm
 def test_the_limits_are_the_last_values_taken(fake, tmp_path):
     scenario, ran = fake
     cfg = RunConfig(out=tmp_path / "run", progress=False, seed=MAX_SEED, batch_size=_checks.MAX_BATCH_SIZE,
-                    hidden=(MAX_HIDDEN,) + (1,) * (MAX_LAYERS - 1), memory_decay=0, learners=["B", "nope"])
+                    hidden=(MAX_HIDDEN,) + (1,) * (MAX_LAYERS - 1), memory_decay=0, learners=["B", "AM-mem"])
     doc = execute(scenario, cfg)
     assert ran == [cfg] and list(doc["learners"]) == ["B"]
     assert json.loads((tmp_path / "run" / "results.json").read_text())["config"]["seed"] == MAX_SEED
@@ -137,3 +136,15 @@ def test_an_out_under_a_directory_without_search_permission_is_refused(fake, tmp
     finally:
         locked.chmod(0o700)
     assert ran == [] and list(locked.iterdir()) == []
+
+
+def test_no_hidden_layer_is_taken_and_a_misspelt_learner_is_not(fake, tmp_path):
+    scenario, ran = fake
+    execute(scenario, RunConfig(out=tmp_path / "linear", progress=False, hidden=()))  # the learners' linear models
+    assert ran[-1].hidden_sizes == ()
+    earlier = _earlier(tmp_path / "typo")
+    with pytest.raises(ValueError, match=r"^RunConfig\.learners: unknown learner 'Bx'"):
+        execute(scenario, RunConfig(out=tmp_path / "typo", progress=False, learners=("B", "Bx")))
+    with pytest.raises(ValueError, match=r"^RunConfig\.out: .*null"):
+        execute(scenario, RunConfig(out=tmp_path / "nul\x00x", progress=False))
+    assert len(ran) == 1 and earlier.read_text() == EARLIER

@@ -52,8 +52,11 @@ def load_checkpoint(directory: Path) -> tuple[dict[str, torch.Tensor], dict[str,
     from safetensors.torch import load_file
 
     path = directory / _STATE
-    if not path.exists():
-        return None
+    try:
+        if not path.exists():
+            return None
+    except OSError as exc:  # a parent without search permission, a name past the system's limit
+        raise ValueError(f"{path} cannot be looked at ({exc.strerror or exc})") from exc
     try:
         with safe_open(str(path), framework="pt") as handle:
             meta = json.loads((handle.metadata() or {}).get("job", "{}"))
