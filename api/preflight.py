@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 from stream_am.server.settings import Settings
 
-from stream_am.arguments import make_writable, not_a_directory, remove_made
+from stream_am.arguments import make_writable, not_a_directory, remove_made, unseen
 
 __all__ = ["bind_problem", "empty_settings", "make_dirs", "path_problem", "setting_name", "settings_errors"]
 
@@ -65,33 +65,23 @@ def settings_errors(err: ValidationError) -> list[str]:
     return lines
 
 
-def _unseen(path: Path) -> str | None:
-    """Why ``path`` cannot be looked at (a parent without search permission, a name over the file system's
-    limit: ``Path.exists`` raises for them); ``None`` when it can, whether or not it exists."""
-    try:
-        path.exists()
-    except OSError as err:
-        return err.strerror or str(err)
-    return None
-
-
 def path_problem(settings: Settings, uds: str | None) -> str | None:
     """Why ``--state-dir`` or ``--uds`` cannot be used, found before anything is created. uvicorn removes the
     ``--uds`` path when it stops, so an existing file that is not a socket is refused; the socket's directory
     must exist (unless it is the state directory, made before the server starts) and be writable."""
     state_dir = Path(settings.state_dir)
-    unseen = _unseen(state_dir)
-    if unseen:
-        return f"--state-dir {str(state_dir)!r}: cannot be looked at ({unseen})"
+    why = unseen(state_dir)
+    if why:
+        return f"--state-dir {str(state_dir)!r}: cannot be looked at ({why})"
     blocker = not_a_directory(state_dir)
     if blocker is not None:
         return f"--state-dir {str(state_dir)!r}: {str(blocker)!r} is not a directory"
     if uds is None:
         return None
     path = Path(uds)
-    unseen = _unseen(path)
-    if unseen:
-        return f"--uds {uds!r}: cannot be looked at ({unseen})"
+    why = unseen(path)
+    if why:
+        return f"--uds {uds!r}: cannot be looked at ({why})"
     if path.exists() and not stat.S_ISSOCK(path.stat().st_mode):
         return f"--uds {uds!r} exists and is not a socket (it would be removed when the server stops)"
     if len(os.fsencode(uds)) > _SUN_PATH:

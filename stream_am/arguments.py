@@ -22,7 +22,7 @@ from pathlib import Path
 from stream_am.checks import MAX_SEED
 
 __all__ = ["PROBE_NAME_LENGTH", "given", "given_path", "make_writable", "not_a_directory", "remove_made", "seed",
-           "whole"]
+           "unseen", "whole"]
 
 
 def whole(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -57,6 +57,16 @@ def given(text: str) -> str:
 def given_path(text: str) -> Path:
     """An argparse type: a path, not the empty one."""
     return Path(given(text))
+
+
+def unseen(path: Path) -> str | None:
+    """Why ``path`` cannot be looked at (a parent without search permission, a name over the file system's limit:
+    ``Path.exists`` raises for them); ``None`` when it can, whether or not it exists."""
+    try:
+        path.exists()
+    except OSError as err:
+        return err.strerror or str(err)
+    return None
 
 
 def not_a_directory(path: Path) -> Path | None:

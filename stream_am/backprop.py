@@ -25,6 +25,7 @@ __all__ = ["BackpropLearner", "sgd_update"]
 _LOSSES = ("cross_entropy", "mse")
 _OPTIMIZERS = ("adam", "sgd")
 _TINY = float(torch.finfo(torch.float32).tiny)  # the smallest normal float32
+_PARAMS = ("module", "optimizer", "loss", "lr", "momentum", "betas", "eps", "device", "seed")  # the constructor's
 
 
 def sgd_update(
@@ -111,11 +112,9 @@ class BackpropLearner:
     SETTABLE = ("lr", "momentum", "eps", "betas")
 
     def __setattr__(self, name: str, value: Any) -> None:
-        params = ("module", "optimizer", "loss", "device", "seed", *self.SETTABLE)
-        if name in params and "samples_seen" in self.__dict__:  # constructed: a new value, checked first
-            current = {k: self.__dict__[k] for k in params}
-            if name not in self.SETTABLE and self._state is not None and value is not current[name] and not (
-                    type(value) is type(current[name]) and value == current[name]):
+        if name in _PARAMS and "samples_seen" in self.__dict__:  # constructed: a new value, checked first
+            current = {k: self.__dict__[k] for k in _PARAMS}
+            if name not in self.SETTABLE and self._state is not None and not checks.same_value(value, current[name]):
                 raise ValueError(f"{name} is fixed by the first step (it is {current[name]!r:.60}, got {value!r:.60})")
             BackpropLearner(**{**current, name: value})  # every check of the constructor; nothing here changes
             value = (float(value[0]), float(value[1])) if name == "betas" else value

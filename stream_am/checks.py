@@ -77,6 +77,15 @@ def check_int(name: str, value: Any, low: int = 0, high: int | None = None) -> N
         raise ValueError(f"{name} must be an int {bounds}, got {value!r}")
 
 
+def same_value(a: Any, b: Any) -> bool:
+    """Whether setting ``b`` where ``a`` is would change nothing: the same object, or equal and of the same type
+    (``1`` is not ``1.0`` nor ``True``); a comparison without a truth value (arrays) is a change."""
+    try:
+        return a is b or (type(a) is type(b) and bool(a == b))
+    except (TypeError, ValueError, RuntimeError):
+        return False
+
+
 def is_finite_number(value: Any) -> bool:
     """Whether ``value`` is an int or float (not a bool) with a finite float value: an int too large for a float
     is not (``math.isfinite`` raises ``OverflowError`` on it)."""

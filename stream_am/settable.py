@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from stream_am.checks import same_value
 from stream_am.hyperparameters import HYPERPARAMETERS, check_hyperparameter, check_sparsity
 from stream_am.variants import check_network
 
@@ -50,7 +51,7 @@ def check_setting(learner: Any, name: str, value: Any) -> None:
 def _same(a: Any, b: Any) -> bool:
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         return [type(v) for v in a] == [type(v) for v in b] and list(a) == list(b)
-    return a is b or (type(a) is type(b) and isinstance(a, (str, int, float, bool)) and a == b)
+    return same_value(a, b)
 
 
 def _check_structural(learner: Any, name: str, value: Any) -> None:

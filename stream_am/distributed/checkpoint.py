@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from stream_am.arguments import unseen
+
 __all__ = ["FORMAT", "save_checkpoint", "load_checkpoint"]
 
 FORMAT = "stream_am.distributed/1"
@@ -52,11 +54,11 @@ def load_checkpoint(directory: Path) -> tuple[dict[str, torch.Tensor], dict[str,
     from safetensors.torch import load_file
 
     path = directory / _STATE
-    try:
-        if not path.exists():
-            return None
-    except OSError as exc:  # a parent without search permission, a name past the system's limit
-        raise ValueError(f"{path} cannot be looked at ({exc.strerror or exc})") from exc
+    why = unseen(path)
+    if why:
+        raise ValueError(f"{path} cannot be looked at ({why})")
+    if not path.exists():
+        return None
     try:
         with safe_open(str(path), framework="pt") as handle:
             meta = json.loads((handle.metadata() or {}).get("job", "{}"))

@@ -104,15 +104,15 @@ def _check_backend(backend: str) -> None:
 
 def _check_checkpoint_dir(directory: Path) -> None:
     """The directory, or its nearest existing parent, is a writable directory (nothing is created here)."""
-    try:
-        if directory.exists() and not directory.is_dir():
-            raise ValueError(f"--checkpoint-dir: {directory} exists and is not a directory")
-        blocker = not_a_directory(directory)
-        if blocker is not None:
-            raise ValueError(f"--checkpoint-dir: {directory} cannot be created: {blocker} is not a directory")
-        parent = next(p for p in (directory, *directory.parents) if p.exists())  # a directory: checked above
-    except OSError as exc:  # a parent without search permission, a name over the file system's limit
-        raise ValueError(f"--checkpoint-dir: {directory} cannot be looked at: {exc.strerror or exc}") from exc
+    why = arguments.unseen(directory)  # (then its parents can be looked at too)
+    if why:
+        raise ValueError(f"--checkpoint-dir: {directory} cannot be looked at: {why}")
+    if directory.exists() and not directory.is_dir():
+        raise ValueError(f"--checkpoint-dir: {directory} exists and is not a directory")
+    blocker = not_a_directory(directory)
+    if blocker is not None:
+        raise ValueError(f"--checkpoint-dir: {directory} cannot be created: {blocker} is not a directory")
+    parent = next(p for p in (directory, *directory.parents) if p.exists())  # a directory: checked above
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ValueError(f"--checkpoint-dir: {directory} cannot be written: {parent} is not writable")
 

@@ -33,6 +33,7 @@ __all__ = [
     "check_label",
     "check_label_types",
     "check_feature_names",
+    "native_names",
     "check_target",
     "dict_row",
     "frame_rows",
@@ -94,6 +95,16 @@ def check_label(y: Any, field: str = "y", row: int | None = None) -> Hashable:
     return y
 
 
+def native_names(names: list[Any], field: str) -> list[Any]:
+    """``names`` checked (:func:`check_feature_names`), a numpy name (``np.str_("a")``) as the Python value it
+    equals (savable as JSON); as given when every one is a ``str`` or an ``int`` (the common case: one pass)."""
+    if all(type(name) in (str, int) for name in names):
+        return names
+    names = [native(name) for name in names]
+    check_feature_names(names, field)
+    return names
+
+
 def check_feature_names(names: list[Any], field: str) -> None:
     """Feature names must find themselves again: a name unequal to itself (NaN) would be a new feature each time."""
     for name in names:
@@ -130,8 +141,7 @@ def dict_row(x: Any, limit: float = MAX_MAGNITUDE) -> tuple[list[Hashable], np.n
     """Keys and float64 values (shape ``1 x k``) of a feature dict ``x``; values beyond ``limit`` are refused."""
     if not isinstance(x, dict):
         raise InputError(f"x must be a dict of feature -> number, got {type(x).__name__}", "x")
-    keys = [native(k) for k in x]  # a numpy name (np.str_("a")) as the Python one it equals: savable as JSON
-    check_feature_names(keys, "x")
+    keys = native_names(list(x), "x")
     values = list(x.values())
     if all(type(v) in _PLAIN for v in values):  # fast path; the checks below name any offender
         try:
@@ -152,8 +162,7 @@ def frame_rows(X: Any, name: str = "X", limit: float = MAX_MAGNITUDE) -> tuple[l
     """
     if not isinstance(X, pd.DataFrame):
         raise InputError(f"{name} must be a pandas DataFrame, got {type(X).__name__}", name)
-    cols = [native(c) for c in X.columns]
-    check_feature_names(cols, name)
+    cols = native_names(list(X.columns), name)
     if len(set(cols)) != len(cols):
         raise InputError(f"{name} has duplicate columns: {cols!r}", name)
     objects = []  # columns of Python values (pandas' dtype for bools beside missing cells, or ints past 2**63)

@@ -15,14 +15,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from stream_am.checks import same_value
+
 __all__ = ["ANY_TIME", "CheckedParameters"]
-
-
-def _same(a: Any, b: Any) -> bool:
-    try:
-        return a is b or (type(a) is type(b) and bool(a == b))
-    except (TypeError, ValueError, RuntimeError):  # (an array's elementwise comparison has no truth value)
-        return False
 
 
 #: parameters that may change after learning: ``epochs`` is read by ``fit``, which forgets everything first
@@ -58,7 +53,7 @@ class CheckedParameters:
 
     def _check_new_parameter(self, name: str, value: Any, where: str = "") -> None:
         params = self._get_params()  # type: ignore[attr-defined]  # (river's: the constructor's arguments)
-        if name not in params or _same(value, params[name]):
+        if name not in params or same_value(value, params[name]):
             return
         if self._learned() and name not in ANY_TIME:
             raise ValueError(f"{where}{name} cannot change once the model has learned (it is {params[name]!r:.60}, "

@@ -113,9 +113,10 @@ def _engine(est: Any, shape: list[int], arrays: dict[str, np.ndarray], settings:
     engine = est._make_engine(build_mlp(n_in, n_out, est.hidden_sizes, est.activation, 0))
     if not isinstance(settings, dict | None):
         raise ValueError(f"meta.engine_settings must be a dict of the engine's hyperparameters, got {settings!r:.80}")
-    if unknown := sorted(map(repr, set(settings or {}) - set(_built_with(engine, est)))):
+    settable = _built_with(engine, est)
+    if unknown := sorted(map(repr, set(settings or {}) - set(settable))):
         raise ValueError(f"meta.engine_settings: {unknown[0]} is none of the engine's hyperparameters")
-    final = {k: getattr(engine, k) for k in _built_with(engine, est)} | (settings or {})
+    final = {k: getattr(engine, k) for k in settable} | (settings or {})
     try:  # each in its range, and lambda_c with mu as they will be together (one at a time could refuse them)
         for k, v in (settings or {}).items():
             if k in HYPERPARAMETERS:  # (an OnlineAM's; a BackpropLearner checks its own numbers as they are set)
