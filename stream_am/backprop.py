@@ -112,6 +112,7 @@ class BackpropLearner:
     SETTABLE = ("lr", "momentum", "eps", "betas")
 
     def __setattr__(self, name: str, value: Any) -> None:
+        value = checks.native(value) if name in _PARAMS else value  # (numpy's numbers held as Python's)
         if name in _PARAMS and "samples_seen" in self.__dict__:  # constructed: a new value, checked first
             current = {k: self.__dict__[k] for k in _PARAMS}
             if name not in self.SETTABLE and self._state is not None and not checks.same_value(value, current[name]):

@@ -9,8 +9,12 @@ from typing import Any
 
 import torch
 
+from stream_am.scalars import is_finite_number, is_int, native
+
 __all__ = [
     "InputError",
+    "is_int",
+    "native",
     "MAX_SEED",
     "MAX_VALUE",
     "MAX_COUNT",
@@ -72,28 +76,19 @@ def check_seed(value: Any, name: str = "seed") -> None:
 
 
 def check_int(name: str, value: Any, low: int = 0, high: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+    if not is_int(value) or value < low or (high is not None and value > high):
         bounds = f">= {low}" if high is None else f"in [{low}, {high}]"
         raise ValueError(f"{name} must be an int {bounds}, got {value!r}")
 
 
 def same_value(a: Any, b: Any) -> bool:
     """Whether setting ``b`` where ``a`` is would change nothing: the same object, or equal and of the same type
-    (``1`` is not ``1.0`` nor ``True``); a comparison without a truth value (arrays) is a change."""
+    (``1`` is not ``1.0`` nor ``True``; numpy's scalars as Python's, :func:`native`); a comparison without a truth
+    value (arrays) is a change."""
+    a, b = native(a), native(b)
     try:
         return a is b or (type(a) is type(b) and bool(a == b))
     except (TypeError, ValueError, RuntimeError):
-        return False
-
-
-def is_finite_number(value: Any) -> bool:
-    """Whether ``value`` is an int or float (not a bool) with a finite float value: an int too large for a float
-    is not (``math.isfinite`` raises ``OverflowError`` on it)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:
         return False
 
 

@@ -285,9 +285,11 @@ class LearnerState:
         """Scale the weight of everything the memories remember by ``factor`` in ``(0, 1]``."""
         checks.check_float("factor", factor, 0.0, 1.0, low_inclusive=False, high_inclusive=True)
         for updater in self._updaters if self._built else []:
-            updater.forget(factor)
+            updater.forget(float(factor))
 
     def __setattr__(self, name: str, value: Any) -> None:
+        if name in HYPERPARAMETERS or name == "seed":  # numpy's numbers held as Python's (checks.native)
+            value = checks.native(value)
         if "_built" in self.__dict__:  # set after construction: checked as given (stream_am.settable)
             check_setting(self, name, value)
         if name in HYPERPARAMETERS and self.__dict__.get("_built"):  # the built step reads it from here on

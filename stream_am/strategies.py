@@ -185,7 +185,7 @@ class EWCClassifier(base.MiniBatchClassifier):
         # the estimators' network builder: same layers and initialisation as the baselines for one seed
         self._net = build_mlp(len(features), 1, self.hidden_sizes, self.activation, self.seed)
         self._features = features
-        self._opt = torch.optim.Adam(self._net.parameters(), lr=self.lr)
+        self._opt = torch.optim.Adam(self._net.parameters(), lr=checks.native(self.lr))
         self._zeros()
         self._n_window = 0
 
@@ -252,7 +252,7 @@ class EWCClassifier(base.MiniBatchClassifier):
         loss = nn.functional.cross_entropy(self._net(x), t)
         if self.ewc_lambda > 0 and self.n_consolidations_:
             triples = zip(self._fisher, self._net.parameters(), self._anchor, strict=True)
-            loss = loss + 0.5 * self.ewc_lambda * sum((f * (p - a) ** 2).sum() for f, p, a in triples)
+            loss = loss + 0.5 * checks.native(self.ewc_lambda) * sum((f * (p - a) ** 2).sum() for f, p, a in triples)
         self._opt.zero_grad()
         loss.backward()
         self._opt.step()
@@ -271,7 +271,7 @@ class EWCClassifier(base.MiniBatchClassifier):
         self._n_window += len(t)
         if self._n_window >= self.consolidate_every:
             pairs = zip(self._fisher, self._window, strict=True)
-            self._fisher = [self.fisher_decay * f + w / self._n_window for f, w in pairs]
+            self._fisher = [checks.native(self.fisher_decay) * f + w / self._n_window for f, w in pairs]
             self._window = [torch.zeros_like(w) for w in self._window]
             self._anchor = [p.detach().clone() for p in self._net.parameters()]
             self._n_window = 0

@@ -53,7 +53,7 @@ class _AMMixin:
         changes nothing."""
         checks.check_float("factor", factor, 0.0, 1.0, low_inclusive=False, high_inclusive=True)
         for part in self._engines():
-            part.forget(factor)
+            part.forget(float(factor))
 
     def _check_am_params(self) -> None:
         check_am_params(self, self._loss, n_codes=len(self.hidden_sizes))
@@ -206,7 +206,8 @@ class AMClassifier(_AMMixin, SklearnClassifier, StreamClassifier):
         return self._keeps_companion(engine) and n_inputs <= QUADRATIC_MAX_FEATURES
 
     def _make_companions(self, engine: Any) -> tuple[LinearCompanion | None, LinearCompanion | None]:
-        n, k, decay, ridge = engine.n_inputs, engine.n_outputs, self.memory_decay, self.ridge
+        n, k = engine.n_inputs, engine.n_outputs
+        decay, ridge = float(self.memory_decay), float(self.ridge)  # (numpy's float32 would age in float32)
         linear = LinearCompanion(n, k, decay, ridge) if self._keeps_companion(engine) else None
         keeps = self._keeps_quadratic(engine, n)
         return linear, quadratic(n, k, decay, ridge) if keeps else None

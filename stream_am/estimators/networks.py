@@ -33,9 +33,7 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 
 def check_hidden_sizes(hidden_sizes: Any) -> None:
     """``hidden_sizes`` must be a tuple of positive ints (``()`` is a linear model)."""
-    if not isinstance(hidden_sizes, tuple) or any(
-        isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden_sizes
-    ):
+    if not isinstance(hidden_sizes, tuple) or any(not checks.is_int(h) or h < 1 for h in hidden_sizes):
         raise ValueError(f"hidden_sizes must be a tuple of positive ints, got {hidden_sizes!r}")
 
 
@@ -96,13 +94,14 @@ def build_mlp(
     -0.004
     """
     for name, value in (("n_inputs", n_inputs), ("n_outputs", n_outputs)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        if not checks.is_int(value) or value < 0:
             raise ValueError(f"{name} must be a non-negative int, got {value!r}")
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
     sizes = tuple(hidden_sizes)
-    if any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in sizes):
+    if any(not checks.is_int(h) or h < 1 for h in sizes):
         raise ValueError(f"hidden_sizes must be a tuple of positive ints, got {hidden_sizes!r}")
+    n_inputs, n_outputs, sizes = checks.native((n_inputs, n_outputs, sizes))
     generator = torch.Generator().manual_seed(int(seed))
     layers: list[nn.Module] = []
     width = n_inputs

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from stream_am import checks
+
 __all__ = ["save", "load", "register", "FORMAT"]
 
 FORMAT = "stream_am.estimator/1"
@@ -89,7 +91,8 @@ def save(estimator: Any, path: str | Path) -> Path:
     config = {
         "format": FORMAT,
         "class": type(estimator).__name__,
-        "params": {k: _encode(v, f"parameter {k}") for k, v in estimator._get_params().items()},
+        # (numpy's numbers as Python's: a parameter from a grid of numpy.arange loads back as the same number)
+        "params": {k: _encode(checks.native(v), f"parameter {k}") for k, v in estimator._get_params().items()},
         "meta": meta,
     }
     directory = Path(path)

@@ -102,7 +102,7 @@ def _built_with(engine: Any, est: Any) -> dict[str, Any]:
     """What ``est`` builds ``engine``'s settable numbers with: the estimator's own parameter of that name, else the
     engine's default (an OnlineAM's :data:`HYPERPARAMETERS`, a BackpropLearner's ``SETTABLE``)."""
     defaults = inspect.signature(type(engine)).parameters
-    return {k: getattr(est, k, defaults[k].default) for k in getattr(engine, "SETTABLE", HYPERPARAMETERS)
+    return {k: checks.native(getattr(est, k, defaults[k].default)) for k in getattr(engine, "SETTABLE", HYPERPARAMETERS)
             if hasattr(est, k) or k in defaults}
 
 
