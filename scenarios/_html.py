@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from stream_am.scenarios._atomic import write_atomic
 
 __all__ = ["STYLES", "write_html"]
 
@@ -147,4 +148,4 @@ def write_html(
                  _matrices(matrices)]
     page = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{_e(doc["scenario"])} · '
             f"stream_am scenario</title><style>{_CSS}</style></head><body>{''.join(body)}</body></html>\n")
-    path.write_text(page, encoding="utf-8")
+    write_atomic(path, page)

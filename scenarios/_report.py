@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from stream_am.scenarios._atomic import temp_path, write_atomic, write_figure
 from stream_am.scenarios._html import STYLES
 
 __all__ = ["OUTPUTS", "clear_outputs", "temp_path", "write_results", "plot_curves", "plot_matrices"]
@@ -57,26 +56,6 @@ def clear_outputs(out: Path) -> None:
             path.unlink(missing_ok=True)
 
 
-def temp_path(path: Path) -> Path:
-    """The temporary file ``path`` is written through, beside it: ``.<name>.<32 hex digits>.tmp`` (a directory the
-    check of ``--out`` accepts has room for it: :data:`~stream_am.arguments.PROBE_NAME_LENGTH`)."""
-    return path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` through a temporary file in the same directory, then ``os.replace``:
-    a reader, or a run cut short, finds the old file or the new one, never part of one."""
-    tmp = temp_path(path)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # (the umask applies, as to any new file)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def write_results(
     out: Path, scenario: str, config: dict[str, Any], learners: dict[str, dict[str, Any]], description: str = ""
 ) -> dict[str, Any]:
@@ -87,7 +66,7 @@ def write_results(
     """
     out.mkdir(parents=True, exist_ok=True)
     doc = _clean({"scenario": scenario, "config": config, "learners": learners})
-    _write_atomic(out / "results.json", json.dumps(doc, indent=2) + "\n")
+    write_atomic(out / "results.json", json.dumps(doc, indent=2) + "\n")
     columns: list[str] = []
     for metrics in doc["learners"].values():
         for k, v in metrics.items():
@@ -100,7 +79,7 @@ def write_results(
     lines += ["| learner | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for name, metrics in doc["learners"].items():
         lines.append(f"| {name} | " + " | ".join(_fmt(metrics.get(c)) for c in columns) + " |")
-    _write_atomic(out / "results.md", "\n".join(lines) + "\n")
+    write_atomic(out / "results.md", "\n".join(lines) + "\n")
     return doc
 
 
@@ -141,7 +120,7 @@ def plot_curves(
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    write_figure(fig, path, dpi=110, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -167,5 +146,5 @@ def plot_matrices(path: Path, matrices: Mapping[str, np.ndarray], title: str = "
         ax.axis("off")
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    write_figure(fig, path, dpi=110)
     plt.close(fig)

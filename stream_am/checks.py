@@ -76,7 +76,7 @@ def check_seed(value: Any, name: str = "seed") -> None:
 
 
 def check_int(name: str, value: Any, low: int = 0, high: int | None = None) -> None:
-    if not is_int(value) or value < low or (high is not None and value > high):
+    if not is_int(value) or native(value) < low or (high is not None and native(value) > high):
         bounds = f">= {low}" if high is None else f"in [{low}, {high}]"
         raise ValueError(f"{name} must be an int {bounds}, got {value!r}")
 
@@ -95,10 +95,10 @@ def same_value(a: Any, b: Any) -> bool:
 def check_float(
     name: str, value: Any, low: float, high: float, low_inclusive: bool = True, high_inclusive: bool = False
 ) -> None:
-    ok = is_finite_number(value)
+    ok, x = is_finite_number(value), native(value)  # (compared as Python's number: what learns from it)
     if ok:
-        ok = (value >= low if low_inclusive else value > low) and (
-            high == math.inf or (value <= high if high_inclusive else value < high)
+        ok = (x >= low if low_inclusive else x > low) and (
+            high == math.inf or (x <= high if high_inclusive else x < high)
         )
     if not ok:
         lo, hi = "[" if low_inclusive else "(", "]" if high_inclusive else ")"

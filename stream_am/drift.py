@@ -173,7 +173,7 @@ class DriftAware(ClassifierWrapper):
         if self.domain_shift is None or novelty is None:
             return False
         score = novelty(records_frame([*self._recent, *rows][-RECENT:]))
-        return score is not None and score >= self.domain_shift
+        return score is not None and score >= float(self.domain_shift)  # (numpy's float32 compares in float32)
 
     def _run(self, samples: list[tuple[dict, Any]], losses_of: Callable[[int, int], list[float]],
              learn: Callable[[], None]) -> None:
@@ -238,7 +238,7 @@ class DriftAware(ClassifierWrapper):
             if self._saved_decay is None:
                 self._saved_decay = engine.memory_decay
             engine.memory_decay = self.boost_decay
-            self._boost_left = self.boost_samples
+            self._boost_left = int(self.boost_samples)  # (numpy's unsigned would wrap below 0)
 
     def _defers(self) -> bool:  # whether learn_one may score samples later, together (the stream classifiers)
         return isinstance(self.classifier, StreamClassifier)

@@ -97,7 +97,7 @@ def rolling_accuracy(correct: np.ndarray, window: int) -> np.ndarray:
     checks.check_int("window", window, low=1)
     c = np.concatenate([[0.0], np.cumsum(_outcomes(correct))])
     t = np.arange(1, len(c))
-    lo = np.maximum(0, t - window)
+    lo = np.maximum(0, t - int(window))  # (Python's int: numpy's unsigned or narrow ones wrap in their own type)
     return (c[t] - c[lo]) / (t - lo)
 
 
@@ -122,7 +122,7 @@ class PrequentialResult:
         """Rolling accuracy sampled at about ``n_points`` evenly spaced sample counts."""
         checks.check_int("n_points", n_points, low=0)
         acc = rolling_accuracy(self.correct, window)
-        idx = np.unique(np.linspace(0, len(acc) - 1, min(n_points, len(acc))).astype(int))
+        idx = np.unique(np.linspace(0, len(acc) - 1, min(int(n_points), len(acc))).astype(int))
         return idx + 1, acc[idx]
 
 
@@ -160,7 +160,7 @@ class Prequential:
     ) -> None:
         checks.check_int("batch_size", batch_size, low=1)
         self.model = model
-        self.batch_size = batch_size
+        self.batch_size = int(batch_size)
         self.metrics = dict(metrics or {})
         self._accuracy = river_metrics.Accuracy()
         self.on_batch = on_batch
@@ -192,7 +192,7 @@ class Prequential:
         """Consume ``stream`` (at most ``n`` samples) in mini-batches; returns ``self``."""
         if n is not None:
             checks.check_int("n", n)
-        it = iter(stream) if n is None else itertools.islice(stream, n)
+        it = iter(stream) if n is None else itertools.islice(stream, int(n))
         while True:
             chunk = list(itertools.islice(it, self.batch_size))
             if not chunk:
@@ -283,10 +283,11 @@ def drift_recovery(
     """
     checks.check_int("window", window, low=1)
     checks.check_float("tol", tol, 0.0, math.inf)  # (a negative one may never be reached)
+    window, tol = int(window), float(tol)  # (numpy's unsigned or narrow ints would wrap in their own type)
     correct = _outcomes(correct)
     for i, p in enumerate(points):  # (numpy integers too: drift points often come from an array)
-        checks.check_int(f"points[{i}]", int(p) if isinstance(p, np.integer) else p)
-    bounds = list(points) + [len(correct)]
+        checks.check_int(f"points[{i}]", p)
+    bounds = [int(p) for p in points] + [len(correct)]
     out = []
     for p, end in zip(bounds[:-1], bounds[1:], strict=True):
         if p < window or end - p < 2 * window:

@@ -78,7 +78,7 @@ def check_hyperparameters(obj: Any) -> None:
 
 def check_sparsity(lambda_c: float, mu: float) -> None:
     """``ValueError`` naming ``lambda_c`` when ``lambda_c / mu`` (both in range) exceeds :data:`MAX_SPARSITY`."""
-    if lambda_c > 0 and lambda_c / mu > MAX_SPARSITY:
+    if checks.native(lambda_c) > 0 and checks.native(lambda_c) / checks.native(mu) > MAX_SPARSITY:
         raise ValueError(f"lambda_c must be at most {MAX_SPARSITY:g} * mu (the codes' L1 weight lambda_c / mu must "
                          f"fit float32), got lambda_c={lambda_c!r} with mu={mu!r}")
 

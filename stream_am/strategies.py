@@ -110,7 +110,7 @@ class ReplayClassifier(ClassifierWrapper):
         # the draws are made on a copy, kept only once the classifier has learnt: a refusal changes nothing
         rng = np.random.default_rng(self.seed) if self._rng is None else copy.deepcopy(self._rng)
         new = list(zip(records, labels, strict=True))
-        k = min(len(self.buffer_), int(round(self.replay_ratio * len(new))))
+        k = int(round(min(float(self.replay_ratio) * len(new), len(self.buffer_))))  # (Python's float; inf fits)
         picks: list[int] = rng.choice(len(self.buffer_), size=k, replace=False).tolist() if k else []
         rows = new + [self.buffer_[i] for i in picks]
         xs, ys = zip(*rows, strict=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import pickle
 
 import numpy as np
 import pandas as pd
@@ -13,8 +14,11 @@ from river import drift
 from sklearn.model_selection import GridSearchCV
 
 from stream_am import AMClassifier, AMRegressor, OnlineAM, checks
+from stream_am.backprop import BackpropLearner
 from stream_am.drift import DriftAware
 from stream_am.estimators import build_mlp
+from stream_am.evaluate import PrequentialResult, drift_recovery, rolling_accuracy
+from stream_am.strategies import ReplayClassifier
 from tests.discovery import cases, estimator_classes, stream_estimator_classes
 
 RNG = np.random.default_rng(0)
@@ -64,8 +68,12 @@ def test_numpy_parameters_learn_as_their_python_numbers_bit_for_bit(case, cls, p
     loaded = type(model).load(model.save(tmp_path / "m"))
     assert loaded.get_params() == {k: checks.native(v) for k, v in given.items()}
     np.testing.assert_array_equal(_answers(loaded), _answers(model))
-    model.learn_many(X, _target(model))  # the same values set again, as numpy's or Python's, change nothing
-    for name, value in given.items():
+    copies = [pickle.loads(pickle.dumps(m)) for m in (model, reference)]  # (a pickle keeps them as given)
+    for m in (model, *copies):  # (past a block of the companions: they learn from the parameters too)
+        for _ in range(3):
+            m.learn_many(X, _target(m))
+    np.testing.assert_array_equal(_answers(copies[0]), _answers(copies[1]))
+    for name, value in given.items():  # the same values set again, as numpy's or Python's, change nothing
         setattr(model, name, value)
         setattr(model, name, checks.native(value))
 
@@ -96,7 +104,15 @@ def test_the_engine_holds_numpy_numbers_as_python_numbers():
                                            ({"hidden_sizes": (np.int64(0),)}, "hidden_sizes"),
                                            ({"memory_decay": np.float32(1.5)}, "memory_decay"),
                                            ({"memory_decay": np.longdouble("1e4000")}, "memory_decay"),
-                                           ({"seed": np.uint64(2**64 - 1)}, "seed")])
+                                           ({"seed": np.uint64(2**64 - 1)}, "seed"),
+                                           ({"batch_size": np.timedelta64(16)}, "batch_size"),
+                                           ({"hidden_sizes": (np.timedelta64(4),)}, "hidden_sizes"),
+                                           ({"memory_decay": np.timedelta64(0)}, "memory_decay"),
+                                           # in range in its own type, not as the Python float that learns
+                                           ({"memory_decay": np.longdouble(1) - np.longdouble(2) ** -60},
+                                            "memory_decay"),
+                                           ({"lambda_c": np.float32(950463.75), "mu": np.float32(9.504637e-33)},
+                                            "lambda_c")])
 def test_numpy_numbers_out_of_range_are_refused_naming_the_field(kw, field):
     with pytest.raises(ValueError, match=f"^{field} must"):
         AMClassifier(**kw)
@@ -133,3 +149,54 @@ def test_the_wrappers_take_numpy_parameters_as_their_python_numbers(case, cls, p
         for x, y in zip(rows, LABELS, strict=True):
             m.learn_one(x, y)
     assert [model.predict_proba_one(x) for x in rows[:8]] == [reference.predict_proba_one(x) for x in rows[:8]]
+
+
+def test_a_half_precision_eps_of_zero_is_refused_as_zero_is():
+    with pytest.raises(ValueError, match="^eps must"):
+        BackpropLearner(build_mlp(3, 2, (4,), seed=0), eps=np.float16(1e-8))  # (0 in float32)
+
+
+def test_an_unsigned_boost_ends():
+    model = DriftAware(AMClassifier(hidden_sizes=(4,), batch_size=8, seed=0), drift.ADWIN(), boost_decay=0.2,
+                       boost_samples=np.uint8(50), domain_shift=None)
+    rng = np.random.default_rng(1)
+    for i, x in enumerate(rng.normal(size=(2000, 2))):
+        model.learn_one({"a": x[0], "b": x[1]}, int((x[0] > 0) != (i >= 600)))
+    assert model.drifts_ and model.classifier.engine.memory_decay == model.classifier.memory_decay
+
+
+def test_replay_draws_as_many_rows_with_a_float32_ratio_and_takes_a_huge_one():
+    learned = []
+    for ratio in (np.float32(0.1), float(np.float32(0.1)), 1e308):
+        inner = AMClassifier(hidden_sizes=(4,), batch_size=16, seed=0)
+        model = ReplayClassifier(inner, buffer_size=50, replay_ratio=ratio, batch_size=5)
+        for x, y in zip(X.to_dict("records") * 2, list(LABELS) * 2, strict=True):
+            model.learn_one(x, y)
+        learned.append(inner.n_steps * 16 + inner.n_buffered)  # (rows the classifier learned)
+    assert learned[0] == learned[1] < learned[2]
+
+
+def test_the_evaluation_helpers_take_numpy_ints():
+    correct = np.tile([1, 0, 1, 1], 250).astype(bool)
+    np.testing.assert_array_equal(rolling_accuracy(correct, np.uint64(2)), rolling_accuracy(correct, 2))
+    assert drift_recovery(correct, [np.uint16(400)], window=np.uint8(150)) == drift_recovery(correct, [400], window=150)
+    with pytest.raises(ValueError, match="needs 150 samples before and 300 after"):
+        drift_recovery(np.ones(300, bool), [200], window=np.uint8(150))
+    result = PrequentialResult(correct=correct, metrics={}, seconds=0.0)
+    assert [a.tolist() for a in result.curve(np.uint64(50), np.uint8(10))] == [a.tolist() for a in result.curve(50, 10)]
+
+
+def test_an_equal_numpy_string_is_no_change_after_learning():
+    model = AMClassifier(hidden_sizes=(4,), batch_size=8, seed=0)
+    model.learn_many(X, LABELS)
+    model.memory_clock = np.str_("class")
+    model.engine.memory_clock = np.str_("class")
+    with pytest.raises(ValueError, match="^memory_clock"):
+        model.memory_clock = np.str_("sample")
+
+
+def test_build_mlp_checks_its_seed():
+    for seed in (np.bool_(True), np.float32(1.0), -1, "5"):
+        with pytest.raises(ValueError, match="^seed must"):
+            build_mlp(3, 2, (4,), seed=seed)
+    assert build_mlp(3, 2, (4,), seed=np.uint8(7))[0].weight.equal(build_mlp(3, 2, (4,), seed=7)[0].weight)

@@ -7,9 +7,10 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import stream_am.scenarios.cli as scenario_cli
-from stream_am.scenarios import _report
+from stream_am.scenarios import _html, _report
 from stream_am.scenarios._common import RunConfig
 
 from stream_am import scenarios
@@ -166,6 +167,33 @@ def test_results_are_written_atomically(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="No space"):
         _report.write_results(tmp_path, "s", {"seed": 1}, {"B": {"accuracy": 0.7}})
     assert {p.name: p.read_text() for p in tmp_path.iterdir()} == before  # the old results, and no temporary file
+
+
+@pytest.mark.parametrize("write", ["curves", "matrices", "html"])
+def test_plots_and_the_report_are_written_whole_or_not_at_all(tmp_path, monkeypatch, write):
+    name = {"curves": "curves.png", "matrices": "matrices.png", "html": "report.html"}[write]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_text("keep")
+    (tmp_path / name).symlink_to(elsewhere)
+    doc = {"scenario": "s", "config": {"seed": 0}, "learners": {"A": {"accuracy": 0.5}}}
+
+    def run():
+        if write == "curves":
+            _report.plot_curves(tmp_path / name, {"A": (np.arange(1, 5), np.full(4, 0.5))}, [], "t")
+        elif write == "matrices":
+            _report.plot_matrices(tmp_path / name, {"A": np.eye(2)}, "t")
+        else:
+            _html.write_html(tmp_path / name, doc, "d", {"A": (np.arange(1, 5), np.full(4, 0.5))})
+
+    run()
+    assert elsewhere.read_text() == "keep" and not (tmp_path / name).is_symlink()  # replaced, not written through
+    signature = b"<!doctype" if write == "html" else b"\x89PNG"
+    assert (tmp_path / name).read_bytes().startswith(signature)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    monkeypatch.setattr(os, "replace", lambda src, dst: (_ for _ in ()).throw(OSError(28, "No space left")))
+    with pytest.raises(OSError, match="No space"):
+        run()
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # the old file, and no temporary one
 
 
 def test_an_out_with_a_name_over_the_file_systems_limit_is_refused_not_a_traceback(tmp_path, runs, capsys,

@@ -206,11 +206,15 @@ class AMClassifier(_AMMixin, SklearnClassifier, StreamClassifier):
         return self._keeps_companion(engine) and n_inputs <= QUADRATIC_MAX_FEATURES
 
     def _make_companions(self, engine: Any) -> tuple[LinearCompanion | None, LinearCompanion | None]:
-        n, k = engine.n_inputs, engine.n_outputs
-        decay, ridge = float(self.memory_decay), float(self.ridge)  # (numpy's float32 would age in float32)
+        (n, k), (decay, ridge) = (engine.n_inputs, engine.n_outputs), self._companion_numbers()
         linear = LinearCompanion(n, k, decay, ridge) if self._keeps_companion(engine) else None
         keeps = self._keeps_quadratic(engine, n)
         return linear, quadratic(n, k, decay, ridge) if keeps else None
+
+    def _companion_numbers(self) -> tuple[float, float]:
+        """The companions' ``memory_decay`` and ``ridge``: the parameters' Python numbers (numpy's float32 would
+        age and solve in float32)."""
+        return float(self.memory_decay), float(self.ridge)
 
     @classmethod
     def _unit_test_params(cls) -> Any:

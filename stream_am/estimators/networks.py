@@ -102,6 +102,7 @@ def build_mlp(
     if any(not checks.is_int(h) or h < 1 for h in sizes):
         raise ValueError(f"hidden_sizes must be a tuple of positive ints, got {hidden_sizes!r}")
     n_inputs, n_outputs, sizes = checks.native((n_inputs, n_outputs, sizes))
+    checks.check_seed(seed)
     generator = torch.Generator().manual_seed(int(seed))
     layers: list[nn.Module] = []
     width = n_inputs

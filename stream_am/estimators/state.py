@@ -152,7 +152,7 @@ def _companion(est: Any, meta: dict[str, Any], arrays: dict[str, np.ndarray], en
         return None
     n_features, n_classes = meta["engine"]
     saved = check_companion(meta["companion"], arrays, n_features, n_classes, int(meta["n_learned"]))
-    return LinearCompanion(n_features, n_classes, est.memory_decay, est.ridge, **saved)
+    return LinearCompanion(n_features, n_classes, *est._companion_numbers(), **saved)
 
 
 def _quadratic(est: Any, meta: dict[str, Any], arrays: dict[str, np.ndarray], engine: Any) -> LinearCompanion | None:
@@ -167,7 +167,7 @@ def _quadratic(est: Any, meta: dict[str, Any], arrays: dict[str, np.ndarray], en
                          f"{QUADRATIC_MAX_FEATURES} inputs)")
     saved = check_companion(meta["quadratic"], arrays, n_features, n_classes, int(meta["n_learned"]), "quadratic",
                             QUADRATIC)
-    return quadratic(n_features, n_classes, est.memory_decay, est.ridge, **saved)
+    return quadratic(n_features, n_classes, *est._companion_numbers(), **saved)
 
 
 class Persistent:
