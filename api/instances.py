@@ -68,6 +68,10 @@ def predict_rows(body: PredictRequest, settings: Settings) -> list[Row]:
     """The rows of a predict request, every field checked (``ids`` too) before anything is done with them."""
     check_batch(len(body.instances), settings.max_batch)
     rows = to_rows(body.instances)
+    names = len(set().union(*rows))  # (a table of rows by every name is built to answer them: bounded here)
+    if names > settings.max_features:
+        raise _field_error("instances", f"the instances name {names} distinct features, more than max_features="
+                           f"{settings.max_features} (no model here knows more)")
     if body.ids is not None and len(body.ids) > settings.max_pending_ids:
         raise _field_error("ids", f"{len(body.ids)} ids are more than max_pending_ids={settings.max_pending_ids}")
     if body.ids is not None and len(body.ids) != len(rows):

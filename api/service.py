@@ -138,7 +138,12 @@ class ServedModel(ModelWriter):
             return snap
         with self._est_lock:  # the writer is between groups when this is acquired
             if self._snapshot.version != self._head.version:
-                self._snapshot = replace(self._head, estimator=copy.deepcopy(self._est))
+                try:
+                    estimator = copy.deepcopy(self._est)
+                except Exception as exc:  # (a fault of the model's state, not of any request: no 422 naming one)
+                    raise Unavailable(f"model {self.name!r} cannot be copied to answer from: "
+                                      f"{type(exc).__name__}: {exc}") from exc
+                self._snapshot = replace(self._head, estimator=estimator)
             return self._snapshot
 
     def queue_depth(self) -> int:

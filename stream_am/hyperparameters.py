@@ -1,10 +1,10 @@
 """The engine's hyperparameter spec: one table of ranges, used by OnlineAM and by the AM estimators.
 
-Each entry is ``name -> (low, high, low_inclusive)``; ``high is None`` marks an integer (``>= low``), any
-other entry a finite float in ``[low, high)`` or ``(low, high)``; a name in :data:`OPTIONAL` may also be
-``None`` (the engine decides: ``solve_every``, see :mod:`stream_am.variants`). Choices (``variant``, ``loss``,
-``readout``) are checked by :func:`check_choices`; :func:`check_am_params` checks all of an AM learner's or
-estimator's parameters.
+Each entry is ``name -> (low, high, low_inclusive)``; ``high is None`` marks an integer (``>= low``, at most
+:data:`LARGEST_INT`), any other entry a finite float in ``[low, high)`` or ``(low, high)``; a name in
+:data:`OPTIONAL` may also be ``None`` (the engine decides: ``solve_every``, see :mod:`stream_am.variants`).
+Choices (``variant``, ``loss``, ``readout``) are checked by :func:`check_choices`; :func:`check_am_params`
+checks all of an AM learner's or estimator's parameters.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from stream_am.variants import check_variant
 __all__ = [
     "HYPERPARAMETERS",
     "LARGEST",
+    "LARGEST_INT",
     "MAX_SPARSITY",
     "OPTIONAL",
     "LOSSES",
@@ -33,6 +34,9 @@ __all__ = [
 #: float32 engine cannot overflow on their account (a learning rate of 1e20 or a ridge of 1e308 used to be
 #: accepted and break the first step)
 LARGEST = 1e6
+#: the largest integer setting: a learner's state holds ``solve_every`` in an int64 (``2**63`` used to be taken, and
+#: then no step could be saved)
+LARGEST_INT = 2**63 - 1
 HYPERPARAMETERS: dict[str, tuple[float, float | None, bool]] = {
     "mu": (0.0, LARGEST, False),
     "mu_growth": (0.0, LARGEST, True),
@@ -65,7 +69,7 @@ def check_hyperparameter(name: str, value: Any) -> None:
     if name in OPTIONAL and value is None:
         return
     if high is None:
-        checks.check_int(name, value, low=int(low))
+        checks.check_int(name, value, low=int(low), high=LARGEST_INT)
     else:
         checks.check_float(name, value, low, high, inclusive)
 

@@ -334,3 +334,17 @@ def test_river_clone_takes_new_parameters_and_refuses_unknown_ones_naming_them(c
             model.clone(bad)
     with pytest.raises(ValueError, match="hidden_sizes"):
         model.clone({"hidden_sizes": (0,)})
+
+
+def test_integer_labels_beyond_int64_stay_exact_and_distinct(tmp_path):
+    X = pd.DataFrame([[0.1, 0.2], [0.3, -0.1], [1.0, 2.0], [-1.0, 0.5]], columns=["a", "b"])
+    model = AMClassifier(hidden_sizes=(4,), batch_size=4, seed=0)
+    model.learn_many(X, pd.Series([2**63 - 1, 1, 2, 3], dtype=object))
+    assert model.classes_.dtype == np.int64
+    model.learn_many(X, pd.Series([2**63, 1, 2, 3], dtype=object))  # (numpy made the five labels floats: two equal)
+    expected = [2**63 - 1, 1, 2, 3, 2**63]
+    assert model.classes_.tolist() == expected and [type(c) for c in model.classes_] == [int] * 5
+    assert model.predict_proba_many(X).columns.tolist() == expected
+    loaded = AMClassifier.load(model.save(tmp_path / "m"))
+    assert loaded.classes_.tolist() == expected
+    pd.testing.assert_frame_equal(loaded.predict_proba_many(X), model.predict_proba_many(X))

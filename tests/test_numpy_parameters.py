@@ -92,8 +92,10 @@ def test_the_engine_holds_numpy_numbers_as_python_numbers():
     assert type(am.code_steps) is int and type(am.seed) is int
     am.ridge = np.float32(0.5)
     assert type(am.ridge) is float
-    with pytest.raises(ValueError, match="^code_steps must be an int >= 0"):
+    with pytest.raises(ValueError, match=r"^code_steps must be an int in \[0, 9223372036854775807\]"):
         am.code_steps = np.int64(-1)
+    with pytest.raises(ValueError, match="^solve_every must be an int in"):  # (a state holds it in an int64)
+        am.solve_every = np.uint64(2**63)
     with pytest.raises(ValueError, match="^ridge must be a finite number"):
         am.ridge = np.float32("nan")
 

@@ -215,4 +215,11 @@ class StreamClassifier(StreamEstimator, base.MiniBatchClassifier):
 
 
 def _uniform(values: list[Any]) -> bool:
-    return len({type(v) for v in values}) == 1 and isinstance(values[0], (bool, int, float, str))
+    """Whether numpy holds ``values`` exactly in an array of one type (ints beyond int64 would become floats)."""
+    if len({type(v) for v in values}) != 1 or not isinstance(values[0], (bool, int, float, str)):
+        return False
+    return not isinstance(values[0], int) or isinstance(values[0], bool) or all(_INT64[0] <= v <= _INT64[1]
+                                                                                for v in values)
+
+
+_INT64 = (-(2**63), 2**63 - 1)

@@ -170,6 +170,22 @@ def test_features_and_classes_per_model_are_limited(make_client: Callable[..., T
     assert r.status_code == 200
 
 
+def test_a_predict_naming_more_features_than_a_model_may_know_is_refused(
+    make_client: Callable[..., TestClient]
+) -> None:
+    """Rows of distinct names each used to build a table of rows by every name (1,024 rows of 300: 11 GB)."""
+    client = make_client(max_features=10)
+    client.post("/partial_fit", json={"instances": [{"a": 1.0, "b": 2.0}] * 2, "targets": [0, 1]})
+    before = _state(client)
+    rows = [{f"r{i}c{j}": 0.0 for j in range(3)} for i in range(4)]  # 12 names, one row of 3 alone would do
+    item = _detail(client.post("/predict", json={"instances": rows}))
+    assert item["field"] == "instances" and "12 distinct features, more than max_features=10" in item["msg"]
+    item = _detail(client.post("/predict", json={"instances": rows, "ids": [str(i) for i in range(4)]}))
+    assert item["field"] == "instances" and _state(client) == before
+    r = client.post("/predict", json={"instances": rows[:3] + [{"a": 1.0}]})  # 10 names: answered
+    assert r.status_code == 200 and len(r.json()["predictions"]) == 4
+
+
 @pytest.mark.parametrize(
     ("params", "field"),
     [
@@ -180,6 +196,7 @@ def test_features_and_classes_per_model_are_limited(make_client: Callable[..., T
         ({"hidden_sizes": [10**7]}, "params.hidden_sizes[0]"),
         ({"hidden_sizes": [4] * 9}, "params.hidden_sizes"),
         ({"no_such": 1}, "params.no_such"),
+        ({"solve_every": 2**63}, "params.solve_every"),  # (taken, then every step's state overflowed an int64)
     ],
 )
 def test_model_settings_the_host_cannot_serve_are_refused(
@@ -238,3 +255,20 @@ def test_request_methods_no_route_has_do_not_add_series_to_metrics(make_client: 
     metrics = client.get("/metrics", headers=KEY).text
     assert 'method="M1"' not in metrics and 'method="other"' in metrics
     assert len({line.split('method="')[1].split('"')[0] for line in metrics.splitlines() if 'method="' in line}) <= 8
+
+
+def test_a_model_that_cannot_be_copied_answers_503_not_a_422_naming_the_request(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stream_am.server import service
+
+    client.post("/partial_fit", json={"instances": [{"a": 1.0}, {"a": 2.0}], "targets": [0, 1]})
+
+    def broken(obj: Any, memo: Any = None) -> Any:
+        raise ValueError("Overflow when unpacking long long")
+
+    monkeypatch.setattr(service.copy, "deepcopy", broken)
+    r = client.post("/predict", json={"instances": [{"a": 1.0}]})
+    assert r.status_code == 503 and "cannot be copied to answer from: ValueError" in r.text
+    monkeypatch.undo()
+    assert client.post("/predict", json={"instances": [{"a": 1.0}]}).status_code == 200
