@@ -23,6 +23,7 @@ from river import compose
 from river import metrics as river_metrics
 
 from stream_am import checks
+from stream_am.estimators import inputs
 
 __all__ = [
     "PrequentialResult",
@@ -74,7 +75,7 @@ def accuracy_on(model: Any, xs: Sequence[dict], ys: Sequence[Any]) -> float:
         raise ValueError(f"xs and ys must have the same length, got {len(xs)} and {len(ys)}")
     if not xs:
         raise ValueError("xs must not be empty")
-    preds = _predict_batch(model, list(xs), pd.DataFrame(list(xs)))
+    preds = _predict_batch(model, list(xs), inputs.records_frame(list(xs)))
     return float(np.mean([p == y for p, y in zip(preds, ys, strict=True)]))
 
 
@@ -172,7 +173,7 @@ class Prequential:
         """Predict, score, then learn one mini-batch (``xs`` and ``ys`` of one length, else nothing changes)."""
         if len(xs) != len(ys):
             raise ValueError(f"xs and ys must have the same length, got {len(xs)} and {len(ys)}")
-        frame = pd.DataFrame(xs)
+        frame = inputs.records_frame(xs)
         t0 = time.perf_counter()
         preds = _predict_batch(self.model, xs, frame)
         self._seconds += time.perf_counter() - t0
@@ -283,8 +284,7 @@ def drift_recovery(
     """
     checks.check_int("window", window, low=1)
     checks.check_float("tol", tol, 0.0, math.inf)  # (a negative one may never be reached)
-    window, tol = int(window), float(tol)  # (numpy's unsigned or narrow ints would wrap in their own type)
-    correct = _outcomes(correct)
+    window, tol, correct = int(window), float(tol), _outcomes(correct)  # (numpy's narrow ints would wrap)
     for i, p in enumerate(points):  # (numpy integers too: drift points often come from an array)
         checks.check_int(f"points[{i}]", p)
     bounds = [int(p) for p in points] + [len(correct)]

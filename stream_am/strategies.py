@@ -98,7 +98,7 @@ class ReplayClassifier(ClassifierWrapper):
         pending = [*self._pending, labelled_row(x, y, self._known_labels())]
         if len(pending) >= self.batch_size:
             xs, ys = zip(*pending, strict=True)
-            self.learn_many(pd.DataFrame(list(xs)), pd.Series(list(ys)))  # if refused, the pending samples stay
+            self.learn_many(inputs.records_frame(list(xs)), pd.Series(list(ys)))  # (refused: the pending ones stay)
             pending = []
         self._pending = pending
 
@@ -114,7 +114,7 @@ class ReplayClassifier(ClassifierWrapper):
         picks: list[int] = rng.choice(len(self.buffer_), size=k, replace=False).tolist() if k else []
         rows = new + [self.buffer_[i] for i in picks]
         xs, ys = zip(*rows, strict=True)
-        self.classifier.learn_many(pd.DataFrame(list(xs)), pd.Series(list(ys)))
+        self.classifier.learn_many(inputs.records_frame(list(xs)), pd.Series(list(ys)))
         self._rng = rng
         for item in new:  # reservoir sampling (Vitter's algorithm R)
             self.n_seen_ += 1
@@ -229,7 +229,7 @@ class EWCClassifier(base.MiniBatchClassifier):
         pending = [*self._pending, (row, label)]
         if len(pending) >= self.batch_size:
             xs, ys = zip(*pending, strict=True)
-            self._learn_rows(pd.DataFrame(list(xs)), list(ys))
+            self._learn_rows(inputs.records_frame(list(xs)), list(ys))
             pending = []
         self._add_classes([label])
         self._pending = pending
@@ -289,7 +289,7 @@ class EWCClassifier(base.MiniBatchClassifier):
 
     def predict_proba_one(self, x: dict, **kwargs: Any) -> dict[ClfTarget, float]:
         inputs.dict_row(x, inputs.MAX_RAW_MAGNITUDE)  # NaN in a dict is refused, as by the stream estimators
-        proba = self.predict_proba_many(pd.DataFrame([x]))
+        proba = self.predict_proba_many(inputs.records_frame([x]))
         return {c: float(proba[c].iloc[0]) for c in proba.columns}
 
     def predict_many(self, X: pd.DataFrame) -> pd.Series:

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 from discovery import stream_estimator_classes
-from estimator_helpers import FACTORIES, stream
+from estimator_helpers import FACTORIES, state_key, stream
 from river import base
 
 from stream_am import AMClassifier, AMRegressor, OnlineAM
@@ -348,3 +348,22 @@ def test_integer_labels_beyond_int64_stay_exact_and_distinct(tmp_path):
     loaded = AMClassifier.load(model.save(tmp_path / "m"))
     assert loaded.classes_.tolist() == expected
     pd.testing.assert_frame_equal(loaded.predict_proba_many(X), model.predict_proba_many(X))
+
+
+@pytest.mark.parametrize("cls", [AMClassifier, BackpropClassifier])
+@pytest.mark.parametrize("hidden", [(), (4,)])
+@pytest.mark.parametrize("chunk", [1, 3, 7, 60])
+def test_learn_many_registers_features_and_labels_row_by_row_as_learn_one(cls, hidden, chunk):
+    """On a linear network a new feature draws weights for the outputs there are: a chunk whose new label came
+    before a new feature used to register the feature first (helper-57's review)."""
+    rng = np.random.default_rng(0)
+    rows, labels = [], []
+    for i in range(60):  # a new class at rows 0, 5, 11, 23, 40; a new feature at rows 0, 6, 12, 24, 41
+        rows.append({f"f{j}": float(rng.normal()) for j in range(1 + sum(i > r for r in (5, 11, 23, 40)))})
+        labels.append("abcde"[sum(i >= r for r in (5, 11, 23, 40))] if i % 3 else "a")
+    one, many = (cls(hidden_sizes=hidden, batch_size=4, seed=0) for _ in range(2))
+    for x, y in zip(rows, labels, strict=True):
+        one.learn_one(x, y)
+    for s in range(0, 60, chunk):
+        many.learn_many(pd.DataFrame(rows[s:s + chunk]), pd.Series(labels[s:s + chunk]))
+    assert state_key(one) == state_key(many)

@@ -331,3 +331,20 @@ def test_ewc_refuses_a_first_step_without_features_and_keeps_nothing_of_it():
     assert model._features == ["a"] and model.classes_ == [0, 1]
     model.learn_many(pd.DataFrame(index=range(2)), pd.Series([1, 0]))  # fixed already: missing reads as 0
     assert model._features == ["a"]
+
+
+@pytest.mark.parametrize("key", [None, ("t", 1)])
+def test_a_none_or_tuple_feature_name_is_kept_through_the_strategies(key):
+    """``pd.DataFrame`` of dicts makes a None key NaN (refused) and tuple keys a MultiIndex: a replay buffer that
+    learned such rows refused every later call (helper-57's review)."""
+    from stream_am.evaluate import accuracy_on
+
+    replay = ReplayClassifier(AMClassifier(hidden_sizes=(4,), batch_size=4, seed=0), buffer_size=8, batch_size=4)
+    ewc = EWCClassifier(hidden_sizes=(4,), batch_size=4)
+    for model in (replay, ewc):
+        for i in range(12):
+            model.learn_one({key: float(i % 2), "c": 1.0}, i % 2)
+        model.learn_one({"c": 1.0}, 0)
+        assert set(model.predict_proba_one({key: 1.0})) == {0, 1}
+        assert 0.0 <= accuracy_on(model, [{key: 0.0}, {key: 1.0, "c": 1.0}], [0, 1]) <= 1.0
+    assert set(replay.classifier.feature_names_in_) == {key, "c"}

@@ -38,11 +38,12 @@ from stream_am.estimators.frame import InputFrame, frame_for
 from stream_am.estimators.moments import RunningMoments
 from stream_am.estimators.networks import build_mlp, check_network_params
 from stream_am.estimators.parameters import CheckedParameters
+from stream_am.estimators.rows import RowLearning
 
 __all__ = ["StreamEstimator"]
 
 
-class StreamEstimator(CheckedParameters, state.Persistent, abc.ABC):
+class StreamEstimator(CheckedParameters, RowLearning, state.Persistent, abc.ABC):
     """Mixin holding the learned state of a stream estimator (see the module docstring). Subclasses store their
     constructor arguments (``hidden_sizes``, ``activation``, ``batch_size``, ``standardize``, ``device``, ``seed``
     at least), call :meth:`_check_params` and :meth:`_reset`, and define ``_make_engine``, ``_n_outputs``,
@@ -102,6 +103,10 @@ class StreamEstimator(CheckedParameters, state.Persistent, abc.ABC):
     @abc.abstractmethod
     def _encode_targets(self, ys: list[Any]) -> list[Any]:
         """Register the targets of rows being learned (growing outputs, updating target statistics)."""
+
+    def _new_target_rows(self, ys: list[Any]) -> set[int]:
+        """Where in ``ys`` a target the model does not know yet first appears (a classifier's new labels)."""
+        return set()
 
     @abc.abstractmethod
     def _target_tensor(self, ys: list[Any]) -> torch.Tensor:
@@ -165,83 +170,7 @@ class StreamEstimator(CheckedParameters, state.Persistent, abc.ABC):
             self._check_can_step(0)
             self._step()
 
-    # -- learning ------------------------------------------------------------------------------------
-    def _start(self) -> tuple[RunningMoments, SampleBuffer]:
-        if self._moments is None or self._buffer is None:
-            self._moments = RunningMoments()
-            self._buffer = SampleBuffer(self.batch_size)
-        return self._moments, self._buffer
-
-    def _register_features(self, names: Sequence[Hashable]) -> np.ndarray:
-        moments, buffer = self._start()
-        k = self._index.add(names)
-        if k:
-            moments.grow(k)
-            buffer.grow(k)
-            if self._quadratic is not None and not self._keeps_quadratic(self._engine, self._quadratic.n_inputs + k):
-                self._quadratic = None  # (its sums grow with the square of the inputs: dropped, not grown)
-            for engine in self._engines():
-                engine.grow_inputs(k)
-            if self._frame is not None:
-                self._frame.grow(k)
-        return self._index.columns(names)
-
-    def _learn_one(self, names: list[Hashable], row: np.ndarray, target: Any) -> None:
-        """:meth:`_learn_rows` for one fully observed row (``1 x k``): the same state, bit for bit, faster."""
-        self._check_can_step(1)
-        moments, buffer = self._start()
-        index = self._index.index
-        if any(c not in index for c in names):
-            self._register_features(names)
-        columns = np.fromiter((index[c] for c in names), dtype=np.int64, count=len(names))
-        encoded = self._encode_targets([target])
-        if self.standardize:
-            moments.update_row(columns, row[0])
-        buffer.put_row(columns, row[0], encoded[0])
-        self._n_learned += 1
-        if buffer.full:
-            self._step()
-
-    def _learn_rows(
-        self, names: Sequence[Hashable], rows: np.ndarray, targets: list[Any], present: np.ndarray | None = None
-    ) -> None:
-        """Learn validated ``rows`` (float64, one column per name) in order, cut at buffer boundaries.
-
-        ``present`` (same shape, bool) marks observed cells; ``None`` means all. A feature is registered at
-        the first row where it is present, exactly as a ``learn_one`` loop would.
-        """
-        n, k = rows.shape
-        if n == 0:
-            return
-        self._check_can_step(n)
-        _, buffer = self._start()
-        if present is None:
-            present = np.ones((n, k), dtype=bool)
-        seen = present.any(axis=0)
-        first = np.where(seen, present.argmax(axis=0), n)
-        index = self._index.columns(names)
-        start = 0
-        while start < n:
-            m = min(n - start, self.batch_size - len(buffer))
-            for r in np.unique(first[(index < 0) & (first < start + m)]):
-                group = [j for j in range(k) if first[j] == r and index[j] < 0]
-                registered = self._register_features([names[j] for j in group])
-                index[group] = registered
-            sel = np.flatnonzero(index >= 0)
-            self._learn_chunk(index[sel], rows[start:start + m, sel], present[start:start + m, sel],
-                              targets[start:start + m])
-            start += m
-
-    def _learn_chunk(self, columns: np.ndarray, chunk: np.ndarray, present: np.ndarray, targets: list[Any]) -> None:
-        moments, buffer = self._start()
-        encoded = self._encode_targets(targets)
-        if self.standardize:
-            moments.update(columns, chunk, present)
-        buffer.put(columns, chunk, present, encoded)
-        self._n_learned += chunk.shape[0]
-        if buffer.full:
-            self._step()
-
+    # -- learning (the rows: RowLearning) ------------------------------------------------------------
     def _step(self) -> None:
         moments, buffer = self._start()
         rows, mask, targets = buffer.rows()

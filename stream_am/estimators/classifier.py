@@ -62,6 +62,13 @@ class StreamClassifier(StreamEstimator, base.MiniBatchClassifier):
         for engine in self._engines():
             engine.grow_outputs(1)
 
+    def _new_target_rows(self, ys: list[Any]) -> set[int]:
+        fresh: dict[Any, int] = {}
+        for i, y in enumerate(ys):
+            if y not in self._class_index:
+                fresh.setdefault(y, i)
+        return set(fresh.values())
+
     def _encode_targets(self, ys: list[Any]) -> list[Any]:
         for y in ys:
             if y not in self._class_index:

@@ -193,6 +193,15 @@ def records(names: list[Hashable], rows: np.ndarray, present: np.ndarray) -> lis
             for r, m in zip(rows.tolist(), present.tolist(), strict=True)]
 
 
+def records_frame(rows: list[dict]) -> pd.DataFrame:
+    """The dicts ``rows`` as one DataFrame that :func:`frame_rows` reads back as the same rows:
+    every key its own column label (``pd.DataFrame`` of dicts makes a None key NaN, which is refused, and tuple keys
+    a MultiIndex), NaN for an absent key."""
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    values = [[row.get(k, math.nan) for k in keys] for row in rows]
+    return pd.DataFrame(values, columns=pd.Index(keys, dtype=object, tupleize_cols=False))
+
+
 def array_rows(X: Any, n_features: int | None, owner: str, name: str = "X", limit: float = MAX_MAGNITUDE) -> np.ndarray:
     """A 2-d float64 copy of an array-like; ``n_features`` (when set) is enforced scikit-learn style."""
     if getattr(getattr(X, "dtype", None), "kind", None) == "c":
