@@ -276,3 +276,14 @@ def test_code_steps_counts_each_code_update_and_its_evaluations(
     for bad in (["--settings", "[1]"], ["--settings", "{x"], ["--n", "0"]):
         with pytest.raises(SystemExit):
             code_steps.main(bad)
+
+
+def test_feature_growth_times_each_size_with_and_without_the_companion(
+    load_benchmark: Loader, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = load_benchmark("feature_growth").main(["--n", "40"])
+    assert [(r["n"], r["companion"]) for r in rows] == [(40, True), (40, False)]
+    assert all(r["wall"] > 0 and r["cpu"] > 0 for r in rows)
+    assert sum(line.startswith("| 40 |") for line in capsys.readouterr().out.splitlines()) == 2
+    with pytest.raises(SystemExit):
+        load_benchmark("feature_growth").main(["--n", "0"])

@@ -58,8 +58,18 @@ class Basis:
         return np.arange(d + 1)
 
     def congruence(self, T: np.ndarray, A: np.ndarray) -> np.ndarray:
-        """``T A T^T`` for each square matrix of the stack ``A`` (``... x w x w``), ``T`` from :meth:`transform`."""
-        return T @ A @ T.T
+        """``T A T^T`` for each square matrix of the stack ``A`` (``... x w x w``), ``T`` from :meth:`transform`.
+
+        ``T`` is its diagonal ``D`` plus the shifts ``t`` in its first column: ``T A = D A + t a_0^T`` (``a_0``: ``A``'s
+        first row) and ``(T A) T^T = (T A) D + (T A)_{:,0} t^T``, in ``w^2`` operations per matrix where two dense
+        products take ``w^3`` (a second, on 1,000 features, at every refresh of the frame)."""
+        diagonal, t = np.diagonal(T), T[:, 0].copy()
+        t[0] = 0.0  # (T's first entry is its diagonal's)
+        TA = A * diagonal[:, None]
+        TA += t[:, None] * A[..., :1, :]
+        out = TA * diagonal
+        out += TA[..., :1] * t
+        return out
 
 
 class Quadratic(Basis):

@@ -196,7 +196,11 @@ class LinearCompanion:
         self._rows_pending = [torch.from_numpy(np.pad(self._gathered()[0], ((0, 0), (0, n_new))))]
         w, k, at = self.basis.width(self.n_inputs + n_new), self.A.shape[0], self.basis.embed(self.n_inputs, n_new)
         A, R, W = np.zeros((k, w, w)), np.zeros((w, w)), np.zeros((w, self.W.shape[1]))
-        A[:, at[:, None], at], R[at[:, None], at], W[at] = self.A, self.R, self.W
+        if at[-1] == len(at) - 1:  # the old features first (the linear basis): blocks copied, a tenth of scatters' time
+            old = slice(0, len(at))
+            A[:, old, old], R[old, old], W[old] = self.A, self.R, self.W
+        else:
+            A[:, at[:, None], at], R[at[:, None], at], W[at] = self.A, self.R, self.W
         self.A, self.R, self.W, self.n_inputs = A, R, W, self.n_inputs + n_new
         self._watch()
 
