@@ -22,6 +22,7 @@ from torch import nn
 from stream_am import checks
 from stream_am.hyperparameters import HYPERPARAMETERS
 from stream_am.settable import check_setting
+from stream_am.updaters.coordinates import check_change, fits
 from stream_am.updaters.factory import retune
 from stream_am.updaters.memory import MemoryUpdater
 
@@ -245,26 +246,20 @@ class LearnerState:
         layer = self._net.first
         if not self._net.takes_rows or not isinstance(layer, nn.Linear):
             raise ValueError("reexpress_inputs needs a network that starts with nn.Linear")
-        n = layer.in_features
-        for name, t in (("scale", scale), ("shift", shift)):
-            if not isinstance(t, torch.Tensor) or tuple(t.shape) != (n,) or not t.is_floating_point():
-                got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
-                raise ValueError(f"{name} must be a floating-point tensor of shape ({n},), got {got}")
-            if not bool(torch.isfinite(t).all()):
-                raise ValueError(f"{name} must be finite")
-        if not bool((scale > 0).all()):
-            raise ValueError("scale must be > 0")
-        if layer.bias is None and bool((shift != 0).any()):
-            raise ValueError("shift must be 0: the first layer has no bias")
-        if max_gain is not None:
-            checks.check_float("max_gain", max_gain, 1.0, math.inf)
+        check_change(scale, shift, layer.in_features, layer.bias is not None, max_gain)
         w = layer.weight
         scale, shift = scale.to(w.device, torch.float64), shift.to(w.device, torch.float64)
         gain = scale.reciprocal() if max_gain is None else scale.reciprocal().clamp(max=max_gain)
         with torch.no_grad():  # W x + b = (W / scale) x' + b - (W / scale) shift, for x' = scale * x + shift
-            w.mul_(gain.to(w.dtype))
-            if layer.bias is not None:
-                layer.bias.sub_(w @ shift.to(w.dtype))
+            new_w = w * gain.to(w.dtype)
+            new_b = None if layer.bias is None else layer.bias - new_w @ shift.to(w.dtype)
+            sums = self._updaters[0].state_dict("").values() if self._built else ()
+            if not all(map(checks.all_finite, (new_w, *([] if new_b is None else [new_b])))) or not fits(
+                    sums, scale, shift):
+                raise ValueError("scale and shift would take the first layer's weights or sums past their float range")
+            w.copy_(new_w)
+            if layer.bias is not None and new_b is not None:
+                layer.bias.copy_(new_b)
         if self._built:
             self._updaters[0].reexpress_inputs(scale, shift)
 

@@ -307,3 +307,16 @@ def test_no_feature_s_rows_are_scaled_by_more_than_the_reach_in_all():
     np.testing.assert_allclose(engine.scale, [0.5, 1e-2, 1e3])  # 2x: exact; 2e4x after 0.1: to 1e-3 in all
     np.testing.assert_allclose(engine.shift, [-0.5, -5e-5, -1e4])  # the shifts stay exact
     np.testing.assert_allclose(f.gain, [0.5, 1e-3, 1e3])
+
+
+@pytest.mark.parametrize("change", ["scale", "shift"])
+def test_a_change_that_would_overflow_the_sums_is_refused_and_changes_nothing(change):
+    """helper-57's review: a scale or shift of 1e30 was taken, and the memory's sums became inf (a state no
+    load accepts)."""
+    engine = OnlineAM(nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)), seed=0)
+    engine.partial_fit(torch.randn(5, 3, generator=torch.Generator().manual_seed(0)), torch.tensor([0, 1, 0, 1, 1]))
+    before = {k: v.clone() for k, v in engine.state_dict().items()}
+    big, unit = torch.full((3,), 1e30), torch.ones(3)
+    with pytest.raises(ValueError, match="^scale and shift would take"):
+        engine.reexpress_inputs(big if change == "scale" else unit, torch.zeros(3) if change == "scale" else big)
+    assert all(torch.equal(before[k], v) for k, v in engine.state_dict().items())

@@ -155,3 +155,53 @@ def test_a_frame_of_python_values_learns_as_its_rows_do_one_by_one() -> None:
         with pytest.raises(InputError, match=rf"X\['a'\]\[3\] must be {message}"):
             many.learn_many(bad, pd.Series(ys))
         assert _state(many) == before
+
+
+def _learned() -> AMClassifier:
+    model = AMClassifier(hidden_sizes=(4,), batch_size=4, seed=0)
+    model.partial_fit(np.random.default_rng(0).normal(size=(6, 2)), [0, 1, 0, 1, 0, 1])
+    return model
+
+
+@pytest.mark.parametrize(("call", "match"), [
+    (lambda m: m.partial_fit(np.array([[10**400, 2.0]], dtype=object), [0]), "^X must hold real numbers"),
+    (lambda m: m.predict(np.array([[10**400, 2.0]], dtype=object)), "^X must hold real numbers"),
+    (lambda m: m.partial_fit(np.array([[np.datetime64("2020-01-01")] * 2] * 2), [0, 1]), "^X must hold real numbers"),
+    (lambda m: m.partial_fit(np.ma.masked_array([[1.0, 2.0]] * 2, mask=[[0, 1]] * 2), [0, 1]), "^X is a masked"),
+    (lambda m: m.partial_fit(np.zeros((2, 2)), [0, 1], classes=5), "^classes must be a 1-d sequence"),
+    (lambda m: m.learn_one({"a": np.timedelta64(5, "s")}, 0), r"^x\['a'\] must be a real number"),
+    (lambda m: m.learn_many(pd.DataFrame({"a": pd.Series([np.timedelta64(5, "s")], dtype=object)}),
+                            pd.Series([0])), r"^X\['a'\]\[0\] must be a real number"),
+    (lambda m: m.learn_one({"a": 10**5000}, 0), r"^x\['a'\] must be finite, got <an int of 16,610 bits>"),
+    (lambda m: m.learn_one({10**5000: 1.0}, 0), "^x has a feature name .* an int longer than 13,000 bits"),
+    (lambda m: m.learn_one({"a": 1.0}, 10**5000), "^y must be a hashable class label .* <an int of 16,610 bits>"),
+], ids=["int-beyond-float64", "predict-int-beyond-float64", "datetime64", "masked", "classes-not-a-list",
+        "timedelta", "timedelta-in-a-frame", "int-too-long-to-write", "name-too-long-to-write",
+        "label-too-long-to-write"])
+def test_inputs_numpy_or_python_cannot_learn_are_refused_naming_them_and_change_nothing(call, match) -> None:
+    """helper-57's review: these raised OverflowError, TypeError or an unnamed ValueError, or were learned wrong
+    (dates as days, a masked array's hidden cells, (1,) and (True,) as one label)."""
+    model = _learned()
+    before = _state(model)
+    with pytest.raises(ValueError, match=match):
+        call(model)
+    assert _state(model) == before
+
+
+def test_a_longdouble_label_is_the_python_float_it_equals(tmp_path) -> None:
+    model = AMClassifier(hidden_sizes=(4,), batch_size=2, seed=0)
+    model.learn_one({"a": 1.0}, np.longdouble(2.5))
+    model.learn_one({"a": 0.0}, 2.5)  # (was refused: "labels are of type longdouble")
+    assert model.classes_.tolist() == [2.5] and type(model.classes_.tolist()[0]) is float
+    assert AMClassifier.load(model.save(tmp_path / "m")).classes_.tolist() == [2.5]
+
+
+def test_tuple_labels_of_other_item_types_are_refused_not_merged() -> None:
+    model = AMClassifier(hidden_sizes=(4,), batch_size=2, seed=0)
+    model.learn_one({"a": 1.0}, (1,))
+    before = _state(model)
+    with pytest.raises(ValueError, match=r"^y = \(True,\) is a tuple of \(bool\), but .* tuple of \(int\)"):
+        model.learn_one({"a": 1.0}, (True,))  # (equal keys: it was learned as the class (1,))
+    assert _state(model) == before
+    model.learn_one({"a": 0.0}, (2,))
+    assert model.classes_.tolist() == [(1,), (2,)]

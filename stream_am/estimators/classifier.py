@@ -23,6 +23,7 @@ from river.base.typing import ClfTarget
 from stream_am.checks import InputError
 from stream_am.estimators import inputs
 from stream_am.estimators.base import StreamEstimator
+from stream_am.estimators.sk_inputs import declared_labels
 
 __all__ = ["StreamClassifier"]
 
@@ -171,7 +172,7 @@ class StreamClassifier(StreamEstimator, base.MiniBatchClassifier):
         labels = inputs.labels_of(y, len(rows), classification=True)
         declared = None
         if classes is not None:
-            declared = [inputs.check_label(c, f"classes[{i}]") for i, c in enumerate(np.asarray(classes, dtype=object))]
+            declared = [inputs.check_label(c, f"classes[{i}]") for i, c in enumerate(declared_labels(classes))]
             inputs.check_label_types(declared, self._classes, "classes")
             inputs.check_label_types(labels, self._classes or declared, "y")
             if len(set(declared)) != len(declared):

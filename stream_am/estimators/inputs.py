@@ -54,18 +54,33 @@ def native(value: Any) -> Any:
     hashes by identity: each would be a class of its own); others unchanged."""
     if isinstance(value, torch.Tensor) and value.ndim == 0:
         return value.item()
+    if isinstance(value, np.longdouble):  # (whose item() is itself)
+        return float(value)
     return value.item() if isinstance(value, np.generic) else value
 
 
+#: the longest int a feature name or a label may be, in bits: one Python writes in decimal (4,300 digits at most by
+#: default), as a saved model and any message naming it must
+INT_BITS = 13_000
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)``, but an int too long to write in decimal as its size."""
+    if isinstance(value, int) and value.bit_length() > INT_BITS:
+        return f"<an int of {value.bit_length():,} bits>"
+    return repr(value)
+
+
 def _real(value: Any, name: str, limit: float, field: str, row: int | None = None, key: Any = None) -> float:
-    if not isinstance(value, (numbers.Real, np.bool_)):
-        raise InputError(f"{name} must be a real number, got {value!r} ({type(value).__name__})", field, row, key)
+    if not isinstance(value, (numbers.Real, np.bool_)) or isinstance(value, np.timedelta64):  # (an np.integer)
+        raise InputError(f"{name} must be a real number, got {_shown(value)} ({type(value).__name__})", field, row,
+                         key)
     try:
         out = float(value)
     except OverflowError:  # an int beyond float64
         out = math.inf
     if not math.isfinite(out):
-        raise InputError(f"{name} must be finite, got {value!r}", field, row, key)
+        raise InputError(f"{name} must be finite, got {_shown(value)}", field, row, key)
     if abs(out) > limit:
         raise InputError(f"{name} = {value!r} exceeds the magnitude limit {limit:g} (|value| <= {limit:g})",
                          field, row, key)
@@ -89,16 +104,23 @@ def _self_equal_key(value: Any) -> bool:
 def check_label(y: Any, field: str = "y", row: int | None = None) -> Hashable:
     """A class label: hashable, not None, equal to itself (not NaN); numpy scalars become Python scalars."""
     y = native(y)
-    if y is None or not isinstance(y, Hashable) or not _self_equal_key(y):
-        raise InputError(f"{field} must be a hashable class label equal to itself (not None, not NaN), got {y!r}",
-                         field.split("[")[0], row)
+    if y is None or not isinstance(y, Hashable) or not _self_equal_key(y) or not _writable(y):
+        raise InputError(f"{field} must be a hashable class label equal to itself (not None, not NaN; an int of at "
+                         f"most {INT_BITS:,} bits), got {_shown(y)}", field.split("[")[0], row)
     return y
+
+
+def _writable(value: Any) -> bool:
+    """Whether ``value`` holds no int too long to write (:data:`INT_BITS`)."""
+    if isinstance(value, tuple):
+        return all(_writable(v) for v in value)
+    return not isinstance(value, int) or value.bit_length() <= INT_BITS
 
 
 def native_names(names: list[Any], field: str) -> list[Any]:
     """``names`` checked (:func:`check_feature_names`), a numpy name (``np.str_("a")``) as the Python value it
     equals (savable as JSON); as given when every one is a ``str`` or an ``int`` (the common case: one pass)."""
-    if all(type(name) in (str, int) for name in names):
+    if all(type(name) is str or (type(name) is int and name.bit_length() <= INT_BITS) for name in names):
         return names
     names = [native(name) for name in names]
     check_feature_names(names, field)
@@ -108,8 +130,9 @@ def native_names(names: list[Any], field: str) -> list[Any]:
 def check_feature_names(names: list[Any], field: str) -> None:
     """Feature names must find themselves again: a name unequal to itself (NaN) would be a new feature each time."""
     for name in names:
-        if type(name) not in (str, int) and not _self_equal_key(name):  # (a str or an int always finds itself)
-            raise InputError(f"{field} has a feature name that is not equal to itself: {name!r}", field, None, name)
+        if type(name) is not str and not (_self_equal_key(name) and _writable(name)):
+            raise InputError(f"{field} has a feature name that is not equal to itself or an int longer than "
+                             f"{INT_BITS:,} bits: {_shown(name)}", field, None, name)
 
 
 def check_label_types(labels: list[Any], classes: list[Any], field: str = "y", single: bool = False) -> None:
@@ -120,13 +143,22 @@ def check_label_types(labels: list[Any], classes: list[Any], field: str = "y", s
     """
     if not labels:
         return
-    kind = type(classes[0]) if classes else type(labels[0])
+    kind = _kind(classes[0] if classes else labels[0])
     for i, y in enumerate(labels):
-        if type(y) is not kind:
+        if _kind(y) != kind:
             name = field if single else f"{field}[{i}]"
             raise InputError(
-                f"{name} = {y!r} is a {type(y).__name__}, but this classifier's labels are of type {kind.__name__} "
-                "(one label type per model)", field, None if single else i)
+                f"{name} = {_shown(y)} is a {_named(_kind(y))}, but this classifier's labels are of type "
+                f"{_named(kind)} (one label type per model)", field, None if single else i)
+
+
+def _kind(y: Any) -> Any:
+    """A label's type, and its items' in a tuple: ``(1,)`` and ``(True,)`` are equal keys too."""
+    return (tuple, tuple(_kind(v) for v in y)) if type(y) is tuple else type(y)
+
+
+def _named(kind: Any) -> str:
+    return kind.__name__ if isinstance(kind, type) else f"tuple of ({', '.join(_named(k) for k in kind[1])})"
 
 
 def check_target(y: Any, field: str = "y", limit: float = MAX_MAGNITUDE, row: int | None = None) -> float:

@@ -39,6 +39,7 @@ from sklearn.utils.validation import check_array, column_or_1d
 from stream_am import checks
 from stream_am.estimators.column_names import check_names, column_names, object_array, sorted_labels
 from stream_am.estimators.inputs import check_label, check_label_types, check_target
+from stream_am.estimators.sk_inputs import declared_labels, sk_rows
 
 if TYPE_CHECKING:  # the mixins are always combined with these classes; mypy checks them as such
     from stream_am.estimators.base import StreamEstimator as _Base
@@ -137,17 +138,7 @@ class _SklearnAPI(_Base):
             )
         if not reset:
             check_names(getattr(self, "_sk_feature_names", None), column_names(X))
-        rows = check_array(X, dtype="numeric", ensure_all_finite=False, ensure_min_samples=1)
-        if rows.dtype.kind not in "biuf":  # e.g. Python ints beyond float64, kept as objects
-            try:
-                rows = rows.astype(np.float64)
-            except (OverflowError, TypeError, ValueError) as err:
-                raise ValueError(f"X must hold real numbers that fit float64: {err}") from err
-        bad = np.argwhere(~np.isfinite(rows))
-        if len(bad):
-            i, j = bad[0]
-            raise ValueError(f"X[{j}] has a non-finite value {rows[i, j]!r} in row {i}: NaN and inf are not accepted")
-        return rows
+        return sk_rows(X)
 
     def _sk_keep_names(self, X: Any) -> None:
         self._sk_feature_names = column_names(X)
@@ -210,7 +201,7 @@ class SklearnClassifier(_SklearnAPI, _ClassifierBase):
         rows = self._sk_X(X, reset=first)
         labels = self._sk_labels(y, self._classes)
         if classes is not None:  # declared labels take their outputs in sorted order
-            classes = sorted_labels(list(np.asarray(classes, dtype=object).tolist()))
+            classes = sorted_labels(declared_labels(classes))
         super().partial_fit(rows, labels, classes=classes)
         if first:
             self._sk_keep_names(X)

@@ -9,11 +9,46 @@ needed. :func:`map_rows` multiplies by ``P`` from the left, :func:`map_columns` 
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
+
 import torch
 
+from stream_am import checks
 from stream_am.grad_mode import no_grad
 
-__all__ = ["map_rows", "map_columns"]
+__all__ = ["map_rows", "map_columns", "check_change", "fits"]
+
+
+def check_change(scale: object, shift: object, n: int, bias: bool, max_gain: object) -> None:
+    """``ValueError`` naming the argument unless ``scale`` and ``shift`` are finite floating-point tensors of ``n``
+    values, ``scale > 0``, ``shift`` is 0 without a ``bias``, and ``max_gain`` is None or a number >= 1."""
+    for name, t in (("scale", scale), ("shift", shift)):
+        if not isinstance(t, torch.Tensor) or tuple(t.shape) != (n,) or not t.is_floating_point():
+            got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+            raise ValueError(f"{name} must be a floating-point tensor of shape ({n},), got {got}")
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{name} must be finite")
+    assert isinstance(scale, torch.Tensor) and isinstance(shift, torch.Tensor)  # (checked above)
+    if not bool((scale > 0).all()):
+        raise ValueError("scale must be > 0")
+    if not bias and bool((shift != 0).any()):
+        raise ValueError("shift must be 0: the first layer has no bias")
+    if max_gain is not None:
+        checks.check_float("max_gain", max_gain, 1.0, math.inf)
+
+
+def fits(sums: Iterable[torch.Tensor], scale: torch.Tensor, shift: torch.Tensor) -> bool:
+    """Whether mapping ``sums`` by ``P`` on both sides keeps each within half its dtype's range: an entry grows by
+    at most ``g^2``, ``g = max(1, |scale|) + |shift|`` (a row of ``P`` sums to at most ``g`` in magnitude). A
+    bound, read in one pass over each sum: a change that passes it cannot overflow them."""
+    g = 1.0 + (float(scale.abs().max()) + float(shift.abs().max()) if scale.numel() else 0.0)
+    for t in sums:
+        if t.is_floating_point() and t.numel():
+            top = float(t.abs().max())
+            if not math.isfinite(top * g * g) or top * g * g > torch.finfo(t.dtype).max / 2:
+                return False
+    return True
 
 
 @no_grad
