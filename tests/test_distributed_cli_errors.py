@@ -300,3 +300,59 @@ def test_reports_carry_the_mean_loss_and_accuracy_since_the_last_and_a_finished_
         "event": "done", "world_size": 1, "resumed_from": 3, "step": 3, "samples": 40, "seconds": 0.0,
         "samples_per_s": 0.0, "loss": None, "accuracy": None,
     }
+
+
+# ------------------------------------------------------------------ helper-59's review
+@pytest.mark.parametrize(("header", "rows", "says"), [
+    ("a,b,label", ["0.1,0.2,1,7", "0.3,0.4,0,7"], "hold more fields than its header names"),  # (read shifted by one)
+    ("label,b,label", ["0,0.2,1", "1,0.4,0"], "names the column 'label' twice"),  # (the second read as label.1)
+])
+def test_a_csv_pandas_would_read_shifted_or_renamed_is_refused_naming_it(tmp_path, run, header, rows, says):
+    source = _csv(tmp_path / "s.csv", header, *rows)
+    status, _, err = run("--source", str(source), "--checkpoint-dir", str(tmp_path / "ck"), *ARGS)
+    assert status == 2 and "s.csv" in err and says in err
+    assert not (tmp_path / "ck").exists()
+
+
+def test_classes_whose_memories_cannot_fit_this_machine_are_refused_before_anything(tmp_path, run):
+    (source,) = write_csvs(tmp_path, files=1, rows=64)
+    args = ["--source", str(source), "--checkpoint-dir", str(tmp_path / "ck"), "--target", "label",
+            "--n-classes", "100000", "--hidden", "64", "--report-every", "0"]
+    status, _, err = run(*args)  # (about 4e10 numbers: a step failed in the allocator with a traceback)
+    assert status == 2 and "--n-classes 100000 with --hidden 64" in err and "half this machine's" in err
+    assert not (tmp_path / "ck").exists()
+
+
+def test_a_resume_after_a_partial_batch_learns_the_rows_that_arrived_since(tmp_path, run):
+    (full,) = write_csvs(tmp_path, files=1, rows=256)
+    lines = full.read_text().splitlines()
+    source, ck = tmp_path / "grow.csv", tmp_path / "ck"
+    source.write_text("\n".join(lines[:1 + 200]) + "\n")  # 6 batches of 32 and 8 rows
+    base = ["--source", str(source), "--checkpoint-dir", str(ck), *ARGS, "--batch-size", "32"]
+    assert run(*base)[0] == 0
+    source.write_text("\n".join(lines) + "\n")  # 56 rows more
+    status, out, _ = run(*base)
+    done = json.loads(out.strip().splitlines()[-1])
+    assert status == 0 and done["resumed_from"] == 7 and done["samples"] == 256  # (it skipped 224 rows: 232 seen)
+
+
+def test_a_resume_from_another_directory_finds_the_same_file_and_refuses_another(tmp_path, run, monkeypatch):
+    (source,) = write_csvs(tmp_path, files=1, rows=128)
+    ck = tmp_path / "ck"
+    monkeypatch.chdir(tmp_path)
+    assert run("--source", source.name, "--checkpoint-dir", str(ck), *ARGS, "--max-steps", "1")[0] == 0
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / source.name).write_bytes(source.read_bytes())
+    monkeypatch.chdir(other)
+    assert run("--source", str(source), "--checkpoint-dir", str(ck), *ARGS, "--max-steps", "2")[0] == 0
+    status, _, err = run("--source", source.name, "--checkpoint-dir", str(ck), *ARGS, "--max-steps", "3")
+    assert status == 2 and "differs from the checkpoint's" in err
+
+
+def test_a_checkpoint_dir_whose_name_is_not_utf8_resumes(tmp_path, run):
+    (source,) = write_csvs(tmp_path, files=1, rows=128)
+    ck = tmp_path / "ck\udcfe"  # (the byte 0xfe, as Python names it: safetensors' own open refused it)
+    assert run("--source", str(source), "--checkpoint-dir", str(ck), *ARGS, "--max-steps", "1")[0] == 0
+    status, out, _ = run("--source", str(source), "--checkpoint-dir", str(ck), *ARGS, "--max-steps", "2")
+    assert status == 0 and json.loads(out.strip().splitlines()[-1])["resumed_from"] == 1

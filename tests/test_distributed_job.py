@@ -174,7 +174,9 @@ def test_a_class_label_that_is_not_a_whole_number_is_refused_not_truncated(group
 def test_shards_interleave_rows_and_run_out_into_empty_shares():
     rows = [(np.full(2, i, dtype=np.float32), i % 3) for i in range(10)]
     assert [int(r[1]) for r in shard(rows, 1, 2)] == [1, 0, 2, 1, 0]  # rows 1, 3, 5, 7, 9
-    assert [int(r[0][0]) for r in shard(rows, 0, 2, skip=3)] == [6, 8]
+    assert [int(r[0][0]) for r in shard(rows, 0, 2, skip=6)] == [6, 8]  # (after the first 6 rows of the stream)
+    assert [int(r[0][0]) for r in shard(rows, 0, 2, skip=5)] == [6, 8]
+    assert [int(r[0][0]) for r in shard(rows, 1, 2, skip=5)] == [5, 7, 9]
     batches = local_batches(shard(rows, 1, 2), 2, 2, classification=True)
     sizes = [next(batches)[0].shape for _ in range(4)]
     assert sizes == [(2, 2), (2, 2), (1, 2), (0, 2)]

@@ -200,8 +200,9 @@ def test_tuple_labels_of_other_item_types_are_refused_not_merged() -> None:
     model = AMClassifier(hidden_sizes=(4,), batch_size=2, seed=0)
     model.learn_one({"a": 1.0}, (1,))
     before = _state(model)
-    with pytest.raises(ValueError, match=r"^y = \(True,\) is a tuple of \(bool\), but .* tuple of \(int\)"):
+    with pytest.raises(ValueError, match=r"^y = \(True,\) equals the label \(1,\), whose items are of other types"):
         model.learn_one({"a": 1.0}, (True,))  # (equal keys: it was learned as the class (1,))
     assert _state(model) == before
     model.learn_one({"a": 0.0}, (2,))
-    assert model.classes_.tolist() == [(1,), (2,)]
+    model.learn_one({"a": 0.5}, ("a", 2.5))  # (tuples of other shapes never equal these: learned, as before)
+    assert model.classes_.tolist() == [(1,), (2,), ("a", 2.5)]

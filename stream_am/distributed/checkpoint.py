@@ -50,8 +50,8 @@ def load_checkpoint(directory: Path) -> tuple[dict[str, torch.Tensor], dict[str,
     A file that is not a checkpoint of this format (unreadable, truncated, foreign metadata) raises a
     ``ValueError`` naming it.
     """
-    from safetensors import SafetensorError, safe_open
-    from safetensors.torch import load_file
+    from safetensors import SafetensorError
+    from safetensors.torch import load
 
     path = directory / _STATE
     why = unseen(path)
@@ -59,11 +59,12 @@ def load_checkpoint(directory: Path) -> tuple[dict[str, torch.Tensor], dict[str,
         raise ValueError(f"{path} cannot be looked at ({why})")
     if not path.exists():
         return None
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            meta = json.loads((handle.metadata() or {}).get("job", "{}"))
-        state = load_file(str(path))
-    except (OSError, SafetensorError, ValueError) as exc:  # json's JSONDecodeError is a ValueError
+    try:  # (from the bytes: safetensors' own open refuses a path that is not UTF-8, which the save took)
+        data = path.read_bytes()
+        state = load(data)  # (the header checked: 8 bytes of its length, then its JSON)
+        header = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])
+        meta = json.loads((header.get("__metadata__") or {}).get("job", "{}"))
+    except (OSError, SafetensorError, ValueError, AttributeError) as exc:  # (JSONDecodeError is a ValueError)
         raise ValueError(f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc})") from exc
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         found = meta.get("format") if isinstance(meta, dict) else meta

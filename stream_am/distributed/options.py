@@ -17,6 +17,7 @@ from typing import Any
 
 from stream_am import arguments
 from stream_am.arguments import not_a_directory
+from stream_am.checks import MAX_COUNT
 from stream_am.distributed.group import MAX_TIMEOUT, MIN_TIMEOUT
 from stream_am.estimators.networks import ACTIVATIONS
 
@@ -79,13 +80,14 @@ def _check_sources(sources: list[Path]) -> None:
 def _check_numbers(args: argparse.Namespace, world: int) -> None:
     if args.task == "classification" and (args.n_classes is None or not 2 <= args.n_classes <= MAX_CLASSES):
         raise ValueError(f"--n-classes must be an integer in 2..{MAX_CLASSES} for classification, got {args.n_classes}")
-    if args.batch_size < 1 or args.batch_size % world:
-        raise ValueError(f"--batch-size must be a positive multiple of the {world} processes, got {args.batch_size}")
+    if not 1 <= args.batch_size <= MAX_COUNT or args.batch_size % world:
+        raise ValueError(f"--batch-size must be a positive multiple of the {world} processes, at most {MAX_COUNT}, "
+                         f"got {args.batch_size}")
     for flag in ("checkpoint_every", "report_every"):
-        if getattr(args, flag) < 0:
-            raise ValueError(f"--{flag.replace('_', '-')} must be >= 0, got {getattr(args, flag)}")
-    if args.max_steps is not None and args.max_steps < 1:
-        raise ValueError(f"--max-steps must be >= 1, got {args.max_steps}")
+        if not 0 <= getattr(args, flag) <= MAX_COUNT:
+            raise ValueError(f"--{flag.replace('_', '-')} must be in 0..{MAX_COUNT}, got {getattr(args, flag)}")
+    if args.max_steps is not None and not 1 <= args.max_steps <= MAX_COUNT:
+        raise ValueError(f"--max-steps must be in 1..{MAX_COUNT}, got {args.max_steps}")
     if not (math.isfinite(args.timeout) and MIN_TIMEOUT <= args.timeout <= MAX_TIMEOUT):
         raise ValueError(f"--timeout must be in [{MIN_TIMEOUT:g}, {MAX_TIMEOUT:g}] seconds, got {args.timeout}")
     cpus = os.cpu_count() or 1

@@ -9,6 +9,7 @@ they run out, yields empty shares: the job stops at the first step where no rank
 
 from __future__ import annotations
 
+import csv
 import math
 import numbers
 from collections.abc import Iterable, Iterator, Sequence
@@ -40,11 +41,34 @@ def _frames(path: Path, chunk_rows: int) -> Iterator[Any]:
             for record_batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
                 yield record_batch.to_pandas()
             return
-        yield from pd.read_csv(path, chunksize=chunk_rows)
+        _check_header(path)
+        for frame in pd.read_csv(path, chunksize=chunk_rows):
+            if not isinstance(frame.index, pd.RangeIndex):  # (pandas takes a first field the header lacks as an index)
+                raise _Refused(f"--source: {path}: its rows hold more fields than its header names "
+                                 f"({len(frame.columns)}); every column would be read as its neighbour")
+            yield frame
+    except _Refused:
+        raise
     except pd.errors.EmptyDataError as exc:
         raise ValueError(f"--source: {path} is empty (no header row)") from exc
     except (OSError, ValueError) as exc:  # pandas' ParserError and pyarrow's ArrowInvalid are ValueErrors
         raise ValueError(f"--source: {path} cannot be read ({type(exc).__name__}: {exc})") from exc
+
+
+class _Refused(ValueError):
+    """A readable file this job refuses (its message says why): not wrapped as unreadable."""
+
+
+def _check_header(path: Path) -> None:
+    """``ValueError`` naming a column the CSV header of ``path`` names twice (pandas would read the second as
+    ``name.1``: a feature, where ``--target`` may have meant it)."""
+    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+        names = next(csv.reader(handle), [])
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise _Refused(f"--source: {path} names the column {name!r} twice in its header")
+        seen.add(name)
 
 
 def _numbers(frame: Any, where: str, first_row: int) -> np.ndarray:
@@ -154,8 +178,10 @@ def dict_rows(stream: Iterable[tuple[dict[str, Any], Any]], features: Sequence[s
 
 
 def shard(rows: Iterable[Row], rank: int, world: int, skip: int = 0) -> Iterator[Row]:
-    """Rank ``rank``'s rows (row ``i`` when ``i % world == rank``), after its first ``skip`` ones."""
-    return islice(rows, rank + skip * world, None, world)
+    """Rank ``rank``'s rows (row ``i`` when ``i % world == rank``) among the stream's rows after its first ``skip``
+    (the samples learned: any ``world`` consecutive rows hold one of each rank's, so the batches after them are
+    the batches one process would cut from there)."""
+    return islice(rows, skip + (rank - skip) % world, None, world)
 
 
 def local_batches(

@@ -143,22 +143,26 @@ def check_label_types(labels: list[Any], classes: list[Any], field: str = "y", s
     """
     if not labels:
         return
-    kind = _kind(classes[0] if classes else labels[0])
+    kind = type(classes[0]) if classes else type(labels[0])
     for i, y in enumerate(labels):
-        if _kind(y) != kind:
+        if type(y) is not kind:
             name = field if single else f"{field}[{i}]"
             raise InputError(
-                f"{name} = {_shown(y)} is a {_named(_kind(y))}, but this classifier's labels are of type "
-                f"{_named(kind)} (one label type per model)", field, None if single else i)
+                f"{name} = {_shown(y)} is a {type(y).__name__}, but this classifier's labels are of type "
+                f"{kind.__name__} (one label type per model)", field, None if single else i)
+    if kind is tuple:  # tuples of any shapes, but one equal to another of other item types would merge with it
+        known = {c: c for c in classes}
+        for i, y in enumerate(labels):
+            other = known.setdefault(y, y)
+            if _kind(other) != _kind(y):
+                raise InputError(f"{field if single else f'{field}[{i}]'} = {_shown(y)} equals the label "
+                                 f"{_shown(other)}, whose items are of other types ((1,) and (True,) would be one "
+                                 "class)", field, None if single else i)
 
 
 def _kind(y: Any) -> Any:
     """A label's type, and its items' in a tuple: ``(1,)`` and ``(True,)`` are equal keys too."""
     return (tuple, tuple(_kind(v) for v in y)) if type(y) is tuple else type(y)
-
-
-def _named(kind: Any) -> str:
-    return kind.__name__ if isinstance(kind, type) else f"tuple of ({', '.join(_named(k) for k in kind[1])})"
 
 
 def check_target(y: Any, field: str = "y", limit: float = MAX_MAGNITUDE, row: int | None = None) -> float:
