@@ -46,9 +46,8 @@ def _has(model: Any, method: str) -> bool:
 
 
 def _predict_batch(model: Any, xs: list[dict], frame: pd.DataFrame) -> list[Any]:
-    if _has(model, "predict_many"):
-        return list(model.predict_many(frame))
-    return [model.predict_one(x) for x in xs]
+    preds = list(model.predict_many(frame)) if _has(model, "predict_many") else []
+    return preds if len(preds) == len(xs) else [model.predict_one(x) for x in xs]  # (river's unfitted ones: none)
 
 
 def _learn_batch(model: Any, xs: list[dict], ys: list[Any], frame: pd.DataFrame) -> None:

@@ -18,6 +18,7 @@ from torch import nn
 
 from stream_am import OnlineAM
 from stream_am.distributed import DataParallelAM, init_process_group, refusal, step_payload
+from stream_am.estimators import build_mlp
 
 WORKER = Path(__file__).with_name("distributed_worker.py")
 STEPS, EMPTY = 50, 7  # step 7: rank 1 brings no samples, rank 0 the whole batch
@@ -173,3 +174,19 @@ def test_a_dead_or_hung_peer_stops_the_others_with_a_clear_error_within_the_time
     assert survivor.returncode not in (0, None)
     assert "DataParallelAM rank 0" in err and "at step 12 failed" in err, err[-2000:]
     assert time.monotonic() - started < 60  # imports included; the collective itself waits at most 4 s
+
+
+@pytest.mark.parametrize(("clock", "classes"), [("class", 3), ("class", 50), ("sample", 3)])
+def test_step_payload_counts_what_a_class_clocked_step_sends(clock, classes):
+    """helper-59's review: a class-clocked memory sends its sums per class; they were counted as one memory's
+    (176 numbers where 528 were sent for 3 classes)."""
+    learner = OnlineAM(build_mlp(4, classes, (8,), seed=0), variant="mem", memory_clock=clock, seed=0)
+    x, y = torch.randn(16, 4, generator=torch.Generator().manual_seed(0)), torch.arange(16) % classes
+    with group_of_one():
+        dp = DataParallelAM(learner)
+        dp.partial_fit(x, y)
+        sizes: list[int] = []
+        summed = dp._sum
+        dp._sum = lambda flat: sizes.append(flat.numel()) or summed(flat)  # type: ignore[method-assign]
+        dp.partial_fit(x, y)
+    assert sum(n for n in sizes if n > 1) == step_payload(learner)["statistics"]

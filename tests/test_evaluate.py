@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from river import base, linear_model
+from river import base, datasets, linear_model, naive_bayes
 
 from stream_am.evaluate import Prequential, accuracy_on, continual_metrics, drift_recovery, rolling_accuracy
 
@@ -101,3 +101,9 @@ def test_drift_recovery_harder_concept_and_several_points():
     assert r2.point == 200
     with pytest.raises(ValueError, match="needs"):
         drift_recovery(correct, [10], window=20)
+
+
+def test_a_model_whose_predict_many_answers_nothing_before_learning_is_asked_row_by_row():
+    """river's GaussianNB answers an empty frame before it has learned: the first batch failed in a zip."""
+    result = Prequential(naive_bayes.GaussianNB(), batch_size=32).run(datasets.Phishing(), n=200).result()
+    assert len(result.correct) == 200 and 0.0 <= result.metrics["accuracy"] <= 1.0

@@ -18,6 +18,7 @@ import torch.distributed as dist
 from torch import nn
 
 from stream_am.learner import OnlineAM
+from stream_am.updaters import ClassMemoryUpdater
 
 __all__ = ["DataParallelAM", "refusal", "step_payload"]
 
@@ -39,7 +40,8 @@ def step_payload(learner: OnlineAM) -> dict[str, int]:
     """What one data-parallel step of the built ``learner`` sends through collectives, per rank.
 
     ``statistics``: float64 numbers summed by the step's main collective(s): ``d^2 + k d`` per memory
-    (``d`` inputs with the bias' constant, ``k`` outputs), the parameters' count per Adam layer and weight
+    (``d`` inputs with the bias' constant, ``k`` outputs), ``K (d^2 + k d + 1)`` per class-clocked memory of a
+    classifier of ``K`` classes (its sums and its count per class), the parameters' count per Adam layer and weight
     step, and 3 counts; ``collectives``: how many all_reduce calls carry them (one, or ``weight_steps`` with
     Adam); ``scalar_collectives``: the one-number sums of the code-step safeguard, ``(code_steps + 1)`` per
     code layer; ``bytes``: ``8 * (statistics + scalar_collectives)``.
@@ -51,7 +53,8 @@ def step_payload(learner: OnlineAM) -> dict[str, int]:
         if u.name == "mem":
             layer = u.layer  # type: ignore[attr-defined]
             d, k = layer.weight[0].numel() + int(layer.bias is not None), layer.weight.shape[0]
-            numel += d * d + k * d
+            classes = learner.n_outputs if isinstance(u, ClassMemoryUpdater) else 0  # (per class, and its count)
+            numel += (d * d + k * d + 1) * classes if classes else d * d + k * d
         else:
             numel += u.steps * sum(p.numel() for p in u.block.parameters())  # type: ignore[attr-defined]
     scalars = (learner.code_steps + 1) * learner._net.n_codes
