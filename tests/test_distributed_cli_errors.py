@@ -356,3 +356,22 @@ def test_a_checkpoint_dir_whose_name_is_not_utf8_resumes(tmp_path, run):
     assert run("--source", str(source), "--checkpoint-dir", str(ck), *ARGS, "--max-steps", "1")[0] == 0
     status, out, _ = run("--source", str(source), "--checkpoint-dir", str(ck), *ARGS, "--max-steps", "2")
     assert status == 0 and json.loads(out.strip().splitlines()[-1])["resumed_from"] == 1
+
+
+@pytest.mark.parametrize(("name", "head"), [
+    ("blank-names", "a,,,label"),  # (pandas' "Unnamed: 1" and "Unnamed: 2": three features, as before)
+    ("long-name", "a" * 200_000 + ",b,c,label"),  # (over csv's field limit: left to pandas, as before)
+])
+def test_headers_pandas_reads_are_taken(tmp_path, run, name, head):
+    source = _csv(tmp_path / "s.csv", head, *[f"{i % 3 / 3},0.5,0.25,{i % 3}" for i in range(40)])
+    status, out, err = run("--source", str(source), "--checkpoint-dir", str(tmp_path / "ck"), *ARGS)
+    assert status == 0 and json.loads(out.strip().splitlines()[-1])["samples"] == 40, err
+
+
+@pytest.mark.parametrize("prefix", ["\ufeff", "\n"])
+def test_a_duplicate_after_a_bom_or_a_blank_line_is_refused_too(tmp_path, run, prefix):
+    source = tmp_path / "s.csv"
+    source.write_text(prefix + "label,b,label\n" + "\n".join(f"{i % 3},0.5,{i % 3}" for i in range(8)) + "\n",
+                      encoding="utf-8")
+    status, _, err = run("--source", str(source), "--checkpoint-dir", str(tmp_path / "ck"), *ARGS)
+    assert status == 2 and "names the column 'label' twice" in err

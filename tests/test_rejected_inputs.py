@@ -168,7 +168,9 @@ def _learned() -> AMClassifier:
     (lambda m: m.predict(np.array([[10**400, 2.0]], dtype=object)), "^X must hold real numbers"),
     (lambda m: m.partial_fit(np.array([[np.datetime64("2020-01-01")] * 2] * 2), [0, 1]), "^X must hold real numbers"),
     (lambda m: m.partial_fit(np.ma.masked_array([[1.0, 2.0]] * 2, mask=[[0, 1]] * 2), [0, 1]), "^X is a masked"),
-    (lambda m: m.partial_fit(np.zeros((2, 2)), [0, 1], classes=5), "^classes must be a 1-d sequence"),
+    (lambda m: m.partial_fit(np.zeros((2, 2)), [0, 1], classes=5), "^classes must be a collection of labels"),
+    (lambda m: m.partial_fit(np.zeros((2, 2)), [0, 1], classes="01"), "^classes must be a collection of labels"),
+    (lambda m: m.partial_fit(np.zeros((2, 2)), [0, 1], classes=np.zeros((2, 2))), "^classes must be a 1-d array"),
     (lambda m: m.learn_one({"a": np.timedelta64(5, "s")}, 0), r"^x\['a'\] must be a real number"),
     (lambda m: m.learn_many(pd.DataFrame({"a": pd.Series([np.timedelta64(5, "s")], dtype=object)}),
                             pd.Series([0])), r"^X\['a'\]\[0\] must be a real number"),
@@ -176,6 +178,7 @@ def _learned() -> AMClassifier:
     (lambda m: m.learn_one({10**5000: 1.0}, 0), "^x has a feature name .* an int longer than 13,000 bits"),
     (lambda m: m.learn_one({"a": 1.0}, 10**5000), "^y must be a hashable class label .* <an int of 16,610 bits>"),
 ], ids=["int-beyond-float64", "predict-int-beyond-float64", "datetime64", "masked", "classes-not-a-list",
+                                   "classes-a-str", "classes-2-d",
         "timedelta", "timedelta-in-a-frame", "int-too-long-to-write", "name-too-long-to-write",
         "label-too-long-to-write"])
 def test_inputs_numpy_or_python_cannot_learn_are_refused_naming_them_and_change_nothing(call, match) -> None:
@@ -206,3 +209,20 @@ def test_tuple_labels_of_other_item_types_are_refused_not_merged() -> None:
     model.learn_one({"a": 0.0}, (2,))
     model.learn_one({"a": 0.5}, ("a", 2.5))  # (tuples of other shapes never equal these: learned, as before)
     assert model.classes_.tolist() == [(1,), (2,), ("a", 2.5)]
+
+
+def test_a_tuple_of_numpy_items_is_the_same_label_as_of_python_items() -> None:
+    """helper-60's review: labels zipped from numpy arrays kept their numpy items and were refused against the
+    same label of Python items (yesterday one class)."""
+    model = AMClassifier(hidden_sizes=(4,), batch_size=2, seed=0)
+    model.learn_one({"a": 0.1}, (np.int64(0), np.int64(5)))
+    model.learn_one({"a": 0.2}, (0, 5))
+    model.learn_one({"a": 0.3}, (np.int32(0), np.int32(5)))
+    assert model.classes_.tolist() == [(0, 5)] and [type(v) for v in model.classes_[0]] == [int, int]
+
+
+def test_classes_may_be_any_collection_of_labels() -> None:
+    for classes in ({0, 1}, {0: "a", 1: "b"}.keys(), range(2), (0, 1)):
+        model = AMClassifier(hidden_sizes=(4,), batch_size=2, seed=0)
+        model.partial_fit(np.zeros((2, 2)), [0, 1], classes=classes)
+        assert model.classes_.tolist() == [0, 1]

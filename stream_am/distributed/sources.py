@@ -62,11 +62,14 @@ class _Refused(ValueError):
 def _check_header(path: Path) -> None:
     """``ValueError`` naming a column the CSV header of ``path`` names twice (pandas would read the second as
     ``name.1``: a feature, where ``--target`` may have meant it)."""
-    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
-        names = next(csv.reader(handle), [])
+    try:  # (pandas' reading: a BOM stripped, blank lines skipped; a header csv cannot parse is left to pandas)
+        with open(path, newline="", encoding="utf-8-sig", errors="replace") as handle:
+            names = next((row for row in csv.reader(handle) if row), [])
+    except csv.Error:
+        return
     seen: set[str] = set()
     for name in names:
-        if name in seen:
+        if name and name in seen:  # (blank names pandas calls "Unnamed: i", each its own)
             raise _Refused(f"--source: {path} names the column {name!r} twice in its header")
         seen.add(name)
 

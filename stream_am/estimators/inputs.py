@@ -56,6 +56,8 @@ def native(value: Any) -> Any:
         return value.item()
     if isinstance(value, np.longdouble):  # (whose item() is itself)
         return float(value)
+    if type(value) is tuple:  # (a label of numpy items equals the same of Python's: one class, as it always was)
+        return tuple(native(v) for v in value)
     return value.item() if isinstance(value, np.generic) else value
 
 

@@ -5,6 +5,7 @@ objects that are no numbers (a dict, a complex number), which its estimator chec
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -36,11 +37,13 @@ def sk_rows(X: Any) -> np.ndarray:
 
 
 def declared_labels(classes: Any) -> list[Any]:
-    """``classes`` as a list of its labels: a list or tuple of them (tuple labels kept), or a 1-d array."""
-    if isinstance(classes, (list, tuple)):
-        return list(classes)
-    values = np.asarray(classes, dtype=object)
-    if values.ndim != 1:
-        raise ValueError(f"classes must be a 1-d sequence of labels, got {type(classes).__name__} of shape "
-                         f"{values.shape}")
-    return values.tolist()
+    """``classes`` as a list of its labels: any collection of them (tuple labels kept; a set too, as they are
+    sorted), or a 1-d array; not one str."""
+    if isinstance(classes, np.ndarray):
+        if classes.ndim != 1:
+            raise ValueError(f"classes must be a 1-d array of labels, got shape {classes.shape}")
+        return classes.tolist()
+    if isinstance(classes, (str, bytes)) or not isinstance(classes, Iterable):
+        raise ValueError(f"classes must be a collection of labels (a list, a set, an array), got "
+                         f"{type(classes).__name__} {classes!r:.80}")
+    return list(classes)
