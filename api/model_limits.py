@@ -19,6 +19,7 @@ from stream_am.estimators import companion
 from stream_am.estimators.basis import QUADRATIC, QUADRATIC_MAX_FEATURES
 from stream_am.estimators.networks import ACTIVATIONS
 from stream_am.network import decompose
+from stream_am.updaters.class_state import class_memory_size
 from stream_am.variants import resolve_variants
 
 __all__ = ["check_config", "check_growth", "class_memory", "class_memory_size", "memory_layers"]
@@ -48,18 +49,6 @@ def check_config(config: dict[str, Any], settings: Settings, field: str = "param
     for i, h in enumerate(sizes):
         if int(h) > settings.max_hidden_size:
             raise FieldError(f"{field}.hidden_sizes[{i}]", f"{h} exceeds max_hidden_size={settings.max_hidden_size}")
-
-
-def class_memory_size(
-    n_features: int, hidden_sizes: Sequence[int], n_classes: int, memories: Sequence[bool] | None = None
-) -> int:
-    """Numbers held by the class-clocked memories of a classifier of these sizes: one ``(d + 1) x (d + 1 + m)``
-    sum per class for each layer of ``d`` inputs and ``m`` outputs that keeps a memory (``memories``, one flag
-    per layer, the readout last; every layer when not given)."""
-    widths = [n_features, *hidden_sizes, n_classes]
-    flags = [True] * (len(widths) - 1) if memories is None else list(memories)
-    pairs = zip(widths[:-1], widths[1:], flags, strict=True)
-    return n_classes * sum((d + 1) * (d + 1 + m) for d, m, kept in pairs if kept)
 
 
 def memory_layers(est: Any, n_features: int, n_classes: int) -> list[bool]:

@@ -36,7 +36,7 @@ __all__ = [
 LARGEST = 1e6
 #: the largest integer setting: a learner's state holds ``solve_every`` in an int64 (``2**63`` used to be taken, and
 #: then no step could be saved)
-LARGEST_INT = 2**63 - 1
+LARGEST_INT = checks.MAX_SEED  # (int64's largest, as a seed's)
 HYPERPARAMETERS: dict[str, tuple[float, float | None, bool]] = {
     "mu": (0.0, LARGEST, False),
     "mu_growth": (0.0, LARGEST, True),
@@ -82,7 +82,8 @@ def check_hyperparameters(obj: Any) -> None:
 
 def check_sparsity(lambda_c: float, mu: float) -> None:
     """``ValueError`` naming ``lambda_c`` when ``lambda_c / mu`` (both in range) exceeds :data:`MAX_SPARSITY`."""
-    if checks.native(lambda_c) > 0 and checks.native(lambda_c) / checks.native(mu) > MAX_SPARSITY:
+    lam, m = checks.native(lambda_c), checks.native(mu)
+    if lam > 0 and lam / m > MAX_SPARSITY:
         raise ValueError(f"lambda_c must be at most {MAX_SPARSITY:g} * mu (the codes' L1 weight lambda_c / mu must "
                          f"fit float32), got lambda_c={lambda_c!r} with mu={mu!r}")
 

@@ -28,6 +28,7 @@ from stream_am.distributed.data_parallel import DataParallelAM
 from stream_am.distributed.options import PROG, check_args, check_resume, hidden_sizes, parser, prepare_checkpoint_dir
 from stream_am.distributed.sources import Row, check_sources, dict_rows, file_rows, local_batches, shard
 from stream_am.learner import OnlineAM
+from stream_am.updaters.class_state import class_memory_size
 
 __all__ = ["check_args", "main", "train", "train_stream"]
 
@@ -181,9 +182,7 @@ def _check_memory(args: argparse.Namespace, width: int) -> None:
         total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (AttributeError, OSError, ValueError):  # (no such count here: nothing to compare with)
         return
-    widths = [width, *hidden_sizes(args.hidden), args.n_classes or 0]
-    pairs = zip(widths[:-1], widths[1:], strict=True)
-    numbers = (args.n_classes or 0) * sum((d + 1) * (d + 1 + m) for d, m in pairs)
+    numbers = class_memory_size(width, hidden_sizes(args.hidden), args.n_classes or 0)
     if args.task == "classification" and PEAK_BYTES * numbers > total / 2:
         raise ValueError(f"--n-classes {args.n_classes} with --hidden {args.hidden} on {width} inputs: the per-class "
                          f"memories would hold {numbers:,} numbers, about {PEAK_BYTES * numbers / 2**30:,.0f} GiB at "

@@ -20,7 +20,7 @@ import torch
 from river import base
 from river.base.typing import ClfTarget
 
-from stream_am.checks import InputError
+from stream_am.checks import MAX_SEED, InputError
 from stream_am.estimators import inputs
 from stream_am.estimators.base import StreamEstimator
 from stream_am.estimators.sk_inputs import declared_labels
@@ -230,4 +230,4 @@ def _uniform(values: list[Any]) -> bool:
                                                                                 for v in values)
 
 
-_INT64 = (-(2**63), 2**63 - 1)
+_INT64 = (-MAX_SEED - 1, MAX_SEED)  # (int64's range)

@@ -100,8 +100,9 @@ class RowLearning:
         start = 0
         while start < n:
             m = min(n - start, self.batch_size - len(buffer))
-            labels = self._new_target_rows(targets[start:start + m])
-            for r in sorted({r for r in groups if r < start + m} | {start + i for i in labels}):
+            due = {r for r in groups if r < start + m}  # (none: the chunk's labels register in order as encoded)
+            labels = self._new_target_rows(targets[start:start + m]) if due else set()
+            for r in sorted(due | {start + i for i in labels}):
                 if r in groups:
                     group = groups.pop(r)
                     index[group] = self._register_features([names[j] for j in group])

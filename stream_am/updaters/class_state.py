@@ -5,11 +5,25 @@ Functions of tensors (not of the memory), so that :mod:`stream_am.updaters.class
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from stream_am.checks import all_finite
 
-__all__ = ["check_values", "class_state", "load_class_state", "widen"]
+__all__ = ["check_values", "class_memory_size", "class_state", "load_class_state", "widen"]
+
+
+def class_memory_size(
+    n_features: int, hidden_sizes: Sequence[int], n_classes: int, memories: Sequence[bool] | None = None
+) -> int:
+    """Numbers held by the class-clocked memories of a classifier of these sizes: one ``(d + 1) x (d + 1 + m)``
+    sum per class for each layer of ``d`` inputs and ``m`` outputs that keeps a memory (``memories``, one flag
+    per layer, the readout last; every layer when not given)."""
+    widths = [n_features, *hidden_sizes, n_classes]
+    flags = [True] * (len(widths) - 1) if memories is None else list(memories)
+    pairs = zip(widths[:-1], widths[1:], flags, strict=True)
+    return n_classes * sum((d + 1) * (d + 1 + m) for d, m, kept in pairs if kept)
 
 
 def class_state(

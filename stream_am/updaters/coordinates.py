@@ -40,7 +40,7 @@ def check_change(scale: object, shift: object, n: int, bias: bool, max_gain: obj
 
 def fits(sums: Iterable[torch.Tensor], scale: torch.Tensor, shift: torch.Tensor) -> bool:
     """Whether mapping ``sums`` by ``P`` on both sides keeps each within half its dtype's range: an entry grows by
-    at most ``g^2``, ``g = max(1, |scale|) + |shift|`` (a row of ``P`` sums to at most ``g`` in magnitude). A
+    at most ``g^2``, ``g = 1 + max |scale| + max |shift|`` (a row of ``P`` sums to at most that in magnitude). A
     bound, read in one pass over each sum: a change that passes it cannot overflow them."""
     g = 1.0 + (float(scale.abs().max()) + float(shift.abs().max()) if scale.numel() else 0.0)
     for t in sums:
