@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quick", action="store_true", help="tiny data and networks: seconds per scenario")
     run.add_argument("--out", type=arguments.given_path, default=None, help="output directory (default: results/NAME)")
     run.add_argument("--seed", type=arguments.seed, default=0, help="seed of data order, generators and models")
-    run.add_argument("--hidden", type=int, nargs="+", default=None, metavar="WIDTH",
+    run.add_argument("--hidden", type=arguments.integer, nargs="+", default=None, metavar="WIDTH",
                      help=f"hidden layer widths of every neural learner, each in [1, {MAX_HIDDEN}], at most "
                      f"{MAX_LAYERS} layers (default: 64 64; 16 with --quick)")
     run.add_argument("--learners", nargs="+", default=None, metavar="NAME",

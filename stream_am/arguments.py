@@ -21,18 +21,40 @@ from pathlib import Path
 
 from stream_am.checks import MAX_SEED
 
-__all__ = ["PROBE_NAME_LENGTH", "given", "given_path", "make_writable", "not_a_directory", "remove_made", "seed",
-           "unseen", "whole"]
+__all__ = ["PROBE_NAME_LENGTH", "digits", "given", "given_path", "integer", "make_writable", "not_a_directory",
+           "remove_made", "seed", "unseen", "whole"]
+
+
+def digits(text: str) -> int | None:
+    """The whole number ``text`` writes in ASCII decimal digits, with an optional sign, or ``None``.
+
+    Stricter than ``int``, which also reads ``8_0`` as 80, other scripts' digits and surrounding blanks.
+
+    >>> digits("-12"), digits("8_0"), digits(" 5"), digits("")
+    (-12, None, None, None)
+    """
+    body = text[1:] if text[:1] in "+-" and text else text
+    if not (body.isascii() and body.isdigit()):
+        return None
+    try:
+        return int(text)
+    except ValueError:  # (past Python's limit on the digits of an int read from text)
+        return None
+
+
+def integer(text: str) -> int:
+    """An argparse type: a whole number in ASCII decimal digits (:func:`digits`)."""
+    value = digits(text)
+    if value is None:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    return value
 
 
 def whole(low: int, high: int | None = None) -> Callable[[str], int]:
     """An argparse type: a whole number in ``[low, high]`` (no upper end when ``high`` is ``None``)."""
 
     def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
+        value = digits(text)
         if value is None or value < low or (high is not None and value > high):
             where = f">= {low}" if high is None else f"in [{low}, {high}]"
             raise argparse.ArgumentTypeError(f"expected a whole number {where}, got {text!r}")

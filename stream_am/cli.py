@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="{serve,scenario,demo}")
     serve = sub.add_parser("serve", help="Start the HTTP service (settings also from STREAM_AM_* variables).")
     serve.add_argument("--host", type=arguments.given, default=None, help="Interface to bind (default 127.0.0.1).")
-    serve.add_argument("--port", type=int, default=None, help="Port to listen on (default 8000).")
+    serve.add_argument("--port", type=arguments.integer, default=None, help="Port to listen on (default 8000).")
     serve.add_argument("--state-dir", type=arguments.given_path, default=None,
                        help="Directory for logs and checkpoints.")
     serve.add_argument("--log-level", default="info", choices=_LOG_LEVELS, help="uvicorn log level (default info).")

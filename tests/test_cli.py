@@ -57,6 +57,13 @@ def test_serve_builds_settings_from_flags(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert seen["settings"].state_dir == tmp_path and seen["settings"].max_batch == 5
 
 
+@pytest.mark.parametrize("port", ["80_80", "\uff18\uff10", "8080.0"])
+def test_serve_refuses_a_port_written_as_python_reads_it(port: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main(["serve", "--port", port])
+    assert info.value.code == 2 and "--port" in capsys.readouterr().err
+
+
 def test_unknown_command_exits_with_usage() -> None:
     with pytest.raises(SystemExit) as info:
         cli.main(["bogus"])

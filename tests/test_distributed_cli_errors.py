@@ -5,6 +5,11 @@ made, options out of bounds. A refused resume leaves the checkpoint byte for byt
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -59,7 +64,8 @@ def test_a_resume_with_other_settings_is_refused_naming_the_flag_and_leaves_the_
              (["--hidden", "16"], "--hidden"), (["--n-classes", "4"], "--n-classes"),
              (["--task", "regression"], "--task")]
     for extra, flag in cases:
-        status, out, err = run(*base, *extra)
+        args = [a for a in base if a not in ("--n-classes", "3")] if flag == "--task" else base  # (none in regression)
+        status, out, err = run(*args, *extra)
         assert status == 2 and flag in err and "checkpoint" in err, (extra, err)
         assert out == "" and _files(ck) == before, extra
     status, _, err = run("--source", str(part1), "--checkpoint-dir", str(ck), *ARGS)
@@ -244,6 +250,10 @@ def test_a_checkpoint_dir_that_cannot_be_written_is_refused_and_left_as_it_was(t
     (["--n-classes", "100000000000"], "--n-classes"), (["--hidden", "100000000"], "--hidden"),
     (["--hidden", ",".join(["4"] * 33)], "--hidden"),
     (["--checkpoint-dir", ""], "--checkpoint-dir"),  # (after the first: argparse keeps the last; "" is not ".")
+    # written as Python would read them, not as a user means them (8_0 was 80; other scripts' digits were read)
+    (["--hidden", "8_0"], "--hidden"), (["--hidden", "8,"], "--hidden"), (["--hidden", " 8"], "--hidden"),
+    (["--batch-size", "3_2"], "--batch-size"), (["--n-classes", "\uff13"], "--n-classes"),
+    (["--task", "regression"], "--n-classes"),  # (ARGS pass --n-classes 3: a regression has none)
 ])
 def test_options_out_of_bounds_are_refused_naming_the_flag(tmp_path, run, extra, flag):
     (source,) = write_csvs(tmp_path, files=1, rows=64)
@@ -375,3 +385,56 @@ def test_a_duplicate_after_a_bom_or_a_blank_line_is_refused_too(tmp_path, run, p
                       encoding="utf-8")
     status, _, err = run("--source", str(source), "--checkpoint-dir", str(tmp_path / "ck"), *ARGS)
     assert status == 2 and "names the column 'label' twice" in err
+
+
+@pytest.mark.parametrize("world", ["two", "0", "", "\uff12"])
+def test_a_world_size_that_is_no_number_is_refused_naming_it(tmp_path, monkeypatch, capsys, world):
+    (source,) = write_csvs(tmp_path, files=1, rows=64)
+    monkeypatch.setenv("WORLD_SIZE", world)
+    status = main(["--source", str(source), "--checkpoint-dir", str(tmp_path / "ck"), *ARGS])
+    out, err = capsys.readouterr()
+    assert status == 2 and "WORLD_SIZE" in err and out == "" and not (tmp_path / "ck").exists()
+
+
+def test_a_group_that_cannot_start_ends_the_job_with_status_1_and_one_line(tmp_path, monkeypatch, capsys):
+    """A rank whose peers never start: the store's timeout error was a traceback."""
+    (source,) = write_csvs(tmp_path, files=1, rows=64)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    for key, value in {"RANK": "0", "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port}.items():
+        monkeypatch.setenv(key, value)
+    args = ["--source", str(source), "--checkpoint-dir", str(tmp_path / "ck"), *ARGS, "--batch-size", "32"]
+    status = main([*args, "--timeout", "1"])
+    out, err = capsys.readouterr()
+    assert status == 1 and "could not start" in err and "every rank started" in err, err
+    assert "Traceback" not in err and out == ""
+
+
+def test_a_peer_that_dies_ends_the_survivor_with_status_1_and_one_line(tmp_path):
+    """Two ranks started by hand; rank 1 killed after the first checkpoint: rank 0 printed a traceback."""
+    source = write_csvs(tmp_path, files=1, rows=6400)[0]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    ck = tmp_path / "ck"
+    procs = []
+    for rank in (0, 1):
+        env = dict(os.environ, RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=port,
+                   GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS="1")
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "stream_am.distributed", "--source", str(source), "--checkpoint-dir", str(ck),
+             *ARGS, "--batch-size", "32", "--checkpoint-every", "2", "--timeout", "30"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    try:
+        deadline = time.monotonic() + 60
+        while not (ck / "checkpoint.json").exists() and time.monotonic() < deadline and procs[0].poll() is None:
+            time.sleep(0.02)
+        procs[1].kill()
+        _, err = procs[0].communicate(timeout=60)
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.communicate()
+    assert procs[0].returncode == 1, err[-2000:]
+    assert "error: DataParallelAM rank 0" in err and "Traceback" not in err, err[-2000:]

@@ -80,6 +80,14 @@ def test_hidden_widths_beyond_the_cap_are_refused(hidden, tmp_path, runs, capsys
     assert runs == [] and "widths must be in [1, 4096]" in _refused(capsys, "--hidden")
 
 
+@pytest.mark.parametrize("width", ["8_0", "\uff18", " 8"])
+def test_hidden_widths_written_as_python_reads_them_are_refused(width, tmp_path, runs, capsys):
+    """``int`` reads 8_0 as 80 and other scripts' digits; a user who typed them meant something else."""
+    with pytest.raises(SystemExit) as info:
+        scenario_cli.main(["run", "digits", "--quick", "--out", str(tmp_path), "--hidden", width])
+    assert info.value.code == 2 and runs == [] and "--hidden" in capsys.readouterr().err
+
+
 def test_the_widest_hidden_layer_allowed_is_the_distributed_jobs(tmp_path, runs):
     from stream_am.distributed.options import MAX_HIDDEN
 

@@ -5,6 +5,6 @@
 """
 
 from stream_am.distributed.data_parallel import DataParallelAM, refusal, step_payload
-from stream_am.distributed.group import init_process_group
+from stream_am.distributed.group import GroupFailure, init_process_group
 
-__all__ = ["DataParallelAM", "init_process_group", "refusal", "step_payload"]
+__all__ = ["DataParallelAM", "GroupFailure", "init_process_group", "refusal", "step_payload"]

@@ -17,6 +17,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from stream_am.distributed.group import GroupFailure
 from stream_am.learner import OnlineAM
 from stream_am.updaters import ClassMemoryUpdater
 
@@ -131,7 +132,7 @@ class DataParallelAM:
         try:
             fn(t, group=self.group, **kwargs)
         except RuntimeError as exc:  # gloo and NCCL raise (subclasses of) RuntimeError on a lost peer or timeout
-            raise RuntimeError(
+            raise GroupFailure(
                 f"DataParallelAM rank {dist.get_rank()}: the {what} at step {self.learner.n_steps} failed: a peer "
                 f"stopped or did not answer within the process group's timeout ({exc})"
             ) from exc
@@ -165,7 +166,7 @@ class DataParallelAM:
         try:
             dist.all_gather_object(every, mine, group=self.group)
         except RuntimeError as exc:
-            raise RuntimeError(f"DataParallelAM rank {dist.get_rank()}: the check of the ranks' settings failed: a "
+            raise GroupFailure(f"DataParallelAM rank {dist.get_rank()}: the check of the ranks' settings failed: a "
                                f"peer stopped or did not answer within the process group's timeout ({exc})") from exc
         for rank, theirs in enumerate(every):
             differ = sorted(k for k in every[0] if theirs.get(k) != every[0][k])
@@ -189,7 +190,7 @@ class DataParallelAM:
         self._synced = True
 
     def check_in_sync(self) -> None:
-        """``RuntimeError`` unless every rank holds the same weights (one collective of 4 numbers)."""
+        """:class:`~.group.GroupFailure` unless every rank holds the same weights (one collective of 4 numbers)."""
         params = [p.detach().to(torch.float64) for p in self.learner.module.parameters()]
         s = sum(float(p.sum()) for p in params)
         q = sum(float(p.pow(2).sum()) for p in params)
@@ -197,7 +198,7 @@ class DataParallelAM:
                                 op=dist.ReduceOp.MAX)
         spread = max(float(both[0] + both[2]), float(both[1] + both[3]))
         if not math.isfinite(spread) or spread > self.check_tolerance * (1.0 + abs(q)):
-            raise RuntimeError(
+            raise GroupFailure(
                 f"DataParallelAM: the weights differ across ranks after step {self.learner.n_steps} (checksum "
                 f"spread {spread:.3g}); were the ranks fed different configurations or states?"
             )

@@ -8,10 +8,19 @@ import os
 import torch
 import torch.distributed as dist
 
-__all__ = ["init_process_group", "MIN_TIMEOUT", "MAX_TIMEOUT"]
+__all__ = ["GroupFailure", "init_process_group", "MIN_TIMEOUT", "MAX_TIMEOUT"]
 
 MIN_TIMEOUT = 1.0  #: shortest collective timeout, in seconds (less does not leave time to connect the ranks)
 MAX_TIMEOUT = 86_400.0  #: longest, in seconds (a day)
+
+
+class GroupFailure(RuntimeError):
+    """The process group failed: it could not start, a peer stopped or did not answer within the timeout, or the
+    ranks' weights were found to differ.
+
+    Raised in place of torch's own errors (``RuntimeError`` and its subclasses from gloo, NCCL and the store),
+    whose message it keeps after its own.
+    """
 
 
 def init_process_group(backend: str = "auto", timeout_s: float = 60.0) -> None:
@@ -19,7 +28,8 @@ def init_process_group(backend: str = "auto", timeout_s: float = 60.0) -> None:
 
     ``backend``: ``"gloo"`` (CPU), ``"nccl"`` (CUDA) or ``"auto"`` (NCCL when CUDA is available). torch's own
     default timeout is 30 minutes; a collective that waits longer than ``timeout_s`` for a peer raises.
-    Nothing happens when the default group is already initialised.
+    Nothing happens when the default group is already initialised. :class:`GroupFailure` when the group cannot
+    start: a rank missing past ``timeout_s``, an address that cannot be reached.
     """
     if backend not in ("auto", "gloo", "nccl"):
         raise ValueError(f"backend must be 'auto', 'gloo' or 'nccl', got {backend!r}")
@@ -31,7 +41,15 @@ def init_process_group(backend: str = "auto", timeout_s: float = 60.0) -> None:
         return
     if backend == "auto":
         backend = "nccl" if torch.cuda.is_available() else "gloo"
-    timeout = datetime.timedelta(seconds=float(timeout_s))
+    try:
+        _init(backend, datetime.timedelta(seconds=float(timeout_s)))
+    except RuntimeError as exc:  # (the store's DistStoreError, gloo's and NCCL's errors are RuntimeErrors)
+        raise GroupFailure(f"the process group of {os.environ.get('WORLD_SIZE')} processes could not start within "
+                           f"{timeout_s:g} s: was every rank started, and can each reach MASTER_ADDR "
+                           f"{os.environ.get('MASTER_ADDR')}? ({exc})") from exc
+
+
+def _init(backend: str, timeout: datetime.timedelta) -> None:
     attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT")
     if attempt is None or os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
         dist.init_process_group(backend, timeout=timeout)

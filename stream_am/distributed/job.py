@@ -25,6 +25,7 @@ import torch
 from stream_am import checks
 from stream_am.distributed.checkpoint import load_checkpoint, save_checkpoint
 from stream_am.distributed.data_parallel import DataParallelAM
+from stream_am.distributed.group import GroupFailure, init_process_group
 from stream_am.distributed.options import PROG, check_args, check_resume, hidden_sizes, parser, prepare_checkpoint_dir
 from stream_am.distributed.sources import Row, check_sources, dict_rows, file_rows, local_batches, shard
 from stream_am.learner import OnlineAM
@@ -125,9 +126,17 @@ def train_stream(
     return train(dp, dict_rows(stream, features), batch_size=batch_size, n_inputs=learner.n_inputs, **kwargs)
 
 
-def _error(exc: Exception) -> int:
+def _error(exc: Exception, status: int = 2) -> int:
     print(f"{PROG}: error: {exc}", file=sys.stderr)
-    return 2
+    return status
+
+
+def _world() -> int:
+    """``WORLD_SIZE`` (1 when unset); ``ValueError`` naming it unless a whole number >= 1."""
+    text = os.environ.get("WORLD_SIZE", "1")
+    if not (text.isascii() and text.isdigit() and int(text) >= 1):
+        raise ValueError(f"WORLD_SIZE must be a whole number >= 1 (torchrun sets it), got {text!r}")
+    return int(text)
 
 
 def _learner(args: argparse.Namespace, width: int) -> OnlineAM:
@@ -191,8 +200,6 @@ def _check_memory(args: argparse.Namespace, width: int) -> None:
 
 
 def _start_group(args: argparse.Namespace) -> None:
-    from stream_am.distributed.group import init_process_group
-
     if "RANK" not in os.environ:  # a plain ``python -m``: a group of one, on a free loopback port
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
@@ -202,26 +209,29 @@ def _start_group(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point (every rank runs it); returns the exit status (2 for an invalid argument or source)."""
+    """Entry point (every rank runs it); returns the exit status: 2 for an invalid argument or source, 1 when the
+    process group fails (it cannot start, or a peer stops or does not answer within ``--timeout``)."""
     import torch.distributed as dist
 
     args = parser().parse_args(argv)
-    world = int(os.environ.get("WORLD_SIZE", "1"))
     try:
-        rows, width, learner = _prepare(args, world)
+        rows, width, learner = _prepare(args, _world())
     except ValueError as exc:
         return _error(exc)
     torch.set_num_threads(args.threads)
-    _start_group(args)
+    try:
+        _start_group(args)
+    except GroupFailure as exc:
+        return _error(exc, 1)
     info = {"config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "source"},
             "source": [str(p.resolve()) for p in args.source]}  # (resolved: a resume from another directory)
     try:
         report = train(DataParallelAM(learner), rows, batch_size=args.batch_size, n_inputs=width,
                        checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every,
                        max_steps=args.max_steps, report_every=args.report_every, info=info)
-    except ValueError as exc:  # a source's row, or a batch the learner refuses: this rank stops, its peers fail
+    except (ValueError, GroupFailure) as exc:  # a source's row or a batch refused here (status 2), or a peer lost
         dist.destroy_process_group()
-        return _error(exc)
+        return _error(exc, 1 if isinstance(exc, GroupFailure) else 2)
     if int(os.environ["RANK"]) == 0:
         print(json.dumps(report), flush=True)
     dist.barrier()  # leave together: gloo threads still alive when the interpreter exits abort the process

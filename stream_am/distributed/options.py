@@ -38,31 +38,34 @@ def parser() -> argparse.ArgumentParser:
                    help="CSV or Parquet files, read in order.")
     p.add_argument("--target", required=True, help="The target column; every other column is a feature.")
     p.add_argument("--task", choices=["classification", "regression"], default="classification")
-    p.add_argument("--n-classes", type=int, default=None, help=f"Classes 0..K-1 (classification; K <= {MAX_CLASSES}).")
+    p.add_argument("--n-classes", type=arguments.integer, default=None,
+                   help=f"Classes 0..K-1 (classification only; K <= {MAX_CLASSES}).")
     p.add_argument("--hidden", default="64", help=f"Hidden widths, comma-separated (default 64; each <= {MAX_HIDDEN}, "
                    f"at most {MAX_LAYERS} layers).")
     p.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu")
     p.add_argument("--variant", choices=["auto", "mem", "adam"], default="auto", help="(default auto).")
-    p.add_argument("--batch-size", type=int, default=32, help="Global mini-batch, split evenly over the ranks.")
+    p.add_argument("--batch-size", type=arguments.integer, default=32,
+                   help="Global mini-batch, split evenly over the ranks.")
     p.add_argument("--seed", type=arguments.seed, default=0, help="In 0..2**63-1 (default 0).")
     p.add_argument("--checkpoint-dir", type=arguments.given_path, required=True)
-    p.add_argument("--checkpoint-every", type=int, default=100, help="Steps between checkpoints (0: at the end).")
-    p.add_argument("--max-steps", type=int, default=None, help="Stop after this many global steps.")
+    p.add_argument("--checkpoint-every", type=arguments.integer, default=100,
+                   help="Steps between checkpoints (0: at the end).")
+    p.add_argument("--max-steps", type=arguments.integer, default=None, help="Stop after this many global steps.")
     p.add_argument("--timeout", type=float, default=60.0,
                    help=f"Seconds a collective waits for a peer ({MIN_TIMEOUT:g} to {MAX_TIMEOUT:g}).")
     p.add_argument("--backend", choices=["auto", "gloo", "nccl"], default="auto")
-    p.add_argument("--report-every", type=int, default=100, help="Steps between samples/s reports (0: at the end).")
-    p.add_argument("--threads", type=int, default=1, help="torch threads per process (default 1; at most the CPUs).")
+    p.add_argument("--report-every", type=arguments.integer, default=100,
+                   help="Steps between samples/s reports (0: at the end).")
+    p.add_argument("--threads", type=arguments.integer, default=1,
+                   help="torch threads per process (default 1; at most the CPUs).")
     return p
 
 
 def hidden_sizes(text: str) -> tuple[int, ...]:
     """The widths of ``--hidden``; ``ValueError`` naming the flag unless they are 1..MAX_HIDDEN, MAX_LAYERS at most."""
-    try:
-        sizes = tuple(int(s) for s in text.split(","))
-    except ValueError:
-        sizes = ()
-    if not sizes or min(sizes) < 1:
+    parsed = [arguments.digits(s) for s in text.split(",")]
+    sizes = tuple(n for n in parsed if n is not None)
+    if not sizes or len(sizes) < len(parsed) or min(sizes) < 1:
         raise ValueError(f"--hidden must be positive integers separated by commas, got {text!r}")
     if max(sizes) > MAX_HIDDEN or len(sizes) > MAX_LAYERS:
         raise ValueError(f"--hidden allows widths up to {MAX_HIDDEN} and at most {MAX_LAYERS} layers, got {text!r}")
@@ -78,6 +81,8 @@ def _check_sources(sources: list[Path]) -> None:
 
 
 def _check_numbers(args: argparse.Namespace, world: int) -> None:
+    if args.task != "classification" and args.n_classes is not None:
+        raise ValueError(f"--n-classes applies to classification only, got {args.n_classes} with --task {args.task}")
     if args.task == "classification" and (args.n_classes is None or not 2 <= args.n_classes <= MAX_CLASSES):
         raise ValueError(f"--n-classes must be an integer in 2..{MAX_CLASSES} for classification, got {args.n_classes}")
     if not 1 <= args.batch_size <= MAX_COUNT or args.batch_size % world:
