@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import math
 import re
+import secrets
 import threading
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ __all__ = [
     "config",
     "describe",
     "fingerprint",
+    "fix_seed",
     "frame",
     "is_classifier",
     "labels",
@@ -27,6 +29,7 @@ __all__ = [
     "predict",
     "save",
     "use_torch_threads",
+    "with_seed",
 ]
 
 ESTIMATORS = ("AMClassifier", "AMRegressor")
@@ -64,6 +67,24 @@ def build(name: str, params: dict[str, Any]) -> Any:
         return cls(**kwargs)
     except (TypeError, ValueError, OverflowError) as exc:
         raise FieldError(_param_field(str(exc), params), f"params: {exc}") from exc
+
+
+def with_seed(params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` with a drawn ``seed`` in place of ``None``.
+
+    A model is rebuilt by replaying its log (a restart before its first checkpoint, a rebuild after a failed
+    group): a seed drawn at its first step would differ on every replay, and so would the model.
+    """
+    return {**params, "seed": secrets.randbits(31)} if "seed" in params and params["seed"] is None else params
+
+
+def fix_seed(estimator: Any) -> bool:
+    """Give an estimator that would draw its seed at its first step (``seed=None``, no step yet) a drawn one
+    (see :func:`with_seed`); ``True`` when it did."""
+    if getattr(estimator, "seed", 0) is not None or estimator.engine is not None:
+        return False
+    estimator.seed = secrets.randbits(31)
+    return True
 
 
 def _param_field(msg: str, params: dict[str, Any]) -> str:

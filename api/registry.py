@@ -170,6 +170,7 @@ class Registry:
         self, name: str, estimator: str, params: dict[str, Any], export: dict[str, Any] | None = None
     ) -> ServedModel:
         """Register and start a model; ``export`` (an export document) seeds it with learned state."""
+        params = estimators.with_seed(params) if export is None else params  # (its log replays to the same model)
         self._validated(name, estimator, params)  # before anything is written
         with self._lock:
             if name in self._models or name in self._quarantined:
@@ -251,5 +252,7 @@ def _seed_checkpoint(path: Path, estimator: str, export: dict[str, Any], setting
             "metrics": metrics,
             "estimator": estimator,
         }
+        reseeded = estimators.fix_seed(loaded)  # (a seed drawn at its first step would differ on every replay)
         (path / IMPORTED).touch()  # its learned state is in checkpoint 0 only: never rebuilt from the log alone
-        checkpoints.write(path / "checkpoints", 0, meta, lambda d: shutil.copytree(staged, d))
+        checkpoints.write(path / "checkpoints", 0, meta,
+                          lambda d: estimators.save(loaded, d) if reseeded else shutil.copytree(staged, d))

@@ -127,3 +127,43 @@ def test_full_write_queue_answers_503(make_client: Callable[..., TestClient]) ->
         assert r.status_code == 503 and r.headers["retry-after"] == "1"
     assert first.result(timeout=30).samples_seen == 1 and second.result(timeout=30).samples_seen == 2
     assert client.get("/models/default").json()["samples_seen"] == 2
+
+
+def test_a_model_without_a_seed_restarts_as_acknowledged(make_client: Callable[..., TestClient]) -> None:
+    """``seed: null`` drew its seed at the first step, so a replay of the log (a crash before the first checkpoint,
+    a rebuild after a failed group) built other weights: the restarted model answered other predictions. The
+    server draws the seed at creation and records it in the model's params."""
+    settings = {"checkpoint_every_samples": 10**6, "checkpoint_every_seconds": 3600}
+    first = make_client(**settings)
+    r = first.post("/models", json={"name": "m", "params": {**SMALL, "seed": None}})
+    assert r.status_code == 201 and isinstance(r.json()["params"]["seed"], int)
+    assert r.json()["config"]["seed"] == r.json()["params"]["seed"]
+    _feed(first, "/models/m/partial_fit", [9, 7])
+    expected = first.post("/models/m/predict", json=PROBE).json()
+    first.app.state.registry.close(checkpoint=False)  # type: ignore[attr-defined]  # a crash: only the log
+    second = make_client(**settings)
+    assert second.post("/models/m/predict", json=PROBE).json() == expected
+
+
+def test_an_imported_model_without_a_seed_restarts_as_acknowledged(make_client: Callable[..., TestClient]) -> None:
+    """The same for an imported model saved before its first step with ``seed=None``: its first step (after the
+    import's checkpoint) drew a seed that a replay did not draw again."""
+    import base64
+    import tempfile
+
+    from stream_am import AMClassifier
+
+    with tempfile.TemporaryDirectory() as tmp:
+        AMClassifier(hidden_sizes=(8,), batch_size=4, seed=None).save(Path(tmp) / "m")
+        files = {p.name: base64.b64encode(p.read_bytes()).decode() for p in (Path(tmp) / "m").iterdir()}
+    settings = {"checkpoint_every_samples": 10**6, "checkpoint_every_seconds": 3600}
+    first = make_client(**settings)
+    doc = {"estimator": "AMClassifier", "params": {}, "files": files}
+    r = first.post("/models/m/import", json=doc)
+    assert r.status_code == 201, r.text
+    assert isinstance(r.json()["config"]["seed"], int)
+    _feed(first, "/models/m/partial_fit", [9, 7])
+    expected = first.post("/models/m/predict", json=PROBE).json()
+    first.app.state.registry.close(checkpoint=False)  # type: ignore[attr-defined]
+    second = make_client(**settings)
+    assert second.post("/models/m/predict", json=PROBE).json() == expected
