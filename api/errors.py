@@ -99,7 +99,14 @@ def field_name(loc: Sequence[Any]) -> str:
 
 
 def _error(status: int, items: list[dict[str, Any]]) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"detail": items})
+    """The answer; a lone surrogate its texts quote from the request (``"\\ud800"`` is legal JSON but no Unicode
+    text, and no UTF-8 answer can carry it) is written as its escape, so the refusal itself stays writable."""
+    safe = [{k: _text(v) for k, v in item.items()} for item in items]
+    return JSONResponse(status_code=status, content={"detail": safe})
+
+
+def _text(value: Any) -> Any:
+    return value.encode("utf-8", "backslashreplace").decode("utf-8") if isinstance(value, str) else value
 
 
 async def _validation(request: Request, exc: Exception) -> JSONResponse:
@@ -107,12 +114,20 @@ async def _validation(request: Request, exc: Exception) -> JSONResponse:
     items = [
         {
             "field": "body" if e.get("type") == "json_invalid" else field_name(e.get("loc", ())),
-            "msg": _not_json(request) if tuple(e.get("loc", ())) == ("body",) else str(e.get("msg", "")),
+            "msg": _body_message(request, e) if tuple(e.get("loc", ())) == ("body",) else str(e.get("msg", "")),
             "type": str(e.get("type", "")),
         }
         for e in exc.errors()
     ]
     return _error(422, items)
+
+
+def _body_message(request: Request, error: Any) -> str:
+    """The message for an error of the body as a whole: not read as a JSON object, or (pydantic's
+    ``string_unicode`` there) a field name that is no Unicode text."""
+    if error.get("type") == "string_unicode":
+        return "a field name of the body is not Unicode text (a lone surrogate such as \\ud800)"
+    return _not_json(request)
 
 
 def _not_json(request: Request) -> str:

@@ -160,3 +160,23 @@ def test_a_body_sent_as_a_form_names_the_content_type(client: TestClient) -> Non
     assert "content-type: application/json" in r.json()["detail"][0]["msg"]
     r = client.post("/predict", content='{"instances": [{"x": 1.0}]}')  # no content-type at all: read as JSON
     assert r.status_code == 200, (r.json(), r.request.headers)
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        ('{"name": "m", "params": {"\\ud800": 1}}', "params"),  # the library's message quotes the name as is
+        ('{"name": "m", "params": {}, "\\udc00": 1}', "body"),
+    ],
+)
+def test_a_lone_surrogate_in_a_name_is_refused_naming_the_field(client: TestClient, raw: str, field: str) -> None:
+    """A JSON escape of half a UTF-16 pair (legal JSON, no Unicode text) in a parameter's name made the 422 itself
+    unwritable; the answer was rewritten as a 422 naming `body` with the encoder's message ("'utf-8' codec can't
+    encode ..."). An unknown field so named was answered "the body must be a JSON object"."""
+    r = client.post("/models", content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    detail = r.json()["detail"][0]
+    assert detail["field"] == field
+    assert "codec" not in detail["msg"] and "must be a JSON object" not in detail["msg"]
+    assert "\\ud800" in detail["msg"] or "Unicode" in detail["msg"]
+    assert client.get("/models/m").status_code == 404
