@@ -28,6 +28,7 @@ __all__ = [
     "load",
     "predict",
     "save",
+    "unnamed_features",
     "use_torch_threads",
     "with_seed",
 ]
@@ -193,6 +194,13 @@ def describe(estimator: Any) -> tuple[list[Any], list[str]]:
     features = getattr(estimator, "feature_names_in_", None)
     features = [] if features is None else list(features)  # an object array once named features are learned
     return [_label(c) for c in (list(classes) if classes is not None else [])], [str(f) for f in features]
+
+
+def unnamed_features(estimator: Any) -> list[Any]:
+    """The estimator's feature names that are not strings: no request can give them (requests name features by
+    strings, a list instance's ``"0"``, ``"1"``, ...)."""
+    names = getattr(estimator, "feature_names_in_", None)
+    return [f for f in ([] if names is None else list(names)) if not isinstance(f, str)]
 
 
 def config(estimator: Any) -> dict[str, Any]:

@@ -237,6 +237,10 @@ def _seed_checkpoint(path: Path, estimator: str, export: dict[str, Any], setting
             json.dumps([classes, features], ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError as exc:
             raise FieldError("files", f"a class or feature name is not valid Unicode text: {exc}") from exc
+        unnamed = estimators.unnamed_features(loaded)
+        if unnamed:
+            raise FieldError("files", f"feature names must be strings, as requests name features (a list instance's "
+                                      f"are '0', '1', ...): {unnamed[0]!r} is a {type(unnamed[0]).__name__}")
         for field, count, limit in (("classes", len(classes), settings.max_classes),
                                     ("features", len(features), settings.max_features)):
             if count > limit:

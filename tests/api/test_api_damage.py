@@ -259,3 +259,21 @@ def test_a_crash_while_pruning_leaves_no_half_deleted_checkpoint(
     monkeypatch.undo()
     checkpoints.listing(root)  # a restart clears what the crash left
     assert sorted(p.name for p in root.iterdir()) == ["ckpt-00000000000000000002", "ckpt-00000000000000000003"]
+
+
+@pytest.mark.parametrize("name", [["int", 0], ["bool", True], ["float", 0.5], ["tuple", [["str", "a"]]]])
+def test_an_import_whose_features_no_request_can_name_is_refused(client: TestClient, name: list[Any]) -> None:
+    """Requests name features by strings (a list instance's are "0", "1", ...). A model saved with features named
+    otherwise (the numpy API names them 0, 1, ... as ints) was imported: its features were never given again, every
+    prediction imputed them all, a list instance grew a second "0", and GET listed both as "0"."""
+    import json
+
+    _feed(client, "/learn", 2)
+    doc = _export(client, "default")
+    config = json.loads(base64.b64decode(doc["files"]["config.json"]))
+    config["meta"]["features"][0] = name
+    doc["files"]["config.json"] = base64.b64encode(json.dumps(config).encode()).decode()
+    r = client.post("/models/x/import", json=doc)
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"][0]["field"] == "files" and "string" in r.json()["detail"][0]["msg"]
+    assert client.get("/models/x").status_code == 404
