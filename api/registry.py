@@ -102,12 +102,16 @@ class Registry:
         return model
 
     def all(self) -> list[ServedModel]:
-        """The models that serve (not the quarantined ones)."""
-        return [m for m in self._models.values() if m.broken is None]
+        """The models that serve (not the quarantined ones).
+
+        The dicts are copied in one step before they are walked (here and in :meth:`problems`): a create, delete or
+        import in another thread may change them meanwhile.
+        """
+        return [m for m in list(self._models.values()) if m.broken is None]
 
     def problems(self) -> dict[str, str]:
         """What is wrong, per model: quarantined models and failing background work (for ``/health``)."""
-        out = {name: f"quarantined: {reason}" for name, (reason, _) in self._quarantined.items()}
+        out = {name: f"quarantined: {reason}" for name, (reason, _) in list(self._quarantined.items())}
         for name, model in list(self._models.items()):
             if model.broken is not None:
                 out[name] = f"quarantined: {model.broken}"

@@ -231,3 +231,42 @@ def test_a_log_written_before_the_tally_counts_its_waiting_predictions_when_open
     assert EventLog(path, max_pending=3).pending_count() == 2  # kept by the transactions, not recounted
     lowered = EventLog(path, max_pending=1)  # a limit lowered between runs holds from the start
     assert lowered.pending_count() == 1 and set(lowered.get_pending(["c", "d"])) == {"d"}
+
+
+def test_listing_models_while_others_are_created_and_deleted(tmp_path: Path) -> None:
+    """``GET /models``, ``/metrics``, ``/history`` and ``/health`` (and the snapshot publisher) walked the registry's
+    dicts while a create, delete or import in another thread changed them: "dictionary keys changed during
+    iteration", a 500. A thread switch after every few instructions makes the race show at once."""
+    import sys
+    import threading
+    from types import SimpleNamespace
+
+    from stream_am.server.registry import Registry
+    from stream_am.server.settings import Settings
+
+    registry = Registry(Settings(state_dir=tmp_path / "state"))
+    model = SimpleNamespace(broken=None, trouble=SimpleNamespace(problems={}))
+    registry._models = {f"m{i}": model for i in range(64)}  # type: ignore[dict-item]
+    registry._quarantined = {f"q{i}": ("damaged", tmp_path) for i in range(64)}
+    stop = threading.Event()
+
+    def create_and_delete() -> None:
+        i = 0
+        while not stop.is_set():
+            registry._models[f"x{i % 50}"] = model  # type: ignore[assignment]
+            registry._models.pop(f"x{(i + 25) % 50}", None)
+            registry._quarantined[f"y{i % 50}"] = ("damaged", tmp_path)
+            registry._quarantined.pop(f"y{(i + 25) % 50}", None)
+            i += 1
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    writer = threading.Thread(target=create_and_delete)
+    writer.start()
+    try:
+        for _ in range(5000):
+            assert len(registry.all()) >= 64 and len(registry.problems()) >= 64
+    finally:
+        stop.set()
+        writer.join()
+        sys.setswitchinterval(interval)
