@@ -116,7 +116,9 @@ class ModelCreate(_Body):
 class ModelInfo(BaseModel):
     name: str
     estimator: str
-    params: dict[str, Any] = Field(description="The constructor arguments given at creation.")
+    params: dict[str, Any] = Field(
+        description="The constructor arguments given at creation (a null `seed` as drawn then)."
+    )
     config: dict[str, Any] = Field(description="The estimator's full configuration (`_get_params()`).")
     samples_seen: int
     model_version: int
