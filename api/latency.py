@@ -28,6 +28,12 @@ class PredictLatency:
         with self._lock:
             self._seconds.setdefault(name, deque(maxlen=self.size)).append(seconds)
 
+    def forget(self, name: str) -> None:
+        """Drop ``name``'s durations: its model was deleted or replaced (a model of the name made later starts
+        afresh, and deleted names do not accumulate)."""
+        with self._lock:
+            self._seconds.pop(name, None)
+
     def summary(self, name: str) -> dict[str, float | int | None]:
         """``count``, ``p50_ms`` and ``p99_ms`` over the recent predictions (None before any)."""
         with self._lock:

@@ -6,7 +6,7 @@ import base64
 import tempfile
 from pathlib import Path
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 from stream_am.server import estimators
 from stream_am.server.routers.deps import RegistryDep
@@ -56,9 +56,10 @@ def get_model(name: str, registry: RegistryDep) -> ModelInfo:
 
 
 @router.delete("/{name}", status_code=204, dependencies=_WRITE)
-async def delete_model(name: str, registry: RegistryDep) -> Response:
+async def delete_model(name: str, registry: RegistryDep, request: Request) -> Response:
     """Delete a model, its event log and its checkpoints."""
     await run_in_threadpool(registry.delete, name)
+    request.app.state.telemetry.predict_latency.forget(name)
     return Response(status_code=204)
 
 
@@ -89,7 +90,8 @@ def _files(estimator: object) -> dict[str, bytes]:
 
 
 @router.post("/{name}/import", response_model=ModelInfo, status_code=201, dependencies=_WRITE)
-async def import_model(name: str, body: ImportDocument, registry: RegistryDep, replace: bool = False) -> ModelInfo:
+async def import_model(name: str, body: ImportDocument, registry: RegistryDep, request: Request,
+                       replace: bool = False) -> ModelInfo:
     """Create model ``name`` from an export document; ``?replace=true`` replaces an existing model."""
 
     def work() -> ServedModel:
@@ -97,4 +99,7 @@ async def import_model(name: str, body: ImportDocument, registry: RegistryDep, r
             return registry.replace(name, body.estimator, body.params, export=body.model_dump())
         return registry.create(name, body.estimator, body.params, export=body.model_dump())
 
-    return _info(await run_in_threadpool(work))
+    model = await run_in_threadpool(work)
+    if replace:  # (the replaced model's latencies are not the new one's)
+        request.app.state.telemetry.predict_latency.forget(name)
+    return _info(model)

@@ -127,6 +127,29 @@ def test_history_endpoint_order_since_limit_and_counters(make_client: Callable[.
     assert [m["name"] for m in client.get("/history").json()["models"]] == ["default"]
 
 
+def test_a_deleted_or_replaced_models_latencies_do_not_outlive_it(make_client: Callable[..., TestClient]) -> None:
+    """helper-61's review: a model re-created under a deleted name showed the old model's latencies."""
+    client = make_client(**FAST)
+
+    def count() -> int:
+        return int(client.get("/models/m/history").json()["status"]["predict_latency"]["count"])
+
+    def make() -> None:
+        body = {"name": "m", "estimator": "AMClassifier", "params": {"batch_size": 8}}
+        assert client.post("/models", json=body).status_code == 201
+        _learn(client, 2, name="m")
+        assert client.post("/models/m/predict", json={"instances": [{"a": 0.1, "b": 0.2}]}).status_code == 200
+
+    make()
+    assert count() == 1
+    assert client.delete("/models/m").status_code == 204
+    make()
+    assert count() == 1
+    export = client.get("/models/m/export").json()
+    assert client.post("/models/m/import", params={"replace": "true"}, json=export).status_code == 201
+    assert count() == 0
+
+
 @pytest.mark.parametrize(
     "query", ["since=-1", "since=abc", "limit=0", "limit=-3", "limit=100001", "since=1.5"]
 )
