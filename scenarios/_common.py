@@ -204,13 +204,15 @@ def warm_up() -> None:
 def execute(scenario: Scenario, cfg: RunConfig) -> dict[str, Any]:
     """Run ``scenario`` and write ``results.json``, ``results.md``, its plots (and ``report.html``) into ``cfg.out``.
 
-    The files an earlier run wrote there (:data:`~stream_am.scenarios._report.OUTPUTS`) are removed first, so that
-    none is left beside this run's results (a plot or report of another scenario, or of other options). Before
-    that, ``cfg`` is checked (:mod:`~stream_am.scenarios._checks`): a ``ValueError`` naming a field it cannot run
-    with or a learner no scenario has, :class:`UnknownLearners` when the scenario has none of ``cfg.learners``, or
-    one naming ``out`` when that directory cannot be created and written, or an output name there is not a file;
-    a refused run removes nothing. The check creates ``cfg.out`` and keeps it, so that a path such as
-    ``dir/new/..`` names the directory the system resolves it to (``dir``) when the earlier run's files are removed.
+    The files an earlier run wrote there (:data:`~stream_am.scenarios._report.OUTPUTS`) are removed once the
+    scenario has run, before this run's are written, so that none is left beside this run's results (a plot or
+    report of another scenario, or of other options), and a run cut short (interrupted, or failing) leaves the
+    earlier run's files as they were. Before anything runs, ``cfg`` is checked
+    (:mod:`~stream_am.scenarios._checks`): a ``ValueError`` naming a field it cannot run with or a learner no
+    scenario has, :class:`UnknownLearners` when the scenario has none of ``cfg.learners``, or one naming ``out``
+    when that directory cannot be created and written, or an output name there is not a file; a refused run
+    removes nothing. The check creates ``cfg.out`` and keeps it, so that a path such as ``dir/new/..`` names the
+    directory the system resolves it to (``dir``) when the earlier run's files are removed.
     """
     _checks.check_config(cfg)
     cfg.pick(scenario.learners)
@@ -222,7 +224,6 @@ def execute(scenario: Scenario, cfg: RunConfig) -> dict[str, Any]:
     problem = _checks.out_problem(cfg.out, keep=True)
     if problem:
         raise ValueError(f"RunConfig.out: {problem}")
-    _report.clear_outputs(cfg.out)
     warm_up()  # (not counted in any learner's time, nor in the run's wall time)
     t0 = time.perf_counter()
     outcome = scenario.run(cfg)
@@ -231,6 +232,7 @@ def execute(scenario: Scenario, cfg: RunConfig) -> dict[str, Any]:
               **outcome.config,
               "machine": f"{platform.machine()} {platform.system()} {platform.python_version()}",
               "wall_time_s": round(time.perf_counter() - t0, 2)}
+    _report.clear_outputs(cfg.out)  # (only now: a run cut short leaves the earlier run's files)
     doc = _report.write_results(cfg.out, scenario.name, config, outcome.learners, scenario.description)
     if outcome.curves:
         _report.plot_curves(cfg.out / "accuracy.png", outcome.curves, outcome.marks, scenario.name,

@@ -6,7 +6,8 @@ import random
 
 import pytest
 from river import metrics
-from stream_am.scenarios._common import RunConfig, prequential
+from stream_am.scenarios import _common, _report
+from stream_am.scenarios._common import Outcome, RunConfig, Scenario, execute, prequential
 
 
 class _Replay:
@@ -39,3 +40,32 @@ def test_macro_f1_does_not_depend_on_the_order_of_str_classes(monkeypatch, tmp_p
         monkeypatch.undo()
     assert len(values) == 1, values
     assert values.pop() == pytest.approx(0.1215070643642072)
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, RuntimeError])
+def test_a_run_cut_short_leaves_the_earlier_runs_results(stop, monkeypatch, tmp_path):
+    # the earlier run's files were removed before the scenario ran: a run interrupted (Ctrl-C) or failing after
+    # minutes left neither the earlier results nor new ones
+    earlier = {name: f"earlier {name}" for name in _report.OUTPUTS}
+    for name, text in earlier.items():
+        (tmp_path / name).write_text(text)
+
+    def run(cfg: RunConfig) -> Outcome:
+        raise stop("cut short")
+
+    monkeypatch.setattr(_common, "warm_up", lambda: None)
+    with pytest.raises(stop):
+        execute(Scenario("fake", "test", "cut short", run, ("A",)), RunConfig(out=tmp_path, progress=False))
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == earlier
+
+
+def test_a_finished_run_still_leaves_no_file_of_an_earlier_one(monkeypatch, tmp_path):
+    for name in _report.OUTPUTS:
+        (tmp_path / name).write_text("earlier")
+
+    def run(cfg: RunConfig) -> Outcome:
+        return Outcome(config={}, learners={"A": {"accuracy": 0.5}}, curves={})
+
+    monkeypatch.setattr(_common, "warm_up", lambda: None)
+    execute(Scenario("fake", "test", "measures nothing", run, ("A",)), RunConfig(out=tmp_path, progress=False))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json", "results.md"]
