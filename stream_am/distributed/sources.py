@@ -93,7 +93,7 @@ def _numbers(frame: Any, where: str, first_row: int) -> np.ndarray:
         bad = ~np.isfinite(values) | (np.abs(values) > MAX_VALUE)
     if bad.any():
         i, j = (int(k) for k in np.argwhere(bad)[0])
-        what = "empty or NaN" if np.isnan(values[i, j]) else f"{values[i, j]:g}, beyond +-{MAX_VALUE:g} " \
+        what = "empty or NaN" if np.isnan(values[i, j]) else f"{float(values[i, j])!r}, beyond +-{MAX_VALUE:g} " \
             "(stream_am.checks.MAX_VALUE; scale it upstream)"
         raise ValueError(f"{where}, row {first_row + i}, column {frame.columns[j]!r}: the value is {what}")
     return values
@@ -103,8 +103,8 @@ def _labels(y: np.ndarray, where: str, first_row: int, target: str, n_classes: i
     bad = (y != np.floor(y)) | (y < 0) | (y >= n_classes)
     if bad.any():
         i = int(np.argmax(bad))
-        raise ValueError(f"{where}, row {first_row + i}, column {target!r} (--target): label {y[i]:g} is not a class "
-                         f"in 0..{n_classes - 1} (--n-classes {n_classes})")
+        raise ValueError(f"{where}, row {first_row + i}, column {target!r} (--target): label {float(y[i])!r} is not "
+                         f"a class in 0..{n_classes - 1} (--n-classes {n_classes})")
     return [int(v) for v in y]
 
 
