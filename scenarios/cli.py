@@ -35,9 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--hidden", type=arguments.integer, nargs="+", default=None, metavar="WIDTH",
                      help=f"hidden layer widths of every neural learner, each in [1, {MAX_HIDDEN}], at most "
                      f"{MAX_LAYERS} layers (default: 64 64; 16 with --quick)")
-    run.add_argument("--learners", nargs="+", default=None, metavar="NAME",
-                     help="run only these of the scenario's learners (names as in its table); with `all`, each "
-                     "scenario runs those it has, and each must have at least one")
+    run.add_argument("--learners", nargs="+", action="extend", default=None, metavar="NAME",
+                     help="run only these of the scenario's learners (names as in its table; a repeated --learners "
+                     "adds its names); with `all`, each scenario runs those it has, and each must have at least one")
     bars = run.add_mutually_exclusive_group()
     bars.add_argument("--progress", dest="progress", action="store_true", default=None,
                       help="show progress bars (the default on a terminal only)")

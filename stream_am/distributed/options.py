@@ -34,8 +34,8 @@ RESUME_FLAGS = ("source", "target", "task", "n_classes", "hidden", "activation",
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description="Data-parallel AM training from CSV or Parquet files "
                                 "(launch with torchrun --nproc_per_node=N).")
-    p.add_argument("--source", nargs="+", type=arguments.given_path, required=True,
-                   help="CSV or Parquet files, read in order.")
+    p.add_argument("--source", nargs="+", action="extend", type=arguments.given_path, required=True,
+                   help="CSV or Parquet files, read in order (a repeated --source adds its files).")
     p.add_argument("--target", required=True, help="The target column; every other column is a feature.")
     p.add_argument("--task", choices=["classification", "regression"], default="classification")
     p.add_argument("--n-classes", type=arguments.integer, default=None,
