@@ -8,10 +8,37 @@ import os
 import torch
 import torch.distributed as dist
 
-__all__ = ["GroupFailure", "init_process_group", "MIN_TIMEOUT", "MAX_TIMEOUT"]
+from stream_am.arguments import digits
+
+__all__ = ["GroupFailure", "init_process_group", "MIN_TIMEOUT", "MAX_TIMEOUT", "ranks"]
 
 MIN_TIMEOUT = 1.0  #: shortest collective timeout, in seconds (less does not leave time to connect the ranks)
 MAX_TIMEOUT = 86_400.0  #: longest, in seconds (a day)
+_ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")  # what torchrun sets and env:// reads
+
+
+def _whole(name: str, low: int, high: int) -> int:
+    text = os.environ[name]
+    value = digits(text)
+    if value is None or not low <= value <= high:
+        raise ValueError(f"the environment variable {name} must be a whole number in {low}..{high}, got {text!r}")
+    return value
+
+
+def ranks() -> tuple[int, int] | None:
+    """``(rank, world size)`` from the environment ``torchrun`` sets, or ``None`` when neither ``RANK`` nor
+    ``WORLD_SIZE`` is set (a plain ``python -m``: a group of one); ``ValueError`` naming a variable that is missing
+    while one of those is set (a ``RANK`` left in the shell), or that is not a number in its range."""
+    if "RANK" not in os.environ and "WORLD_SIZE" not in os.environ:
+        return None
+    given = [name for name in _ENV if name in os.environ]
+    missing = [name for name in _ENV if name not in os.environ]
+    if missing:
+        raise ValueError(f"the environment sets {', '.join(given)} but not {', '.join(missing)}: torchrun sets all "
+                         f"four; unset {', '.join(given)} to run as one process")
+    world = _whole("WORLD_SIZE", 1, 2**31 - 1)
+    _whole("MASTER_PORT", 0, 65535)
+    return _whole("RANK", 0, world - 1), world
 
 
 class GroupFailure(RuntimeError):

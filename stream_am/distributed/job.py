@@ -25,7 +25,7 @@ import torch
 from stream_am import checks
 from stream_am.distributed.checkpoint import load_checkpoint, save_checkpoint
 from stream_am.distributed.data_parallel import DataParallelAM
-from stream_am.distributed.group import GroupFailure, init_process_group
+from stream_am.distributed.group import GroupFailure, init_process_group, ranks
 from stream_am.distributed.options import PROG, check_args, check_resume, hidden_sizes, parser, prepare_checkpoint_dir
 from stream_am.distributed.sources import Row, check_sources, dict_rows, file_rows, local_batches, shard
 from stream_am.learner import OnlineAM
@@ -131,14 +131,6 @@ def _error(exc: Exception, status: int = 2) -> int:
     return status
 
 
-def _world() -> int:
-    """``WORLD_SIZE`` (1 when unset); ``ValueError`` naming it unless a whole number >= 1."""
-    text = os.environ.get("WORLD_SIZE", "1")
-    if not (text.isascii() and text.isdigit() and int(text) >= 1):
-        raise ValueError(f"WORLD_SIZE must be a whole number >= 1 (torchrun sets it), got {text!r}")
-    return int(text)
-
-
 def _learner(args: argparse.Namespace, width: int) -> OnlineAM:
     from stream_am.estimators import build_mlp
 
@@ -165,7 +157,7 @@ def _check_resume(args: argparse.Namespace, learner: OnlineAM) -> None:
         raise ValueError(f"--checkpoint-dir: {where} does not fit this job's learner ({exc})") from exc
 
 
-def _prepare(args: argparse.Namespace, world: int) -> tuple[Iterator[Row], int, OnlineAM]:
+def _prepare(args: argparse.Namespace, rank: int, world: int) -> tuple[Iterator[Row], int, OnlineAM]:
     """Every check of the job before it starts (``ValueError`` naming the flag); then the checkpoint directory."""
     check_args(args, world)
     n_classes = args.n_classes if args.task == "classification" else None
@@ -173,7 +165,7 @@ def _prepare(args: argparse.Namespace, world: int) -> tuple[Iterator[Row], int, 
     _check_memory(args, width)
     learner = _learner(args, width)
     _check_resume(args, learner)
-    if int(os.environ.get("RANK", "0")) == 0:
+    if rank == 0:
         prepare_checkpoint_dir(args.checkpoint_dir)
     return file_rows(args.source, args.target, n_classes=n_classes), width, learner
 
@@ -199,8 +191,8 @@ def _check_memory(args: argparse.Namespace, width: int) -> None:
                          "narrower layers")
 
 
-def _start_group(args: argparse.Namespace) -> None:
-    if "RANK" not in os.environ:  # a plain ``python -m``: a group of one, on a free loopback port
+def _start_group(args: argparse.Namespace, alone: bool) -> None:
+    if alone:  # a plain ``python -m``: a group of one, on a free loopback port
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = str(probe.getsockname()[1])
@@ -215,12 +207,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = parser().parse_args(argv)
     try:
-        rows, width, learner = _prepare(args, _world())
+        given = ranks()
+        rank, world = given or (0, 1)
+        rows, width, learner = _prepare(args, rank, world)
     except ValueError as exc:
         return _error(exc)
     torch.set_num_threads(args.threads)
     try:
-        _start_group(args)
+        _start_group(args, alone=given is None)
     except GroupFailure as exc:
         return _error(exc, 1)
     info = {"config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "source"},
@@ -232,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, GroupFailure) as exc:  # a source's row or a batch refused here (status 2), or a peer lost
         dist.destroy_process_group()
         return _error(exc, 1 if isinstance(exc, GroupFailure) else 2)
-    if int(os.environ["RANK"]) == 0:
+    if rank == 0:
         print(json.dumps(report), flush=True)
     dist.barrier()  # leave together: gloo threads still alive when the interpreter exits abort the process
     dist.destroy_process_group()
