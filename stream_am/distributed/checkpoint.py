@@ -26,11 +26,15 @@ _STATE, _JSON = "checkpoint.safetensors", "checkpoint.json"
 
 def _replace(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # (a full disk, an interrupt: no partial file is left beside the previous checkpoint)
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def save_checkpoint(directory: Path, state: dict[str, torch.Tensor], info: dict[str, Any]) -> None:
