@@ -104,6 +104,12 @@ def _refusal(chosen: list[Scenario], configs: list[RunConfig]) -> tuple[str, str
     return None
 
 
+def _shown(path: Path) -> str:
+    """``path`` as text any output stream can write: a byte that is not UTF-8 (an argument the system passed as
+    a lone surrogate) is shown as U+FFFD, where a strict stdout raised ``UnicodeEncodeError``."""
+    return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def _on_a_terminal() -> bool:
     """Progress bars by default only when both output streams are terminals, so that redirected output
     (a log file, CI, a pipe) is not flooded with bar redraws."""
@@ -138,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
                 why = str(err).removeprefix("RunConfig.learners: ")
                 print(f"{_PROG}: error: argument --learners: {s.name}: {why}", file=sys.stderr)
                 return 2
-            print(f"{s.name}: {cfg.out / 'results.md'} ({doc['config']['wall_time_s']} s)")
+            print(f"{s.name}: {_shown(cfg.out / 'results.md')} ({doc['config']['wall_time_s']} s)")
     finally:
         torch.set_num_threads(threads)
     return 0

@@ -277,3 +277,17 @@ def test_an_empty_learner_name_is_an_unknown_learner_named_with_the_known_ones(t
     assert scenario_cli.main(["run", "digits", "--quick", "--out", str(tmp_path), "--learners", ""]) == 2
     err = _refused(capsys, "--learners")
     assert "unknown learner ''" in err and "AM-mem" in err
+
+
+def test_an_out_that_is_not_utf8_is_reported_on_a_strict_stdout(tmp_path, runs, monkeypatch):
+    # (a UTF-8 locale other than C.UTF-8, or PYTHONIOENCODING=utf-8, makes stdout strict: the line saying where the
+    # results are raised UnicodeEncodeError after the run, status 1 and a traceback)
+    import io
+    import sys
+
+    stdout = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict")
+    monkeypatch.setattr(sys, "stdout", stdout)
+    out = tmp_path / os.fsdecode(b"x\xff")
+    assert scenario_cli.main(["run", "phishing", "--quick", "--no-progress", "--out", str(out)]) == 0
+    stdout.flush()
+    assert stdout.buffer.getvalue().decode().startswith(f"phishing: {tmp_path}/x\ufffd/results.md")
