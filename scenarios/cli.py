@@ -145,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{_PROG}: error: argument --learners: {s.name}: {why}", file=sys.stderr)
                 return 2
             print(f"{s.name}: {_shown(cfg.out / 'results.md')} ({doc['config']['wall_time_s']} s)")
+    except KeyboardInterrupt:
+        return arguments.interrupted(_PROG, "a scenario that had not finished keeps its earlier results, if any")
     finally:
         torch.set_num_threads(threads)
     return 0

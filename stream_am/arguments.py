@@ -16,13 +16,14 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from stream_am.checks import MAX_SEED
 
-__all__ = ["PROBE_NAME_LENGTH", "digits", "given", "given_path", "integer", "make_writable", "not_a_directory",
-           "remove_made", "seed", "unseen", "whole"]
+__all__ = ["PROBE_NAME_LENGTH", "digits", "given", "given_path", "integer", "interrupted", "make_writable",
+           "not_a_directory", "remove_made", "seed", "unseen", "whole"]
 
 
 def digits(text: str) -> int | None:
@@ -61,6 +62,13 @@ def whole(low: int, high: int | None = None) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def interrupted(prog: str, what: str = "") -> int:
+    """Say on stderr that ``prog`` was interrupted (Ctrl-C: ``KeyboardInterrupt``), with ``what`` it leaves, and
+    return the status a shell gives a command stopped by SIGINT, 130 (a command line's answer, not a traceback)."""
+    print(f"{prog}: interrupted{'; ' + what if what else ''}", file=sys.stderr)
+    return 130
 
 
 #: an argparse type: a seed, a whole number in ``[0, 2**63 - 1]`` (what torch's and numpy's generators take)

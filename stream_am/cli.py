@@ -156,8 +156,14 @@ def _in_use(root: Path) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``stream-am``; returns the exit status."""
-    args_list = list(sys.argv[1:] if argv is None else argv)
+    """Entry point of ``stream-am``; returns the exit status (130 when interrupted, without a traceback)."""
+    try:
+        return _main(list(sys.argv[1:] if argv is None else argv))
+    except KeyboardInterrupt:
+        return arguments.interrupted("stream-am")
+
+
+def _main(args_list: list[str]) -> int:
     if args_list and args_list[0] in _DELEGATED:
         extra, needed = _EXTRAS.get(args_list[0], ("", ()))
         missing = [m for m in needed if importlib.util.find_spec(m) is None]

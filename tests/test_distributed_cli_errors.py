@@ -438,3 +438,17 @@ def test_a_peer_that_dies_ends_the_survivor_with_status_1_and_one_line(tmp_path)
             proc.communicate()
     assert procs[0].returncode == 1, err[-2000:]
     assert "error: DataParallelAM rank 0" in err and "Traceback" not in err, err[-2000:]
+
+
+def test_a_regression_whose_memories_cannot_fit_this_machine_is_refused_naming_hidden(tmp_path, run, monkeypatch):
+    """helper-62's review: the memory check counted classifications only (a regression has one sum per layer)."""
+    (source,) = write_csvs(tmp_path, files=1, rows=64)
+    pages = {"SC_PHYS_PAGES": 2**20, "SC_PAGE_SIZE": 4096}  # a machine of 4 GiB: half is 2
+    monkeypatch.setattr(os, "sysconf", lambda name: pages[name])
+    args = ["--source", str(source), "--checkpoint-dir", str(tmp_path / "ck"), "--target", "label",
+            "--task", "regression", "--report-every", "0"]
+    status, _, err = run(*args, "--hidden", ",".join(["4096"] * 8))  # (8 sums of 4097 x 4098: about 3 GiB)
+    assert status == 2 and "--hidden 4096," in err and "half this machine's 4 GiB" in err, err
+    assert "--n-classes" not in err and not (tmp_path / "ck").exists()
+    status, out, err = run(*args, "--hidden", "64", "--max-steps", "1")
+    assert status == 0 and json.loads(out.splitlines()[-1])["step"] == 1, err

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from stream_am import checks
+from stream_am import arguments, checks
 from stream_am.distributed.checkpoint import load_checkpoint, save_checkpoint
 from stream_am.distributed.data_parallel import DataParallelAM
 from stream_am.distributed.group import GroupFailure, init_process_group, ranks
@@ -176,19 +176,22 @@ PEAK_BYTES = 24
 
 
 def _check_memory(args: argparse.Namespace, width: int) -> None:
-    """``ValueError`` naming ``--n-classes`` when the per-class memories of ``width`` inputs, ``--hidden`` and the
-    classes (one ``(d + 1) x (d + 1 + m)`` sum per class and layer, every layer counted) could not fit in half this
-    machine's memory: a step would exhaust it, or fail in the allocator with a traceback."""
+    """``ValueError`` naming ``--n-classes`` (``--hidden`` in a regression) when the memories of ``width`` inputs,
+    ``--hidden`` and the classes (one ``(d + 1) x (d + 1 + m)`` sum per layer, and per class in a classification,
+    every layer counted) could not fit in half this machine's memory: a step would exhaust it, or fail in the
+    allocator with a traceback."""
     try:
         total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (AttributeError, OSError, ValueError):  # (no such count here: nothing to compare with)
         return
-    numbers = class_memory_size(width, hidden_sizes(args.hidden), args.n_classes or 0)
-    if args.task == "classification" and PEAK_BYTES * numbers > total / 2:
-        raise ValueError(f"--n-classes {args.n_classes} with --hidden {args.hidden} on {width} inputs: the per-class "
-                         f"memories would hold {numbers:,} numbers, about {PEAK_BYTES * numbers / 2**30:,.0f} GiB at "
-                         f"a step, more than half this machine's {total / 2**30:,.0f} GiB; use fewer classes or "
-                         "narrower layers")
+    classification = args.task == "classification"
+    numbers = class_memory_size(width, hidden_sizes(args.hidden), args.n_classes if classification else 1)
+    if PEAK_BYTES * numbers > total / 2:
+        what = f"--n-classes {args.n_classes} with " if classification else ""
+        raise ValueError(f"{what}--hidden {args.hidden} on {width} inputs: the memories would hold {numbers:,} "
+                         f"numbers, about {PEAK_BYTES * numbers / 2**30:,.0f} GiB at a step, more than half this "
+                         f"machine's {total / 2**30:,.0f} GiB; use "
+                         f"{'fewer classes or ' if classification else ''}narrower layers")
 
 
 def _start_group(args: argparse.Namespace, alone: bool) -> None:
@@ -202,10 +205,18 @@ def _start_group(args: argparse.Namespace, alone: bool) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point (every rank runs it); returns the exit status: 2 for an invalid argument or source, 1 when the
-    process group fails (it cannot start, or a peer stops or does not answer within ``--timeout``)."""
+    process group fails (it cannot start, or a peer stops or does not answer within ``--timeout``), 130 when
+    interrupted (Ctrl-C; the last checkpoint written stays)."""
+    args = parser().parse_args(argv)
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        return arguments.interrupted(PROG, "the last checkpoint written stays")
+
+
+def _run(args: argparse.Namespace) -> int:
     import torch.distributed as dist
 
-    args = parser().parse_args(argv)
     try:
         given = ranks()
         rank, world = given or (0, 1)
