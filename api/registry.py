@@ -27,6 +27,8 @@ from stream_am.server.prequential import Prequential
 from stream_am.server.service import IMPORTED, ServedModel
 from stream_am.server.settings import Settings
 
+from stream_am.locks import DirectoryInUse, lock_directory
+
 _log = logging.getLogger("stream_am.api")
 
 __all__ = ["DEFAULT_MODEL", "Registry"]
@@ -203,17 +205,10 @@ class Registry:
 
 def _lock_state_dir(root: Path) -> IO[bytes]:
     """An exclusive lock on the state directory: two servers on one log would lose updates."""
-    handle = open(root / ".lock", "ab")  # held open (and locked) for the registry's lifetime
     try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock
-        return handle
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.close()
+        return lock_directory(root)  # held open (and locked) for the registry's lifetime
+    except DirectoryInUse:
         raise RuntimeError(f"the state directory {root} is in use by another stream_am server") from None
-    return handle
 
 
 def _seed_checkpoint(path: Path, estimator: str, export: dict[str, Any], settings: Settings) -> None:

@@ -452,3 +452,23 @@ def test_a_regression_whose_memories_cannot_fit_this_machine_is_refused_naming_h
     assert "--n-classes" not in err and not (tmp_path / "ck").exists()
     status, out, err = run(*args, "--hidden", "64", "--max-steps", "1")
     assert status == 0 and json.loads(out.splitlines()[-1])["step"] == 1, err
+
+
+def test_a_checkpoint_dir_another_job_writes_is_refused_and_left_as_it_was(tmp_path, run):
+    """helper-62's review: two jobs on one --checkpoint-dir overwrote each other's checkpoints (one temporary name)."""
+    from stream_am.locks import lock_directory
+
+    (source,) = write_csvs(tmp_path, files=1, rows=64)
+    ck = tmp_path / "ck"
+    args = ["--source", str(source), "--checkpoint-dir", str(ck), *ARGS, "--batch-size", "32"]
+    assert run(*args, "--max-steps", "1")[0] == 0
+    before = _files(ck)
+    held = lock_directory(ck)  # (another job's: flock locks an open file, so one process can play both)
+    try:
+        status, out, err = run(*args)
+    finally:
+        held.close()
+    assert status == 2 and "--checkpoint-dir" in err and "in use by another job" in err and out == "", err
+    assert _files(ck) == before
+    status, out, _ = run(*args)
+    assert status == 0 and json.loads(out.splitlines()[-1])["resumed_from"] == 1

@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 
@@ -29,6 +29,7 @@ from stream_am.distributed.group import GroupFailure, init_process_group, ranks
 from stream_am.distributed.options import PROG, check_args, check_resume, hidden_sizes, parser, prepare_checkpoint_dir
 from stream_am.distributed.sources import Row, check_sources, dict_rows, file_rows, local_batches, shard
 from stream_am.learner import OnlineAM
+from stream_am.locks import LOCK_NAME, DirectoryInUse, lock_directory
 from stream_am.updaters.class_state import class_memory_size
 
 __all__ = ["check_args", "main", "train", "train_stream"]
@@ -157,17 +158,25 @@ def _check_resume(args: argparse.Namespace, learner: OnlineAM) -> None:
         raise ValueError(f"--checkpoint-dir: {where} does not fit this job's learner ({exc})") from exc
 
 
-def _prepare(args: argparse.Namespace, rank: int, world: int) -> tuple[Iterator[Row], int, OnlineAM]:
-    """Every check of the job before it starts (``ValueError`` naming the flag); then the checkpoint directory."""
+def _prepare(args: argparse.Namespace, rank: int, world: int) -> tuple[Iterator[Row], int, OnlineAM, IO[bytes] | None]:
+    """Every check of the job before it starts (``ValueError`` naming the flag); then, on rank 0, the checkpoint
+    directory, made and locked (the open file that holds the lock is returned: two jobs writing one checkpoint
+    would overwrite each other's)."""
     check_args(args, world)
     n_classes = args.n_classes if args.task == "classification" else None
     width = check_sources(args.source, args.target, n_classes)
     _check_memory(args, width)
     learner = _learner(args, width)
     _check_resume(args, learner)
+    held = None
     if rank == 0:
         prepare_checkpoint_dir(args.checkpoint_dir)
-    return file_rows(args.source, args.target, n_classes=n_classes), width, learner
+        try:
+            held = lock_directory(args.checkpoint_dir)
+        except DirectoryInUse as exc:
+            raise ValueError(f"--checkpoint-dir: {args.checkpoint_dir} is in use by another job (it holds "
+                             f"{args.checkpoint_dir / LOCK_NAME}); wait for it to end, or choose another") from exc
+    return file_rows(args.source, args.target, n_classes=n_classes), width, learner, held
 
 
 #: bytes a class-clocked memory's step holds at its peak per number of its sums (its sums, their copies for the
@@ -215,17 +224,26 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import torch.distributed as dist
-
     try:
         given = ranks()
         rank, world = given or (0, 1)
-        rows, width, learner = _prepare(args, rank, world)
+        rows, width, learner, held = _prepare(args, rank, world)
     except ValueError as exc:
         return _error(exc)
+    try:
+        return _train(args, rows, width, learner, rank, alone=given is None)
+    finally:
+        if held is not None:
+            held.close()
+
+
+def _train(args: argparse.Namespace, rows: Iterator[Row], width: int, learner: OnlineAM, rank: int,
+           alone: bool) -> int:
+    import torch.distributed as dist
+
     torch.set_num_threads(args.threads)
     try:
-        _start_group(args, alone=given is None)
+        _start_group(args, alone=alone)
     except GroupFailure as exc:
         return _error(exc, 1)
     info = {"config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "source"},
