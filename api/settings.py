@@ -63,7 +63,8 @@ class Settings(BaseSettings):
     prequential: bool = Field(default=True, description="Score each labelled sample before learning it.")
     create_default_model: bool = Field(default=True, description="Create the model `default` on first start.")
     torch_threads: int | None = Field(
-        default=1, ge=1, description="torch intra-op threads of each serving thread (None: torch's default)."
+        default=1, ge=1, description="torch intra-op threads of each serving thread (None, or an empty "
+        "`STREAM_AM_TORCH_THREADS=`: torch's default)."
     )
     protect_reads: bool = Field(
         default=False, description="With `api_key` set, reads (models, metrics, history) need the key too."
@@ -109,6 +110,13 @@ class Settings(BaseSettings):
                              "read from a secret file, a space or a non-ASCII letter would refuse every request)")
         return key
 
+    @field_validator("torch_threads", mode="before")
+    @classmethod
+    def _torch_default(cls, value: Any) -> Any:
+        """An empty value (``STREAM_AM_TORCH_THREADS=``) is None, torch's own thread count: the environment has no
+        other way to say it, and the default is 1."""
+        return None if isinstance(value, str) and not value.strip() else value
+
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
         if self.role == "predictor" and not self.writer_url:
@@ -134,6 +142,8 @@ class Settings(BaseSettings):
         out: dict[str, str] = {}
         for name, value in self.model_dump().items():
             if value is None:
+                if name == "torch_threads":  # not its default (1): the processes started must get None too
+                    out["STREAM_AM_TORCH_THREADS"] = ""
                 continue
             if isinstance(value, SecretStr):
                 value = value.get_secret_value()
