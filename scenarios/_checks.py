@@ -17,6 +17,7 @@ from stream_am.scenarios._report import OUTPUTS
 from stream_am import arguments
 from stream_am.checks import MAX_SEED
 from stream_am.distributed.options import MAX_HIDDEN, MAX_LAYERS
+from stream_am.memory_budget import memory_problem
 
 __all__ = ["MAX_BATCH_SIZE", "MAX_HIDDEN", "MAX_LAYERS", "check_config", "config_problem", "out_problem"]
 
@@ -45,7 +46,10 @@ def _hidden_problem(hidden: Any) -> str | None:
     if len(hidden) > MAX_LAYERS:  # (none: the learners' linear models, as AMClassifier(hidden_sizes=()) takes)
         return f"must have at most {MAX_LAYERS} layers, got {len(hidden)}"
     bad = [w for w in hidden if not 1 <= w <= MAX_HIDDEN]
-    return f"widths must be in [1, {MAX_HIDDEN}], got {_shown(bad[0])}" if bad else None
+    if bad:
+        return f"widths must be in [1, {MAX_HIDDEN}], got {_shown(bad[0])}"
+    too_large = memory_problem(1, hidden, 2)  # (a bound from below: every scenario has more inputs and classes)
+    return f"{_shown(hidden)} is too large: even on one input and two classes {too_large}" if too_large else None
 
 
 def _learners_problem(learners: Any) -> str | None:

@@ -88,6 +88,20 @@ def test_hidden_widths_written_as_python_reads_them_are_refused(width, tmp_path,
     assert info.value.code == 2 and runs == [] and "--hidden" in capsys.readouterr().err
 
 
+def test_hidden_layers_whose_memories_cannot_fit_this_machine_are_refused(tmp_path, runs, capsys, monkeypatch):
+    """helper-62's review: 32 layers of 4096 were taken, and would have exhausted the machine at the first step."""
+    import stream_am.memory_budget as budget
+
+    monkeypatch.setattr(budget, "physical_memory", lambda: 8 * 2**30)  # a machine of 8 GiB: half is 4
+    too_large = ["4096"] * 2  # (about 1e8 numbers, 2.3 GiB at a step: taken)
+    assert scenario_cli.main(["run", "digits", "--quick", "--out", str(tmp_path), "--hidden", *too_large]) == 0
+    too_large = ["4096"] * 4  # (about 2.4e8 numbers, 5.3 GiB: refused)
+    assert scenario_cli.main(["run", "digits", "--quick", "--out", str(tmp_path), "--hidden", *too_large]) == 2
+    err = _refused(capsys, "--hidden")
+    assert "even on one input and two classes" in err and "half this machine's 8 GiB" in err
+    assert len(runs) == 1
+
+
 def test_the_widest_hidden_layer_allowed_is_the_distributed_jobs(tmp_path, runs):
     from stream_am.distributed.options import MAX_HIDDEN
 

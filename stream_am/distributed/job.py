@@ -30,7 +30,7 @@ from stream_am.distributed.options import PROG, check_args, check_resume, hidden
 from stream_am.distributed.sources import Row, check_sources, dict_rows, file_rows, local_batches, shard
 from stream_am.learner import OnlineAM
 from stream_am.locks import LOCK_NAME, DirectoryInUse, lock_directory
-from stream_am.updaters.class_state import class_memory_size
+from stream_am.memory_budget import memory_problem
 
 __all__ = ["check_args", "main", "train", "train_stream"]
 
@@ -179,27 +179,14 @@ def _prepare(args: argparse.Namespace, rank: int, world: int) -> tuple[Iterator[
     return file_rows(args.source, args.target, n_classes=n_classes), width, learner, held
 
 
-#: bytes a class-clocked memory's step holds at its peak per number of its sums (its sums, their copies for the
-#: collective and the solve: 21 GB at 9e8 numbers, --n-classes 10000 on four inputs and --hidden 8)
-PEAK_BYTES = 24
-
-
 def _check_memory(args: argparse.Namespace, width: int) -> None:
     """``ValueError`` naming ``--n-classes`` (``--hidden`` in a regression) when the memories of ``width`` inputs,
-    ``--hidden`` and the classes (one ``(d + 1) x (d + 1 + m)`` sum per layer, and per class in a classification,
-    every layer counted) could not fit in half this machine's memory: a step would exhaust it, or fail in the
-    allocator with a traceback."""
-    try:
-        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, OSError, ValueError):  # (no such count here: nothing to compare with)
-        return
+    ``--hidden`` and the classes could not fit this machine (:func:`~stream_am.memory_budget.memory_problem`)."""
     classification = args.task == "classification"
-    numbers = class_memory_size(width, hidden_sizes(args.hidden), args.n_classes if classification else 1)
-    if PEAK_BYTES * numbers > total / 2:
+    problem = memory_problem(width, hidden_sizes(args.hidden), args.n_classes if classification else 1)
+    if problem:
         what = f"--n-classes {args.n_classes} with " if classification else ""
-        raise ValueError(f"{what}--hidden {args.hidden} on {width} inputs: the memories would hold {numbers:,} "
-                         f"numbers, about {PEAK_BYTES * numbers / 2**30:,.0f} GiB at a step, more than half this "
-                         f"machine's {total / 2**30:,.0f} GiB; use "
+        raise ValueError(f"{what}--hidden {args.hidden} on {width} inputs: {problem}; use "
                          f"{'fewer classes or ' if classification else ''}narrower layers")
 
 
