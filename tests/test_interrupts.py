@@ -53,3 +53,19 @@ def test_other_exits_are_unchanged(argv):
     with pytest.raises(SystemExit) as info:
         cli.main(argv)
     assert info.value.code == 0
+
+
+def test_a_group_of_one_puts_the_environment_back(monkeypatch, capsys, tmp_path):
+    """helper-62's review: main, run as a group of one, left RANK, WORLD_SIZE and MASTER_* set in os.environ."""
+    import os
+
+    (source,) = write_csvs(tmp_path, files=1, rows=64)
+    for key in ("RANK", "WORLD_SIZE", "MASTER_PORT"):
+        monkeypatch.setenv(key, "x")
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("MASTER_ADDR", "elsewhere.example")  # (ignored by a group of one, and kept)
+    status = job.main(["--source", str(source), "--target", "label", "--n-classes", "3", "--hidden", "8",
+                       "--checkpoint-dir", str(tmp_path / "ck"), "--report-every", "0"])
+    assert status == 0, capsys.readouterr().err
+    assert [k for k in ("RANK", "WORLD_SIZE", "MASTER_PORT") if k in os.environ] == []
+    assert os.environ["MASTER_ADDR"] == "elsewhere.example"

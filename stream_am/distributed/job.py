@@ -190,6 +190,9 @@ def _check_memory(args: argparse.Namespace, width: int) -> None:
                          f"{'fewer classes or ' if classification else ''}narrower layers")
 
 
+_GROUP_OF_ONE = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")  # what a group of one sets for env://
+
+
 def _start_group(args: argparse.Namespace, alone: bool) -> None:
     if alone:  # a plain ``python -m``: a group of one, on a free loopback port
         with socket.socket() as probe:
@@ -217,11 +220,18 @@ def _run(args: argparse.Namespace) -> int:
         rows, width, learner, held = _prepare(args, rank, world)
     except ValueError as exc:
         return _error(exc)
+    saved = {key: os.environ.get(key) for key in _GROUP_OF_ONE}  # (a group of one sets them: put back after)
     try:
         return _train(args, rows, width, learner, rank, alone=given is None)
     finally:
         if held is not None:
             held.close()
+        if given is None:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
 
 def _train(args: argparse.Namespace, rows: Iterator[Row], width: int, learner: OnlineAM, rank: int,
