@@ -29,7 +29,7 @@ __all__ = ["ReplayClassifier", "EWCClassifier"]
 
 
 class ReplayClassifier(ClassifierWrapper):
-    """Experience replay: each mini-batch is learnt together with a sample from a reservoir buffer.
+    """Experience replay: each mini-batch, then a sample from a reservoir buffer, in one ``classifier.learn_many``.
 
     Samples are checked as the stream estimators check them (:mod:`stream_am.strategies_checks`): numeric
     features only (encode others upstream, not inside ``classifier``); a call refused by those checks or by
@@ -38,7 +38,7 @@ class ReplayClassifier(ClassifierWrapper):
     Parameters
     ----------
     classifier
-        A river mini-batch classifier (``learn_many``), for example the backprop baseline.
+        A river mini-batch classifier (``learn_many``): the backprop baseline, say (a step every ``batch_size`` rows).
     buffer_size
         Capacity of the reservoir; it holds a uniform sample of the whole stream seen so far.
     replay_ratio

@@ -54,3 +54,21 @@ def test_every_row_of_r_and_the_joint_reference_come_after_every_training_sample
         model = make_learner(name, cfg, **continual._extra(135, 3))
         correct = [prequential(model, t.train, len(t.train), cfg, name).correct for t in _tasks(cfg.seed, True)]
         assert out.learners[name]["prequential_accuracy"] == float(np.concatenate(correct).mean())
+
+
+def test_replay_around_the_backprop_baseline_learns_a_batch_then_its_replayed_sample_in_two_steps():
+    # as scenarios/README.md says of Replay: one learn_many call, the batch first; BackpropClassifier steps every
+    # batch_size rows it is given, so a batch and a replayed sample as large are two steps, not one mixed step
+    import pandas as pd
+
+    from stream_am.baselines import BackpropClassifier
+    from stream_am.strategies import ReplayClassifier
+
+    bp = BackpropClassifier(hidden_sizes=(4,), batch_size=4, seed=0)
+    replay = ReplayClassifier(bp, buffer_size=8, batch_size=4, seed=0)
+    for b in range(4):
+        X = pd.DataFrame({"a": [float(4 * b + i) for i in range(4)]})
+        before = bp.n_steps
+        replay.learn_many(X, pd.Series([i % 2 for i in range(4)]))
+        assert bp.n_steps - before == (1 if b == 0 else 2) and bp.n_buffered == 0
+    assert len(replay.buffer_) == 8 and replay.n_seen_ == 16
