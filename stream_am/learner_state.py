@@ -22,6 +22,8 @@ from torch import nn
 from stream_am import checks
 from stream_am.hyperparameters import HYPERPARAMETERS
 from stream_am.settable import check_setting
+from stream_am.state_checks import check_known_keys, check_values
+from stream_am.updaters.class_memory import ClassMemoryUpdater
 from stream_am.updaters.coordinates import check_change, fits
 from stream_am.updaters.factory import retune
 from stream_am.updaters.memory import MemoryUpdater
@@ -34,35 +36,6 @@ __all__ = ["LearnerState"]
 
 _CODES = ("mem", "adam")  # the int8 code of each layer's rule in ``state["variants"]``
 _PREFIX = {"mem": "memory", "adam": "adam"}
-_KEYS = ("variants", "solve_every", "mu", "samples_seen", "n_steps", "generator")
-_PREFIXES = ("module.", "memory.", "adam.")
-
-
-def _check_values(state: dict[str, torch.Tensor]) -> None:
-    """``ValueError`` naming the key of the first tensor of ``state`` that cannot be a learner's: an unknown key,
-    a non-tensor, a non-finite floating value, a negative counter or a ``mu`` that is not positive (the
-    updaters check their own tensors' shapes, dtypes and ranges as they load)."""
-    for key, value in state.items():
-        if key not in _KEYS and not key.startswith(_PREFIXES):
-            raise ValueError(f"state has an unknown key {key!r}")
-        if not checks.holds_values(value):
-            raise ValueError(f"state[{key!r}] must be a tensor with values, got {type(value).__name__} {value!r:.40}")
-        if value.is_floating_point() and not checks.within(value, checks.FLOAT32_MAX):  # (the learner holds float32)
-            raise ValueError(f"state[{key!r}] holds values that are not finite (in float32)")
-    for key in ("samples_seen", "n_steps", "solve_every", "mu"):
-        if key not in state:
-            continue
-        value = state[key]
-        if value.numel() != 1 or value.is_complex() or value.dtype == torch.bool:
-            raise ValueError(f"state[{key!r}] must hold one real number, got {value.dtype} {tuple(value.shape)}")
-        number = float(value)
-        if key == "mu" and not 0.0 < number:  # (it grows to mu * mu_max_factor: no bound of its own)
-            raise ValueError(f"state['mu'] must be > 0, got {number!r}")
-        high, bounds = (checks.MAX_COUNT, "in [0, 2**62]") if key != "solve_every" else (math.inf, ">= 0")  # (counters)
-        if key != "mu" and (value.is_floating_point() or not 0 <= int(value) <= high):
-            raise ValueError(f"state[{key!r}] must be an integer {bounds}, got {value.tolist()!r}")
-
-
 class LearnerState:
     """Mixin: everything learned, as a flat ``{name: tensor}``; growth that keeps it; forgetting."""
 
@@ -108,7 +81,7 @@ class LearnerState:
     def _check_state(self, state: dict[str, torch.Tensor]) -> tuple[list[str], int]:
         """The layers' rules and solve cadence in ``state``, checked with the module's shapes and kinds (floats, not
         integers); a state saved before the cadence was recorded solves at this ``solve_every``, or 1."""
-        _check_values(state)
+        check_values(state)
         codes = state["variants"].tolist() if "variants" in state and state["variants"].ndim == 1 else None
         if codes is None or len(codes) != self._net.n_codes or any(c not in range(len(_CODES)) for c in codes):
             raise ValueError(f"state['variants'] must hold one code in {list(range(len(_CODES)))} ({_CODES}) per "
@@ -127,6 +100,7 @@ class LearnerState:
         if self._built and every != self._solve_every:
             raise ValueError(f"state holds solve_every={every}, but this learner solves every {self._solve_every}")
         mod = {k[len("module.") :]: v for k, v in state.items() if k.startswith("module.")}
+        check_known_keys((f"module.{k}" for k in mod), (f"module.{k}" for k in self.module.state_dict()))
         for k, v in self.module.state_dict().items():
             if k not in mod:
                 raise ValueError(f"state is missing module.{k}")
@@ -183,6 +157,9 @@ class LearnerState:
             self._generator.set_state(state["generator"].cpu())
         except RuntimeError as err:
             raise ValueError(f"state['generator'] is not a random generator's state: {err}") from err
+        legacy = [f"{p}{k}" for p, u in zip(self._prefixes(), self._updaters, strict=True)
+                  if isinstance(u, ClassMemoryUpdater) for k in ("Ac", "Bc")]  # (the first class memories' means)
+        check_known_keys(state, [*self.state_dict(), *legacy])
 
     def grow_inputs(self, n_new: int) -> None:
         """Add ``n_new`` input features keeping everything learned.

@@ -63,6 +63,16 @@ CASES = {  # name -> (variant, clock, tamper, the key the error names)
     "rule code -1": ("mem", "class", _set("variants", torch.tensor([-1], dtype=torch.int8)), "variants"),
     "rule code 5": ("mem", "class", _set("variants", torch.tensor([5], dtype=torch.int8)), "variants"),
     "garbage generator": ("mem", "class", _set("generator", torch.zeros(3, dtype=torch.uint8)), "generator"),
+    # found by a later review: these raised TypeError or RuntimeError, named no key, or loaded, the key ignored
+    "float generator": ("mem", "class", lambda s: s.update({"generator": s["generator"].double()}), "generator"),
+    "memory S of two values": ("mem", "sample", _set("memory.0.S", torch.zeros(2, dtype=torch.float64)), "memory.0.S"),
+    "unknown module key": ("mem", "class", _set("module.extra", torch.zeros(1)), "module.extra"),
+    "unknown memory key": ("mem", "class", _set("memory.0.bogus", torch.zeros(1)), "memory.0.bogus"),
+    "a layer the network lacks": ("mem", "sample", _set("memory.7.A", torch.zeros(1)), "memory.7.A"),
+    "another rule's state": ("mem", "class", _set("adam.0.0.step", torch.zeros(())), "adam.0.0.step"),
+    "a memory's state in an Adam layer": ("adam", "class", _set("memory.0.A", torch.zeros(4, 4)), "memory.0.A"),
+    "class sums in a sample-clocked memory": (
+        "mem", "sample", _set("memory.0.VAc", torch.zeros(3, 4, 4)), "memory.0.VAc"),
 }
 
 

@@ -215,6 +215,8 @@ class MemoryUpdater:
             )
         check_values(f"{prefix}A", A)
         check_values(f"{prefix}B", B)
+        if state[f"{prefix}S"].numel() != 1:
+            raise ValueError(f"state[{prefix}S] must hold one number, got shape {tuple(state[f'{prefix}S'].shape)}")
         check_values(f"{prefix}S", state[f"{prefix}S"].reshape(-1), low=0.0)
         updates = state[f"{prefix}updates"]
         if (updates.numel() != 1 or updates.is_floating_point() or updates.dtype == torch.bool
