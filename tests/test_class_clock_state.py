@@ -121,3 +121,33 @@ def test_labels_given_one_hot_with_weights_count_as_weights():
     a, c, onehot = _linear_batch([0, 1, 1, 1], K, g)
     u.fit(a, c, 4, labels=0.5 * onehot)
     assert u.Sc is not None and u.Sc.tolist() == [0.5, 1.5]
+
+
+def test_a_loaded_learner_folds_its_clock_when_the_original_does_on_the_device_path(monkeypatch):
+    """Found by a review: on a GPU the clock bounds its smallest scale by the product of every step's factor (no
+    device-to-host copy), which a class absent from some steps does not follow; a loaded clock took the smallest
+    scale as its bound, so it folded the scale into the sums later than the original, whose weights it then left.
+    The device path is run on the CPU here (no host views)."""
+    monkeypatch.setattr("stream_am.updaters.class_clock.ClassClock._host_views", lambda self: None)
+    g = torch.Generator().manual_seed(0)
+
+    def learner(seed: int) -> OnlineAM:
+        torch.manual_seed(seed)
+        return OnlineAM(nn.Sequential(nn.Linear(3, 6), nn.ReLU(), nn.Linear(6, 3)), variant="mem",
+                        memory_decay=0.02, seed=seed)
+
+    def batch(step: int) -> tuple[torch.Tensor, torch.Tensor]:  # class 0 alone, then class 1 alone: 0 stops aging
+        return torch.randn(8, 3, generator=g), torch.full((8,), int(step >= 30))
+
+    am = learner(0)
+    for step in range(45):
+        am.partial_fit(*batch(step))
+    assert not am._updaters[0].clock.hosted and am._updaters[0].clock.folds == 0
+    loaded = learner(1)
+    loaded.load_state_dict({k: v.clone() for k, v in am.state_dict().items()})
+    for step in range(45, 130):  # the clock's bound falls below LOWEST_SCALE, and both fold, at step 113
+        x, y = batch(step)
+        am.partial_fit(x, y)
+        loaded.partial_fit(x, y)
+        assert torch.equal(am.module[0].weight, loaded.module[0].weight), step
+    assert am._updaters[0].clock.folds == loaded._updaters[0].clock.folds == 1

@@ -224,10 +224,16 @@ class ClassClock:
             self._bound *= factor
             self._derive(fold=False)
 
-    def reset(self, S: torch.Tensor | None, scale: torch.Tensor | None) -> None:
-        """Set the state (a loaded one) and forget the last step."""
+    @property
+    def bound(self) -> float:
+        """The lower bound of the smallest scale that decides when the scale folds (part of the saved state)."""
+        return self._bound
+
+    def reset(self, S: torch.Tensor | None, scale: torch.Tensor | None, bound: float | None = None) -> None:
+        """Set the state (a loaded one, with its ``bound``: by default the smallest scale) and forget the last step."""
         self._set(S, scale)
-        self._step, self._bound = -1, 1.0 if scale is None else float(scale.min())  # (a load may wait)
+        self._step = -1
+        self._bound = bound if bound is not None else 1.0 if scale is None else float(scale.min())  # (a load may wait)
         self.aged, self.kept, self.factor = [], [], 1.0
         if S is not None:
             self._derive(fold=False)

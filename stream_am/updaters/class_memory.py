@@ -275,7 +275,7 @@ class ClassMemoryUpdater(MemoryUpdater):
         self.S = float(S.sum())  # the total weight, which only the saved state reports
         sd = {k: v.contiguous() for k, v in super().state_dict(prefix).items()}
         pending = self._pending.state_dict(prefix, self.T.shape[0])
-        return {**sd, **class_state(prefix, self.Vc, self.T, S, scale), **pending}
+        return {**sd, **class_state(prefix, self.Vc, self.T, S, scale, self.clock.bound), **pending}
 
     def load_state_dict(self, state: dict[str, torch.Tensor], prefix: str) -> None:
         """Restore :meth:`state_dict` (a state saved without ``T`` gets it from the classes' sums)."""
@@ -288,8 +288,8 @@ class ClassMemoryUpdater(MemoryUpdater):
             self.clock.reset(None, None)
             return
         A, B, w = state[f"{prefix}A"], state[f"{prefix}B"], self.layer.weight
-        self.Vc, T, S, scale = load_class_state(state, prefix, tuple(A.shape), tuple(B.shape), w)
-        self.clock.reset(S, scale)  # every memory of the clock saved the same clock
+        self.Vc, T, S, scale, bound = load_class_state(state, prefix, tuple(A.shape), tuple(B.shape), w)
+        self.clock.reset(S, scale, bound)  # every memory of the clock saved the same clock
         self._folds = self.clock.folds
         K, d, cols = self.Vc.shape
         self._pending.load_state_dict(state, prefix, d, cols - d, K, w)

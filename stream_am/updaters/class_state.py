@@ -27,12 +27,13 @@ def class_memory_size(
 
 
 def class_state(
-    prefix: str, Vc: torch.Tensor, T: torch.Tensor, S: torch.Tensor, scale: torch.Tensor
+    prefix: str, Vc: torch.Tensor, T: torch.Tensor, S: torch.Tensor, scale: torch.Tensor, bound: float
 ) -> dict[str, torch.Tensor]:
     """Each class's stored sums ``VAc`` (K x d x d) and ``VBc`` (K x m x d), the clock's ``scale`` and ``Sc``
     (weights, in samples), and their sum over the classes ``T = [TA | TB^T]`` (``TA`` d x d, ``TB`` m x d, in
     samples; so that each tensor grows as a prefix): the means of class ``c`` are ``scale[c] / Sc[c]`` times
-    its sums."""
+    its sums. And the clock's ``bound`` of the smallest scale, which decides when it folds (on a GPU a product of
+    the steps' factors, not the smallest scale itself: a loaded clock must fold when the original does)."""
     K, d = Vc.shape[0], Vc.shape[1]
     return {
         f"{prefix}VAc": Vc[:, :, :d].contiguous(),
@@ -41,6 +42,7 @@ def class_state(
         f"{prefix}Sc": S[:K].clone(),
         f"{prefix}TA": T[:, :d].contiguous(),
         f"{prefix}TB": T[:, d:].T.contiguous(),
+        f"{prefix}bound": torch.tensor(bound, dtype=torch.float64, device=S.device),
     }
 
 
@@ -64,12 +66,12 @@ def check_values(key: str, t: torch.Tensor, low: float | None = None, positive: 
 def load_class_state(
     state: dict[str, torch.Tensor], prefix: str, A_shape: tuple[int, ...], B_shape: tuple[int, ...],
     like: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]:
-    """``(Vc, T, S, scale)`` from :func:`class_state` (``T`` is ``None`` in a state saved without it), on the
-    device and in the dtype of ``like``; a state that holds each class's means instead (``Ac``, ``Bc``, as the
-    first class-clocked memory saved them) is accepted too. ``ValueError`` naming the keys if one is missing,
-    if a shape does not fit ``A_shape`` and ``B_shape``, or if a value is not finite (or a weight negative, a
-    scale not positive)."""
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor, float | None]:
+    """``(Vc, T, S, scale, bound)`` from :func:`class_state` (``T`` or ``bound`` is ``None`` in a state saved
+    without it), on the device and in the dtype of ``like``; a state that holds each class's means instead (``Ac``,
+    ``Bc``, as the first class-clocked memory saved them) is accepted too. ``ValueError`` naming the keys if one is
+    missing, if a shape does not fit ``A_shape`` and ``B_shape``, or if a value is not finite (or a weight
+    negative, a scale not positive, a bound outside [0, 1])."""
     legacy = f"{prefix}VAc" not in state
     VA, VB, Sc = (_get(state, f"{prefix}{k}") for k in (("Ac", "Bc") if legacy else ("VAc", "VBc")) + ("Sc",))
     scale = Sc.new_ones(Sc.shape) if legacy else _get(state, f"{prefix}scale")
@@ -89,12 +91,15 @@ def load_class_state(
             check_values(prefix + key, t)
     check_values(f"{prefix}Sc", Sc, low=0.0)
     check_values(f"{prefix}scale", scale, positive=True)
+    bound = state.get(f"{prefix}bound")
+    if bound is not None and (bound.numel() != 1 or not bound.is_floating_point() or not 0.0 <= float(bound) <= 1.0):
+        raise ValueError(f"state[{prefix}bound] must hold one floating number in [0, 1], got {bound.tolist()!r:.60}")
     dev, dtype = like.device, like.dtype
     S = Sc.to(dev, dtype, copy=True)
     V = torch.cat([VA, VB.transpose(1, 2)], dim=2).to(dev, dtype)
     Vc = (V * S[:, None, None]).contiguous() if legacy else V.contiguous()  # legacy: means
     T = None if TA is None or TB is None else torch.cat([TA, TB.T], dim=1).to(dev, dtype).contiguous()
-    return Vc, T, S, scale.to(dev, dtype, copy=True)
+    return Vc, T, S, scale.to(dev, dtype, copy=True), None if bound is None else float(bound)
 
 
 def widen(X: torch.Tensor, n_new: int) -> torch.Tensor:
