@@ -124,6 +124,7 @@ class LearnerState:
         if not state:
             return
         variants, every = self._check_state(state)
+        state = {k: v.contiguous() for k, v in state.items()}  # (a strided view's Adam moments step differently)
         built = self._built
         before = {k: v.clone() for k, v in (self.state_dict() if built else self.module.state_dict()).items()}
         if not built:

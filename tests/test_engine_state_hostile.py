@@ -142,3 +142,26 @@ def test_a_mu_grown_past_its_parameters_bound_still_loads() -> None:
                     mu_max_factor=1e5, seed=3)
     copy.load_state_dict(_copy(am.state_dict()))
     assert float(copy.state_dict()["mu"]) == float(am.state_dict()["mu"])
+
+
+@pytest.mark.parametrize("variant", ["mem", "adam"])
+def test_a_state_of_non_contiguous_tensors_loads_and_continues_as_the_original(variant: str) -> None:
+    """Found by a review: a generator state that was a strided view was refused, and Adam's moments kept the
+    strides they were given, so the loaded learner's steps left the original's in the last bits."""
+
+    def strided(v: torch.Tensor) -> torch.Tensor:  # the same values, not contiguous
+        if v.ndim >= 2:
+            return v.transpose(0, 1).contiguous().transpose(0, 1)
+        return torch.stack([v, v], dim=-1)[..., 0] if v.ndim == 1 else v.clone()
+
+    source = _trained(variant)
+    state = {k: strided(v) for k, v in source.state_dict().items()}
+    assert not state["generator"].is_contiguous()
+    copy = _learner(variant, seed=3)
+    copy.load_state_dict(state)
+    g = torch.Generator().manual_seed(5)
+    for _ in range(3):
+        x, y = torch.randn(8, 3, generator=g), torch.randint(0, 3, (8,), generator=g)
+        assert source.partial_fit(x, y) == copy.partial_fit(x, y)
+    after = copy.state_dict()
+    assert all(torch.equal(v, after[k]) for k, v in source.state_dict().items())
