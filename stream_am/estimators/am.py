@@ -138,7 +138,8 @@ class AMClassifier(_AMMixin, SklearnClassifier, StreamClassifier):
     """
 
     _loss = "cross_entropy"
-    _absent_params = {"companion": False}  # a model saved before the parameter existed had none
+    #: what a model saved before a parameter existed had: no companion, one clock for all its memories
+    _absent_params = {"companion": False, "memory_clock": "sample"}
 
     def __init__(
         self,
