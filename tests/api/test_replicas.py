@@ -8,19 +8,16 @@ The multi-process server (``stream-am serve --predictors N``), kill -9 included,
 from __future__ import annotations
 
 import shutil
-import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-import uvicorn
-from api_fixtures import SMALL, free_port
+import replica_fixtures
+from api_fixtures import SMALL
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
+from replica_fixtures import until
 from stream_am.server import Settings, create_app, snapshots
 
 from stream_am.cli import main as cli_main
@@ -29,69 +26,7 @@ ROWS = [{"a": 1.0, "b": 0.0}, {"a": -1.0, "b": 0.5}, {"a": 0.3, "b": -0.2}, {"a"
 TARGETS = ["x", "y", "x", "y"]
 KEY = {"Authorization": "Bearer k"}
 
-
-class Writer:
-    """The writer process's application, served by uvicorn in a thread on a Unix socket or a TCP port."""
-
-    def __init__(self, settings: Settings, socket: Path | None = None, port: int | None = None) -> None:
-        where: dict[str, Any] = {"uds": str(socket)} if socket is not None else {"host": "127.0.0.1", "port": port}
-        self.server = uvicorn.Server(uvicorn.Config(create_app(settings), **where, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 60
-        while not self.server.started:
-            assert time.monotonic() < deadline, "the writer did not start"
-            time.sleep(0.02)
-
-    def post(self, path: str, body: dict[str, Any]) -> httpx.Response:
-        """A request straight to the writer (not through a predictor)."""
-        config = self.server.config
-        transport = httpx.HTTPTransport(uds=config.uds) if config.uds else None
-        base = "http://writer" if config.uds else f"http://{config.host}:{config.port}"
-        with httpx.Client(transport=transport, base_url=base) as client:
-            return client.post(path, json=body)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join()
-
-
-@pytest.fixture
-def replicas(tmp_path: Path) -> Iterator[Callable[..., tuple[Writer, TestClient]]]:
-    """``replicas(**settings)`` -> (writer, predictor client) over one state and snapshot directory."""
-    short = Path(tempfile.mkdtemp(prefix="sam-"))  # a socket path must stay under ~100 bytes
-    started: list[Any] = []
-
-    def start(tcp: bool = False, **overrides: Any) -> tuple[Writer, TestClient]:
-        common = {"state_dir": tmp_path / "state", "publish_interval": 0.05, "snapshot_poll_interval": 0.02,
-                  **overrides}
-        if tcp:  # as a predictor on another host reaches its writer
-            port = free_port()
-            writer, url = Writer(Settings(role="writer", **common), port=port), f"http://127.0.0.1:{port}"
-        else:
-            writer, url = Writer(Settings(role="writer", **common), socket=short / "w.sock"), f"unix:{short}/w.sock"
-        predictor = TestClient(create_app(Settings(role="predictor", writer_url=url, **common)))
-        predictor.__enter__()
-        started.extend([writer, predictor])
-        return writer, predictor
-
-    yield start
-    for thing in reversed(started):
-        if isinstance(thing, TestClient):
-            thing.__exit__(None, None, None)
-        else:
-            thing.stop()
-    shutil.rmtree(short, ignore_errors=True)
-
-
-def _until(check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.02)
+replicas = replica_fixtures.replicas
 
 
 def _answer_at(client: TestClient, version: int, body: dict[str, Any]) -> dict[str, Any]:
@@ -99,7 +34,7 @@ def _answer_at(client: TestClient, version: int, body: dict[str, Any]) -> dict[s
         answer = client.post("/predict", json=body).json()
         return answer if answer["model_version"] == version and answer["staleness_seconds"] > 0 else None
 
-    return _until(check)  # type: ignore[no-any-return]
+    return until(check)  # type: ignore[no-any-return]
 
 
 @pytest.mark.parametrize("tcp", [False, True], ids=["unix-socket", "http"])
@@ -181,12 +116,12 @@ def test_a_deleted_model_is_withdrawn_and_a_new_incarnation_never_answers_from_t
     predictor.post("/models", json={"name": "m", "estimator": "AMClassifier", "params": SMALL})
     for _ in range(3):
         predictor.post("/models/m/learn", json={"instances": ROWS, "targets": TARGETS})
-    _until(lambda: predictor.get("/replica").json()["models"].get("m", {}).get("model_version") == 3)
+    until(lambda: predictor.get("/replica").json()["models"].get("m", {}).get("model_version") == 3)
     assert predictor.delete("/models/m").status_code == 204
-    _until(lambda: "m" not in predictor.get("/replica").json()["models"])
+    until(lambda: "m" not in predictor.get("/replica").json()["models"])
     assert predictor.post("/models/m/predict", json={"instances": ROWS[:1]}).status_code == 404
     predictor.post("/models", json={"name": "m", "estimator": "AMClassifier", "params": SMALL})
-    answer = _until(lambda: predictor.get("/replica").json()["models"].get("m"))
+    answer = until(lambda: predictor.get("/replica").json()["models"].get("m"))
     assert answer["model_version"] == 0 and answer["samples_seen"] == 0
 
 
@@ -216,7 +151,7 @@ def test_a_damaged_snapshot_is_not_loaded_and_the_previous_one_keeps_serving(rep
     victim = next(p for p in sorted((damaged / "model").rglob("*")) if p.is_file())
     victim.write_bytes(victim.read_bytes()[:-1] + b"\x00")
     snapshots.write_head(store, snapshots.Head(head.model_id, head.estimator, 99, 99, time.time()))
-    _until(lambda: predictor.get("/replica").json()["snapshot_load_failures"] >= 1)
+    until(lambda: predictor.get("/replica").json()["snapshot_load_failures"] >= 1)
     info = predictor.get("/replica").json()
     assert info["models"]["default"]["model_version"] == 1
 
@@ -272,7 +207,7 @@ def test_a_periodic_round_survives_a_failure_and_ends_when_its_step_says_so() ->
 
     rounds = Periodic("test", 0.01, step)
     rounds.start()
-    _until(lambda: len(calls) == 4)
+    until(lambda: len(calls) == 4)
     time.sleep(0.1)
     rounds.stop()
     assert len(calls) == 4  # the failure did not end it; False did
