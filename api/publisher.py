@@ -3,12 +3,14 @@
 A model whose acknowledged version moved since its last publication gets a new snapshot (copied from the
 writer's estimator between two write groups, saved outside the writer's lock); every model gets a fresh
 heartbeat (HEAD.json), which is what lets predictors bound their staleness while nothing changes. Models that
-are no longer served (deleted, quarantined, replaced by an import) have their snapshots withdrawn. See
-:mod:`snapshots` for the layout.
+are no longer served (quarantined, or deleted or replaced meanwhile) have their snapshots withdrawn; a delete or
+an import that replaces a model withdraws its snapshots itself (:meth:`Publisher.withdraw`) before it is
+acknowledged. See :mod:`snapshots` for the layout.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -32,6 +34,7 @@ class Publisher:
         self.published: dict[str, tuple[str, int]] = {}  # name -> (model_id, version)
         self.publications = 0
         self.trouble = Trouble("snapshots", settings.retry_max_seconds)
+        self._lock = threading.Lock()  # one model's publication, or a withdrawal, at a time
         self._rounds = Periodic("snapshot-publisher", settings.publish_interval, self._round)
 
     def start(self) -> None:
@@ -40,6 +43,17 @@ class Publisher:
 
     def stop(self) -> None:
         self._rounds.stop()
+
+    def withdraw(self, name: str) -> None:
+        """Remove the snapshots of ``name`` now: called once the registry no longer serves the model as it was
+        (deleted, replaced by an import), before that is acknowledged, so that no predictor answers for it
+        afterwards (a predictor reads HEAD.json on every predict). A publication of the old model under way
+        ends first; later rounds publish only what the registry serves."""
+        with self._lock:
+            directory = self.root / name
+            if (directory / snapshots.HEAD).is_file():  # only what this publisher wrote
+                snapshots.remove(directory)
+            self.published.pop(name, None)
 
     def _round(self) -> None:
         try:
@@ -54,12 +68,13 @@ class Publisher:
         """One round: publish what changed, beat every heart, withdraw what is gone."""
         served = {model.name: model for model in self.registry.all()}
         for model in served.values():
-            self._publish(model)
+            with self._lock:
+                if self.registry.serves(model):  # not deleted or replaced (and withdrawn) since the round began
+                    self._publish(model)
         # only the directories this publisher writes (they hold a HEAD.json): never a user's own files
         ours = {p.name for p in self.root.iterdir() if p.is_dir() and (p / snapshots.HEAD).is_file()}
         for name in ours - set(served):
-            snapshots.remove(self.root / name)
-            self.published.pop(name, None)
+            self.withdraw(name)
 
     def _publish(self, model: ServedModel) -> None:
         directory: Path = self.root / model.name

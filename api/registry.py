@@ -111,6 +111,11 @@ class Registry:
         """
         return [m for m in list(self._models.values()) if m.broken is None]
 
+    def serves(self, model: ServedModel) -> bool:
+        """Whether ``model`` is still the one served under its name (not deleted, replaced or quarantined)."""
+        served = self._models.get(model.name)
+        return served is not None and served is model and served.broken is None
+
     def problems(self) -> dict[str, str]:
         """What is wrong, per model: quarantined models and failing background work (for ``/health``)."""
         out = {name: f"quarantined: {reason}" for name, (reason, _) in list(self._quarantined.items())}

@@ -44,8 +44,15 @@ class SnapshotView:
         self._looks.stop()
 
     def get(self, name: str) -> Loaded | None:
-        """The state a predict of ``name`` would use, or None (not published here: the writer answers)."""
-        return self._models.get(name)
+        """The state a predict of ``name`` would use, or None (the writer answers): not published here, or
+        withdrawn or replaced by another incarnation since the last look. HEAD.json is read on every call, so a
+        model whose delete or replacement the writer acknowledged (it withdraws the snapshots first) is never
+        answered from here afterwards."""
+        loaded = self._models.get(name)
+        if loaded is None:
+            return None
+        head = snapshots.read_head(self.root / name)
+        return loaded if head is not None and head.model_id == loaded.model_id else None
 
     def models(self) -> dict[str, Loaded]:
         return dict(self._models)
