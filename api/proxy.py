@@ -29,11 +29,14 @@ class WriterProxy:
         self.forwarded = 0
         self.failed = 0
         uds = url[len("unix:"):] if url.startswith("unix:") else None
-        transport = httpx.AsyncHTTPTransport(uds=uds) if uds is not None else None
+        # no limit on connections to the writer (httpx's default, 100, with no pool timeout, made every forwarded
+        # request wait behind 100 open history streams until one ended); a transport takes its own limits
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=20)
+        transport = httpx.AsyncHTTPTransport(uds=uds, limits=limits) if uds is not None else None
         base = "http://writer" if uds is not None else url.rstrip("/")
         # no read timeout: a write waits for its group's fsync, a history stream lasts stream_seconds
         self.client = httpx.AsyncClient(
-            base_url=base, transport=transport, timeout=httpx.Timeout(None, connect=connect_timeout)
+            base_url=base, transport=transport, timeout=httpx.Timeout(None, connect=connect_timeout), limits=limits
         )
 
     async def close(self) -> None:
