@@ -4,8 +4,9 @@
 counters; ``GET /models/{name}/history`` answers its points and marks (``since``: only those with a larger
 ``seq``; ``limit``: the newest points only) with the counters; ``GET /models/{name}/history/stream`` pushes
 the same, as ``update`` events, whenever something changes.
-A stream ends after ``stream_seconds`` with an ``end`` event; clients reconnect with ``since`` set to the
-last ``seq`` they saw, so a stream never holds a server that is shutting down for long.
+A stream ends after ``stream_seconds`` with an ``end`` event, or sooner once its model is deleted or replaced (the
+reconnecting client gets 404, or the new model); clients reconnect with ``since`` set to the last ``seq`` they
+saw, so a stream never holds a server that is shutting down for long.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
 from stream_am.server.history_schemas import DashboardConfig, HistoryIndex, HistoryView
+from stream_am.server.registry import Registry
 from stream_am.server.routers.deps import RegistryDep, SettingsDep
 from stream_am.server.service import ServedModel
 from stream_am.server.telemetry import Telemetry
@@ -91,12 +93,14 @@ async def model_history_stream(
 ) -> StreamingResponse:
     """Server-Sent Events: an ``update`` (the JSON of ``/history`` since the last one) on every change."""
     model = registry.get(name)
-    events = _events(model, request, since, settings.stream_seconds)
+    events = _events(model, registry, request, since, settings.stream_seconds)
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamingResponse(events, media_type="text/event-stream", headers=headers)
 
 
-async def _events(model: ServedModel, request: Request, since: int, seconds: float) -> AsyncIterator[str]:
+async def _events(
+    model: ServedModel, registry: Registry, request: Request, since: int, seconds: float
+) -> AsyncIterator[str]:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
     telemetry: Telemetry = request.app.state.telemetry
@@ -108,7 +112,7 @@ async def _events(model: ServedModel, request: Request, since: int, seconds: flo
         if view["points"] or view["marks"] or now != last:
             since, last = view["seq"], now
             yield f"id: {since}\nevent: update\ndata: {json.dumps({**view, 'status': now})}\n\n"
-        if loop.time() >= deadline:
+        if loop.time() >= deadline or not registry.serves(model):  # (deleted or replaced: its history is over)
             yield "event: end\ndata: {}\n\n"
             return
         await asyncio.sleep(_POLL_SECONDS)
