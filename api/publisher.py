@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import IO
 
 from stream_am.server import snapshots
 from stream_am.server.periodic import Periodic
@@ -20,6 +21,8 @@ from stream_am.server.registry import Registry
 from stream_am.server.service import ServedModel
 from stream_am.server.settings import Settings
 from stream_am.server.trouble import Trouble
+
+from stream_am.locks import DirectoryInUse, lock_directory
 
 __all__ = ["Publisher"]
 
@@ -35,14 +38,33 @@ class Publisher:
         self.publications = 0
         self.trouble = Trouble("snapshots", settings.retry_max_seconds)
         self._lock = threading.Lock()  # one model's publication, or a withdrawal, at a time
+        self._held: IO[bytes] | None = None  # the snapshot directory's lock: one writer publishes there
         self._rounds = Periodic("snapshot-publisher", settings.publish_interval, self._round)
 
     def start(self) -> None:
-        """A first round at once (predictors find every model as soon as the writer serves), then the thread."""
+        """Take the snapshot directory (RuntimeError naming ``snapshot_dir`` when another writer holds it: two
+        would withdraw each other's models), then a first round at once (predictors find every model as soon as
+        the writer serves), then the thread."""
+        try:
+            self._take()
+        except OSError as exc:  # the storage failing, not another writer: reported; the rounds take it later
+            self.trouble.failed("publishing snapshots", exc)
         self._rounds.start()
+
+    def _take(self) -> None:
+        if self._held is None:
+            self.root.mkdir(parents=True, exist_ok=True)
+            try:
+                self._held = lock_directory(self.root)
+            except DirectoryInUse:
+                raise RuntimeError(f"snapshot_dir: {self.root} is in use by another writer; only one writer may "
+                                   "publish into a snapshot directory") from None
 
     def stop(self) -> None:
         self._rounds.stop()
+        if self._held is not None:
+            self._held.close()  # releases the lock
+            self._held = None
 
     def withdraw(self, name: str) -> None:
         """Remove the snapshots of ``name`` now: called once the registry no longer serves the model as it was
@@ -57,7 +79,7 @@ class Publisher:
 
     def _round(self) -> None:
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            self._take()
             self.publish_all()
         except Exception as exc:  # e.g. a full disk: predictors keep the last snapshot and forward when stale
             self.trouble.failed("publishing snapshots", exc)

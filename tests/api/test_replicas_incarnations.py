@@ -58,3 +58,22 @@ def test_a_model_replaced_by_an_import_is_never_answered_from_the_replaced_one(r
     assert replaced.status_code == 201 and replaced.json()["model_version"] == 5
     answer = predictor.post("/models/m/predict", json={"instances": ROWS}).json()
     assert answer["model_version"] == 5, answer  # the imported model's, never the replaced one's version 1
+
+
+def test_a_second_writer_on_one_snapshot_directory_is_refused(tmp_path) -> None:
+    """Found by an adversarial review: "only one writer may publish into a snapshot directory" was not enforced; two
+    writers (two state directories) sharing one took turns withdrawing each other's models and predictors answered
+    from either."""
+    import pytest
+    from fastapi.testclient import TestClient
+    from stream_am.server import Settings, create_app
+
+    shared = tmp_path / "snapshots"
+    first = Settings(state_dir=tmp_path / "a", role="writer", snapshot_dir=shared)
+    with TestClient(create_app(first)):
+        second = Settings(state_dir=tmp_path / "b", role="writer", snapshot_dir=shared)
+        with pytest.raises(RuntimeError, match="snapshot_dir: .* in use by another writer"):
+            with TestClient(create_app(second)):
+                pass
+    with TestClient(create_app(second)) as again:  # free once the first writer has stopped
+        assert again.get("/health").json()["problems"] == {}
