@@ -22,7 +22,8 @@ from torch import nn
 from stream_am import checks
 from stream_am.hyperparameters import HYPERPARAMETERS
 from stream_am.settable import check_setting
-from stream_am.state_checks import check_known_keys, check_values, saved_rules
+from stream_am.state_checks import check_known_keys, check_values
+from stream_am.state_upgrade import upgraded
 from stream_am.updaters.class_memory import ClassMemoryUpdater
 from stream_am.updaters.coordinates import check_change, fits
 from stream_am.updaters.factory import retune
@@ -82,8 +83,7 @@ class LearnerState:
         """The layers' rules and solve cadence in ``state``, checked with the module's shapes and kinds (floats, not
         integers); a state saved before the cadence was recorded solves at this ``solve_every``, or 1."""
         check_values(state)
-        codes = (state["variants"].tolist() if state["variants"].ndim == 1 else None) if "variants" in state else (
-            saved_rules(state, self._net.n_codes))
+        codes = state["variants"].tolist() if "variants" in state and state["variants"].ndim == 1 else None
         if codes is None or len(codes) != self._net.n_codes or any(c not in range(len(_CODES)) for c in codes):
             raise ValueError(f"state['variants'] must hold one code in {list(range(len(_CODES)))} ({_CODES}) per "
                              f"code layer ({self._net.n_codes})")
@@ -124,6 +124,7 @@ class LearnerState:
         a state an updater refuses (``ValueError`` naming the key) leaves the learner as it was."""
         if not state:
             return
+        state = upgraded(state, self._net.n_codes)
         variants, every = self._check_state(state)
         state = {k: v.contiguous() for k, v in state.items()}  # (a strided view's Adam moments step differently)
         built = self._built
@@ -145,7 +146,7 @@ class LearnerState:
         stepped = "n_steps" in state and int(state["n_steps"]) > 0  # every updater has learned something since
         for prefix, updater in zip(self._prefixes(), self._updaters, strict=True):
             first = f"{prefix}A" if isinstance(updater, MemoryUpdater) else f"{prefix}0.step"
-            if stepped and first not in state and f"{prefix}step" not in state:  # (an older Adam state's count)
+            if stepped and first not in state:
                 raise ValueError(f"state is missing {first} (the learner has taken steps, so every layer's "
                                  "updater has a state)")
             updater.load_state_dict(state, prefix)
@@ -159,9 +160,8 @@ class LearnerState:
             self._generator.set_state(state["generator"].cpu())
         except RuntimeError as err:
             raise ValueError(f"state['generator'] is not a random generator's state: {err}") from err
-        legacy = [f"{p}{k}" for p, u in zip(self._prefixes(), self._updaters, strict=True)  # (older states' keys:
-                  for k in (("Ac", "Bc") if isinstance(u, ClassMemoryUpdater)  # the first class memories' means,
-                            else ("step",) if u.name == "adam" else ())]  # one Adam step count per layer)
+        legacy = [f"{p}{k}" for p, u in zip(self._prefixes(), self._updaters, strict=True)
+                  if isinstance(u, ClassMemoryUpdater) for k in ("Ac", "Bc")]  # (the first class memories' means)
         check_known_keys(state, [*self.state_dict(), *legacy])
 
     def grow_inputs(self, n_new: int) -> None:

@@ -10,7 +10,7 @@ import torch
 
 from stream_am import checks
 
-__all__ = ["check_values", "check_known_keys", "saved_rules"]
+__all__ = ["check_values", "check_known_keys"]
 
 _KEYS = ("variants", "solve_every", "mu", "samples_seen", "n_steps", "generator")
 _PREFIXES = ("module.", "memory.", "adam.")
@@ -51,15 +51,3 @@ def check_known_keys(state: Iterable[str], known: Iterable[str]) -> None:
         raise ValueError(f"state has the key {unknown[0]!r}, which this learner does not hold (a state of another "
                          "network, layer rule or memory clock)")
 
-
-def saved_rules(state: dict[str, torch.Tensor], n_codes: int) -> list[int] | None:
-    """The rule of each of the ``n_codes`` code layers of a state saved before they were recorded (no
-    ``variants``), read from its keys (a layer's ``memory.{l}.`` or ``adam.{l}.`` tensors): their index in
-    ``("mem", "adam")``, or ``None`` unless each layer has the keys of exactly one rule."""
-    rules = []
-    for layer in range(n_codes):
-        held = [i for i, rule in enumerate(("memory.", "adam.")) if any(k.startswith(f"{rule}{layer}.") for k in state)]
-        if len(held) != 1:
-            return None
-        rules.append(held[0])
-    return rules

@@ -59,8 +59,7 @@ def get_model(name: str, registry: RegistryDep) -> ModelInfo:
 async def delete_model(name: str, registry: RegistryDep, request: Request) -> Response:
     """Delete a model, its event log and its checkpoints."""
     await run_in_threadpool(registry.delete, name)
-    await _withdraw(request, name)
-    request.app.state.telemetry.predict_latency.forget(name)
+    await _retire(request, name)
     return Response(status_code=204)
 
 
@@ -101,15 +100,16 @@ async def import_model(name: str, body: ImportDocument, registry: RegistryDep, r
         return registry.create(name, body.estimator, body.params, export=body.model_dump())
 
     model = await run_in_threadpool(work)
-    if replace:  # (the replaced model's latencies are not the new one's)
-        await _withdraw(request, name)
-        request.app.state.telemetry.predict_latency.forget(name)
+    if replace:
+        await _retire(request, name)
     return _info(model)
 
 
-async def _withdraw(request: Request, name: str) -> None:
-    """A writer's published snapshots of a model deleted or replaced: removed before the change is acknowledged,
-    so that no predictor answers for the old model afterwards (the new one is published at the next round)."""
+async def _retire(request: Request, name: str) -> None:
+    """What outlived a model deleted or replaced, dropped before the change is acknowledged: a writer's published
+    snapshots of it, so that no predictor answers for the old model afterwards (the new one is published at the
+    next round), and its predict latencies (the new one's are not its)."""
     publisher = getattr(request.app.state, "publisher", None)
     if publisher is not None:
         await run_in_threadpool(publisher.withdraw, name)
+    request.app.state.telemetry.predict_latency.forget(name)

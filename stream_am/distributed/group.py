@@ -10,11 +10,11 @@ import torch.distributed as dist
 
 from stream_am.arguments import digits
 
-__all__ = ["GroupFailure", "init_process_group", "MIN_TIMEOUT", "MAX_TIMEOUT", "ranks"]
+__all__ = ["ENV", "GroupFailure", "init_process_group", "MIN_TIMEOUT", "MAX_TIMEOUT", "ranks"]
 
 MIN_TIMEOUT = 1.0  #: shortest collective timeout, in seconds (less does not leave time to connect the ranks)
 MAX_TIMEOUT = 86_400.0  #: longest, in seconds (a day)
-_ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")  # what torchrun sets and env:// reads
+ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")  #: what torchrun sets and env:// reads
 
 
 def _whole(name: str, low: int, high: int) -> int:
@@ -31,8 +31,8 @@ def ranks() -> tuple[int, int] | None:
     while one of those is set (a ``RANK`` left in the shell), or that is not a number in its range."""
     if "RANK" not in os.environ and "WORLD_SIZE" not in os.environ:
         return None
-    given = [name for name in _ENV if name in os.environ]
-    missing = [name for name in _ENV if name not in os.environ]
+    given = [name for name in ENV if name in os.environ]
+    missing = [name for name in ENV if name not in os.environ]
     if missing:
         raise ValueError(f"the environment sets {', '.join(given)} but not {', '.join(missing)}: torchrun sets all "
                          f"four; unset {', '.join(given)} to run as one process")

@@ -25,7 +25,7 @@ import torch
 from stream_am import arguments, checks
 from stream_am.distributed.checkpoint import load_checkpoint, save_checkpoint
 from stream_am.distributed.data_parallel import DataParallelAM
-from stream_am.distributed.group import GroupFailure, init_process_group, ranks
+from stream_am.distributed.group import ENV, GroupFailure, init_process_group, ranks
 from stream_am.distributed.options import PROG, check_args, check_resume, hidden_sizes, parser, prepare_checkpoint_dir
 from stream_am.distributed.sources import Row, check_sources, dict_rows, file_rows, local_batches, shard
 from stream_am.learner import OnlineAM
@@ -190,9 +190,6 @@ def _check_memory(args: argparse.Namespace, width: int) -> None:
                          f"{'fewer classes or ' if classification else ''}narrower layers")
 
 
-_GROUP_OF_ONE = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")  # what a group of one sets for env://
-
-
 def _start_group(args: argparse.Namespace, alone: bool) -> None:
     if alone:  # a plain ``python -m``: a group of one, on a free loopback port
         with socket.socket() as probe:
@@ -220,7 +217,7 @@ def _run(args: argparse.Namespace) -> int:
         rows, width, learner, held = _prepare(args, rank, world)
     except ValueError as exc:
         return _error(exc)
-    saved = {key: os.environ.get(key) for key in _GROUP_OF_ONE}  # (a group of one sets them: put back after)
+    saved = {key: os.environ.get(key) for key in ENV}  # (a group of one sets them: put back after)
     try:
         return _train(args, rows, width, learner, rank, alone=given is None)
     finally:

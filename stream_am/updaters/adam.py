@@ -145,10 +145,8 @@ class AdamState:
         return {f"{prefix}{i}.{k}": v for i, s in enumerate(self.state) for k, v in s.items()}
 
     def load_state_dict(self, state: dict[str, torch.Tensor], prefix: str, params: Sequence[torch.Tensor]) -> None:
-        """Restore what :meth:`state_dict` returned (shapes checked first); no keys means a fresh state. A state
-        saved before each parameter kept its own step count holds one, ``{prefix}step``, for all of them."""
-        shared = state.get(f"{prefix}step")
-        if f"{prefix}0.step" not in state and shared is None:
+        """Restore what :meth:`state_dict` returned (shapes checked first); no keys means a fresh state."""
+        if f"{prefix}0.step" not in state:
             self.state = []
             return
         for i, p in enumerate(params):
@@ -158,14 +156,13 @@ class AdamState:
                     got = None if t is None else tuple(t.shape)
                     raise ValueError(f"state[{prefix}{i}.{k}] has shape {got}, expected {tuple(p.shape)}")
                 check_values(f"{prefix}{i}.{k}", t, low=0.0 if k == "exp_avg_sq" else None)
-            step = state.get(f"{prefix}{i}.step", shared)
+            step = state.get(f"{prefix}{i}.step")
             if step is None or step.numel() != 1:
                 raise ValueError(f"state[{prefix}{i}.step] must hold one number, got {None if step is None else step}")
             check_values(f"{prefix}{i}.step", step.reshape(-1).to(torch.float64), low=0.0)
         self.state = [
             {
-                "step": state.get(f"{prefix}{i}.step", shared).to(device=p.device, dtype=torch.float32,  # type: ignore[union-attr]
-                                                                   copy=True).reshape(()),
+                "step": state[f"{prefix}{i}.step"].to(device=p.device, dtype=torch.float32, copy=True).reshape(()),
                 "exp_avg": state[f"{prefix}{i}.exp_avg"].to(p.device, p.dtype, copy=True),
                 "exp_avg_sq": state[f"{prefix}{i}.exp_avg_sq"].to(p.device, p.dtype, copy=True),
             }

@@ -204,7 +204,7 @@ class MemoryUpdater:
             self.A, self.B, self.S, self.n_updates = None, None, 0.0, 0
             return
         w = self.layer.weight
-        for key in ("B", "S"):  # (a state saved before ``updates`` was kept solved every step: its count is moot)
+        for key in ("B", "S", "updates"):
             if f"{prefix}{key}" not in state:
                 raise ValueError(f"state is missing {prefix}{key}")
         A, B = state[f"{prefix}A"], state[f"{prefix}B"]
@@ -218,7 +218,7 @@ class MemoryUpdater:
         if state[f"{prefix}S"].numel() != 1:
             raise ValueError(f"state[{prefix}S] must hold one number, got shape {tuple(state[f'{prefix}S'].shape)}")
         check_values(f"{prefix}S", state[f"{prefix}S"].reshape(-1), low=0.0)
-        updates = state.get(f"{prefix}updates", torch.tensor(0))
+        updates = state[f"{prefix}updates"]
         if (updates.numel() != 1 or updates.is_floating_point() or updates.dtype == torch.bool
                 or not 0 <= int(updates) <= MAX_COUNT):
             raise ValueError(f"state[{prefix}updates] must hold one integer in [0, 2**62], got {updates.tolist()!r}")
