@@ -89,14 +89,20 @@ class Publisher:
     def publish_all(self) -> None:
         """One round: publish what changed, beat every heart, withdraw what is gone."""
         served = {model.name: model for model in self.registry.all()}
+        failures: list[str] = []
         for model in served.values():
-            with self._lock:
-                if self.registry.serves(model):  # not deleted or replaced (and withdrawn) since the round began
-                    self._publish(model)
+            try:
+                with self._lock:
+                    if self.registry.serves(model):  # not deleted or replaced (and withdrawn) since the round began
+                        self._publish(model)
+            except Exception as exc:  # one model's failure does not keep the others' heartbeats from predictors
+                failures.append(f"{model.name!r}: {type(exc).__name__}: {exc}")
         # only the directories this publisher writes (they hold a HEAD.json): never a user's own files
         ours = {p.name for p in self.root.iterdir() if p.is_dir() and (p / snapshots.HEAD).is_file()}
         for name in ours - set(served):
             self.withdraw(name)
+        if failures:
+            raise RuntimeError(f"{len(failures)} of {len(served)} models: " + "; ".join(failures))
 
     def _publish(self, model: ServedModel) -> None:
         directory: Path = self.root / model.name
@@ -105,6 +111,7 @@ class Publisher:
         last = self.published.get(model.name)
         head = model.head
         if last is None:  # first round of this process: a restarted writer keeps what it published before
+            snapshots.clear_leftovers(directory)
             found = snapshots.read_head(directory)
             last = (found.model_id, found.published) if found is not None else (model_id, -1)
         if last[0] != model_id:

@@ -28,7 +28,7 @@ from typing import Any
 
 from stream_am.server import checkpoints, estimators
 
-__all__ = ["HEAD", "Head", "Loaded", "load", "publish", "read_head", "remove", "write_head"]
+__all__ = ["HEAD", "Head", "Loaded", "clear_leftovers", "load", "publish", "read_head", "remove", "write_head"]
 
 HEAD = "HEAD.json"
 
@@ -73,6 +73,14 @@ def write_head(directory: Path, head: Head) -> None:
     tmp = directory / f".head-{uuid.uuid4().hex}"
     tmp.write_text(json.dumps(head.__dict__))
     os.replace(tmp, directory / HEAD)
+
+
+def clear_leftovers(directory: Path) -> None:
+    """Remove the temporary files a writer killed mid-write left (a half-written snapshot, a heartbeat not yet
+    renamed): only the writer holding the snapshot directory calls this, so none of them is being written."""
+    checkpoints.listing(directory)  # clears .tmp-* directories
+    for tmp in directory.glob(".head-*"):
+        tmp.unlink(missing_ok=True)
 
 
 def read_head(directory: Path) -> Head | None:

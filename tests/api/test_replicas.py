@@ -234,3 +234,26 @@ def test_snapshots_never_remove_what_the_publisher_did_not_write(
     assert cli_main(["serve", "--role", "writer", "--state-dir", str(tmp_path / "state"),
                      "--snapshot-dir", str(tmp_path)]) == 2
     assert "--snapshot-dir (STREAM_AM_SNAPSHOT_DIR)" in capsys.readouterr().err
+
+
+def test_one_models_publication_failing_does_not_stop_the_others_and_leftovers_are_cleared(tmp_path: Path) -> None:
+    """Found by a review: a model whose snapshot could not be written ended the publisher's round, so every model
+    after it had no heartbeat (predictors forwarded everything as stale); and the temporary files of a writer
+    killed mid-publication stayed in the snapshot directory for ever."""
+    shared = tmp_path / "snapshots"
+    shared.mkdir()
+    (shared / "a").write_text("")  # model a's snapshot directory cannot be created
+    (shared / "b" / ".tmp-0123").mkdir(parents=True)  # a killed writer's half-written snapshot and heartbeat
+    (shared / "b" / ".head-0123").write_text("{")
+    settings = Settings(state_dir=tmp_path / "state", role="writer", snapshot_dir=shared, publish_interval=0.05)
+    with TestClient(create_app(settings)) as writer:
+        for name in ("a", "b"):
+            assert writer.post("/models", json={"name": name, "estimator": "AMClassifier", "params": SMALL}
+                               ).status_code == 201
+            assert writer.post(f"/models/{name}/learn", json={"instances": ROWS, "targets": TARGETS}
+                               ).status_code == 200
+        head = until(lambda: snapshots.read_head(shared / "b"))
+        until(lambda: snapshots.read_head(shared / "b").published == 1)  # type: ignore[union-attr]
+        problems = until(lambda: writer.get("/health").json()["problems"].get("(snapshot publisher)"))
+    assert head.model_id and "'a'" in problems and "'b'" not in problems, problems
+    assert sorted(p.name for p in (shared / "b").iterdir() if p.name.startswith(".")) == []
