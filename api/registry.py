@@ -156,10 +156,10 @@ class Registry:
             old = self._models.get(name)
             old_quarantined = self._quarantined.pop(name, None)
             if old is None and old_quarantined is None:
-                if len(self._models) >= self.settings.max_models:
+                if self._full():
                     model.close(checkpoint=False)
                     shutil.rmtree(model.directory, ignore_errors=True)
-                    raise FieldError("name", f"the registry already holds max_models={self.settings.max_models}")
+                    raise self._full_error()
                 self._db.execute(
                     "INSERT INTO models VALUES (?, ?, ?, ?, ?)",
                     (name, estimator, json.dumps(params), directory, time.time()),
@@ -186,8 +186,8 @@ class Registry:
         with self._lock:
             if name in self._models or name in self._quarantined:
                 raise ModelExists(f"model {name!r} already exists")
-            if len(self._models) >= self.settings.max_models:
-                raise FieldError("name", f"the registry already holds max_models={self.settings.max_models}")
+            if self._full():
+                raise self._full_error()
             model, directory = self._start(name, estimator, params, export)
             self._db.execute(
                 "INSERT INTO models VALUES (?, ?, ?, ?, ?)",
@@ -195,6 +195,15 @@ class Registry:
             )
             self._models[name] = model
         return model
+
+    def _full(self) -> bool:
+        """Whether ``max_models`` is reached: quarantined models count (their files are kept until deleted)."""
+        return len(self._models) + len(self._quarantined) >= self.settings.max_models
+
+    def _full_error(self) -> FieldError:
+        held = f"{len(self._models)} serving, {len(self._quarantined)} quarantined"
+        return FieldError("name", f"the registry already holds max_models={self.settings.max_models} ({held}); "
+                                  "delete one to make room")
 
     def delete(self, name: str) -> None:
         with self._lock:

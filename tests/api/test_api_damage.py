@@ -93,6 +93,24 @@ def test_unrecoverable_model_is_quarantined_while_others_serve(
     assert second.get("/health").json()["status"] == "ok"
 
 
+def test_quarantined_models_count_towards_max_models(make_client: Callable[..., TestClient], tmp_path: Path) -> None:
+    """Found by a review: a quarantined model keeps its files until it is deleted, but max_models counted only
+    the serving ones, so models could be created beyond the bound on the state directory."""
+    settings = {"checkpoint_every_samples": 10, "checkpoint_every_seconds": 3600, "max_models": 2}
+    first = make_client(**settings)
+    first.post("/models", json={"name": "m", "params": SMALL})
+    _feed(first, "/models/m/learn", 2)
+    first.app.state.registry.close(checkpoint=False)  # type: ignore[attr-defined]
+    for ckpt in _checkpoints(tmp_path, "m"):
+        _flip_byte(ckpt / "model" / "state.safetensors")
+    second = make_client(**settings)  # "default" serves, "m" is quarantined
+    refused = second.post("/models", json={"name": "n", "params": SMALL})
+    assert refused.status_code == 422 and "1 quarantined" in refused.text and "name" in refused.text, refused.text
+    assert second.get("/models/n").status_code == 404
+    assert second.delete("/models/m").status_code == 204
+    assert second.post("/models", json={"name": "n", "params": SMALL}).status_code == 201
+
+
 def _export(client: TestClient, name: str) -> dict[str, Any]:
     r = client.get(f"/models/{name}/export")
     assert r.status_code == 200
