@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import re
 import shutil
 import tempfile
@@ -24,7 +25,7 @@ from stream_am.server.errors import FieldError, ModelExists, ModelNotFound, Unav
 from stream_am.server.eventlog import connect
 from stream_am.server.model_limits import check_config, class_memory
 from stream_am.server.prequential import Prequential
-from stream_am.server.service import IMPORTED, ServedModel
+from stream_am.server.service import BUILT_WITH, IMPORTED, ServedModel
 from stream_am.server.settings import Settings
 
 from stream_am.locks import DirectoryInUse, lock_directory
@@ -139,6 +140,7 @@ class Registry:
         path = self.root / "models" / directory
         path.mkdir(parents=True)
         try:
+            _record_configuration(path, estimator, params)
             if export is not None:
                 _seed_checkpoint(path, estimator, export, self.settings)
             model = ServedModel(name, estimator, params, path, self.settings)
@@ -215,6 +217,19 @@ class Registry:
         if model is not None:
             model.close(checkpoint=False)
         shutil.rmtree(model.directory if model is not None else quarantined[1], ignore_errors=True)  # type: ignore[index]
+
+
+def _record_configuration(path: Path, estimator: str, params: dict[str, Any]) -> None:
+    """Write, durably, the model's full configuration (its defaults spelled out) before it is registered."""
+    with open(path / BUILT_WITH, "w") as fh:
+        json.dump(estimators.config(estimators.build(estimator, params)), fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _lock_state_dir(root: Path) -> IO[bytes]:

@@ -24,11 +24,11 @@ from stream_am.server import estimators
 from stream_am.server.errors import FieldConflict, ModelNotFound, Overloaded, Unavailable, input_field
 from stream_am.server.eventlog import EventLog, IdHeld
 from stream_am.server.jobs import LearnJob, LearnResult, Snapshot
-from stream_am.server.writer import IMPORTED, ModelWriter
+from stream_am.server.writer import BUILT_WITH, IMPORTED, ModelWriter
 
 from stream_am.checks import InputError
 
-__all__ = ["IMPORTED", "ServedModel"]
+__all__ = ["BUILT_WITH", "IMPORTED", "ServedModel"]
 
 Row = dict[str, float]
 

@@ -13,6 +13,7 @@ and the well-formed jobs of the group are learned and acknowledged as usual. :cl
 from __future__ import annotations
 
 import copy
+import json
 import queue
 import threading
 import time
@@ -33,10 +34,13 @@ from stream_am.server.trouble import Trouble
 
 from stream_am.checks import InputError
 
-__all__ = ["IMPORTED", "ModelWriter"]
+__all__ = ["BUILT_WITH", "IMPORTED", "ModelWriter"]
 
 #: a marker file in the directory of an imported model: it cannot be rebuilt from its log alone
 IMPORTED = "imported"
+#: the model's full constructor configuration at its creation, every default spelled out: a model rebuilt from its
+#: log alone is built from it, so another version's defaults never change what the log's updates were learned by
+BUILT_WITH = "built_with.json"
 
 Row = dict[str, float]
 
@@ -67,13 +71,24 @@ class ModelWriter:
         self.trouble = Trouble(name, settings.retry_max_seconds)
         self.broken: str | None = None  # why the model cannot serve any more (it could not be rebuilt)
 
+    def _built_with(self) -> dict[str, Any]:
+        """The configuration the model was created with (its request's params for a model created by a version
+        that did not record it)."""
+        path = self.directory / BUILT_WITH
+        if not path.is_file():
+            return self.params
+        config = json.loads(path.read_text())
+        if not isinstance(config, dict):
+            raise ValueError(f"{path}: not a configuration")
+        return config
+
     # -- restore ---------------------------------------------------------------------------------
     def _restore(self) -> None:
         """The acknowledged state: the newest intact checkpoint the log continues, plus the log after it."""
         load = lambda path: estimators.load(self.estimator_name, path)  # noqa: E731
         scratch = not (self.directory / IMPORTED).exists()
         est, meta = restore_point(self.name, self.directory / "checkpoints", self.log, load, from_scratch=scratch)
-        self._est = est if est is not None else estimators.build(self.estimator_name, self.params)
+        self._est = est if est is not None else estimators.build(self.estimator_name, self._built_with())
         self._seq = self._ckpt_seq = int(meta.get("seq", 0))
         self._samples = int(meta.get("samples_seen", 0))
         self._version = int(meta.get("model_version", 0))

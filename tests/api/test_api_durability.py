@@ -167,3 +167,30 @@ def test_an_imported_model_without_a_seed_restarts_as_acknowledged(make_client: 
     first.app.state.registry.close(checkpoint=False)  # type: ignore[attr-defined]
     second = make_client(**settings)
     assert second.post("/models/m/predict", json=PROBE).json() == expected
+
+
+def test_a_model_rebuilt_from_its_log_keeps_the_defaults_it_was_created_with(
+    make_client: Callable[..., TestClient], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by a review: a model rebuilt from its log alone (no checkpoint yet) was built from its request's
+    params, so a server upgraded to other defaults between the crash and the restart replayed the acknowledged
+    updates into another model. Its full configuration is now recorded when it is created."""
+    from stream_am.server import estimators
+
+    settings = {"checkpoint_every_samples": 10**6, "checkpoint_every_seconds": 3600}
+    first = make_client(**settings)
+    params = {"hidden_sizes": [8], "seed": 0}  # batch_size left to the default
+    first.post("/models", json={"name": "m", "params": params})
+    _feed(first, "/models/m/partial_fit", [7, 9, 5, 11, 6])
+    expected = first.post("/models/m/predict", json=PROBE).json()
+    info = first.get("/models/m").json()
+    first.app.state.registry.close(checkpoint=False)  # type: ignore[attr-defined]
+    state = tmp_path / "state"
+    assert not list(state.glob("models/m-*/checkpoints/ckpt-*"))  # only the log holds the model
+    build = estimators.build
+    # "the next version" learns in batches of 4 unless told otherwise
+    monkeypatch.setattr(estimators, "build", lambda name, p: build(name, {"batch_size": 4, **p}))
+    second = make_client(**settings)
+    assert second.post("/models/m/predict", json=PROBE).json() == expected
+    assert second.get("/models/m").json()["config"] == info["config"]
+    assert second.get("/models/m").json()["params"] == params
