@@ -240,6 +240,15 @@ def _lock_state_dir(root: Path) -> IO[bytes]:
         raise RuntimeError(f"the state directory {root} is in use by another stream_am server") from None
 
 
+def _check_params_match(estimator: str, params: dict[str, Any], loaded: Any) -> None:
+    """FieldError naming ``params.<key>`` when the document's params say other than its files' model (the files
+    are what serves: the model's params would describe another model)."""
+    said, held = estimators.config(estimators.build(estimator, params)), estimators.config(loaded)
+    for key in params:
+        if said.get(key) != held.get(key):
+            raise FieldError(f"params.{key}", f"{said.get(key)!r}, but the files' model has {held.get(key)!r}")
+
+
 def _seed_checkpoint(path: Path, estimator: str, export: dict[str, Any], settings: Settings) -> None:
     """Write an imported model as checkpoint 0 after checking that it loads and fits the host's limits."""
     files: dict[str, str] = export["files"]
@@ -260,6 +269,7 @@ def _seed_checkpoint(path: Path, estimator: str, export: dict[str, Any], setting
             raise FieldError("files", f"the files do not hold a loadable {estimator}: {type(exc).__name__}: {exc}"
                              ) from exc
         check_config(estimators.config(loaded), settings, "files")
+        _check_params_match(estimator, export["params"], loaded)
         classes, features = estimators.describe(loaded)
         try:  # (a name the library keeps but JSON over HTTP cannot carry: a lone surrogate)
             json.dumps([classes, features], ensure_ascii=False).encode("utf-8")

@@ -148,6 +148,7 @@ def test_import_with_replace_keeps_the_old_model_until_the_new_one_loaded(client
         ("surrogate feature", "files"),
         (lambda d: d["state"].update({"metrics": {"n": 1, "correct": 1000}}), "state.metrics"),
         (lambda d: d["state"].update({"metrics": {"n": 2.5, "correct": 1}}), "state.metrics"),
+        (lambda d: d["params"].update({"batch_size": 5}), "params.batch_size"),  # not what the files hold
     ],
 )
 def test_broken_imports_are_422_naming_the_field(client: TestClient, change: Any, field: str) -> None:
