@@ -29,7 +29,6 @@ forgotten (``shifts_`` lists those).
 from __future__ import annotations
 
 import copy
-import math
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -38,7 +37,8 @@ import pandas as pd
 from river import base, drift
 
 from stream_am import checks
-from stream_am.drift_signal import SIGNALS, batch_losses, feed, records_frame, sample_loss
+from stream_am.drift_checks import check_arguments, checked_engine
+from stream_am.drift_signal import batch_losses, feed, records_frame, sample_loss
 from stream_am.estimators import inputs
 from stream_am.estimators.classifier import StreamClassifier
 from stream_am.strategies_checks import labelled_frame, labelled_row
@@ -57,7 +57,8 @@ class DriftAware(ClassifierWrapper):
     ----------
     classifier
         A river classifier with an ``engine`` attribute (an ``OnlineAM``, or anything with ``forget(factor)`` and a
-        ``memory_decay`` attribute) once it has learnt.
+        ``memory_decay`` attribute) once it has learnt. One it cannot make forget is refused before it learns
+        (:mod:`stream_am.drift_checks`): a stream estimator without ``forget`` (the backprop baselines) here.
     detector
         A river drift detector (a binary one with ``signal="error"``), cloned before use; ``None`` means
         ``river.drift.ADWIN()``. A detection counts only if the loss went up: for detectors with an ``estimation``
@@ -106,19 +107,7 @@ class DriftAware(ClassifierWrapper):
         boost_samples: int = 500,
         domain_shift: float | None = 10.0,
     ) -> None:
-        checks.check_choice("signal", signal, SIGNALS)
-        if not isinstance(classifier, base.Classifier):
-            raise ValueError(f"classifier must be a river classifier, got {type(classifier).__name__}")
-        if not isinstance(detector, (type(None), base.DriftDetector, base.BinaryDriftDetector)):
-            raise ValueError(f"detector must be a river drift detector or None, got {type(detector).__name__}")
-        if isinstance(detector, base.BinaryDriftDetector) and signal != "error":
-            raise ValueError(f"detector {type(detector).__name__} reads 0/1 values: signal must be 'error'")
-        checks.check_float("forget_factor", forget_factor, 0.0, 1.0, low_inclusive=False, high_inclusive=True)
-        if boost_decay is not None:
-            checks.check_float("boost_decay", boost_decay, 0.0, 1.0)
-        checks.check_int("boost_samples", boost_samples, low=0)
-        if domain_shift is not None:
-            checks.check_float("domain_shift", domain_shift, 0.0, math.inf)
+        check_arguments(classifier, detector, signal, forget_factor, boost_decay, boost_samples, domain_shift)
         self.classifier = classifier
         self.detector = detector
         self.signal = signal
@@ -181,9 +170,8 @@ class DriftAware(ClassifierWrapper):
         ``i``-th to the ``j``-th, as the classifier answers now) and ``learn``. At a detection the engine forgets
         (unless the inputs so far are a new domain: the detector starts again; before the first step: nothing to
         forget) and the samples after it are scored anew. Only a forget, or a boost's end, comes before ``learn``."""
-        if not hasattr(self.classifier, "engine"):
-            raise TypeError(f"{type(self.classifier).__name__} has no `engine` attribute to make forget")
-        engine, labels, n = self.classifier.engine, [t for _, t in samples], len(samples)
+        engine = checked_engine(self.classifier, self.boost_decay is not None)
+        labels, n = [t for _, t in samples], len(samples)
         detector = self._new_detector() if self._detector is None else copy.deepcopy(self._detector)
         seen, first, done, start, fed = self._seen, self.n_seen_, 0, 0, 0  # (committed to ``done``, fed to ``fed``)
         pending: list[tuple[base.DriftDetector, int, int, str | None]] = []  # parts fed, not committed yet

@@ -492,3 +492,39 @@ def test_samples_without_features_are_held_and_scored_as_sample_by_sample():
     assert not unscored and model.classifier.n_features_in_ == 1
     model.learn_many(pd.DataFrame(index=range(3)), pd.Series([0, 1, 0]))
     model.learn_one({}, 1)
+
+
+
+class _NoForget:
+    memory_decay = 1e-3
+
+
+class _NoDecay:
+    def forget(self, factor):
+        pass
+
+
+class _Unforgetting(Constant):
+    """A constant classifier whose engine is ``engine`` (one without ``forget``, or without ``memory_decay``)."""
+
+    def __init__(self, engine):
+        super().__init__()
+        self.engine = engine
+
+
+def test_a_classifier_it_cannot_make_forget_is_refused_before_it_learns():
+    """Before, a backprop baseline (an engine without ``forget``) learnt until the first detection, which raised an
+    AttributeError in the middle of the commit: the detection counted, the batch was not learnt."""
+    from stream_am.baselines import BackpropClassifier
+
+    with pytest.raises(ValueError, match="^classifier .*BackpropClassifier has no forget"):
+        DriftAware(BackpropClassifier())
+    X, y = _stream(n=40)
+    for engine, kwargs, match in ((_NoForget(), {}, "forget"), (_NoDecay(), {"boost_decay": 0.5}, "memory_decay")):
+        model = DriftAware(_Unforgetting(engine), **kwargs)
+        before = pickle.dumps(model)
+        with pytest.raises(TypeError, match=match):
+            model.learn_many(X, y)
+        with pytest.raises(TypeError, match=match):
+            model.learn_one({"a": 0.0}, 0)
+        assert pickle.dumps(model) == before and model.classifier.learnt == 0
