@@ -1,6 +1,7 @@
 """How new input rows are to a model's remembered inputs (stream_am.estimators.novelty, AMClassifier.input_novelty)."""
 
 import pickle
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -42,6 +43,18 @@ def test_too_few_rows_remembered_tell_nothing():
     companion = _remembering(np.random.default_rng(2).normal(size=(7, 3)))  # fewer than twice the features
     assert novelty(companion, np.zeros((4, 3))) is None
     assert novelty(LinearCompanion(3, 2, decay=0.0, ridge=1e-3), np.zeros((4, 3))) is None
+
+
+def test_a_model_without_features_tells_nothing():
+    """With the bias alone no row can be new: None. Before, the spread was 0, and the figure -inf or NaN (with a
+    RuntimeWarning) for a model that had learnt only empty rows."""
+    assert novelty(_remembering(np.zeros((50, 0))), np.zeros((4, 0))) is None
+    model = AMClassifier(hidden_sizes=(4,), batch_size=8, seed=0)
+    for k in range(64):
+        model.learn_one({}, k % 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert model._companion is not None and model.input_novelty(pd.DataFrame(index=range(3))) is None
 
 
 def _learnt(n=800, companion=True, seed=0):

@@ -189,8 +189,8 @@ class AMClassifier(_AMMixin, SklearnClassifier, StreamClassifier):
         """How many standard deviations further the rows of ``X`` lie from the inputs the model remembers than rows
         like those would: about 0 or below for rows like them, tens or more for a new domain's
         (:mod:`stream_am.estimators.novelty`; the larger of the companions' figures). None before the first step,
-        without a companion (``companion=False``, or a first layer without a memory), or for no rows. Changes
-        nothing; ``X`` is checked as ``predict_many`` checks it."""
+        without a companion (``companion=False``, or a first layer without a memory), without a feature learnt, or
+        for no rows. Changes nothing; ``X`` is checked as ``predict_many`` checks it."""
         names, rows, present = inputs.frame_rows(X, limit=self._feature_limit)
         parts = [part for part in (self._companion, self._quadratic) if part is not None]
         if not parts or not len(rows):

@@ -38,7 +38,8 @@ CAP = 4.0  # a row's leverage counts up to CAP times its expected value
 def novelty(companion: LinearCompanion, x: np.ndarray) -> float | None:
     """Standard deviations by which the rows ``x`` (the network's float64 input rows, at least one) lie further
     from ``companion``'s remembered inputs than rows like them would (module docstring); None while it
-    remembers too few rows to tell (fewer than twice its features) or its sums have no factor.
+    remembers too few rows to tell (fewer than twice its features), its sums have no factor, or it has no feature
+    (only the bias: no row can be new).
 
     Examples
     --------
@@ -54,7 +55,7 @@ def novelty(companion: LinearCompanion, x: np.ndarray) -> float | None:
     True
     """
     A = companion.A.sum(axis=0)
-    if A[0, 0] < 2 * len(A):
+    if len(A) < 2 or A[0, 0] < 2 * len(A):
         return None
     factor = cholesky(A, companion.ridge)
     if factor is None:
