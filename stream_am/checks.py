@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -65,7 +65,7 @@ class InputError(ValueError):
 
 
 def check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
-    if value not in choices:
+    if not isinstance(value, Hashable) or value not in choices:  # (an array compares elementwise: not a choice)
         raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
 
 

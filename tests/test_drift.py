@@ -528,3 +528,11 @@ def test_a_classifier_it_cannot_make_forget_is_refused_before_it_learns():
         with pytest.raises(TypeError, match=match):
             model.learn_one({"a": 0.0}, 0)
         assert pickle.dumps(model) == before and model.classifier.learnt == 0
+
+
+@pytest.mark.parametrize("signal", [np.array(["error"]), np.array(["error", "log_loss"]), ["error"]])
+def test_a_signal_that_is_not_one_string_is_refused_naming_it(signal):
+    """An array compared elementwise: one of one entry was taken for its entry, one of two raised numpy's
+    'truth value of an array is ambiguous' without naming the field."""
+    with pytest.raises(ValueError, match="^signal must be one of"):
+        DriftAware(Constant(), signal=signal)
