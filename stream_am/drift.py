@@ -76,6 +76,10 @@ class DriftAware(ClassifierWrapper):
         streams (discrete, skewed features) spread more, hence the margin of the default (what concept drifts and
         new domains read: ``benchmarks/README.md``).
 
+    A parameter set as an attribute after construction (``model.forget_factor = 0.5``) is checked as the
+    constructor checks it at the next ``learn_*`` call, which it refuses (``ValueError`` naming it) before
+    anything changes.
+
     Examples
     --------
     >>> from river import drift
@@ -239,8 +243,13 @@ class DriftAware(ClassifierWrapper):
             self._commit(self._detector, held, classifier.engine, None)
         return self._held_samples
 
+    def _check_arguments(self) -> None:  # (the parameters are public attributes: a user may have set one since)
+        check_arguments(self.classifier, self.detector, self.signal, self.forget_factor, self.boost_decay,
+                        self.boost_samples, self.domain_shift)
+
     def learn_one(self, x: dict, y: Any, **kwargs: Any) -> None:
         checks.check_can_learn()
+        self._check_arguments()
         classifier = self.classifier
         if not self._defers() or not isinstance(classifier, StreamClassifier):
             row, label = labelled_row(x, y, self._a_label)
@@ -261,6 +270,7 @@ class DriftAware(ClassifierWrapper):
 
     def learn_many(self, X: pd.DataFrame, y: pd.Series, **kwargs: Any) -> None:
         checks.check_can_learn()
+        self._check_arguments()
         classifier = self.classifier
         if self._defers() and isinstance(classifier, StreamClassifier):
             names, values, present, labels = classifier._checked_many(X, y)

@@ -536,3 +536,23 @@ def test_a_signal_that_is_not_one_string_is_refused_naming_it(signal):
     'truth value of an array is ambiguous' without naming the field."""
     with pytest.raises(ValueError, match="^signal must be one of"):
         DriftAware(Constant(), signal=signal)
+
+
+@pytest.mark.parametrize("field, value", [("forget_factor", 2.0), ("boost_decay", 5.0), ("boost_samples", -3),
+                                          ("signal", "loss"), ("domain_shift", "x"), ("detector", "adwin"),
+                                          ("classifier", None)])
+def test_a_parameter_set_invalid_after_construction_is_refused_before_anything_changes(field, value):
+    """Before, such a value was used unchecked: a forget_factor of 2 or a boost_decay of 5 learnt until the first
+    detection, which raised in the middle of the commit (the detection counted, the batch was not learnt); a
+    signal of 'loss' was read as 'log_loss', a negative boost_samples as 0."""
+    inner = Constant()
+    model = DriftAware(inner, forget_factor=0.5, boost_decay=0.1)
+    X, y = _stream()
+    model.learn_many(X[:500], y[:500])
+    setattr(model, field, value)
+    before = pickle.dumps(model)
+    with pytest.raises(ValueError, match=f"^{field}"):
+        model.learn_many(X[500:], y[500:])
+    with pytest.raises(ValueError, match=f"^{field}"):
+        model.learn_one({"a": 0.0}, 1)
+    assert pickle.dumps(model) == before and inner.learnt == 500
